@@ -1,0 +1,45 @@
+"""The authorization table: for every route, who may call it. One table, enforced and tested.
+
+``campaign_context`` (app.security) looks the route up here on every campaign request, so a route
+that is missing from the table is refused (fail closed), and ``tests/test_authz_matrix.py`` walks
+``app.routes`` and fails when a route is missing.
+
+Values: a set of campaign roles, or PUBLIC (no sign-in), or SIGNED_IN (any account, no campaign).
+The role ``volunteer`` covers both volunteer accounts and invite-link sessions.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+PUBLIC: Final = "public"
+SIGNED_IN: Final = "signed_in"
+ADMIN, ORGANISER, ANALYST, VOLUNTEER = "admin", "organiser", "analyst", "volunteer"
+ROLES: Final = (ADMIN, ORGANISER, ANALYST, VOLUNTEER)
+
+ALL = frozenset(ROLES)
+STAFF = frozenset({ADMIN, ORGANISER})
+PLANNERS = frozenset({ADMIN, ORGANISER, ANALYST})
+ADMIN_ONLY = frozenset({ADMIN})
+
+Rule = str | frozenset[str]
+
+ROUTE_ROLES: dict[tuple[str, str], Rule] = {
+    # ---- foundation (issue 3): public reference data, no personal data
+    ("GET", "/health"): PUBLIC,
+    ("GET", "/districts"): PUBLIC,
+    ("GET", "/districts/{code}"): PUBLIC,
+    # ---- access (issue 4)
+    ("GET", "/campaigns"): SIGNED_IN,
+    ("POST", "/campaigns"): SIGNED_IN,
+    ("GET", "/campaigns/{campaign_id}"): ALL,
+    # ---- supporters and GDPR (issue 5)
+    # ---- ranking and exports (issue 6)
+    # ---- turf, assignments, visits (issue 7)
+    # ---- maps (issue 8)
+}
+
+
+def rule_for(method: str, path: str) -> Rule | None:
+    """The rule for a route template, or None when the route is not in the table."""
+    return ROUTE_ROLES.get((method.upper(), path))

@@ -1,0 +1,102 @@
+"""Settings, read from the environment (prefix ``PORTE_``) or passed explicitly in tests."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SECRET = "change-me-insecure-development-secret"
+
+
+class Settings(BaseSettings):
+    """Everything the service and the CLI need to know about their environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTE_", env_file=".env", extra="ignore")
+
+    mode: Literal["development", "demo", "production", "test"] = "development"
+
+    # Database. DATABASE_URL is the service's own role (owns nothing, no BYPASSRLS).
+    # OWNER_DATABASE_URL owns the schema: migrations, imports of public data, maintenance.
+    # Both default to the private cluster managed by `porte db` (see app/pgcluster.py).
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "PORTE_DATABASE_URL")
+    )
+    owner_database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OWNER_DATABASE_URL", "PORTE_OWNER_DATABASE_URL"),
+    )
+    app_role: str = "porte_app"
+    db_dir: Path = REPO_ROOT / ".porte" / "db"
+    db_port: int = 54329
+    db_pool_size: int = 10
+
+    # Secrets
+    secret_key: str = DEFAULT_SECRET
+    # Data-encryption keys for personal data: JSON object {"key id": "base64 32-byte key"}.
+    data_keys: str = ""
+    data_key_id: str = ""
+    hmac_key: str = ""
+
+    # Auth
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    login_failures_per_minute: int = 5
+    invite_max_days: int = 30
+
+    # Privacy
+    k_threshold: int = 11
+    audit_retention_days: int = 365
+    audit_burst_threshold: int = 200  # views/exports of precise data per user and hour
+
+    # HTTP
+    cors_origins: list[str] = []
+    public_base_url: str = "http://127.0.0.1:8000"
+    basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    basemap_attribution: str = "© OpenStreetMap contributors"
+    static_dir: Path = REPO_ROOT / "static"
+
+    # Vector tiles
+    mvt_extent: int = 4096
+    mvt_buffer: int = 64
+    mvt_max_features: int = 20000
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @cached_property
+    def data_key_map(self) -> dict[str, str]:
+        """Parsed ``data_keys``: key id -> base64 key."""
+        return json.loads(self.data_keys) if self.data_keys else {}
+
+    def check_production(self) -> None:
+        """Refuse to run in production with development secrets."""
+        if self.mode != "production":
+            return
+        problems = []
+        if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+            problems.append("PORTE_SECRET_KEY is the default or shorter than 32 characters")
+        if not self.data_keys or not self.data_key_id:
+            problems.append("PORTE_DATA_KEYS / PORTE_DATA_KEY_ID are not set")
+        if not self.hmac_key:
+            problems.append("PORTE_HMAC_KEY is not set")
+        if problems:
+            raise SystemExit(
+                "Refusing to start in production mode: "
+                + "; ".join(problems)
+                + ". Generate secrets with `porte keys generate` and set them in the environment."
+            )
+
+
+def get_settings() -> Settings:
+    """Settings from the environment (one object per call; the app keeps its own)."""
+    return Settings()

@@ -1,0 +1,78 @@
+"""Database access: async engines, one transaction per request, the tenant (campaign) context.
+
+Row-level security keys every campaign table on ``porte.campaign_id``, a per-transaction setting
+(``set_config(..., true)`` is ``SET LOCAL``). ``set_tenant`` must run inside the transaction that
+reads or writes campaign data; the ``CampaignScope`` dependency in ``app.security`` does it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from app.config import Settings
+
+
+def resolve_urls(settings: Settings) -> tuple[str, str]:
+    """(service URL, owner URL): from settings, else from the private cluster."""
+    app_url, owner_url = settings.database_url, settings.owner_database_url
+    if app_url is None or owner_url is None:
+        from app.pgcluster import Cluster
+
+        cluster = Cluster(settings.db_dir, settings.db_port)
+        app_url = app_url or cluster.url("app")
+        owner_url = owner_url or (settings.database_url or cluster.url("owner"))
+    return _asyncpg(app_url), _asyncpg(owner_url)
+
+
+def _asyncpg(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An asyncpg engine; JIT off (short queries), app name for pg_stat_activity."""
+    return create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=False,
+        connect_args={"server_settings": {"jit": "off", "application_name": "porte"}},
+    )
+
+
+class Database:
+    """The service's engine and session factory (created once per app)."""
+
+    def __init__(self, settings: Settings):
+        self.url, self.owner_url = resolve_urls(settings)
+        self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A session inside one transaction: committed on success, rolled back on error."""
+        async with self.sessionmaker() as session, session.begin():
+            yield session
+
+
+async def set_tenant(
+    session: AsyncSession, campaign_id: uuid.UUID | str | None, user_id: uuid.UUID | str | None = None
+) -> None:
+    """Scope this transaction to one campaign (RLS) and one user (membership visibility)."""
+    await session.execute(
+        text(
+            "SELECT set_config('porte.campaign_id', :cid, true), "
+            "set_config('porte.user_id', :uid, true)"
+        ),
+        {"cid": str(campaign_id) if campaign_id else "", "uid": str(user_id) if user_id else ""},
+    )
