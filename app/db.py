@@ -12,7 +12,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from app.config import Settings
 
@@ -30,9 +35,14 @@ def resolve_urls(settings: Settings) -> tuple[str, str]:
 
 
 def _asyncpg(url: str) -> str:
-    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+    for prefix in (
+        "postgresql://",
+        "postgres://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
         if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix):]
+            return "postgresql+asyncpg://" + url[len(prefix) :]
     return url
 
 
@@ -66,7 +76,9 @@ class Database:
 
 
 async def set_tenant(
-    session: AsyncSession, campaign_id: uuid.UUID | str | None, user_id: uuid.UUID | str | None = None
+    session: AsyncSession,
+    campaign_id: uuid.UUID | str | None,
+    user_id: uuid.UUID | str | None = None,
 ) -> None:
     """Scope this transaction to one campaign (RLS) and one user (membership visibility)."""
     await session.execute(

@@ -132,7 +132,9 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = getattr(request.state, "request_id", "-")
-        log.exception("unhandled error on %s %s (request %s)", request.method, request.url.path, rid)
+        log.exception(
+            "unhandled error on %s %s (request %s)", request.method, request.url.path, rid
+        )
         return problem(
             500,
             "Internal error",

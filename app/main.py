@@ -28,8 +28,9 @@ SECURITY_HEADERS = {
 }
 # Pages load only their own scripts; tiles of the configured basemap may come from elsewhere.
 CSP = (
-    "default-src 'self'; img-src 'self' data: blob: https: http:; style-src 'self' 'unsafe-inline'; "
-    "script-src 'self' 'unsafe-inline'; connect-src 'self'; worker-src 'self'; frame-ancestors 'none'"
+    "default-src 'self'; img-src 'self' data: blob: https: http:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+    "connect-src 'self'; worker-src 'self'; frame-ancestors 'none'"
 )
 
 
@@ -70,8 +71,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             response.headers.setdefault(k, v)
         response.headers.setdefault("Content-Security-Policy", CSP)
         log.info(
-            "%s %s -> %s in %.1f ms [%s]", request.method, request.url.path,
-            response.status_code, (time.perf_counter() - start) * 1000, request.state.request_id,
+            "%s %s -> %s in %.1f ms [%s]",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - start) * 1000,
+            request.state.request_id,
         )
         return response
 

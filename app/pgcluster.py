@@ -129,9 +129,7 @@ class Cluster:
         """SQLAlchemy URL (asyncpg) for role 'app' or 'owner'."""
         creds = self.credentials()
         user = {"app": "porte_app", "owner": "porte_owner"}[role]
-        return (
-            f"postgresql+asyncpg://{user}:{creds[user]}@127.0.0.1:{self.port}/{database}"
-        )
+        return f"postgresql+asyncpg://{user}:{creds[user]}@127.0.0.1:{self.port}/{database}"
 
     # ---- running commands as the unprivileged user
     def _as_user(self, args: list[str]) -> list[str]:
@@ -172,8 +170,15 @@ class Cluster:
         if not self.is_running():
             res = self._run(
                 [
-                    self.bins.tool("pg_ctl"), "-D", str(self.pgdata), "-l", str(self.log_path),
-                    "-w", "-t", "60", "start",
+                    self.bins.tool("pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_path),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
                 ]
             )
             if res.returncode != 0:
@@ -186,7 +191,9 @@ class Cluster:
 
     def stop(self) -> None:
         if self.is_running():
-            self._run([self.bins.tool("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"])
+            self._run(
+                [self.bins.tool("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"]
+            )
 
     def destroy(self) -> None:
         self.stop()
@@ -196,9 +203,22 @@ class Cluster:
         """Run SQL as the cluster superuser through the private unix socket."""
         res = self._run(
             [
-                self.bins.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-At",
-                "-h", str(self.pgdata), "-p", str(self.port), "-U", "porte_super",
-                "-d", database, "-c", sql,
+                self.bins.tool("psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-h",
+                str(self.pgdata),
+                "-p",
+                str(self.port),
+                "-U",
+                "porte_super",
+                "-d",
+                database,
+                "-c",
+                sql,
             ]
         )
         if res.returncode != 0:
@@ -211,8 +231,15 @@ class Cluster:
         self._chown(self.data_dir)
         res = self._run(
             [
-                self.bins.tool("initdb"), "-D", str(self.pgdata), "-U", "porte_super",
-                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+                self.bins.tool("initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "porte_super",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
                 "--locale=C.UTF-8",
             ]
         )
@@ -253,9 +280,9 @@ class Cluster:
             self.psql(
                 "CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS pg_trgm;"
                 "CREATE EXTENSION IF NOT EXISTS unaccent;"
-                "GRANT CONNECT ON DATABASE \"%s\" TO porte_app;"
+                f'GRANT CONNECT ON DATABASE "{name}" TO porte_app;'
                 "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
-                "ALTER SCHEMA public OWNER TO porte_owner;" % name,
+                "ALTER SCHEMA public OWNER TO porte_owner;",
                 database=name,
             )
 
@@ -280,7 +307,14 @@ def _ensure_system_user() -> None:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
             check=True,
         )
 

@@ -22,7 +22,9 @@ def _fail(exc: Exception) -> None:
 
 def register(cli: typer.Typer) -> None:
     """Add the ``db`` group."""
-    db = typer.Typer(help="Manage the project's private PostGIS cluster (not needed with DATABASE_URL).")
+    db = typer.Typer(
+        help="Manage the project's private PostGIS cluster (not needed with DATABASE_URL)."
+    )
     cli.add_typer(db, name="db")
 
     @db.command()

@@ -18,6 +18,11 @@ def register(cli: typer.Typer) -> None:
         import uvicorn
 
         uvicorn.run(
-            "app.main:create_app", factory=True, host=host, port=port, workers=workers,
-            log_level="info", proxy_headers=False,
+            "app.main:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="info",
+            proxy_headers=False,
         )

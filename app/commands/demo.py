@@ -1,0 +1,98 @@
+"""`porte demo`: a private PostGIS, the 92-13 sample, a demo campaign with one account per role."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import typer
+
+
+def sample_loaded(owner_url: str) -> bool:
+    """True when the reference tables already hold tiles, districts and doors."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def _check() -> bool:
+        engine = create_async_engine(owner_url)
+        try:
+            async with engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM insee_tile) > 0 AND "
+                            "(SELECT count(*) FROM district) > 0 AND "
+                            "(SELECT count(*) FROM address) > 0"
+                        )
+                    )
+                ).scalar_one()
+                return bool(row)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_check())
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``demo``."""
+
+    @cli.command()
+    def demo(
+        host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        port: int = typer.Option(8000, help="Port to listen on."),
+        serve: bool = typer.Option(True, help="Start the service after loading."),
+        reload_sample: bool = typer.Option(
+            False, "--reload-sample", help="Re-import the sample data even if already loaded."
+        ),
+    ) -> None:
+        """Start everything with the sample data loaded (demo mode: never for real data)."""
+        from app.config import get_settings
+        from app.db import resolve_urls
+        from app.migrate import upgrade
+        from app.pgcluster import Cluster, ClusterError
+
+        os.environ["PORTE_MODE"] = "demo"
+        settings = get_settings()
+        if settings.database_url is None:
+            cluster = Cluster(settings.db_dir, settings.db_port)
+            try:
+                cluster.start(install=True)
+            except ClusterError as exc:
+                typer.secho(str(exc), fg="red", err=True)
+                raise typer.Exit(1) from exc
+            typer.echo(f"PostGIS cluster running on 127.0.0.1:{cluster.port} ({cluster.data_dir}).")
+        owner_url = resolve_urls(settings)[1]
+        upgrade(owner_url)
+        typer.echo("Database schema is up to date.")
+
+        from app.services.demo import create_demo_campaign
+        from app.services.imports.sample import load_sample
+
+        if reload_sample or not sample_loaded(owner_url):
+            typer.echo("Loading the 92-13 sample (INSEE tiles, polling stations, results, doors)")
+            load_sample(owner_url)
+        else:
+            typer.echo("Sample data already loaded (use --reload-sample to re-import).")
+
+        password = os.environ.get("PORTE_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+        info = create_demo_campaign(owner_url, password)
+        base = f"http://{host}:{port}"
+        typer.secho("\nDemo campaign ready: " + str(info.get("name", "Démo 92-13")), bold=True)
+        typer.echo(f"  campaign id : {info.get('campaign_id')}")
+        for email in info.get("accounts", []):
+            typer.echo(f"  {email:<24} password: {password}")
+        if info.get("invite_path"):
+            typer.echo(f"  volunteer invite link (phone): {base}{info['invite_path']}")
+        typer.echo(f"  API docs    : {base}/docs")
+        typer.echo(f"  organiser map: {base}/organiser/   analyst map: {base}/analyst/")
+        typer.secho(
+            "  Door points of 92-13 are SYNTHETIC (generated from INSEE household counts); "
+            "import your département's BAN file to replace them.",
+            fg="yellow",
+        )
+        if serve:
+            import uvicorn
+
+            uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
