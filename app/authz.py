@@ -30,13 +30,36 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/districts"): PUBLIC,
     ("GET", "/districts/{code}"): PUBLIC,
     # ---- access (issue 4)
+    ("POST", "/auth/token"): PUBLIC,
+    ("POST", "/auth/refresh"): PUBLIC,
+    ("POST", "/auth/logout"): PUBLIC,
+    ("POST", "/auth/invite"): PUBLIC,
+    ("GET", "/auth/me"): SIGNED_IN,
+    ("POST", "/auth/totp/enrol"): SIGNED_IN,
+    ("POST", "/auth/totp/confirm"): SIGNED_IN,
+    ("POST", "/auth/totp/disable"): SIGNED_IN,
     ("GET", "/campaigns"): SIGNED_IN,
     ("POST", "/campaigns"): SIGNED_IN,
     ("GET", "/campaigns/{campaign_id}"): ALL,
+    ("GET", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
+    ("POST", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
+    ("PATCH", "/campaigns/{campaign_id}/members/{user_id}"): ADMIN_ONLY,
+    ("DELETE", "/campaigns/{campaign_id}/members/{user_id}"): ADMIN_ONLY,
+    ("GET", "/campaigns/{campaign_id}/invites"): STAFF,
+    ("POST", "/campaigns/{campaign_id}/invites"): STAFF,
+    ("DELETE", "/campaigns/{campaign_id}/invites/{invite_id}"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/invites/{invite_id}/qr.svg"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/audit"): ADMIN_ONLY,
     # ---- supporters and GDPR (issue 5)
     # ---- ranking and exports (issue 6)
     # ---- turf, assignments, visits (issue 7)
     # ---- maps (issue 8)
+    ("GET", "/m/config.json"): PUBLIC,  # basemap URL and attribution for the map pages
+    ("GET", "/campaigns/{campaign_id}/tiles/doors/{z}/{x}/{y}.mvt"): frozenset(
+        {ADMIN, ORGANISER, VOLUNTEER}
+    ),
+    ("GET", "/campaigns/{campaign_id}/tiles/turfs/{z}/{x}/{y}.mvt"): ALL,
+    ("GET", "/campaigns/{campaign_id}/tiles/districts/{z}/{x}/{y}.mvt"): PLANNERS,
 }
 
 

@@ -24,9 +24,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.authz import PUBLIC, SIGNED_IN, rule_for
+from app.authz import PUBLIC, SIGNED_IN, STAFF, rule_for
 from app.config import Settings
-from app.db import set_tenant
+from app.db import Database, set_tenant
 from app.errors import Forbidden, NotFound, Unauthorized
 
 JWT_ALGORITHM = "HS256"
@@ -68,7 +68,9 @@ def decode_token(settings: Settings, token: str, typ: str) -> dict[str, Any]:
     """Verify signature, algorithm, expiry and type; raise Unauthorized otherwise."""
     try:
         claims = jwt.decode(
-            token, settings.secret_key, algorithms=[JWT_ALGORITHM],
+            token,
+            settings.secret_key,
+            algorithms=[JWT_ALGORITHM],
             options={"require": ["exp", "iat", "typ"]},
         )
     except jwt.ExpiredSignatureError as exc:
@@ -80,10 +82,11 @@ def decode_token(settings: Settings, token: str, typ: str) -> dict[str, Any]:
     return claims
 
 
-def access_token(settings: Settings, user_id: uuid.UUID) -> str:
-    """A short-lived access token for one account."""
+def access_token(settings: Settings, user_id: uuid.UUID, *, mfa: bool = False) -> str:
+    """A short-lived access token for one account (``mfa``: signed in with a second factor)."""
     return encode_token(
-        settings, {"sub": str(user_id), "typ": "access"},
+        settings,
+        {"sub": str(user_id), "typ": "access", "mfa": bool(mfa)},
         timedelta(minutes=settings.access_token_minutes),
     )
 
@@ -94,8 +97,14 @@ def invite_session_token(
     """A session for a volunteer who opened an invite link: no account, scoped to the invite."""
     ttl = max(expires_at - datetime.now(UTC), timedelta(seconds=1))
     return encode_token(
-        settings, {"sub": f"invite:{invite_id}", "typ": "invite", "inv": str(invite_id),
-                   "cid": str(campaign_id)}, ttl,
+        settings,
+        {
+            "sub": f"invite:{invite_id}",
+            "typ": "invite",
+            "inv": str(invite_id),
+            "cid": str(campaign_id),
+        },
+        ttl,
     )
 
 
@@ -107,6 +116,7 @@ class Principal:
     user_id: uuid.UUID | None = None
     invite_id: uuid.UUID | None = None
     invite_campaign_id: uuid.UUID | None = None
+    mfa: bool = False  # the access token was obtained with a TOTP code
 
     @property
     def is_invite(self) -> bool:
@@ -128,6 +138,19 @@ Session = Annotated[AsyncSession, Depends(get_session)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
+def get_database(request: Request) -> Database:
+    """The app's database, for services that commit more than one transaction (sign-in)."""
+    return request.app.state.db
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address as the server sees it (behind a proxy: run uvicorn --proxy-headers)."""
+    return request.client.host if request.client else None
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
 async def optional_principal(
     request: Request,
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -137,14 +160,20 @@ async def optional_principal(
         return None
     settings: Settings = request.app.state.settings
     try:
+        # Only to pick the expected type; decode_token then verifies signature, algorithm, expiry.
         unverified = jwt.decode(creds.credentials, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise Unauthorized("Invalid token: sign in again.") from exc
-    if unverified.get("typ") == "invite":
-        claims = decode_token(settings, creds.credentials, "invite")
-        return Principal(invite_id=uuid.UUID(claims["inv"]), invite_campaign_id=uuid.UUID(claims["cid"]))
-    claims = decode_token(settings, creds.credentials, "access")
-    return Principal(user_id=uuid.UUID(claims["sub"]))
+    try:
+        if unverified.get("typ") == "invite":
+            claims = decode_token(settings, creds.credentials, "invite")
+            return Principal(
+                invite_id=uuid.UUID(claims["inv"]), invite_campaign_id=uuid.UUID(claims["cid"])
+            )
+        claims = decode_token(settings, creds.credentials, "access")
+        return Principal(user_id=uuid.UUID(claims["sub"]), mfa=claims.get("mfa") is True)
+    except (KeyError, ValueError, TypeError) as exc:  # signed by us but malformed: refuse anyway
+        raise Unauthorized("Invalid token: sign in again.") from exc
 
 
 async def current_principal(
@@ -163,6 +192,13 @@ async def current_user_id(
     if principal.user_id is None:
         raise Forbidden("An invite session cannot do this; sign in with an account.")
     await set_tenant(session, None, principal.user_id)
+    active = (
+        await session.execute(
+            text("SELECT is_active FROM app_user WHERE id = :u"), {"u": principal.user_id}
+        )
+    ).scalar()
+    if not active:
+        raise Unauthorized("This account no longer exists or was disabled; ask your admin.")
     return principal.user_id
 
 
@@ -191,7 +227,11 @@ class CampaignContext:
         return self.principal.user_id
 
     async def audit(
-        self, action: str, *, object: str | None = None, rows: int | None = None,
+        self,
+        action: str,
+        *,
+        object: str | None = None,
+        rows: int | None = None,
         details: dict[str, Any] | None = None,
     ) -> None:
         """Record that precise locations or personal data were seen or exported."""
@@ -245,11 +285,17 @@ async def campaign_context(
         role = row.role
     camp = (
         await session.execute(
-            text("SELECT k_threshold, election_date FROM campaign WHERE id = :c"), {"c": campaign_id}
+            text("SELECT k_threshold, election_date, require_2fa FROM campaign WHERE id = :c"),
+            {"c": campaign_id},
         )
     ).first()
     if camp is None:
         raise not_found
+    if camp.require_2fa and role in STAFF and not principal.mfa:
+        raise Forbidden(
+            "This campaign requires two-factor sign-in for admins and organisers: turn it on "
+            "(POST /auth/totp/enrol, then /auth/totp/confirm) and sign in again with your code."
+        )
     if role not in rule:
         raise Forbidden(f"The {role} role may not do this.")
     return CampaignContext(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -78,3 +78,41 @@ async def make_world(engine: AsyncEngine, settings: Settings, *, k: int = 11) ->
     users = {role: await make_user(engine) for role in ROLES}
     cid = await make_campaign(engine, members={uid: r for r, uid in users.items()}, k=k)
     return World(cid, users, {r: bearer(settings, uid) for r, uid in users.items()})
+
+
+async def make_invite(
+    engine: AsyncEngine,
+    settings: Settings,
+    campaign_id: uuid.UUID,
+    *,
+    expires_in: timedelta = timedelta(days=1),
+    revoked: bool = False,
+    assignment_id: uuid.UUID | None = None,
+) -> tuple[uuid.UUID, dict[str, str]]:
+    """An invite row and the header of a session opened with it (JWT valid for a day even when
+    the invite itself has expired, so that the per-request recheck is what refuses it)."""
+    from app.security import invite_session_token, token_hash
+    from app.services.invites import invite_token
+
+    invite_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO invite (campaign_id, id, token_hash, assignment_id, created_at, "
+                "expires_at, revoked_at) VALUES (:c, :i, :h, :a, :ca, :e, :r)"
+            ),
+            {
+                "c": campaign_id,
+                "i": invite_id,
+                "a": assignment_id,
+                "h": token_hash(invite_token(settings, campaign_id, invite_id)),
+                "ca": min(now, now + expires_in) - timedelta(minutes=1),
+                "e": now + expires_in,
+                "r": now if revoked else None,
+            },
+        )
+    jwt_ = invite_session_token(
+        settings, invite_id=invite_id, campaign_id=campaign_id, expires_at=now + timedelta(days=1)
+    )
+    return invite_id, {"Authorization": f"Bearer {jwt_}"}

@@ -1,0 +1,186 @@
+"""`porte admin create|password EMAIL` and `porte audit purge`: accounts and audit retention.
+
+Passwords are typed at a hidden prompt (twice), never passed as arguments, so they stay out of
+shell history and process lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import uuid
+
+import typer
+
+MIN_PASSWORD = 10
+
+
+def _owner_url() -> str:
+    from app.config import get_settings
+    from app.db import resolve_urls
+
+    return resolve_urls(get_settings())[1]
+
+
+def ask_password() -> str:
+    """Read a new password twice at a hidden prompt."""
+    for _ in range(3):
+        first = getpass.getpass("Password (not shown): ")
+        if len(first) < MIN_PASSWORD:
+            typer.secho(f"Use at least {MIN_PASSWORD} characters.", fg="red", err=True)
+            continue
+        if getpass.getpass("Same password again: ") != first:
+            typer.secho("The two passwords differ; try again.", fg="red", err=True)
+            continue
+        return first
+    typer.secho("No password set.", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+async def create_account(
+    owner_url: str,
+    email: str,
+    password_hash: str,
+    *,
+    campaign: uuid.UUID | None,
+    role: str | None,
+    reset: bool = False,
+) -> tuple[uuid.UUID, bool]:
+    """Create (or with ``reset`` re-password) an account, optionally adding it to a campaign."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.begin() as conn:
+            existing = (
+                await conn.execute(text("SELECT id FROM app_user WHERE email = :e"), {"e": email})
+            ).scalar()
+            if existing and not reset:
+                raise ValueError(
+                    f"{email} already has an account. Reset its password with "
+                    f"`porte admin password {email}`."
+                )
+            if not existing and reset:
+                raise ValueError(
+                    f"No account {email}; create it with `porte admin create {email}`."
+                )
+            if existing:
+                await conn.execute(
+                    text("UPDATE app_user SET password_hash = :h, is_active = true WHERE id = :u"),
+                    {"h": password_hash, "u": existing},
+                )
+                uid = existing
+            else:
+                uid = (
+                    await conn.execute(
+                        text(
+                            "INSERT INTO app_user (email, password_hash) VALUES (:e, :h) "
+                            "RETURNING id"
+                        ),
+                        {"e": email, "h": password_hash},
+                    )
+                ).scalar_one()
+            if campaign is not None:
+                found = (
+                    await conn.execute(
+                        text("SELECT 1 FROM campaign WHERE id = :c"), {"c": campaign}
+                    )
+                ).scalar()
+                if not found:
+                    raise ValueError(
+                        f"No campaign {campaign}. List them with the API (GET /campaigns)."
+                    )
+                await conn.execute(
+                    text(
+                        "INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, :r) "
+                        "ON CONFLICT (campaign_id, user_id) DO UPDATE SET role = EXCLUDED.role"
+                    ),
+                    {"c": campaign, "u": uid, "r": role or "admin"},
+                )
+        return uid, not existing
+    finally:
+        await engine.dispose()
+
+
+def _valid_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
+        typer.secho(f"'{email}' is not an e-mail address.", fg="red", err=True)
+        raise typer.Exit(2)
+    return email
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``admin`` and ``audit`` groups."""
+    admin = typer.Typer(help="Accounts: create the first admin, reset a password.")
+    cli.add_typer(admin, name="admin")
+
+    @admin.command("create")
+    def create(
+        email: str = typer.Argument(..., help="E-mail of the new account (its sign-in name)."),
+        campaign: uuid.UUID | None = typer.Option(None, help="Also add it to this campaign id."),
+        role: str | None = typer.Option(
+            None, help="Role in --campaign: admin (default), organiser, analyst, volunteer."
+        ),
+    ) -> None:
+        """Create an account; the password is asked twice and never shown."""
+        from app.authz import ROLES
+        from app.security import hash_password
+
+        email = _valid_email(email)
+        if role is not None and role not in ROLES:
+            typer.secho(
+                f"Unknown role '{role}': use one of {', '.join(ROLES)}.", fg="red", err=True
+            )
+            raise typer.Exit(2)
+        if role is not None and campaign is None:
+            typer.secho("--role needs --campaign.", fg="red", err=True)
+            raise typer.Exit(2)
+        password = ask_password()
+        try:
+            uid, _ = asyncio.run(
+                create_account(
+                    _owner_url(), email, hash_password(password), campaign=campaign, role=role
+                )
+            )
+        except ValueError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from exc
+        where = f" as {role or 'admin'} of campaign {campaign}" if campaign else ""
+        typer.echo(f"Account {email} created (id {uid}){where}.")
+        if campaign is None:
+            typer.echo("Sign in at POST /auth/token, then create a campaign with POST /campaigns.")
+
+    @admin.command("password")
+    def password(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:
+        """Set a new password for an account (asked twice, never shown)."""
+        from app.security import hash_password
+
+        email = _valid_email(email)
+        new = ask_password()
+        try:
+            asyncio.run(
+                create_account(
+                    _owner_url(), email, hash_password(new), campaign=None, role=None, reset=True
+                )
+            )
+        except ValueError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"Password of {email} changed.")
+
+    audit = typer.Typer(help="The audit log of views and exports of personal data.")
+    cli.add_typer(audit, name="audit")
+
+    @audit.command("purge")
+    def purge(
+        days: int | None = typer.Option(
+            None, help="Keep this many days (default PORTE_AUDIT_RETENTION_DAYS, 365)."
+        ),
+    ) -> None:
+        """Delete audit events older than the retention period."""
+        from app.services.audit import purge_audit
+
+        n = purge_audit(_owner_url(), days)
+        typer.echo(f"{n} audit events older than the retention period deleted.")

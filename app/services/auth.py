@@ -1,0 +1,315 @@
+"""Sign-in, refresh-token rotation, throttling of failed attempts, TOTP second factor.
+
+Failed attempts are committed in their own transaction (the request's transaction is rolled back
+when it answers 401), in PostgreSQL so that the limit holds across workers and servers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import math
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+import segno
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+from app.db import Database, set_tenant
+from app.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
+from app.security import DUMMY_HASH, access_token, token_hash, verify_password
+
+WINDOW_SECONDS = 60
+BAD_CREDENTIALS = "Wrong e-mail or password."  # the same answer whether or not the account exists
+TOTP_ISSUER = "Porte-à-porte"
+
+# Failures of one key in the window, and the one whose ageing-out lifts the block.
+_FAILURES = (
+    "SELECT count(*) AS n, "
+    "  (SELECT at FROM auth_failure f2 WHERE f2.{col} = :v AND f2.at > now() - make_interval("
+    "     secs => :w) ORDER BY at DESC OFFSET :off LIMIT 1) AS pivot "
+    "FROM auth_failure WHERE {col} = :v AND at > now() - make_interval(secs => :w)"
+)
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    """What a successful sign-in or refresh returns."""
+
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+def account_key(settings: Settings, email: str) -> str:
+    """Keyed hash of the e-mail typed at sign-in (the throttle never stores e-mails)."""
+    return hmac.new(
+        settings.secret_key.encode(), b"signin:" + email.encode(), hashlib.sha256
+    ).hexdigest()
+
+
+# ---------------------------------------------------------------- throttling
+async def check_throttle(
+    session: AsyncSession, settings: Settings, *, key: str | None, client: str | None
+) -> None:
+    """Raise 429 with a retry delay when the account or the client address failed too often."""
+    limit = settings.login_failures_per_minute
+    waits = []
+    for col, value in (("account_key", key), ("client", client)):
+        if value is None:
+            continue
+        row = (
+            await session.execute(
+                text(_FAILURES.format(col=col)),
+                {"v": value, "w": WINDOW_SECONDS, "off": limit - 1},
+            )
+        ).one()
+        if row.n >= limit and row.pivot is not None:
+            age = (datetime.now(UTC) - row.pivot).total_seconds()
+            waits.append(max(1, math.ceil(WINDOW_SECONDS - age)))
+    if waits:
+        wait = max(waits)
+        raise TooManyRequests(
+            f"Too many failed attempts. Wait {wait} seconds before trying again.", retry_after=wait
+        )
+
+
+async def record_failure(db: Database, *, key: str | None, client: str | None) -> None:
+    """Commit one failed attempt (own transaction), and forget attempts older than a day."""
+    async with db.transaction() as session:
+        await session.execute(
+            text("INSERT INTO auth_failure (account_key, client) VALUES (:k, :c)"),
+            {"k": key, "c": client},
+        )
+        await session.execute(text("DELETE FROM auth_failure WHERE at < now() - interval '1 day'"))
+
+
+# ---------------------------------------------------------------- tokens
+async def _issue(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    mfa: bool,
+    family_id: uuid.UUID | None = None,
+) -> TokenPair:
+    refresh = secrets.token_urlsafe(32)
+    await session.execute(
+        text(
+            "INSERT INTO refresh_token (family_id, user_id, token_hash, mfa, expires_at) "
+            "VALUES (:f, :u, :h, :m, :e)"
+        ),
+        {
+            "f": family_id or uuid.uuid4(),
+            "u": user_id,
+            "h": token_hash(refresh),
+            "m": mfa,
+            "e": datetime.now(UTC) + timedelta(days=settings.refresh_token_days),
+        },
+    )
+    return TokenPair(
+        access_token=access_token(settings, user_id, mfa=mfa),
+        refresh_token=refresh,
+        expires_in=settings.access_token_minutes * 60,
+    )
+
+
+def _totp_step(user_secret: str, code: str, last_step: int | None) -> int | None:
+    """The time step ``code`` matches (±1 step of clock drift), unless already used."""
+    totp = pyotp.TOTP(user_secret)
+    now = datetime.now(UTC)
+    for offset in (0, -1, 1):
+        at = now + timedelta(seconds=offset * totp.interval)
+        if hmac.compare_digest(totp.at(at), code):
+            step = totp.timecode(at)
+            if last_step is not None and step <= last_step:
+                return None  # replayed code
+            return step
+    return None
+
+
+async def sign_in(
+    db: Database,
+    settings: Settings,
+    *,
+    email: str,
+    password: str,
+    totp: str | None,
+    client: str | None,
+) -> TokenPair:
+    """Check e-mail, password (and TOTP when enabled); return fresh tokens or raise 401/429."""
+    email = email.strip().lower()
+    key = account_key(settings, email)
+    async with db.transaction() as session:
+        await check_throttle(session, settings, key=key, client=client)
+        user = (
+            await session.execute(
+                text(
+                    "SELECT id, password_hash, is_active, totp_enabled, totp_secret, "
+                    "totp_last_step FROM app_user WHERE email = :e"
+                ),
+                {"e": email},
+            )
+        ).first()
+    # Verify even for unknown accounts, so that timing says nothing either.
+    ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+    if not (ok and user is not None and user.is_active):
+        await record_failure(db, key=key, client=client)
+        raise Unauthorized(BAD_CREDENTIALS)
+    step = None
+    if user.totp_enabled:
+        code = (totp or "").strip()
+        if not code:
+            raise Unauthorized(
+                "Enter the 6-digit code of your authenticator app (form field 'totp').",
+                extra={"totp_required": True},
+            )
+        step = _totp_step(user.totp_secret, code, user.totp_last_step)
+        if step is None:
+            await record_failure(db, key=key, client=client)
+            raise Unauthorized("Wrong or already used code.", extra={"totp_required": True})
+    async with db.transaction() as session:
+        await set_tenant(session, None, user.id)
+        if step is not None:
+            used = await session.execute(
+                text(
+                    "UPDATE app_user SET totp_last_step = :s WHERE id = :u "
+                    "AND (totp_last_step IS NULL OR totp_last_step < :s)"
+                ),
+                {"s": step, "u": user.id},
+            )
+            if used.rowcount != 1:  # the same code raced in twice
+                raise Unauthorized("Wrong or already used code.", extra={"totp_required": True})
+        await session.execute(text("DELETE FROM auth_failure WHERE account_key = :k"), {"k": key})
+        return await _issue(session, settings, user_id=user.id, mfa=user.totp_enabled)
+
+
+async def refresh(db: Database, settings: Settings, *, token: str) -> TokenPair:
+    """Rotate a refresh token. Presenting an already-rotated one revokes its whole family."""
+    invalid = Unauthorized("This refresh token is not valid any more: sign in again.")
+    reused_family = None
+    async with db.transaction() as session:
+        row = (
+            await session.execute(
+                text(
+                    "SELECT r.id, r.family_id, r.user_id, r.mfa, r.expires_at, r.rotated_at, "
+                    "r.revoked_at, u.is_active FROM refresh_token r JOIN app_user u "
+                    "ON u.id = r.user_id WHERE r.token_hash = :h FOR UPDATE OF r"
+                ),
+                {"h": token_hash(token)},
+            )
+        ).first()
+        if row is None or row.revoked_at is not None:
+            raise invalid
+        if row.rotated_at is not None:
+            # Reuse: someone else holds a copy. Revoke the chain (committed below) and refuse.
+            await session.execute(
+                text(
+                    "UPDATE refresh_token SET revoked_at = now() "
+                    "WHERE family_id = :f AND revoked_at IS NULL"
+                ),
+                {"f": row.family_id},
+            )
+            reused_family = row.family_id
+        elif row.expires_at <= datetime.now(UTC) or not row.is_active:
+            raise invalid
+        else:
+            await session.execute(
+                text("UPDATE refresh_token SET rotated_at = now() WHERE id = :i"), {"i": row.id}
+            )
+            return await _issue(
+                session, settings, user_id=row.user_id, mfa=row.mfa, family_id=row.family_id
+            )
+    if reused_family is not None:
+        raise Unauthorized(
+            "This refresh token was already used: every session of this sign-in is now ended. "
+            "Sign in again."
+        )
+    raise invalid
+
+
+async def logout(db: Database, *, token: str) -> None:
+    """Revoke the family of this refresh token (no answer about whether it existed)."""
+    async with db.transaction() as session:
+        await session.execute(
+            text(
+                "UPDATE refresh_token SET revoked_at = now() WHERE revoked_at IS NULL AND "
+                "family_id = (SELECT family_id FROM refresh_token WHERE token_hash = :h)"
+            ),
+            {"h": token_hash(token)},
+        )
+
+
+# ---------------------------------------------------------------- account, TOTP
+async def me(session: AsyncSession, *, user_id: uuid.UUID, mfa: bool) -> dict:
+    """The signed-in account."""
+    row = (
+        await session.execute(
+            text("SELECT id, email, totp_enabled FROM app_user WHERE id = :u"), {"u": user_id}
+        )
+    ).one()
+    return {**row._mapping, "mfa": mfa}
+
+
+async def totp_enrol(session: AsyncSession, *, user_id: uuid.UUID) -> dict:
+    """Store a new (not yet active) TOTP secret and return it for the authenticator app."""
+    row = (
+        await session.execute(
+            text("SELECT email, totp_enabled FROM app_user WHERE id = :u"), {"u": user_id}
+        )
+    ).one()
+    if row.totp_enabled:
+        raise Conflict("Two-factor sign-in is already on. Turn it off first to change devices.")
+    secret = pyotp.random_base32()
+    await session.execute(
+        text("UPDATE app_user SET totp_secret = :s, totp_last_step = NULL WHERE id = :u"),
+        {"s": secret, "u": user_id},
+    )
+    uri = pyotp.TOTP(secret).provisioning_uri(name=row.email, issuer_name=TOTP_ISSUER)
+    svg = segno.make(uri, error="m").svg_inline(scale=4)
+    return {"secret": secret, "otpauth_uri": uri, "qr_svg": svg}
+
+
+async def _check_code(session: AsyncSession, user_id: uuid.UUID, code: str) -> None:
+    row = (
+        await session.execute(
+            text("SELECT totp_secret, totp_last_step FROM app_user WHERE id = :u FOR UPDATE"),
+            {"u": user_id},
+        )
+    ).one()
+    if not row.totp_secret:
+        raise Conflict("No authenticator enrolled: call POST /auth/totp/enrol first.")
+    step = _totp_step(row.totp_secret, code, row.totp_last_step)
+    if step is None:
+        raise InvalidInput("Wrong or already used code.", field="code")
+    await session.execute(
+        text("UPDATE app_user SET totp_last_step = :s WHERE id = :u"), {"s": step, "u": user_id}
+    )
+
+
+async def totp_confirm(session: AsyncSession, *, user_id: uuid.UUID, code: str) -> None:
+    """Turn two-factor sign-in on once the first code from the app checks out."""
+    await _check_code(session, user_id, code)
+    await session.execute(
+        text("UPDATE app_user SET totp_enabled = true WHERE id = :u"), {"u": user_id}
+    )
+
+
+async def totp_disable(session: AsyncSession, *, user_id: uuid.UUID, code: str) -> None:
+    """Turn two-factor sign-in off (needs a current code); ends every refresh chain."""
+    await _check_code(session, user_id, code)
+    await session.execute(
+        text("UPDATE app_user SET totp_enabled = false, totp_secret = NULL WHERE id = :u"),
+        {"u": user_id},
+    )
+    await session.execute(
+        text(
+            "UPDATE refresh_token SET revoked_at = now() WHERE user_id = :u AND revoked_at IS NULL"
+        ),
+        {"u": user_id},
+    )
