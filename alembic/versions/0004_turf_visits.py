@@ -131,6 +131,7 @@ def upgrade() -> None:
         )
         """
     )
+    op.execute("CREATE INDEX assignment_door_address ON assignment_door (campaign_id, address_id)")
     campaign_table("assignment_door", privileges="SELECT, INSERT")
 
     outcomes = ", ".join(f"'{o}'" for o in OUTCOMES)
@@ -160,6 +161,7 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX visit_round_door ON visit (campaign_id, round_id, address_id)")
     op.execute("CREATE INDEX visit_assignment ON visit (campaign_id, assignment_id)")
+    op.execute("CREATE INDEX visit_door ON visit (campaign_id, address_id)")
     # Retention (`porte purge`) deletes visits after the vote.
     campaign_table("visit", privileges="SELECT, INSERT, DELETE")
 
