@@ -51,14 +51,62 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/campaigns/{campaign_id}/invites/{invite_id}/qr.svg"): STAFF,
     ("GET", "/campaigns/{campaign_id}/audit"): ADMIN_ONLY,
     # ---- supporters and GDPR (issue 5)
+    ("POST", "/campaigns/{campaign_id}/supporters"): ADMIN_ONLY,
+    ("POST", "/campaigns/{campaign_id}/supporters/import"): ADMIN_ONLY,
+    ("GET", "/campaigns/{campaign_id}/supporters/review"): ADMIN_ONLY,
+    ("GET", "/campaigns/{campaign_id}/supporters/aggregates"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/supporters/{supporter_id}"): ADMIN_ONLY,
+    ("PATCH", "/campaigns/{campaign_id}/supporters/{supporter_id}"): ADMIN_ONLY,
+    ("DELETE", "/campaigns/{campaign_id}/supporters/{supporter_id}"): ADMIN_ONLY,
+    ("GET", "/campaigns/{campaign_id}/supporters/{supporter_id}/export"): ADMIN_ONLY,
+    ("POST", "/campaigns/{campaign_id}/supporters/{supporter_id}/withdraw"): ADMIN_ONLY,
+    ("POST", "/campaigns/{campaign_id}/supporters/{supporter_id}/objection"): ADMIN_ONLY,
+    ("PUT", "/campaigns/{campaign_id}/privacy-notice"): ADMIN_ONLY,
+    ("GET", "/privacy/{campaign_id}"): PUBLIC,
+    ("GET", "/privacy/{campaign_id}/qr.svg"): PUBLIC,
+    ("POST", "/privacy/{campaign_id}/objection"): PUBLIC,
     # ---- ranking and exports (issue 6)
+    ("GET", "/campaigns/{campaign_id}/ranking"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/districts/{code}"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/weights"): PLANNERS,
+    ("PUT", "/campaigns/{campaign_id}/weights"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/exports/priority-zones.{ext}"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/ogc"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/ogc/conformance"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/ogc/collections"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/ogc/collections/{collection_id}"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/ogc/collections/{collection_id}/items"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/ogc/collections/{collection_id}/items/{feature_id}"): (
+        PLANNERS
+    ),
     # ---- turf, assignments, visits (issue 7)
+    ("GET", "/campaigns/{campaign_id}/turfs"): STAFF,
+    ("POST", "/campaigns/{campaign_id}/turfs"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/turfs/{turf_id}"): STAFF,
+    ("POST", "/campaigns/{campaign_id}/turfs/{turf_id}/archive"): STAFF,
+    ("POST", "/campaigns/{campaign_id}/districts/{code}/cut"): STAFF,
+    ("POST", "/campaigns/{campaign_id}/cut"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/assignments"): frozenset({ADMIN, ORGANISER, VOLUNTEER}),
+    ("POST", "/campaigns/{campaign_id}/assignments"): STAFF,
+    ("POST", "/campaigns/{campaign_id}/assignments/{assignment_id}/end"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/assignments/{assignment_id}/doors"): frozenset(
+        {ADMIN, ORGANISER, VOLUNTEER}
+    ),
+    ("GET", "/campaigns/{campaign_id}/rounds"): ALL,
+    ("POST", "/campaigns/{campaign_id}/rounds"): STAFF,
+    ("POST", "/campaigns/{campaign_id}/visits"): frozenset({ADMIN, ORGANISER, VOLUNTEER}),
+    ("POST", "/campaigns/{campaign_id}/visits/bulk-not-home"): frozenset(
+        {ADMIN, ORGANISER, VOLUNTEER}
+    ),
+    ("GET", "/campaigns/{campaign_id}/progress"): PLANNERS,
     # ---- maps (issue 8)
     ("GET", "/m/config.json"): PUBLIC,  # basemap URL and attribution for the map pages
     ("GET", "/campaigns/{campaign_id}/tiles/doors/{z}/{x}/{y}.mvt"): frozenset(
         {ADMIN, ORGANISER, VOLUNTEER}
     ),
-    ("GET", "/campaigns/{campaign_id}/tiles/turfs/{z}/{x}/{y}.mvt"): ALL,
+    ("GET", "/campaigns/{campaign_id}/tiles/turfs/{z}/{x}/{y}.mvt"): frozenset(
+        {ADMIN, ORGANISER, VOLUNTEER}
+    ),
     ("GET", "/campaigns/{campaign_id}/tiles/districts/{z}/{x}/{y}.mvt"): PLANNERS,
 }
 
