@@ -103,6 +103,22 @@ async def create_account(
         await engine.dispose()
 
 
+async def account_exists(owner_url: str, email: str) -> bool:
+    """Whether an account uses this e-mail."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text("SELECT 1 FROM app_user WHERE email = :e"), {"e": email}
+            )
+            return found.scalar() is not None
+    finally:
+        await engine.dispose()
+
+
 def _valid_email(email: str) -> str:
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
@@ -137,6 +153,14 @@ def register(cli: typer.Typer) -> None:
         if role is not None and campaign is None:
             typer.secho("--role needs --campaign.", fg="red", err=True)
             raise typer.Exit(2)
+        if asyncio.run(account_exists(_owner_url(), email)):
+            typer.secho(
+                f"{email} already has an account. Reset its password with "
+                f"`porte admin password {email}`.",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1)
         password = ask_password()
         try:
             uid, _ = asyncio.run(
@@ -158,6 +182,13 @@ def register(cli: typer.Typer) -> None:
         from app.security import hash_password
 
         email = _valid_email(email)
+        if not asyncio.run(account_exists(_owner_url(), email)):
+            typer.secho(
+                f"No account {email}; create it with `porte admin create {email}`.",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1)
         new = ask_password()
         try:
             asyncio.run(

@@ -57,8 +57,8 @@ def _out(ctx: CampaignContext, row: dict, *, token: str | None = None) -> dict:
     return out
 
 
-async def _assignment_end(ctx: CampaignContext, assignment_id: uuid.UUID) -> datetime:
-    """When the assignment ends (issue 7's ``assignment`` table)."""
+async def _assignment_end(ctx: CampaignContext, assignment_id: uuid.UUID) -> datetime | None:
+    """When the assignment ends (issue 7's ``assignment`` table; None when open-ended)."""
     exists = (await ctx.session.execute(text("SELECT to_regclass('assignment')"))).scalar()
     if exists is None:
         raise InvalidInput(
@@ -74,8 +74,8 @@ async def _assignment_end(ctx: CampaignContext, assignment_id: uuid.UUID) -> dat
     ).first()
     if row is None:
         raise NotFound("No such assignment in this campaign.", field="assignment_id")
-    if row.ended_at is not None:
-        raise InvalidInput("This assignment has ended.", field="assignment_id")
+    if row.ended_at is not None or (row.ends_at is not None and row.ends_at <= datetime.now(UTC)):
+        raise InvalidInput("This assignment is already over.", field="assignment_id")
     return row.ends_at
 
 
@@ -103,8 +103,6 @@ async def create_invite(
     end = await _assignment_end(ctx, assignment_id) if assignment_id else None
     if expires_at is None:
         expires_at = end or now + timedelta(days=DEFAULT_DAYS)
-        if expires_at <= now:
-            raise InvalidInput("This assignment is already over.", field="assignment_id")
     expires_at = min(expires_at, cap)
     invite_id = uuid.uuid4()
     token = invite_token(ctx.settings, ctx.campaign_id, invite_id)
