@@ -192,10 +192,10 @@ def not_loaded_cases(doors: list[dict], n: int = 30) -> list[Case]:
     elsewhere = [
         "10 rue de Rivoli, 75001 Paris",
         "3 place Bellecour, 69002 Lyon",
-        "12 avenue Aristide Briand, 92160 Antony",
+        "12 avenue Jean Jaurès, 94000 Créteil",
         "5 rue de la République, 13001 Marseille",
         "8 rue Nationale, 59000 Lille",
-        "14 rue du Général Leclerc, 92340 Bourg-la-Reine",
+        "14 rue du Général Leclerc, 44000 Nantes",
         "2 allée des Acacias, 33000 Bordeaux",
         "1 rue des Acacias, 31000 Toulouse",
         "7 place de la Mairie, 29200 Brest",

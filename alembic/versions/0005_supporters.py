@@ -268,6 +268,18 @@ CREATE TABLE privacy_request (
 );
 CREATE INDEX privacy_request_key ON privacy_request (key_id) WHERE address_enc IS NOT NULL;
 
+-- What the public privacy notice says about the controller (GDPR art. 13/14).
+CREATE TABLE campaign_privacy (
+    campaign_id uuid NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
+    controller text NOT NULL CHECK (length(controller) BETWEEN 1 AND 300),
+    contact_email text NOT NULL CHECK (contact_email LIKE '%_@_%'),
+    postal_address text,
+    dpo_contact text,
+    notice_version text NOT NULL DEFAULT 'v1',
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (campaign_id)
+);
+
 -- What `porte purge` deleted, as anonymous counts (no identity, no address).
 CREATE TABLE retention_archive (
     campaign_id uuid NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
@@ -307,10 +319,12 @@ def upgrade() -> None:
     campaign_table("supporter_consent")
     campaign_table("privacy_request")
     campaign_table("retention_archive", privileges="SELECT")
+    campaign_table("campaign_privacy")
     grant_sequences()
 
 
 def downgrade() -> None:
+    op.execute("DROP TABLE IF EXISTS campaign_privacy")
     op.execute("DROP TABLE IF EXISTS retention_archive")
     op.execute("DROP TABLE IF EXISTS privacy_request")
     op.execute("DROP TABLE IF EXISTS supporter_consent")

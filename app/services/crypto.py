@@ -176,3 +176,87 @@ class Hasher:
         """Keyed hash of one normalised identifier (``kind`` is 'email' or 'phone')."""
         msg = f"{campaign_id}|{kind}|{normalised}".encode()
         return hmac.new(self.key, msg, hashlib.sha256).digest()
+
+
+# ---------------------------------------------------------------- rotation
+_ROT_COLS = ("name_enc", "email_enc", "phone_enc", "address_enc", "notes_enc")
+
+
+async def rotate(owner_url: str, settings: Settings, *, batch: int = 500, progress=None) -> int:
+    """Re-encrypt every value under the current key, batch by batch (each its own short
+    transaction, rows locked with SKIP LOCKED so the service keeps running). Returns rows done."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.db import _asyncpg
+
+    cipher = Cipher.from_settings(settings)
+    engine = create_async_engine(_asyncpg(owner_url), pool_size=1)
+    done = 0
+    cols = ", ".join(_ROT_COLS)
+    try:
+        while True:
+            async with engine.begin() as conn:
+                rows = (
+                    await conn.execute(
+                        text(
+                            f"SELECT campaign_id, id, key_id, {cols} FROM supporter "
+                            "WHERE key_id IS NOT NULL AND key_id <> :k "
+                            "LIMIT :n FOR UPDATE SKIP LOCKED"
+                        ),
+                        {"k": cipher.current, "n": batch},
+                    )
+                ).all()
+                for r in rows:
+                    new = {}
+                    for c in _ROT_COLS:
+                        f = c.removesuffix("_enc")
+                        ad = aad(r.campaign_id, r.id, f)
+                        plain = cipher.decrypt(getattr(r, c), key_id=r.key_id, ad=ad)
+                        new[c] = cipher.encrypt(plain, ad=ad)
+                    await conn.execute(
+                        text(
+                            "UPDATE supporter SET key_id = :k, "
+                            + ", ".join(f"{c} = :{c}" for c in _ROT_COLS)
+                            + " WHERE campaign_id = :c AND id = :id AND key_id = :old"
+                        ),
+                        {
+                            "k": cipher.current,
+                            "c": r.campaign_id,
+                            "id": r.id,
+                            "old": r.key_id,
+                            **new,
+                        },
+                    )
+                reqs = (
+                    await conn.execute(
+                        text(
+                            "SELECT campaign_id, id, key_id, address_enc FROM privacy_request "
+                            "WHERE address_enc IS NOT NULL AND key_id <> :k LIMIT :n "
+                            "FOR UPDATE SKIP LOCKED"
+                        ),
+                        {"k": cipher.current, "n": batch},
+                    )
+                ).all()
+                for r in reqs:
+                    ad = aad(r.campaign_id, r.id, "address")
+                    plain = cipher.decrypt(r.address_enc, key_id=r.key_id, ad=ad)
+                    await conn.execute(
+                        text(
+                            "UPDATE privacy_request SET key_id = :k, address_enc = :a "
+                            "WHERE campaign_id = :c AND id = :id"
+                        ),
+                        {
+                            "k": cipher.current,
+                            "a": cipher.encrypt(plain, ad=ad),
+                            "c": r.campaign_id,
+                            "id": r.id,
+                        },
+                    )
+            done += len(rows) + len(reqs)
+            if progress:
+                progress(done)
+            if not rows and not reqs:
+                return done
+    finally:
+        await engine.dispose()

@@ -143,7 +143,7 @@ def _binds(batch: Sequence[ParsedAddress]) -> dict[str, list]:
 
 
 async def _split_cities(conn: Any, batch: list[ParsedAddress]) -> None:
-    """No postcode and no comma ("12 rue X Bruz"): find the commune name at the end, in one query."""
+    """No postcode, no comma ("12 rue X Bruz"): find the commune name at the end (one query)."""
     todo = [p for p in batch if p.city is None and p.postcode is None and p.street]
     if not todo:
         return

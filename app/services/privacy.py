@@ -1,0 +1,221 @@
+"""The public privacy notice of a campaign (GDPR art. 13/14), its QR code, the one-step form.
+
+Public routes: the campaign's tenant is set for the transaction so that RLS still applies. The
+form never tells whether an e-mail is known (same answer either way) and stores no identity:
+an objection becomes a door flag; a withdrawal is matched by the keyed hash of the e-mail.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import segno
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import text
+
+from app.db import set_tenant
+from app.errors import InvalidInput, NotFound
+from app.services.crypto import Cipher, Hasher, aad, normalise_email
+from app.services.gdpr import flag_door, withdraw_ids
+from app.services.geocoder import geocode
+
+_env = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
+    autoescape=select_autoescape(["html"]),
+)
+_CAMPAIGN = text(
+    "SELECT c.id, c.name, c.election_date, c.visit_retention_date, c.supporter_retention_months, "
+    "c.k_threshold, p.controller, p.contact_email, p.postal_address, p.dpo_contact, "
+    "p.notice_version FROM campaign c LEFT JOIN campaign_privacy p ON p.campaign_id = c.id "
+    "WHERE c.id = :c"
+)
+
+
+async def _campaign(session: Any, campaign_id: uuid.UUID) -> Any:
+    await set_tenant(session, campaign_id)
+    row = (await session.execute(_CAMPAIGN, {"c": campaign_id})).first()
+    if row is None:
+        raise NotFound("No such campaign.")
+    return row
+
+
+def visit_retention(election: date, explicit: date | None) -> date:
+    """The date after which visit outcomes are deleted (default: election + 1 month)."""
+    if explicit:
+        return explicit
+    month, year = election.month + 1, election.year
+    if month == 13:
+        month, year = 1, year + 1
+    for day in (election.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    return election + timedelta(days=31)
+
+
+async def notice_html(session: Any, campaign_id: uuid.UUID) -> str:
+    """The French privacy notice page."""
+    c = await _campaign(session, campaign_id)
+    return _env.get_template("privacy.html").render(
+        campaign=c,
+        controller=c.controller,
+        contact_email=c.contact_email,
+        postal_address=c.postal_address,
+        dpo_contact=c.dpo_contact,
+        notice_version=c.notice_version or "v1",
+        k=c.k_threshold,
+        visit_retention=visit_retention(c.election_date, c.visit_retention_date).strftime(
+            "%d/%m/%Y"
+        ),
+        supporter_months=c.supporter_retention_months,
+    )
+
+
+async def qr_svg(session: Any, campaign_id: uuid.UUID, base_url: str) -> str:
+    """An SVG QR code pointing at the notice, for door leaflets."""
+    await _campaign(session, campaign_id)
+    buf = io.BytesIO()
+    segno.make(f"{base_url.rstrip('/')}/privacy/{campaign_id}", error="m").save(
+        buf, kind="svg", scale=4, border=2, xmldecl=False
+    )
+    return buf.getvalue().decode()
+
+
+_REQUEST = text(
+    "INSERT INTO privacy_request (campaign_id, id, kind, status, outcome, key_id, address_enc) "
+    "VALUES (:c, :id, :k, :s, :o, :kid, :a)"
+)
+
+
+async def public_request(
+    session: Any,
+    settings: Any,
+    campaign_id: uuid.UUID,
+    *,
+    kind: str,
+    address: str | None,
+    email: str | None,
+) -> tuple[str, str]:
+    """Handle the one-step form; (html page, message). Stores no identity."""
+    c = await _campaign(session, campaign_id)
+    rid = uuid.uuid4()
+    if kind == "objection":
+        if not address or len(address.strip()) < 5 or len(address) > 300:
+            raise InvalidInput(
+                "give the address of the door (number, street, postcode, commune)", field="address"
+            )
+        g = (await geocode(session, [address]))[0]
+        if g.level == "housenumber" and g.address_id is not None:
+            await flag_door(session, campaign_id, g.address_id)
+            await session.execute(
+                _REQUEST,
+                {
+                    "c": campaign_id,
+                    "id": rid,
+                    "k": kind,
+                    "s": "done",
+                    "o": "door_flagged",
+                    "kid": None,
+                    "a": None,
+                },
+            )
+            msg = (
+                "C'est noté : cette porte ne sera plus proposée aux bénévoles de la campagne. "
+                "Aucune donnée vous identifiant n'a été enregistrée."
+            )
+        else:
+            cipher = Cipher.from_settings(settings)
+            enc = cipher.encrypt(address.strip(), ad=aad(campaign_id, rid, "address"))
+            await session.execute(
+                _REQUEST,
+                {
+                    "c": campaign_id,
+                    "id": rid,
+                    "k": kind,
+                    "s": "pending",
+                    "o": f"address_{g.level}",
+                    "kid": cipher.current,
+                    "a": enc,
+                },
+            )
+            msg = (
+                "Votre demande est enregistrée. Nous n'avons pas pu situer exactement cette "
+                "adresse : l'équipe de la campagne la traitera à la main sous un mois."
+            )
+    elif kind == "withdrawal":
+        if not email:
+            raise InvalidInput("give the e-mail address you gave the campaign", field="email")
+        norm = normalise_email(email)
+        h = Hasher.from_settings(settings).digest(campaign_id, "email", norm)
+        ids = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT id FROM supporter WHERE campaign_id = :c AND email_hmac = :h "
+                        "AND status = 'active'"
+                    ),
+                    {"c": campaign_id, "h": h},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        n = await withdraw_ids(session, campaign_id, list(ids), "privacy_form")
+        await session.execute(
+            _REQUEST,
+            {
+                "c": campaign_id,
+                "id": rid,
+                "k": kind,
+                "s": "done",
+                "o": "matched" if n else "no_match",
+                "kid": None,
+                "a": None,
+            },
+        )
+        msg = (
+            "Si cette adresse e-mail figure dans le fichier de la campagne, votre consentement "
+            "est retiré dès maintenant et vos coordonnées sont effacées. La preuve du retrait "
+            "est conservée sans votre identité."
+        )
+    else:
+        raise InvalidInput("must be 'objection' or 'withdrawal'", field="kind")
+    html = _env.get_template("privacy_done.html").render(campaign=c, message=msg)
+    return html, msg
+
+
+async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """Set the controller's identity and contacts shown on the notice (admin)."""
+    ctrl = (body.get("controller") or "").strip()
+    email = (body.get("contact_email") or "").strip()
+    if not ctrl:
+        raise InvalidInput("is required: the person or party responsible", field="controller")
+    email = normalise_email(email, field="contact_email")
+    await ctx.session.execute(
+        text(
+            "INSERT INTO campaign_privacy (campaign_id, controller, contact_email, postal_address, "
+            "dpo_contact, notice_version) VALUES (:c, :ctrl, :e, :pa, :dpo, :v) "
+            "ON CONFLICT (campaign_id) DO UPDATE SET controller = excluded.controller, "
+            "contact_email = excluded.contact_email, postal_address = excluded.postal_address, "
+            "dpo_contact = excluded.dpo_contact, notice_version = excluded.notice_version, "
+            "updated_at = now()"
+        ),
+        {
+            "c": ctx.campaign_id,
+            "ctrl": ctrl,
+            "e": email,
+            "pa": body.get("postal_address"),
+            "dpo": body.get("dpo_contact"),
+            "v": body.get("notice_version") or "v1",
+        },
+    )
+    return {
+        "controller": ctrl,
+        "contact_email": email,
+        "notice_version": body.get("notice_version") or "v1",
+    }
