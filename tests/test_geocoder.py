@@ -58,7 +58,8 @@ async def test_normalisation_in_sql(owner_engine):
                 text(
                     "SELECT porte_norm_name('Allée de la Noë'), porte_norm_name('all. de la noe'), "
                     "porte_norm_name('Bd St-Jean'), porte_norm_name('boulevard Saint Jean'), "
-                    "porte_norm_name('R. du Gal Leclerc'), porte_norm_name('Rue du Général-Leclerc')"
+                    "porte_norm_name('R. du Gal Leclerc'), "
+                    "porte_norm_name('Rue du Général-Leclerc')"
                 )
             )
         ).one()
