@@ -1,0 +1,178 @@
+"""Automatic cut through the API on the sample's largest polling station and Bruz's real doors."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+from shapely.geometry import MultiPoint, Point
+from sqlalchemy import text
+
+from app.geo.turf_split import project_local
+from tests.fixtures_field import BRUZ_CENTRE, box, largest_district, smallest_district
+
+
+async def _turf_doors(owner_engine, campaign_id):
+    async with owner_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT td.turf_id, td.address_id, td.seq, a.lon, a.lat FROM turf_door td "
+                    "JOIN turf t ON t.campaign_id = td.campaign_id AND t.id = td.turf_id "
+                    "JOIN address a ON a.id = td.address_id "
+                    "WHERE td.campaign_id = :c AND td.active ORDER BY td.turf_id, td.seq"
+                ),
+                {"c": campaign_id},
+            )
+        ).all()
+    return rows
+
+
+def _check_cut(body, rows, expected_doors: set[int], label: str) -> None:
+    """Coverage, balance, contiguity (convex cells), walk shorter than input order."""
+    door_ids = [r.address_id for r in rows]
+    assert len(door_ids) == len(set(door_ids)), "a door is in two turfs"
+    assert set(door_ids) == expected_doors, "a door was left out (or added)"
+    sizes = np.array([t["door_count"] for t in body["turfs"]])
+    mean = sizes.mean()
+    assert np.all(np.abs(sizes - mean) <= 0.15 * mean), (sizes.min(), sizes.max(), mean)
+    assert abs(mean - body["doors_per_turf"]) <= 0.5 * body["doors_per_turf"]
+    # Contiguity: no turf's outline (convex hull of its doors) holds another turf's door.
+    lon = np.array([r.lon for r in rows])
+    lat = np.array([r.lat for r in rows])
+    xy, _ = project_local(lon, lat)
+    turf_of = np.array([str(r.turf_id) for r in rows])
+    for t in np.unique(turf_of):
+        hull = MultiPoint(xy[turf_of == t]).convex_hull.buffer(-0.5)
+        others = xy[turf_of != t]
+        assert not any(hull.contains(Point(p)) for p in others), f"turf {t} interleaves"
+    walk = sum(t["walk_length_m"] for t in body["turfs"])
+    stored = sum(t["input_order_length_m"] for t in body["turfs"])
+    for t in body["turfs"]:
+        assert t["walk_length_m"] < t["input_order_length_m"], t["name"]
+        assert 0 < t["compactness"] <= 1
+    print(
+        f"\n[{label}] {len(door_ids)} doors -> {len(sizes)} turfs of {sizes.min()}..{sizes.max()} "
+        f"(mean {mean:.1f}, max deviation {body['balance']['max_deviation']:.1%}); "
+        f"walking order {walk / 1000:.1f} km vs stored order {stored / 1000:.1f} km "
+        f"({walk / stored:.1%}); streets split {body['streets_split']}; compactness "
+        f"min {min(t['compactness'] for t in body['turfs']):.2f}"
+    )
+
+
+async def test_cut_largest_polling_station(client, world, owner_engine):
+    code, n = await largest_district(owner_engine)
+    org = world.headers["organiser"]
+    preview = await client.post(
+        world.url(f"/districts/{code}/cut?dry_run=true"), json={"doors_per_turf": 150}, headers=org
+    )
+    assert preview.status_code == 200, preview.text
+    assert preview.json()["dry_run"] is True
+    assert all(t["id"] is None for t in preview.json()["turfs"])
+    assert await _turf_doors(owner_engine, world.campaign_id) == []  # nothing saved
+
+    r = await client.post(
+        world.url(f"/districts/{code}/cut"), json={"doors_per_turf": 150}, headers=org
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["doors"] == n
+    async with owner_engine.connect() as conn:
+        expected = {
+            x.id
+            for x in await conn.execute(
+                text(
+                    "SELECT a.id FROM address a JOIN district d ON ST_Intersects(d.geom, a.geom) "
+                    "WHERE d.code = :d"
+                ),
+                {"d": code},
+            )
+        }
+    rows = await _turf_doors(owner_engine, world.campaign_id)
+    _check_cut(body, rows, expected, f"sample {code}")
+    assert [t["door_count"] for t in body["turfs"]] == [
+        t["door_count"] for t in preview.json()["turfs"]
+    ]  # the preview is what gets saved
+
+    again = await client.post(
+        world.url(f"/districts/{code}/cut"), json={"doors_per_turf": 150}, headers=org
+    )
+    assert again.status_code == 409
+    assert code in again.json()["detail"]
+
+
+async def test_cut_bruz_real_doors_around_the_centre(client, world, owner_engine):
+    area = box(*BRUZ_CENTRE, 0.009, 0.006)
+    r = await client.post(
+        world.url("/cut"), json={"area": area, "doors_per_turf": 120},
+        headers=world.headers["organiser"],
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    async with owner_engine.connect() as conn:
+        expected = {
+            x.id
+            for x in await conn.execute(
+                text(
+                    "SELECT id FROM address WHERE ST_Intersects(ST_GeomFromGeoJSON(:g), geom)"
+                ),
+                {"g": __import__("json").dumps(area)},
+            )
+        }
+    assert len(expected) > 1000  # real BAL doors of Bruz
+    rows = await _turf_doors(owner_engine, world.campaign_id)
+    _check_cut(body, rows, expected, "Bruz (real BAL doors)")
+
+
+async def test_two_organisers_cutting_at_once_one_wins(client, world, owner_engine):
+    code, _ = await smallest_district(owner_engine)
+    url = world.url(f"/districts/{code}/cut")
+    results = await asyncio.gather(
+        client.post(url, json={"doors_per_turf": 40}, headers=world.headers["organiser"]),
+        client.post(url, json={"doors_per_turf": 40}, headers=world.headers["admin"]),
+    )
+    assert sorted(r.status_code for r in results) == [201, 409], [r.text for r in results]
+    loser = next(r for r in results if r.status_code == 409)
+    assert loser.headers["content-type"].startswith("application/problem+json")
+    rows = await _turf_doors(owner_engine, world.campaign_id)
+    assert len(rows) == len({r.address_id for r in rows})
+
+
+async def test_replace_archives_the_previous_cut(client, world, owner_engine):
+    code, n = await smallest_district(owner_engine)
+    org = world.headers["organiser"]
+    first = await client.post(world.url(f"/districts/{code}/cut"), json={"doors_per_turf": 30},
+                              headers=org)
+    assert first.status_code == 201
+    second = await client.post(
+        world.url(f"/districts/{code}/cut"), json={"doors_per_turf": 60, "replace": True},
+        headers=org,
+    )
+    assert second.status_code == 201, second.text
+    rows = await _turf_doors(owner_engine, world.campaign_id)
+    assert len(rows) == n == len({r.address_id for r in rows})
+    listed = await client.get(world.url("/turfs?status=archived"), headers=org)
+    assert len(listed.json()["turfs"]) == len(first.json()["turfs"])
+
+
+async def test_cut_bad_requests(client, world):
+    org = world.headers["organiser"]
+    unknown = await client.post(
+        world.url("/districts/99999_0001/cut"), json={"doors_per_turf": 150}, headers=org
+    )
+    assert unknown.status_code == 404 and "99999_0001" in unknown.json()["detail"]
+    tiny = await client.post(
+        world.url("/districts/92002_0001/cut"), json={"doors_per_turf": 0}, headers=org
+    )
+    assert tiny.status_code == 422 and tiny.json()["field"] == "doors_per_turf"
+    both = await client.post(
+        world.url("/cut"), json={"doors_per_turf": 100, "districts": ["92002_0001"],
+                                 "area": box(*BRUZ_CENTRE, 0.001)}, headers=org,
+    )
+    assert both.status_code == 422
+    for role in ("analyst", "volunteer"):
+        denied = await client.post(
+            world.url("/districts/92002_0001/cut"), json={"doors_per_turf": 150},
+            headers=world.headers[role],
+        )
+        assert denied.status_code == 403
