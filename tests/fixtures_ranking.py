@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import geopandas as gpd
+import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,11 +41,36 @@ if not REAL.exists():  # the shared data lives next to the repository on the dev
 
     REAL = Path("/work/shared/data/real")
 
-TILE_COLUMNS = (
-    "ind men men_pauv men_1ind men_5ind men_prop men_fmp ind_snv men_surf men_coll men_mais "
-    "log_av45 log_45_70 log_70_90 log_ap90 log_inc log_soc ind_0_3 ind_4_5 ind_6_10 ind_11_17 "
-    "ind_18_24 ind_25_39 ind_40_54 ind_55_64 ind_65_79 ind_80p ind_inc"
-).split()
+TILE_COLUMNS = [
+    "ind",
+    "men",
+    "men_pauv",
+    "men_1ind",
+    "men_5ind",
+    "men_prop",
+    "men_fmp",
+    "ind_snv",
+    "men_surf",
+    "men_coll",
+    "men_mais",
+    "log_av45",
+    "log_45_70",
+    "log_70_90",
+    "log_ap90",
+    "log_inc",
+    "log_soc",
+    "ind_0_3",
+    "ind_4_5",
+    "ind_6_10",
+    "ind_11_17",
+    "ind_18_24",
+    "ind_25_39",
+    "ind_40_54",
+    "ind_55_64",
+    "ind_65_79",
+    "ind_80p",
+    "ind_inc",
+]
 
 CONTRACT_DDL = [
     "CREATE TABLE IF NOT EXISTS insee_tile (id text PRIMARY KEY, geom geometry(Polygon, 3035), "
@@ -99,7 +125,8 @@ def _box(x0: float, y0: float, x1: float, y1: float) -> str:
 
 TILES = {"T1": (0, 100), "T2": (200, 40), "T3": (400, 20), "T4": (600, 10)}  # x offset, men
 DISTRICTS = {
-    "A": f"ST_Difference({_box(E0, N0, E0 + 300, N0 + 200)}, {_box(E0 + 50, N0 + 50, E0 + 150, N0 + 150)})",
+    "A": f"ST_Difference({_box(E0, N0, E0 + 300, N0 + 200)}, "
+    f"{_box(E0 + 50, N0 + 50, E0 + 150, N0 + 150)})",
     "B": _box(E0 + 300, N0, E0 + 500, N0 + 200),
     "C": _box(E0 + 50, N0 + 50, E0 + 150, N0 + 150),
     "D": _box(E0 + 500, N0, E0 + 700, N0 + 200),
@@ -277,3 +304,25 @@ async def load_real_tiles_and_contours(
             )
         await conn.execute(text("SELECT porte_refresh_allocation()"))
     return tiles, bv
+
+
+@pytest.fixture(scope="session")
+async def ranking_env(make_db):
+    """The hand-built area in its own database, a campaign (k = 11) and an HTTP client."""
+    import httpx
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.main import create_app
+    from tests.conftest import make_settings
+    from tests.factories import make_world
+
+    urls = make_db("rank")
+    engine = create_async_engine(urls.owner, pool_size=2)
+    area = await load_hand_area(engine)
+    settings = make_settings(urls)
+    world = await make_world(engine, settings)
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c, world, area, engine, settings
+    await app.state.db.dispose()
+    await engine.dispose()

@@ -88,8 +88,8 @@ async def test_changes_mark_the_allocation_stale_and_the_service_refreshes_it(ha
         await conn.execute(
             text(
                 "INSERT INTO address (ban_id, lon, lat, source, source_file) SELECT 'extra', "
-                "ST_X(p), ST_Y(p), 'synthetic', 'test' FROM (SELECT ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), 3035), "
-                "4326) p) s"
+                "ST_X(p), ST_Y(p), 'synthetic', 'test' FROM (SELECT "
+                "ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), 3035), 4326) p) s"
             ),
             {"x": E0 + 450, "y": N0 + 100},
         )

@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import uuid
 
-import httpx
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.main import create_app
-from tests.conftest import make_settings
 from tests.factories import make_world
-from tests.fixtures_ranking import load_hand_area
+from tests.fixtures_ranking import ranking_env  # noqa: F401
 
 
-@pytest.fixture(scope="module")
-async def env(make_db):
-    urls = make_db("rank")
-    engine = create_async_engine(urls.owner, pool_size=2)
-    area = await load_hand_area(engine)
-    settings = make_settings(urls)
-    world = await make_world(engine, settings)
-    app = create_app(settings)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
-        yield c, world, area, engine, settings
-    await app.state.db.dispose()
-    await engine.dispose()
+@pytest.fixture
+def env(ranking_env):  # noqa: F811
+    return ranking_env
 
 
 def _order(body: dict) -> list[str]:

@@ -1,0 +1,151 @@
+"""Priority-zone exports: the same k-suppression in every format, audited, offline HTML map."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import re
+import subprocess
+import tempfile
+from pathlib import Path
+
+import geopandas as gpd
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from tests.fixtures_ranking import ranking_env  # noqa: F401
+
+PARAMS = {"preset": "mobilisation", "side": "ENS"}
+pytestmark = pytest.mark.filterwarnings("ignore:.*non conformant file extension:RuntimeWarning")
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+@pytest.fixture
+def env(ranking_env):  # noqa: F811
+    return ranking_env
+
+
+async def _get(env, ext: str, role: str = "analyst"):
+    client, world, *_ = env
+    return await client.get(
+        world.url(f"/exports/priority-zones.{ext}"), params=PARAMS, headers=world.headers[role]
+    )
+
+
+def _table(ext: str, content: bytes) -> pd.DataFrame:
+    if ext == "geojson":
+        features = json.loads(content)["features"]
+        assert {f["geometry"]["type"] for f in features} <= {"Polygon", "MultiPolygon"}
+        return pd.DataFrame([f["properties"] for f in features])
+    if ext == "gpkg":
+        gdf = gpd.read_file(io.BytesIO(content), layer="priority_zones", engine="pyogrio")
+        assert set(gdf.geom_type) <= {"Polygon", "MultiPolygon"}
+        return pd.DataFrame(gdf.drop(columns="geometry"))
+    if ext == "parquet":
+        gdf = gpd.read_parquet(io.BytesIO(content))
+        assert set(gdf.geom_type) <= {"Polygon", "MultiPolygon"}
+        return pd.DataFrame(gdf.drop(columns="geometry"))
+    frame = pd.read_csv(io.BytesIO(content), dtype={"code": str, "commune_code": str})
+    assert frame["wkt"].str.match(r"^(MULTI)?POLYGON").all()
+    return frame
+
+
+def _blank(value) -> bool:
+    return value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA
+
+
+@pytest.mark.parametrize("ext", ["geojson", "gpkg", "parquet", "csv"])
+async def test_counts_below_k_are_blank_and_flagged_in_every_format(env, ext):
+    """k = 11: C has 4 doors, A 9, B 1, D 1 -> blank + flag; households >= 11 stay; no supporter
+    reaches k -> blank + flag everywhere. Rank and score are the same in every format."""
+    _, _, area, _, _ = env
+    r = await _get(env, ext)
+    assert r.status_code == 200, r.text
+    t = _table(ext, r.content).set_index("code")
+    assert list(t["rank"].astype(int).sort_values().index) == [
+        area.code(x) for x in ("A", "D", "B", "C")
+    ]
+    for letter in "ABCD":
+        row = t.loc[area.code(letter)]
+        assert _blank(row["doors"]) and bool(row["doors_suppressed"]), (ext, letter)
+        assert _blank(row["supporters"]) and bool(row["supporters_suppressed"])
+        assert not bool(row["households_suppressed"])
+    assert float(t.loc[area.code("A"), "households"]) == pytest.approx(90, abs=0.1)
+    assert float(t.loc[area.code("C"), "score"]) == pytest.approx(-0.967, abs=1e-3)
+    assert "c_side_score" in t.columns and "c_abstention_rate" in t.columns
+
+
+async def test_exports_are_audited_and_limited_to_planners(env):
+    client, world, _, engine, _ = env
+    async with engine.connect() as conn:
+        before = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FROM audit_event WHERE campaign_id = :c "
+                    "AND action = 'export.priority_zones'"
+                ),
+                {"c": world.campaign_id},
+            )
+        ).scalar_one()
+    assert (await _get(env, "csv", "organiser")).status_code == 200
+    assert (await _get(env, "csv", "volunteer")).status_code == 403
+    bad = await _get(env, "shp")
+    assert bad.status_code == 422 and bad.json()["field"] == "format"
+    async with engine.connect() as conn:
+        after = (
+            await conn.execute(
+                text(
+                    "SELECT count(*), (array_agg(object ORDER BY id DESC))[1] FROM "
+                    "audit_event WHERE campaign_id = :c AND action = 'export.priority_zones'"
+                ),
+                {"c": world.campaign_id},
+            )
+        ).one()
+    assert after[0] == before + 1 and after[1] == "priority-zones.csv"
+
+
+def _dump_dom(page: str) -> tuple[str, str]:
+    """Open the page in headless Chromium (no network) and return the DOM after scripts ran."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "zones.html"
+        path.write_text(page)
+        out = subprocess.run(
+            [
+                str(CHROMIUM),
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                f"--user-data-dir={tmp}/profile",
+                "--virtual-time-budget=5000",
+                "--dump-dom",
+                path.as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    return out.stdout, out.stderr
+
+
+async def test_html_export_is_offline_and_draws_the_map_in_chromium(env):
+    r = await _get(env, "html")
+    assert r.status_code == 200
+    page = r.text
+    # No CDN: no external script or stylesheet, Leaflet is inlined.
+    assert not re.search(r"<script[^>]*\ssrc=", page, re.I)
+    assert not re.search(r"<link[^>]*href=[\"']?https?:", page, re.I)
+    assert "L.map(" in page or "L.map (" in page
+    assert "porte-legend" in page and "Why (largest contributions)" in page
+    if not CHROMIUM.exists():  # noqa: ASYNC240
+        pytest.skip("Debian chromium is not installed")
+    dom, err = await asyncio.to_thread(_dump_dom, page)
+    assert "leaflet-container" in dom, err[-2000:]
+    # Leaflet drew the district polygons as SVG paths.
+    assert re.search(r"<svg[^>]*leaflet-zoom-animated", dom) or "<svg" in dom
+    assert len(re.findall(r'<path[^>]*class="leaflet-interactive"', dom)) == 4
