@@ -107,7 +107,8 @@ def _row_to_raw(row: dict[str, str], columns: dict[str, str], defaults: dict) ->
     consent = {v: vals[k] for k, v in CONSENT_FIELDS.items() if vals.get(k) not in (None, "")}
     raw = {k: vals.get(k) for k in PERSONAL}
     raw["last_contact_at"] = vals.get("last_contact_at")
-    raw["consent"] = consent if consent else None
+    # no date of consent for this row: no consent at all (file-wide defaults do not make one)
+    raw["consent"] = consent if consent.get("given_at") else None
     return raw
 
 
