@@ -1,0 +1,83 @@
+"""OGC API - Features (read-only) of reference data and priority zones, for QGIS (issue 6).
+
+Mounted under the campaign (``/campaigns/{id}/ogc``) so that the same role checks (CampaignScope)
+and k-suppression apply; in QGIS add an "API header" authentication with the bearer token.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from app.security import CampaignScope
+from app.services import ogc as service
+
+router = APIRouter(tags=["ogc"])
+PREFIX = "/campaigns/{campaign_id}/ogc"
+Fmt = Annotated[str | None, Query(alias="f", description="json (the only encoding)")]
+
+
+def _base(request: Request, ctx: CampaignScope) -> str:
+    return str(request.base_url).rstrip("/") + f"/campaigns/{ctx.campaign_id}/ogc"
+
+
+def _json(body: dict, media_type: str = service.JSON) -> JSONResponse:
+    return JSONResponse(
+        body, media_type=media_type, headers={"Cache-Control": "private, max-age=60"}
+    )
+
+
+@router.get(PREFIX)
+async def landing(request: Request, ctx: CampaignScope, f: Fmt = None) -> JSONResponse:
+    """OGC API landing page."""
+    return _json(service.landing(_base(request, ctx)))
+
+
+@router.get(PREFIX + "/conformance")
+async def conformance(ctx: CampaignScope, f: Fmt = None) -> JSONResponse:
+    """Conformance classes (Part 1 core, GeoJSON, OpenAPI 3.0)."""
+    return _json(service.conformance())
+
+
+@router.get(PREFIX + "/collections")
+async def collections(request: Request, ctx: CampaignScope, f: Fmt = None) -> JSONResponse:
+    """The collections: districts, tiles, priority-zones."""
+    return _json(await service.collections(ctx.session, _base(request, ctx)))
+
+
+@router.get(PREFIX + "/collections/{collection_id}")
+async def collection(
+    collection_id: str, request: Request, ctx: CampaignScope, f: Fmt = None
+) -> JSONResponse:
+    """One collection's metadata and extent."""
+    return _json(await service.collection(ctx.session, _base(request, ctx), collection_id))
+
+
+@router.get(PREFIX + "/collections/{collection_id}/items")
+async def items(
+    collection_id: str,
+    request: Request,
+    ctx: CampaignScope,
+    bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in CRS84")] = None,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    f: Fmt = None,
+) -> JSONResponse:
+    """Features of a collection (GeoJSON), paged with limit/offset, filtered by bbox."""
+    body = await service.items(
+        ctx, _base(request, ctx), collection_id, bbox=bbox, limit=limit, offset=offset
+    )
+    return _json(body, service.GEOJSON)
+
+
+@router.get(PREFIX + "/collections/{collection_id}/items/{feature_id}")
+async def item(
+    collection_id: str, feature_id: str, request: Request, ctx: CampaignScope, f: Fmt = None
+) -> JSONResponse:
+    """One feature."""
+    body = await service.items(
+        ctx, _base(request, ctx), collection_id, bbox=None, limit=1, offset=0, feature_id=feature_id
+    )
+    return _json(body, service.GEOJSON)
