@@ -40,13 +40,16 @@ doors AS (
       )
 ),
 cells AS (
-    SELECT least(floor((d.mx - b.xmin) / b.cell), $7 - 1) AS cx,
-           least(floor((d.my - b.ymin) / b.cell), $7 - 1) AS cy,
+    SELECT floor((d.mx - b.xmin) / b.cell) AS cx,
+           floor((d.my - b.ymin) / b.cell) AS cy,
            count(*) AS doors,
            count(*) FILTER (WHERE d.status = 'pending') AS pending,
            count(*) FILTER (WHERE d.status = 'visited') AS visited,
            count(*) FILTER (WHERE d.status = 'flagged') AS flagged
     FROM doors d CROSS JOIN bounds b
+    -- the index's bounding boxes are a little wider than the tile: keep doors of this tile only
+    WHERE d.mx >= b.xmin AND d.mx < b.xmin + $7 * b.cell
+      AND d.my >= b.ymin AND d.my < b.ymin + $7 * b.cell
     GROUP BY 1, 2
 ),
 mvt AS (
