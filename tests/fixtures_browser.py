@@ -75,7 +75,10 @@ async def _turf(
     ).scalar_one()
     for seq, door in enumerate(doors, start=1):
         await conn.execute(
-            text("INSERT INTO turf_door (campaign_id, turf_id, address_id, seq) VALUES (:c,:t,:a,:s)"),
+            text(
+                "INSERT INTO turf_door (campaign_id, turf_id, address_id, seq) "
+                "VALUES (:c, :t, :a, :s)"
+            ),
             {"c": cid, "t": turf_id, "a": door, "s": seq},
         )
     return turf_id, doors
@@ -122,9 +125,7 @@ async def make_turf_world(
         turf_b, doors_b = await _turf(conn, cid, "Turf B", SPOT_B, n_doors, doors_a)
         assignment_a = await _assign(conn, cid, turf_a, doors_a, world.users["volunteer"])
         assignment_b = await _assign(conn, cid, turf_b, doors_b, None)
-    return TurfWorld(
-        world, round_id, turf_a, turf_b, assignment_a, assignment_b, doors_a, doors_b
-    )
+    return TurfWorld(world, round_id, turf_a, turf_b, assignment_a, assignment_b, doors_a, doors_b)
 
 
 async def add_visits(
@@ -138,8 +139,13 @@ async def add_visits(
                     "INSERT INTO visit (campaign_id, id, address_id, assignment_id, round_id, "
                     "outcome, visited_at) VALUES (:c, gen_random_uuid(), :d, :a, :r, :o, now())"
                 ),
-                {"c": tw.world.campaign_id, "d": door, "a": tw.assignment_a,
-                 "r": tw.round_id, "o": outcome},
+                {
+                    "c": tw.world.campaign_id,
+                    "d": door,
+                    "a": tw.assignment_a,
+                    "r": tw.round_id,
+                    "o": outcome,
+                },
             )
             if outcome == "do_not_knock":
                 await conn.execute(
@@ -175,7 +181,9 @@ def live_server(sample_db) -> Iterator[LiveServer]:
     url = f"http://127.0.0.1:{port}"
     # The basemap points at a closed local port: the maps must work without it.
     settings = make_settings(
-        sample_db, public_base_url=url, basemap_url=f"http://127.0.0.1:{_free_port()}/{{z}}/{{x}}/{{y}}.png"
+        sample_db,
+        public_base_url=url,
+        basemap_url=f"http://127.0.0.1:{_free_port()}/{{z}}/{{x}}/{{y}}.png",
     )
     app = create_app(settings)
     server = uvicorn.Server(
@@ -194,8 +202,13 @@ def live_server(sample_db) -> Iterator[LiveServer]:
 
 
 BROWSER_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
 ]
 
 

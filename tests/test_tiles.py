@@ -28,12 +28,13 @@ def features(resp, layer: str) -> list[dict]:
 
 
 async def test_door_tile_status_and_role_filtering(client, tw, owner_engine):
-    """Organisers see every door with its status; volunteers only their assignment's; analysts 403."""
+    """Organisers see every door and status; volunteers only their assignment's; analysts 403."""
     h = tw.world.headers
     await add_visits(owner_engine, tw, tw.doors_a[:3])
     await add_visits(owner_engine, tw, tw.doors_a[3:4], outcome="do_not_knock")
 
-    organiser = features(await client.get(url(tw, "doors", 17, SPOT_A), headers=h["organiser"]), "doors")
+    resp = await client.get(url(tw, "doors", 17, SPOT_A), headers=h["organiser"])
+    organiser = features(resp, "doors")
     status = {f["properties"]["id"]: f["properties"]["status"] for f in organiser}
     assert {status[d] for d in tw.doors_a[:3]} == {"visited"}
     assert status[tw.doors_a[3]] == "flagged"
@@ -58,9 +59,8 @@ async def test_door_tile_status_and_role_filtering(client, tw, owner_engine):
 async def test_invite_session_sees_only_its_assignment(client, tw):
     """An invite-link session (issue 4) gets the doors of the invite's assignment only."""
     h = tw.world.headers
-    made = await client.post(
-        tw.world.url("/invites"), json={"assignment_id": str(tw.assignment_b)}, headers=h["organiser"]
-    )
+    body = {"assignment_id": str(tw.assignment_b)}
+    made = await client.post(tw.world.url("/invites"), json=body, headers=h["organiser"])
     assert made.status_code == 201, made.text
     opened = await client.post("/auth/invite", json={"token": made.json()["token"]})
     assert opened.status_code == 200, opened.text
@@ -150,7 +150,8 @@ async def test_turf_tile_progress_by_role(client, tw, owner_engine):
     h = tw.world.headers
     await add_visits(owner_engine, tw, tw.doors_a[:3])
     await add_visits(owner_engine, tw, tw.doors_a[3:4], outcome="do_not_knock")
-    turfs = features(await client.get(url(tw, "turfs", 12, SPOT_A), headers=h["organiser"]), "turfs")
+    resp = await client.get(url(tw, "turfs", 12, SPOT_A), headers=h["organiser"])
+    turfs = features(resp, "turfs")
     by_id = {f["properties"]["id"]: f["properties"] for f in turfs}
     a = by_id[str(tw.turf_a)]
     assert (a["doors"], a["visited"], a["flagged"], a["assignments"]) == (12, 3, 1, 1)
@@ -174,9 +175,17 @@ async def test_district_tile_scores_with_k(client, tw, owner_engine):
         ).one()
     result = {
         "districts": [
-            {"code": d.code, "rank": 1, "score": 1.23456,
-             "counts": {"doors": 5, "supporters": 40, "visited_doors": 12,
-                        "visited_doors_suppressed": True}}
+            {
+                "code": d.code,
+                "rank": 1,
+                "score": 1.23456,
+                "counts": {
+                    "doors": 5,
+                    "supporters": 40,
+                    "visited_doors": 12,
+                    "visited_doors_suppressed": True,
+                },
+            }
         ]
     }
     async with owner_engine.begin() as conn:
