@@ -133,7 +133,8 @@ async def test_personal_columns_are_ciphertext(client, world, owner_engine, sett
         assert (
             await conn.execute(
                 text(
-                    "SELECT count(*) FROM audit_event WHERE campaign_id = :c AND action = 'supporter.read'"
+                    "SELECT count(*) FROM audit_event WHERE campaign_id = :c "
+                    "AND action = 'supporter.read'"
                 ),
                 {"c": world.campaign_id},
             )

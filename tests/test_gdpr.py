@@ -1,0 +1,256 @@
+"""GDPR rights: erase and withdrawal leave the aggregates at once; export; objection; notice."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import text
+
+from tests.factories import make_world
+from tests.fixtures_supporters import doors_in_one_district, person
+
+
+async def _placed(client, w, door_ids: list[int], start: int) -> list[str]:
+    """Supporters placed by hand on these doors (via the review PATCH)."""
+    ids = []
+    for i, door in enumerate(door_ids):
+        r = await client.post(
+            w.url("/supporters"),
+            headers=w.headers["admin"],
+            json=person(start + i, address="somewhere we cannot place"),
+        )
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        r = await client.patch(
+            w.url(f"/supporters/{sid}"), headers=w.headers["admin"], json={"address_id": door}
+        )
+        assert r.status_code == 200 and r.json()["geocode_level"] == "manual", r.text
+        ids.append(sid)
+    return ids
+
+
+def _cell(body: dict, code: str) -> dict:
+    return next(c for c in body["cells"] if c["key"] == code)
+
+
+async def test_erase_and_withdrawal_change_district_aggregates(client, owner_engine, settings):
+    w = await make_world(owner_engine, settings, k=3)
+    code, doors = await doors_in_one_district(owner_engine, 4)
+    ids = await _placed(client, w, doors, 300)
+    agg = await client.get(w.url("/supporters/aggregates"), headers=w.headers["analyst"])
+    assert agg.status_code == 200
+    assert _cell(agg.json(), code) == {"key": code, "count": 4, "suppressed": False}
+    # below k everywhere else: suppressed, and no exact total beside suppressed cells
+    body = agg.json()
+    assert body["published_total"] == 4 and "total" not in body
+    assert all(c["count"] is None for c in body["cells"] if c["key"] != code)
+
+    r = await client.delete(w.url(f"/supporters/{ids[0]}"), headers=w.headers["admin"])
+    assert r.status_code == 200 and r.json()["erased"]
+    agg = await client.get(w.url("/supporters/aggregates"), headers=w.headers["organiser"])
+    assert _cell(agg.json(), code)["count"] == 3
+
+    r = await client.post(
+        w.url(f"/supporters/{ids[1]}/withdraw"),
+        headers=w.headers["admin"],
+        json={"channel": "letter"},
+    )
+    assert r.status_code == 200 and r.json()["status"] == "withdrawn"
+    agg = await client.get(w.url("/supporters/aggregates"), headers=w.headers["analyst"])
+    assert _cell(agg.json(), code) == {"key": code, "count": None, "suppressed": True}
+    assert agg.json()["published_total"] == 0
+
+    async with owner_engine.connect() as conn:
+        gone = (
+            await conn.execute(
+                text("SELECT count(*) FROM supporter WHERE campaign_id = :c AND id = :i"),
+                {"c": w.campaign_id, "i": ids[0]},
+            )
+        ).scalar()
+        proof = (
+            await conn.execute(
+                text(
+                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, s.withdrawn_at, "
+                    "array_agg(c.withdrawn_at IS NOT NULL) AS w, array_agg(c.withdrawal_channel) AS ch "
+                    "FROM supporter s JOIN supporter_consent c ON c.campaign_id = s.campaign_id "
+                    "AND c.supporter_id = s.id WHERE s.campaign_id = :c AND s.id = :i "
+                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, s.withdrawn_at"
+                ),
+                {"c": w.campaign_id, "i": ids[1]},
+            )
+        ).one()
+        actions = (
+            await conn.execute(
+                text("SELECT array_agg(action) FROM audit_event WHERE campaign_id = :c"),
+                {"c": w.campaign_id},
+            )
+        ).scalar()
+    assert gone == 0
+    assert proof.status == "withdrawn" and proof.withdrawn_at is not None
+    assert proof.name_enc is None and proof.email_enc is None and proof.geom is None
+    assert all(proof.w) and set(proof.ch) == {"letter"}
+    assert {"gdpr.erase", "gdpr.withdraw"} <= set(actions)
+    # volunteers never see aggregates of supporters
+    r = await client.get(w.url("/supporters/aggregates"), headers=w.headers["volunteer"])
+    assert r.status_code == 403
+
+
+async def test_tile_aggregates_are_suppressed_below_k(client, owner_engine, settings):
+    w = await make_world(owner_engine, settings, k=2)
+    _, doors = await doors_in_one_district(owner_engine, 2)
+    await _placed(client, w, doors[:1], 400)
+    r = await client.get(w.url("/supporters/aggregates?by=tile"), headers=w.headers["analyst"])
+    cells = r.json()["cells"]
+    assert len(cells) == 1 and cells[0]["count"] is None and cells[0]["suppressed"]
+    assert cells[0]["key"].startswith("CRS3035RES200mN")
+
+
+async def test_export_everything_about_one_person(client, world, owner_engine):
+    r = await client.post(
+        world.url("/supporters"),
+        headers=world.headers["admin"],
+        json=person(500, address="1 rue des Acacias, 35170 Bruz"),
+    )
+    sid = r.json()["id"]
+    r = await client.get(world.url(f"/supporters/{sid}/export"), headers=world.headers["admin"])
+    assert r.status_code == 200
+    body = r.json()
+    assert body["supporter"]["email"] == "person500@example.test"
+    assert body["supporter"]["address"] == "1 rue des Acacias, 35170 Bruz"
+    assert {c["purpose"] for c in body["consents"]} == {"contact", "mapping"}
+    assert body["consents"][0]["wording_version"] == "w-2026-01"
+    assert any(e["action"] == "supporter.create" for e in body["processing_log"])
+    r = await client.get(world.url(f"/supporters/{sid}/export"), headers=world.headers["analyst"])
+    assert r.status_code == 403
+    r = await client.get(
+        world.url(f"/supporters/{uuid.uuid4()}/export"), headers=world.headers["admin"]
+    )
+    assert r.status_code == 404
+
+
+async def test_rectify_and_objection_flag_the_door_without_identity(client, world, owner_engine):
+    h = world.headers["admin"]
+    r = await client.post(
+        world.url("/supporters"), headers=h, json=person(600, address="1 rue des Acacas, Bruz")
+    )
+    sid = r.json()["id"]
+    r = await client.patch(
+        world.url(f"/supporters/{sid}"),
+        headers=h,
+        json={"address": "2 rue des Acacias, 35170 Bruz", "name": "New Name"},
+    )
+    assert r.status_code == 200 and r.json()["geocode_level"] == "housenumber"
+    door = r.json()["address_id"]
+    r = await client.get(world.url(f"/supporters/{sid}"), headers=h)
+    assert r.json()["name"] == "New Name" and r.json()["address_id"] == door
+    r = await client.post(world.url(f"/supporters/{sid}/objection"), headers=h)
+    assert r.status_code == 200 and r.json()["door_flagged"]
+    async with owner_engine.connect() as conn:
+        flag = (
+            await conn.execute(
+                text("SELECT * FROM door_flag WHERE campaign_id = :c"), {"c": world.campaign_id}
+            )
+        ).one()
+    assert flag.address_id == door and set(flag._mapping) == {
+        "campaign_id",
+        "address_id",
+        "kind",
+        "created_at",
+    }
+    # the flag outlives the person's erasure
+    await client.delete(world.url(f"/supporters/{sid}"), headers=h)
+    async with owner_engine.connect() as conn:
+        assert (
+            await conn.execute(
+                text("SELECT count(*) FROM door_flag WHERE campaign_id = :c"),
+                {"c": world.campaign_id},
+            )
+        ).scalar() == 1
+
+
+async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
+    r = await client.put(
+        world.url("/privacy-notice"),
+        headers=world.headers["admin"],
+        json={"controller": "Association Test (fictive)", "contact_email": "dpo@example.test"},
+    )
+    assert r.status_code == 200
+    r = await client.get(f"/privacy/{world.campaign_id}")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    for must in (
+        "Association Test (fictive)",
+        "dpo@example.test",
+        "CNIL",
+        "consentement",
+        "Responsable du traitement",
+        "Combien de temps",
+        "/objection",
+    ):
+        assert must in html
+    r = await client.get(f"/privacy/{world.campaign_id}/qr.svg")
+    assert r.status_code == 200 and r.headers["content-type"] == "image/svg+xml"
+    assert "<svg" in r.text
+    assert (await client.get(f"/privacy/{uuid.uuid4()}")).status_code == 404
+
+    # objection by address: the door is flagged, nothing identifying is stored
+    r = await client.post(
+        f"/privacy/{world.campaign_id}/objection",
+        data={"kind": "objection", "address": "5 rue des acacias 35170 bruz"},
+    )
+    assert r.status_code == 200 and "ne sera plus proposée" in r.text
+    # an address we cannot place waits, encrypted, for the admin
+    r = await client.post(
+        f"/privacy/{world.campaign_id}/objection",
+        data={"kind": "objection", "address": "8 rue Nationale, 59000 Lille"},
+    )
+    assert r.status_code == 200 and "à la main" in r.text
+    # withdrawal by e-mail, matched by its keyed hash whatever the case and spacing
+    sid = (
+        await client.post(
+            world.url("/supporters"), headers=world.headers["admin"], json=person(700)
+        )
+    ).json()["id"]
+    unknown = await client.post(
+        f"/privacy/{world.campaign_id}/objection",
+        data={"kind": "withdrawal", "email": "nobody@example.test"},
+    )
+    r = await client.post(
+        f"/privacy/{world.campaign_id}/objection",
+        data={"kind": "withdrawal", "email": " PERSON700@example.test"},
+    )
+    assert r.status_code == unknown.status_code == 200 and r.text == unknown.text
+    r = await client.post(
+        f"/privacy/{world.campaign_id}/objection",
+        data={"kind": "withdrawal", "email": "not an email"},
+    )
+    assert r.status_code == 422 and r.json()["field"] == "email"
+    async with owner_engine.connect() as conn:
+        status = (
+            await conn.execute(
+                text("SELECT status FROM supporter WHERE campaign_id = :c AND id = :i"),
+                {"c": world.campaign_id, "i": sid},
+            )
+        ).scalar()
+        flags = (
+            await conn.execute(
+                text("SELECT count(*) FROM door_flag WHERE campaign_id = :c"),
+                {"c": world.campaign_id},
+            )
+        ).scalar()
+        reqs = (
+            await conn.execute(
+                text(
+                    "SELECT kind, status, outcome, address_enc IS NOT NULL AS enc FROM privacy_request "
+                    "WHERE campaign_id = :c ORDER BY received_at, outcome"
+                ),
+                {"c": world.campaign_id},
+            )
+        ).all()
+    assert status == "withdrawn" and flags == 1
+    assert sorted((r.kind, r.status, r.outcome, r.enc) for r in reqs) == [
+        ("objection", "done", "door_flagged", False),
+        ("objection", "pending", "address_none", True),
+        ("withdrawal", "done", "matched", False),
+        ("withdrawal", "done", "no_match", False),
+    ]
