@@ -70,11 +70,14 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
         proof = (
             await conn.execute(
                 text(
-                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, s.withdrawn_at, "
-                    "array_agg(c.withdrawn_at IS NOT NULL) AS w, array_agg(c.withdrawal_channel) AS ch "
+                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, "
+                    "s.withdrawn_at, "
+                    "array_agg(c.withdrawn_at IS NOT NULL) AS w, "
+                    "array_agg(c.withdrawal_channel) AS ch "
                     "FROM supporter s JOIN supporter_consent c ON c.campaign_id = s.campaign_id "
                     "AND c.supporter_id = s.id WHERE s.campaign_id = :c AND s.id = :i "
-                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, s.withdrawn_at"
+                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, "
+                    "s.withdrawn_at"
                 ),
                 {"c": w.campaign_id, "i": ids[1]},
             )
@@ -241,7 +244,8 @@ async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
         reqs = (
             await conn.execute(
                 text(
-                    "SELECT kind, status, outcome, address_enc IS NOT NULL AS enc FROM privacy_request "
+                    "SELECT kind, status, outcome, address_enc IS NOT NULL AS enc "
+                    "FROM privacy_request "
                     "WHERE campaign_id = :c ORDER BY received_at, outcome"
                 ),
                 {"c": world.campaign_id},
