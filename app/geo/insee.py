@@ -55,7 +55,7 @@ def parse_tile_id(value: str) -> Tile:
     size = int(m.group(1)) * (1000 if m.group(2).lower() == "km" else 1)
     north, east = int(m.group(3)), int(m.group(4))
     if size <= 0:
-        raise TileIdError(f"{value!r}: the resolution must be positive")
+        raise TileIdError(f"{value!r}: the grid resolution must be positive")
     if north % size or east % size:
         raise TileIdError(f"{value!r}: the corner N{north} E{east} is not on the {size} m grid")
     return Tile(east, north, size)

@@ -243,7 +243,8 @@ def open_csv(
         try:
             first = text.readline()
         except UnicodeDecodeError as exc:
-            raise fail(path, _encoding_reason(exc, encoding), line=1) from None
+            line = first_undecodable_line(path, encoding) or 1
+            raise fail(path, _encoding_reason(exc, encoding), line=line) from None
         except (gzip.BadGzipFile, EOFError, OSError) as exc:
             raise fail(path, f"cannot be read as gzip ({exc}).") from None
         if not first.strip():
@@ -305,6 +306,21 @@ def _encoding_reason(exc: UnicodeDecodeError, encoding: str) -> str:
     )
 
 
+def first_undecodable_line(path: Path, encoding: str) -> int | None:
+    """The first line that does not decode (a second pass, only after a decoding error)."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            for n, raw in enumerate(fh, start=1):
+                try:
+                    raw.decode(encoding)
+                except UnicodeDecodeError:
+                    return n
+    except OSError:
+        return None
+    return None
+
+
 class _LineReader:
     """csv.reader whose line numbers count the header, and whose decode errors name the line."""
 
@@ -327,9 +343,8 @@ class _LineReader:
             except StopIteration:
                 return
             except UnicodeDecodeError as exc:
-                raise fail(
-                    self._path, _encoding_reason(exc, self._encoding), line=self.line_num + 1
-                ) from None
+                line = first_undecodable_line(self._path, self._encoding) or self.line_num + 1
+                raise fail(self._path, _encoding_reason(exc, self._encoding), line=line) from None
             except csv.Error as exc:
                 raise fail(self._path, f"malformed CSV ({exc}).", line=self.line_num + 1) from None
             except (EOFError, OSError) as exc:
@@ -342,6 +357,8 @@ def find_columns(
     header: Sequence[str],
     spec: dict[str, Sequence[str]],
     required: Iterable[str],
+    *,
+    line: int | None = 1,
 ) -> dict[str, int]:
     """Map logical names to column indexes, matching aliases case-insensitively.
 
@@ -363,7 +380,7 @@ def find_columns(
         raise fail(
             path,
             f"missing required column(s): {wanted}. The header has: {shown}.",
-            line=1,
+            line=line,
         )
     return found
 

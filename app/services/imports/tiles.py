@@ -151,7 +151,7 @@ def _gpkg_rows(path: Path, layer: str | None, log: RejectLog):
     if len(df) == 0:
         raise fail(path, "the layer has no features.")
     header = [c for c in df.columns if c != "geometry"]
-    cols = find_columns(path, header, SPEC, REQUIRED)
+    cols = find_columns(path, header, SPEC, REQUIRED, line=None)
     names = {k: header[i] for k, i in cols.items()}
     mismatch = np.zeros(len(df), dtype=float)
     if "geometry" in df and df.geometry.notna().any():

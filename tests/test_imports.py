@@ -1,0 +1,221 @@
+"""Imports of real files: Bruz's BAL, a BAN file derived from it, the 92-13 sample."""
+
+from __future__ import annotations
+
+import gzip
+
+import pytest
+
+from app.errors import ImportFailed
+from app.services.imports.addresses import import_addresses
+from app.services.imports.sample import BRUZ_BAL, load_sample
+from tests.fixtures_imports import (
+    BAN_HEADER,
+    bal_to_ban,
+    fetch,
+    fetchval,
+    read_report,
+    snapshot,
+)
+
+# Bruz's bounding box (WGS84) per the data README: lon -1.783..-1.712, lat 47.982..48.068.
+BRUZ_BBOX = (-1.7835, 47.9815, -1.7115, 48.0685)
+
+
+async def test_bruz_bal_gives_5760_doors_inside_the_commune(make_db, tmp_path):
+    urls = make_db("bal")
+    report = await import_addresses(
+        urls.owner, BRUZ_BAL, quiet=True, report_path=tmp_path / "bruz.rejects.csv"
+    )
+    assert (report.rows_read, report.rows_loaded) == (5843, 5760)
+    assert (report.rows_skipped, report.rows_rejected) == (83, 0)
+    rows = read_report(report.report_path)
+    assert len(rows) == 83
+    assert {r["outcome"] for r in rows} == {"skipped"}
+    assert all("99999" in r["reason"] and r["column"] == "numero" for r in rows)
+    stats = (
+        await fetch(
+            urls.owner,
+            "SELECT count(*) AS n, count(DISTINCT ban_id) AS ids, min(lon) AS x0, max(lon) AS x1,"
+            " min(lat) AS y0, max(lat) AS y1, bool_and(source = 'bal') AS bal,"
+            " bool_and(ST_X(geom) = lon AND ST_Y(geom) = lat AND ST_SRID(geom) = 4326) AS g,"
+            " bool_and(code_insee = '35047') AS commune FROM address",
+        )
+    )[0]
+    assert stats["n"] == stats["ids"] == 5760
+    assert BRUZ_BBOX[0] <= stats["x0"] and stats["x1"] <= BRUZ_BBOX[2]
+    assert BRUZ_BBOX[1] <= stats["y0"] and stats["y1"] <= BRUZ_BBOX[3]
+    assert stats["bal"] and stats["g"] and stats["commune"]
+    suffixes = dict(
+        await fetch(
+            urls.owner,
+            "SELECT suffixe, count(*) FROM address WHERE suffixe IS NOT NULL GROUP BY 1",
+        )
+    )
+    assert suffixes["bis"] == 242 and suffixes["ter"] == 56
+    assert sum(suffixes.values()) > 400  # A, B, C… kept too
+    row = (await fetch(urls.owner, "SELECT * FROM address WHERE ban_id = '35047_0006_00002_bis'"))[
+        0
+    ]
+    assert (row["numero"], row["suffixe"], row["nom_voie"]) == (2, "bis", "Square de l'Abbé Pierre")
+    run = (await fetch(urls.owner, "SELECT * FROM import_run"))[0]
+    assert (run["rows_read"], run["rows_loaded"], run["rows_skipped"]) == (5843, 5760, 83)
+
+
+async def test_ban_csv_gz_commune_filter_and_reimport_keeps_ids(make_db, tmp_path):
+    """A BAN-format file DERIVED from Bruz's BAL (tests/fixtures_imports.bal_to_ban)."""
+    urls = make_db("ban")
+    ban = bal_to_ban(tmp_path / "adresses-35.csv.gz")
+    with pytest.raises(ImportFailed, match="filtered out by --commune 92002"):
+        await import_addresses(urls.owner, ban, communes="92002", quiet=True)
+    assert (await snapshot(urls.owner))["address"][0] == 0
+
+    first = await import_addresses(urls.owner, ban, communes="92002,35047", quiet=True)
+    assert (first.rows_read, first.rows_loaded, first.rows_skipped) == (5760, 5760, 0)
+    assert first.details["format"] == "ban"
+    row = (
+        await fetch(
+            urls.owner,
+            "SELECT numero, suffixe, nom_voie, code_postal, source, source_file FROM address"
+            " WHERE ban_id = '35047_0006_00002_bis'",
+        )
+    )[0]
+    assert tuple(row) == (2, "bis", "Square de l'Abbé Pierre", "35170", "ban", ban.name)
+    ids = dict(await fetch(urls.owner, "SELECT ban_id, id FROM address"))
+
+    # The same source again, with one door gone and one moved: ids stay, the gone door goes.
+    with gzip.open(ban, "rt", encoding="utf-8") as fh:
+        lines = fh.readlines()
+    gone = lines[1].split(";")[0]
+    moved = lines[2].split(";")
+    moved[BAN_HEADER.index("lat")] = "48.0400000"
+    with gzip.open(ban, "wt", encoding="utf-8") as fh:
+        fh.write("".join([lines[0], ";".join(moved), *lines[3:]]))
+    again = await import_addresses(urls.owner, ban, communes="35047", quiet=True)
+    assert again.rows_loaded == 5759
+    after = dict(await fetch(urls.owner, "SELECT ban_id, id FROM address"))
+    assert gone not in after and len(after) == 5759
+    assert all(after[k] == ids[k] for k in after)
+    assert (
+        await fetchval(urls.owner, "SELECT lat FROM address WHERE ban_id = $1", moved[0]) == 48.04
+    )
+    assert await fetchval(urls.owner, "SELECT count(*) FROM import_run") == 2
+
+    # Another file holding the same ids is refused, naming the file that has them.
+    plain = bal_to_ban(tmp_path / "copy.csv", limit=10)
+    before = await snapshot(urls.owner)
+    with pytest.raises(ImportFailed, match="already loaded from adresses-35.csv.gz"):
+        await import_addresses(urls.owner, plain, quiet=True)
+    assert await snapshot(urls.owner) == before
+
+
+async def test_sample_import_and_reimport(make_db, tmp_path):
+    urls = make_db("smp")
+    reports = load_sample(urls.owner, quiet=True, report_dir=tmp_path)
+    assert await fetchval(urls.owner, "SELECT count(*) FROM insee_tile") == 504
+    assert abs(await fetchval(urls.owner, "SELECT sum(ind) FROM insee_tile") - 154_148) <= 0.5
+    assert await fetchval(urls.owner, "SELECT count(*) FROM insee_tile WHERE i_est_200 = 1") == 58
+    assert (
+        await fetchval(
+            urls.owner,
+            "SELECT lcog_geo FROM insee_tile WHERE id = 'CRS3035RES200mN2875800E3755600'",
+        )
+        == "9137792002"
+    )
+    assert await fetchval(urls.owner, "SELECT count(*) FROM district") == 91
+    assert await fetchval(
+        urls.owner, "SELECT bool_and(ST_IsValid(geom) AND ST_IsValid(geom_3035)) FROM district"
+    )
+    for name in ("legislatives_2024_t1", "legislatives_2024_t2", "europeennes_2024"):
+        r = reports[name]
+        assert (r["stations"], r["matched"], r["unmatched"]) == (92, 91, ["92019_0020"])
+        noted = read_report(r["report"])
+        assert [(n["outcome"], "92019_0020" in n["reason"]) for n in noted] == [("unmatched", True)]
+    assert reports["legislatives_2022_t2"]["format"] == "long"
+    joined = await fetch(
+        urls.owner,
+        "SELECT e.name, count(r.*) AS n, count(d.code) AS joined, sum(r.inscrits) AS inscrits"
+        " FROM election e JOIN election_result r ON r.election_id = e.id"
+        " LEFT JOIN district d ON d.code = r.district_code GROUP BY e.name",
+    )
+    by = {r["name"]: r for r in joined}
+    assert (by["legislatives_2024_t1"]["n"], by["legislatives_2024_t1"]["joined"]) == (92, 91)
+    assert by["legislatives_2024_t1"]["inscrits"] == 89_338
+    assert by["europeennes_2024"]["inscrits"] == 89_932
+    assert (by["legislatives_2022_t2"]["n"], by["legislatives_2022_t2"]["joined"]) == (91, 91)
+    assert (
+        await fetchval(
+            urls.owner,
+            "SELECT count(*) FROM election_candidate_result c"
+            " JOIN election e ON e.id = c.election_id"
+            " WHERE e.name = 'europeennes_2024' AND c.district_code = '92002_0001'",
+        )
+        == 38
+    )
+    # French percentages did not leak into integer columns; 2022 (long) has 2 candidates each
+    assert (
+        await fetchval(
+            urls.owner,
+            "SELECT count(*) FROM election_candidate_result c"
+            " JOIN election e ON e.id = c.election_id"
+            " WHERE e.name = 'legislatives_2022_t2'",
+        )
+        == 182
+    )
+
+    # Synthetic doors: labelled, inside the contours, in proportion to households.
+    doors = (
+        await fetch(
+            urls.owner,
+            "SELECT count(*) AS n, sum(households) AS hh, count(*) FILTER (WHERE households > 1)"
+            " AS buildings, bool_and(ban_id LIKE 'synthetic_%' AND nom_voie LIKE '%synthétique%')"
+            " AS labelled FROM address WHERE source = 'synthetic'",
+        )
+    )[0]
+    assert doors["labelled"] and doors["n"] > 10_000 and doors["buildings"] > 1_000
+    inside = await fetchval(
+        urls.owner,
+        "SELECT count(*) FROM address a WHERE a.source = 'synthetic' AND EXISTS"
+        " (SELECT 1 FROM district d WHERE ST_Intersects(d.geom, a.geom))",
+    )
+    assert inside == doors["n"]
+    # households of the tiles lying within the constituency ≈ households at synthetic doors
+    men_inside = await fetchval(
+        urls.owner,
+        "SELECT sum(t.men * ST_Area(ST_Intersection(t.geom, u.g)) / ST_Area(t.geom))"
+        " FROM insee_tile t, (SELECT ST_Union(geom_3035) AS g FROM district) u"
+        " WHERE ST_Intersects(t.geom, u.g)",
+    )
+    assert abs(doors["hh"] - men_inside) / men_inside < 0.05
+    assert await fetchval(urls.owner, "SELECT count(*) FROM address WHERE source = 'bal'") == 5760
+
+    before = await snapshot(urls.owner)
+    load_sample(urls.owner, quiet=True, report_dir=tmp_path)
+    after = await snapshot(urls.owner)
+    assert {k: v for k, v in after.items() if k != "import_run"} == {
+        k: v for k, v in before.items() if k != "import_run"
+    }
+    assert after["import_run"][0] == 2 * before["import_run"][0]
+
+    # Real doors for a commune replace its synthetic doors (and only those).
+    real = tmp_path / "adresses-92071-test.csv"
+    real.write_text(
+        ";".join(BAN_HEADER)
+        + "\n"
+        + "".join(
+            f"92071_0001_0000{n};;{n};;Rue Houdan;92330;92071;Sceaux;;;;;2.2903;48.7775{n};"
+            + ";" * 8
+            + "\n"
+            for n in (1, 2, 3)
+        ),
+        encoding="utf-8",
+    )
+    rep = await import_addresses(urls.owner, real, quiet=True)
+    assert rep.rows_loaded == 3 and "synthetic demo doors of 92071" in rep.notes[0]
+    left = dict(
+        await fetch(
+            urls.owner,
+            "SELECT code_insee, count(*) FROM address WHERE source = 'synthetic' GROUP BY 1",
+        )
+    )
+    assert "92071" not in left and set(left) == {"92002", "92014", "92019"}
