@@ -1,0 +1,37 @@
+"""`porte rank`: the top districts with their first three reasons, in a table."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from app.cli import cli
+from tests.fixtures_ranking import ranking_env  # noqa: F401
+
+
+def test_porte_rank_prints_top_districts_with_reasons(ranking_env, monkeypatch):  # noqa: F811
+    _, world, area, _, settings = ranking_env
+    monkeypatch.setenv("DATABASE_URL", settings.database_url)
+    monkeypatch.setenv("OWNER_DATABASE_URL", settings.owner_database_url)
+    result = CliRunner().invoke(
+        cli,
+        [
+            "rank",
+            "--campaign",
+            str(world.campaign_id),
+            "--preset",
+            "mobilisation",
+            "--side",
+            "ENS",
+            "--limit",
+            "2",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert area.code("A") in out and area.code("D") in out
+    assert area.code("C") not in out  # limit 2: A then D
+    assert out.index(area.code("A")) < out.index(area.code("D"))
+    assert "Abstention" in out and "Our side's score" in out
+    bad = CliRunner().invoke(cli, ["rank", "--campaign", str(world.campaign_id), "--preset", "x"])
+    assert bad.exit_code == 2 and "Unknown preset" in bad.output
