@@ -17,8 +17,11 @@ def box(lon: float, lat: float, half_w: float, half_h: float | None = None) -> d
     """A GeoJSON rectangle around (lon, lat), half sizes in degrees."""
     h = half_w if half_h is None else half_h
     ring = [
-        [lon - half_w, lat - h], [lon + half_w, lat - h], [lon + half_w, lat + h],
-        [lon - half_w, lat + h], [lon - half_w, lat - h],
+        [lon - half_w, lat - h],
+        [lon + half_w, lat - h],
+        [lon + half_w, lat + h],
+        [lon - half_w, lat + h],
+        [lon - half_w, lat - h],
     ]
     return {"type": "Polygon", "coordinates": [ring]}
 
@@ -63,7 +66,8 @@ async def cut_area(
 ) -> dict[str, Any]:
     """Cut the doors inside ``geometry`` into turfs; returns the response body."""
     r = await client.post(
-        world.url("/cut"), json={"area": geometry, "doors_per_turf": per},
+        world.url("/cut"),
+        json={"area": geometry, "doors_per_turf": per},
         headers=world.headers[role],
     )
     assert r.status_code == 201, r.text
@@ -92,8 +96,13 @@ async def assignment_doors(engine: AsyncEngine, assignment_id: str) -> list[int]
 
 def visit(door: int, outcome: str = "talked", at: str | None = None, **extra: Any) -> dict:
     """One visit item with a fresh client UUID."""
-    return {"id": str(uuid.uuid4()), "door": door, "outcome": outcome,
-            "visited_at": at or now_iso(), **extra}
+    return {
+        "id": str(uuid.uuid4()),
+        "door": door,
+        "outcome": outcome,
+        "visited_at": at or now_iso(),
+        **extra,
+    }
 
 
 async def count_visits(engine: AsyncEngine, campaign_id: uuid.UUID) -> int:
@@ -104,3 +113,31 @@ async def count_visits(engine: AsyncEngine, campaign_id: uuid.UUID) -> int:
                 text("SELECT count(*) FROM visit WHERE campaign_id = :c"), {"c": campaign_id}
             )
         ).scalar_one()
+
+
+async def draw(
+    client: httpx.AsyncClient, world: Any, geometry: dict, name: str = "Turf"
+) -> dict[str, Any]:
+    """Draw a turf as the organiser; returns it."""
+    r = await client.post(
+        world.url("/turfs"),
+        json={"name": name, "geometry": geometry},
+        headers=world.headers["organiser"],
+    )
+    assert r.status_code == 201, r.text
+    return r.json()
+
+
+async def assigned_turf(
+    client: httpx.AsyncClient,
+    world: Any,
+    engine: AsyncEngine,
+    half: float = 0.0012,
+    offset: tuple[float, float] = (0.0, 0.0),
+) -> tuple[dict[str, Any], dict[str, Any], list[int]]:
+    """A Bruz turf assigned to the world's volunteer: (turf, assignment, door ids in order)."""
+    turf = await draw(
+        client, world, box(BRUZ_CENTRE[0] + offset[0], BRUZ_CENTRE[1] + offset[1], half)
+    )
+    assignment = await assign(client, world, turf["id"])
+    return turf, assignment, await assignment_doors(engine, assignment["id"])
