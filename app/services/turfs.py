@@ -150,9 +150,11 @@ def swapped(geom: shapely.Geometry) -> shapely.Geometry:
 
 
 # ---------------------------------------------------------------- SQL
+# "Loaded area": a door or a district within about 1 km of the polygon's bounding box.
 _LOADED_NEAR = text(
-    "SELECT EXISTS (SELECT 1 FROM address WHERE geom && ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326))"
-    " OR EXISTS (SELECT 1 FROM district WHERE geom && ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326))"
+    "WITH g AS (SELECT ST_Expand(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326), 0.01) AS g) "
+    "SELECT EXISTS (SELECT 1 FROM address, g WHERE geom && g.g)"
+    " OR EXISTS (SELECT 1 FROM district, g WHERE geom && g.g)"
 )
 _OVERLAP = text(
     """
