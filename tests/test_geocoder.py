@@ -136,3 +136,34 @@ async def test_interpolated_between_same_side_neighbours(owner_engine, doors):
     assert r.level == "interpolated" and r.address_id is None
     assert abs(r.lon - (lo["lon"] + hi["lon"]) / 2) < 1e-6
     assert abs(r.lat - (lo["lat"] + hi["lat"]) / 2) < 1e-6
+
+
+async def test_python_and_sql_normalisation_agree(owner_engine):
+    """The index is built by porte_norm_name (SQL); queries by norm_name (Python): same keys."""
+    from app.services.geocoder import norm_name
+
+    async with owner_engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT nom_voie AS raw, voie_norm AS key FROM geocode_street UNION ALL "
+                    "SELECT nom_commune, commune_norm FROM geocode_commune UNION ALL "
+                    "SELECT x, porte_norm_name(x) FROM unnest(CAST(:x AS text[])) AS x"
+                ),
+                {
+                    "x": [
+                        "Œuvre",
+                        "Rue de l'Abbaye",
+                        "R. St-Exupéry",
+                        "Bd Gal De Gaulle",
+                        "ÆSOP",
+                        "Straße",
+                        "rpt du 8 mai 1945",
+                        "  all. des  Lilas  ",
+                    ]
+                },
+            )
+        ).all()
+    assert len(rows) > 300
+    bad = [(r.raw, r.key, norm_name(r.raw)) for r in rows if norm_name(r.raw) != r.key]
+    assert not bad, bad[:5]

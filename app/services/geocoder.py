@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import time
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,6 +38,57 @@ _NUMBER = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _SUFFIX_ALT = {"b": "bis", "bis": "b", "t": "ter", "ter": "t", "q": "quater", "quater": "q"}
+
+
+# Same rules as the SQL function porte_norm_name (migration 0005), which builds the street index;
+# tests/test_geocoder.py checks that both agree on every loaded street and commune name.
+_ABBR = {
+    **dict.fromkeys(("bd", "bld", "boul", "bvd"), "boulevard"),
+    **dict.fromkeys(("av", "ave", "aven"), "avenue"),
+    **dict.fromkeys(("pl", "plc"), "place"),
+    **dict.fromkeys(("chem", "che", "ch", "chm"), "chemin"),
+    **dict.fromkeys(("all", "al", "ale"), "allee"),
+    **dict.fromkeys(("imp", "impa"), "impasse"),
+    "rte": "route",
+    "sq": "square",
+    "crs": "cours",
+    **dict.fromkeys(("qu", "qua"), "quai"),
+    **dict.fromkeys(("fg", "fbg"), "faubourg"),
+    **dict.fromkeys(("res", "resid"), "residence"),
+    **dict.fromkeys(("lot", "lotiss"), "lotissement"),
+    "ham": "hameau",
+    **dict.fromkeys(("pas", "pass"), "passage"),
+    "prom": "promenade",
+    "rpt": "rond point",
+    "st": "saint",
+    "ste": "sainte",
+    **dict.fromkeys(("gal", "gen", "gl"), "general"),
+    **dict.fromkeys(("mal", "marech"), "marechal"),
+    **dict.fromkeys(("pdt", "pres"), "president"),
+    **dict.fromkeys(("dr", "doct"), "docteur"),
+    "prof": "professeur",
+    **dict.fromkeys(("cdt", "cmdt"), "commandant"),
+    "lt": "lieutenant",
+    "cne": "capitaine",
+    "mgr": "monseigneur",
+}
+_STOP = frozenset(("de", "du", "des", "la", "le", "les", "l", "d", "au", "aux", "et"))
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+
+
+def norm_name(value: str | None) -> str:
+    """Comparison key of a street or commune name: 'Allée de la Noë' -> 'allee noe'."""
+    if not value:
+        return ""
+    s = unicodedata.normalize("NFKD", value.translate(_LIGATURES))
+    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    toks = re.sub(r"[^a-z0-9]+", " ", s).split()
+    out = []
+    for i, tok in enumerate(toks, 1):
+        w = "rue" if i == 1 and tok in ("r", "ru") else _ABBR.get(tok, tok)
+        if w not in _STOP:
+            out.append(w)
+    return " ".join(out)
 
 
 @dataclass
@@ -136,9 +188,9 @@ def _binds(batch: Sequence[ParsedAddress]) -> dict[str, list]:
         "num": [p.housenumber for p in batch],
         "suf": [p.suffix for p in batch],
         "suf_alt": [_SUFFIX_ALT.get(p.suffix or "") for p in batch],
-        "street": [p.street for p in batch],
+        "street": [norm_name(p.street) for p in batch],
         "postcode": [p.postcode for p in batch],
-        "city": [p.city for p in batch],
+        "city": [norm_name(p.city) for p in batch],
     }
 
 

@@ -5,11 +5,12 @@
 -- postcodes) -> street (exact normalised name, else pg_trgm similarity within those communes)
 -- -> door (exact number and suffix, else interpolated between same-side neighbours).
 WITH input AS (
+    -- street and city arrive normalised (app.services.geocoder.norm_name = porte_norm_name)
     SELECT t.idx, t.num,
            nullif(t.suf, '') AS suf, nullif(t.suf_alt, '') AS suf_alt,
-           porte_norm_name(coalesce(t.street, '')) AS street_norm,
+           coalesce(t.street, '') AS street_norm,
            nullif(t.postcode, '') AS postcode,
-           nullif(porte_norm_name(coalesce(t.city, '')), '') AS city_norm
+           nullif(t.city, '') AS city_norm
     FROM unnest(CAST(:idx AS int[]), CAST(:num AS int[]), CAST(:suf AS text[]),
                 CAST(:suf_alt AS text[]), CAST(:street AS text[]), CAST(:postcode AS text[]),
                 CAST(:city AS text[])) AS t(idx, num, suf, suf_alt, street, postcode, city)
@@ -41,10 +42,9 @@ commune_candidates AS (
 ),
 communes AS (
     SELECT DISTINCT ON (idx, code_insee) idx, code_insee, nom_commune, cfac
-    FROM commune_candidates
-    WHERE cfac = (SELECT max(cfac) FROM commune_candidates c2
-                  WHERE c2.idx = commune_candidates.idx)
-    ORDER BY idx, code_insee, cfac DESC
+    FROM (SELECT *, max(cfac) OVER (PARTITION BY idx) AS best FROM commune_candidates) x
+    WHERE cfac = best
+    ORDER BY idx, code_insee
 ),
 street_exact AS (
     SELECT DISTINCT ON (c.idx) c.idx, s.code_insee, s.nom_voie, c.nom_commune, c.cfac,
@@ -55,20 +55,20 @@ street_exact AS (
     ORDER BY c.idx, s.n DESC
 ),
 street_fuzzy AS (
-    SELECT DISTINCT ON (c.idx) c.idx, s.code_insee, s.nom_voie, c.nom_commune, c.cfac,
-           greatest(similarity(s.voie_norm, i.street_norm),
-                    0.9 * strict_word_similarity(i.street_norm, s.voie_norm)
-                        * least(1.0, length(i.street_norm) / 8.0))::real AS sim
+    -- only rows without an exact street: the best trigram match within their communes
+    SELECT c.idx, f.code_insee, f.nom_voie, c.nom_commune, c.cfac, f.sim
     FROM communes c JOIN input i USING (idx)
-    JOIN geocode_street s ON s.code_insee = c.code_insee
-    WHERE i.street_norm <> ''
-      AND NOT EXISTS (SELECT 1 FROM street_exact e WHERE e.idx = c.idx)
-    ORDER BY c.idx, sim DESC, s.n DESC
+    CROSS JOIN LATERAL (
+        SELECT s.code_insee, s.nom_voie, similarity(s.voie_norm, i.street_norm) AS sim
+        FROM geocode_street s
+        WHERE s.code_insee = c.code_insee AND s.voie_norm % i.street_norm
+        ORDER BY sim DESC, s.n DESC LIMIT 1) f
+    WHERE i.street_norm <> '' AND c.idx NOT IN (SELECT idx FROM street_exact)
 ),
 street AS (
     SELECT * FROM street_exact
     UNION ALL
-    SELECT * FROM street_fuzzy WHERE sim >= 0.45
+    SELECT DISTINCT ON (idx) * FROM street_fuzzy WHERE sim >= 0.45 ORDER BY idx, sim DESC
 ),
 door AS (
     SELECT DISTINCT ON (st.idx) st.idx, a.id, a.lon, a.lat, a.numero, a.suffixe,
@@ -99,7 +99,7 @@ interpolated AS (
           AND a.numero > i.num AND a.numero % 2 = i.num % 2
         ORDER BY a.numero ASC LIMIT 1) hi
     WHERE i.num IS NOT NULL
-      AND NOT EXISTS (SELECT 1 FROM door d WHERE d.idx = st.idx)
+      AND st.idx NOT IN (SELECT idx FROM door)
       -- neighbours far apart say nothing about where the missing door is
       AND ST_DistanceSphere(lo.geom, hi.geom) <= 400
 ),
@@ -107,8 +107,8 @@ street_point AS (
     SELECT st.idx, avg(a.lon) AS lon, avg(a.lat) AS lat
     FROM street st
     JOIN address a ON a.code_insee = st.code_insee AND a.nom_voie = st.nom_voie
-    WHERE NOT EXISTS (SELECT 1 FROM door d WHERE d.idx = st.idx)
-      AND NOT EXISTS (SELECT 1 FROM interpolated p WHERE p.idx = st.idx)
+    WHERE st.idx NOT IN (SELECT idx FROM door)
+      AND st.idx NOT IN (SELECT idx FROM interpolated)
     GROUP BY st.idx
 )
 SELECT i.idx,
