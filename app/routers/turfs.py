@@ -17,7 +17,7 @@ router = APIRouter(tags=["turfs"])
 
 def json_response(data: object, status: int = 200) -> Response:
     """JSON via orjson (UUIDs from asyncpg, datetimes); shared by the field routers."""
-    body = orjson.dumps(data, default=str)
+    body = orjson.dumps(data, default=str, option=orjson.OPT_NON_STR_KEYS)
     return Response(body, status_code=status, media_type="application/json")
 
 
