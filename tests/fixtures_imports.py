@@ -64,9 +64,12 @@ async def fetchval(owner_url: str, sql: str, *args):
     return rows[0][0] if rows else None
 
 
-def bal_to_ban(dst: Path, *, limit: int | None = None, encoding: str = "utf-8") -> Path:
+def bal_to_ban(
+    dst: Path, *, limit: int | None = None, encoding: str = "utf-8", prefix: str = ""
+) -> Path:
     """Write a BAN-format CSV DERIVED from Bruz's real BAL (the README's column mapping):
-    numbered addresses only, code_postal 35170. Gzipped when ``dst`` ends in .gz."""
+    numbered addresses only, code_postal 35170, ids prefixed with ``prefix`` (so that they do not
+    clash with the BAL's own). Gzipped when ``dst`` ends in .gz."""
     opener = gzip.open if dst.suffix == ".gz" else open
     with (
         open(BRUZ_BAL, encoding="utf-8-sig", newline="") as src,
@@ -80,7 +83,7 @@ def bal_to_ban(dst: Path, *, limit: int | None = None, encoding: str = "utf-8") 
                 continue
             w.writerow(
                 [
-                    r["cle_interop"],
+                    prefix + r["cle_interop"],
                     "",
                     r["numero"],
                     r["suffixe"],
