@@ -12,7 +12,8 @@ from addok.config import config
 config.load()
 from addok.core import search  # noqa: E402  (config must be loaded first)
 
-queries = json.load(open(sys.argv[1]))
+with open(sys.argv[1]) as fh:
+    queries = json.load(fh)
 out = []
 search(queries[0], limit=1)  # warm-up
 t0 = time.perf_counter()
@@ -33,4 +34,5 @@ for q in queries:
         }
     )
 elapsed = time.perf_counter() - t0
-json.dump({"seconds": elapsed, "results": out}, open(sys.argv[2], "w"))
+with open(sys.argv[2], "w") as fh:
+    json.dump({"seconds": elapsed, "results": out}, fh)
