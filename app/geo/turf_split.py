@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from shapely.geometry import MultiPoint, Polygon, mapping
+from shapely.geometry import Polygon, mapping
 
 from app.geo.walk import path_length, walk_order
 
@@ -168,7 +168,7 @@ def balance(labels: np.ndarray) -> dict[str, float]:
 # ---------------------------------------------------------------- shapes
 def turf_shape(xy: np.ndarray) -> Polygon:
     """The turf's outline in metres: the doors' convex hull (a small disc when degenerate)."""
-    hull = MultiPoint([tuple(p) for p in np.asarray(xy, dtype=float)]).convex_hull
+    hull = shapely.multipoints(np.asarray(xy, dtype=float)).convex_hull
     if hull.geom_type != "Polygon" or hull.area < 1.0:
         hull = hull.buffer(DEGENERATE_BUFFER_M, quad_segs=4)
     return hull

@@ -17,12 +17,13 @@ import numpy as np
 STREET_CHANGE_PENALTY_M = 40.0
 SIDE_CHANGE_PENALTY_M = 10.0
 _MAX_ROUNDS = 500
+_MOVES_PER_ROUND = 64
 
 
 def distance_matrix(xy: np.ndarray) -> np.ndarray:
     """Pairwise Euclidean distances (metres) between the rows of ``xy``."""
-    diff = xy[:, None, :] - xy[None, :, :]
-    return np.sqrt((diff**2).sum(axis=-1))
+    x, y = xy[:, 0], xy[:, 1]
+    return np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
 
 
 def path_length(xy: np.ndarray, order: np.ndarray | None = None) -> float:
@@ -79,8 +80,8 @@ def two_opt(cost: np.ndarray, order: np.ndarray) -> np.ndarray:
     full = np.zeros((m, m))
     full[:n, :n] = cost
     tour = np.concatenate([order, [n]])  # n is the dummy node
-    upper = np.triu(np.ones((m, m), dtype=bool), k=2)
-    upper[0, m - 1] = False  # the two edges are adjacent on the cycle
+    upper = np.triu(np.ones((m, m)), k=2)
+    upper[0, m - 1] = 0.0  # the two edges are adjacent on the cycle
     for _ in range(_MAX_ROUNDS):
         ext = np.append(tour, tour[0])
         a = full[np.ix_(ext, ext)]
@@ -89,18 +90,22 @@ def two_opt(cost: np.ndarray, order: np.ndarray) -> np.ndarray:
         gain = edge[:, None] + edge[None, :]
         gain -= a[:m, :m]
         gain -= a[1:, 1:]
-        gain[~upper] = 0.0
-        cand = np.flatnonzero(gain > 1e-9)
+        gain *= upper
+        flat_gain = gain.ravel()
+        cand = np.flatnonzero(flat_gain > 1e-9)
         if cand.size == 0:
             break
-        cand = cand[np.argsort(-gain.ravel()[cand])][:256]
-        taken: list[tuple[int, int]] = []
+        if cand.size > _MOVES_PER_ROUND:
+            top = np.argpartition(-flat_gain[cand], _MOVES_PER_ROUND)[:_MOVES_PER_ROUND]
+            cand = cand[top]
+        cand = cand[np.argsort(-flat_gain[cand])]
+        used = np.zeros(m + 1, dtype=bool)
         for flat in cand.tolist():
             i, j = divmod(flat, m)
-            if all(j < ti or i > tj for ti, tj in taken):
-                taken.append((i, j))
-        for i, j in taken:
-            tour[i + 1 : j + 1] = tour[i + 1 : j + 1][::-1]
+            # Moves on disjoint stretches of the tour do not interact: apply them all.
+            if not used[i : j + 2].any():
+                used[i : j + 2] = True
+                tour[i + 1 : j + 1] = tour[i + 1 : j + 1][::-1]
     cut = int(np.flatnonzero(tour == n)[0])
     return np.concatenate([tour[cut + 1 :], tour[:cut]])
 
