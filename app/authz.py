@@ -65,6 +65,9 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/privacy/{campaign_id}"): PUBLIC,
     ("GET", "/privacy/{campaign_id}/qr.svg"): PUBLIC,
     ("POST", "/privacy/{campaign_id}/objection"): PUBLIC,
+    ("GET", "/campaigns/{campaign_id}/privacy-requests"): ADMIN_ONLY,
+    ("POST", "/campaigns/{campaign_id}/privacy-requests/{request_id}/resolve"): ADMIN_ONLY,
+    ("GET", "/campaigns/{campaign_id}/supporters"): ADMIN_ONLY,
     # ---- ranking and exports (issue 6)
     ("GET", "/campaigns/{campaign_id}/ranking"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/districts/{code}"): PLANNERS,

@@ -258,3 +258,81 @@ async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
         ("withdrawal", "done", "matched", False),
         ("withdrawal", "done", "no_match", False),
     ]
+
+
+async def test_withdrawing_mapping_only_leaves_the_counts_but_keeps_the_contact(
+    client, owner_engine, settings
+):
+    w = await make_world(owner_engine, settings, k=2)
+    code, doors = await doors_in_one_district(owner_engine, 2)
+    ids = await _placed(client, w, doors, 800)
+    agg = await client.get(w.url("/supporters/aggregates"), headers=w.headers["analyst"])
+    assert _cell(agg.json(), code)["count"] == 2
+    r = await client.post(
+        w.url(f"/supporters/{ids[0]}/withdraw"),
+        headers=w.headers["admin"],
+        json={"purposes": ["mapping"], "channel": "phone"},
+    )
+    assert r.status_code == 200, r.text
+    assert r.json() == {"id": ids[0], "status": "active", "purposes_left": ["contact"]}
+    agg = await client.get(w.url("/supporters/aggregates"), headers=w.headers["analyst"])
+    assert _cell(agg.json(), code) == {"key": code, "count": None, "suppressed": True}
+    r = await client.get(w.url(f"/supporters/{ids[0]}"), headers=w.headers["admin"])
+    assert r.json()["email"] == "person800@example.test" and r.json()["lon"] is None
+    # placing them again is refused: they no longer agree to be mapped
+    r = await client.patch(
+        w.url(f"/supporters/{ids[0]}"), headers=w.headers["admin"], json={"address_id": doors[0]}
+    )
+    assert r.status_code == 422 and r.json()["field"] == "address_id"
+    r = await client.post(
+        w.url(f"/supporters/{ids[0]}/withdraw"),
+        headers=w.headers["admin"],
+        json={"purposes": ["newsletter"]},
+    )
+    assert r.status_code == 422 and r.json()["field"] == "purposes"
+    listed = await client.get(w.url("/supporters?level=manual"), headers=w.headers["admin"])
+    assert [i["id"] for i in listed.json()["items"]] == [ids[1]]
+
+
+async def test_admin_resolves_an_objection_the_form_could_not_place(client, world, owner_engine):
+    r = await client.post(
+        f"/privacy/{world.campaign_id}/objection",
+        data={"kind": "objection", "address": "4 rue des Acacas, Bruz 35170"},
+    )
+    assert r.status_code == 200
+    r = await client.post(
+        f"/privacy/{world.campaign_id}/objection",
+        data={"kind": "objection", "address": "Le Bourg, 35170 Bruz"},
+    )
+    assert "à la main" in r.text
+    r = await client.get(world.url("/privacy-requests"), headers=world.headers["admin"])
+    (item,) = r.json()["items"]
+    assert item["address"] == "Le Bourg, 35170 Bruz" and item["status"] == "pending"
+    async with owner_engine.connect() as conn:
+        door = (
+            await conn.execute(
+                text("SELECT id FROM address WHERE code_insee = '35047' ORDER BY id LIMIT 1")
+            )
+        ).scalar()
+    r = await client.post(
+        world.url(f"/privacy-requests/{item['id']}/resolve"),
+        headers=world.headers["admin"],
+        json={"address_id": door},
+    )
+    assert r.status_code == 200 and r.json()["outcome"] == "door_flagged_by_admin"
+    async with owner_engine.connect() as conn:
+        left = (
+            await conn.execute(
+                text("SELECT address_enc FROM privacy_request WHERE campaign_id = :c AND id = :i"),
+                {"c": world.campaign_id, "i": uuid.UUID(item["id"])},
+            )
+        ).scalar()
+        flags = (
+            await conn.execute(
+                text("SELECT count(*) FROM door_flag WHERE campaign_id = :c"),
+                {"c": world.campaign_id},
+            )
+        ).scalar()
+    assert left is None and flags == 2
+    r = await client.get(world.url("/privacy-requests"), headers=world.headers["organiser"])
+    assert r.status_code == 403

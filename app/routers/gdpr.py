@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Body
 
+from app.errors import InvalidInput
 from app.security import CampaignScope
 from app.services import gdpr
 
@@ -30,8 +31,14 @@ async def withdraw_consent(
     ctx: CampaignScope, supporter_id: uuid.UUID, body: dict[str, Any] | None = Body(None)
 ) -> dict:
     """Record the withdrawal of consent; identity wiped, the withdrawal kept as proof."""
-    channel = str((body or {}).get("channel") or "admin")[:50]
-    return await gdpr.withdraw(ctx, supporter_id, channel=channel)
+    body = body or {}
+    channel = str(body.get("channel") or "admin")[:50]
+    purposes = body.get("purposes")
+    if purposes is not None and (
+        not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes)
+    ):
+        raise InvalidInput("must be a list of purposes, or absent for all", field="purposes")
+    return await gdpr.withdraw(ctx, supporter_id, channel=channel, purposes=purposes)
 
 
 @router.post("/campaigns/{campaign_id}/supporters/{supporter_id}/objection")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, Body, Form, Query
 from fastapi.responses import HTMLResponse, Response
 
-from app.security import Session, SettingsDep
+from app.errors import InvalidInput
+from app.security import CampaignScope, Session, SettingsDep
 from app.services import privacy
 
 router = APIRouter(tags=["privacy"])
@@ -41,3 +42,25 @@ async def privacy_objection(
         session, settings, campaign_id, kind=kind, address=address, email=email
     )
     return HTMLResponse(html)
+
+
+@router.get("/campaigns/{campaign_id}/privacy-requests")
+async def list_privacy_requests(
+    ctx: CampaignScope,
+    include_done: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """Objections and withdrawals received on the public form (admin; audited)."""
+    return await privacy.list_requests(ctx, include_done=include_done, limit=limit, offset=offset)
+
+
+@router.post("/campaigns/{campaign_id}/privacy-requests/{request_id}/resolve")
+async def resolve_privacy_request(
+    ctx: CampaignScope, request_id: uuid.UUID, body: dict[str, Any] | None = Body(None)
+) -> dict:
+    """Close a pending objection: flag the door picked by the admin (or none); forget the text."""
+    raw = (body or {}).get("address_id")
+    if raw is not None and not isinstance(raw, int):
+        raise InvalidInput("must be a door id (integer) or null", field="address_id")
+    return await privacy.resolve_request(ctx, request_id, raw)

@@ -21,6 +21,19 @@ async def create_supporter(ctx: CampaignScope, body: dict[str, Any] = Body(...))
     return await core.create_one(ctx, body)
 
 
+@router.get("/campaigns/{campaign_id}/supporters")
+async def list_supporters(
+    ctx: CampaignScope,
+    status: Literal["active", "withdrawn"] = "active",
+    level: Literal["housenumber", "interpolated", "street", "commune", "none", "manual"]
+    | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """A page of supporters with their personal data (admin; audited)."""
+    return await core.list_supporters(ctx, status=status, level=level, limit=limit, offset=offset)
+
+
 @router.post("/campaigns/{campaign_id}/supporters/import")
 async def import_supporters(
     ctx: CampaignScope,

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from app.errors import Conflict, NotFound
+from app.errors import Conflict, InvalidInput, NotFound
 from app.services.crypto import Cipher
 from app.services.supporters.core import _ROW, decrypt_row
 
@@ -111,14 +111,68 @@ async def withdraw_ids(session: Any, campaign_id: uuid.UUID, ids: list, channel:
     return res.rowcount
 
 
-async def withdraw(ctx: Any, supporter_id: uuid.UUID, *, channel: str) -> dict[str, Any]:
-    """Withdrawal of consent (GDPR art. 7(3)); kept as proof without the identity."""
+async def withdraw(
+    ctx: Any, supporter_id: uuid.UUID, *, channel: str, purposes: list[str] | None = None
+) -> dict[str, Any]:
+    """Withdrawal of consent (GDPR art. 7(3)), for some purposes or all; kept as proof.
+
+    Withdrawing the last standing purpose withdraws the supporter (identity wiped); withdrawing
+    'mapping' alone removes their point from every aggregate at once.
+    """
     r = await _row(ctx, supporter_id)
     if r.status != "active":
         raise Conflict("This supporter's consent was already withdrawn.")
-    await withdraw_ids(ctx.session, ctx.campaign_id, [supporter_id], channel)
-    await ctx.audit("gdpr.withdraw", object=f"supporter:{supporter_id}", rows=1)
-    return {"id": str(supporter_id), "status": "withdrawn"}
+    standing = set(
+        (
+            await ctx.session.execute(
+                text(
+                    "SELECT purpose FROM supporter_consent WHERE campaign_id = :c "
+                    "AND supporter_id = :id AND withdrawn_at IS NULL"
+                ),
+                {"c": ctx.campaign_id, "id": supporter_id},
+            )
+        )
+        .scalars()
+        .all()
+    )
+    if purposes:
+        unknown = [p for p in purposes if p not in standing]
+        if unknown:
+            raise InvalidInput(
+                f"no standing consent for {unknown[0]!r} (standing: {', '.join(sorted(standing))})",
+                field="purposes",
+            )
+    if not purposes or set(purposes) >= standing:
+        await withdraw_ids(ctx.session, ctx.campaign_id, [supporter_id], channel)
+        await ctx.audit("gdpr.withdraw", object=f"supporter:{supporter_id}", rows=1)
+        return {"id": str(supporter_id), "status": "withdrawn", "purposes_left": []}
+    await ctx.session.execute(
+        text(
+            "UPDATE supporter_consent SET withdrawn_at = now(), withdrawal_channel = :ch "
+            "WHERE campaign_id = :c AND supporter_id = :id AND purpose = ANY(:p)"
+        ),
+        {"ch": channel, "c": ctx.campaign_id, "id": supporter_id, "p": list(purposes)},
+    )
+    if "mapping" in purposes:
+        await ctx.session.execute(
+            text(
+                "UPDATE supporter SET geom = NULL, address_id = NULL, geocode_level = 'none', "
+                "geocode_score = NULL, geocode_note = 'mapping consent withdrawn', "
+                "updated_at = now() WHERE campaign_id = :c AND id = :id"
+            ),
+            {"c": ctx.campaign_id, "id": supporter_id},
+        )
+    await ctx.audit(
+        "gdpr.withdraw",
+        object=f"supporter:{supporter_id}",
+        rows=1,
+        details={"purposes": sorted(purposes)},
+    )
+    return {
+        "id": str(supporter_id),
+        "status": "active",
+        "purposes_left": sorted(standing - set(purposes)),
+    }
 
 
 async def flag_door(session: Any, campaign_id: uuid.UUID, address_id: int) -> None:

@@ -219,3 +219,80 @@ async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
         "contact_email": email,
         "notice_version": body.get("notice_version") or "v1",
     }
+
+
+_PENDING = text(
+    "SELECT id, kind, received_at, status, outcome, key_id, address_enc, resolved_at "
+    "FROM privacy_request WHERE campaign_id = :c AND (:all OR status = 'pending') "
+    "ORDER BY received_at LIMIT :lim OFFSET :off"
+)
+
+
+async def list_requests(
+    ctx: Any, *, include_done: bool = False, limit: int = 50, offset: int = 0
+) -> dict[str, Any]:
+    """Requests from the public form; pending objections with their address decrypted (admin)."""
+    rows = (
+        await ctx.session.execute(
+            _PENDING, {"c": ctx.campaign_id, "all": include_done, "lim": limit, "off": offset}
+        )
+    ).all()
+    cipher = Cipher.from_settings(ctx.settings) if any(r.address_enc for r in rows) else None
+    items = []
+    for r in rows:
+        item = {
+            "id": str(r.id),
+            "kind": r.kind,
+            "received_at": r.received_at,
+            "status": r.status,
+            "outcome": r.outcome,
+            "resolved_at": r.resolved_at,
+            "address": None,
+            "suggestion": None,
+        }
+        if r.address_enc is not None and cipher is not None:
+            item["address"] = cipher.decrypt(
+                r.address_enc, key_id=r.key_id, ad=aad(ctx.campaign_id, r.id, "address")
+            )
+        items.append(item)
+    todo = [i for i in items if i["address"]]
+    for item, g in zip(todo, await geocode(ctx.session, [i["address"] for i in todo]), strict=True):
+        item["suggestion"] = g.as_dict()
+    await ctx.audit("privacy_request.list", object="privacy_requests", rows=len(todo))
+    return {"items": items, "limit": limit, "offset": offset}
+
+
+async def resolve_request(
+    ctx: Any, request_id: uuid.UUID, address_id: int | None
+) -> dict[str, Any]:
+    """Close a pending objection: flag the chosen door (or none), then forget the address."""
+    row = (
+        await ctx.session.execute(
+            text("SELECT status FROM privacy_request WHERE campaign_id = :c AND id = :i"),
+            {"c": ctx.campaign_id, "i": request_id},
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such privacy request in this campaign.")
+    if row.status != "pending":
+        raise InvalidInput("this request is already handled", field="request_id")
+    if address_id is not None:
+        door = (
+            await ctx.session.execute(
+                text("SELECT 1 FROM address WHERE id = :a"), {"a": address_id}
+            )
+        ).first()
+        if door is None:
+            raise InvalidInput("no such door", field="address_id")
+        await flag_door(ctx.session, ctx.campaign_id, address_id)
+    outcome = "door_flagged_by_admin" if address_id is not None else "closed_no_door"
+    await ctx.session.execute(
+        text(
+            "UPDATE privacy_request SET status = 'done', outcome = :o, address_enc = NULL, "
+            "key_id = NULL, resolved_at = now(), resolved_by = :u "
+            "WHERE campaign_id = :c AND id = :i"
+        ),
+        {"o": outcome, "u": ctx.user_id, "c": ctx.campaign_id, "i": request_id},
+    )
+    await ctx.audit("privacy_request.resolve", object=f"privacy_request:{request_id}", rows=1)
+    return {"id": str(request_id), "status": "done", "outcome": outcome}

@@ -396,3 +396,33 @@ async def get_one(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     out = decrypt_row(Cipher.from_settings(ctx.settings), ctx.campaign_id, r)
     await ctx.audit("supporter.read", object=f"supporter:{supporter_id}", rows=1)
     return out
+
+
+_LIST = text(
+    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
+    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
+    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at FROM supporter "
+    "WHERE campaign_id = :c AND status = :st "
+    "AND (CAST(:lvl AS text) IS NULL OR geocode_level = :lvl) "
+    "ORDER BY created_at, id LIMIT :lim OFFSET :off"
+)
+
+
+async def list_supporters(
+    ctx: Any,
+    *,
+    status: str = "active",
+    level: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """A page of supporters, decrypted (admin; audited)."""
+    rows = (
+        await ctx.session.execute(
+            _LIST, {"c": ctx.campaign_id, "st": status, "lvl": level, "lim": limit, "off": offset}
+        )
+    ).all()
+    cipher = Cipher.from_settings(ctx.settings)
+    items = [decrypt_row(cipher, ctx.campaign_id, r) for r in rows]
+    await ctx.audit("supporter.list", object="supporters", rows=len(items))
+    return {"items": items, "limit": limit, "offset": offset}
