@@ -58,14 +58,14 @@
     const cid = mine.id || mine.campaign_id;
     const asg = await Porte.api(`/campaigns/${cid}/assignments`, { token: tok.access_token });
     const items = Array.isArray(asg) ? asg : (asg.items || asg.assignments || []);
-    const active = items.find((a) => !a.ended_at) || items[0];
+    const active = items.find((a) => a.active) || null;
     saveSession({ token: tok.access_token, campaign_id: cid,
                   assignment_id: active ? active.id : null, kind: "account" });
   }
 
   // ------------------------------------------------------------------ map
-  const map = L.map("map", { zoomControl: true, tap: true, preferCanvas: false })
-    .setView([46.6, 2.4], 6);
+  const map = L.map("map", { zoomControl: false, tap: true }).setView([46.6, 2.4], 6);
+  L.control.zoom({ position: "bottomright" }).addTo(map);
   let turfLayer = null, meMarker = null;
 
   function doorIcon(d) {
@@ -317,8 +317,9 @@
       if (!resp.ok) throw new Error(resp.statusText);
       const fc = await resp.json();
       const fromCache = resp.headers.get("X-Porte-Offline") === "1";
-      if (fromCache) notice(t("notice.offline_copy"));
+      if (fromCache) notice(t("notice.offline_copy"), false, "offline");
       else {
+        clearNotice("offline");
         await PorteStore.set(key, fc);
         // The server now knows every visit it acknowledged: forget them locally.
         for (const v of await PorteStore.allVisits()) {
@@ -328,7 +329,7 @@
       return fc;
     } catch (e) {
       const fc = await PorteStore.get(key);
-      if (fc) { notice(t("notice.offline_copy")); return fc; }
+      if (fc) { notice(t("notice.offline_copy"), false, "offline"); return fc; }
       notice(t("notice.load_failed", { detail: e.message }), true);
       return null;
     }
@@ -378,15 +379,20 @@
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => { el.hidden = true; }, 3500);
   }
-  function notice(msg, important) {
+  function notice(msg, important, key) {
     const el = $("notice");
     el.textContent = msg;
     el.hidden = false;
+    el.dataset.key = key || "";
     el.classList.toggle("important", !!important);
+  }
+  function clearNotice(key) {
+    const el = $("notice");
+    if (el.dataset.key === key) el.hidden = true;
   }
   function setOnline() {
     $("net").hidden = navigator.onLine;
-    if (navigator.onLine) sync();
+    if (navigator.onLine) { clearNotice("offline"); sync(); }
   }
 
   function locate() {
@@ -414,6 +420,7 @@
   async function start() {
     Porte.translatePage(t);
     $("panel-close").addEventListener("click", closePanel);
+    $("notice").addEventListener("click", () => { $("notice").hidden = true; });
     $("outcomes").addEventListener("click", (ev) => {
       const b = ev.target.closest("[data-outcome]");
       if (b) record(b.dataset.outcome, false);
@@ -433,7 +440,7 @@
       navigator.serviceWorker.register("/m/sw.js", { scope: "/m/" }).catch(() => { /* no SW: IDB copy */ });
     }
     const cfg = await Porte.config();
-    Porte.addBasemap(map, cfg, () => notice(t("notice.basemap")));
+    Porte.addBasemap(map, cfg, () => notice(t("notice.basemap"), false, "basemap"));
 
     state.session = loadSession();
     await openInviteFromHash();

@@ -98,10 +98,10 @@
     for (const tf of turfs) {
       const p = tf.properties || tf;
       const id = p.id || tf.id;
-      const prog = p.progress || {};
-      const total = prog.doors != null ? prog.doors : (p.door_count || 0);
-      const done = (prog.visited || 0) + (prog.flagged || 0);
-      const active = assignments.filter((a) => a.turf_id === id && !a.ended_at);
+      // GET /turfs (docs/field.md): door_count, visited and flagged in the current round
+      const total = p.door_count || 0;
+      const done = (p.visited || 0) + (p.flagged || 0);
+      const active = assignments.filter((a) => a.turf_id === id && (a.active != null ? a.active : !a.ended_at));
       const tr = document.createElement("tr");
       const links = active.map((a) => `<a href="/m/sheet.html?campaign=${s.campaign_id}&assignment=${a.id}">${t("sheet")}</a>`).join(" ");
       tr.innerHTML = `<td>${Porte.escapeHtml(p.name)}</td>
