@@ -167,3 +167,48 @@ async def test_invite_link_session_works_on_its_assignment_only(client, world, o
         ).one()
     assert str(row.invite_id) == inv.json()["id"] and row.volunteer_user_id is None
     assert str(row.assignment_id) == assignment["id"]
+
+
+async def test_assign_to_an_existing_invite_and_time_window_checks(client, world, owner_engine):
+    org = world.headers["organiser"]
+    turf = await draw(client, world, box(BRUZ_CENTRE[0] + 0.004, BRUZ_CENTRE[1] - 0.004, 0.0008))
+    inv = await client.post(world.url("/invites"), json={"label": "Team B"}, headers=org)
+    assert inv.status_code == 201, inv.text
+    r = await client.post(
+        world.url("/assignments"),
+        json={
+            "turf_id": turf["id"],
+            "invite_id": inv.json()["id"],
+            "ends_at": "2099-01-01T00:00:00+00:00",
+        },
+        headers=org,
+    )
+    assert r.status_code == 201, r.text
+    async with owner_engine.connect() as conn:
+        bound = (
+            await conn.execute(
+                text("SELECT assignment_id FROM invite WHERE id = :i"), {"i": inv.json()["id"]}
+            )
+        ).scalar_one()
+    assert str(bound) == r.json()["id"]
+    session = await client.post("/auth/invite", json={"token": inv.json()["token"]})
+    assert session.json()["assignment_id"] == r.json()["id"]
+    # Bad windows and double use.
+    for body, field in (
+        ({"ends_at": "2020-01-01T00:00:00+00:00"}, "ends_at"),
+        ({"starts_at": "2099-01-02T00:00:00+00:00", "ends_at": "2099-01-01T00:00:00+00:00"}, None),
+        ({"ends_at": "2099-01-01T00:00:00"}, "ends_at"),
+    ):
+        bad = await client.post(
+            world.url("/assignments"), json={"turf_id": turf["id"], **body}, headers=org
+        )
+        assert bad.status_code == 422, bad.text
+        if field:
+            assert bad.json()["field"] == field
+    other = await draw(client, world, box(BRUZ_CENTRE[0] - 0.004, BRUZ_CENTRE[1] + 0.004, 0.0008))
+    twice = await client.post(
+        world.url("/assignments"),
+        json={"turf_id": other["id"], "invite_id": inv.json()["id"]},
+        headers=org,
+    )
+    assert twice.status_code == 409

@@ -104,7 +104,8 @@ async def test_cut_largest_polling_station(client, world, owner_engine):
 async def test_cut_bruz_real_doors_around_the_centre(client, world, owner_engine):
     area = box(*BRUZ_CENTRE, 0.009, 0.006)
     r = await client.post(
-        world.url("/cut"), json={"area": area, "doors_per_turf": 120},
+        world.url("/cut"),
+        json={"area": area, "doors_per_turf": 120},
         headers=world.headers["organiser"],
     )
     assert r.status_code == 201, r.text
@@ -113,9 +114,7 @@ async def test_cut_bruz_real_doors_around_the_centre(client, world, owner_engine
         expected = {
             x.id
             for x in await conn.execute(
-                text(
-                    "SELECT id FROM address WHERE ST_Intersects(ST_GeomFromGeoJSON(:g), geom)"
-                ),
+                text("SELECT id FROM address WHERE ST_Intersects(ST_GeomFromGeoJSON(:g), geom)"),
                 {"g": __import__("json").dumps(area)},
             )
         }
@@ -141,11 +140,13 @@ async def test_two_organisers_cutting_at_once_one_wins(client, world, owner_engi
 async def test_replace_archives_the_previous_cut(client, world, owner_engine):
     code, n = await smallest_district(owner_engine)
     org = world.headers["organiser"]
-    first = await client.post(world.url(f"/districts/{code}/cut"), json={"doors_per_turf": 30},
-                              headers=org)
+    first = await client.post(
+        world.url(f"/districts/{code}/cut"), json={"doors_per_turf": 30}, headers=org
+    )
     assert first.status_code == 201
     second = await client.post(
-        world.url(f"/districts/{code}/cut"), json={"doors_per_turf": 60, "replace": True},
+        world.url(f"/districts/{code}/cut"),
+        json={"doors_per_turf": 60, "replace": True},
         headers=org,
     )
     assert second.status_code == 201, second.text
@@ -166,13 +167,57 @@ async def test_cut_bad_requests(client, world):
     )
     assert tiny.status_code == 422 and tiny.json()["field"] == "doors_per_turf"
     both = await client.post(
-        world.url("/cut"), json={"doors_per_turf": 100, "districts": ["92002_0001"],
-                                 "area": box(*BRUZ_CENTRE, 0.001)}, headers=org,
+        world.url("/cut"),
+        json={"doors_per_turf": 100, "districts": ["92002_0001"], "area": box(*BRUZ_CENTRE, 0.001)},
+        headers=org,
     )
     assert both.status_code == 422
     for role in ("analyst", "volunteer"):
         denied = await client.post(
-            world.url("/districts/92002_0001/cut"), json={"doors_per_turf": 150},
+            world.url("/districts/92002_0001/cut"),
+            json={"doors_per_turf": 150},
             headers=world.headers[role],
         )
         assert denied.status_code == 403
+
+
+async def test_cut_a_list_of_districts_and_campaigns_stay_apart(
+    client, world, owner_engine, settings
+):
+    from tests.factories import make_world
+
+    async with owner_engine.connect() as conn:
+        codes = [
+            r.code
+            for r in await conn.execute(
+                text(
+                    "SELECT d.code FROM district d JOIN address a ON ST_Intersects(d.geom, a.geom) "
+                    "GROUP BY d.code HAVING count(*) BETWEEN 60 AND 400 ORDER BY d.code LIMIT 2"
+                )
+            )
+        ]
+    assert len(codes) == 2
+    r = await client.post(
+        world.url("/cut"),
+        json={"districts": codes, "doors_per_turf": 50},
+        headers=world.headers["organiser"],
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert {t["district_code"] for t in body["turfs"]} == set(codes)
+    assert all(t["name"].startswith(t["district_code"]) for t in body["turfs"])
+    rows = await _turf_doors(owner_engine, world.campaign_id)
+    assert len(rows) == len({x.address_id for x in rows}) == body["doors"]
+    # Another campaign sees none of it, and may cut the same district for itself.
+    other = await make_world(owner_engine, settings)
+    tid = body["turfs"][0]["id"]
+    hidden = await client.get(world.url(f"/turfs/{tid}"), headers=other.headers["admin"])
+    assert hidden.status_code == 404
+    hidden = await client.get(other.url(f"/turfs/{tid}"), headers=other.headers["admin"])
+    assert hidden.status_code == 404
+    mine = await client.post(
+        other.url(f"/districts/{codes[0]}/cut"),
+        json={"doors_per_turf": 50},
+        headers=other.headers["organiser"],
+    )
+    assert mine.status_code == 201
