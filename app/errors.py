@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger("porte")
@@ -128,6 +129,33 @@ def install_error_handlers(app: FastAPI) -> None:
         for k, v in (exc.headers or {}).items():
             resp.headers[k] = v
         return resp
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 (data exception): a value the database cannot take (a number out of
+        # range, a NUL character, an impossible date). That is bad input, not a server fault;
+        # routes should validate first, this is the safety net.
+        state = None
+        for err in (exc.orig, getattr(exc.orig, "driver_exception", None), exc.orig.__cause__):
+            state = state or getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+        if state and str(state).startswith("22"):
+            rid = getattr(request.state, "request_id", "-")
+            log.warning(
+                "data exception %s on %s %s (request %s): %s",
+                state,
+                request.method,
+                request.url.path,
+                rid,
+                str(exc.orig)[:200],
+            )
+            return problem(
+                422,
+                "Invalid input",
+                "A value cannot be stored: a number out of range, a NUL character or an "
+                "impossible date. Check the values sent; nothing was changed.",
+                request,
+            )
+        return await _unexpected(request, exc)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
