@@ -20,6 +20,7 @@ CONSENT_SQL = (
 
 async def _supporter(conn, cid, *, years_ago: int, withdrawn: bool = False) -> uuid.UUID:
     sid = uuid.uuid4()
+    await conn.execute(text("SET CONSTRAINTS ALL DEFERRED"))  # supporter, then its consent
     await conn.execute(
         text(
             "INSERT INTO supporter (campaign_id, id, last_contact_at) "

@@ -54,8 +54,9 @@ async def test_database_refuses_a_supporter_without_consent(owner_engine, world)
                 text("INSERT INTO supporter (campaign_id, id) VALUES (:c, :i)"),
                 {"c": world.campaign_id, "i": sid},
             )
-    # with its consent in the same transaction it is accepted, and the consent cannot be removed
+    # with its consent in the same transaction (check deferred to commit) it is accepted
     async with owner_engine.begin() as conn:
+        await conn.execute(text("SET CONSTRAINTS supporter_requires_consent DEFERRED"))
         await conn.execute(
             text("INSERT INTO supporter (campaign_id, id) VALUES (:c, :i)"),
             {"c": world.campaign_id, "i": sid},
@@ -68,6 +69,15 @@ async def test_database_refuses_a_supporter_without_consent(owner_engine, world)
             ),
             {"c": world.campaign_id, "i": sid},
         )
+    # ... but not without: deferred to commit, the commit fails
+    with pytest.raises(DBAPIError, match="no consent given by the person"):
+        async with owner_engine.begin() as conn:
+            await conn.execute(text("SET CONSTRAINTS supporter_requires_consent DEFERRED"))
+            await conn.execute(
+                text("INSERT INTO supporter (campaign_id, id) VALUES (:c, :i)"),
+                {"c": world.campaign_id, "i": uuid.uuid4()},
+            )
+    # its last consent cannot be removed
     with pytest.raises(DBAPIError, match="no consent given by the person"):
         async with owner_engine.begin() as conn:
             await conn.execute(

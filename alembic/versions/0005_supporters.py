@@ -221,8 +221,12 @@ CREATE TABLE supporter_consent (
     CHECK (given_at <= recorded_at + interval '1 day')
 );
 
--- No active supporter without a standing consent given by the person (checked at commit, so a
--- supporter and its consents can be inserted in either order within one transaction).
+-- No active supporter without a standing consent given by the person. Checked at the end of each
+-- statement: insert a supporter and its consents in ONE statement (a data-modifying CTE, as the
+-- service does), or run `SET CONSTRAINTS supporter_requires_consent DEFERRED` first to insert
+-- them in two statements of one transaction (then checked at commit). Constraint triggers are
+-- per row; deferring thousands of them to SET CONSTRAINTS ... IMMEDIATE is very slow, at the end
+-- of a statement it is not.
 CREATE FUNCTION porte_supporter_consent_check() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
   cid uuid;
@@ -244,10 +248,10 @@ BEGIN
   RETURN NULL;
 END $$;
 CREATE CONSTRAINT TRIGGER supporter_requires_consent AFTER INSERT OR UPDATE OF status
-  ON supporter DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+  ON supporter DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW
   EXECUTE FUNCTION porte_supporter_consent_check();
 CREATE CONSTRAINT TRIGGER supporter_consent_kept AFTER UPDATE OR DELETE
-  ON supporter_consent DEFERRABLE INITIALLY DEFERRED FOR EACH ROW
+  ON supporter_consent DEFERRABLE INITIALLY IMMEDIATE FOR EACH ROW
   EXECUTE FUNCTION porte_supporter_consent_check();
 
 -- Requests received through the public privacy page (objection, withdrawal). The typed address

@@ -106,8 +106,9 @@ async def withdraw_ids(session: Any, campaign_id: uuid.UUID, ids: list, channel:
     """Record the withdrawal of every consent of these supporters; wipe what identifies them."""
     if not ids:
         return 0
-    await session.execute(_WITHDRAW_CONSENTS, {"c": campaign_id, "ids": ids, "ch": channel})
+    # the supporter first: an active supporter may never be left without a standing consent
     res = await session.execute(_WITHDRAW_ROWS, {"c": campaign_id, "ids": ids})
+    await session.execute(_WITHDRAW_CONSENTS, {"c": campaign_id, "ids": ids, "ch": channel})
     return res.rowcount
 
 

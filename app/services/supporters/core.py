@@ -1,9 +1,8 @@
 """Consented supporters: validation, encryption, duplicate detection, geocoding, storage.
 
-Every supporter is stored together with its consent records (one per purpose) in the same
-transaction; the database refuses an active supporter without a consent given by the person
-(deferred constraint trigger ``supporter_requires_consent``), which we check immediately with
-``SET CONSTRAINTS ... IMMEDIATE`` so the caller gets a clear error instead of a failed commit.
+Every supporter is stored together with its consent records (one per purpose) in ONE statement;
+the database refuses an active supporter without a consent given by the person (constraint
+trigger ``supporter_requires_consent``, checked at the end of each statement).
 Nothing personal is logged: errors name the field and the row number, never the value.
 """
 
@@ -15,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
@@ -161,31 +161,35 @@ _EXISTING = text(
     "SELECT id, email_hmac, phone_hmac FROM supporter WHERE campaign_id = :c AND status = 'active' "
     "AND (email_hmac = ANY(CAST(:e AS bytea[])) OR phone_hmac = ANY(CAST(:p AS bytea[])))"
 )
+# One statement inserts the supporters AND their consents: the consent rule (constraint trigger
+# supporter_requires_consent) is checked at its end.
 _INSERT = text(
     """
-    INSERT INTO supporter (campaign_id, id, key_id, name_enc, email_enc, phone_enc, address_enc,
-        notes_enc, email_hmac, phone_hmac, address_id, geom, geocode_level, geocode_score,
-        geocode_note, last_contact_at)
-    SELECT :c, t.id, :k, t.n, t.e, t.p, t.a, t.o, t.eh, t.ph, t.aid,
-           CASE WHEN t.lon IS NULL THEN NULL ELSE ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326) END,
-           t.lvl, t.sc, t.note, coalesce(t.lc, now())
-    FROM unnest(CAST(:id AS uuid[]), CAST(:n AS bytea[]), CAST(:e AS bytea[]),
-                CAST(:p AS bytea[]), CAST(:a AS bytea[]), CAST(:o AS bytea[]),
-                CAST(:eh AS bytea[]), CAST(:ph AS bytea[]), CAST(:aid AS bigint[]),
-                CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:lvl AS text[]),
-                CAST(:sc AS float8[]), CAST(:note AS text[]), CAST(:lc AS timestamptz[]))
-         AS t(id, n, e, p, a, o, eh, ph, aid, lon, lat, lvl, sc, note, lc)
-    """
-)
-_INSERT_CONSENT = text(
-    """
-    INSERT INTO supporter_consent (campaign_id, supporter_id, purpose, given_at, given_by_subject,
-        channel, wording_version, notice_version, collected_by, recorded_by)
+    WITH s AS (
+        INSERT INTO supporter (campaign_id, id, key_id, name_enc, email_enc, phone_enc,
+            address_enc, notes_enc, email_hmac, phone_hmac, address_id, geom, geocode_level,
+            geocode_score, geocode_note, last_contact_at)
+        SELECT :c, t.id, :k, t.n, t.e, t.p, t.a, t.o, t.eh, t.ph, t.aid,
+               CASE WHEN t.lon IS NULL THEN NULL
+                    ELSE ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326) END,
+               t.lvl, t.sc, t.note, coalesce(t.lc, now())
+        FROM unnest(CAST(:id AS uuid[]), CAST(:n AS bytea[]), CAST(:e AS bytea[]),
+                    CAST(:p AS bytea[]), CAST(:a AS bytea[]), CAST(:o AS bytea[]),
+                    CAST(:eh AS bytea[]), CAST(:ph AS bytea[]), CAST(:aid AS bigint[]),
+                    CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:lvl AS text[]),
+                    CAST(:sc AS float8[]), CAST(:note AS text[]), CAST(:lc AS timestamptz[]))
+             AS t(id, n, e, p, a, o, eh, ph, aid, lon, lat, lvl, sc, note, lc)
+        RETURNING id
+    )
+    INSERT INTO supporter_consent (campaign_id, supporter_id, purpose, given_at,
+        given_by_subject, channel, wording_version, notice_version, collected_by, recorded_by)
     SELECT :c, t.sid, t.purpose, t.given_at, t.gbs, t.channel, t.wv, t.nv, t.cb, :u
-    FROM unnest(CAST(:sid AS uuid[]), CAST(:purpose AS text[]), CAST(:given_at AS timestamptz[]),
-                CAST(:gbs AS boolean[]), CAST(:channel AS text[]), CAST(:wv AS text[]),
-                CAST(:nv AS text[]), CAST(:cb AS text[]))
+    FROM unnest(CAST(:sid AS uuid[]), CAST(:purpose AS text[]),
+                CAST(:given_at AS timestamptz[]), CAST(:gbs AS boolean[]),
+                CAST(:channel AS text[]), CAST(:wv AS text[]), CAST(:nv AS text[]),
+                CAST(:cb AS text[]))
          AS t(sid, purpose, given_at, gbs, channel, wv, nv, cb)
+    JOIN s ON s.id = t.sid
     """
 )
 
@@ -296,7 +300,6 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
             ("lc", s.last_contact_at),
         ):
             cols[k].append(v)
-    await ctx.session.execute(_INSERT, {"c": cid, "k": cipher.current, **cols})
     cons: dict[str, list] = {
         k: [] for k in ("sid", "purpose", "given_at", "gbs", "channel", "wv", "nv", "cb")
     }
@@ -314,10 +317,18 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
                 ("cb", c.collected_by),
             ):
                 cons[k].append(v)
-    await ctx.session.execute(_INSERT_CONSENT, {"c": cid, "u": ctx.user_id, **cons})
-    # Check the consent rule now, not at commit, so that a violation is a clear error.
-    await ctx.session.execute(text("SET CONSTRAINTS supporter_requires_consent IMMEDIATE"))
-    await ctx.session.execute(text("SET CONSTRAINTS supporter_requires_consent DEFERRED"))
+    try:
+        async with ctx.session.begin_nested():
+            await ctx.session.execute(
+                _INSERT, {"c": cid, "k": cipher.current, "u": ctx.user_id, **cols, **cons}
+            )
+    except DBAPIError as exc:
+        if "supporter_requires_consent" in str(exc) or "no consent given" in str(exc):
+            raise InvalidInput(
+                "a supporter cannot be stored without the consent given by the person",
+                field="consent",
+            ) from None
+        raise
 
 
 def summary(s: NewSupporter) -> dict[str, Any]:
