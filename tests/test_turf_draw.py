@@ -173,3 +173,25 @@ async def test_archive_frees_the_doors(client, world):
         world.url("/turfs/00000000-0000-0000-0000-000000000000"), headers=org
     )
     assert missing.status_code == 404
+
+
+async def test_drawn_turf_in_a_polling_station_gets_its_district(client, world, owner_engine):
+    async with owner_engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT d.code, ST_X(p) AS lon, ST_Y(p) AS lat FROM district d, "
+                    "LATERAL ST_PointOnSurface(d.geom) p WHERE EXISTS (SELECT 1 FROM address a "
+                    "WHERE ST_DWithin(a.geom, p, 0.0004)) ORDER BY d.code LIMIT 1"
+                )
+            )
+        ).one()
+    r = await _draw(client, world, box(row.lon, row.lat, 0.0004))
+    assert r.status_code == 201, r.text
+    assert r.json()["district_code"] == row.code
+    bad = await client.post(
+        world.url("/turfs"),
+        json={"name": "x", "geometry": box(LON, LAT, 0.001), "district_code": "nope"},
+        headers=world.headers["organiser"],
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "district_code"

@@ -332,13 +332,14 @@ async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
             "Draw a smaller one, or use the automatic cut.",
             field="geometry",
         )
+    district = await _district_for(ctx, body.district_code, gjson)
     doors = DoorRows.from_rows(rows)
     xy, _ = project_local(doors.lon, doors.lat)
     order = walk_order(xy, doors.streets, doors.parity)
     turf_id = await insert_turf(
         ctx,
         name=body.name,
-        district_code=body.district_code,
+        district_code=district,
         geometry=shapely.geometry.mapping(geom),
         origin="drawn",
         door_ids=doors.ids[order].tolist(),
@@ -347,6 +348,29 @@ async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
         compactness_value=compactness(turf_shape(xy)),
     )
     return await get_turf(ctx, turf_id)
+
+
+async def _district_for(ctx: CampaignContext, code: str | None, gjson: str) -> str | None:
+    """The given district (checked), else the district holding the polygon's inner point."""
+    if code is not None:
+        found = (
+            await ctx.session.execute(text("SELECT 1 FROM district WHERE code = :d"), {"d": code})
+        ).first()
+        if found is None:
+            raise InvalidInput(
+                f"Unknown district {code!r}; leave district_code out to have it found.",
+                field="district_code",
+            )
+        return code
+    return (
+        await ctx.session.execute(
+            text(
+                "SELECT code FROM district WHERE ST_Intersects(geom, "
+                "ST_PointOnSurface(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326))) ORDER BY code LIMIT 1"
+            ),
+            {"g": gjson},
+        )
+    ).scalar()
 
 
 # ---------------------------------------------------------------- reading
