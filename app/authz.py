@@ -41,6 +41,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/campaigns"): SIGNED_IN,
     ("POST", "/campaigns"): SIGNED_IN,
     ("GET", "/campaigns/{campaign_id}"): ALL,
+    ("PATCH", "/campaigns/{campaign_id}"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
     ("POST", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
     ("PATCH", "/campaigns/{campaign_id}/members/{user_id}"): ADMIN_ONLY,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from app.db import Database
 from app.errors import install_error_handlers
 
 log = logging.getLogger("porte")
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -62,14 +64,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.middleware("http")
     async def request_context(request: Request, call_next) -> Response:
-        rid = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        request.state.request_id = rid[:64]
+        # A caller-supplied id is kept only if harmless in logs and CSV (no spaces, no newlines).
+        rid = _SAFE_ID.sub("", request.headers.get("X-Request-ID", ""))[:64]
+        request.state.request_id = rid or uuid.uuid4().hex
         start = time.perf_counter()
         response = await call_next(request)
         response.headers["X-Request-ID"] = request.state.request_id
         for k, v in SECURITY_HEADERS.items():
             response.headers.setdefault(k, v)
         response.headers.setdefault("Content-Security-Policy", CSP)
+        if settings.mode == "production":  # served over HTTPS behind the proxy
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         log.info(
             "%s %s -> %s in %.1f ms [%s]",
             request.method,

@@ -36,12 +36,17 @@ class CampaignOut(BaseModel):
 
 
 # ---------------------------------------------------------------- access (issue 4)
+CampaignName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+
+
 class CampaignCreate(BaseModel):
     """A new campaign; its creator becomes its admin."""
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: CampaignName
     election_date: date
     visit_retention_date: date | None = Field(
         None, description="When visit outcomes are deleted; default: election date + 1 month."
@@ -49,6 +54,19 @@ class CampaignCreate(BaseModel):
     supporter_retention_months: int = Field(36, ge=1, le=120)
     k_threshold: int = Field(11, ge=2, le=1000, description="Smallest count ever shown.")
     require_2fa: bool = Field(False, description="Admins and organisers must sign in with TOTP.")
+
+
+class CampaignPatch(BaseModel):
+    """Change a campaign's settings (admins); absent fields are kept."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: CampaignName | None = None
+    election_date: date | None = None
+    visit_retention_date: date | None = None
+    supporter_retention_months: int | None = Field(None, ge=1, le=120)
+    k_threshold: int | None = Field(None, ge=2, le=1000)
+    require_2fa: bool | None = None
 
 
 class TokenOut(BaseModel):

@@ -184,3 +184,38 @@ async def test_demo_campaign_is_idempotent(access_urls, access_owner, access_app
 
     with pytest.raises(RuntimeError):
         await asyncio.to_thread(create_demo_campaign, access_urls.owner, "x")
+
+
+async def test_admin_updates_settings_audited(access_app, aworld, access_owner):
+    w = aworld
+    h = w.headers["admin"]
+    async with client_for(access_app) as c:
+        r = await c.patch(w.url(), headers=h, json={"k_threshold": 15, "name": "Renamed"})
+        assert r.status_code == 200, r.text
+        assert r.json()["k_threshold"] == 15 and r.json()["name"] == "Renamed"
+        assert (await c.patch(w.url(), headers=h, json={"k_threshold": 1})).status_code == 422
+        bad = await c.patch(w.url(), headers=h, json={"visit_retention_date": "2000-01-01"})
+        assert bad.status_code == 422 and bad.json()["field"] == "visit_retention_date"
+        null = await c.patch(w.url(), headers=h, json={"name": None})
+        assert null.status_code == 422 and null.json()["field"] == "name"
+        # Turning on 2FA without one's own second factor would lock the admin out.
+        lock = await c.patch(w.url(), headers=h, json={"require_2fa": True})
+        assert lock.status_code == 422 and lock.json()["field"] == "require_2fa"
+        assert (await c.patch(w.url(), headers=w.headers["organiser"], json={})).status_code == 403
+        evil = await c.post(
+            "/campaigns", headers=h, json={"name": "a\x00b", "election_date": "2032-03-14"}
+        )
+        assert evil.status_code == 422  # NUL cannot be stored: bad input, not a 500
+    async with access_owner.connect() as conn:
+        from sqlalchemy import text
+
+        details = (
+            await conn.execute(
+                text(
+                    "SELECT details FROM audit_event WHERE campaign_id = :c "
+                    "AND action = 'access.campaign.update'"
+                ),
+                {"c": w.campaign_id},
+            )
+        ).scalar_one()
+    assert details["k_threshold"] == {"from": 11, "to": 15}

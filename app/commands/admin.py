@@ -70,6 +70,14 @@ async def create_account(
                     text("UPDATE app_user SET password_hash = :h, is_active = true WHERE id = :u"),
                     {"h": password_hash, "u": existing},
                 )
+                # A new password ends every sign-in made with the old one.
+                await conn.execute(
+                    text(
+                        "UPDATE refresh_token SET revoked_at = now() "
+                        "WHERE user_id = :u AND revoked_at IS NULL"
+                    ),
+                    {"u": existing},
+                )
                 uid = existing
             else:
                 uid = (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.schemas import CampaignCreate, CampaignOut
+from app.schemas import CampaignCreate, CampaignOut, CampaignPatch
 from app.security import CampaignScope, CurrentUserId, Session
 from app.services import campaigns as service
 
@@ -29,3 +29,9 @@ async def create_campaign(
 async def get_campaign(ctx: CampaignScope) -> CampaignOut:
     """One campaign the caller belongs to, with the caller's role in it."""
     return await service.get_campaign(ctx)
+
+
+@router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
+async def update_campaign(data: CampaignPatch, ctx: CampaignScope) -> CampaignOut:
+    """Change the campaign's name, dates, k threshold or two-factor rule (admins)."""
+    return await service.update_campaign(ctx, data=data)

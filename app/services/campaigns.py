@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.db import set_tenant
 from app.errors import InvalidInput
-from app.schemas import CampaignCreate, CampaignOut
+from app.schemas import CampaignCreate, CampaignOut, CampaignPatch
 from app.security import CampaignContext
 from app.services.audit import flagged_count
 
@@ -99,3 +99,49 @@ async def create_campaign(
         role="admin",
         flagged_audit_events=0,
     )
+
+
+async def update_campaign(ctx: CampaignContext, *, data: CampaignPatch) -> CampaignOut:
+    """Change the campaign's settings (admins); every change is written to the audit log."""
+    current = (
+        (
+            await ctx.session.execute(
+                text(f"SELECT {_COLUMNS} FROM campaign c WHERE c.id = :c FOR UPDATE"),
+                {"c": ctx.campaign_id},
+            )
+        )
+        .one()
+        ._mapping
+    )
+    changes = data.model_dump(exclude_unset=True)
+    for key, value in list(changes.items()):
+        if value is None:
+            raise InvalidInput("Give a value or leave the field out.", field=key)
+        if current[key] == value:
+            del changes[key]
+    merged = {**current, **changes}
+    if merged["visit_retention_date"] is not None and (
+        merged["visit_retention_date"] < merged["election_date"]
+    ):
+        raise InvalidInput(
+            "Visit data would be deleted before the election: choose a date on or after "
+            f"{merged['election_date'].isoformat()}.",
+            field="visit_retention_date",
+        )
+    if changes.get("require_2fa") and not ctx.principal.mfa:
+        raise InvalidInput(
+            "Sign in with your own second factor first (POST /auth/totp/enrol), or you would "
+            "lock yourself out of this campaign.",
+            field="require_2fa",
+        )
+    if changes:
+        sets = ", ".join(f"{k} = :{k}" for k in changes)  # keys come from the schema, not input
+        await ctx.session.execute(
+            text(f"UPDATE campaign SET {sets} WHERE id = :c"), {**changes, "c": ctx.campaign_id}
+        )
+        await ctx.audit(
+            "access.campaign.update",
+            object=str(ctx.campaign_id),
+            details={k: {"from": current[k], "to": v} for k, v in changes.items()},
+        )
+    return await get_campaign(ctx)
