@@ -238,15 +238,16 @@ def _result(p: ParsedAddress, r: Any) -> GeocodeResult:
         housenumber=num,
     )
     if level == "none":
-        where = " / ".join(x for x in (p.postcode, p.city) if x)
-        if not where:
+        # the reason is stored next to the supporter unencrypted: no part of the address in it
+        # beyond the département
+        if not (p.postcode or p.city):
             res.reason = "no postcode and no commune recognised in the address: add them"
         else:
             dept = _dept(p.postcode)
             res.reason = (
-                f"no doors are loaded for {where}"
+                "no doors are loaded for this commune"
                 + (f" (département {dept})" if dept else "")
-                + ": this address is outside the loaded address files. Import the BAN file of "
+                + ": the address is outside the loaded address files. Import the BAN file of "
                 "that département, or place the supporter on the map by hand."
             )
     elif level == "commune":

@@ -82,8 +82,10 @@ async def supporter_counts(
 ) -> SupporterCounts:
     """Supporters per district (every district of ``district_kind``, or ``codes``) or per tile.
 
-    ``session`` must be scoped to ``campaign_id`` (RLS tenant set, e.g. ``ctx.session``). Tiles
-    are listed only where supporters are placed (ids ``CRS3035RES200mN…E…`` as in ``insee_tile``).
+    ``session`` must be scoped to ``campaign_id`` (RLS tenant set, e.g. ``ctx.session``). Every
+    district is listed (suppressed ones with ``count=None``); tiles (ids ``CRS3035RES200mN…E…``
+    as in ``insee_tile``) are listed only when published (≥ k): a listed small tile would reveal
+    that supporters live there.
     """
     if by == "district":
         rows = await session.execute(
@@ -96,9 +98,13 @@ async def supporter_counts(
     out = SupporterCounts(by=by, k=k)
     for r in rows:
         small = r.n < k
-        out.cells.append(Cell(r.key, None if small else r.n, small))
         if small:
             out.suppressed_cells += 1
+            # every district is listed (zeros too), so a suppressed district says nothing; a tile
+            # is listed only where supporters live, so a small tile is left out altogether
+            if by == "district":
+                out.cells.append(Cell(r.key, None, True))
         else:
+            out.cells.append(Cell(r.key, r.n, False))
             out.published_total += r.n
     return out
