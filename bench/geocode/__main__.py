@@ -115,10 +115,14 @@ async def run_ours(owner_url: str, cases, extra) -> dict:
 # ---------------------------------------------------------------- addok
 def addok_python() -> tuple[str | None, str]:
     """A Python with addok installed, or (None, why not)."""
-    for venv in (os.environ.get("ADDOK_VENV"), ROOT / "bench" / ".venv-addok", "/tmp/addok-venv"):
+    for venv in (
+        os.environ.get("ADDOK_VENV"),
+        Path(__file__).with_name(".venv-addok"),
+        "/tmp/addok-venv",
+    ):
         if venv and (Path(venv) / "bin" / "addok").exists():
             return str(Path(venv) / "bin" / "python"), f"addok from {venv}"
-    venv = ROOT / "bench" / ".venv-addok"
+    venv = Path(__file__).with_name(".venv-addok")
     print(f"Installing {', '.join(ADDOK_PACKAGES)} into {venv} (one time)…", flush=True)
     r = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True)
     if r.returncode == 0:
