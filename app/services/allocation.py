@@ -41,7 +41,7 @@ class AllocationState:
 
 
 async def refresh_allocation(conn: AsyncConnection | AsyncSession) -> int:
-    """Recompute the tile -> district allocation now (call as owner after an import); new version."""
+    """Recompute the tile -> district allocation now (as owner, after an import); new version."""
     return (await conn.execute(text("SELECT porte_refresh_allocation()"))).scalar_one()
 
 
