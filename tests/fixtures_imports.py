@@ -149,3 +149,13 @@ def read_report(path) -> list[dict[str, str]]:
     """The rows of a rejected-rows report CSV."""
     with open(path, encoding="utf-8", newline="") as fh:
         return list(csv.DictReader(fh))
+
+
+def write_ban(path: Path, rows: list[dict[str, str]]) -> Path:
+    """Write a small BAN-format CSV from dicts (missing columns left empty)."""
+    with open(path, "w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh, delimiter=";", lineterminator="\n")
+        w.writerow(BAN_HEADER)
+        for r in rows:
+            w.writerow([r.get(k, "") for k in BAN_HEADER])
+    return path

@@ -16,6 +16,7 @@ from tests.fixtures_imports import (
     fetchval,
     read_report,
     snapshot,
+    write_ban,
 )
 
 # Bruz's bounding box (WGS84) per the data README: lon -1.783..-1.712, lat 47.982..48.068.
@@ -219,3 +220,45 @@ async def test_sample_import_and_reimport(make_db, tmp_path):
         )
     )
     assert "92071" not in left and set(left) == {"92002", "92014", "92019"}
+
+
+async def test_values_with_backslash_tab_newline_are_stored_verbatim(make_db, tmp_path):
+    urls = make_db("esc")
+    odd = 'Allée "des\\Tilleuls"\tbis\nfin'
+    f = write_ban(
+        tmp_path / "odd.csv",
+        [
+            dict(
+                id="35047_9999_00001",
+                numero="1",
+                nom_voie=odd,
+                code_insee="35047",
+                lon="-1.75",
+                lat="48.02",
+            )
+        ],
+    )
+    report = await import_addresses(urls.owner, f, quiet=True)
+    assert report.rows_loaded == 1
+    got = (await fetch(urls.owner, "SELECT nom_voie, suffixe, code_postal FROM address"))[0]
+    assert tuple(got) == (odd, None, None)
+
+
+async def test_bulk_load_rebuilds_every_index_and_still_catches_duplicates(make_db, tmp_path):
+    """Large first loads drop the secondary indexes and rebuild them once (forced here)."""
+    urls = make_db("bulk")
+    indexes = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'address' ORDER BY 1"
+    before = [tuple(r) for r in await fetch(urls.owner, indexes)]
+    rep = await import_addresses(
+        urls.owner, BRUZ_BAL, quiet=True, defer_indexes=True, report_path=tmp_path / "r.csv"
+    )
+    assert rep.rows_loaded == 5760 and rep.details["indexes_rebuilt"] == len(before) - 1
+    assert [tuple(r) for r in await fetch(urls.owner, indexes)] == before
+    lines = bal_to_ban(tmp_path / "b.csv", prefix="d", limit=20).read_text().splitlines(True)
+    dup = tmp_path / "dup.csv"
+    dup.write_text("".join([*lines, lines[2]]))
+    snap = await snapshot(urls.owner)
+    with pytest.raises(ImportFailed, match=r"duplicated id 'd35047_\w+' on lines 3, 22"):
+        await import_addresses(urls.owner, dup, quiet=True, defer_indexes=True)
+    assert await snapshot(urls.owner) == snap
+    assert [tuple(r) for r in await fetch(urls.owner, indexes)] == before

@@ -136,7 +136,7 @@ async def test_rejected_row_refuses_unless_allowed(loaded_db, tmp_path):
     await refused(
         loaded_db,
         import_addresses(loaded_db.owner, f, quiet=True),
-        r"badpoint\.csv: 1 row\(s\) rejected \(line 7, column lon/lat: no valid point",
+        r"badpoint\.csv: 1 row\(s\) rejected \(line 7, column lon/lat: no valid WGS84 point",
         r"--max-rejects",
     )
     assert read_report(tmp_path / "badpoint.csv.rejects.csv")[0]["line"] == "7"

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import csv
-import io
 import re
 import time
+from operator import itemgetter
 from pathlib import Path
 
 import asyncpg
@@ -57,20 +57,6 @@ BAL_SPEC = {
 }
 REQUIRED = ["id", "numero", "nom_voie", "code_insee", "lon", "lat"]
 BAL_NO_NUMBER = "99999"  # BAL convention: a named place or street with no address
-COPY_COLUMNS = [
-    "ban_id",
-    "numero",
-    "suffixe",
-    "nom_voie",
-    "code_postal",
-    "code_insee",
-    "nom_commune",
-    "lon",
-    "lat",
-    "households",
-    "source",
-    "source_file",
-]
 CHUNK_ROWS = 20_000
 _COMMUNE = re.compile(r"^\d[\dAB]\d{3}$")
 
@@ -87,6 +73,16 @@ ON CONFLICT (ban_id) DO UPDATE SET
     households = excluded.households, source = excluded.source,
     source_file = excluded.source_file
 """
+
+
+_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _positive(value: str) -> bool:
+    try:
+        return float(value) > 0
+    except ValueError:
+        return False
 
 
 def parse_communes(value: str | None) -> frozenset[str] | None:
@@ -112,128 +108,124 @@ class _Rows:
         self.progress, self.fault = progress, fault
         self.read = self.sent = self.filtered = 0
         self.commune_codes: set[str] = set()
-        self.ids_lines: dict[str, int] | None = None
+        self.timings: dict[str, float] = {}
+
+    def columns(self) -> list[str]:
+        """The COPY column list (optional input columns absent from the file are left out)."""
+        c = self.cols
+        names = [
+            n for n in ("id", "numero", "suffixe", "nom_voie", "code_postal", "code_insee",
+                        "nom_commune", "lon", "lat", "households") if n in c
+        ]  # fmt: skip
+        out = ["ban_id" if n == "id" else n for n in names]
+        if "households" not in c:
+            out.append("households")
+        return [*out, "source", "source_file"]
 
     def chunks(self):
-        """Yield bytes chunks of COPY CSV."""
+        """Yield bytes chunks of COPY CSV (the hot loop: keep it lean)."""
         c = self.cols
-        i_id, i_num, i_voie, i_insee = c["id"], c["numero"], c["nom_voie"], c["code_insee"]
-        i_lon, i_lat = c["lon"], c["lat"]
-        i_suf, i_cp, i_nom = c.get("suffixe"), c.get("code_postal"), c.get("nom_commune")
+        names = [
+            n for n in ("id", "numero", "suffixe", "nom_voie", "code_postal", "code_insee",
+                        "nom_commune", "lon", "lat", "households") if n in c
+        ]  # fmt: skip
+        pick = itemgetter(*(c[n] for n in names))
+        i_id, i_num, i_insee, i_lon, i_lat = (
+            c["id"], c["numero"], c["code_insee"], c["lon"], c["lat"]
+        )  # fmt: skip
+        i_hh = c.get("households")
+        tail = (
+            (self.source, self.source_file) if i_hh is not None
+            else ("1", self.source, self.source_file)
+        )  # fmt: skip
         ncols = len(self.inp.header)
         communes = self.communes
-        bal = self.fmt == "bal"
+        no_number = BAL_NO_NUMBER if self.fmt == "bal" else None
         log = self.log
-        i_hh = c.get("households")
-        tail = ("1", self.source, self.source_file)
-        tail2 = (self.source, self.source_file)
         reader = self.inp.reader
-        buf = io.StringIO()
-        write = csv.writer(buf, lineterminator="\n").writerow
-        pending = 0
+        raw = reader.raw
+        buf: list[str] = []
+        add = buf.append
+        join = "\t".join
+        sep_count = len(self.columns()) - 1
         codes = self.commune_codes
-        for row in reader:
-            self.read += 1
-            if len(row) != ncols:
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    self.read -= 1  # blank line
+        pending = read = filtered = 0
+        try:
+            for row in raw:
+                read += 1
+                if len(row) != ncols:
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        read -= 1  # blank line
+                        continue
+                    log.reject(
+                        reader.line_num, "",
+                        f"{len(row)} fields instead of {ncols} (wrong delimiter or unquoted"
+                        " value?)",
+                    )  # fmt: skip
                     continue
-                log.reject(
-                    reader.line_num,
-                    "",
-                    f"{len(row)} fields instead of {ncols} (wrong delimiter or unquoted value?)",
-                )
-                continue
-            code = row[i_insee]
-            if communes is not None and code not in communes:
-                self.filtered += 1
-                continue
-            num = row[i_num]
-            if not num.isdigit():
-                if num == "":
-                    log.reject(reader.line_num, "numero", "empty house number")
-                else:
-                    log.reject(reader.line_num, "numero", f"{num!r} is not a house number")
-                continue
-            if bal and num == BAL_NO_NUMBER:
-                log.skip(reader.line_num, "numero", "named place without a number (BAL 99999)")
-                continue
-            lon, lat = row[i_lon], row[i_lat]
-            try:
-                flon, flat = float(lon), float(lat)
-            except ValueError:
-                log.reject(reader.line_num, "lon/lat", f"no valid point ({lon!r}, {lat!r})")
-                continue
-            if not (-180.0 <= flon <= 180.0 and -90.0 <= flat <= 90.0):
-                log.reject(
-                    reader.line_num,
-                    "lon/lat",
-                    f"({lon}, {lat}) is not a WGS84 longitude/latitude",
-                )
-                continue
-            ident = row[i_id]
-            if not ident:
-                log.reject(reader.line_num, "id", "empty id")
-                continue
-            if code not in codes:
-                if not _COMMUNE.match(code):
-                    log.reject(reader.line_num, "code_insee", f"{code!r} is not an INSEE code")
+                code = row[i_insee]
+                if communes is not None and code not in communes:
+                    filtered += 1
                     continue
-                codes.add(code)
-            if i_hh is None:
-                write(
-                    (
-                        ident,
-                        num,
-                        row[i_suf] if i_suf is not None else "",
-                        row[i_voie],
-                        row[i_cp] if i_cp is not None else "",
-                        code,
-                        row[i_nom] if i_nom is not None else "",
-                        lon,
-                        lat,
-                        *tail,
-                    )
-                )
-            else:
-                hh = row[i_hh] or "1"
+                num = row[i_num]
+                if not num.isdigit() or num == no_number:
+                    self._bad_number(reader.line_num, num)
+                    continue
                 try:
-                    ok = float(hh) > 0
+                    flon, flat = float(row[i_lon]), float(row[i_lat])
+                    if not (-180.0 <= flon <= 180.0 and -90.0 <= flat <= 90.0):
+                        raise ValueError
                 except ValueError:
-                    ok = False
-                if not ok:
-                    log.reject(reader.line_num, "households", f"{hh!r} is not a positive number")
+                    log.reject(
+                        reader.line_num, "lon/lat",
+                        f"no valid WGS84 point ({row[i_lon]!r}, {row[i_lat]!r})",
+                    )  # fmt: skip
                     continue
-                write(
-                    (
-                        ident,
-                        num,
-                        row[i_suf] if i_suf is not None else "",
-                        row[i_voie],
-                        row[i_cp] if i_cp is not None else "",
-                        code,
-                        row[i_nom] if i_nom is not None else "",
-                        lon,
-                        lat,
-                        hh,
-                        *tail2,
+                if not row[i_id]:
+                    log.reject(reader.line_num, "id", "empty id")
+                    continue
+                if code not in codes:
+                    if not _COMMUNE.match(code):
+                        log.reject(reader.line_num, "code_insee", f"{code!r} is not an INSEE code")
+                        continue
+                    codes.add(code)
+                if i_hh is not None and not _positive(row[i_hh]):
+                    log.reject(
+                        reader.line_num, "households", f"{row[i_hh]!r} is not a positive number"
                     )
-                )
-            pending += 1
-            if pending >= CHUNK_ROWS:
-                yield self._flush(buf, pending)
-                buf.seek(0)
-                buf.truncate()
-                pending = 0
+                    continue
+                line = join(pick(row) + tail)
+                # COPY text format: escape the rare values holding a backslash, tab or newline
+                if line.count("\t") != sep_count or "\\" in line or "\n" in line or "\r" in line:
+                    line = join(v.translate(_ESCAPE) for v in pick(row) + tail)
+                add(line)
+                pending += 1
+                if pending >= CHUNK_ROWS:
+                    self.read, self.filtered = read, filtered
+                    yield self._flush(buf, pending)
+                    buf.clear()
+                    pending = 0
+        except (UnicodeDecodeError, csv.Error, EOFError, OSError) as exc:
+            raise reader.explain(exc) from None
+        self.read, self.filtered = read, filtered
         if pending:
             yield self._flush(buf, pending)
 
-    def _flush(self, buf: io.StringIO, pending: int) -> bytes:
+    def _bad_number(self, line: int, num: str) -> None:
+        if num == BAL_NO_NUMBER:
+            self.log.skip(line, "numero", "named place without a number (BAL 99999)")
+        elif num == "":
+            self.log.reject(line, "numero", "empty house number")
+        else:
+            self.log.reject(line, "numero", f"{num!r} is not a house number")
+
+    def _flush(self, buf: list[str], pending: int) -> bytes:
         self.sent += pending
         self.progress.update(self.inp.position, self.read)
         if self.fault is not None:
             self.fault(self.sent)
-        return buf.getvalue().encode()
+        buf.append("")
+        return "\n".join(buf).encode()
 
 
 async def _aiter(gen):
@@ -270,6 +262,7 @@ async def import_addresses(
     report_path: Path | None = None,
     quiet: bool = False,
     fault: Fault = None,
+    defer_indexes: bool | None = None,
 ) -> ImportReport:
     """Import a BAN or BAL CSV (``;``, .csv or .csv.gz) in one transaction; return the report."""
     path = Path(path)
@@ -298,7 +291,7 @@ async def import_addresses(
                 async with connect(owner_url) as conn:
                     try:
                         async with conn.transaction():
-                            loaded = await _load(conn, rows, path, communes)
+                            loaded = await _load(conn, rows, path, communes, defer_indexes)
                             log.check(max_rejects)
                             if rows.read == 0:
                                 raise fail(path, "the file has a header but no rows.", line=2)
@@ -327,6 +320,7 @@ async def import_addresses(
                             report.rows_skipped, report.rows_rejected = log.skipped, log.rejected
                             report.rows_filtered = rows.filtered
                             report.details["format"] = fmt
+                            report.details.update(rows.timings)
                             report.details["communes"] = sorted(rows.commune_codes)
                             n_replaced = int(replaced.split()[-1])
                             if n_replaced:
@@ -349,15 +343,85 @@ async def import_addresses(
     return report
 
 
-async def _load(conn: asyncpg.Connection, rows: _Rows, path: Path, communes) -> int:
+SECONDARY_INDEXES = """
+SELECT i.relname AS index, pg_get_indexdef(i.oid) AS indexdef,
+       c.conname AS constraint, pg_get_constraintdef(c.oid) AS constraintdef
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
+WHERE x.indrelid = 'address'::regclass AND NOT x.indisprimary
+ORDER BY i.relname
+"""
+DEFER_MIN_ROWS = 200_000
+BYTES_PER_ROW = 150  # a BAN line is ~150-250 bytes; gzip divides by ~4
+
+
+def _estimated_rows(path: Path) -> int:
+    size = path.stat().st_size * (4 if path.suffix == ".gz" else 1)
+    return size // BYTES_PER_ROW
+
+
+async def _should_defer(conn: asyncpg.Connection, path: Path, force: bool | None) -> bool:
+    """Rebuild the secondary indexes once after COPY when the load dwarfs the table."""
+    if force is not None:
+        return force
+    est = _estimated_rows(path)
+    if est < DEFER_MIN_ROWS:
+        return False
+    current = await conn.fetchval(
+        "SELECT greatest(reltuples, 0)::bigint FROM pg_class WHERE oid = 'address'::regclass"
+    )
+    return est >= current
+
+
+async def _drop_secondary_indexes(conn: asyncpg.Connection) -> list[str]:
+    """Drop address's secondary indexes (not the primary key); return the SQL to rebuild them.
+
+    Done inside the import's transaction: a failure restores them with everything else. The
+    table is locked (ACCESS EXCLUSIVE) until the import commits.
+    """
+    rebuild = []
+    for ix in await conn.fetch(SECONDARY_INDEXES):
+        if ix["constraint"]:
+            try:
+                async with conn.transaction():  # savepoint: kept if something depends on it
+                    await conn.execute(f'ALTER TABLE address DROP CONSTRAINT "{ix["constraint"]}"')
+            except asyncpg.DependentObjectsStillExistError:
+                continue
+            rebuild.append(
+                f'ALTER TABLE address ADD CONSTRAINT "{ix["constraint"]}" {ix["constraintdef"]}'
+            )
+        else:
+            await conn.execute(f'DROP INDEX "{ix["index"]}"')
+            rebuild.append(ix["indexdef"])
+    return rebuild
+
+
+async def _load(
+    conn: asyncpg.Connection, rows: _Rows, path: Path, communes, defer: bool | None = None
+) -> int:
     """COPY the rows; straight into ``address`` on a first load, through a stage otherwise."""
     scope = "source_file = $1" + (" AND code_insee = ANY($2::text[])" if communes else "")
     args = [path.name] + ([sorted(communes)] if communes else [])
     existing = await conn.fetchval(f"SELECT count(*) FROM address WHERE {scope}", *args)
     if existing == 0:
-        await conn.copy_to_table(
-            "address", source=_aiter(rows.chunks()), columns=COPY_COLUMNS, format="csv"
+        rebuild = (
+            await _drop_secondary_indexes(conn) if await _should_defer(conn, path, defer) else []
         )
+        t0 = now()
+        await conn.copy_to_table(
+            "address", source=_aiter(rows.chunks()), columns=rows.columns(), format="text", null=""
+        )
+        rows.timings["copy_seconds"] = round(now() - t0, 2)
+        if rebuild:
+            rows.progress.close()
+            t0 = now()
+            await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
+            for sql in rebuild:
+                await conn.execute(sql)
+            await conn.execute("ANALYZE address")
+            rows.timings["index_rebuild_seconds"] = round(now() - t0, 2)
+            rows.timings["indexes_rebuilt"] = len(rebuild)
         return rows.sent
     # Replace the same source: update doors in place (stable ids), drop the ones gone.
     await conn.execute(
@@ -365,7 +429,11 @@ async def _load(conn: asyncpg.Connection, rows: _Rows, path: Path, communes) -> 
     )
     await conn.execute("ALTER TABLE address_stage DROP COLUMN geom, DROP COLUMN id")
     await conn.copy_to_table(
-        "address_stage", source=_aiter(rows.chunks()), columns=COPY_COLUMNS, format="csv"
+        "address_stage",
+        source=_aiter(rows.chunks()),
+        columns=rows.columns(),
+        format="text",
+        null="",
     )
     dup = await conn.fetchrow(
         "SELECT ban_id, count(*) AS n FROM address_stage GROUP BY ban_id HAVING count(*) > 1 "

@@ -335,6 +335,20 @@ class _LineReader:
         """Physical line number (1 = header) of the last row read."""
         return self._reader.line_num + self._offset
 
+    @property
+    def raw(self) -> Any:
+        """The underlying csv.reader (hot loops); pass its errors to ``explain``."""
+        return self._reader
+
+    def explain(self, exc: Exception) -> Exception:
+        """An ImportFailed naming the line for a decoding/CSV/IO error raised by ``raw``."""
+        if isinstance(exc, UnicodeDecodeError):
+            line = first_undecodable_line(self._path, self._encoding) or self.line_num + 1
+            return fail(self._path, _encoding_reason(exc, self._encoding), line=line)
+        if isinstance(exc, csv.Error):
+            return fail(self._path, f"malformed CSV ({exc}).", line=self.line_num + 1)
+        return fail(self._path, f"the file is truncated or corrupt ({exc}).")
+
     def __iter__(self) -> Iterator[list[str]]:
         it = iter(self._reader)
         while True:

@@ -1,0 +1,1 @@
+"""One-command benchmarks: `python -m bench.<name>` prints figures and ratios."""
