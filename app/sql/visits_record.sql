@@ -31,8 +31,13 @@ checked AS (
                WHEN NOT ad.active THEN 'assignment_ended'
            END AS problem
     FROM input i
-    LEFT JOIN visit e ON e.campaign_id = :c AND e.id = i.id
-    LEFT JOIN address a ON a.id = i.address_id
+    -- LATERAL + LIMIT: always a primary-key probe per input row, never a scan of the
+    -- campaign's visits (a hash join on stale statistics would grow with the visit table).
+    LEFT JOIN LATERAL (
+        SELECT v.id, v.address_id, v.volunteer_user_id, v.invite_id FROM visit v
+        WHERE v.campaign_id = :c AND v.id = i.id LIMIT 1
+    ) e ON true
+    LEFT JOIN LATERAL (SELECT ad0.id FROM address ad0 WHERE ad0.id = i.address_id LIMIT 1) a ON true
     LEFT JOIN LATERAL (
         SELECT cr.id FROM canvass_round cr
         WHERE cr.campaign_id = :c AND cr.started_at <= i.visited_at + CAST(:skew AS interval)
