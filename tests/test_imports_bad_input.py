@@ -427,3 +427,23 @@ async def test_results_reimport_replaces_the_election(loaded_db):
     after = await snapshot(loaded_db.owner)
     for table in ("election", "election_result", "election_candidate_result"):
         assert after[table] == before[table]
+
+
+async def test_reimport_cannot_remove_doors_still_referenced(make_db, tmp_path):
+    """A door referenced by campaign data (here a stand-in table) is not silently deleted."""
+    urls = make_db("fk")
+    src = bal_to_ban(tmp_path / "doors.csv", limit=10)
+    await import_addresses(urls.owner, src, quiet=True)
+    await fetch(urls.owner, "CREATE TABLE uses_door (address_id bigint REFERENCES address(id))")
+    await fetch(
+        urls.owner,
+        "INSERT INTO uses_door SELECT id FROM address WHERE ban_id = '35047_0001_00001'",
+    )
+    lines = src.read_text().splitlines(True)
+    src.write_text("".join([lines[0], *lines[2:]]))  # the first door is gone from the file
+    await refused(
+        urls,
+        import_addresses(urls.owner, src, quiet=True),
+        r"doors\.csv: rows this import would remove or replace are still used by"
+        r" uses_door",
+    )

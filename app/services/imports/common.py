@@ -445,6 +445,14 @@ async def record_run(
 def translate_db_error(path: Path, exc: asyncpg.PostgresError) -> ImportFailed:
     """A database error during an import, told to a person."""
     detail = getattr(exc, "detail", None) or ""
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        table = getattr(exc, "table_name", None) or "campaign data"
+        return fail(
+            path,
+            f"rows this import would remove or replace are still used by {table} ({detail}). "
+            "Campaign data (turfs, assignments, visits, flags) keeps the doors and districts it "
+            "refers to: keep those rows in the file, or end what uses them first.",
+        )
     return fail(path, f"the database refused the data: {exc}. {detail}".strip())
 
 
