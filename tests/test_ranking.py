@@ -206,3 +206,29 @@ async def test_cache_is_used_then_invalidated_by_visits(env):
     assert c["damping"] == pytest.approx(1 - 3 / 4)
     assert c["counts"]["visited_doors"] == 3
     assert sum(x["contribution"] for x in c["contributions"]) == pytest.approx(c["score"])
+
+
+async def test_real_sample_ranking_with_a_side_in_a_loaded_election(client, world):
+    """On the 92-13 sample: legislative 2024 round 1, our side = ENS (BREGEON's nuance)."""
+    r = await client.get(
+        world.url("/ranking"),
+        params={
+            "preset": "mobilisation",
+            "election": "legislatives_2024_t1",
+            "side": "ENS",
+            "limit": 5,
+        },
+        headers=world.headers["analyst"],
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["total_districts"] == 91 and len(body["districts"]) == 5
+    assert body["election"]["name"] == "legislatives_2024_t1"
+    report = {f["name"]: f for f in body["factors"]}
+    assert report["side_score"]["status"] == "used"
+    assert report["abstention_rate"]["status"] == "used"
+    assert 0.05 < report["side_score"]["mean"] < 0.8
+    for d in body["districts"]:
+        assert sum(c["contribution"] for c in d["contributions"]) == pytest.approx(d["score"])
+    scores = [d["score"] for d in body["districts"]]
+    assert scores == sorted(scores, reverse=True)
