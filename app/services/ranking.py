@@ -426,6 +426,10 @@ def _factor_report(
             status, reason = "absent", inp.absent[name]
         elif not n:
             status, reason = "absent", "no value in any district"
+        elif not sd and name in ("supporters", "coverage") and not mean:
+            what = "supporters" if name == "supporters" else "visited doors"
+            status = "no_variation"
+            reason = f"no district has k or more {what} yet (counted as 0): contributes 0"
         elif not sd:
             status, reason = "no_variation", "same value in every district: contributes 0"
         else:
