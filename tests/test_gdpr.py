@@ -340,3 +340,40 @@ async def test_admin_resolves_an_objection_the_form_could_not_place(client, worl
     assert left is None and flags == 2
     r = await client.get(world.url("/privacy-requests"), headers=world.headers["organiser"])
     assert r.status_code == 403
+
+
+async def test_erasure_leaves_the_counts_within_the_same_transaction(
+    client, owner_engine, settings
+):
+    """The counts are computed live: the erasing transaction itself already sees the change."""
+    from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+
+    from app.db import set_tenant
+    from app.security import CampaignContext, Principal
+    from app.services import gdpr
+    from app.services.supporters.aggregates import supporter_counts
+
+    w = await make_world(owner_engine, settings, k=2)
+    code, doors = await doors_in_one_district(owner_engine, 3)
+    ids = await _placed(client, w, doors, 900)
+    engine = create_async_engine(settings.database_url)  # the service's role: RLS applies
+    async with AsyncSession(engine) as session, session.begin():
+        await set_tenant(session, w.campaign_id, w.users["admin"])
+        ctx = CampaignContext(
+            campaign_id=w.campaign_id,
+            role="admin",
+            principal=Principal(user_id=w.users["admin"]),
+            session=session,
+            k_threshold=2,
+            election_date=None,
+            request_id="test",
+            client=None,
+            settings=settings,
+        )
+        before = (await supporter_counts(session, w.campaign_id, k=2)).counts()[code]
+        await gdpr.erase(ctx, uuid.UUID(ids[0]))
+        middle = (await supporter_counts(session, w.campaign_id, k=2)).counts()[code]
+        await gdpr.withdraw(ctx, uuid.UUID(ids[1]), channel="test")
+        after = (await supporter_counts(session, w.campaign_id, k=2)).counts()[code]
+    await engine.dispose()
+    assert (before, middle, after) == (3, 2, None)
