@@ -146,6 +146,22 @@ async def test_admin_cli_create_account(access_urls, access_owner, access_app, m
         assert (await c.get(f"/campaigns/{cid}", headers=tok)).json()["role"] == "organiser"
     again = await asyncio.to_thread(CliRunner().invoke, cli, ["admin", "create", email])
     assert again.exit_code == 1 and "already has an account" in again.output
+    from sqlalchemy import text
+
+    async with access_owner.begin() as conn:
+        await conn.execute(
+            text("UPDATE app_user SET totp_enabled = true, totp_secret = 'X' WHERE email = :e"),
+            {"e": email},
+        )
+    reset = await asyncio.to_thread(CliRunner().invoke, cli, ["admin", "reset-2fa", email])
+    assert reset.exit_code == 0, reset.output
+    async with access_owner.connect() as conn:
+        on = (
+            await conn.execute(
+                text("SELECT totp_enabled FROM app_user WHERE email = :e"), {"e": email}
+            )
+        ).scalar_one()
+    assert on is False
 
 
 async def test_demo_campaign_is_idempotent(access_urls, access_owner, access_app, monkeypatch):

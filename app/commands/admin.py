@@ -127,6 +127,37 @@ async def account_exists(owner_url: str, email: str) -> bool:
         await engine.dispose()
 
 
+async def reset_second_factor(owner_url: str, email: str) -> bool:
+    """Clear an account's TOTP and end its sign-ins; False when there is no such account."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.begin() as conn:
+            uid = (
+                await conn.execute(
+                    text(
+                        "UPDATE app_user SET totp_enabled = false, totp_secret = NULL, "
+                        "totp_last_step = NULL WHERE email = :e RETURNING id"
+                    ),
+                    {"e": email},
+                )
+            ).scalar()
+            if uid is None:
+                return False
+            await conn.execute(
+                text(
+                    "UPDATE refresh_token SET revoked_at = now() "
+                    "WHERE user_id = :u AND revoked_at IS NULL"
+                ),
+                {"u": uid},
+            )
+        return True
+    finally:
+        await engine.dispose()
+
+
 def _valid_email(email: str) -> str:
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
@@ -208,6 +239,18 @@ def register(cli: typer.Typer) -> None:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
         typer.echo(f"Password of {email} changed.")
+
+    @admin.command("reset-2fa")
+    def reset_2fa(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:
+        """Turn two-factor sign-in off for an account that lost its authenticator."""
+        email = _valid_email(email)
+        if not asyncio.run(reset_second_factor(_owner_url(), email)):
+            typer.secho(f"No account {email}.", fg="red", err=True)
+            raise typer.Exit(1)
+        typer.echo(
+            f"Two-factor sign-in of {email} is off and its sign-ins are ended. It can enrol a new "
+            "authenticator after signing in (POST /auth/totp/enrol)."
+        )
 
     audit = typer.Typer(help="The audit log of views and exports of personal data.")
     cli.add_typer(audit, name="audit")
