@@ -47,6 +47,8 @@ def test_parse_variants():
     assert (p.housenumber, p.suffix, p.street, p.city) == (7, "ter", "rue X", "Rennes")
     p = parse_address("14 r de la Gare")  # 'r' is the street type, not a suffix
     assert (p.housenumber, p.suffix, p.street) == (14, None, "r de la Gare")
+    p = parse_address("2 avenue Jules Tricault, 35172 Bruz Cedex 2")
+    assert (p.housenumber, p.postcode, p.city) == (2, "35172", "Bruz")
     p = parse_address("rue des Acacias, Bruz")
     assert p.housenumber is None and p.street == "rue des Acacias"
 

@@ -37,6 +37,7 @@ _NUMBER = re.compile(
     r"[\s,.]*(.*)$",
     re.IGNORECASE | re.DOTALL,
 )
+_CEDEX = re.compile(r"\s+cedex(\s+\d{1,3})?\s*$", re.IGNORECASE)
 _SUFFIX_ALT = {"b": "bis", "bis": "b", "t": "ter", "ter": "t", "q": "quater", "quater": "q"}
 
 
@@ -163,6 +164,8 @@ def parse_address(
         p.suffix = suf or None
         s = m.group(5)
     p.street = s.strip(" ,.")
+    if p.city:
+        p.city = _CEDEX.sub("", p.city).strip(" ,") or None
     return p
 
 
