@@ -297,6 +297,34 @@ async def check_db(owner_url: str, cid, acked: set[str]) -> tuple[int, int, int]
     return len(ids), missing, doubled
 
 
+def _cpu_seconds(root: int) -> float:
+    """CPU time (user + system, seconds) of a process and its descendants, from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    stats: dict[int, float] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(entry)
+        children.setdefault(int(fields[1]), []).append(pid)
+        stats[pid] = (int(fields[11]) + int(fields[12])) / ticks
+    total, todo = 0.0, [root]
+    while todo:
+        pid = todo.pop()
+        total += stats.get(pid, 0.0)
+        todo += children.get(pid, [])
+    return total
+
+
+def _postmaster_pid(cluster: Cluster) -> int:
+    return int((cluster.pgdata / "postmaster.pid").read_text().split()[0])
+
+
 def pct(values: list[float], q: float) -> float:
     """The q-th percentile (0..100) of values, in ms."""
     return float(np.percentile(np.asarray(values), q) * 1000) if values else float("nan")
@@ -331,6 +359,8 @@ async def main_async(args: argparse.Namespace) -> int:
             flush=True,
         )
         stats = Stats()
+        pg_pid = _postmaster_pid(cluster)
+        cpu0 = (_cpu_seconds(proc.pid), _cpu_seconds(pg_pid))
         start = time.monotonic()
         until = start + args.seconds
         rng = random.Random(11)
@@ -352,6 +382,8 @@ async def main_async(args: argparse.Namespace) -> int:
         ]
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.seconds + 60)
         elapsed = time.monotonic() - start
+        cpu_app = _cpu_seconds(proc.pid) - cpu0[0]
+        cpu_pg = _cpu_seconds(pg_pid) - cpu0[1]
         stored, lost, doubled = await check_db(owner_url, seeded["campaign_id"], stats.acked)
         created_twice = sum(1 for n in stats.created_ids.values() if n > 1)
         duplicates = doubled + created_twice + max(0, stored - len(stats.acked))
@@ -374,6 +406,13 @@ async def main_async(args: argparse.Namespace) -> int:
         print(
             f"database: {stored:,} visits stored for {len(stats.acked):,} acknowledged ids; "
             f"duplicates {duplicates} (must be 0), lost {lost} (must be 0)"
+        )
+        n_req = max(1, len(stats.latencies))
+        print(
+            f"CPU per request: service {cpu_app / n_req * 1000:.1f} ms, PostgreSQL "
+            f"{cpu_pg / n_req * 1000:.1f} ms (load-independent cost; 2 cores give ~"
+            f"{2 / ((cpu_app + cpu_pg) / n_req) * args.batch if cpu_app + cpu_pg else 0:,.0f} "
+            "visits/s if nothing else runs)"
         )
         ok_rate, ok_p99 = rate >= 1000, p99 < 100
         print(
