@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -75,8 +77,41 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Run a child; return (wall seconds, peak RSS in bytes, combined output)."""
+@dataclass
+class Run:
+    """One measured load."""
+
+    seconds: float  # wall clock
+    peak_rss: int  # bytes, the client process
+    client_cpu: float  # seconds (user + system) of the client process
+    server_cpu: float | None  # seconds of the PostgreSQL backends it used (throwaway cluster)
+    output: str
+
+    def cpu(self) -> float | None:
+        """Client + server CPU seconds (a figure the machine's other load barely changes)."""
+        return None if self.server_cpu is None else self.client_cpu + self.server_cpu
+
+
+def _clock_ticks() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+def server_children_cpu(pgdata: Path | None) -> float | None:
+    """CPU seconds of the postmaster's exited children (backends), from /proc."""
+    if pgdata is None:
+        return None
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        # fields[0] is field 3 (state); cutime and cstime are fields 16 and 17
+        return (int(fields[13]) + int(fields[14])) / _clock_ticks()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def run_measured(args: list[str], env: dict[str, str], pgdata: Path | None) -> Run:
+    """Run a child; measure wall time, its peak RSS and CPU, and the server's CPU."""
+    before = server_children_cpu(pgdata)
     t0 = time.perf_counter()
     p = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     out = p.stdout.read().decode(errors="replace") if p.stdout else ""
@@ -86,7 +121,10 @@ def run_measured(args: list[str], env: dict[str, str]) -> tuple[float, int, str]
     p.returncode = code
     if code != 0:
         raise SystemExit(f"{args[0]} failed (exit {code}):\n{out[-3000:]}")
-    return seconds, usage.ru_maxrss * 1024, out
+    time.sleep(0.5)  # let the postmaster reap the backend
+    after = server_children_cpu(pgdata)
+    server = None if before is None or after is None else after - before
+    return Run(seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime, server, out)
 
 
 def psql(url: str, sql: str) -> str:
@@ -142,13 +180,11 @@ def main() -> None:
         psql(owner, "TRUNCATE address CASCADE; DROP TABLE IF EXISTS bench_ogr")
         env = dict(os.environ, OWNER_DATABASE_URL=owner, DATABASE_URL=owner)
 
+        pgdata = cluster.pgdata if cluster is not None else None
         porte = [sys.executable, "-m", "app.cli", "import", "addresses", str(csv_path), "--json"]
-        ours_s, ours_rss, out = run_measured(porte, env)
+        ours = run_measured(porte, env, pgdata)
         loaded = int(psql(owner, "SELECT count(*) FROM address"))
-        ours_rate = loaded / ours_s
-        print(f"porte import addresses: {loaded:,} rows in {ours_s:.2f} s -> {ours_rate:,.0f} rows/s,"
-              f" peak memory {ours_rss / 1e6:,.0f} MB")
-
+        details = json.loads(ours.output[ours.output.index("{") :])
         ogr = [
             "ogr2ogr", "-f", "PostgreSQL", pg_dsn(owner), str(csv_path),
             "--config", "PG_USE_COPY", "YES",
@@ -157,17 +193,43 @@ def main() -> None:
             "-nln", "bench_ogr", "-lco", "GEOMETRY_NAME=geom", "-lco", "SPATIAL_INDEX=GIST",
             "-gt", "100000", "-overwrite",
         ]  # fmt: skip
-        ogr_s, ogr_rss, _ = run_measured(ogr, env)
+        theirs = run_measured(ogr, env, pgdata)
         ogr_rows = int(psql(owner, "SELECT count(*) FROM bench_ogr"))
-        ogr_rate = ogr_rows / ogr_s
         gdal = subprocess.run(["ogr2ogr", "--version"], capture_output=True, text=True).stdout
-        print(f"ogr2ogr ({gdal.strip()}): {ogr_rows:,} rows in {ogr_s:.2f} s -> "
-              f"{ogr_rate:,.0f} rows/s, peak memory {ogr_rss / 1e6:,.0f} MB")
-        ratio = ours_rate / ogr_rate
-        print(f"ratio (ours / ogr2ogr): {ratio:.2f}  (target >= 1.5: "
-              f"{'met' if ratio >= 1.5 else 'NOT met'})")
-        print(f"our peak memory: {ours_rss / 1e6:,.0f} MB  (target < 500 MB: "
-              f"{'met' if ours_rss < 500e6 else 'NOT met'})")
+        load = os.getloadavg()[0]
+
+        def line(name: str, rows: int, r: Run) -> str:
+            cpu = r.cpu()
+            return (
+                f"{name}: {rows:,} rows in {r.seconds:.2f} s -> {rows / r.seconds:,.0f} rows/s;"
+                f" peak memory {r.peak_rss / 1e6:,.0f} MB; CPU client {r.client_cpu:.1f} s"
+                + (
+                    f" + server {r.server_cpu:.1f} s -> {rows / cpu:,.0f} rows per CPU-second"
+                    if cpu
+                    else ""
+                )
+            )
+
+        print(line("porte import addresses", loaded, ours))
+        print(
+            f"  inside: COPY {details.get('copy_seconds', '?')} s, index rebuild "
+            f"{details.get('index_rebuild_seconds', 0)} s "
+            f"({details.get('indexes_rebuilt', 0)} indexes: ban_id unique, GiST and the others)"
+        )
+        print(line(f"ogr2ogr ({gdal.strip()})", ogr_rows, theirs))
+        ratio = (loaded / ours.seconds) / (ogr_rows / theirs.seconds)
+        print(
+            f"ratio, wall clock (ours / ogr2ogr): {ratio:.2f}  (target >= 1.5: "
+            f"{'met' if ratio >= 1.5 else 'NOT met'}; 1-min load average {load:.1f} on "
+            f"{os.cpu_count()} CPUs)"
+        )
+        if ours.cpu() and theirs.cpu():
+            cpu_ratio = (loaded / ours.cpu()) / (ogr_rows / theirs.cpu())
+            print(f"ratio, CPU (rows per CPU-second, ours / ogr2ogr): {cpu_ratio:.2f}")
+        print(
+            f"our peak memory: {ours.peak_rss / 1e6:,.0f} MB  (target < 500 MB: "
+            f"{'met' if ours.peak_rss < 500e6 else 'NOT met'})"
+        )
     finally:
         if cluster is not None:
             cluster.destroy()
