@@ -377,3 +377,17 @@ async def test_erasure_leaves_the_counts_within_the_same_transaction(
         after = (await supporter_counts(session, w.campaign_id, k=2)).counts()[code]
     await engine.dispose()
     assert (before, middle, after) == (3, 2, None)
+
+
+def test_public_form_is_throttled_per_client():
+    import pytest
+
+    from app.errors import TooManyRequests
+    from app.services.privacy import FORM_LIMIT, throttle
+
+    for i in range(FORM_LIMIT):
+        throttle("203.0.113.9", now=1000.0 + i)
+    with pytest.raises(TooManyRequests):
+        throttle("203.0.113.9", now=1000.0 + FORM_LIMIT)
+    throttle("203.0.113.10", now=1000.0 + FORM_LIMIT)  # another client is not affected
+    throttle("203.0.113.9", now=1000.0 + 61 + FORM_LIMIT)  # a minute later it passes again

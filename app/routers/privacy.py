@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Form, Query
+from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.errors import InvalidInput
@@ -30,6 +30,7 @@ async def privacy_qr(campaign_id: uuid.UUID, session: Session, settings: Setting
 
 @router.post("/privacy/{campaign_id}/objection", response_class=HTMLResponse)
 async def privacy_objection(
+    request: Request,
     campaign_id: uuid.UUID,
     session: Session,
     settings: SettingsDep,
@@ -38,6 +39,7 @@ async def privacy_objection(
     email: Annotated[str | None, Form()] = None,
 ) -> HTMLResponse:
     """One step: an address (never visit this door again) or an e-mail (withdraw consent)."""
+    privacy.throttle(request.client.host if request.client else None)
     html, _ = await privacy.public_request(
         session, settings, campaign_id, kind=kind, address=address, email=email
     )

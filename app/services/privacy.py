@@ -8,7 +8,9 @@ an objection becomes a door flag; a withdrawal is matched by the keyed hash of t
 from __future__ import annotations
 
 import io
+import time
 import uuid
+from collections import defaultdict, deque
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import text
 
 from app.db import set_tenant
-from app.errors import InvalidInput, NotFound
+from app.errors import InvalidInput, NotFound, TooManyRequests
 from app.services.crypto import Cipher, Hasher, aad, normalise_email
 from app.services.gdpr import flag_door, withdraw_ids
 from app.services.geocoder import geocode
@@ -84,6 +86,28 @@ async def qr_svg(session: Any, campaign_id: uuid.UUID, base_url: str) -> str:
         buf, kind="svg", scale=4, border=2, xmldecl=False
     )
     return buf.getvalue().decode()
+
+
+FORM_LIMIT = 10  # submissions per client address and minute (per process)
+_recent: dict[str, deque[float]] = defaultdict(deque)
+
+
+def throttle(client: str | None, *, now: float | None = None) -> None:
+    """Refuse a flood of form submissions from one address (the form needs no account)."""
+    key = client or "-"
+    now = time.monotonic() if now is None else now
+    q = _recent[key]
+    while q and now - q[0] > 60:
+        q.popleft()
+    if len(q) >= FORM_LIMIT:
+        raise TooManyRequests(
+            "Too many requests from your connection: wait a minute and send the form again.",
+            retry_after=60,
+        )
+    q.append(now)
+    if len(_recent) > 10_000:  # forget idle clients
+        for k in [k for k, v in _recent.items() if not v or now - v[-1] > 60]:
+            del _recent[k]
 
 
 _REQUEST = text(
