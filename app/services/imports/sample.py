@@ -38,7 +38,8 @@ async def load_sample_async(
     from app.services.imports.synthetic import generate_doors
     from app.services.imports.tiles import import_tiles
 
-    report_dir = Path(report_dir or Path(tempfile.gettempdir()) / "porte-sample-reports")
+    # A private folder per call: parallel test sessions must not share the generated file.
+    report_dir = Path(report_dir or tempfile.mkdtemp(prefix="porte-sample-"))
     report_dir.mkdir(parents=True, exist_ok=True)
 
     def rp(path: Path) -> Path:
