@@ -179,6 +179,8 @@ async def test_totp_enrol_sign_in_replay_and_required_campaign(access_app, acces
         assert signed.status_code == 200, signed.text
         replay = await _sign_in(c, email, totp=code)
         assert replay.status_code == 401, "a TOTP code must not work twice"
+        odd = await _sign_in(c, email, totp="１２３４５６")  # non-ASCII digits: refused, no 500
+        assert odd.status_code == 401
         mfa_h = {"Authorization": f"Bearer {signed.json()['access_token']}"}
         assert (await c.get("/auth/me", headers=mfa_h)).json()["mfa"] is True
         assert (await c.get(f"/campaigns/{cid}", headers=mfa_h)).status_code == 200

@@ -121,11 +121,17 @@ async def _issue(
 
 def _totp_step(user_secret: str, code: str, last_step: int | None) -> int | None:
     """The time step ``code`` matches (±1 step of clock drift), unless already used."""
+    if not user_secret:
+        return None
     totp = pyotp.TOTP(user_secret)
     now = datetime.now(UTC)
     for offset in (0, -1, 1):
         at = now + timedelta(seconds=offset * totp.interval)
-        if hmac.compare_digest(totp.at(at), code):
+        try:
+            expected = totp.at(at)
+        except (ValueError, TypeError):  # a damaged stored secret: no code can match
+            return None
+        if hmac.compare_digest(expected.encode(), code.encode()):
             step = totp.timecode(at)
             if last_step is not None and step <= last_step:
                 return None  # replayed code
