@@ -115,6 +115,9 @@ async def test_volunteer_canvasses_online_then_offline(
         # tap a door on the map (two taps), then two more from the list
         marker = page.locator(f'#map [data-door="{tw.doors_a[0]}"]')
         await marker.dispatch_event("click")
+        await page.wait_for_selector("#panel:not([hidden])")
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "volunteer-door-panel.png"))
         await page.click('#outcomes [data-outcome="talked"]')
         await page.wait_for_selector(f'#map [data-door="{tw.doors_a[0]}"] .door-visited')
         await _tap_in_list(page, tw.doors_a[1], "not_home")

@@ -208,8 +208,10 @@
 
   /** Send queued visits in batches of 200; keep them queued on any network failure. */
   async function sync() {
-    if (state.syncing || !state.session) return;
+    if (!state.session) return;
+    if (state.syncing) { state.syncAgain = true; return; } // visits recorded meanwhile
     state.syncing = true;
+    state.syncAgain = false;
     try {
       const all = await PorteStore.allVisits();
       const queued = all.filter((v) => v.state === "queued"
@@ -253,6 +255,7 @@
     } finally {
       state.syncing = false;
       await updateQueueBadge();
+      if (state.syncAgain && navigator.onLine) sync();
     }
   }
 
@@ -365,8 +368,10 @@
     }
     drawDoors();
     const pts = doors.map((d) => [d.lat, d.lon]);
-    if (turfLayer) map.fitBounds(turfLayer.getBounds(), { padding: [20, 20] });
-    else if (pts.length) map.fitBounds(L.latLngBounds(pts), { padding: [30, 30], maxZoom: 18 });
+    // room at the top for notices, at the bottom for the zoom buttons
+    const pad = { paddingTopLeft: [30, 70], paddingBottomRight: [50, 40], maxZoom: 18 };
+    if (turfLayer) map.fitBounds(turfLayer.getBounds(), pad);
+    else if (pts.length) map.fitBounds(L.latLngBounds(pts), pad);
     document.body.dataset.loaded = "1";
   }
 
