@@ -147,7 +147,9 @@ SELECT r.rank, r.code, raw.name, raw.commune_code, raw.commune_name, r.score, dm
            'visited_doors', CASE WHEN raw.visited_raw >= :k THEN raw.visited_raw END,
            'visited_doors_suppressed', raw.visited_raw IS NOT NULL AND raw.visited_raw < :k
        ) AS counts,
-       (SELECT jsonb_object_agg(factor, jsonb_build_array(mean, sd, n)) FROM stats) AS stats
+       CASE WHEN r.rank = 1 THEN
+           (SELECT jsonb_object_agg(factor, jsonb_build_array(mean, sd, n)) FROM stats)
+       END AS stats
 FROM ranked r
 JOIN raw USING (code)
 JOIN damp dm USING (code)
