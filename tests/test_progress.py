@@ -87,3 +87,36 @@ async def test_progress_moves_with_visits_per_turf_district_and_campaign(
     assert (
         await client.get(world.url("/progress"), headers=world.headers["volunteer"])
     ).status_code == 403
+
+
+async def test_district_progress_after_a_cut(client, world, owner_engine):
+    from tests.fixtures_field import smallest_district
+
+    code, n = await smallest_district(owner_engine)
+    org = world.headers["organiser"]
+    cut = await client.post(
+        world.url(f"/districts/{code}/cut"), json={"doors_per_turf": 30}, headers=org
+    )
+    assert cut.status_code == 201
+    turf_id = cut.json()["turfs"][0]["id"]
+    assignment = await client.post(
+        world.url("/assignments"),
+        json={"turf_id": turf_id, "volunteer_user_id": str(world.users["volunteer"])},
+        headers=org,
+    )
+    payload = await client.get(
+        world.url(f"/assignments/{assignment.json()['id']}/doors"), headers=org
+    )
+    doors = [f["id"] for f in payload.json()["features"]]
+    await client.post(
+        world.url("/visits"),
+        json={"visits": [visit(d) for d in doors[:5]]},
+        headers=world.headers["volunteer"],
+    )
+    data = (
+        await client.get(world.url(f"/progress?level=district&district={code}"), headers=org)
+    ).json()
+    [d] = data["districts"]
+    assert d["district_code"] == code and d["doors"] == d["doors_in_district"] == n
+    assert d["visited"] == 5 and d["turfs"] == len(cut.json()["turfs"])
+    assert "campaign" not in data and "turfs" not in data

@@ -72,6 +72,10 @@ _ROUNDS = text(
     GROUP BY d.turf_id, r.number, l.outcome, d.flagged
     """
 )
+_DISTRICT_DOORS = text(
+    "SELECT d.code, count(a.id) AS n FROM district d LEFT JOIN address a "
+    "ON ST_Intersects(d.geom, a.geom) WHERE d.code = ANY(:codes) GROUP BY d.code"
+)
 _ROUNDS_LIST = text(
     "SELECT number, name, started_at FROM canvass_round WHERE campaign_id = :c ORDER BY number"
 )
@@ -180,6 +184,11 @@ async def progress(
     if level in (None, "campaign"):
         out["campaign"] = _suppress(campaign, k) if analyst else campaign
     if level in (None, "district"):
+        codes = [c for c in districts if c != "-"]
+        if codes:
+            # Doors of the polling station, in turfs or not: how much of it the turfs cover.
+            for r in await ctx.session.execute(_DISTRICT_DOORS, {"codes": codes}):
+                districts[r.code]["doors_in_district"] = r.n
         out["districts"] = [
             {"district_code": None if code == "-" else code, **(_suppress(e, k) if analyst else e)}
             for code, e in sorted(districts.items())
