@@ -86,6 +86,8 @@ async def populate_campaign(owner_url: str, supporters: int, visits: int) -> uui
                 )
             )
         ).scalar_one()
+        # consents are inserted right after, in the same transaction
+        await conn.execute(text("SET CONSTRAINTS supporter_requires_consent DEFERRED"))
         await conn.execute(
             text(
                 "INSERT INTO supporter (campaign_id, status, geom, address_id, geocode_level) "
