@@ -221,6 +221,37 @@ def wrk(base: str, paths: list[str], headers: dict, seconds: int, connections: i
     }
 
 
+async def bare_sql(app_url: str, cid: str, tiles: list, seconds: int, clients: int) -> float:
+    """Requests/s of the door-tile SQL alone (asyncpg, `clients` connections, same transaction
+    shape as the service: tenant set locally, then the tile): the ceiling without HTTP/Python."""
+    import asyncpg
+
+    from app.services.tiles import sql
+
+    query = sql("tiles_doors")
+    done = 0
+    stop_at = time.monotonic() + seconds
+
+    async def client(i: int) -> None:
+        nonlocal done
+        conn = await asyncpg.connect(_plain(app_url), server_settings={"jit": "off"})
+        try:
+            k = i
+            while time.monotonic() < stop_at:
+                z, x, y, _ = tiles[k % len(tiles)]
+                k += 1
+                async with conn.transaction():
+                    await conn.execute("SELECT set_config('porte.campaign_id', $1, true)", cid)
+                    await conn.fetchrow(query, uuid.UUID(cid), z, x, y, 4096, 64, 20000)
+                done += 1
+        finally:
+            await conn.close()
+
+    start_t = time.monotonic()
+    await asyncio.gather(*(client(i) for i in range(clients)))
+    return done / (time.monotonic() - start_t)
+
+
 def main() -> None:
     """Build, serve, measure, print."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -355,6 +386,10 @@ def main() -> None:
             f"\n  porte floor: GET /campaigns/{{id}} (auth + campaign scope, no tile) "
             f"{floor['rps']:8.1f} req/s  p50 {floor['p50']:6.1f} ms  p99 {floor['p99']:6.1f} ms"
         )
+        bare = asyncio.run(
+            bare_sql(app_url, str(cid), built["tiles"][16], args.seconds, args.connections)
+        )
+        print(f"  bare z16 door-tile SQL (asyncpg, no HTTP)            {bare:8.1f} req/s")
         ours, ref = list(servers)
         print("\nRatios (porte / tipg):")
         for z in (16, 14):
