@@ -174,6 +174,9 @@ def main() -> None:
 
             cluster = Cluster(work / "db", free_port())
             cluster.start()
+            # No autovacuum worker in the middle of a measurement (its CPU would be counted).
+            cluster.psql("ALTER SYSTEM SET autovacuum = off")
+            cluster.psql("SELECT pg_reload_conf()")
             cluster.create_database("bench")
             owner = cluster.url("owner", "bench")
             upgrade(owner)

@@ -142,8 +142,7 @@ class _Rows:
         communes = self.communes
         no_number = BAL_NO_NUMBER if self.fmt == "bal" else None
         log = self.log
-        reader = self.inp.reader
-        raw = reader.raw
+        reader = self.inp.split_reader()
         buf: list[str] = []
         add = buf.append
         join = "\t".join
@@ -151,7 +150,7 @@ class _Rows:
         codes = self.commune_codes
         pending = read = filtered = 0
         try:
-            for row in raw:
+            for row in reader:
                 read += 1
                 if len(row) != ncols:
                     if not row or (len(row) == 1 and not row[0].strip()):

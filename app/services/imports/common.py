@@ -205,6 +205,11 @@ class CsvInput:
         """Bytes of the file consumed so far."""
         return self._counter.pos
 
+    def split_reader(self) -> SplitReader:
+        """A faster reader for the rows after the header (plain ``str.split`` when a line has
+        no quote, the csv module otherwise)."""
+        return SplitReader(self._text, self.delimiter, self.path, self._text.encoding)
+
     def close(self) -> None:
         """Close the file."""
         self._text.close()
@@ -321,6 +326,49 @@ def first_undecodable_line(path: Path, encoding: str) -> int | None:
     return None
 
 
+def _explain(path: Path, encoding: str, line_num: int, exc: Exception) -> Exception:
+    if isinstance(exc, UnicodeDecodeError):
+        line = first_undecodable_line(path, encoding) or line_num + 1
+        return fail(path, _encoding_reason(exc, encoding), line=line)
+    if isinstance(exc, csv.Error):
+        return fail(path, f"malformed CSV ({exc}).", line=line_num + 1)
+    return fail(path, f"the file is truncated or corrupt ({exc}).")
+
+
+class SplitReader:
+    """Rows of a delimited text stream; ``line_num`` is the line where the last row started."""
+
+    def __init__(self, text: Any, delimiter: str, path: Path, encoding: str):
+        self._text = text
+        self._delimiter = delimiter
+        self._path = path
+        self._encoding = encoding
+        self.line_num = 1  # the header
+
+    def __iter__(self) -> Iterator[list[str]]:
+        delim = self._delimiter
+        text = self._text
+        n = self.line_num
+        for line in text:
+            n += 1
+            self.line_num = n
+            if '"' not in line:
+                yield line.rstrip("\r\n").split(delim)
+                continue
+            buf = line
+            while buf.count('"') % 2:  # a quoted value runs over the next line
+                more = next(text, None)
+                if more is None:
+                    raise csv.Error("unexpected end of file inside a quoted value")
+                buf += more
+                n += 1
+            yield next(csv.reader(io.StringIO(buf, newline=""), delimiter=delim))
+
+    def explain(self, exc: Exception) -> Exception:
+        """An ImportFailed naming the line for a decoding/CSV/IO error raised while iterating."""
+        return _explain(self._path, self._encoding, self.line_num, exc)
+
+
 class _LineReader:
     """csv.reader whose line numbers count the header, and whose decode errors name the line."""
 
@@ -342,12 +390,7 @@ class _LineReader:
 
     def explain(self, exc: Exception) -> Exception:
         """An ImportFailed naming the line for a decoding/CSV/IO error raised by ``raw``."""
-        if isinstance(exc, UnicodeDecodeError):
-            line = first_undecodable_line(self._path, self._encoding) or self.line_num + 1
-            return fail(self._path, _encoding_reason(exc, self._encoding), line=line)
-        if isinstance(exc, csv.Error):
-            return fail(self._path, f"malformed CSV ({exc}).", line=self.line_num + 1)
-        return fail(self._path, f"the file is truncated or corrupt ({exc}).")
+        return _explain(self._path, self._encoding, self.line_num, exc)
 
     def __iter__(self) -> Iterator[list[str]]:
         it = iter(self._reader)
