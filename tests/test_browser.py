@@ -213,6 +213,9 @@ async def test_walk_sheet_prints_and_takes_paper_results(
         await page.goto(link)
         await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
         assert await page.inner_text("#btn-locate") == "Locate me"
+        # geolocation not granted: the page says so and keeps working
+        await page.click("#btn-locate")
+        await page.wait_for_selector("#toast:has-text('Location unavailable')", timeout=15000)
         await page.click("#btn-sheet")
         await page.wait_for_selector("#rows tr")
         assert await page.locator("#rows tr").count() == 6
