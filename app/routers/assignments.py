@@ -7,7 +7,7 @@ import uuid
 from fastapi import APIRouter, Header
 from fastapi.responses import Response
 
-from app.routers.turfs import json_response
+from app.routers.turfs import committed, json_response
 from app.security import CampaignScope
 from app.services import assignments, doors
 
@@ -20,7 +20,7 @@ _json = json_response
 @router.post("/campaigns/{campaign_id}/assignments", status_code=201)
 async def create_assignment(body: assignments.AssignmentCreate, ctx: CampaignScope) -> Response:
     """Assign a turf (its door list is frozen now); a previous assignment of it is ended."""
-    return _json(await assignments.create_assignment(ctx, body), 201)
+    return await committed(ctx, await assignments.create_assignment(ctx, body), 201)
 
 
 @router.get("/campaigns/{campaign_id}/assignments")
@@ -35,7 +35,7 @@ async def list_assignments(
 @router.post("/campaigns/{campaign_id}/assignments/{assignment_id}/end")
 async def end_assignment(assignment_id: uuid.UUID, ctx: CampaignScope) -> Response:
     """End an assignment now; its history and visits stay."""
-    return _json(await assignments.end_assignment(ctx, assignment_id))
+    return await committed(ctx, await assignments.end_assignment(ctx, assignment_id))
 
 
 @router.get("/campaigns/{campaign_id}/assignments/{assignment_id}/doors")
@@ -49,4 +49,5 @@ async def assignment_doors(
     headers = {"ETag": payload.etag, "Cache-Control": "private, no-cache"}
     if payload.body is None:
         return Response(status_code=304, headers=headers)
+    await ctx.session.commit()  # the audit event is durable before the doors leave
     return Response(payload.body, media_type=doors.MEDIA_TYPE, headers=headers)

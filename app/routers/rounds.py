@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from app.routers.turfs import json_response
+from app.routers.turfs import committed, json_response
 from app.security import CampaignScope
 from app.services import rounds
 
@@ -23,4 +23,4 @@ async def list_rounds(ctx: CampaignScope) -> Response:
 async def start_round(body: rounds.RoundCreate, ctx: CampaignScope) -> Response:
     """Start a new round: every door that is not flagged is red (pending) again."""
     data = await rounds.start_round(ctx, body.name)
-    return json_response(data, 201)
+    return await committed(ctx, data, 201)

@@ -9,7 +9,7 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from app.security import CampaignScope
+from app.security import CampaignContext, CampaignScope
 from app.services import cutting, turfs
 
 router = APIRouter(tags=["turfs"])
@@ -24,10 +24,21 @@ def json_response(data: object, status: int = 200) -> Response:
 _json = json_response
 
 
+async def committed(ctx: CampaignContext, data: object, status: int = 200) -> Response:
+    """Commit the request's transaction, then answer.
+
+    FastAPI closes request-scoped ``yield`` dependencies (the session) only after the response
+    has been sent, so without this a phone could be told "created" before the visit is durable,
+    or read its new assignment before it is visible.
+    """
+    await ctx.session.commit()
+    return json_response(data, status)
+
+
 @router.post("/campaigns/{campaign_id}/turfs", status_code=201)
 async def draw_turf(body: turfs.TurfDraw, ctx: CampaignScope) -> Response:
     """Draw a turf: a GeoJSON polygon (lon/lat) whose doors are the address points inside."""
-    return _json(await turfs.draw_turf(ctx, body), 201)
+    return await committed(ctx, await turfs.draw_turf(ctx, body), 201)
 
 
 @router.get("/campaigns/{campaign_id}/turfs")
@@ -49,7 +60,7 @@ async def get_turf(turf_id: uuid.UUID, ctx: CampaignScope) -> Response:
 @router.post("/campaigns/{campaign_id}/turfs/{turf_id}/archive")
 async def archive_turf(turf_id: uuid.UUID, ctx: CampaignScope) -> Response:
     """Archive a turf (its doors become free for another turf); 409 while assigned."""
-    return _json(await turfs.archive_turf(ctx, turf_id))
+    return await committed(ctx, await turfs.archive_turf(ctx, turf_id))
 
 
 @router.post("/campaigns/{campaign_id}/districts/{code}/cut")
@@ -61,7 +72,7 @@ async def cut_district(
 ) -> Response:
     """Cut one district into turfs of about N doors, each with a walking order."""
     result = await cutting.cut_districts(ctx, [code], body, dry_run=dry_run)
-    return _json(result, 200 if dry_run else 201)
+    return await committed(ctx, result, 200 if dry_run else 201)
 
 
 @router.post("/campaigns/{campaign_id}/cut")
@@ -75,4 +86,4 @@ async def cut_many(
         result = await cutting.cut_districts(ctx, body.districts, body, dry_run=dry_run)
     else:
         result = await cutting.cut_area(ctx, body.area or {}, body, dry_run=dry_run)
-    return _json(result, 200 if dry_run else 201)
+    return await committed(ctx, result, 200 if dry_run else 201)
