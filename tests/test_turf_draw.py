@@ -195,3 +195,35 @@ async def test_drawn_turf_in_a_polling_station_gets_its_district(client, world, 
         headers=world.headers["organiser"],
     )
     assert bad.status_code == 422 and bad.json()["field"] == "district_code"
+
+
+def test_any_json_polygon_is_either_accepted_or_refused_with_a_field():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from app.errors import InvalidInput
+    from app.services.turfs import parse_polygon
+
+    number = st.one_of(st.floats(allow_nan=True), st.integers(-(10**7), 10**7), st.text(max_size=3))
+    position = st.lists(number, min_size=0, max_size=4)
+    ring = st.one_of(st.lists(position, max_size=8), number)
+    geometry = st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["Polygon", "MultiPolygon", "Point", "Feature", 3]),
+            "coordinates": st.one_of(
+                st.lists(ring, max_size=3), st.lists(st.lists(ring, max_size=2), max_size=2), number
+            ),
+        }
+    )
+
+    @given(geometry)
+    @settings(max_examples=300, deadline=None)
+    def check(g):
+        try:
+            geom = parse_polygon(g)
+        except InvalidInput as exc:
+            assert exc.field and exc.field.startswith("geometry")
+        else:
+            assert geom.is_valid and geom.area > 0
+
+    check()
