@@ -51,12 +51,18 @@ def tile_of(lon: float, lat: float, z: int) -> tuple[int, int]:
 
 
 async def _turf(
-    conn, cid: uuid.UUID, name: str, spot: tuple[float, float], n: int, exclude: list[int]
+    conn,
+    cid: uuid.UUID,
+    name: str,
+    spot: tuple[float, float],
+    n: int,
+    exclude: list[int],
+    where: str = "code_insee = '35047'",
 ) -> tuple[uuid.UUID, list[int]]:
     rows = (
         await conn.execute(
             text(
-                "SELECT id FROM address WHERE NOT (id = ANY(:ex)) AND code_insee = '35047' "
+                f"SELECT id FROM address WHERE NOT (id = ANY(:ex)) AND {where} "
                 "ORDER BY geom <-> ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) LIMIT :n"
             ),
             {"ex": exclude, "lon": spot[0], "lat": spot[1], "n": n},
@@ -106,9 +112,18 @@ async def _assign(conn, cid, turf_id, doors, volunteer) -> uuid.UUID:
 
 
 async def make_turf_world(
-    engine: AsyncEngine, settings: Settings, *, n_doors: int = 12
+    engine: AsyncEngine,
+    settings: Settings,
+    *,
+    n_doors: int = 12,
+    spot_a: tuple[float, float] = SPOT_A,
+    where_a: str = "code_insee = '35047'",
 ) -> TurfWorld:
-    """A fresh campaign with turf A (assigned to the volunteer account) and turf B."""
+    """A fresh campaign with turf A (assigned to the volunteer account) and turf B.
+
+    By default turf A holds the real Bruz doors nearest SPOT_A; ``spot_a``/``where_a`` pick
+    others (e.g. the sample's synthetic 92-13 doors, which include buildings of flats).
+    """
     world = await make_world(engine, settings)
     cid = world.campaign_id
     async with engine.begin() as conn:
@@ -121,7 +136,7 @@ async def make_turf_world(
                 {"c": cid},
             )
         ).scalar_one()
-        turf_a, doors_a = await _turf(conn, cid, "Turf A", SPOT_A, n_doors, [])
+        turf_a, doors_a = await _turf(conn, cid, "Turf A", spot_a, n_doors, [], where_a)
         turf_b, doors_b = await _turf(conn, cid, "Turf B", SPOT_B, n_doors, doors_a)
         assignment_a = await _assign(conn, cid, turf_a, doors_a, world.users["volunteer"])
         assignment_b = await _assign(conn, cid, turf_b, doors_b, None)

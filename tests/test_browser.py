@@ -240,6 +240,50 @@ async def test_walk_sheet_prints_and_takes_paper_results(
         await ctx.close()
 
 
+async def test_building_nobody_home_in_one_action_and_per_flat(browser, live_server, owner_engine):
+    """A building of flats: 'nobody home' for all of it in one tap, or an outcome for one flat."""
+    async with owner_engine.connect() as conn:
+        b = (
+            await conn.execute(
+                text(
+                    "SELECT id, lon, lat, households FROM address WHERE households >= 4 "
+                    "AND source = 'synthetic' ORDER BY id LIMIT 1"
+                )
+            )
+        ).one()
+    tw = await make_turf_world(
+        owner_engine,
+        live_server.settings,
+        n_doors=4,
+        spot_a=(b.lon, b.lat),
+        where_a="source = 'synthetic'",
+    )
+    assert b.id in tw.doors_a
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    ctx = await browser.new_context(viewport=PHONE, locale="en-GB")
+    page = await ctx.new_page()
+    try:
+        await page.goto(link)
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        await page.click("#btn-view")
+        await page.click(f'.door-row[data-door="{b.id}"]')
+        await page.click('#panel-building [data-outcome="not_home"]')  # one action
+        await page.click(f'.door-row[data-door="{b.id}"]')
+        options = await page.locator("#flat option").count()
+        assert options == 1 + min(round(b.households), 60)  # whole building + each flat
+        await page.select_option("#flat", "2")
+        await page.click('#outcomes [data-outcome="talked"]')
+        await _wait_queue(page, 0)
+        stored = await _settled_visits(owner_engine, tw.world.campaign_id, 2)
+        assert sorted((v.address_id, v.outcome, v.flat or "") for v in stored) == [
+            (b.id, "not_home", ""),
+            (b.id, "talked", "2"),
+        ]
+        assert await page.locator(f'.door-row[data-door="{b.id}"] .door-visited').count() == 1
+    finally:
+        await ctx.close()
+
+
 async def test_organiser_map_shows_turfs_and_doors(
     browser,
     live_server,

@@ -368,8 +368,8 @@
     }
     drawDoors();
     const pts = doors.map((d) => [d.lat, d.lon]);
-    // room at the top for notices, at the bottom for the zoom buttons
-    const pad = { paddingTopLeft: [30, 70], paddingBottomRight: [50, 40], maxZoom: 18 };
+    // room at the bottom right for the zoom buttons
+    const pad = { paddingTopLeft: [30, 30], paddingBottomRight: [50, 40], maxZoom: 18 };
     if (turfLayer) map.fitBounds(turfLayer.getBounds(), pad);
     else if (pts.length) map.fitBounds(L.latLngBounds(pts), pad);
     document.body.dataset.loaded = "1";
@@ -390,10 +390,11 @@
     el.hidden = false;
     el.dataset.key = key || "";
     el.classList.toggle("important", !!important);
+    map.invalidateSize();
   }
   function clearNotice(key) {
     const el = $("notice");
-    if (el.dataset.key === key) el.hidden = true;
+    if (el.dataset.key === key) { el.hidden = true; map.invalidateSize(); }
   }
   function setOnline() {
     $("net").hidden = navigator.onLine;
@@ -425,7 +426,7 @@
   async function start() {
     Porte.translatePage(t);
     $("panel-close").addEventListener("click", closePanel);
-    $("notice").addEventListener("click", () => { $("notice").hidden = true; });
+    $("notice").addEventListener("click", () => { $("notice").hidden = true; map.invalidateSize(); });
     $("outcomes").addEventListener("click", (ev) => {
       const b = ev.target.closest("[data-outcome]");
       if (b) record(b.dataset.outcome, false);
