@@ -69,9 +69,7 @@ def upgrade() -> None:
     op.execute("CREATE INDEX address_geom ON address USING gist (geom)")
     op.execute("CREATE INDEX address_source ON address (source_file)")
     # Cheap "are demo doors loaded?" for /health, and replacing them commune by commune.
-    op.execute(
-        "CREATE INDEX address_synthetic ON address (code_insee) WHERE source = 'synthetic'"
-    )
+    op.execute("CREATE INDEX address_synthetic ON address (code_insee) WHERE source = 'synthetic'")
 
     op.execute(
         """
