@@ -227,3 +227,15 @@ def test_any_json_polygon_is_either_accepted_or_refused_with_a_field():
             assert geom.is_valid and geom.area > 0
 
     check()
+
+
+async def test_two_organisers_drawing_overlapping_turfs_at_once(client, world):
+    import asyncio
+
+    a, b = await asyncio.gather(
+        _draw(client, world, box(LON - 0.006, LAT, 0.0012), name="A"),
+        _draw(client, world, box(LON - 0.005, LAT, 0.0012), name="B", role="admin"),
+    )
+    assert sorted([a.status_code, b.status_code]) == [201, 422], (a.text, b.text)
+    loser = a if a.status_code == 422 else b
+    assert "overlaps the active turf" in loser.json()["detail"]

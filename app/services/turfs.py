@@ -294,6 +294,12 @@ async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
             field="geometry",
             extra={"where": [round(centre.x, 6), round(centre.y, 6)]},
         )
+    # Drawings of one campaign are serialised (the lock is held until commit), so two
+    # organisers drawing overlapping turfs at the same moment get 201 and a clear 422.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"),
+        {"k": f"draw:{ctx.campaign_id}"},
+    )
     hit = (
         await session.execute(
             _OVERLAP, {"g": gjson, "c": ctx.campaign_id, "min_area": MIN_OVERLAP_M2}
