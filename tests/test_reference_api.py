@@ -102,3 +102,28 @@ async def test_one_district_and_unknown_code(client):
     r = await client.get("/districts/92019_0020")  # results but no contour
     assert r.status_code == 404
     assert "92019_0020" in r.json()["detail"] and r.json()["status"] == 404
+
+
+async def test_empty_page_still_counts_matches(client):
+    r = await client.get("/districts", params={"commune": "92071", "offset": 50})
+    assert r.json()["numberMatched"] == 14 and r.json()["features"] == []
+
+
+async def test_health_says_when_the_database_is_unreachable(sample_db):
+    import socket
+
+    import httpx
+
+    from app.main import create_app
+    from tests.conftest import DbUrls, make_settings
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    dead = f"postgresql+asyncpg://porte_app:x@127.0.0.1:{port}/nowhere"
+    app = create_app(make_settings(DbUrls("nowhere", dead, dead)))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        r = await c.get("/health")
+    await app.state.db.dispose()
+    assert r.status_code == 503
+    assert r.json()["status"] == "error" and "porte db start" in r.json()["detail"]

@@ -51,6 +51,14 @@ DISTRICTS = text(
     ORDER BY p.code
     """
 )
+COUNT_DISTRICTS = text(
+    """
+    SELECT count(*) FROM district d
+    WHERE (CAST(:commune AS text) IS NULL OR d.commune_code = :commune)
+      AND (CAST(:xmin AS float8) IS NULL
+           OR d.geom && ST_MakeEnvelope(:xmin, :ymin, :xmax, :ymax, 4326))
+    """
+)
 DISTRICT = text(
     f"""
     SELECT d.code, d.kind, d.name, d.commune_code, d.commune_name, 1 AS matched,
@@ -171,9 +179,17 @@ async def list_districts(
         .mappings()
         .all()
     )
+    matched = rows[0]["matched"] if rows else None
+    if matched is None:  # an empty page: count what the filters match
+        matched = (
+            await session.execute(
+                COUNT_DISTRICTS,
+                {"commune": commune, "xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax},
+            )
+        ).scalar_one()
     return {
         "type": "FeatureCollection",
-        "numberMatched": rows[0]["matched"] if rows else None,
+        "numberMatched": matched,
         "numberReturned": len(rows),
         "features": [_feature(r) for r in rows],
     }
