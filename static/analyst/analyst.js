@@ -88,6 +88,10 @@
     });
     layer.on("click", (ev) => explain(s, ev.layer.properties.code));
     layer.addTo(map);
+    PorteStaff.keepFresh(s, () => {
+      layer.options.fetchOptions.headers.Authorization = "Bearer " + s.token;
+      layer.redraw();
+    });
     if (first) {
       try {
         const d = await Porte.api(`/districts/${encodeURIComponent(first.code)}`);

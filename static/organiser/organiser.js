@@ -54,14 +54,20 @@
     const map = L.map("map").setView([46.6, 2.4], 6);
     Porte.addBasemap(map, await Porte.config(), () => {
       $("notice").hidden = false; $("notice").textContent = t("basemap"); });
-    const turfs = PorteStaff.mvtLayer(s, "turfs", { turfs: turfStyle }, { pane: "overlayPane" });
-    turfs.on("click", (ev) => {
-      const p = ev.layer.properties;
-      L.popup().setLatLng(ev.latlng).setContent(
-        `<strong>${Porte.escapeHtml(p.name)}</strong><br>${p.doors} ${t("doors")} · ${
-          Math.round((p.progress || 0) * 100)} %`).openOn(map);
-    });
-    turfs.addTo(map);
+    let turfs = null;
+    function addTurfs() {
+      const layer = PorteStaff.mvtLayer(s, "turfs", { turfs: turfStyle }, { pane: "overlayPane" });
+      layer.on("click", (ev) => {
+        const p = ev.layer.properties;
+        L.popup().setLatLng(ev.latlng).setContent(
+          `<strong>${Porte.escapeHtml(p.name)}</strong><br>${p.doors} ${t("doors")} · ${
+            Math.round((p.progress || 0) * 100)} %`).openOn(map);
+      });
+      layer.addTo(map);
+      if (turfs) map.removeLayer(turfs);
+      turfs = layer;
+    }
+    addTurfs();
     let doors = null;
     function addDoors() {
       const layer = PorteStaff.mvtLayer(s, "doors", { doors: doorStyle }, { minZoom: 10 });
@@ -75,7 +81,9 @@
       doors = layer;
     }
     addDoors();
+    // doors turn grey as visits arrive: reload the tiles (304 when nothing changed)
     setInterval(() => { if (map.getZoom() >= 10) addDoors(); turfs.redraw(); }, 20000);
+    PorteStaff.keepFresh(s, () => { addTurfs(); addDoors(); });
     await loadTurfs(s, map);
     document.body.dataset.loaded = "1";
   }

@@ -18,7 +18,8 @@
         const f = ev.target;
         try {
           const tok = await Porte.signIn(f.email.value, f.password.value, f.totp ? f.totp.value : "");
-          s = { token: tok.access_token };
+          s = { token: tok.access_token, refresh_token: tok.refresh_token,
+                expires_in: tok.expires_in };
           await pickCampaign(s, t, wantedRoles);
           card.hidden = true;
           document.querySelector(".layout").hidden = false;
@@ -51,6 +52,28 @@
     return s;
   }
 
+  /** Renew the access token before it expires (POST /auth/refresh, rotating refresh token);
+   * `onToken` re-creates whatever holds the old token. Sign-in again when that fails. */
+  function keepFresh(s, onToken) {
+    if (!s.refresh_token) return;
+    const every = Math.max(60, (s.expires_in || 900) - 120) * 1000;
+    setInterval(async () => {
+      try {
+        const tok = await Porte.api("/auth/refresh", { method: "POST",
+                                                       body: { refresh_token: s.refresh_token } });
+        s.token = tok.access_token; s.refresh_token = tok.refresh_token;
+        s.expires_in = tok.expires_in;
+        Porte.setStaffSession(s);
+        onToken(s);
+      } catch (e) {
+        if (e instanceof Porte.ApiError && e.status === 401) {
+          Porte.setStaffSession(null);
+          location.reload();
+        }
+      }
+    }, every);
+  }
+
   /** A Leaflet.VectorGrid layer of one of our MVT layers, with the bearer token. */
   function mvtLayer(s, layer, styles, opts) {
     return L.vectorGrid.protobuf(
@@ -62,5 +85,5 @@
       }, opts || {}));
   }
 
-  global.PorteStaff = { ensureSession, mvtLayer };
+  global.PorteStaff = { ensureSession, mvtLayer, keepFresh };
 })(window);
