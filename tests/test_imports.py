@@ -262,3 +262,27 @@ async def test_bulk_load_rebuilds_every_index_and_still_catches_duplicates(make_
         await import_addresses(urls.owner, dup, quiet=True, defer_indexes=True)
     assert await snapshot(urls.owner) == snap
     assert [tuple(r) for r in await fetch(urls.owner, indexes)] == before
+
+
+async def test_tiles_from_geopackage_equal_tiles_from_csv(make_db, tmp_path):
+    """INSEE's GeoPackage (EPSG:2154) and CSV give the same tiles; every square checked."""
+    from app.services.imports.sample import TILES, TILES_GPKG
+    from app.services.imports.tiles import import_tiles
+
+    a, b = make_db("tcsv"), make_db("tgpkg")
+    await import_tiles(a.owner, TILES, quiet=True, report_path=tmp_path / "a.csv")
+    rep = await import_tiles(b.owner, TILES_GPKG, quiet=True, report_path=tmp_path / "b.csv")
+    assert (rep.rows_read, rep.rows_loaded, rep.rows_rejected) == (504, 504, 0)
+    q = (
+        "SELECT md5(string_agg((t.id, ST_AsEWKB(t.geom), t.ind, t.men, t.men_pauv, t.ind_snv,"
+        " t.log_soc, t.ind_80p, t.i_est_200, t.lcog_geo)::text, '|' ORDER BY t.id))"
+        " FROM insee_tile t"
+    )
+    assert await fetchval(a.owner, q) == await fetchval(b.owner, q)
+    corners = await fetchval(
+        b.owner,
+        "SELECT ST_AsText(geom) FROM insee_tile WHERE id = 'CRS3035RES200mN2875800E3755600'",
+    )
+    assert corners == (
+        "POLYGON((3755600 2875800,3755600 2876000,3755800 2876000,3755800 2875800,3755600 2875800))"
+    )

@@ -138,67 +138,93 @@ def _csv_rows(inp, cols: dict[str, int]) -> Iterator[tuple[int, dict[str, object
 
 
 def _gpkg_rows(path: Path, layer: str | None, log: RejectLog):
-    """Rows of a GeoPackage/GeoJSON layer; squares checked against the file's geometry."""
+    """Rows of a GeoPackage (or any GDAL layer), streamed in Arrow batches; each square derived
+    from an id is checked against the file's own polygon (reprojected)."""
     import numpy as np
     import pyogrio
     import shapely
+    from pyogrio.raw import open_arrow
     from pyproj import CRS, Transformer
 
     try:
-        df = pyogrio.read_dataframe(path, layer=layer)
+        info = pyogrio.read_info(path, layer=layer)
     except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
         raise fail(path, f"cannot be read as a GIS file ({exc}).") from None
-    if len(df) == 0:
+    total = int(info.get("features") or 0)
+    if total == 0:
         raise fail(path, "the layer has no features.")
-    header = [c for c in df.columns if c != "geometry"]
+    header = [str(f) for f in info["fields"]]
     cols = find_columns(path, header, SPEC, REQUIRED, line=None)
     names = {k: header[i] for k, i in cols.items()}
-    mismatch = np.zeros(len(df), dtype=float)
-    if "geometry" in df and df.geometry.notna().any():
-        if df.crs is None:
+    has_geometry = info.get("geometry_type") not in (None, "None")
+    to_file = None
+    if has_geometry:
+        if info.get("crs") is None:
             raise fail(path, "the layer declares no CRS; cannot check the squares.")
-        ids = df[names["id"]].astype(str).tolist()
-        to_file = Transformer.from_crs(CRS.from_epsg(3035), df.crs, always_xy=True)
-        squares = []
+        file_crs = CRS.from_user_input(info["crs"])
+        to_file = Transformer.from_crs(CRS.from_epsg(3035), file_crs, always_xy=True)
+        scale = 1e10 if file_crs.is_geographic else 1.0  # degrees² -> roughly m²
+
+    def mismatch_of(ids: list, wkb: list) -> np.ndarray:
+        squares, valid = [], []
         for ident in ids:
             try:
-                t = parse_tile_id(ident)
-                xs, ys = zip(*t.corners(), strict=True)
+                xs, ys = zip(*parse_tile_id(str(ident)).corners(), strict=True)
                 fx, fy = to_file.transform(xs, ys)
                 squares.append(shapely.Polygon(list(zip(fx, fy, strict=True))))
+                valid.append(True)
             except (TileIdError, ValueError):
                 squares.append(None)
+                valid.append(False)
+        geoms = shapely.from_wkb(np.array(wkb, dtype=object))
+        ok = np.array(valid) & ~shapely.is_missing(geoms)
+        out = np.zeros(len(ids))
         sq = np.array(squares, dtype=object)
-        geoms = df.geometry.values
-        valid = np.array([s is not None for s in squares]) & ~shapely.is_missing(
-            np.asarray(geoms, dtype=object)
-        )
-        mismatch[valid] = shapely.area(
-            shapely.symmetric_difference(sq[valid], np.asarray(geoms, dtype=object)[valid])
-        )
-        if df.crs.is_geographic:
-            mismatch *= 1e10  # degrees² -> roughly m²
-        if valid.any() and (mismatch[valid] > MAX_SQUARE_MISMATCH_M2).all():
-            raise fail(
-                path,
-                f"none of the squares derived from the tile ids matches the file's geometry in "
-                f"its declared CRS ({df.crs.to_string()}): the CRS is probably wrong.",
-            )
+        out[ok] = shapely.area(shapely.symmetric_difference(sq[ok], geoms[ok])) * scale
+        return out, ok
 
     def rows():
-        records = df[[names[k] for k in cols]].to_dict("records")
-        for i, rec in enumerate(records):
-            line = i + 1
-            if mismatch[i] > MAX_SQUARE_MISMATCH_M2:
-                log.reject(
-                    line,
-                    "geometry",
-                    f"INSEE's geometry differs from the square of its id by {mismatch[i]:.1f} m²",
-                )
-                continue
-            yield line, {k: rec[names[k]] for k in cols}
+        line = 0
+        first = True
+        wanted = [names[k] for k in cols]
+        with open_arrow(
+            path,
+            layer=layer,
+            columns=wanted,
+            read_geometry=has_geometry,
+            use_pyarrow=True,
+            batch_size=20_000,
+        ) as (meta, reader):
+            geom_name = meta.get("geometry_name") or "wkb_geometry"
+            for batch in reader:
+                data = batch.to_pydict()
+                n = batch.num_rows
+                if has_geometry:
+                    mismatch, checked = mismatch_of(data[names["id"]], data[geom_name])
+                    if (
+                        first
+                        and checked.any()
+                        and (mismatch[checked] > MAX_SQUARE_MISMATCH_M2).all()
+                    ):
+                        raise fail(
+                            path,
+                            "none of the squares derived from the tile ids matches the file's "
+                            f"geometry in its declared CRS ({info['crs']}): the CRS is probably "
+                            "wrong.",
+                        )
+                    first = False
+                for i in range(n):
+                    line += 1
+                    if has_geometry and mismatch[i] > MAX_SQUARE_MISMATCH_M2:
+                        log.reject(
+                            line, "geometry",
+                            f"INSEE's geometry differs from the square of its id by "
+                            f"{mismatch[i]:.1f} m²",
+                        )  # fmt: skip
+                        continue
+                    yield line, {k: data[names[k]][i] for k in cols}
 
-    return len(df), rows()
+    return total, rows()
 
 
 async def import_tiles(
