@@ -159,3 +159,16 @@ def write_ban(path: Path, rows: list[dict[str, str]]) -> Path:
         for r in rows:
             w.writerow([r.get(k, "") for k in BAN_HEADER])
     return path
+
+
+def read_csv_rows(path: Path, delimiter: str = ",") -> list[list[str]]:
+    """All rows (header included) of a UTF-8 CSV."""
+    with open(path, encoding="utf-8-sig", newline="") as fh:
+        return list(csv.reader(fh, delimiter=delimiter))
+
+
+def write_csv_rows(path: Path, rows, *, delimiter: str = ",", encoding: str = "utf-8") -> Path:
+    """Write rows to a CSV."""
+    with open(path, "w", encoding=encoding, newline="") as fh:
+        csv.writer(fh, delimiter=delimiter, lineterminator="\n").writerows(rows)
+    return path

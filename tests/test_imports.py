@@ -14,9 +14,11 @@ from tests.fixtures_imports import (
     bal_to_ban,
     fetch,
     fetchval,
+    read_csv_rows,
     read_report,
     snapshot,
     write_ban,
+    write_csv_rows,
 )
 
 # Bruz's bounding box (WGS84) per the data README: lon -1.783..-1.712, lat 47.982..48.068.
@@ -286,3 +288,30 @@ async def test_tiles_from_geopackage_equal_tiles_from_csv(make_db, tmp_path):
     assert corners == (
         "POLYGON((3755600 2875800,3755600 2876000,3755800 2876000,3755800 2875800,3755600 2875800))"
     )
+
+
+async def test_ministry_layout_without_our_key_column(make_db, tmp_path):
+    """The Ministry's own layout: ';', cp1252, no codeBureauVote (built from commune + BV)."""
+    from app.services.imports.districts import import_districts
+    from app.services.imports.results import import_results
+    from app.services.imports.sample import DISTRICTS, ELECTIONS
+
+    urls = make_db("min")
+    await import_districts(urls.owner, DISTRICTS, quiet=True, report_path=tmp_path / "d.csv")
+    name, src = ELECTIONS[2]  # legislatives_2024_t1, wide
+    f = tmp_path / "resultats-par-bureau.csv"
+    rows = read_csv_rows(src)
+    write_csv_rows(f, [r[1:] for r in rows], delimiter=";", encoding="cp1252")
+    rep = await import_results(
+        urls.owner, f, election="t1", encoding="cp1252", report_path=tmp_path / "r.csv", quiet=True
+    )
+    assert (rep.details["stations"], rep.details["matched"]) == (92, 91)
+    assert rep.details["unmatched"] == ["92019_0020"]
+    total = await fetchval(urls.owner, "SELECT sum(inscrits) FROM election_result")
+    assert total == 89_338
+    gaillard = await fetchval(
+        urls.owner,
+        "SELECT voix FROM election_candidate_result WHERE district_code = '92002_0001'"
+        " AND label = 'GAILLARD Brice'",
+    )
+    assert gaillard == 237
