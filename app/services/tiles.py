@@ -71,8 +71,12 @@ def check_tile(z: int, x: int, y: int) -> None:
 async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the request's session (same transaction, same tenant)."""
     conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
+    raw = (await conn.get_raw_connection()).driver_connection
+    # The tenant (SET LOCAL) lives in the transaction that CampaignScope opened with its first
+    # query; outside of it row-level security would see no campaign. Fail closed, loudly.
+    if not raw.is_in_transaction():
+        raise RuntimeError("tile query outside the request's transaction: no tenant is set")
+    return raw  # type: ignore[no-any-return]
 
 
 def _tile(data: bytes | None) -> Tile:
