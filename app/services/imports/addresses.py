@@ -1,6 +1,6 @@
 """Doors: BAN (Base Adresse Nationale) and BAL (Base Adresse Locale) CSV into ``address``.
 
-Streamed: the file is parsed row by row and sent with COPY in CSV chunks straight into
+Streamed: the file is parsed row by row and sent with COPY (text format) in chunks straight into
 ``address``, whose point is a stored generated column (no UPDATE pass). Re-importing the same
 source file updates its doors in place (ids stay stable for turfs and visits) and removes those no
 longer in it. Real doors replace the synthetic demo doors of the communes they cover.
@@ -100,7 +100,7 @@ def parse_communes(value: str | None) -> frozenset[str] | None:
 
 
 class _Rows:
-    """Parses the input and yields COPY CSV chunks; counts and logs as it goes."""
+    """Parses the input and yields COPY text chunks; counts and logs as it goes."""
 
     def __init__(self, inp, cols, fmt, communes, log, source, source_file, progress, fault):
         self.inp, self.cols, self.fmt, self.communes = inp, cols, fmt, communes
@@ -123,7 +123,7 @@ class _Rows:
         return [*out, "source", "source_file"]
 
     def chunks(self):
-        """Yield bytes chunks of COPY CSV (the hot loop: keep it lean)."""
+        """Yield bytes chunks in COPY text format (the hot loop: keep it lean)."""
         c = self.cols
         names = [
             n for n in ("id", "numero", "suffixe", "nom_voie", "code_postal", "code_insee",
