@@ -72,7 +72,7 @@ async def _invite_link(live, tw, assignment_id) -> str:
 
 async def _tap_in_list(page, door: int, outcome: str) -> None:
     """Open the list, tap a door, tap an outcome (two taps after the list)."""
-    if await page.locator("#list").is_hidden():
+    if await page.locator("#list-view").is_hidden():
         await page.click("#btn-view")
     await page.click(f'.door-row[data-door="{door}"]')
     await page.click(f'#outcomes [data-outcome="{outcome}"]')
@@ -280,6 +280,11 @@ async def test_building_nobody_home_in_one_action_and_per_flat(browser, live_ser
             (b.id, "talked", "2"),
         ]
         assert await page.locator(f'.door-row[data-door="{b.id}"] .door-visited').count() == 1
+        # the volunteer can wipe the session, queue and cached turf from the phone
+        page.once("dialog", lambda d: asyncio.ensure_future(d.accept()))
+        await page.click("#btn-forget")
+        await page.wait_for_selector("#signin:not([hidden])", timeout=15000)
+        assert await page.evaluate("localStorage.getItem('porte.m.session')") is None
     finally:
         await ctx.close()
 

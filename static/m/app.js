@@ -413,9 +413,24 @@
     }, () => toast(t("toast.no_location")), { enableHighAccuracy: true, timeout: 10000 });
   }
 
+  /** Remove the session, the queue and the cached turf from this phone (asks first when
+   * visits still wait to be sent: they would be lost). */
+  async function forget() {
+    const waiting = await updateQueueBadge();
+    const msg = waiting ? t("forget.confirm_waiting", { n: waiting }) : t("forget.confirm");
+    if (!window.confirm(msg)) return;
+    localStorage.removeItem(SESSION_KEY);
+    if (window.caches) for (const k of await caches.keys()) if (k.endsWith("-data")) await caches.delete(k);
+    await new Promise((resolve) => {
+      const req = indexedDB.deleteDatabase("porte-m");
+      req.onsuccess = req.onerror = req.onblocked = () => resolve();
+    });
+    location.replace("/m/");
+  }
+
   function toggleView() {
     state.listView = !state.listView;
-    $("list").hidden = !state.listView;
+    $("list-view").hidden = !state.listView;
     $("map").hidden = state.listView;
     $("btn-view").textContent = state.listView ? t("tool.map") : t("tool.list");
     $("btn-view").setAttribute("aria-pressed", String(state.listView));
@@ -437,6 +452,7 @@
     });
     $("btn-locate").addEventListener("click", locate);
     $("btn-view").addEventListener("click", toggleView);
+    $("btn-forget").addEventListener("click", forget);
     document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closePanel(); });
     window.addEventListener("online", setOnline);
     window.addEventListener("offline", setOnline);
