@@ -36,7 +36,7 @@ DOORS_MIN_ZOOM = 10  # below this a door tile would cover a whole département: 
 GRID_MAX_ZOOM = 14  # doors are aggregated per cell at and below this zoom
 GRID_CELLS = 32  # cells per tile side when aggregated: at most 1,024 features per tile
 STAFF = frozenset({"admin", "organiser"})
-AUDIT_EVERY_S = 60.0  # one audit event per viewer, layer and minute (with the count of tiles)
+AUDIT_EVERY_S = 60.0  # at most one door-tile audit event per viewer and minute (per process)
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class Tile:
 
     @property
     def empty(self) -> bool:
+        """True when nothing of the layer falls in the tile (answered with 204)."""
         return not self.data
 
 
