@@ -411,6 +411,7 @@ def main() -> None:
         for p in procs:
             stop(p)
         cluster.destroy()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
