@@ -8,10 +8,11 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
-from starlette.responses import Response
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
 from app.config import Settings, get_settings
@@ -34,6 +35,50 @@ CSP = (
     "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
     "connect-src 'self'; worker-src 'self'; frame-ancestors 'none'"
 )
+
+
+class RequestContext:
+    """Request id, security headers and one log line per request (plain ASGI: cheap per call)."""
+
+    def __init__(self, app: ASGIApp, *, production: bool = False):
+        self.app = app
+        self.extra = dict(SECURITY_HEADERS, **{"Content-Security-Policy": CSP})
+        if production:  # served over HTTPS behind the proxy
+            self.extra["Strict-Transport-Security"] = "max-age=31536000"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # A caller-supplied id is kept only if harmless in logs and CSV (no spaces, no newlines).
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        rid = _SAFE_ID.sub("", given.decode("latin-1"))[:64] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        start = time.perf_counter()
+        status = 0
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = rid
+                for k, v in self.extra.items():
+                    if k not in headers:
+                        headers[k] = v
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            log.info(
+                "%s %s -> %s in %.1f ms [%s]",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - start) * 1000,
+                rid,
+            )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -62,29 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
 
-    @app.middleware("http")
-    async def request_context(request: Request, call_next) -> Response:
-        # A caller-supplied id is kept only if harmless in logs and CSV (no spaces, no newlines).
-        rid = _SAFE_ID.sub("", request.headers.get("X-Request-ID", ""))[:64]
-        request.state.request_id = rid or uuid.uuid4().hex
-        start = time.perf_counter()
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = request.state.request_id
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        response.headers.setdefault("Content-Security-Policy", CSP)
-        if settings.mode == "production":  # served over HTTPS behind the proxy
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        log.info(
-            "%s %s -> %s in %.1f ms [%s]",
-            request.method,
-            request.url.path,
-            response.status_code,
-            (time.perf_counter() - start) * 1000,
-            request.state.request_id,
-        )
-        return response
-
+    app.add_middleware(RequestContext, production=settings.mode == "production")
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(

@@ -134,7 +134,9 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+# scope="function": the transaction commits when the route function returns, before the response
+# is sent, so "201 created" means stored (the default, "request", would commit after sending).
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
@@ -254,43 +256,38 @@ async def campaign_context(
         raise Forbidden("This route has no authorization rule; nobody may call it.")
     not_found = NotFound("No such campaign, or you are not a member of it.")
     await set_tenant(session, campaign_id, principal.user_id)
-    assignment_id = None
+    # One query resolves the caller's standing and the campaign's settings (hot path).
     if principal.is_invite:
         if principal.invite_campaign_id != campaign_id:
             raise not_found
-        row = (
+        camp = (
             await session.execute(
                 text(
-                    "SELECT assignment_id FROM invite WHERE campaign_id = :c AND id = :i "
-                    "AND revoked_at IS NULL AND expires_at > now()"
+                    "SELECT 'volunteer' AS role, i.assignment_id, c.k_threshold, c.election_date, "
+                    "c.require_2fa FROM invite i JOIN campaign c ON c.id = i.campaign_id "
+                    "WHERE i.campaign_id = :c AND i.id = :i AND i.revoked_at IS NULL "
+                    "AND i.expires_at > now()"
                 ),
                 {"c": campaign_id, "i": principal.invite_id},
             )
         ).first()
-        if row is None:
+        if camp is None:
             raise Unauthorized("This invite link has expired or was revoked; ask your organiser.")
-        role, assignment_id = "volunteer", row.assignment_id
     else:
-        row = (
+        camp = (
             await session.execute(
                 text(
-                    "SELECT m.role FROM membership m JOIN app_user u ON u.id = m.user_id "
+                    "SELECT m.role, NULL::uuid AS assignment_id, c.k_threshold, c.election_date, "
+                    "c.require_2fa FROM membership m JOIN app_user u ON u.id = m.user_id "
+                    "JOIN campaign c ON c.id = m.campaign_id "
                     "WHERE m.campaign_id = :c AND m.user_id = :u AND u.is_active"
                 ),
                 {"c": campaign_id, "u": principal.user_id},
             )
         ).first()
-        if row is None:
+        if camp is None:
             raise not_found
-        role = row.role
-    camp = (
-        await session.execute(
-            text("SELECT k_threshold, election_date, require_2fa FROM campaign WHERE id = :c"),
-            {"c": campaign_id},
-        )
-    ).first()
-    if camp is None:
-        raise not_found
+    role, assignment_id = camp.role, camp.assignment_id
     if camp.require_2fa and role in STAFF and not principal.mfa:
         raise Forbidden(
             "This campaign requires two-factor sign-in for admins and organisers: turn it on "

@@ -2,10 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 
 import typer
+
+
+async def _seed(settings, owner_url: str, password: str) -> dict:
+    """Demo campaign and accounts, then turfs, assignments and an invite through the API."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.services.demo import create_demo_campaign_async
+    from app.services.demo_field import seed_field
+
+    engine = create_async_engine(owner_url)
+    try:
+        info = await create_demo_campaign_async(engine, password)
+    finally:
+        await engine.dispose()
+    info.update(await seed_field(settings, info["campaign_id"], password))
+    return info
 
 
 def sample_loaded(owner_url: str) -> bool:
@@ -52,6 +69,7 @@ def register(cli: typer.Typer) -> None:
         from app.db import resolve_urls
         from app.migrate import upgrade
         from app.pgcluster import Cluster, ClusterError
+        from app.services.demo_field import DEMO_DISTRICT
 
         os.environ["PORTE_MODE"] = "demo"
         settings = get_settings()
@@ -67,7 +85,6 @@ def register(cli: typer.Typer) -> None:
         upgrade(owner_url)
         typer.echo("Database schema is up to date.")
 
-        from app.services.demo import create_demo_campaign
         from app.services.imports.sample import load_sample
 
         if reload_sample or not sample_loaded(owner_url):
@@ -77,14 +94,22 @@ def register(cli: typer.Typer) -> None:
             typer.echo("Sample data already loaded (use --reload-sample to re-import).")
 
         password = os.environ.get("PORTE_DEMO_PASSWORD") or secrets.token_urlsafe(9)
-        info = create_demo_campaign(owner_url, password)
         base = f"http://{host}:{port}"
-        typer.secho("\nDemo campaign ready: " + str(info.get("name", "Démo 92-13")), bold=True)
-        typer.echo(f"  campaign id : {info.get('campaign_id')}")
-        for email in info.get("accounts", []):
+        os.environ.setdefault("PORTE_PUBLIC_BASE_URL", base)
+        app_url, owner_url = resolve_urls(settings)
+        settings = get_settings().model_copy(
+            update={"database_url": app_url, "owner_database_url": owner_url}
+        )
+        info = asyncio.run(_seed(settings, owner_url, password))
+        typer.secho("\nDemo campaign ready: " + info["name"], bold=True)
+        typer.echo(f"  campaign id : {info['campaign_id']} (election {info['election_date']})")
+        for email in info["accounts"]:
             typer.echo(f"  {email:<24} password: {password}")
-        if info.get("invite_path"):
-            typer.echo(f"  volunteer invite link (phone): {base}{info['invite_path']}")
+        typer.echo(
+            f"  {info['turfs']} turfs cut in polling station {DEMO_DISTRICT}; one assigned to "
+            "volunteer@demo.local, one to this invite link (open it on a phone):"
+        )
+        typer.echo(f"  {info['invite_link']}")
         typer.echo(f"  API docs    : {base}/docs")
         typer.echo(f"  organiser map: {base}/organiser/   analyst map: {base}/analyst/")
         typer.secho(

@@ -51,6 +51,13 @@ def _run(coro, as_json: bool) -> None:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         Console().print(report.summary(), highlight=False)
+    # Tiles, doors or districts changed: re-allocate tile counts to districts now, once, rather
+    # than in the first ranking request.
+    from app.services.allocation import refresh_if_stale
+
+    if not as_json:
+        err.print("Refreshing the tile-to-district allocation used by the ranking...")
+    asyncio.run(refresh_if_stale(_owner_url()))
 
 
 def register(cli: typer.Typer) -> None:

@@ -63,3 +63,15 @@ async def ensure_allocation(conn: AsyncConnection | AsyncSession) -> AllocationS
         await refresh_allocation(conn)
         state = await allocation_state(conn)
     return state
+
+
+async def refresh_if_stale(owner_url: str) -> AllocationState:
+    """After an import (as the owner): refresh the allocation now rather than in a request."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.begin() as conn:
+            return await ensure_allocation(conn)
+    finally:
+        await engine.dispose()

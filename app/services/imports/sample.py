@@ -74,6 +74,11 @@ async def load_sample_async(
     rep = await import_addresses(owner_url, BRUZ_BAL, quiet=quiet, report_path=rp(BRUZ_BAL))
     rep.kind = "bruz_doors"
     show(rep)
+    from app.services.allocation import refresh_if_stale
+
+    state = await refresh_if_stale(owner_url)
+    if not quiet:
+        print(f"Tile-to-district allocation refreshed ({state.pairs or 0:,} tile/district pairs).")
     return out
 
 
