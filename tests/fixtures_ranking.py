@@ -35,11 +35,7 @@ from app.config import REPO_ROOT
 from app.migration_helpers import APP_ROLE
 
 E0, N0 = 3756000, 2875800
-REAL = REPO_ROOT.parent / "shared" / "data" / "real"
-if not REAL.exists():  # the shared data lives next to the repository on the dev machine
-    from pathlib import Path
-
-    REAL = Path("/work/shared/data/real")
+SAMPLE = REPO_ROOT / "data" / "sample_insee"  # real INSEE tiles and contours, copied in the repo
 
 TILE_COLUMNS = [
     "ind",
@@ -266,8 +262,8 @@ async def load_real_tiles_and_contours(
 ) -> tuple[gpd.GeoDataFrame, gpd.GeoDataFrame]:
     """Load the real 92-13 Filosofi tiles and polling-station contours (no doors); refresh."""
     await ensure_reference_schema(engine)
-    tiles = gpd.read_file(REAL / "filosofi" / "filosofi2019_carreaux_200m_9213.gpkg").to_crs(3035)
-    bv = gpd.read_file(REAL / "bureaux_de_vote" / "contours_bv_9213.geojson")
+    tiles = gpd.read_file(SAMPLE / "filosofi2019_carreaux_200m_9213.gpkg").to_crs(3035)
+    bv = gpd.read_file(SAMPLE / "contours_bv_9213.geojson")
     async with engine.begin() as conn:
         for row in tiles.itertuples():
             values = {c: float(getattr(row, c)) for c in TILE_COLUMNS}
