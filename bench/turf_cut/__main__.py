@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.turf_cut        (or bench/turf_cut/run.sh)
 
 Doors: 10,000 SYNTHETIC doors (generated here: streets with odd/even sides, not real addresses),
-plus, for reference, Bruz's 5,760 REAL doors (BAL file in /work/shared/data/real or
-data/real if present). Prints the time and balance of ``app.geo.turf_split.cut_plan``, and the
+plus, for reference, Bruz's 5,760 REAL doors (data/addresses/bal_35047_bruz.csv).
+Prints the time and balance of ``app.geo.turf_split.cut_plan``, and the
 reference: scikit-learn's KMeans into the same number of clusters (time and balance; k-means
 neither balances nor orders the doors). Target: < 1 s for 10,000 doors.
 """
@@ -16,17 +16,13 @@ import csv
 import os
 import statistics
 import time
-from pathlib import Path
 
 import numpy as np
 
 from app.config import REPO_ROOT
 from app.geo.turf_split import balance, cut_plan, project_local
 
-BAL_CANDIDATES = [
-    Path("/work/shared/data/real/addresses/bal_35047_bruz.csv"),
-    REPO_ROOT / "data" / "real" / "addresses" / "bal_35047_bruz.csv",
-]
+BAL_CANDIDATES = [REPO_ROOT / "data" / "addresses" / "bal_35047_bruz.csv"]
 
 
 Doors = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
