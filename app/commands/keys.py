@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import typer
 
-from app.config import get_settings
+from app.config import DEFAULT_SECRET, get_settings
 from app.db import resolve_urls
 
 
@@ -20,7 +20,7 @@ def register(cli: typer.Typer) -> None:
 
     @keys.command()
     def generate() -> None:
-        """Print a new data key (added to the existing ones) and, if missing, an HMAC key."""
+        """Print a new data key (added to the existing ones) and, if missing, HMAC/secret keys."""
         from app.services.crypto import generate_key
 
         s = get_settings()
@@ -37,6 +37,8 @@ def register(cli: typer.Typer) -> None:
             typer.echo(f"PORTE_HMAC_KEY={secrets.token_urlsafe(32)}")
         else:
             typer.echo("# PORTE_HMAC_KEY is set: keep it (duplicate detection depends on it).")
+        if s.secret_key == DEFAULT_SECRET:
+            typer.echo(f"PORTE_SECRET_KEY={secrets.token_urlsafe(48)}")
 
     @keys.command()
     def rotate(batch: int = typer.Option(500, help="Rows per transaction.")) -> None:
