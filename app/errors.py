@@ -140,13 +140,13 @@ def install_error_handlers(app: FastAPI) -> None:
             state = state or getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
         if state and str(state).startswith("22"):
             rid = getattr(request.state, "request_id", "-")
+            # The driver's message may quote the value sent: never log it (personal data).
             log.warning(
-                "data exception %s on %s %s (request %s): %s",
+                "data exception %s on %s %s (request %s)",
                 state,
                 request.method,
                 request.url.path,
                 rid,
-                str(exc.orig)[:200],
             )
             return problem(
                 422,
