@@ -20,6 +20,10 @@ The hand-built area (EPSG:3035, origin E0 = 3756000, N0 = 2875800, tiles of 200 
   Expected allocation (weights): T1: C 0.4, A 0.6 (doors);  T2: A 0.75, B 0.25 (doors);
   T3: B 0.5, D 0.5 (no door: area);  T4: D 0.5 (doors; the other door is outside every district).
   Households: C 40, A 90, B 20, D 15 = 165 = 100 + 40 + 20 + 10 x 1/2 (the part of T4 outside).
+
+  Elections (hand-made numbers, not real results): "fixture <prefix>" (ELECTION below, the latest
+  loaded) and an earlier "fixture <prefix> reference" (REFERENCE_ELECTION, loaded a day before)
+  where D has no result (a station that did not exist then), for the swing factor.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from dataclasses import dataclass
 import geopandas as gpd
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import REPO_ROOT
 from app.migration_helpers import APP_ROLE
@@ -142,6 +146,13 @@ ELECTION = {
     "C": (100, 40, 60, 18, 30),
     "D": (100, 20, 80, 56, 20),
 }
+# The earlier reference election of the swing (same columns); D has no result in it.
+# ENS share: A 18/60 = .30, B 24/50 = .48, C 17/50 = .34.
+REFERENCE_ELECTION = {
+    "A": (100, 40, 60, 18, 30),
+    "B": (100, 50, 50, 24, 20),
+    "C": (100, 50, 50, 17, 25),
+}
 
 
 def tile_id(x: int, y: int) -> str:
@@ -211,50 +222,64 @@ async def load_hand_area(
                 {"ban": f"{prefix}_door_{i}", "n": i + 1, "commune": prefix, "x": x, "y": y},
             )
         if election:
-            eid = (
-                await conn.execute(
-                    text(
-                        "INSERT INTO election (name, source_file) VALUES (:n, 'hand-built') "
-                        "RETURNING id"
-                    ),
-                    {"n": f"fixture {prefix}"},
-                )
-            ).scalar_one()
-            for letter, (ins, abst, expr, side, rival) in ELECTION.items():
-                code = f"{prefix}_{letter}"
-                await conn.execute(
-                    text(
-                        "INSERT INTO election_result (election_id, district_code, commune_code, "
-                        "inscrits, votants, abstentions, exprimes, blancs, nuls) VALUES "
-                        "(:e, :d, :c, :i, :v, :a, :x, 0, 0)"
-                    ),
-                    {
-                        "e": eid,
-                        "d": code,
-                        "c": prefix,
-                        "i": ins,
-                        "v": ins - abst,
-                        "a": abst,
-                        "x": expr,
-                    },
-                )
-                for pos, (nuance, label, voix) in enumerate(
-                    [
-                        ("ENS", "DUPONT Anne", side),
-                        ("UG", "MARTIN Paul", rival),
-                        ("DIV", "PETIT Luc", expr - side - rival),
-                    ],
-                    start=1,
-                ):
-                    await conn.execute(
-                        text(
-                            "INSERT INTO election_candidate_result (election_id, district_code, "
-                            "position, nuance, label, voix) VALUES (:e, :d, :p, :n, :l, :v)"
-                        ),
-                        {"e": eid, "d": code, "p": pos, "n": nuance, "l": label, "v": voix},
-                    )
+            await _insert_election(
+                conn, prefix, f"fixture {prefix} reference", REFERENCE_ELECTION, 1
+            )
+            await _insert_election(conn, prefix, f"fixture {prefix}", ELECTION, 0)
         await conn.execute(text("SELECT porte_refresh_allocation()"))
     return HandArea(prefix)
+
+
+async def _insert_election(
+    conn: AsyncConnection,
+    prefix: str,
+    name: str,
+    results: dict[str, tuple[int, ...]],
+    days_ago: int,
+) -> None:
+    """One hand-made election (ENS, UG, DIV per district), loaded ``days_ago`` days ago."""
+    eid = (
+        await conn.execute(
+            text(
+                "INSERT INTO election (name, source_file, loaded_at) VALUES "
+                "(:n, 'hand-built', now() - make_interval(days => :days)) RETURNING id"
+            ),
+            {"n": name, "days": days_ago},
+        )
+    ).scalar_one()
+    for letter, (ins, abst, expr, side, rival) in results.items():
+        code = f"{prefix}_{letter}"
+        await conn.execute(
+            text(
+                "INSERT INTO election_result (election_id, district_code, commune_code, "
+                "inscrits, votants, abstentions, exprimes, blancs, nuls) VALUES "
+                "(:e, :d, :c, :i, :v, :a, :x, 0, 0)"
+            ),
+            {
+                "e": eid,
+                "d": code,
+                "c": prefix,
+                "i": ins,
+                "v": ins - abst,
+                "a": abst,
+                "x": expr,
+            },
+        )
+        for pos, (nuance, label, voix) in enumerate(
+            [
+                ("ENS", "DUPONT Anne", side),
+                ("UG", "MARTIN Paul", rival),
+                ("DIV", "PETIT Luc", expr - side - rival),
+            ],
+            start=1,
+        ):
+            await conn.execute(
+                text(
+                    "INSERT INTO election_candidate_result (election_id, district_code, "
+                    "position, nuance, label, voix) VALUES (:e, :d, :p, :n, :l, :v)"
+                ),
+                {"e": eid, "d": code, "p": pos, "n": nuance, "l": label, "v": voix},
+            )
 
 
 async def load_real_tiles_and_contours(

@@ -47,11 +47,18 @@ async def test_mobilisation_preset_gives_the_hand_computed_order(env):
 
 
 async def test_persuasion_preset_gives_the_hand_computed_order(env):
-    """Persuasion = closeness x 1 + registered x 0.25.
+    """Persuasion = closeness x 1 + swing x 0.5 + registered x 0.25.
 
     closeness = 1 - |ENS - best rival| / votes cast: A 1 - 5/50 = .9, B 1 - 5/70 = .9286,
-    C 1 - 12/60 = .8, D 1 - 36/80 = .55. Registered is 100 everywhere: no spread, contributes 0.
-    => order B, A, C, D
+    C 1 - 12/60 = .8, D 1 - 36/80 = .55 -> mean .7946, sd .1491;
+        z: A +.707, B +.898, C +.036, D -1.641
+    swing from "fixture 99001 reference" (the other loaded election with ENS, loaded earlier):
+    ENS share now A .5, B .5, C .3; then A .30, B .48, C .34, D no result
+        -> |change| in points A 20, B 2, C 4, D missing (z = 0): mean 8.667, sd 8.055;
+        z: A +1.407, B -.828, C -.579
+    Registered is 100 everywhere: no spread, contributes 0.
+    score: A +1.410, B +.484, C -.254, D -1.641  => order A, B, C, D
+    (without swing it would be B, A, C, D: tests/test_ranking_swing.py)
     """
     client, world, _, _, _ = env
     r = await client.get(
@@ -60,10 +67,13 @@ async def test_persuasion_preset_gives_the_hand_computed_order(env):
         headers=world.headers["organiser"],
     )
     body = r.json()
-    assert _order(body) == ["B", "A", "C", "D"]
+    assert _order(body) == ["A", "B", "C", "D"]
+    scores = {d["code"].split("_")[1]: d["score"] for d in body["districts"]}
+    assert scores == pytest.approx({"A": 1.4101, "B": 0.4845, "C": -0.2537, "D": -1.6409}, abs=1e-3)
     report = {f["name"]: f for f in body["factors"]}
     assert report["registered"]["status"] == "no_variation"
     assert report["closeness"]["status"] == "used"
+    assert report["swing"]["status"] == "used"
 
 
 async def test_contributions_add_up_to_the_score(env):

@@ -33,5 +33,27 @@ def test_porte_rank_prints_top_districts_with_reasons(ranking_env, monkeypatch):
     assert area.code("C") not in out  # limit 2: A then D
     assert out.index(area.code("A")) < out.index(area.code("D"))
     assert "Abstention" in out and "Our side's score" in out
+    swing = CliRunner().invoke(
+        cli,
+        [
+            "rank",
+            "--campaign",
+            str(world.campaign_id),
+            "--preset",
+            "persuasion",
+            "--side",
+            "ENS",
+            "--swing-from",
+            f"fixture {area.prefix} reference",
+            "--limit",
+            "1",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert swing.exit_code == 0, swing.output
+    # A first: ENS gained 20 points there since the reference election (test_ranking_swing.py)
+    assert area.code("A") in swing.output and area.code("B") not in swing.output
+    assert f"swing from: fixture {area.prefix} reference" in swing.output
+    assert "Swing (absolute) 20.0 pts" in swing.output
     bad = CliRunner().invoke(cli, ["rank", "--campaign", str(world.campaign_id), "--preset", "x"])
     assert bad.exit_code == 2 and "Unknown preset" in bad.output

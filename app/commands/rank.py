@@ -9,7 +9,12 @@ import typer
 
 
 async def _rank(
-    campaign: uuid.UUID, preset: str | None, election: str | None, side: str | None, limit: int
+    campaign: uuid.UUID,
+    preset: str | None,
+    election: str | None,
+    side: str | None,
+    limit: int,
+    swing_from: str | None = None,
 ) -> tuple[dict, str]:
     from sqlalchemy import text
 
@@ -30,7 +35,13 @@ async def _rank(
                 raise typer.BadParameter(f"No campaign {campaign}.", param_hint="--campaign")
             await set_tenant(conn, campaign)  # type: ignore[arg-type]
             result = await ranking.ranking(
-                conn, campaign, k=row.k_threshold, preset=preset, election=election, side=side
+                conn,
+                campaign,
+                k=row.k_threshold,
+                preset=preset,
+                election=election,
+                side=side,
+                swing_from=swing_from,
             )
         result["districts"] = [ranking.apply_k(d, row.k_threshold) for d in result["districts"]]
         return ranking.top(result, limit), row.name
@@ -51,6 +62,12 @@ def register(cli: typer.Typer) -> None:
         ),
         election: str = typer.Option(None, help="Loaded election id or name (default: latest)."),
         side: str = typer.Option(None, help="Nuance code(s) or candidate label of our side."),
+        swing_from: str = typer.Option(
+            None,
+            "--swing-from",
+            help="Reference (earlier) election of the swing (default: the most recent other "
+            "loaded election with the side).",
+        ),
         limit: int = typer.Option(15, min=1, help="How many districts to show."),
     ) -> None:
         """Print the districts to visit first, with the three largest reasons for each."""
@@ -62,7 +79,7 @@ def register(cli: typer.Typer) -> None:
 
         console = Console()
         try:
-            result, name = asyncio.run(_rank(campaign, preset, election, side, limit))
+            result, name = asyncio.run(_rank(campaign, preset, election, side, limit, swing_from))
         except PorteError as exc:
             console.print(f"[red]{exc.detail}[/red]")
             raise typer.Exit(2) from exc
@@ -70,7 +87,8 @@ def register(cli: typer.Typer) -> None:
         table = Table(
             title=f"{name}: where to knock first ({result.get('weights_from') or 'cached'})",
             caption=f"weights: {weights} | election: {result['election']['name'] or 'none'} | "
-            f"side: {result['side'] or 'none'}",
+            f"side: {result['side'] or 'none'} | swing from: "
+            f"{(result.get('swing_from') or {}).get('name') or 'none'}",
         )
         for col, kw in (
             ("#", {"justify": "right"}),

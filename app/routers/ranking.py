@@ -20,6 +20,13 @@ Election = Annotated[str | None, Query(description="Loaded election id or name (
 Side = Annotated[
     str | None, Query(description="Nuance code(s) or candidate label, comma-separated")
 ]
+SwingFrom = Annotated[
+    str | None,
+    Query(
+        description="Reference (earlier) election of the swing, id or name (default: the most "
+        "recent other loaded election with the side)"
+    ),
+]
 
 
 class WeightsIn(BaseModel):
@@ -30,6 +37,7 @@ class WeightsIn(BaseModel):
     weights: dict[str, Any] = Field(default_factory=dict)
     preset: str | None = None
     election: str | None = None
+    swing_from: str | None = None
     side: str | None = Field(default=None, max_length=200)
     communes: list[str] | None = None
 
@@ -41,9 +49,12 @@ async def get_ranking(
     election: Election = None,
     side: Side = None,
     limit: Annotated[int | None, Query(ge=1, le=100000)] = None,
+    swing_from: SwingFrom = None,
 ) -> dict:
     """Ranked districts, each with its score and per-factor contributions (they add up)."""
-    return await service.ranking_for(ctx, preset=preset, election=election, side=side, limit=limit)
+    return await service.ranking_for(
+        ctx, preset=preset, election=election, side=side, limit=limit, swing_from=swing_from
+    )
 
 
 @router.get("/campaigns/{campaign_id}/districts/{code}")
@@ -53,9 +64,12 @@ async def get_district(
     preset: Preset = None,
     election: Election = None,
     side: Side = None,
+    swing_from: SwingFrom = None,
 ) -> dict:
     """One district's rank, score and the full breakdown of its score."""
-    return await service.district_for(ctx, code, preset=preset, election=election, side=side)
+    return await service.district_for(
+        ctx, code, preset=preset, election=election, side=side, swing_from=swing_from
+    )
 
 
 @router.get("/campaigns/{campaign_id}/weights")
@@ -76,4 +90,5 @@ async def put_weights(data: WeightsIn, ctx: CampaignScope) -> dict:
         election=data.election,
         side=data.side,
         communes=data.communes,
+        swing_from=data.swing_from,
     )

@@ -1,8 +1,9 @@
 """Ranking of a campaign's districts: where to knock first, and why (issue 6).
 
 The whole ranking is one SQL statement (``app/sql/ranking.sql``); this module picks the weights,
-the election and the side, splices in the optional inputs that exist (supporters, visits), caches
-the result per campaign with a fingerprint of its inputs, and shapes the explanation.
+the election, the side and the swing's reference election, splices in the optional inputs that
+exist (supporters, visits), caches the result per campaign with a fingerprint of its inputs, and
+shapes the explanation.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class Factor:
     label: str
     unit: str
     source: str
-    needs: str = "tiles"  # tiles | doors | election | side | supporters | round
+    needs: str = "tiles"  # tiles | doors | election | side | swing | supporters | round
 
 
 FILOSOFI = "INSEE Filosofi 2019, 200 m tiles allocated to districts by doors (area where none)"
@@ -96,6 +97,14 @@ FACTORS: dict[str, Factor] = {
             "side",
         ),
         Factor(
+            "swing",
+            "Swing (absolute)",
+            "points of % of votes cast, absolute: |our share now - our share then|",
+            "Chosen election vs the reference (earlier) election, votes of the campaign's side; "
+            "the signed change (positive = our side gained) is each district's swing_change",
+            "swing",
+        ),
+        Factor(
             "supporters",
             "Consented supporters",
             "supporters (counted only when >= k)",
@@ -115,8 +124,9 @@ FACTORS: dict[str, Factor] = {
 PRESETS: dict[str, dict[str, float]] = {
     # Get our voters out: where our side scores high and many stayed home.
     "mobilisation": {"side_score": 1.0, "abstention_rate": 1.0, "supporters": 0.5},
-    # Convince: where the result was close, weighted by how many voters there are.
-    "persuasion": {"closeness": 1.0, "registered": 0.25},
+    # Convince: where the result was close and votes moved most (either way), weighted by how many
+    # voters there are.
+    "persuasion": {"closeness": 1.0, "swing": 0.5, "registered": 0.25},
     # Cover ground: least visited first, big districts first.
     "coverage": {"coverage": -1.0, "door_count": 0.5},
 }
@@ -125,8 +135,9 @@ _SQL_DIR = resources.files("app") / "sql"
 _EMPTY = {
     "ELECTION": "SELECT NULL::text AS district_code, NULL::int AS inscrits, "
     "NULL::int AS abstentions, NULL::int AS exprimes WHERE false",
-    "CANDIDATES": "SELECT NULL::text AS district_code, NULL::text AS nuance, NULL::text AS label, "
-    "NULL::int AS voix WHERE false",
+    "CANDIDATES": "SELECT NULL::int AS election_id, NULL::text AS district_code, "
+    "NULL::text AS nuance, NULL::text AS label, NULL::int AS voix WHERE false",
+    "SWING": "SELECT NULL::text AS district_code, NULL::int AS exprimes WHERE false",
     "SUPPORTERS": "SELECT NULL::text AS district_code, NULL::bigint AS n WHERE false",
     "VISITED": "SELECT NULL::text AS district_code, NULL::bigint AS n WHERE false",
 }
@@ -139,12 +150,13 @@ def _sql(name: str) -> str:
 
 
 @cache
-def ranking_statement(election: bool, supporters: bool, visits: bool) -> str:
+def ranking_statement(election: bool, supporters: bool, visits: bool, swing: bool = False) -> str:
     """The one-pass ranking SQL with the optional inputs spliced in (or empty relations)."""
     sql = _sql("ranking.sql")
     parts = {
         "ELECTION": _sql("ranking_election.sql") if election else _EMPTY["ELECTION"],
         "CANDIDATES": _sql("ranking_candidates.sql") if election else _EMPTY["CANDIDATES"],
+        "SWING": _sql("ranking_swing.sql") if election and swing else _EMPTY["SWING"],
         "SUPPORTERS": _sql("ranking_supporters.sql") if supporters else _EMPTY["SUPPORTERS"],
         "VISITED": _sql("ranking_visited.sql") if visits else _EMPTY["VISITED"],
     }
@@ -164,6 +176,9 @@ class Inputs:
     election_reason: str | None = None
     side: list[str] | None = None
     side_text: str | None = None
+    swing_from_id: int | None = None
+    swing_from_name: str | None = None
+    swing_reason: str | None = None
     has_round: bool = False
     round_number: int | None = None
     absent: dict[str, str] = field(default_factory=dict)
@@ -196,6 +211,73 @@ async def _exists(conn: AsyncConnection | AsyncSession) -> dict[str, bool]:
     return {name: bool(ok) for name, ok in rows}
 
 
+_ELECTION_BY = text(
+    "SELECT id, name FROM election WHERE id::text = :e OR name = :e ORDER BY id LIMIT 1"
+)
+
+
+async def _election_by(conn: AsyncConnection | AsyncSession, election: str, field_name: str) -> Any:
+    """The loaded election called or numbered ``election``; 422 naming ``field_name`` if none."""
+    row = (await conn.execute(_ELECTION_BY, {"e": str(election)})).first()
+    if row is None:
+        names = (await conn.execute(text("SELECT name FROM election ORDER BY id"))).scalars()
+        raise InvalidInput(
+            f"No loaded election is called or numbered {election!r}. Loaded: "
+            f"{', '.join(names) or 'none'}.",
+            field=field_name,
+        )
+    return row
+
+
+async def _resolve_swing(
+    conn: AsyncConnection | AsyncSession,
+    inp: Inputs,
+    swing_from: str | None,
+    settings_row: dict[str, Any],
+) -> None:
+    """Choose the swing's reference election (request, campaign setting, else default)."""
+    sql = text(_sql("ranking_swing_reference.sql"))
+    binds = {"chosen": inp.election_id, "side": inp.side}
+    side = inp.side_text
+    if swing_from:
+        ref = await _election_by(conn, swing_from, "swing_from")
+        if ref.id == inp.election_id:
+            raise InvalidInput(
+                f"swing_from {swing_from!r} is the chosen election itself: choose an earlier one.",
+                field="swing_from",
+            )
+        why, only = "chosen in the request", ref.id
+    elif settings_row.get("swing_from_id") not in (None, inp.election_id):
+        ref = (
+            await conn.execute(
+                text("SELECT id, name FROM election WHERE id = :e"),
+                {"e": settings_row["swing_from_id"]},
+            )
+        ).first()
+        why, only = "campaign setting", ref.id if ref else None
+    else:
+        ref, why, only = None, None, None
+    if ref is not None:
+        found = (await conn.execute(sql, {**binds, "only": only})).first()
+        if found is None:
+            inp.absent["swing"] = (
+                f"the side {side!r} has no candidate in {ref.name} (the swing's reference "
+                f"election, {why}): choose another with ?swing_from="
+            )
+            return
+        inp.swing_from_id, inp.swing_from_name, inp.swing_reason = found.id, found.name, why
+        return
+    found = (await conn.execute(sql, {**binds, "only": None})).first()
+    if found is None:
+        inp.absent["swing"] = (
+            f"no other loaded election has a candidate of the side {side!r}: load an earlier "
+            "election, or choose one with ?swing_from="
+        )
+        return
+    inp.swing_from_id, inp.swing_from_name = found.id, found.name
+    inp.swing_reason = "most recent other loaded election with the side (none chosen)"
+
+
 async def resolve_inputs(
     conn: AsyncConnection | AsyncSession,
     campaign_id: uuid.UUID,
@@ -203,8 +285,9 @@ async def resolve_inputs(
     election: str | None,
     side: str | None,
     settings_row: dict[str, Any] | None,
+    swing_from: str | None = None,
 ) -> Inputs:
-    """Choose the election and side, and say which factors have no data (and why)."""
+    """Choose the election, side and swing reference; say which factors have no data (and why)."""
     tables = await _exists(conn)
     inp = Inputs(tables=tables)
     settings_row = settings_row or {}
@@ -213,24 +296,7 @@ async def resolve_inputs(
     )
     if has_election_tables:
         if election:
-            row = (
-                await conn.execute(
-                    text(
-                        "SELECT id, name FROM election WHERE id::text = :e OR name = :e "
-                        "ORDER BY id LIMIT 1"
-                    ),
-                    {"e": str(election)},
-                )
-            ).first()
-            if row is None:
-                names = (
-                    await conn.execute(text("SELECT name FROM election ORDER BY id"))
-                ).scalars()
-                raise InvalidInput(
-                    f"No loaded election is called or numbered {election!r}. Loaded: "
-                    f"{', '.join(names) or 'none'}.",
-                    field="election",
-                )
+            row = await _election_by(conn, election, "election")
             inp.election_id, inp.election_name = row.id, row.name
             inp.election_reason = "chosen in the request"
         else:
@@ -268,14 +334,16 @@ async def resolve_inputs(
     else:
         reason = None
     if reason:
-        for name in ("registered", "abstention_rate", "side_score", "closeness"):
+        for name in ("registered", "abstention_rate", "side_score", "closeness", "swing"):
             inp.absent[name] = reason
     elif inp.side is None:
-        for name in ("side_score", "closeness"):
+        for name in ("side_score", "closeness", "swing"):
             inp.absent[name] = (
                 'no side chosen: set it with PUT /campaigns/{cid}/weights {"side": "NUANCE"} '
                 "or ?side="
             )
+    else:
+        await _resolve_swing(conn, inp, swing_from, settings_row)
     if not tables["supporter"]:
         inp.absent["supporters"] = "no supporter table (supporters module not installed)"
     if tables["canvass_round"] and tables["visit"]:
@@ -323,7 +391,7 @@ def preset_weights(preset: str) -> dict[str, float]:
 
 
 _SETTINGS = text(
-    "SELECT weights, base_preset, election_id, side, communes, updated_at "
+    "SELECT weights, base_preset, election_id, swing_from_id, side, communes, updated_at "
     "FROM ranking_settings WHERE campaign_id = :c"
 )
 
@@ -346,6 +414,7 @@ async def save_settings(
     election: str | None,
     side: str | None,
     communes: list[str] | None,
+    swing_from: str | None = None,
 ) -> dict[str, Any]:
     """Validate and store custom weights (starting from a preset if given); clears the cache."""
     base = preset_weights(preset) if preset else {}
@@ -358,13 +427,22 @@ async def save_settings(
             session, campaign_id, election=election, side=None, settings_row=None
         )
         election_id = inp.election_id
+    swing_from_id = None
+    if swing_from is not None:
+        swing_from_id = (await _election_by(session, swing_from, "swing_from")).id
+        if swing_from_id == election_id:
+            raise InvalidInput(
+                "swing_from is the chosen election itself: choose an earlier one.",
+                field="swing_from",
+            )
     await session.execute(
         text(
-            "INSERT INTO ranking_settings (campaign_id, weights, base_preset, election_id, side, "
-            "communes, updated_at, updated_by) VALUES (:c, CAST(:w AS jsonb), :p, :e, :s, :cm, "
-            "clock_timestamp(), :u) ON CONFLICT (campaign_id) DO UPDATE SET weights = "
-            "EXCLUDED.weights, base_preset = EXCLUDED.base_preset, election_id = "
-            "EXCLUDED.election_id, side = EXCLUDED.side, communes = EXCLUDED.communes, "
+            "INSERT INTO ranking_settings (campaign_id, weights, base_preset, election_id, "
+            "swing_from_id, side, communes, updated_at, updated_by) VALUES (:c, CAST(:w AS jsonb), "
+            ":p, :e, :sf, :s, :cm, clock_timestamp(), :u) ON CONFLICT (campaign_id) DO UPDATE SET "
+            "weights = EXCLUDED.weights, base_preset = EXCLUDED.base_preset, election_id = "
+            "EXCLUDED.election_id, swing_from_id = EXCLUDED.swing_from_id, side = EXCLUDED.side, "
+            "communes = EXCLUDED.communes, "
             "updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by"
         ),
         {
@@ -372,6 +450,7 @@ async def save_settings(
             "w": json.dumps(base),
             "p": preset,
             "e": election_id,
+            "sf": swing_from_id,
             "s": side,
             "cm": communes,
             "u": user_id,
@@ -384,6 +463,7 @@ async def save_settings(
         "weights": base,
         "base_preset": preset,
         "election_id": election_id,
+        "swing_from_id": swing_from_id,
         "side": side,
         "communes": communes,
     }
@@ -480,6 +560,9 @@ def _district(row: Any, weights: dict[str, float]) -> dict[str, Any]:
         "damping": row.damping,
         "contributions": contributions,
         "values": {name: v[0] for name, v in factors.items()},
+        # signed swing in points of % of votes cast (positive = our side gained); the factor
+        # "swing" is its absolute value
+        "swing_change": row.swing_change,
         "counts": counts,
     }
 
@@ -496,7 +579,10 @@ async def compute(
     """Run the one-pass ranking SQL and shape its rows (every district, best first)."""
     effective = {n: w for n, w in weights.items() if n not in inputs.absent}
     sql = ranking_statement(
-        inputs.election_id is not None, bool(inputs.tables.get("supporter")), inputs.has_round
+        inputs.election_id is not None,
+        bool(inputs.tables.get("supporter")),
+        inputs.has_round,
+        inputs.swing_from_id is not None,
     )
     rows = (
         await conn.execute(
@@ -506,6 +592,7 @@ async def compute(
                 "k": k,
                 "weights": json.dumps(effective),
                 "election_id": inputs.election_id,
+                "swing_from_id": inputs.swing_from_id,
                 "side": inputs.side,
                 "communes": communes,
                 "has_supporters": bool(inputs.tables.get("supporter")),
@@ -523,6 +610,11 @@ async def compute(
             "id": inputs.election_id,
             "name": inputs.election_name,
             "why": inputs.election_reason,
+        },
+        "swing_from": {
+            "id": inputs.swing_from_id,
+            "name": inputs.swing_from_name,
+            "why": inputs.swing_reason,
         },
         "side": inputs.side_text,
         "current_round": inputs.round_number,
@@ -604,6 +696,7 @@ async def ranking(
     preset: str | None = None,
     election: str | None = None,
     side: str | None = None,
+    swing_from: str | None = None,
     use_cache: bool = True,
 ) -> dict[str, Any]:
     """The campaign's full ranking, from the cache when none of its inputs changed."""
@@ -617,10 +710,18 @@ async def ranking(
     communes = settings_row["communes"] if settings_row else None
     await ensure_allocation(session)
     inputs = await resolve_inputs(
-        session, campaign_id, election=election, side=side, settings_row=settings_row
+        session,
+        campaign_id,
+        election=election,
+        side=side,
+        settings_row=settings_row,
+        swing_from=swing_from,
     )
     key = hashlib.md5(
-        json.dumps([weights, inputs.election_id, inputs.side, communes, k], sort_keys=True).encode()
+        json.dumps(
+            [weights, inputs.election_id, inputs.side, communes, k, inputs.swing_from_id],
+            sort_keys=True,
+        ).encode()
     ).hexdigest()
     fp = await fingerprint(session, campaign_id, inputs.tables)
     if use_cache:
@@ -635,6 +736,9 @@ async def ranking(
         ).scalar()
         if cached is not None:
             result = cached if isinstance(cached, dict) else json.loads(cached)
+            # same election and reference, but perhaps chosen another way this time
+            result["election"]["why"] = inputs.election_reason
+            result["swing_from"]["why"] = inputs.swing_reason
             result["cached"] = True
             return result
     result = await compute(
@@ -696,6 +800,8 @@ def reasons(district: dict[str, Any], n: int = 3) -> list[str]:
 def _fmt(value: float, unit: str) -> str:
     if unit.startswith("share") or unit.startswith("1 -"):
         return f"{value * 100:.1f} %"
+    if unit.startswith("points"):
+        return f"{value:.1f} pts"
     if value >= 100:
         return f"{value:,.0f}"
     return f"{value:.2f}"
@@ -709,6 +815,7 @@ async def ranking_for(
     election: str | None,
     side: str | None,
     limit: int | None,
+    swing_from: str | None = None,
 ) -> dict[str, Any]:
     """GET /ranking: the ranked districts (counts below k blank), cut to ``limit``."""
     result = await ranking(
@@ -718,6 +825,7 @@ async def ranking_for(
         preset=preset,
         election=election,
         side=side,
+        swing_from=swing_from,
     )
     result = dict(result)
     result["districts"] = [apply_k(d, ctx.k_threshold) for d in result["districts"]]
@@ -725,7 +833,13 @@ async def ranking_for(
 
 
 async def district_for(
-    ctx: Any, code: str, *, preset: str | None, election: str | None, side: str | None
+    ctx: Any,
+    code: str,
+    *,
+    preset: str | None,
+    election: str | None,
+    side: str | None,
+    swing_from: str | None = None,
 ) -> dict[str, Any]:
     """GET /districts/{code}: one district's full breakdown."""
     result = await ranking(
@@ -735,6 +849,7 @@ async def district_for(
         preset=preset,
         election=election,
         side=side,
+        swing_from=swing_from,
     )
     out = one_district(result, code)
     out["district"] = apply_k(out["district"], ctx.k_threshold)
@@ -748,6 +863,7 @@ async def weights_for(ctx: Any) -> dict[str, Any]:
         "weights": dict(row["weights"]) if row and row["weights"] else None,
         "base_preset": row["base_preset"] if row else None,
         "election_id": row["election_id"] if row else None,
+        "swing_from_id": row["swing_from_id"] if row else None,
         "side": row["side"] if row else None,
         "communes": row["communes"] if row else None,
         "default_preset": DEFAULT_PRESET,

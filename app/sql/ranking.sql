@@ -2,17 +2,21 @@
 --
 -- Binds: :campaign_id uuid, :k int (suppression threshold), :weights jsonb {factor: weight},
 --        :election_id int (NULL = no election), :side text[] (upper-case tokens; NULL = no side),
+--        :swing_from_id int (reference election of the swing; NULL = no swing),
 --        :communes text[] (NULL = every district), :has_supporters and :has_round booleans (the
 --        supporter table exists / the campaign has a current canvass round).
 -- Optional inputs are spliced in by app/services/ranking.py from ranking_*.sql fragments, or an
 -- empty relation of the same shape when the table is missing: /*ELECTION*/, /*CANDIDATES*/,
--- /*SUPPORTERS*/, /*VISITED*/.
+-- /*SWING*/, /*SUPPORTERS*/, /*VISITED*/.
 --
 -- Rules (docs/ranking.md): each factor is standardised across the campaign's districts with a
 -- population z-score; a missing value counts as the mean (z = 0) and is flagged; a factor with no
 -- value or no spread contributes 0. score = damping * sum(weight * z), damping = 1 - coverage, and
 -- each contribution already includes the damping, so the contributions add up to the score.
 -- Supporter and visited-door counts below k are scored as 0 and never leave this query.
+-- Swing: change = 100 x (our share of votes cast in the chosen election - our share in the
+-- reference election), in points (positive = our side gained); the factor is |change|
+-- (volatility); a district without a result in either election has no value (missing).
 WITH
 dist AS (
     SELECT d.code, d.name, d.commune_code, d.commune_name
@@ -23,10 +27,13 @@ el AS (/*ELECTION*/),
 cand AS (/*CANDIDATES*/),
 side AS (
     SELECT c.district_code,
-           sum(c.voix) FILTER (WHERE c.is_side) AS side_voix,
-           max(c.voix) FILTER (WHERE NOT c.is_side) AS rival_voix
+           sum(c.voix) FILTER (WHERE c.is_side AND c.election_id = :election_id) AS side_voix,
+           max(c.voix) FILTER (WHERE NOT c.is_side AND c.election_id = :election_id)
+               AS rival_voix,
+           sum(c.voix) FILTER (WHERE c.is_side AND c.election_id = CAST(:swing_from_id AS int))
+               AS ref_side_voix
     FROM (
-        SELECT cd.district_code, cd.voix,
+        SELECT cd.election_id, cd.district_code, cd.voix,
                (upper(cd.nuance) = ANY (CAST(:side AS text[]))
                 OR upper(cd.label) = ANY (CAST(:side AS text[]))
                 OR EXISTS (SELECT 1 FROM unnest(CAST(:side AS text[])) s(tok)
@@ -36,7 +43,21 @@ side AS (
     ) c
     GROUP BY c.district_code
 ),
-side_found AS (SELECT count(side_voix) > 0 AS found FROM side),
+side_found AS (
+    SELECT count(side_voix) > 0 AS found, count(ref_side_voix) > 0 AS ref_found FROM side
+),
+ref_el AS (/*SWING*/),
+swing AS (
+    SELECT el.district_code,
+           100 * (coalesce(side.side_voix, 0)::double precision / nullif(el.exprimes, 0)
+                  - coalesce(side.ref_side_voix, 0)::double precision
+                    / nullif(ref_el.exprimes, 0)) AS change
+    FROM el
+    JOIN ref_el ON ref_el.district_code = el.district_code
+    LEFT JOIN side ON side.district_code = el.district_code
+    CROSS JOIN side_found sf
+    WHERE sf.found AND sf.ref_found
+),
 sup AS (/*SUPPORTERS*/),
 visited AS (/*VISITED*/),
 raw AS (
@@ -69,6 +90,8 @@ raw AS (
            CASE WHEN sf.found THEN 1 - abs(coalesce(side.side_voix, 0)
                                            - coalesce(side.rival_voix, 0))::double precision
                                    / nullif(el.exprimes, 0) END AS closeness,
+           swing.change AS swing_change,
+           abs(swing.change) AS swing,
            CASE WHEN NOT :has_supporters THEN NULL
                 WHEN coalesce(sup.n, 0) >= :k THEN sup.n ELSE 0 END::double precision
                AS supporters,
@@ -79,6 +102,7 @@ raw AS (
     LEFT JOIN district_profile p ON p.district_code = dist.code
     LEFT JOIN el ON el.district_code = dist.code
     LEFT JOIN side ON side.district_code = dist.code
+    LEFT JOIN swing ON swing.district_code = dist.code
     LEFT JOIN sup ON sup.district_code = dist.code
     LEFT JOIN visited ON visited.district_code = dist.code
     CROSS JOIN side_found sf
@@ -97,7 +121,7 @@ long AS (
         ('imputed_share', raw.imputed_share), ('door_count', raw.door_count),
         ('households_per_door', raw.households_per_door), ('registered', raw.registered),
         ('abstention_rate', raw.abstention_rate), ('side_score', raw.side_score),
-        ('closeness', raw.closeness), ('supporters', raw.supporters),
+        ('closeness', raw.closeness), ('swing', raw.swing), ('supporters', raw.supporters),
         ('coverage', raw.coverage)
     ) AS f(factor, value)
 ),
@@ -137,7 +161,7 @@ ranked AS (
     FROM scored s
 )
 SELECT r.rank, r.code, raw.name, raw.commune_code, raw.commune_name, r.score, dm.damping,
-       r.factors,
+       r.factors, raw.swing_change,
        jsonb_build_object(
            'population', raw.ind, 'households', raw.men, 'poor_households', raw.men_pauv,
            'social_dwellings', raw.log_soc, 'doors', raw.doors, 'tiles', raw.tiles,
