@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -11,6 +13,20 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_db_dir() -> Path:
+    """Where the private cluster lives: ``.porte/db`` in the checkout, unless run as root from a
+    checkout the unprivileged ``porte`` user cannot reach (e.g. under /root, mode 700)."""
+    local = REPO_ROOT / ".porte" / "db"
+    if os.geteuid() != 0:
+        return local
+    for parent in [REPO_ROOT, *REPO_ROOT.parents]:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return Path("/var/lib/porte-a-porte/db")
+    return local
+
+
 DEFAULT_SECRET = "change-me-insecure-development-secret"
 
 
@@ -32,7 +48,7 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OWNER_DATABASE_URL", "PORTE_OWNER_DATABASE_URL"),
     )
     app_role: str = "porte_app"
-    db_dir: Path = REPO_ROOT / ".porte" / "db"
+    db_dir: Path = Field(default_factory=default_db_dir)
     db_port: int = 54329
     db_pool_size: int = 10
 

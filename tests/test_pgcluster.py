@@ -60,3 +60,23 @@ def test_db_cli_status_when_absent(tmp_path, monkeypatch):
     result = CliRunner().invoke(cli, ["db", "url"])
     assert result.exit_code == 1
     assert "porte db start" in result.output
+
+
+def test_default_data_dir_is_reachable_by_the_service_user(monkeypatch, tmp_path):
+    """As root, a checkout under a private folder (e.g. /root) puts the cluster in /var/lib."""
+    import os
+
+    from app import config
+
+    private = tmp_path / "private"
+    (private / "checkout").mkdir(parents=True)
+    os.chmod(private, 0o700)
+    monkeypatch.setattr(config, "REPO_ROOT", private / "checkout")
+    if os.geteuid() == 0:
+        assert config.default_db_dir() == Path("/var/lib/porte-a-porte/db")
+    else:
+        assert config.default_db_dir() == private / "checkout" / ".porte" / "db"
+    os.chmod(private, 0o755)
+    open_parents = all(p.stat().st_mode & 0o001 for p in (private / "checkout").parents)
+    if open_parents:
+        assert config.default_db_dir() == private / "checkout" / ".porte" / "db"
