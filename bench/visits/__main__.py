@@ -213,6 +213,7 @@ class Stats:
 
     def __init__(self) -> None:
         self.latencies: list[float] = []
+        self.started: list[float] = []  # when each measured request was sent (monotonic)
         self.results: Counter[str] = Counter()
         self.created_ids: Counter[str] = Counter()
         self.acked: set[str] = set()
@@ -313,6 +314,7 @@ async def phone(
                 http = RawHttp(port, headers)
                 continue
             stats.latencies.append(time.perf_counter() - t0)
+            stats.started.append(t0)
             if status != 200:
                 stats.errors[str(status)] += 1
                 continue
@@ -452,6 +454,23 @@ async def main_async(args: argparse.Namespace) -> int:
             f"latency: p50 {p50:.1f} ms, p95 {p95:.1f} ms, p99 {p99:.1f} ms, max "
             f"{max(stats.latencies) * 1000 if stats.latencies else float('nan'):.1f} ms"
         )
+        # Where the tail comes from: the first seconds (new connections, first plans) vs after.
+        if stats.started:
+            t_first = min(stats.started)
+            by_second: dict[int, list[float]] = {}
+            for t, lat in zip(stats.started, stats.latencies, strict=True):
+                by_second.setdefault(int(t - t_first), []).append(lat)
+            worst = sorted(by_second, key=lambda k: pct(by_second[k], 99), reverse=True)[:3]
+            later = [
+                lat
+                for t, lat in zip(stats.started, stats.latencies, strict=True)
+                if t - t_first >= 5
+            ]
+            print(
+                "latency tail: worst seconds "
+                + ", ".join(f"t={k}s p99 {pct(by_second[k], 99):.0f} ms" for k in worst)
+                + (f"; p99 after the first 5 s {pct(later, 99):.1f} ms" if later else "")
+            )
         print(
             f"database: {stored:,} visits stored for {len(stats.acked):,} acknowledged ids; "
             f"duplicates {duplicates} (must be 0), lost {lost} (must be 0)"
