@@ -54,8 +54,7 @@ async def seed_field(settings: Settings, campaign_id: str, password: str) -> dic
                 "Signing in as organiser@demo.local",
             )["access_token"]
             c.headers["Authorization"] = f"Bearer {token}"
-            turfs = _ok(await c.get(f"/campaigns/{cid}/turfs"), "Listing turfs")
-            turfs = turfs.get("turfs", turfs) if isinstance(turfs, dict) else turfs
+            turfs = _ok(await c.get(f"/campaigns/{cid}/turfs"), "Listing turfs")["turfs"]
             if not turfs:
                 _ok(
                     await c.post(
@@ -64,18 +63,14 @@ async def seed_field(settings: Settings, campaign_id: str, password: str) -> dic
                     ),
                     f"Cutting {DEMO_DISTRICT} into turfs",
                 )
-                turfs = _ok(await c.get(f"/campaigns/{cid}/turfs"), "Listing turfs")
-                turfs = turfs.get("turfs", turfs) if isinstance(turfs, dict) else turfs
-            turf_ids = [t["id"] for t in turfs if t.get("status", "active") == "active"]
-            assignments = _ok(await c.get(f"/campaigns/{cid}/assignments"), "Listing assignments")
-            assignments = (
-                assignments.get("assignments", assignments)
-                if isinstance(assignments, dict)
-                else assignments
-            )
-            active = [a for a in assignments if not a.get("ended_at")]
+                turfs = _ok(await c.get(f"/campaigns/{cid}/turfs"), "Listing turfs")["turfs"]
+            turf_ids = [t["id"] for t in turfs]  # the list holds active turfs only
+            active = _ok(
+                await c.get(f"/campaigns/{cid}/assignments", params={"active": "true"}),
+                "Listing assignments",
+            )["assignments"]
             ends = (datetime.now(UTC) + timedelta(days=14)).isoformat()
-            if not any(str(a.get("volunteer_user_id")) == str(volunteer_id) for a in active):
+            if not any(str(a["volunteer_user_id"]) == str(volunteer_id) for a in active):
                 _ok(
                     await c.post(
                         f"/campaigns/{cid}/assignments",
