@@ -9,6 +9,7 @@ import time
 import uuid
 from contextlib import asynccontextmanager
 
+import asyncpg
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
@@ -94,6 +95,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # full collections then scan only per-request garbage, which keeps latency tails short.
         gc.collect()
         gc.freeze()
+        try:  # open the map tiles' connections now rather than under the first burst
+            await db.hot_pool()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("database not reachable at start (%s); will retry on first request", exc)
         yield
         await db.dispose()
 
@@ -109,6 +114,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.db = db
+    app.state.verified_tokens = {}  # bearer token -> (caller, expiry): see optional_principal
+    from app.services.tile_cache import TileCache
+
+    app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
 
     install_error_handlers(app)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -153,29 +154,53 @@ def client_address(request: Request) -> str | None:
 DatabaseDep = Annotated[Database, Depends(get_database)]
 
 
-async def optional_principal(
-    request: Request,
-    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal | None:
-    """The caller from the bearer token, or None when anonymous."""
-    if creds is None:
-        return None
-    settings: Settings = request.app.state.settings
+_VERIFIED_MAX = 4096  # verified bearer tokens remembered per app (a map pans with one token)
+
+
+def _principal_from(settings: Settings, token: str) -> tuple[Principal, float]:
+    """Verify a bearer token; the caller and the token's expiry (epoch seconds)."""
     try:
         # Only to pick the expected type; decode_token then verifies signature, algorithm, expiry.
-        unverified = jwt.decode(creds.credentials, options={"verify_signature": False})
+        unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
         raise Unauthorized("Invalid token: sign in again.") from exc
     try:
         if unverified.get("typ") == "invite":
-            claims = decode_token(settings, creds.credentials, "invite")
-            return Principal(
+            claims = decode_token(settings, token, "invite")
+            principal = Principal(
                 invite_id=uuid.UUID(claims["inv"]), invite_campaign_id=uuid.UUID(claims["cid"])
             )
-        claims = decode_token(settings, creds.credentials, "access")
-        return Principal(user_id=uuid.UUID(claims["sub"]), mfa=claims.get("mfa") is True)
+        else:
+            claims = decode_token(settings, token, "access")
+            principal = Principal(user_id=uuid.UUID(claims["sub"]), mfa=claims.get("mfa") is True)
+        return principal, float(claims["exp"])
     except (KeyError, ValueError, TypeError) as exc:  # signed by us but malformed: refuse anyway
         raise Unauthorized("Invalid token: sign in again.") from exc
+
+
+async def optional_principal(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """The caller from the bearer token, or None when anonymous.
+
+    A token that verified once is remembered until it expires (tokens are signed and immutable:
+    the same string always verifies to the same caller), which spares the signature check on the
+    hundreds of tile requests a map makes. Whether the caller still belongs to the campaign is
+    checked in the database on every request, not here.
+    """
+    if creds is None:
+        return None
+    token = creds.credentials
+    verified: dict[str, tuple[Principal, float]] = request.app.state.verified_tokens
+    known = verified.get(token)
+    if known is not None and known[1] > time.time():
+        return known[0]
+    principal, expires = _principal_from(request.app.state.settings, token)
+    if len(verified) >= _VERIFIED_MAX:
+        verified.clear()
+    verified[token] = (principal, expires)
+    return principal
 
 
 async def current_principal(
@@ -223,6 +248,8 @@ class CampaignContext:
     settings: Settings
     assignment_id: uuid.UUID | None = None  # invite sessions scoped to one assignment
     extras: dict[str, Any] = field(default_factory=dict)
+    doors_version: int = 0  # campaign_change.doors when the request began (door-tile cache)
+    conn: Any = None  # hot routes: the asyncpg connection (no session), see hot_campaign_context
 
     @property
     def user_id(self) -> uuid.UUID | None:
@@ -242,71 +269,121 @@ class CampaignContext:
         await record(self, action=action, object=object, rows=rows, details=details)
 
 
-async def campaign_context(
-    request: Request,
-    campaign_id: uuid.UUID,
-    principal: Annotated[Principal, Depends(current_principal)],
-    session: Session,
-) -> CampaignContext:
-    """Resolve the campaign and the caller's role; 404 if not theirs; 403 if role not allowed."""
+# The caller's standing in a campaign and the transaction's tenant, in one round trip
+# (function in alembic/versions/0009_door_versions.py).
+STANDING_SQL = "SELECT * FROM porte_enter($1, $2, $3)"
+_STANDING_TEXT = text("SELECT * FROM porte_enter(:c, :u, :i)")
+
+
+def route_rule(request: Request) -> frozenset[str]:
+    """The roles allowed on this campaign route (app.authz); refuse routes missing from it."""
     route = request.scope.get("route")
     rule = rule_for(request.method, getattr(route, "path", ""))
     if rule is None or rule in (PUBLIC, SIGNED_IN):
         # Fail closed: a campaign route missing from app.authz.ROUTE_ROLES serves no one.
         raise Forbidden("This route has no authorization rule; nobody may call it.")
-    not_found = NotFound("No such campaign, or you are not a member of it.")
-    await set_tenant(session, campaign_id, principal.user_id)
-    # One query resolves the caller's standing and the campaign's settings (hot path).
-    if principal.is_invite:
-        if principal.invite_campaign_id != campaign_id:
-            raise not_found
-        camp = (
-            await session.execute(
-                text(
-                    "SELECT 'volunteer' AS role, i.assignment_id, c.k_threshold, c.election_date, "
-                    "c.require_2fa FROM invite i JOIN campaign c ON c.id = i.campaign_id "
-                    "WHERE i.campaign_id = :c AND i.id = :i AND i.revoked_at IS NULL "
-                    "AND i.expires_at > now()"
-                ),
-                {"c": campaign_id, "i": principal.invite_id},
-            )
-        ).first()
-        if camp is None:
+    return rule  # type: ignore[return-value]
+
+
+def check_standing(
+    principal: Principal, campaign_id: uuid.UUID, rule: frozenset[str], standing: Any
+) -> None:
+    """Refuse a caller whose standing (a ``porte_enter`` row, or None) does not allow the route.
+
+    404 for a campaign the caller is not part of (existence does not leak), 401 for an expired or
+    revoked invite, 403 for a role outside the route's rule or a missing second factor.
+    """
+    if standing is None:
+        if principal.is_invite and principal.invite_campaign_id == campaign_id:
             raise Unauthorized("This invite link has expired or was revoked; ask your organiser.")
-    else:
-        camp = (
-            await session.execute(
-                text(
-                    "SELECT m.role, NULL::uuid AS assignment_id, c.k_threshold, c.election_date, "
-                    "c.require_2fa FROM membership m JOIN app_user u ON u.id = m.user_id "
-                    "JOIN campaign c ON c.id = m.campaign_id "
-                    "WHERE m.campaign_id = :c AND m.user_id = :u AND u.is_active"
-                ),
-                {"c": campaign_id, "u": principal.user_id},
-            )
-        ).first()
-        if camp is None:
-            raise not_found
-    role, assignment_id = camp.role, camp.assignment_id
-    if camp.require_2fa and role in STAFF and not principal.mfa:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    role = standing["role"]
+    if standing["require_2fa"] and role in STAFF and not principal.mfa:
         raise Forbidden(
             "This campaign requires two-factor sign-in for admins and organisers: turn it on "
             "(POST /auth/totp/enrol, then /auth/totp/confirm) and sign in again with your code."
         )
     if role not in rule:
         raise Forbidden(f"The {role} role may not do this.")
+
+
+def _context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Principal,
+    standing: Any,
+    session: AsyncSession | None,
+) -> CampaignContext:
     return CampaignContext(
         campaign_id=campaign_id,
-        role=role,
+        role=standing["role"],
         principal=principal,
-        session=session,
-        k_threshold=camp.k_threshold,
-        election_date=camp.election_date,
+        session=session,  # type: ignore[arg-type]
+        k_threshold=standing["k_threshold"],
+        election_date=standing["election_date"],
         request_id=getattr(request.state, "request_id", ""),
         client=request.client.host if request.client else None,
         settings=request.app.state.settings,
-        assignment_id=assignment_id,
+        assignment_id=standing["assignment_id"],
+        doors_version=standing["doors_version"],
     )
 
 
+async def campaign_context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(current_principal)],
+    session: Session,
+) -> CampaignContext:
+    """Resolve the campaign and the caller's role; 404 if not theirs; 403 if role not allowed.
+
+    ``porte_enter`` sets the transaction's tenant and reads the standing in one round trip.
+    """
+    rule = route_rule(request)
+    if principal.is_invite and principal.invite_campaign_id != campaign_id:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    standing = (
+        (
+            await session.execute(
+                _STANDING_TEXT,
+                {"c": campaign_id, "u": principal.user_id, "i": principal.invite_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    check_standing(principal, campaign_id, rule, standing)
+    return _context(request, campaign_id, principal, standing, session)
+
+
 CampaignScope = Annotated[CampaignContext, Depends(campaign_context)]
+
+
+async def hot_campaign_context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> AsyncIterator[CampaignContext]:
+    """``campaign_context`` for the map tiles: same rules and answers, plain asyncpg.
+
+    The standing is read outside any transaction (one round trip); work that reads campaign
+    tables opens its tenant transaction with ``app.db.tenant_transaction(ctx)``. The context has
+    no SQLAlchemy session: ``ctx.conn`` is the connection, held until the route returns.
+    """
+    rule = route_rule(request)
+    if principal.is_invite and principal.invite_campaign_id != campaign_id:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    pool = await request.app.state.db.hot_pool()
+    async with pool.acquire() as conn:
+        standing = await conn.fetchrow(
+            STANDING_SQL, campaign_id, principal.user_id, principal.invite_id
+        )
+        check_standing(principal, campaign_id, rule, standing)
+        ctx = _context(request, campaign_id, principal, standing, None)
+        ctx.conn = conn
+        yield ctx
+
+
+# Released when the route function returns, before the response is sent.
+HotCampaignScope = Annotated[CampaignContext, Depends(hot_campaign_context, scope="function")]
+SCOPE_DEPENDENCIES = (campaign_context, hot_campaign_context)

@@ -28,7 +28,7 @@ from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
 from app.authz import PUBLIC, ROLES, ROUTE_ROLES, SIGNED_IN
-from app.security import campaign_context
+from app.security import SCOPE_DEPENDENCIES
 from tests.factories import make_invite, make_world
 from tests.fixtures_access import *  # noqa: F403
 from tests.fixtures_access import client_for
@@ -82,7 +82,7 @@ ROUTES = [(m, r.path) for m, r in _routes_of(_collection_app())]
 
 
 def _depends_on_scope(dependant) -> bool:
-    return any(d.call is campaign_context or _depends_on_scope(d) for d in dependant.dependencies)
+    return any(d.call in SCOPE_DEPENDENCIES or _depends_on_scope(d) for d in dependant.dependencies)
 
 
 def _all_path_params(dependant) -> list:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.security import CampaignScope
+from app.security import HotCampaignScope
 from app.services import tiles as service
 
 router = APIRouter(tags=["maps"])
@@ -30,26 +30,29 @@ def tile_response(request: Request, tile: service.Tile, cache_control: str) -> R
 
 
 @router.get(f"{PREFIX}/doors/{{z}}/{{x}}/{{y}}.mvt", responses=TILE_RESPONSES)
-async def doors_tile(ctx: CampaignScope, request: Request, z: int, x: int, y: int) -> Response:
+async def doors_tile(ctx: HotCampaignScope, request: Request, z: int, x: int, y: int) -> Response:
     """Doors with status (pending, visited, flagged); counts per cell at zoom 14 and below.
 
     Organisers and admins see every door (audited); volunteers only their assignment's doors;
     analysts get 403.
     """
-    tile = await service.doors_tile(ctx, z, x, y)
+    state = request.app.state
+    tile = await service.doors_tile(ctx, z, x, y, tile_cache=state.tile_cache, db=state.db)
     # Statuses change as visits arrive: the client must revalidate (cheap with the ETag).
     return tile_response(request, tile, "private, no-cache")
 
 
 @router.get(f"{PREFIX}/turfs/{{z}}/{{x}}/{{y}}.mvt", responses=TILE_RESPONSES)
-async def turfs_tile(ctx: CampaignScope, request: Request, z: int, x: int, y: int) -> Response:
+async def turfs_tile(ctx: HotCampaignScope, request: Request, z: int, x: int, y: int) -> Response:
     """Turf outlines with doors, visited, flagged, progress and active assignments."""
     tile = await service.turfs_tile(ctx, z, x, y)
     return tile_response(request, tile, "private, no-cache")
 
 
 @router.get(f"{PREFIX}/districts/{{z}}/{{x}}/{{y}}.mvt", responses=TILE_RESPONSES)
-async def districts_tile(ctx: CampaignScope, request: Request, z: int, x: int, y: int) -> Response:
+async def districts_tile(
+    ctx: HotCampaignScope, request: Request, z: int, x: int, y: int
+) -> Response:
     """District outlines with the ranking score and aggregates (>= k) when computed."""
     tile = await service.districts_tile(ctx, z, x, y)
     return tile_response(request, tile, "private, max-age=60")

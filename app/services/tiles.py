@@ -1,8 +1,9 @@
 """Mapbox Vector Tiles of doors, turfs and districts, filtered by the caller's role (DESIGN §3).
 
-One ``ST_AsMVT`` query per tile (SQL in ``app/sql/tiles_*.sql``), run on the request's own
-transaction through the raw asyncpg connection: the ORM adds nothing on this hot path, and the
-row-level security tenant set by ``CampaignScope`` applies to every campaign table it reads.
+One ``ST_AsMVT`` query per tile (SQL in ``app/sql/tiles_*.sql``) on a plain asyncpg connection
+(``HotCampaignScope``: the caller's standing in one round trip, then the tile in a transaction
+whose row-level security tenant is the campaign). The admin and organiser door layer is kept in
+memory while the campaign's doors do not change (``app/services/tile_cache.py``).
 
 Who gets what:
 - doors: admin and organiser see every door in the tile with its status (audited); volunteers only
@@ -23,13 +24,13 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from app.db import tenant_transaction
 from app.errors import Forbidden, InvalidInput
 
 if TYPE_CHECKING:
-    import asyncpg
-    from sqlalchemy.ext.asyncio import AsyncSession
-
+    from app.db import Database
     from app.security import CampaignContext
+    from app.services.tile_cache import TileCache
 
 MAX_ZOOM = 22
 DOORS_MIN_ZOOM = 10  # below this a door tile would cover a whole département: ask to zoom in
@@ -45,6 +46,7 @@ class Tile:
 
     data: bytes
     etag: str
+    doors: int = 0  # door points in the tile (for the audit of precise locations)
 
     @property
     def empty(self) -> bool:
@@ -69,20 +71,9 @@ def check_tile(z: int, x: int, y: int) -> None:
         raise InvalidInput(f"At zoom {z}, y must be between 0 and {side - 1}, got {y}.", field="y")
 
 
-async def raw_connection(session: AsyncSession) -> asyncpg.Connection:
-    """The asyncpg connection under the request's session (same transaction, same tenant)."""
-    conn = await session.connection()
-    raw = (await conn.get_raw_connection()).driver_connection
-    # The tenant (SET LOCAL) lives in the transaction that CampaignScope opened with its first
-    # query; outside of it row-level security would see no campaign. Fail closed, loudly.
-    if not raw.is_in_transaction():
-        raise RuntimeError("tile query outside the request's transaction: no tenant is set")
-    return raw  # type: ignore[no-any-return]
-
-
-def _tile(data: bytes | None) -> Tile:
+def _tile(data: bytes | None, doors: int = 0) -> Tile:
     data = data or b""
-    return Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"')
+    return Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"', doors)
 
 
 def _mvt_params(ctx: CampaignContext, z: int, x: int, y: int) -> list[Any]:
@@ -94,12 +85,14 @@ def _mvt_params(ctx: CampaignContext, z: int, x: int, y: int) -> list[Any]:
 _last_audit: dict[tuple[uuid.UUID, str, str], float] = {}
 
 
-async def _audit_doors(ctx: CampaignContext, z: int, x: int, y: int, rows: int) -> None:
+async def _audit_doors(
+    db: Database, ctx: CampaignContext, z: int, x: int, y: int, rows: int
+) -> None:
     """Audit precise door locations seen, without one insert per tile.
 
     The first door tile a viewer gets in a minute writes an audit event (who, when, which tile,
-    how many doors); tiles in the same minute are covered by it. Aggregated tiles (z <= 14) are
-    counts, not locations, and are not audited.
+    how many doors); tiles in the same minute are covered by it, cached or not. Aggregated tiles
+    (z <= 14) are counts, not locations, and are not audited.
     """
     viewer = str(ctx.principal.user_id or ctx.principal.invite_id)
     key = (ctx.campaign_id, viewer, "doors")
@@ -111,15 +104,30 @@ async def _audit_doors(ctx: CampaignContext, z: int, x: int, y: int, rows: int) 
     if len(_last_audit) > 10_000:  # bounded memory: forget the oldest viewers
         for k in sorted(_last_audit, key=_last_audit.__getitem__)[:5_000]:
             del _last_audit[k]
-    await ctx.audit(
-        "tiles.doors.view",
-        object=f"tile {z}/{x}/{y}",
-        rows=rows,
-        details={"z": z, "x": x, "y": y, "covers_seconds": AUDIT_EVERY_S},
-    )
+    from app.db import set_tenant
+    from app.services.audit import write_event
+
+    async with db.transaction() as session:
+        await set_tenant(session, ctx.campaign_id, ctx.principal.user_id)
+        await write_event(
+            session,
+            campaign_id=ctx.campaign_id,
+            user_id=ctx.principal.user_id,
+            invite_id=ctx.principal.invite_id,
+            role=ctx.role,
+            action="tiles.doors.view",
+            object=f"tile {z}/{x}/{y}",
+            rows=rows,
+            request_id=ctx.request_id,
+            client=ctx.client,
+            details={"z": z, "x": x, "y": y, "covers_seconds": AUDIT_EVERY_S},
+            burst_threshold=ctx.settings.audit_burst_threshold,
+        )
 
 
-async def doors_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
+async def doors_tile(
+    ctx: CampaignContext, z: int, x: int, y: int, *, tile_cache: TileCache, db: Database
+) -> Tile:
     """The door layer for this caller (see the module docstring)."""
     check_tile(z, x, y)
     if ctx.role not in STAFF and ctx.role != "volunteer":
@@ -128,7 +136,19 @@ async def doors_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
         raise InvalidInput(
             f"The door layer starts at zoom {DOORS_MIN_ZOOM}; zoom in (got {z}).", field="z"
         )
-    conn = await raw_connection(ctx.session)
+    staff = ctx.role in STAFF
+    key = (ctx.campaign_id, z, x, y)
+    tile = tile_cache.get(key, ctx.doors_version) if staff and tile_cache.enabled else None
+    if tile is None:
+        tile = await _build_doors_tile(ctx, z, x, y)
+        if staff:
+            tile_cache.put(key, ctx.doors_version, tile, len(tile.data) + 200)
+    if z > GRID_MAX_ZOOM and not tile.empty:
+        await _audit_doors(db, ctx, z, x, y, rows=tile.doors)
+    return tile
+
+
+async def _build_doors_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     params = _mvt_params(ctx, z, x, y)
     volunteer = ctx.role == "volunteer"
     if z <= GRID_MAX_ZOOM:
@@ -139,28 +159,26 @@ async def doors_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
         params.append(ctx.settings.mvt_max_features)
     if volunteer:
         params += [ctx.principal.user_id, ctx.assignment_id]
-    if z <= GRID_MAX_ZOOM:
-        return _tile(await conn.fetchval(sql(name), *params))
-    row = await conn.fetchrow(sql(name), *params)
-    tile = _tile(row["tile"])
-    if not tile.empty:
-        await _audit_doors(ctx, z, x, y, rows=row["doors"])
-    return tile
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+        if z <= GRID_MAX_ZOOM:
+            return _tile(await conn.fetchval(sql(name), *params))
+        row = await conn.fetchrow(sql(name), *params)
+    return _tile(row["tile"], row["doors"])
 
 
 async def turfs_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     """The turf layer: outlines with progress; volunteers get only their own turfs."""
     check_tile(z, x, y)
-    conn = await raw_connection(ctx.session)
     if ctx.role == "analyst":
         raise Forbidden("Analysts see district aggregates only, not turfs.")
-    data = await conn.fetchval(
-        sql("tiles_turfs"),
-        *_mvt_params(ctx, z, x, y),
-        ctx.role == "volunteer",
-        ctx.principal.user_id,
-        ctx.assignment_id,
-    )
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+        data = await conn.fetchval(
+            sql("tiles_turfs"),
+            *_mvt_params(ctx, z, x, y),
+            ctx.role == "volunteer",
+            ctx.principal.user_id,
+            ctx.assignment_id,
+        )
     return _tile(data)
 
 
@@ -169,6 +187,8 @@ async def districts_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     check_tile(z, x, y)
     if ctx.role == "volunteer":
         raise Forbidden("District scores are for organisers and analysts.")
-    conn = await raw_connection(ctx.session)
-    data = await conn.fetchval(sql("tiles_districts"), *_mvt_params(ctx, z, x, y), ctx.k_threshold)
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+        data = await conn.fetchval(
+            sql("tiles_districts"), *_mvt_params(ctx, z, x, y), ctx.k_threshold
+        )
     return _tile(data)
