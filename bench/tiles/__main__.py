@@ -6,11 +6,14 @@ Builds a SYNTHETIC département of doors in a throwaway PostGIS cluster: the rea
 the sample repeated on an 8 x 8 grid of offsets (every copy is labelled source='synthetic',
 source_file='synthetic-bench-tiles'), ~370,000 doors. A campaign gets one round with 15 % of the
 doors visited and 1 % flagged. Then it serves the door layer at z16 and z14 from this service
-(organiser role: every door with its status, RLS on, audited) and from tipg (`tipg.main:app`,
-the same `address` table, its defaults), each under uvicorn with the same number of workers, and
-drives both with wrk (16 connections) over the densest tiles. It prints requests/s, p50/p99
-latency and bytes per tile for each, the ratio, and checks the targets: >= 2x tipg at z16,
-p99 < 50 ms, z14 tile < 50 kB.
+(organiser role: every door with its status, RLS on, audited) as configured by default (with its
+door-tile cache), from this service with the cache off (PORTE_TILE_CACHE_MB=0: every tile built),
+and from tipg (`tipg.main:app`, the same `address` table, its defaults), each under uvicorn with the
+same number of workers, and drives them with wrk (16 connections) over the densest tiles after an
+unmeasured warm-up of every server alike. A last z16 run measures the organiser map while visits
+arrive (--live-visits per second; each one invalidates the campaign's cached tiles). It prints
+requests/s, p50/p99 latency and bytes per tile for each, the ratios, and checks the targets on the
+default configuration: >= 2x tipg at z16, p99 < 50 ms, z14 tile < 50 kB.
 """
 
 from __future__ import annotations
