@@ -18,7 +18,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.db import _asyncpg
+from app.db import _asyncpg, tenant_transaction
 from app.security import encode_token
 from app.services.tile_cache import TileCache
 from tests.fixtures_browser import SPOT_A, add_visits, make_turf_world, tile_of
@@ -217,3 +217,21 @@ def test_cache_is_bounded_and_keeps_the_newest_build():
     off = TileCache(0)
     off.put((cid, 16, 1, 1), 1, "x", 10)
     assert not off.enabled and off.get((cid, 16, 1, 1), 1) is None
+
+
+async def test_tenant_transaction_scopes_one_transaction_and_takes_only_uuids(app):
+    """The hot path's tenant lives as long as its transaction; ids are never raw strings."""
+    cid = uuid.uuid4()
+    pool = await app.state.db.hot_pool()
+    async with pool.acquire() as conn:
+        with pytest.raises(TypeError):
+            async with tenant_transaction(conn, "x', true); DROP TABLE visit; --", None):  # type: ignore[arg-type]
+                pass
+        async with tenant_transaction(conn, cid, None) as tx:
+            assert await tx.fetchval("SELECT porte_current_campaign()") == cid
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT porte_current_campaign()") is None
+        with pytest.raises(RuntimeError):
+            async with tenant_transaction(conn, cid, None):
+                raise RuntimeError("a failing tile")
+        assert not conn.is_in_transaction()
