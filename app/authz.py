@@ -77,8 +77,10 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/campaigns/{campaign_id}/exports/priority-zones.{ext}"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/ogc"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/ogc/conformance"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/ogc/api"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/ogc/collections"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/ogc/collections/{collection_id}"): PLANNERS,
+    ("GET", "/campaigns/{campaign_id}/ogc/collections/{collection_id}/schema"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/ogc/collections/{collection_id}/items"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/ogc/collections/{collection_id}/items/{feature_id}"): (
         PLANNERS

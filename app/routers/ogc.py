@@ -2,6 +2,7 @@
 
 Mounted under the campaign (``/campaigns/{id}/ogc``) so that the same role checks (CampaignScope)
 and k-suppression apply; in QGIS add an "API header" authentication with the bearer token.
+Every link in the responses is absolute (QGIS does not resolve relative ones).
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ async def landing(request: Request, ctx: CampaignScope, f: Fmt = None) -> JSONRe
     return _json(service.landing(_base(request, ctx)))
 
 
+@router.get(PREFIX + "/api")
+async def api(request: Request, ctx: CampaignScope, f: Fmt = None) -> JSONResponse:
+    """OpenAPI 3.0 definition of this OGC API (QGIS needs it; it reads the page size there)."""
+    return _json(service.api_document(_base(request, ctx)), service.OPENAPI)
+
+
 @router.get(PREFIX + "/conformance")
 async def conformance(ctx: CampaignScope, f: Fmt = None) -> JSONResponse:
     """Conformance classes (Part 1 core, GeoJSON, OpenAPI 3.0)."""
@@ -55,14 +62,31 @@ async def collection(
     return _json(await service.collection(ctx.session, _base(request, ctx), collection_id))
 
 
+@router.get(PREFIX + "/collections/{collection_id}/schema")
+async def schema(
+    collection_id: str,
+    request: Request,
+    ctx: CampaignScope,
+    shape: Annotated[
+        str | None, Query(description="'feature': as a GeoJSON Feature schema (GDAL <= 3.8)")
+    ] = None,
+    f: Fmt = None,
+) -> JSONResponse:
+    """JSON Schema of the collection's features: property names and types."""
+    body = await service.schema(ctx, _base(request, ctx), collection_id, shape)
+    return _json(body, service.JSON_SCHEMA)
+
+
 @router.get(PREFIX + "/collections/{collection_id}/items")
 async def items(
     collection_id: str,
     request: Request,
     ctx: CampaignScope,
     bbox: Annotated[str | None, Query(description="minx,miny,maxx,maxy in CRS84")] = None,
-    limit: Annotated[int, Query(ge=1, le=10000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[
+        int, Query(ge=1, description=f"at most {service.MAX_LIMIT}: more is lowered to it")
+    ] = service.DEFAULT_LIMIT,
+    offset: Annotated[int, Query(ge=0, le=2_000_000_000)] = 0,
     f: Fmt = None,
 ) -> JSONResponse:
     """Features of a collection (GeoJSON), paged with limit/offset, filtered by bbox."""
