@@ -15,7 +15,9 @@ from app.db import resolve_urls
 
 def register(cli: typer.Typer) -> None:
     """Add the ``keys`` group."""
-    keys = typer.Typer(help="Encryption keys for supporters' personal data (AES-256-GCM).")
+    keys = typer.Typer(
+        help="Encryption keys for personal data and two-factor secrets (AES-256-GCM)."
+    )
     cli.add_typer(keys, name="keys")
 
     @keys.command()
@@ -42,18 +44,28 @@ def register(cli: typer.Typer) -> None:
 
     @keys.command()
     def rotate(batch: int = typer.Option(500, help="Rows per transaction.")) -> None:
-        """Re-encrypt every stored value with PORTE_DATA_KEY_ID, in short batches (no downtime)."""
-        from app.services.crypto import DecryptionFailed, KeyError_
+        """Re-encrypt every stored value with PORTE_DATA_KEY_ID, in short batches (no downtime):
+        supporters' personal data, privacy requests and accounts' two-factor (TOTP) secrets."""
+        from app.services.crypto import DecryptionFailed, KeyError_, rotate_account_secrets
         from app.services.crypto import rotate as run
 
         s = get_settings()
+        owner_url = resolve_urls(s)[1]
         try:
             n = asyncio.run(
                 run(
-                    resolve_urls(s)[1],
+                    owner_url,
                     s,
                     batch=batch,
                     progress=lambda d: typer.echo(f"  {d} rows re-encrypted…"),
+                )
+            )
+            accounts = asyncio.run(
+                rotate_account_secrets(
+                    owner_url,
+                    s,
+                    batch=batch,
+                    progress=lambda d: typer.echo(f"  {d} two-factor secrets re-encrypted…"),
                 )
             )
         except (DecryptionFailed, KeyError_) as exc:
@@ -65,6 +77,6 @@ def register(cli: typer.Typer) -> None:
             )
             raise typer.Exit(1) from None
         typer.echo(
-            f"Done: {n} rows now use key {s.data_key_id}. Old keys can be removed "
-            "from PORTE_DATA_KEYS."
+            f"Done: {n} rows and {accounts} account(s) with two-factor sign-in now use key "
+            f"{s.data_key_id}. Old keys can be removed from PORTE_DATA_KEYS."
         )

@@ -102,20 +102,26 @@ async def me(
 
 
 @router.post("/totp/enrol", response_model=TotpEnrolOut)
-async def totp_enrol(user_id: CurrentUserId, session: Session) -> dict:
-    """Start two-factor sign-in: scan the QR code, then confirm with a code."""
-    return await service.totp_enrol(session, user_id=user_id)
+async def totp_enrol(user_id: CurrentUserId, session: Session, settings: SettingsDep) -> dict:
+    """Start two-factor sign-in: scan the QR code, then confirm with a code.
+
+    The secret is shown in this answer only; it is stored encrypted."""
+    return await service.totp_enrol(session, settings, user_id=user_id)
 
 
 @router.post("/totp/confirm", status_code=204)
-async def totp_confirm(data: TotpCodeIn, user_id: CurrentUserId, session: Session) -> Response:
+async def totp_confirm(
+    data: TotpCodeIn, user_id: CurrentUserId, session: Session, settings: SettingsDep
+) -> Response:
     """Turn two-factor sign-in on with a first code; sign in again to get a 2FA session."""
-    await service.totp_confirm(session, user_id=user_id, code=data.code)
+    await service.totp_confirm(session, settings, user_id=user_id, code=data.code)
     return Response(status_code=204)
 
 
 @router.post("/totp/disable", status_code=204)
-async def totp_disable(data: TotpCodeIn, user_id: CurrentUserId, session: Session) -> Response:
+async def totp_disable(
+    data: TotpCodeIn, user_id: CurrentUserId, session: Session, settings: SettingsDep
+) -> Response:
     """Turn two-factor sign-in off (needs a current code); ends your other sign-ins."""
-    await service.totp_disable(session, user_id=user_id, code=data.code)
+    await service.totp_disable(session, settings, user_id=user_id, code=data.code)
     return Response(status_code=204)

@@ -62,6 +62,14 @@ def aad(campaign_id: uuid.UUID | str, row_id: uuid.UUID | str, column: str) -> b
     return f"{campaign_id}|{row_id}|{column}".encode()
 
 
+TOTP_COLUMN = "totp_secret"  # the column name bound into an account's encrypted TOTP secret
+
+
+def account_aad(user_id: uuid.UUID | str, column: str) -> bytes:
+    """Associated data that binds a ciphertext to one account (``app_user`` row) and column."""
+    return f"app_user|{user_id}|{column}".encode()
+
+
 @dataclass
 class Cipher:
     """AES-GCM with several keys by id; new values use ``current``."""
@@ -257,6 +265,56 @@ async def rotate(owner_url: str, settings: Settings, *, batch: int = 500, progre
             if progress:
                 progress(done)
             if not rows and not reqs:
+                return done
+    finally:
+        await engine.dispose()
+
+
+async def rotate_account_secrets(
+    owner_url: str, settings: Settings, *, batch: int = 500, progress=None
+) -> int:
+    """Re-encrypt accounts' TOTP secrets (``app_user.totp_secret_enc``) under the current key, in
+    short batches like ``rotate``. Returns the number of accounts done."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.db import _asyncpg
+
+    cipher = Cipher.from_settings(settings)
+    engine = create_async_engine(_asyncpg(owner_url), pool_size=1)
+    done = 0
+    try:
+        while True:
+            async with engine.begin() as conn:
+                rows = (
+                    await conn.execute(
+                        text(
+                            "SELECT id, totp_key_id, totp_secret_enc FROM app_user "
+                            "WHERE totp_key_id IS NOT NULL AND totp_key_id <> :k "
+                            "LIMIT :n FOR UPDATE SKIP LOCKED"
+                        ),
+                        {"k": cipher.current, "n": batch},
+                    )
+                ).all()
+                for r in rows:
+                    ad = account_aad(r.id, TOTP_COLUMN)
+                    plain = cipher.decrypt(r.totp_secret_enc, key_id=r.totp_key_id, ad=ad)
+                    await conn.execute(
+                        text(
+                            "UPDATE app_user SET totp_key_id = :k, totp_secret_enc = :b "
+                            "WHERE id = :u AND totp_key_id = :old"
+                        ),
+                        {
+                            "k": cipher.current,
+                            "b": cipher.encrypt(plain, ad=ad),
+                            "u": r.id,
+                            "old": r.totp_key_id,
+                        },
+                    )
+            done += len(rows)
+            if progress and rows:
+                progress(done)
+            if not rows:
                 return done
     finally:
         await engine.dispose()
