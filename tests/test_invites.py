@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -181,3 +182,25 @@ async def test_bad_or_expired_tokens_are_refused_alike(
             answers.append((r.status_code, r.json()["detail"]))
         assert len(set(answers)) == 1 and answers[0][0] == 401
         assert (await c.get(w.url(), headers=expired_session)).status_code == 401
+
+
+async def test_guessing_invite_links_is_throttled_atomically(
+    access_app, aworld, access_owner, access_settings
+):
+    """20 concurrent made-up links from one address: exactly the limit get 401, the rest 429;
+    a real link opened from another address is not counted as a failure."""
+    from app.services.invites import invite_token
+
+    limit = access_settings.login_failures_per_minute
+    w = aworld
+    async with client_for(access_app) as c:
+        guesses = [f"{w.campaign_id}.{uuid.uuid4().hex}" for _ in range(20)]
+        rs = await asyncio.gather(*(c.post("/auth/invite", json={"token": g}) for g in guesses))
+    codes = sorted(r.status_code for r in rs)
+    assert codes.count(401) == limit and codes.count(429) == 20 - limit, codes
+
+    invite_id, _ = await make_invite(access_owner, access_settings, w.campaign_id)
+    token = invite_token(access_settings, w.campaign_id, invite_id)
+    async with client_for(access_app) as phone:
+        for _ in range(limit + 2):  # opening a real link again and again is never a failure
+            assert (await phone.post("/auth/invite", json={"token": token})).status_code == 200

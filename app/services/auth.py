@@ -38,14 +38,6 @@ WINDOW_SECONDS = 60
 BAD_CREDENTIALS = "Wrong e-mail or password."  # the same answer whether or not the account exists
 TOTP_ISSUER = "Porte-à-porte"
 
-# Failures of one key in the window, and the one whose ageing-out lifts the block.
-_FAILURES = (
-    "SELECT count(*) AS n, "
-    "  (SELECT at FROM auth_failure f2 WHERE f2.{col} = :v AND f2.at > now() - make_interval("
-    "     secs => :w) ORDER BY at DESC OFFSET :off LIMIT 1) AS pivot "
-    "FROM auth_failure WHERE {col} = :v AND at > now() - make_interval(secs => :w)"
-)
-
 
 @dataclass(frozen=True)
 class TokenPair:
@@ -139,43 +131,6 @@ async def release_attempt(db: Database, attempt: int) -> None:
 async def forget_old_failures(db: Database) -> None:
     """Delete failed attempts older than a day."""
     async with db.transaction() as session:
-        await session.execute(text("DELETE FROM auth_failure WHERE at < now() - interval '1 day'"))
-
-
-async def check_throttle(
-    session: AsyncSession, settings: Settings, *, key: str | None, client: str | None
-) -> None:
-    """Raise 429 with a retry delay when the account or the client address failed too often.
-
-    Not atomic with the attempt that follows: sign-in uses ``reserve_attempt`` instead."""
-    limit = settings.login_failures_per_minute
-    waits = []
-    for col, value in (("account_key", key), ("client", client)):
-        if value is None:
-            continue
-        row = (
-            await session.execute(
-                text(_FAILURES.format(col=col)),
-                {"v": value, "w": WINDOW_SECONDS, "off": limit - 1},
-            )
-        ).one()
-        if row.n >= limit and row.pivot is not None:
-            age = (datetime.now(UTC) - row.pivot).total_seconds()
-            waits.append(max(1, math.ceil(WINDOW_SECONDS - age)))
-    if waits:
-        wait = max(waits)
-        raise TooManyRequests(
-            f"Too many failed attempts. Wait {wait} seconds before trying again.", retry_after=wait
-        )
-
-
-async def record_failure(db: Database, *, key: str | None, client: str | None) -> None:
-    """Commit one failed attempt (own transaction), and forget attempts older than a day."""
-    async with db.transaction() as session:
-        await session.execute(
-            text("INSERT INTO auth_failure (account_key, client) VALUES (:k, :c)"),
-            {"k": key, "c": client},
-        )
         await session.execute(text("DELETE FROM auth_failure WHERE at < now() - interval '1 day'"))
 
 

@@ -23,7 +23,7 @@ from app.db import Database, set_tenant
 from app.errors import Conflict, InvalidInput, NotFound, Unauthorized
 from app.security import CampaignContext, invite_session_token, token_hash
 from app.services.audit import write_event
-from app.services.auth import check_throttle, record_failure
+from app.services.auth import forget_old_failures, reserve_attempt
 
 DEFAULT_DAYS = 7
 INVALID_LINK = "This invite link is not valid, has expired or was revoked: ask your organiser."
@@ -192,7 +192,8 @@ async def open_invite(
     except ValueError:
         campaign_id = None
     async with db.transaction() as session:
-        await check_throttle(session, settings, key=None, client=client)
+        # Counted as a failure of this address (atomically with the limit check) unless it opens.
+        attempt = await reserve_attempt(session, settings, key=None, client=client)
         row = None
         if campaign_id is not None and secret:
             await set_tenant(session, campaign_id, None)
@@ -206,6 +207,7 @@ async def open_invite(
                 )
             ).first()
         if row is not None:
+            await session.execute(text("DELETE FROM auth_failure WHERE id = :i"), {"i": attempt})
             await write_event(
                 session,
                 campaign_id=campaign_id,
@@ -217,7 +219,7 @@ async def open_invite(
                 client=client,
             )
     if row is None:
-        await record_failure(db, key=None, client=client)
+        await forget_old_failures(db)
         raise Unauthorized(INVALID_LINK)
     return {
         "access_token": invite_session_token(
