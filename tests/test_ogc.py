@@ -199,3 +199,35 @@ async def test_priority_zone_reads_are_audited_once_per_read(env):
     assert len(after) == before + 2
     assert after[-2].row_count == first["numberMatched"]
     assert after[-1].object.endswith(f"/items/{area.code('B')}") and after[-1].row_count == 1
+
+
+async def test_links_use_the_public_https_address_behind_a_proxy(env):
+    """`porte serve` does not trust proxy headers: a request to the public host arrives as
+    http, yet its links must be https (the token would otherwise be sent in clear)."""
+    import httpx
+
+    from app.main import create_app
+
+    _, world, _, _, settings = env
+    public = settings.model_copy(update={"public_base_url": "https://porte.example.org/p"})
+    app = create_app(public)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://x") as client:
+            h = world.headers["analyst"]
+            proxied = await client.get(
+                world.url("/ogc/collections/districts/items"),
+                params={"limit": 1},
+                headers={**h, "Host": "porte.example.org"},
+            )
+            direct = await client.get(
+                world.url("/ogc/collections/districts/items"),
+                params={"limit": 1},
+                headers={**h, "Host": "10.0.0.5:8000"},
+            )
+    finally:
+        await app.state.db.dispose()
+    nxt = next(link["href"] for link in proxied.json()["links"] if link["rel"] == "next")
+    assert nxt.startswith(f"https://porte.example.org/p{world.url('/ogc/collections')}")
+    nxt = next(link["href"] for link in direct.json()["links"] if link["rel"] == "next")
+    assert nxt.startswith("http://10.0.0.5:8000/campaigns/")

@@ -8,6 +8,7 @@ Every link in the responses is absolute (QGIS does not resolve relative ones).
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -21,7 +22,17 @@ Fmt = Annotated[str | None, Query(alias="f", description="json (the only encodin
 
 
 def _base(request: Request, ctx: CampaignScope) -> str:
-    return str(request.base_url).rstrip("/") + f"/campaigns/{ctx.campaign_id}/ogc"
+    """Absolute URL of this campaign's OGC API, as the client reached it.
+
+    ``porte serve`` does not trust proxy headers, so behind a TLS proxy the request looks like
+    plain http: when the client used the public host, links take ``PORTE_PUBLIC_BASE_URL``
+    (https, any path prefix) so that clients never follow a link that sends the token in clear.
+    """
+    public = urlsplit(ctx.settings.public_base_url)
+    root = str(request.base_url)
+    if public.netloc and public.netloc == request.url.netloc:
+        root = ctx.settings.public_base_url
+    return root.rstrip("/") + f"/campaigns/{ctx.campaign_id}/ogc"
 
 
 def _json(body: dict, media_type: str = service.JSON) -> JSONResponse:
