@@ -151,3 +151,28 @@ async def test_html_export_is_offline_and_draws_the_map_in_chromium(env):
     # Leaflet drew the district polygons as SVG paths.
     assert re.search(r"<svg[^>]*leaflet-zoom-animated", dom) or "<svg" in dom
     assert len(re.findall(r'<path[^>]*class="leaflet-interactive"', dom)) == 4
+
+
+@pytest.mark.parametrize("ext", ["gpkg", "parquet"])
+async def test_a_column_blank_everywhere_keeps_its_number_type(env, ext):
+    """No side chosen: the side's value is blank in every zone, yet stays a number column (GIS
+    tools would otherwise read it as text)."""
+    client, world, *_ = env
+    r = await client.get(
+        world.url(f"/exports/priority-zones.{ext}"),
+        params={"preset": "mobilisation"},
+        headers=world.headers["analyst"],
+    )
+    assert r.status_code == 200, r.text
+    if ext == "gpkg":
+        import pyogrio
+
+        info = pyogrio.read_info(io.BytesIO(r.content), layer="priority_zones")
+        types = dict(zip(info["fields"], info["dtypes"], strict=True))
+    else:
+        types = {k: str(v) for k, v in gpd.read_parquet(io.BytesIO(r.content)).dtypes.items()}
+    t = _table(ext, r.content)
+    assert t["v_side_score"].map(_blank).all()
+    assert types["v_side_score"].lower().startswith("float"), types["v_side_score"]
+    assert types["households"].lower().startswith("float"), types["households"]
+    assert types["supporters"].lower().startswith("int"), types["supporters"]  # blank: < k

@@ -94,9 +94,13 @@ async def priority_zones_frame(
             rec[f"{name}_suppressed"] = bool(d["counts"][f"{name}_suppressed"])
         records.append(rec)
     frame = pd.DataFrame.from_records(records)
-    for name in INTEGER_COUNTS:
-        if name in frame:
-            frame[name] = frame[name].astype("Int64")
+    # Typed columns even when every value is blank (no side chosen, every count below k): a
+    # column of None alone would be written as text and read back as such by GIS tools.
+    for column in frame.columns:
+        if column in INTEGER_COUNTS:
+            frame[column] = frame[column].astype("Int64")
+        elif column.startswith(("v_", "c_")) or column in COUNTS:
+            frame[column] = frame[column].astype("Float64")
     geometry = [
         shapely.from_wkb(geoms[d["code"]]) if d["code"] in geoms else None for d in districts
     ]
