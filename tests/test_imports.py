@@ -246,16 +246,54 @@ async def test_values_with_backslash_tab_newline_are_stored_verbatim(make_db, tm
     assert tuple(got) == (odd, None, None)
 
 
+GEOCODE_RECOUNT = [
+    # What migration 0005's backfill computes from the whole table.
+    "SELECT code_insee, nom_voie, voie_norm, n FROM geocode_street ORDER BY 1, 2",
+    "SELECT code_insee, nom_voie, porte_norm_name(nom_voie), count(*)::int FROM address"
+    " WHERE code_insee IS NOT NULL AND nom_voie IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+    "SELECT code_insee, code_postal, nom_commune, commune_norm, n FROM geocode_commune"
+    " ORDER BY 1, 2, 3",
+    "SELECT code_insee, coalesce(code_postal, ''), coalesce(nom_commune, ''),"
+    " porte_norm_name(coalesce(nom_commune, '')), count(*)::int FROM address"
+    " WHERE code_insee IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+]
+TRIGGERS = (
+    "SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger"
+    " WHERE tgrelid = 'address'::regclass AND NOT tgisinternal ORDER BY 1"
+)
+
+
+async def assert_geocode_index_matches_doors(owner_url: str) -> None:
+    """The geocoder's derived tables equal a recount from ``address``."""
+    q = GEOCODE_RECOUNT
+    streets, communes = await fetch(owner_url, q[0]), await fetch(owner_url, q[2])
+    assert streets and [tuple(r) for r in streets] == [
+        tuple(r) for r in await fetch(owner_url, q[1])
+    ]
+    assert [tuple(r) for r in communes] == [tuple(r) for r in await fetch(owner_url, q[3])]
+
+
 async def test_bulk_load_rebuilds_every_index_and_still_catches_duplicates(make_db, tmp_path):
-    """Large first loads drop the secondary indexes and rebuild them once (forced here)."""
+    """Large first loads drop the secondary indexes and the geocoder's insert trigger, number
+    the ids themselves, and put everything back (forced here)."""
     urls = make_db("bulk")
     indexes = "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'address' ORDER BY 1"
     before = [tuple(r) for r in await fetch(urls.owner, indexes)]
+    triggers = [tuple(r) for r in await fetch(urls.owner, TRIGGERS)]
+    # A door loaded first, the ordinary way: the bulk load's ids must follow it.
+    await import_addresses(urls.owner, bal_to_ban(tmp_path / "one.csv", prefix="o", limit=1),
+                           quiet=True)  # fmt: skip
     rep = await import_addresses(
         urls.owner, BRUZ_BAL, quiet=True, defer_indexes=True, report_path=tmp_path / "r.csv"
     )
-    assert rep.rows_loaded == 5760 and rep.details["indexes_rebuilt"] == len(before) - 1
+    rebuilt = [i for i in before if i[0] != "address_pkey" and " WHERE " not in i[1]]
+    assert rep.rows_loaded == 5760 and rep.details["indexes_rebuilt"] == len(rebuilt)
+    assert rep.rows_skipped == 83 and len(read_report(tmp_path / "r.csv")) == 83
     assert [tuple(r) for r in await fetch(urls.owner, indexes)] == before
+    assert [tuple(r) for r in await fetch(urls.owner, TRIGGERS)] == triggers
+    await assert_geocode_index_matches_doors(urls.owner)
+    lo, hi, n = (await fetch(urls.owner, "SELECT min(id), max(id), count(*) FROM address"))[0]
+    assert (n, hi - lo + 1) == (5761, 5761)  # the first door, then 5,760 numbered in file order
     lines = bal_to_ban(tmp_path / "b.csv", prefix="d", limit=20).read_text().splitlines(True)
     dup = tmp_path / "dup.csv"
     dup.write_text("".join([*lines, lines[2]]))
@@ -264,6 +302,89 @@ async def test_bulk_load_rebuilds_every_index_and_still_catches_duplicates(make_
         await import_addresses(urls.owner, dup, quiet=True, defer_indexes=True)
     assert await snapshot(urls.owner) == snap
     assert [tuple(r) for r in await fetch(urls.owner, indexes)] == before
+    assert [tuple(r) for r in await fetch(urls.owner, TRIGGERS)] == triggers
+    # The sequence moved past the numbered ids: the next ordinary load follows them.
+    await import_addresses(urls.owner, tmp_path / "b.csv", quiet=True)
+    assert await fetchval(urls.owner, "SELECT min(id) FROM address WHERE ban_id LIKE 'd%'") > hi
+    await assert_geocode_index_matches_doors(urls.owner)
+
+
+async def test_bulk_load_reports_rejected_rows_and_reimport_is_idempotent(make_db, tmp_path):
+    """Bad rows under the bulk path: named in the report, the others loaded with --max-rejects;
+    importing the same file again changes nothing (upsert by id)."""
+    urls = make_db("bulkrej")
+    src = bal_to_ban(tmp_path / "b.csv", prefix="r", limit=300).read_text().splitlines(True)
+    lat = BAN_HEADER.index("lat")
+    bad = src[10].split(";")
+    bad[lat] = "91.5"  # off the globe
+    src[10] = ";".join(bad)
+    src[20] = src[20].replace(";", ",", 3)  # wrong delimiter: fewer fields
+    f = tmp_path / "bad.csv"
+    f.write_text("".join(src))
+    snap = await snapshot(urls.owner)
+    with pytest.raises(ImportFailed, match=r"2 row\(s\) rejected \(line 11, column lon/lat"):
+        await import_addresses(urls.owner, f, quiet=True, defer_indexes=True)
+    assert await snapshot(urls.owner) == snap
+    assert [r["line"] for r in read_report(tmp_path / "bad.csv.rejects.csv")] == ["11", "21"]
+    rep = await import_addresses(urls.owner, f, quiet=True, defer_indexes=True, max_rejects=2)
+    assert (rep.rows_read, rep.rows_loaded, rep.rows_rejected) == (300, 298, 2)
+    await assert_geocode_index_matches_doors(urls.owner)
+    loaded = await snapshot(urls.owner)
+    geocode = [
+        await fetch(urls.owner, GEOCODE_RECOUNT[0]),
+        await fetch(urls.owner, GEOCODE_RECOUNT[2]),
+    ]
+    again = await import_addresses(urls.owner, f, quiet=True, defer_indexes=True, max_rejects=2)
+    assert again.rows_loaded == 298
+    after = await snapshot(urls.owner)
+    assert after["address"] == loaded["address"]  # same rows, same ids, same values
+    assert after["import_run"][0] == loaded["import_run"][0] + 1
+    assert geocode == [
+        await fetch(urls.owner, GEOCODE_RECOUNT[0]),
+        await fetch(urls.owner, GEOCODE_RECOUNT[2]),
+    ]
+
+
+async def test_blocks_of_any_size_give_the_same_doors_and_report(make_db, tmp_path, monkeypatch):
+    """Plain lines are parsed in vectorised blocks, the rest row by row: a quoted value running
+    over lines and over a block boundary, a blank line, CRLF, bad rows; tiny blocks and one block
+    give the same doors and the same rejected lines."""
+    from app.services.imports import addresses as addresses_module
+
+    urls = make_db("blocks")
+    src = bal_to_ban(tmp_path / "b.csv", prefix="k", limit=120).read_text().splitlines(True)
+    voie = BAN_HEADER.index("nom_voie")
+    row = src[40].split(";")
+    row[voie] = '"Allée ""des Tilleuls""\nsuite;fin"'
+    src[40] = ";".join(row)  # line 41, runs over line 42
+    src[60] = src[60].replace(";", ";;", 1)  # line 61 (62 in the file): one field too many
+    src[80] = src[80].replace(";48.", ";x48.", 1)  # line 82 in the file: lat not a number
+    src.insert(90, "\n")  # a blank line (92 in the file)
+    src[100] = src[100].rstrip("\n") + "\r\n"
+    f = tmp_path / "mixed.csv"
+    f.write_text("".join(src), newline="")
+    docs = (
+        "SELECT ban_id, numero, suffixe, nom_voie, code_postal, code_insee, nom_commune, lon, lat,"
+        " households, source FROM address ORDER BY ban_id"
+    )
+    results = []
+    for size in (97, 4096, 1 << 20):
+        monkeypatch.setattr(addresses_module, "BLOCK_CHARS", size)
+        rep = await import_addresses(urls.owner, f, quiet=True, max_rejects=5)
+        report = [(r["line"], r["column"]) for r in read_report(tmp_path / "mixed.csv.rejects.csv")]
+        results.append(
+            (
+                rep.rows_read,
+                rep.rows_loaded,
+                report,
+                [tuple(r) for r in await fetch(urls.owner, docs)],
+            )
+        )
+        await fetch(urls.owner, "DELETE FROM address")
+    assert results[0] == results[1] == results[2]
+    read, loaded, report, doors = results[0]
+    assert (read, loaded, report) == (120, 118, [("62", ""), ("82", "lon/lat")])
+    assert 'Allée "des Tilleuls"\nsuite;fin' in [d[3] for d in doors]
 
 
 async def test_tiles_from_geopackage_equal_tiles_from_csv(make_db, tmp_path):

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import io
 import re
 import time
-from operator import itemgetter
+from collections import Counter
 from pathlib import Path
 
 import asyncpg
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
 
 from app.errors import ImportFailed
 from app.services.imports.common import (
@@ -23,6 +28,7 @@ from app.services.imports.common import (
     ImportReport,
     Progress,
     RejectLog,
+    SplitReader,
     connect,
     fail,
     find_columns,
@@ -75,9 +81,6 @@ ON CONFLICT (ban_id) DO UPDATE SET
 """
 
 
-_ESCAPE = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
-
-
 def _positive(value: str) -> bool:
     try:
         return float(value) > 0
@@ -99,8 +102,25 @@ def parse_communes(value: str | None) -> frozenset[str] | None:
     return codes
 
 
+_NAMES = (
+    "id", "numero", "suffixe", "nom_voie", "code_postal", "code_insee", "nom_commune", "lon",
+    "lat", "households",
+)  # fmt: skip
+# Vectorised checks: a row passing them is certainly accepted by ``_Rows.accept`` (which decides,
+# with its exact messages, for every row that does not pass them).
+_DIGITS = r"^[0-9]+$"
+_DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
+_INSEE = r"^[0-9][0-9AB][0-9]{3}$"
+BLOCK_CHARS = 1 << 20  # ~1 MB of text parsed at once (bounded memory)
+
+
 class _Rows:
-    """Parses the input and yields COPY text chunks; counts and logs as it goes."""
+    """Parses the input and yields COPY chunks (CSV); counts, logs and aggregates as it goes.
+
+    Blocks of plain lines (no quote, no blank line, the header's number of fields) are parsed and
+    checked by pyarrow (C++, vectorised); a row failing a vectorised check is judged again by the
+    row-by-row checks, which give the rejected-row messages. Other blocks go row by row.
+    """
 
     def __init__(self, inp, cols, fmt, communes, log, source, source_file, progress, fault):
         self.inp, self.cols, self.fmt, self.communes = inp, cols, fmt, communes
@@ -109,106 +129,53 @@ class _Rows:
         self.read = self.sent = self.filtered = 0
         self.commune_codes: set[str] = set()
         self.timings: dict[str, float] = {}
+        self.names = [n for n in _NAMES if n in cols]
+        self.no_number = BAL_NO_NUMBER if fmt == "bal" else None
+        # Filled only when asked (the geocoder's trigger is off during a bulk load).
+        self.count_geocode = False
+        self.streets: Counter[tuple[str, str]] = Counter()
+        self.commune_rows: Counter[tuple[str, str, str]] = Counter()
+        self.first_id: int | None = None  # set: ids are numbered here, from this one
 
     def columns(self) -> list[str]:
-        """The COPY column list (optional input columns absent from the file are left out)."""
-        c = self.cols
-        names = [
-            n for n in ("id", "numero", "suffixe", "nom_voie", "code_postal", "code_insee",
-                        "nom_commune", "lon", "lat", "households") if n in c
-        ]  # fmt: skip
-        out = ["ban_id" if n == "id" else n for n in names]
-        if "households" not in c:
-            out.append("households")
-        return [*out, "source", "source_file"]
+        """The COPY column list (optional input columns absent from the file are left out;
+        ``households`` then takes the table's default, 1)."""
+        ids = [] if self.first_id is None else ["id"]
+        return [*ids, *("ban_id" if n == "id" else n for n in self.names), "source", "source_file"]
 
-    def chunks(self):
-        """Yield bytes chunks in COPY text format (the hot loop: keep it lean)."""
+    # ------------------------------------------------------------ row by row
+
+    def accept(self, row: list[str], line: int) -> bool | None:
+        """Check one row: True to load it, False if rejected/skipped (logged), None if filtered."""
         c = self.cols
-        names = [
-            n for n in ("id", "numero", "suffixe", "nom_voie", "code_postal", "code_insee",
-                        "nom_commune", "lon", "lat", "households") if n in c
-        ]  # fmt: skip
-        pick = itemgetter(*(c[n] for n in names))
-        i_id, i_num, i_insee, i_lon, i_lat = (
-            c["id"], c["numero"], c["code_insee"], c["lon"], c["lat"]
-        )  # fmt: skip
-        i_hh = c.get("households")
-        tail = (
-            (self.source, self.source_file) if i_hh is not None
-            else ("1", self.source, self.source_file)
-        )  # fmt: skip
-        ncols = len(self.inp.header)
-        communes = self.communes
-        no_number = BAL_NO_NUMBER if self.fmt == "bal" else None
-        log = self.log
-        reader = self.inp.split_reader()
-        buf: list[str] = []
-        add = buf.append
-        join = "\t".join
-        sep_count = len(self.columns()) - 1
-        codes = self.commune_codes
-        pending = read = filtered = 0
+        code = row[c["code_insee"]]
+        if self.communes is not None and code not in self.communes:
+            return None
+        num = row[c["numero"]]
+        if not num.isdigit() or num == self.no_number:
+            self._bad_number(line, num)
+            return False
+        lon, lat = row[c["lon"]], row[c["lat"]]
         try:
-            for row in reader:
-                read += 1
-                if len(row) != ncols:
-                    if not row or (len(row) == 1 and not row[0].strip()):
-                        read -= 1  # blank line
-                        continue
-                    log.reject(
-                        reader.line_num, "",
-                        f"{len(row)} fields instead of {ncols} (wrong delimiter or unquoted"
-                        " value?)",
-                    )  # fmt: skip
-                    continue
-                code = row[i_insee]
-                if communes is not None and code not in communes:
-                    filtered += 1
-                    continue
-                num = row[i_num]
-                if not num.isdigit() or num == no_number:
-                    self._bad_number(reader.line_num, num)
-                    continue
-                try:
-                    flon, flat = float(row[i_lon]), float(row[i_lat])
-                    if not (-180.0 <= flon <= 180.0 and -90.0 <= flat <= 90.0):
-                        raise ValueError
-                except ValueError:
-                    log.reject(
-                        reader.line_num, "lon/lat",
-                        f"no valid WGS84 point ({row[i_lon]!r}, {row[i_lat]!r})",
-                    )  # fmt: skip
-                    continue
-                if not row[i_id]:
-                    log.reject(reader.line_num, "id", "empty id")
-                    continue
-                if code not in codes:
-                    if not _COMMUNE.match(code):
-                        log.reject(reader.line_num, "code_insee", f"{code!r} is not an INSEE code")
-                        continue
-                    codes.add(code)
-                if i_hh is not None and not _positive(row[i_hh]):
-                    log.reject(
-                        reader.line_num, "households", f"{row[i_hh]!r} is not a positive number"
-                    )
-                    continue
-                line = join(pick(row) + tail)
-                # COPY text format: escape the rare values holding a backslash, tab or newline
-                if line.count("\t") != sep_count or "\\" in line or "\n" in line or "\r" in line:
-                    line = join(v.translate(_ESCAPE) for v in pick(row) + tail)
-                add(line)
-                pending += 1
-                if pending >= CHUNK_ROWS:
-                    self.read, self.filtered = read, filtered
-                    yield self._flush(buf, pending)
-                    buf.clear()
-                    pending = 0
-        except (UnicodeDecodeError, csv.Error, EOFError, OSError) as exc:
-            raise reader.explain(exc) from None
-        self.read, self.filtered = read, filtered
-        if pending:
-            yield self._flush(buf, pending)
+            flon, flat = float(lon), float(lat)
+            if not (-180.0 <= flon <= 180.0 and -90.0 <= flat <= 90.0):
+                raise ValueError
+        except ValueError:
+            self.log.reject(line, "lon/lat", f"no valid WGS84 point ({lon!r}, {lat!r})")
+            return False
+        if not row[c["id"]]:
+            self.log.reject(line, "id", "empty id")
+            return False
+        if code not in self.commune_codes:
+            if not _COMMUNE.match(code):
+                self.log.reject(line, "code_insee", f"{code!r} is not an INSEE code")
+                return False
+            self.commune_codes.add(code)
+        i_hh = c.get("households")
+        if i_hh is not None and not _positive(row[i_hh]):
+            self.log.reject(line, "households", f"{row[i_hh]!r} is not a positive number")
+            return False
+        return True
 
     def _bad_number(self, line: int, num: str) -> None:
         if num == BAL_NO_NUMBER:
@@ -218,19 +185,184 @@ class _Rows:
         else:
             self.log.reject(line, "numero", f"{num!r} is not a house number")
 
-    def _flush(self, buf: list[str], pending: int) -> bytes:
-        self.sent += pending
+    def _slow(self, block: str, line: int) -> pa.Table:
+        """Row by row (quotes, blank lines, wrong field counts): the table to load."""
+        ncols = len(self.inp.header)
+        idx = [self.cols[n] for n in self.names]
+        out: list[list[str]] = [[] for _ in idx]
+        reader = SplitReader(
+            io.StringIO(block, newline=""), self.inp.delimiter, self.inp.path, "", line_num=line
+        )
+        read = filtered = 0
+        for row in reader:
+            read += 1
+            if len(row) != ncols:
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    read -= 1  # blank line
+                    continue
+                self.log.reject(
+                    reader.line_num, "",
+                    f"{len(row)} fields instead of {ncols} (wrong delimiter or unquoted value?)",
+                )  # fmt: skip
+                continue
+            ok = self.accept(row, reader.line_num)
+            if ok is None:
+                filtered += 1
+            elif ok:
+                for values, i in zip(out, idx, strict=True):
+                    values.append(row[i])
+        self.read += read
+        self.filtered += filtered
+        return pa.table([pa.array(v, pa.string()) for v in out], names=self.names)
+
+    # ------------------------------------------------------------ vectorised
+
+    def _fast(self, block: str, line: int) -> pa.Table | None:
+        """A block of plain lines, vectorised; None when it must go row by row."""
+        if '"' in block or "\n\n" in block or "\n\r\n" in block or block[0] in "\r\n":
+            return None
+        if "\r" in block and block.count("\r") != block.count("\r\n"):
+            return None
+        ncols = len(self.inp.header)
+        wanted = sorted({self.cols[n] for n in self.names})
+        try:
+            t = pa_csv.read_csv(
+                io.BytesIO(block.encode("utf-8")),
+                read_options=pa_csv.ReadOptions(
+                    column_names=[f"c{i}" for i in range(ncols)], use_threads=False,
+                ),
+                parse_options=pa_csv.ParseOptions(
+                    delimiter=self.inp.delimiter, quote_char=False, double_quote=False,
+                    escape_char=False, newlines_in_values=False, ignore_empty_lines=False,
+                ),
+                convert_options=pa_csv.ConvertOptions(
+                    column_types={f"c{i}": pa.string() for i in wanted},
+                    include_columns=[f"c{i}" for i in wanted],
+                    strings_can_be_null=False, null_values=[], quoted_strings_can_be_null=False,
+                ),
+            )  # fmt: skip
+        except pa.ArrowInvalid:  # a row with another number of fields
+            return None
+        c = self.cols
+        col = {n: t[f"c{c[n]}"] for n in self.names}
+        n = t.num_rows
+        self.read += n
+        code, num = col["code_insee"], col["numero"]
+        good = pc.and_(pc.match_substring_regex(num, _DIGITS), pc.not_equal(col["id"], ""))
+        if self.no_number is not None:
+            good = pc.and_(good, pc.not_equal(num, self.no_number))
+        for name, bound in (("lon", 180.0), ("lat", 90.0)):
+            ok = pc.match_substring_regex(col[name], _DECIMAL)
+            value = pc.cast(pc.if_else(ok, col[name], "0"), pa.float64())
+            good = pc.and_(good, pc.and_(ok, pc.less_equal(pc.abs(value), bound)))
+        good = pc.and_(good, pc.match_substring_regex(code, _INSEE))
+        if "households" in col:
+            hh = col["households"]
+            ok = pc.match_substring_regex(hh, _DECIMAL)
+            value = pc.cast(pc.if_else(ok, hh, "0"), pa.float64())
+            good = pc.and_(good, pc.and_(ok, pc.greater(value, 0.0)))
+        keep = good
+        if self.communes is not None:
+            inside = pc.is_in(code, value_set=pa.array(sorted(self.communes), pa.string()))
+            self.filtered += n - pc.sum(inside).as_py()
+            keep = pc.and_(good, inside)
+            good = pc.or_(good, pc.invert(inside))  # filtered rows are not judged
+        if not pc.all(good).as_py():
+            mask = keep.to_numpy(zero_copy_only=False).copy()
+            lines = block.split("\n")
+            for i in pc.indices_nonzero(pc.invert(good)).to_pylist():
+                row = lines[i].rstrip("\r").split(self.inp.delimiter)
+                mask[i] = bool(self.accept(row, line + 1 + i))
+            keep = pa.array(mask)
+        t = t.filter(keep)
+        self.commune_codes.update(pc.unique(t[f"c{c['code_insee']}"]).to_pylist())
+        return pa.table([t[f"c{c[n]}"] for n in self.names], names=self.names)
+
+    # ------------------------------------------------------------ output
+
+    def chunks(self):
+        """Yield COPY chunks (CSV bytes) of CHUNK_ROWS rows (the last one fewer)."""
+        line = 1  # the header
+        pending: list[pa.Table] = []
+        npending = 0
+        carry = ""
+        blocks = self.inp.blocks(BLOCK_CHARS)
+        while True:
+            try:
+                block = next(blocks, None)
+            except (UnicodeDecodeError, EOFError, OSError) as exc:
+                raise self.inp.explain_error(exc, line) from None
+            if block is None:
+                if not carry:
+                    break
+                block, carry = carry, ""
+            elif carry:
+                block, carry = carry + block, ""
+            if block.count('"') % 2:  # a quoted value runs into the next block
+                carry = block
+                if len(carry) < 1 << 28:
+                    continue
+            table = self._fast(block, line)
+            if table is None:
+                try:
+                    table = self._slow(block, line)
+                except (csv.Error, UnicodeDecodeError) as exc:
+                    raise self.inp.explain_error(exc, line) from None
+            # line breaks as the reader counts them: \n, \r\n or \r
+            line += block.count("\n") + block.count("\r") - block.count("\r\n")
+            if table.num_rows:
+                if self.count_geocode:
+                    self._count(table)
+                pending.append(table)
+                npending += table.num_rows
+            while npending >= CHUNK_ROWS:
+                whole = pa.concat_tables(pending)
+                yield self._flush(whole.slice(0, CHUNK_ROWS))
+                rest = whole.slice(CHUNK_ROWS)
+                pending, npending = [rest], rest.num_rows
+        if npending:
+            yield self._flush(pa.concat_tables(pending))
+
+    def _count(self, t: pa.Table) -> None:
+        """Doors per street and per commune name/postcode, as the geocoder's trigger counts them
+        (migration 0005: empty values are NULL in the table; streets without a name left out)."""
+        code = t["code_insee"]
+        streets = pc.binary_join_element_wise(code, t["nom_voie"], "\x00")
+        streets = pc.filter(streets, pc.not_equal(t["nom_voie"], ""))
+        for r in pc.value_counts(streets).to_pylist():
+            key = r["values"].split("\x00")
+            self.streets[key[0], key[1]] += r["counts"]
+        parts = [t[k] if k in t.column_names else "" for k in ("code_postal", "nom_commune")]
+        for r in pc.value_counts(pc.binary_join_element_wise(code, *parts, "\x00")).to_pylist():
+            key = r["values"].split("\x00")
+            self.commune_rows[key[0], key[1], key[2]] += r["counts"]
+
+    def _flush(self, t: pa.Table) -> bytes:
+        n = t.num_rows
+        if self.first_id is not None:
+            start = self.first_id + self.sent
+            t = t.add_column(0, "door_id", pa.array(np.arange(start, start + n, dtype=np.int64)))
+        t = t.append_column("source", pc.fill_null(pa.nulls(n, pa.string()), self.source))
+        t = t.append_column("source_file", pc.fill_null(pa.nulls(n, pa.string()), self.source_file))
+        out = io.BytesIO()
+        pa_csv.write_csv(t, out, pa_csv.WriteOptions(include_header=False))
+        self.sent += n
         self.progress.update(self.inp.position, self.read)
         if self.fault is not None:
             self.fault(self.sent)
-        buf.append("")
-        return "\n".join(buf).encode()
+        return out.getvalue()
 
 
 async def _aiter(gen):
     for chunk in gen:
         yield chunk
         await asyncio.sleep(0)
+
+
+def _copy_args(rows: _Rows) -> dict:
+    """COPY options for the chunks of ``_Rows``: CSV, an empty value is NULL (quoted or not)."""
+    cols = rows.columns()
+    return dict(columns=cols, format="csv", force_null=[c for c in cols if c != "id"])
 
 
 def _detect_format(path: Path, header: list[str]) -> str:
@@ -349,6 +481,7 @@ FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
 LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
 WHERE x.indrelid = 'address'::regclass AND NOT x.indisprimary
+  AND x.indpred IS NULL  -- partial indexes (e.g. synthetic doors) stay: few rows, no full scan
 ORDER BY i.relname
 """
 DEFER_MIN_ROWS = 200_000
@@ -374,7 +507,8 @@ async def _should_defer(conn: asyncpg.Connection, path: Path, force: bool | None
 
 
 async def _drop_secondary_indexes(conn: asyncpg.Connection) -> list[str]:
-    """Drop address's secondary indexes (not the primary key); return the SQL to rebuild them.
+    """Drop address's secondary indexes (not the primary key nor partial indexes); return the
+    SQL to rebuild them.
 
     Done inside the import's transaction: a failure restores them with everything else. The
     table is locked (ACCESS EXCLUSIVE) until the import commits.
@@ -404,36 +538,48 @@ async def _load(
     args = [path.name] + ([sorted(communes)] if communes else [])
     existing = await conn.fetchval(f"SELECT count(*) FROM address WHERE {scope}", *args)
     if existing == 0:
-        rebuild = (
-            await _drop_secondary_indexes(conn) if await _should_defer(conn, path, defer) else []
-        )
+        bulk = await _should_defer(conn, path, defer)
+        rebuild, geocode_trigger = [], None
+        if bulk:
+            # Nobody else writes doors until commit: ids can be numbered here (no nextval per
+            # row), the indexes rebuilt once, the geocoder's counts added once.
+            await conn.execute("LOCK TABLE address IN ACCESS EXCLUSIVE MODE")
+            rebuild = await _drop_secondary_indexes(conn)
+            geocode_trigger = await _drop_geocode_trigger(conn)
+            rows.count_geocode = geocode_trigger is not None
+            rows.first_id = await conn.fetchval(f"SELECT nextval('{ID_SEQUENCE}')")
         t0 = now()
-        await conn.copy_to_table(
-            "address", source=_aiter(rows.chunks()), columns=rows.columns(), format="text", null=""
-        )
+        await conn.copy_to_table("address", source=_aiter(rows.chunks()), **_copy_args(rows))
         rows.timings["copy_seconds"] = round(now() - t0, 2)
+        if rows.first_id is not None and rows.sent:
+            await conn.execute(f"SELECT setval('{ID_SEQUENCE}', $1)", rows.first_id + rows.sent - 1)
+        if geocode_trigger is not None:
+            t0 = now()
+            await _add_geocode_counts(conn, rows)
+            await conn.execute(geocode_trigger)
+            rows.timings["geocode_seconds"] = round(now() - t0, 2)
         if rebuild:
             rows.progress.close()
             t0 = now()
             await conn.execute("SET LOCAL maintenance_work_mem = '256MB'")
             for sql in rebuild:
                 await conn.execute(sql)
-            await conn.execute("ANALYZE address")
             rows.timings["index_rebuild_seconds"] = round(now() - t0, 2)
             rows.timings["indexes_rebuilt"] = len(rebuild)
+        if bulk:
+            t0 = now()
+            await conn.execute("ANALYZE address")
+            rows.timings["analyze_seconds"] = round(now() - t0, 2)
         return rows.sent
     # Replace the same source: update doors in place (stable ids), drop the ones gone.
     await conn.execute(
         "CREATE TEMP TABLE address_stage (LIKE address INCLUDING DEFAULTS) ON COMMIT DROP"
     )
     await conn.execute("ALTER TABLE address_stage DROP COLUMN geom, DROP COLUMN id")
-    await conn.copy_to_table(
-        "address_stage",
-        source=_aiter(rows.chunks()),
-        columns=rows.columns(),
-        format="text",
-        null="",
-    )
+    t0 = now()
+    await conn.copy_to_table("address_stage", source=_aiter(rows.chunks()), **_copy_args(rows))
+    rows.timings["copy_seconds"] = round(now() - t0, 2)
+    t0 = now()
     dup = await conn.fetchrow(
         "SELECT ban_id, count(*) AS n FROM address_stage GROUP BY ban_id HAVING count(*) > 1 "
         "LIMIT 1"
@@ -446,7 +592,65 @@ async def _load(
         *args,
     )
     await conn.execute(UPSERT_FROM_STAGE)
+    rows.timings["upsert_seconds"] = round(now() - t0, 2)
     return rows.sent
+
+
+GEOCODE_TRIGGER = "geocode_index_insert"
+ID_SEQUENCE = "address_id_seq"
+# What the geocoder's insert trigger (migration 0005, porte_geocode_index_add) does with its
+# transition table, done from the counts the parser kept: a bulk load takes the trigger off (and
+# puts it back before commit), so that COPY neither keeps a copy of every row (a disabled trigger
+# still would) nor re-reads it. A test compares the result with a recount from ``address``.
+GEOCODE_ADD = [
+    """
+    INSERT INTO geocode_street AS s (code_insee, nom_voie, voie_norm, n)
+    SELECT code_insee, nom_voie, porte_norm_name(nom_voie), n
+    FROM unnest($1::text[], $2::text[], $3::int[]) AS u(code_insee, nom_voie, n)
+    ON CONFLICT (code_insee, nom_voie) DO UPDATE SET n = s.n + excluded.n
+    """,
+    """
+    INSERT INTO geocode_commune AS c (code_insee, code_postal, nom_commune, commune_norm, n)
+    SELECT code_insee, code_postal, nom_commune, porte_norm_name(nom_commune), n
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
+         AS u(code_insee, code_postal, nom_commune, n)
+    ON CONFLICT (code_insee, code_postal, nom_commune) DO UPDATE SET n = c.n + excluded.n
+    """,
+]
+
+
+async def _drop_geocode_trigger(conn: asyncpg.Connection) -> str | None:
+    """Drop the geocoder's insert trigger (if there and enabled); return the SQL to recreate it.
+
+    Inside the import's transaction: a failure restores it with everything else.
+    """
+    sql = await conn.fetchval(
+        "SELECT pg_get_triggerdef(oid) FROM pg_trigger"
+        " WHERE tgrelid = 'address'::regclass AND tgname = $1 AND tgenabled <> 'D'",
+        GEOCODE_TRIGGER,
+    )
+    if sql is None:
+        return None
+    await conn.execute(f"DROP TRIGGER {GEOCODE_TRIGGER} ON address")
+    return sql
+
+
+async def _add_geocode_counts(conn: asyncpg.Connection, rows: _Rows) -> None:
+    """Add the loaded doors to ``geocode_street`` and ``geocode_commune``."""
+    streets, communes = rows.streets, rows.commune_rows
+    await conn.execute(
+        GEOCODE_ADD[0],
+        [k[0] for k in streets],
+        [k[1] for k in streets],
+        list(streets.values()),
+    )
+    await conn.execute(
+        GEOCODE_ADD[1],
+        [k[0] for k in communes],
+        [k[1] for k in communes],
+        [k[2] for k in communes],
+        list(communes.values()),
+    )
 
 
 async def _duplicate(conn, path: Path, exc, delimiter: str, encoding: str) -> ImportFailed:

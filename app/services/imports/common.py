@@ -210,6 +210,31 @@ class CsvInput:
         no quote, the csv module otherwise)."""
         return SplitReader(self._text, self.delimiter, self.path, self._text.encoding)
 
+    def blocks(self, size: int = 1 << 22) -> Iterator[str]:
+        """The text after the header in blocks of about ``size`` characters, each ending at a
+        line break (the last one may not); decoding errors propagate (see ``explain_error``)."""
+        text = self._text
+        carry = ""
+        while True:
+            chunk = text.read(size)
+            if not chunk:
+                if carry:
+                    yield carry
+                return
+            chunk = carry + chunk
+            cut = chunk.rfind("\n") + 1
+            if cut == 0:  # no line feed: old Mac line ends, or one very long line
+                cut = chunk.rfind("\r", 0, len(chunk) - 1) + 1
+            if cut == 0:
+                carry = chunk
+                continue
+            carry = chunk[cut:]
+            yield chunk[:cut]
+
+    def explain_error(self, exc: Exception, line_num: int) -> Exception:
+        """An ImportFailed naming the line for a decoding/CSV/IO error met after ``line_num``."""
+        return _explain(self.path, self._text.encoding, line_num, exc)
+
     def close(self) -> None:
         """Close the file."""
         self._text.close()
@@ -338,12 +363,14 @@ def _explain(path: Path, encoding: str, line_num: int, exc: Exception) -> Except
 class SplitReader:
     """Rows of a delimited text stream; ``line_num`` is the line where the last row started."""
 
-    def __init__(self, text: Any, delimiter: str, path: Path, encoding: str):
+    def __init__(
+        self, text: Any, delimiter: str, path: Path, encoding: str, line_num: int = 1
+    ) -> None:
         self._text = text
         self._delimiter = delimiter
         self._path = path
         self._encoding = encoding
-        self.line_num = 1  # the header
+        self.line_num = line_num  # 1: the header
 
     def __iter__(self) -> Iterator[list[str]]:
         delim = self._delimiter
