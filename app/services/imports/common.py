@@ -11,6 +11,7 @@ encoding, duplicated ids, unexpected CRS) always refuse the import.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
@@ -210,26 +211,33 @@ class CsvInput:
         no quote, the csv module otherwise)."""
         return SplitReader(self._text, self.delimiter, self.path, self._text.encoding)
 
-    def blocks(self, size: int = 1 << 22) -> Iterator[str]:
+    def blocks(self, size: int = 1 << 20) -> Iterator[str]:
         """The text after the header in blocks of about ``size`` characters, each ending at a
         line break (the last one may not); decoding errors propagate (see ``explain_error``)."""
-        text = self._text
-        carry = ""
-        while True:
-            chunk = text.read(size)
-            if not chunk:
-                if carry:
-                    yield carry
-                return
-            chunk = carry + chunk
-            cut = chunk.rfind("\n") + 1
-            if cut == 0:  # no line feed: old Mac line ends, or one very long line
-                cut = chunk.rfind("\r", 0, len(chunk) - 1) + 1
-            if cut == 0:
-                carry = chunk
-                continue
-            carry = chunk[cut:]
-            yield chunk[:cut]
+        return _cut(self._text.read, size, "\n", "\r")
+
+    @property
+    def is_utf8(self) -> bool:
+        """Whether the file is read as UTF-8 (its bytes can then be parsed without decoding)."""
+        return codecs.lookup(self._text.encoding).name in ("utf-8", "utf-8-sig")
+
+    def byte_blocks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        """Like ``blocks`` but the raw bytes (UTF-8 files: see ``is_utf8``; not decoded, hence
+        not checked), from a second reader of the file, which progress then follows."""
+        raw = open(self.path, "rb")  # noqa: SIM115
+        counter = _Counting(raw)
+        stream: Any = io.BufferedReader(counter, buffer_size=1 << 20)
+        if self.path.suffix == ".gz":
+            stream = gzip.GzipFile(fileobj=stream, mode="rb")
+        self._counter = counter
+        try:
+            head = stream.readline()  # the header, as the text reader cut it: at \n, \r\n or \r
+            cr = head.find(b"\r")
+            first = head[cr + 1 :] if cr >= 0 and head[cr + 1 : cr + 2] != b"\n" else b""
+            yield from _cut(stream.read, size, b"\n", b"\r", first)
+        finally:
+            stream.close()
+            raw.close()
 
     def explain_error(self, exc: Exception, line_num: int) -> Exception:
         """An ImportFailed naming the line for a decoding/CSV/IO error met after ``line_num``."""
@@ -238,6 +246,26 @@ class CsvInput:
     def close(self) -> None:
         """Close the file."""
         self._text.close()
+
+
+def _cut(read: Callable[[int], Any], size: int, lf: Any, cr: Any, carry: Any = None) -> Iterator:
+    """Blocks of ``read(size)`` cut after their last line break (str or bytes)."""
+    carry = carry if carry is not None else lf[:0]
+    while True:
+        chunk = read(size)
+        if not chunk:
+            if carry:
+                yield carry
+            return
+        chunk = carry + chunk
+        cut = chunk.rfind(lf) + 1
+        if cut == 0:  # no line feed: old Mac line ends, or one very long line
+            cut = chunk.rfind(cr, 0, len(chunk) - 1) + 1
+        if cut == 0:
+            carry = chunk
+            continue
+        carry = chunk[cut:]
+        yield chunk[:cut]
 
 
 def _norm(name: str) -> str:
