@@ -110,14 +110,15 @@ _NAMES = (
 )  # fmt: skip
 # Vectorised checks: a row passing them is certainly accepted by ``_Rows.accept`` (which decides,
 # with its exact messages, for every row that does not pass them).
-_DIGITS = r"^[0-9]+$"
+_DIGITS = r"^[0-9]{1,9}$"  # fits an integer column
+INT4_MAX = 2**31 - 1
 _DECIMAL = r"^-?[0-9]+(\.[0-9]+)?$"
 _INSEE = r"^[0-9][0-9AB][0-9]{3}$"
 BLOCK_CHARS = 1 << 20  # ~1 MB of text parsed at once (bounded memory)
 
 
 class _Rows:
-    """Parses the input and yields COPY chunks (CSV); counts, logs and aggregates as it goes.
+    """Parses the input and yields COPY BINARY chunks; counts, logs and aggregates as it goes.
 
     Blocks of plain lines (no quote, no blank line, the header's number of fields) are parsed and
     checked by pyarrow (C++, vectorised); a row failing a vectorised check is judged again by the
@@ -154,11 +155,13 @@ class _Rows:
         if self.communes is not None and code not in self.communes:
             return None
         num = row[c["numero"]]
-        if not num.isdigit() or num == self.no_number:
+        if not (num.isascii() and num.isdigit()) or num == self.no_number or int(num) > INT4_MAX:
             self._bad_number(line, num)
             return False
         lon, lat = row[c["lon"]], row[c["lat"]]
         try:
+            if not (lon + lat).isascii() or "_" in lon + lat:
+                raise ValueError  # what float() takes but PostgreSQL would not
             flon, flat = float(lon), float(lat)
             if not (-180.0 <= flon <= 180.0 and -90.0 <= flat <= 90.0):
                 raise ValueError
@@ -174,7 +177,7 @@ class _Rows:
                 return False
             self.commune_codes.add(code)
         i_hh = c.get("households")
-        if i_hh is not None and not _positive(row[i_hh]):
+        if i_hh is not None and not (row[i_hh].isascii() and _positive(row[i_hh])):
             self.log.reject(line, "households", f"{row[i_hh]!r} is not a positive number")
             return False
         return True
@@ -184,6 +187,8 @@ class _Rows:
             self.log.skip(line, "numero", "named place without a number (BAL 99999)")
         elif num == "":
             self.log.reject(line, "numero", "empty house number")
+        elif num.isascii() and num.isdigit():
+            self.log.reject(line, "numero", f"{num!r} is too large a house number")
         else:
             self.log.reject(line, "numero", f"{num!r} is not a house number")
 
@@ -305,11 +310,12 @@ class _Rows:
     # ------------------------------------------------------------ output
 
     def chunks(self):
-        """Yield COPY chunks (CSV bytes) of CHUNK_ROWS rows (the last one fewer)."""
+        """Yield COPY BINARY chunks of CHUNK_ROWS rows (the last one fewer), then the trailer."""
         gc_was_on = gc.isenabled()
         gc.disable()  # no reference cycles made here; full collections cost ~20 % of the parse
         try:
             yield from self._chunks()
+            yield (b"" if self.sent else PGCOPY_HEADER) + PGCOPY_TRAILER
         finally:
             if gc_was_on:
                 gc.enable()
@@ -378,18 +384,75 @@ class _Rows:
 
     def _flush(self, t: pa.Table) -> bytes:
         n = t.num_rows
+        cols: list[np.ndarray | pa.Array] = []
         if self.first_id is not None:
             start = self.first_id + self.sent
-            t = t.add_column(0, "door_id", pa.array(np.arange(start, start + n, dtype=np.int64)))
-        t = t.append_column("source", pc.fill_null(pa.nulls(n, pa.string()), self.source))
-        t = t.append_column("source_file", pc.fill_null(pa.nulls(n, pa.string()), self.source_file))
-        out = io.BytesIO()
-        pa_csv.write_csv(t, out, pa_csv.WriteOptions(include_header=False))
+            cols.append(np.arange(start, start + n, dtype=">i8"))
+        for name in self.names:
+            col = t[name].combine_chunks()
+            kind = _BINARY_TYPES.get(name)
+            if kind is None:
+                cols.append(col)
+                continue
+            try:  # values the vectorised checks passed; the others, as Python reads them
+                values = pc.cast(col, kind[0]).to_numpy()
+            except pa.ArrowInvalid:
+                values = np.array([kind[1](v) for v in col.to_pylist()])
+            cols.append(values.astype(kind[2]))
+        for value in (self.source, self.source_file):
+            cols.append(pc.fill_null(pa.nulls(n, pa.string()), value))
+        out = _binary_tuples(cols, n)
+        if self.sent == 0:
+            out = PGCOPY_HEADER + out
         self.sent += n
         self.progress.update(self.inp.position, self.read)
         if self.fault is not None:
             self.fault(self.sent)
-        return out.getvalue()
+        return out
+
+
+# COPY BINARY: the numbers are sent as PostgreSQL's binary values (big-endian), the text as UTF-8.
+PGCOPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, flags, no extension
+PGCOPY_TRAILER = b"\xff\xff"
+_BINARY_TYPES = {
+    "numero": (pa.int32(), int, ">i4"),
+    "lon": (pa.float64(), float, ">f8"),
+    "lat": (pa.float64(), float, ">f8"),
+    "households": (pa.float32(), float, ">f4"),
+}
+
+
+def _binary_tuples(cols: list[np.ndarray | pa.Array], n: int) -> bytes:
+    """``n`` COPY BINARY tuples from columns: numpy arrays of big-endian numbers, or pyarrow
+    string arrays (an empty string is sent as NULL, as the text formats do). Each field becomes
+    a binary array (length word + value), joined row by row by pyarrow: the joined data is the
+    tuples end to end."""
+    if n == 0:
+        return b""
+    parts = [_fixed(np.full((n, 1), len(cols), dtype=">i2"))]  # the field count
+    for col in cols:
+        if isinstance(col, np.ndarray):
+            word = np.full((n, 1), col.dtype.itemsize, dtype=">i4").view(np.uint8)
+            parts.append(_fixed(np.hstack([word, col.reshape(n, 1).view(np.uint8)])))
+        else:
+            col = col.cast(pa.binary())
+            lens = pc.binary_length(col).to_numpy(zero_copy_only=False)
+            parts.append(_fixed(np.where(lens == 0, -1, lens).astype(">i4").reshape(n, 1)))
+            parts.append(col)
+    joined = pc.binary_join_element_wise(*parts, b"")
+    offsets = np.frombuffer(joined.buffers()[1], dtype=np.int32)[joined.offset :]
+    start, end = int(offsets[0]), int(offsets[n])
+    return joined.buffers()[2].slice(start, end - start).to_pybytes()
+
+
+def _fixed(values: np.ndarray) -> pa.Array:
+    """A pyarrow binary array whose i-th value is the bytes of row i of ``values`` (2-D)."""
+    raw = np.ascontiguousarray(values).view(np.uint8).reshape(len(values), -1)
+    width = raw.shape[1]
+    offsets = np.arange(0, (len(raw) + 1) * width, width, dtype=np.int32)
+    return pa.Array.from_buffers(
+        pa.binary(), len(raw), [None, pa.py_buffer(offsets), pa.py_buffer(raw)]
+    )
 
 
 async def _aiter(gen):
@@ -399,9 +462,8 @@ async def _aiter(gen):
 
 
 def _copy_args(rows: _Rows) -> dict:
-    """COPY options for the chunks of ``_Rows``: CSV, an empty value is NULL (quoted or not)."""
-    cols = rows.columns()
-    return dict(columns=cols, format="csv", force_null=[c for c in cols if c != "id"])
+    """COPY options for the chunks of ``_Rows`` (binary)."""
+    return dict(columns=rows.columns(), format="binary")
 
 
 def _detect_format(path: Path, header: list[str]) -> str:
