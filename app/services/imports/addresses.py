@@ -585,7 +585,7 @@ WHERE x.indrelid = 'address'::regclass AND NOT x.indisprimary
   AND x.indpred IS NULL  -- partial indexes (e.g. synthetic doors) stay: few rows, no full scan
 ORDER BY i.relname
 """
-DEFER_MIN_ROWS = 200_000
+DEFER_MIN_ROWS = 50_000  # below, keeping the indexes costs less than the exclusive lock
 BYTES_PER_ROW = 150  # a BAN line is ~150-250 bytes; gzip divides by ~4
 
 
