@@ -146,6 +146,60 @@ async def test_rejected_row_refuses_unless_allowed(loaded_db, tmp_path):
     await fetch(loaded_db.owner, "DELETE FROM import_run WHERE source_file = 'badpoint.csv'")
 
 
+async def test_numbers_postgresql_would_refuse_are_rejected_rows(loaded_db, tmp_path):
+    """A house number beyond the integer column's range, non-ASCII digits, a coordinate Python
+    reads but PostgreSQL would not: rejected rows naming line and column (not a database error
+    refusing the whole file), the other rows loaded with --max-rejects."""
+    src = bal_to_ban(tmp_path / "b.csv", prefix="n", limit=40)
+    edits = {
+        5: lambda line: _set_field(line, "numero", "2147483648"),
+        9: lambda line: line.replace(";48.", ";4_8.", 1),
+        12: lambda line: _set_field(line, "numero", "\u0663"),  # ARABIC-INDIC DIGIT THREE
+        15: lambda line: _set_field(line, "numero", "2147483647"),  # the largest accepted
+        20: lambda line: line.replace(";48.", ";+48.", 1),  # accepted: read as PostgreSQL would
+    }
+    f = copy_lines(src, tmp_path / "nums.csv", lambda i, line: edits.get(i, lambda x: x)(line))
+    report = await import_addresses(loaded_db.owner, f, max_rejects=3, quiet=True)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (40, 37, 3)
+    got = [
+        (r["line"], r["column"], r["reason"])
+        for r in read_report(tmp_path / "nums.csv.rejects.csv")
+    ]
+    assert got == [
+        ("5", "numero", "'2147483648' is too large a house number"),
+        ("9", "lon/lat", got[1][2]),
+        ("12", "numero", "'\u0663' is not a house number"),
+    ]
+    assert got[1][2].startswith("no valid WGS84 point")
+    largest = await fetch(
+        loaded_db.owner, "SELECT numero FROM address WHERE source_file = 'nums.csv' ORDER BY 1 DESC"
+    )
+    assert largest[0][0] == 2147483647
+    line20 = src.read_text().splitlines()[19]
+    lat = await fetch(
+        loaded_db.owner, "SELECT lat FROM address WHERE ban_id = $1", _field(line20, "id")
+    )
+    assert lat[0][0] == float(_field(line20, "lat"))
+    await fetch(loaded_db.owner, "DELETE FROM address WHERE source_file = 'nums.csv'")
+    await fetch(loaded_db.owner, "DELETE FROM import_run WHERE source_file = 'nums.csv'")
+
+
+def _field(line: str, name: str) -> str:
+    """One field of a BAN line."""
+    from tests.fixtures_imports import BAN_HEADER
+
+    return line.split(";")[BAN_HEADER.index(name)]
+
+
+def _set_field(line: str, name: str, value: str) -> str:
+    """A BAN line with one field replaced."""
+    from tests.fixtures_imports import BAN_HEADER
+
+    fields = line.split(";")
+    fields[BAN_HEADER.index(name)] = value
+    return ";".join(fields)
+
+
 @pytest.mark.parametrize("existing", [False, True], ids=["first-load", "replace"])
 async def test_failure_half_way_leaves_nothing(loaded_db, tmp_path, monkeypatch, existing):
     """A crash after 2,000 of 5,760 doors were sent by COPY: all or nothing."""
