@@ -1,7 +1,10 @@
 """Doors: BAN (Base Adresse Nationale) and BAL (Base Adresse Locale) CSV into ``address``.
 
-Streamed: the file is parsed row by row and sent with COPY (text format) in chunks straight into
-``address``, whose point is a stored generated column (no UPDATE pass). Re-importing the same
+Streamed: the file is read in blocks, parsed and checked with pyarrow (row by row where a block
+holds quotes, blank lines or wrong field counts, and for every row a vectorised check doubts),
+and sent with COPY BINARY in chunks straight into ``address``, whose point is a stored generated
+column (no UPDATE pass). A large first load rebuilds the indexes once and adds the geocoder's
+counts once (see ``_load``). Re-importing the same
 source file updates its doors in place (ids stay stable for turfs and visits) and removes those no
 longer in it. Real doors replace the synthetic demo doors of the communes they cover.
 """
