@@ -23,30 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-
-
-def resolve_urls(settings: Settings) -> tuple[str, str]:
-    """(service URL, owner URL): from settings, else from the private cluster."""
-    app_url, owner_url = settings.database_url, settings.owner_database_url
-    if app_url is None or owner_url is None:
-        from app.pgcluster import Cluster
-
-        cluster = Cluster(settings.db_dir, settings.db_port)
-        app_url = app_url or cluster.url("app")
-        owner_url = owner_url or (settings.database_url or cluster.url("owner"))
-    return _asyncpg(app_url), _asyncpg(owner_url)
-
-
-def _asyncpg(url: str) -> str:
-    for prefix in (
-        "postgresql://",
-        "postgres://",
-        "postgresql+psycopg://",
-        "postgresql+psycopg2://",
-    ):
-        if url.startswith(prefix):
-            return "postgresql+asyncpg://" + url[len(prefix) :]
-    return url
+from app.dburl import _asyncpg, resolve_urls  # noqa: F401 (re-exported)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DBAPIError
-from starlette.exceptions import HTTPException as StarletteHTTPException
+# The web framework and the database library are imported where the handlers are installed:
+# command-line tools (imports, keys, purge) raise these errors without loading either.
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from starlette.responses import JSONResponse
 
 log = logging.getLogger("porte")
 PROBLEM = "application/problem+json"
@@ -87,6 +87,8 @@ def problem(
     status: int, title: str, detail: str, request: Request | None = None, **extra: Any
 ) -> JSONResponse:
     """Build an RFC 9457 problem response."""
+    from starlette.responses import JSONResponse
+
     body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
     body["detail"] = detail
     if request is not None:
@@ -100,6 +102,9 @@ def problem(
 
 def install_error_handlers(app: FastAPI) -> None:
     """Register the translations from exceptions to problem responses."""
+    from fastapi.exceptions import RequestValidationError
+    from sqlalchemy.exc import DBAPIError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     @app.exception_handler(PorteError)
     async def _porte(request: Request, exc: PorteError) -> JSONResponse:

@@ -17,7 +17,7 @@ MIN_PASSWORD = 10
 
 def _owner_url() -> str:
     from app.config import get_settings
-    from app.db import resolve_urls
+    from app.dburl import resolve_urls
 
     return resolve_urls(get_settings())[1]
 

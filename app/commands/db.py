@@ -81,7 +81,7 @@ def register(cli: typer.Typer) -> None:
     @db.command()
     def migrate(revision: str = typer.Argument("head")) -> None:
         """Apply migrations up to REVISION (as the schema owner)."""
-        from app.db import resolve_urls
+        from app.dburl import resolve_urls
         from app.migrate import upgrade
 
         upgrade(resolve_urls(get_settings())[1], revision)

@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from app.config import get_settings
-from app.db import resolve_urls
+from app.dburl import resolve_urls
 
 OUT_COLUMNS = [
     "level",

@@ -27,7 +27,7 @@ AsJson = typer.Option(False, "--json", help="Print the summary as JSON.")
 
 def _owner_url() -> str:
     from app.config import get_settings
-    from app.db import resolve_urls
+    from app.dburl import resolve_urls
 
     return resolve_urls(get_settings())[1]
 

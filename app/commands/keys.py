@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import typer
 
 from app.config import DEFAULT_SECRET, get_settings
-from app.db import resolve_urls
+from app.dburl import resolve_urls
 
 
 def register(cli: typer.Typer) -> None:

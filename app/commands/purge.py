@@ -7,7 +7,7 @@ import asyncio
 import typer
 
 from app.config import get_settings
-from app.db import resolve_urls
+from app.dburl import resolve_urls
 
 
 def register(cli: typer.Typer) -> None:
