@@ -154,6 +154,13 @@ async def test_a_synthetic_file_above_the_http_cap_imports_completely(
 ):
     n = 60_000  # above the 50,000 rows of the HTTP upload
     src = synthetic_file(tmp_path / "members.csv", n, bruz_doors)
+    # the upload refuses it, and says which command takes it whole
+    r = await client.post(
+        world.url("/supporters/import"),
+        headers=world.headers["admin"],
+        files={"file": ("members.csv", src.read_bytes(), "text/csv")},
+    )
+    assert r.status_code == 413 and "porte supporters import" in r.json()["detail"], r.text
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps(MAPPING), encoding="utf-8")
     email = await _admin_email(owner_engine, world)
@@ -347,3 +354,29 @@ async def test_only_an_active_admin_of_the_campaign_may_import(
     res = await run(name, emails["admin"])
     assert res.exit_code == 0, res.output
     assert (await _counts(owner_engine, world.campaign_id))["n"] == 5
+
+
+async def test_the_report_never_holds_a_value_from_the_file(
+    sample_db, settings, owner_engine, world, bruz_doors, tmp_path
+):
+    # a name typed into the purposes column: the reason says what is wrong, not the value
+    src = synthetic_file(tmp_path / "p.csv", 4, bruz_doors, edits={3: {"Finalites": "Jean Dupont"}})
+    mapping = tmp_path / "mapping.json"
+    mapping.write_text(json.dumps(MAPPING), encoding="utf-8")
+    email = await _admin_email(owner_engine, world)
+    res = await _porte(
+        sample_db,
+        settings,
+        str(src),
+        "--campaign",
+        str(world.campaign_id),
+        "--admin",
+        email,
+        "--mapping",
+        str(mapping),
+    )
+    assert res.exit_code == 1, res.output
+    (row,) = _report(tmp_path / "p.csv.rejects.csv")[1:]
+    assert row[:2] == ["3", "consent.purposes"] and "unknown purpose" in row[2]
+    assert "Jean" not in row[2] and "(value not shown)" in row[2]
+    assert "Jean" not in res.output

@@ -37,7 +37,9 @@ def _say(message: str, *, err: bool = True, fg: str | None = None) -> None:
 
 def _problem(exc: Any) -> str:
     """A PorteError as a sentence (InvalidInput details start after the field's name)."""
-    field, detail = exc.field, exc.detail
+    field, detail = exc.field, exc.detail.rstrip()
+    if not detail.endswith("."):
+        detail += "."
     if not field:
         return detail
     if detail.split(" ", 1)[0] in ("is", "has", "maps", "cannot"):
@@ -164,6 +166,8 @@ def register(cli: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     ) -> None:
         """Import supporters (all or nothing unless --valid-rows-only); rejected rows to a CSV."""
+        from sqlalchemy.exc import DBAPIError
+
         from app.errors import ImportFailed, PorteError
 
         report_file = _ReportFile(report or file.with_name(file.name + ".rejects.csv"))
@@ -206,7 +210,15 @@ def register(cli: typer.Typer) -> None:
         except OSError as exc:
             _say(
                 f"Import failed: {exc}. Nothing was imported. Is the database running "
-                "(`porte db status`) and PORTE_DATABASE_URL right?",
+                "(`porte db status`) and PORTE_OWNER_DATABASE_URL right?",
+                fg="red",
+            )
+            raise typer.Exit(1) from None
+        except DBAPIError as exc:
+            # e.g. the same person added through the API while the import ran (unique index)
+            _say(
+                f"Import failed: the database refused it ({type(exc.orig).__name__}: "
+                f"{str(exc.orig).splitlines()[0]}). Nothing was imported; run the command again.",
                 fg="red",
             )
             raise typer.Exit(1) from None
