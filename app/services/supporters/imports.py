@@ -286,9 +286,9 @@ class ImportRun:
                     await ctx.session.execute(_SEEN_CREATE)
             except DBAPIError as exc:
                 raise ImportFailed(
-                    "The service's database role may not create the temporary table this import "
+                    "The database role of this import may not create the temporary table it "
                     "uses to find duplicates across the file; nothing was imported. Grant it: "
-                    "GRANT TEMPORARY ON DATABASE <name> TO porte_app."
+                    "GRANT TEMPORARY ON DATABASE <database> TO <role>."
                 ) from exc
         return run
 
