@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -90,6 +91,36 @@ class Database:
         """A session inside one transaction: committed on success, rolled back on error."""
         async with self.sessionmaker() as session, session.begin():
             yield session
+
+
+CUSTOM_PLAN_FROM = 20  # array binds from this many values get custom plans (see custom_plans)
+
+
+@asynccontextmanager
+async def custom_plans(
+    conn: AsyncSession | AsyncConnection, when: bool = True
+) -> AsyncIterator[None]:
+    """Plan the statements run inside for their actual binds, not with a generic plan.
+
+    After five runs of a prepared statement on a connection PostgreSQL may switch to a generic
+    plan; for statements bound to arrays of hundreds of values (a chunk of an import, a batch of
+    addresses) the generic plan guesses the array size and can be 50x slower (measured: duplicate
+    check 0.03 s -> 2.9 s, geocoding 0.06 s -> 1.2 s on the sixth chunk of an import). Only the
+    statements inside get custom plans; the setting is restored for the rest of the transaction.
+    """
+    if not when:
+        yield
+        return
+    old = (
+        await conn.execute(
+            text(
+                "SELECT current_setting('plan_cache_mode'), "
+                "set_config('plan_cache_mode', 'force_custom_plan', true)"
+            )
+        )
+    ).scalar_one()
+    yield
+    await conn.execute(text("SELECT set_config('plan_cache_mode', :v, true)"), {"v": old})
 
 
 async def set_tenant(

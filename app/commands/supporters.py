@@ -5,11 +5,8 @@ name of an admin of the campaign (``--admin``, checked like the API checks a cal
 transaction: all or nothing unless ``--valid-rows-only``. The file is streamed in chunks, so
 memory stays bounded whatever its size.
 
-It connects as the schema owner, like every other ``porte`` maintenance command, not as the
-service's role: only the owner may ANALYZE the supporter tables inside the import's transaction,
-and without that the per-row consent check becomes quadratic on a big import (see
-``app.services.supporters.imports._ANALYZE``). The tenant is still set, and every statement of
-the import names the campaign.
+It connects as the service's role, like the API: row-level security applies, the tenant is the
+campaign, and the account's standing is read with ``porte_enter`` as for a request.
 
 Exit codes: 0 every row stored; 3 ``--valid-rows-only`` stored the valid rows and rejected some;
 1 nothing stored (invalid rows, refused admin or campaign, unreadable file or mapping);
@@ -95,8 +92,7 @@ async def _import(
     from app.services.supporters.imports import CsvStream, admin_context, import_stream
 
     settings = get_settings()
-    # the owner: see the module's docstring (ANALYZE inside the import's transaction)
-    engine = make_engine(resolve_urls(settings)[1], pool_size=1)
+    engine = make_engine(resolve_urls(settings)[0], pool_size=1)  # the service's role
     stream = CsvStream(file, chunk_rows)
     try:
         async with async_sessionmaker(engine)() as session, session.begin():

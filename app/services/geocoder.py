@@ -22,6 +22,8 @@ from typing import Any
 
 from sqlalchemy import text
 
+from app.db import CUSTOM_PLAN_FROM, custom_plans
+
 LEVELS = ("housenumber", "interpolated", "street", "commune", "none")
 BATCH = 1000
 _SQL = text((Path(__file__).resolve().parent.parent / "sql" / "geocode.sql").read_text("utf-8"))
@@ -175,7 +177,8 @@ async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[Geoc
     for start in range(0, len(items), BATCH):
         batch = list(items[start : start + BATCH])
         await _split_cities(conn, batch)
-        rows = (await conn.execute(_SQL, _binds(batch))).mappings().all()
+        async with custom_plans(conn, when=len(batch) >= CUSTOM_PLAN_FROM):
+            rows = (await conn.execute(_SQL, _binds(batch))).mappings().all()
         out.extend(_result(p, r) for p, r in zip(batch, rows, strict=True))
     return out
 

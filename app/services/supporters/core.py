@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app.db import CUSTOM_PLAN_FROM, custom_plans
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
 from app.services.geocoder import GeocodeResult, geocode_parsed, parse_address
@@ -210,7 +211,11 @@ async def find_duplicates(
     phones = [s.phone_hmac for s in items if s.phone_hmac]
     stored: dict[bytes, uuid.UUID] = {}
     if emails or phones:
-        for r in await session.execute(_EXISTING, {"c": campaign_id, "e": emails, "p": phones}):
+        async with custom_plans(session, when=len(emails) + len(phones) >= CUSTOM_PLAN_FROM):
+            found = (
+                await session.execute(_EXISTING, {"c": campaign_id, "e": emails, "p": phones})
+            ).all()
+        for r in found:
             if r.email_hmac:
                 stored[bytes(r.email_hmac)] = r.id
             if r.phone_hmac:

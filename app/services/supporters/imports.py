@@ -228,12 +228,6 @@ _SEEN_CREATE = text(
     "ON COMMIT DROP"
 )
 _SEEN_FIND = text("SELECT h, line FROM porte_import_seen WHERE h = ANY(CAST(:h AS bytea[]))")
-# Refresh the planner's statistics of the tables this import grows, inside its transaction (which
-# ANALYZE reads, uncommitted rows included). Without it, on tables whose statistics predate the
-# import, the consent trigger's per-row lookup is planned on a partial index of the campaign
-# instead of the primary key: every inserted row then scans the campaign's supporters (quadratic;
-# measured 12 minutes for 60,000 rows). Only the tables' owner may ANALYZE.
-_ANALYZE = text("ANALYZE supporter, supporter_consent")
 _SEEN_ADD = text(
     "INSERT INTO porte_import_seen (h, line) "
     "SELECT * FROM unnest(CAST(:h AS bytea[]), CAST(:l AS integer[])) ON CONFLICT DO NOTHING"
@@ -256,7 +250,6 @@ class ImportRun:
     loaded: int = 0
     geocoded: Counter = field(default_factory=Counter)
     needs_review: int = 0
-    analyzed_at: int = 0  # rows stored when the statistics were last refreshed
 
     @classmethod
     async def start(
@@ -347,9 +340,6 @@ class ImportRun:
         await geocode_items(self.ctx.session, kept)
         await store(self.ctx, kept)
         self.loaded += len(kept)
-        if self.multi_chunk and self.loaded >= 2 * self.analyzed_at + 1:
-            await self.ctx.session.execute(_ANALYZE)  # after chunk 1, then each doubling
-            self.analyzed_at = self.loaded
         self.geocoded.update(s.geo.level if s.geo else "none" for s in kept)
         self.needs_review += sum(
             1 for s in kept if s.address and (not s.geo or s.geo.level != "housenumber")
@@ -510,6 +500,9 @@ async def admin_context(
         )
     if not account.is_active:
         raise ImportFailed(f"The account {email} is disabled; it cannot import supporters.")
+    from app.db import set_tenant
+
+    await set_tenant(session, None, account.id)  # row-level security: this account's campaigns
     try:
         cid: uuid.UUID | None = uuid.UUID(campaign.strip())
     except ValueError:
