@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import pytest
@@ -170,10 +171,33 @@ async def add_visits(
 
 
 # ---------------------------------------------------------------- live server for the browser
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def uvicorn_thread(app, port: int) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1:``port`` in a thread; its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start within 20 s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @dataclass
@@ -187,33 +211,18 @@ class LiveServer:
 @pytest.fixture(scope="session")
 def live_server(sample_db) -> Iterator[LiveServer]:
     """The app on the sample database, served over HTTP by uvicorn in a thread."""
-    import uvicorn
-
     from app.main import create_app
     from tests.conftest import make_settings
 
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
+    port = free_port()
     # The basemap points at a closed local port: the maps must work without it.
     settings = make_settings(
         sample_db,
-        public_base_url=url,
-        basemap_url=f"http://127.0.0.1:{_free_port()}/{{z}}/{{x}}/{{y}}.png",
+        public_base_url=f"http://127.0.0.1:{port}",
+        basemap_url=f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png",
     )
-    app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 20 s")
-        time.sleep(0.05)
-    yield LiveServer(url, settings)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_thread(create_app(settings), port) as url:
+        yield LiveServer(url, settings)
 
 
 BROWSER_ARGS = [

@@ -12,10 +12,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -26,6 +23,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.factories import bearer, make_user
+from tests.fixtures_browser import free_port, uvicorn_thread
 from tests.fixtures_ranking import ranking_env  # noqa: F401
 
 OGRINFO, OGR2OGR = shutil.which("ogrinfo"), shutil.which("ogr2ogr")
@@ -34,12 +32,6 @@ pytestmark = pytest.mark.skipif(
     reason="GDAL's ogrinfo/ogr2ogr are not installed (Debian: apt-get install gdal-bin)",
 )
 FETCH = re.compile(r"HTTP: Fetch\((\S+)\)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -57,28 +49,11 @@ class Served:
 @pytest.fixture(scope="module")
 def served(ranking_env) -> Iterator[Served]:  # noqa: F811
     """The app on the ranking fixture's database, served by uvicorn in a thread."""
-    import uvicorn
-
     from app.main import create_app
 
     _, world, area, engine, settings = ranking_env
-    port = _free_port()
-    base = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start within 20 s")
-        time.sleep(0.05)
-    yield Served(f"{base}{world.url('/ogc')}", base, world, area, engine, settings)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with uvicorn_thread(create_app(settings), free_port()) as base:
+        yield Served(f"{base}{world.url('/ogc')}", base, world, area, engine, settings)
 
 
 def gdal(*args: str, headers: dict[str, str] | None = None) -> subprocess.CompletedProcess:
