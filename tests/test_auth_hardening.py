@@ -35,8 +35,7 @@ async def _totp_row(engine, uid):
         return (
             await conn.execute(
                 text(
-                    "SELECT totp_secret, totp_secret_enc, totp_key_id, totp_enabled "
-                    "FROM app_user WHERE id = :u"
+                    "SELECT totp_secret_enc, totp_key_id, totp_enabled FROM app_user WHERE id = :u"
                 ),
                 {"u": uid},
             )
@@ -66,7 +65,7 @@ async def test_totp_secret_is_stored_encrypted_and_never_shown_again(
     async with client_for(access_app) as c:
         h, secret, now = await _enrol(c, email)
         row = await _totp_row(access_owner, uid)
-        assert row.totp_enabled and row.totp_secret is None
+        assert row.totp_enabled
         assert row.totp_key_id == access_settings.data_key_id
         blob = bytes(row.totp_secret_enc)
         raw = base64.b32decode(secret)
@@ -149,7 +148,7 @@ async def test_sign_in_with_totp_after_key_rotation(make_db, monkeypatch):
     assert result.exit_code == 0, result.output
     assert "1 account" in result.output and secret not in result.output
     row = await _totp_row(engine, uid)
-    assert row.totp_key_id == "test2" and row.totp_secret is None
+    assert row.totp_key_id == "test2"
 
     only_new = make_settings(urls, data_keys=json.dumps({"test2": new_key}), data_key_id="test2")
     app = create_app(only_new)
@@ -199,7 +198,7 @@ async def test_migration_encrypts_existing_secrets_or_refuses_without_keys(pg_cl
         )
         monkeypatch.setenv("PORTE_DATA_KEYS", settings.data_keys)
         monkeypatch.setenv("PORTE_DATA_KEY_ID", settings.data_key_id)
-        await asyncio.to_thread(upgrade, url)
+        await asyncio.to_thread(upgrade, url, "0010_totp_at_rest")
         plain, blob, kid = (
             await fetch(url, "SELECT totp_secret, totp_secret_enc, totp_key_id FROM app_user")
         )[0]
@@ -212,9 +211,29 @@ async def test_migration_encrypts_existing_secrets_or_refuses_without_keys(pg_cl
 
         await asyncio.to_thread(downgrade, url, "0009_door_versions")
         assert (await fetch(url, "SELECT totp_secret FROM app_user"))[0][0] == secret
-        await asyncio.to_thread(upgrade, url)
+        await asyncio.to_thread(upgrade, url, "0010_totp_at_rest")
         # Turning two-factor off by the old path (`porte admin reset-2fa`) drops the secret too.
         await fetch(url, "UPDATE app_user SET totp_enabled = false, totp_secret = NULL")
+        assert (await fetch(url, "SELECT totp_secret_enc, totp_key_id FROM app_user"))[0] == (
+            None,
+            None,
+        )
+        # Head has no plaintext column at all; turning two-factor off still drops the secret.
+        await fetch(
+            url,
+            "UPDATE app_user SET totp_enabled = true, totp_secret_enc = $1, totp_key_id = 'mig'",
+            blob,
+        )
+        await asyncio.to_thread(upgrade, url)
+        columns = [
+            r[0]
+            for r in await fetch(
+                url,
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'app_user'",
+            )
+        ]
+        assert "totp_secret" not in columns and "totp_secret_enc" in columns
+        await fetch(url, "UPDATE app_user SET totp_enabled = false")
         assert (await fetch(url, "SELECT totp_secret_enc, totp_key_id FROM app_user"))[0] == (
             None,
             None,

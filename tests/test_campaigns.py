@@ -150,7 +150,10 @@ async def test_admin_cli_create_account(access_urls, access_owner, access_app, m
 
     async with access_owner.begin() as conn:
         await conn.execute(
-            text("UPDATE app_user SET totp_enabled = true, totp_secret = 'X' WHERE email = :e"),
+            text(
+                "UPDATE app_user SET totp_enabled = true, totp_secret_enc = '\\x01'::bytea, "
+                "totp_key_id = 'k' WHERE email = :e"
+            ),
             {"e": email},
         )
     reset = await asyncio.to_thread(CliRunner().invoke, cli, ["admin", "reset-2fa", email])
@@ -158,10 +161,14 @@ async def test_admin_cli_create_account(access_urls, access_owner, access_app, m
     async with access_owner.connect() as conn:
         on = (
             await conn.execute(
-                text("SELECT totp_enabled FROM app_user WHERE email = :e"), {"e": email}
+                text(
+                    "SELECT totp_enabled, totp_secret_enc, totp_key_id FROM app_user "
+                    "WHERE email = :e"
+                ),
+                {"e": email},
             )
-        ).scalar_one()
-    assert on is False
+        ).one()
+    assert tuple(on) == (False, None, None)
 
 
 async def test_demo_campaign_is_idempotent(access_urls, access_owner, access_app, monkeypatch):

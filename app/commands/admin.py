@@ -138,8 +138,8 @@ async def reset_second_factor(owner_url: str, email: str) -> bool:
             uid = (
                 await conn.execute(
                     text(
-                        "UPDATE app_user SET totp_enabled = false, totp_secret = NULL, "
-                        "totp_last_step = NULL WHERE email = :e RETURNING id"
+                        "UPDATE app_user SET totp_enabled = false, totp_secret_enc = NULL, "
+                        "totp_key_id = NULL, totp_last_step = NULL WHERE email = :e RETURNING id"
                     ),
                     {"e": email},
                 )

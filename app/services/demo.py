@@ -47,7 +47,8 @@ async def create_demo_campaign_async(
                     text(
                         "INSERT INTO app_user (email, password_hash) VALUES (:e, :h) "
                         "ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
-                        " is_active = true, totp_enabled = false, totp_secret = NULL "
+                        " is_active = true, totp_enabled = false, totp_secret_enc = NULL,"
+                        " totp_key_id = NULL "
                         "RETURNING id"
                     ),
                     {"e": email, "h": pw_hash},
