@@ -318,11 +318,38 @@ async def test_rotation_keeps_every_row_readable(make_db):
             r = await c.post(w.url("/supporters"), json=person(100 + i), headers=w.headers["admin"])
             assert r.status_code == 201
     await app.state.db.dispose()
+    # an objection whose typed address is kept encrypted until an admin resolves it
+    req_id = uuid.uuid4()
+    typed = "12 rue de la Paix, 35170 Bruz"
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO privacy_request (campaign_id, id, kind, status, outcome, key_id, "
+                "address_enc) VALUES (:c, :i, 'objection', 'pending', 'unplaced', :k, :a)"
+            ),
+            {
+                "c": w.campaign_id,
+                "i": req_id,
+                "k": old.data_key_id,
+                "a": Cipher.from_settings(old).encrypt(
+                    typed, ad=aad(w.campaign_id, req_id, "address")
+                ),
+            },
+        )
     new_key = base64.b64encode(b"n" * 32).decode()
     keys = {**old.data_key_map, "test2": new_key}
     new = make_settings(urls, data_keys=json.dumps(keys), data_key_id="test2")
     done = await rotate(urls.owner, new, batch=3)
-    assert done == 7
+    assert done == 7 + 1
+    async with engine.connect() as conn:
+        req = (await conn.execute(text("SELECT key_id, address_enc FROM privacy_request"))).one()
+    assert req.key_id == "test2"
+    assert (
+        Cipher.from_settings(new).decrypt(
+            req.address_enc, key_id="test2", ad=aad(w.campaign_id, req_id, "address")
+        )
+        == typed
+    )
     async with engine.connect() as conn:
         rows = (
             await conn.execute(text("SELECT campaign_id, id, key_id, email_enc FROM supporter"))

@@ -19,7 +19,9 @@ import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -187,130 +189,85 @@ class Hasher:
 
 
 # ---------------------------------------------------------------- rotation
-_ROT_COLS = ("name_enc", "email_enc", "phone_enc", "address_enc", "notes_enc")
+@dataclass(frozen=True)
+class _Encrypted:
+    """Where ciphertexts live: a table, its key columns, the key-id column, and for each
+    encrypted column the associated data of a row (see ``aad`` / ``account_aad``)."""
+
+    table: str
+    ids: tuple[str, ...]
+    key_col: str
+    columns: dict[str, Callable[[Any], bytes]]
+    where: str  # which rows hold ciphertexts
 
 
-async def rotate(owner_url: str, settings: Settings, *, batch: int = 500, progress=None) -> int:
-    """Re-encrypt every value under the current key, batch by batch (each its own short
-    transaction, rows locked with SKIP LOCKED so the service keeps running). Returns rows done."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from app.db import _asyncpg
-
-    cipher = Cipher.from_settings(settings)
-    engine = create_async_engine(_asyncpg(owner_url), pool_size=1)
-    done = 0
-    cols = ", ".join(_ROT_COLS)
-    try:
-        while True:
-            async with engine.begin() as conn:
-                rows = (
-                    await conn.execute(
-                        text(
-                            f"SELECT campaign_id, id, key_id, {cols} FROM supporter "
-                            "WHERE key_id IS NOT NULL AND key_id <> :k "
-                            "LIMIT :n FOR UPDATE SKIP LOCKED"
-                        ),
-                        {"k": cipher.current, "n": batch},
-                    )
-                ).all()
-                for r in rows:
-                    new = {}
-                    for c in _ROT_COLS:
-                        f = c.removesuffix("_enc")
-                        ad = aad(r.campaign_id, r.id, f)
-                        plain = cipher.decrypt(getattr(r, c), key_id=r.key_id, ad=ad)
-                        new[c] = cipher.encrypt(plain, ad=ad)
-                    await conn.execute(
-                        text(
-                            "UPDATE supporter SET key_id = :k, "
-                            + ", ".join(f"{c} = :{c}" for c in _ROT_COLS)
-                            + " WHERE campaign_id = :c AND id = :id AND key_id = :old"
-                        ),
-                        {
-                            "k": cipher.current,
-                            "c": r.campaign_id,
-                            "id": r.id,
-                            "old": r.key_id,
-                            **new,
-                        },
-                    )
-                reqs = (
-                    await conn.execute(
-                        text(
-                            "SELECT campaign_id, id, key_id, address_enc FROM privacy_request "
-                            "WHERE address_enc IS NOT NULL AND key_id <> :k LIMIT :n "
-                            "FOR UPDATE SKIP LOCKED"
-                        ),
-                        {"k": cipher.current, "n": batch},
-                    )
-                ).all()
-                for r in reqs:
-                    ad = aad(r.campaign_id, r.id, "address")
-                    plain = cipher.decrypt(r.address_enc, key_id=r.key_id, ad=ad)
-                    await conn.execute(
-                        text(
-                            "UPDATE privacy_request SET key_id = :k, address_enc = :a "
-                            "WHERE campaign_id = :c AND id = :id"
-                        ),
-                        {
-                            "k": cipher.current,
-                            "a": cipher.encrypt(plain, ad=ad),
-                            "c": r.campaign_id,
-                            "id": r.id,
-                        },
-                    )
-            done += len(rows) + len(reqs)
-            if progress:
-                progress(done)
-            if not rows and not reqs:
-                return done
-    finally:
-        await engine.dispose()
+_SUPPORTER_FIELDS = ("name", "email", "phone", "address", "notes")
+SUPPORTERS = _Encrypted(
+    "supporter",
+    ("campaign_id", "id"),
+    "key_id",
+    {
+        f"{f}_enc": (lambda r, f=f: aad(r.campaign_id, r.id, f))  # type: ignore[misc]
+        for f in _SUPPORTER_FIELDS
+    },
+    "key_id IS NOT NULL",
+)
+PRIVACY_REQUESTS = _Encrypted(
+    "privacy_request",
+    ("campaign_id", "id"),
+    "key_id",
+    {"address_enc": lambda r: aad(r.campaign_id, r.id, "address")},
+    "address_enc IS NOT NULL",
+)
+ACCOUNT_SECRETS = _Encrypted(
+    "app_user",
+    ("id",),
+    "totp_key_id",
+    {"totp_secret_enc": lambda r: account_aad(r.id, TOTP_COLUMN)},
+    "totp_key_id IS NOT NULL",
+)
 
 
-async def rotate_account_secrets(
-    owner_url: str, settings: Settings, *, batch: int = 500, progress=None
+async def _reencrypt(
+    owner_url: str, settings: Settings, where: _Encrypted, *, batch: int, progress=None
 ) -> int:
-    """Re-encrypt accounts' TOTP secrets (``app_user.totp_secret_enc``) under the current key, in
-    short batches like ``rotate``. Returns the number of accounts done."""
+    """Re-encrypt ``where``'s rows that are not under the current key, batch by batch (each its
+    own short transaction, rows locked with SKIP LOCKED so the service keeps running); a row
+    whose key changed meanwhile is left alone. Returns the rows done."""
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from app.db import _asyncpg
+    from app.dburl import _asyncpg
 
     cipher = Cipher.from_settings(settings)
+    cols = list(where.columns)
+    select = text(
+        f"SELECT {', '.join((*where.ids, where.key_col, *cols))} FROM {where.table} "
+        f"WHERE {where.where} AND {where.key_col} <> :k LIMIT :n FOR UPDATE SKIP LOCKED"
+    )
+    update = text(
+        f"UPDATE {where.table} SET {where.key_col} = :k, "
+        + ", ".join(f"{c} = :{c}" for c in cols)
+        + " WHERE "
+        + " AND ".join(f"{i} = :{i}" for i in where.ids)
+        + f" AND {where.key_col} = :old"
+    )
     engine = create_async_engine(_asyncpg(owner_url), pool_size=1)
     done = 0
     try:
         while True:
             async with engine.begin() as conn:
-                rows = (
-                    await conn.execute(
-                        text(
-                            "SELECT id, totp_key_id, totp_secret_enc FROM app_user "
-                            "WHERE totp_key_id IS NOT NULL AND totp_key_id <> :k "
-                            "LIMIT :n FOR UPDATE SKIP LOCKED"
-                        ),
-                        {"k": cipher.current, "n": batch},
-                    )
-                ).all()
+                rows = (await conn.execute(select, {"k": cipher.current, "n": batch})).all()
                 for r in rows:
-                    ad = account_aad(r.id, TOTP_COLUMN)
-                    plain = cipher.decrypt(r.totp_secret_enc, key_id=r.totp_key_id, ad=ad)
-                    await conn.execute(
-                        text(
-                            "UPDATE app_user SET totp_key_id = :k, totp_secret_enc = :b "
-                            "WHERE id = :u AND totp_key_id = :old"
-                        ),
-                        {
-                            "k": cipher.current,
-                            "b": cipher.encrypt(plain, ad=ad),
-                            "u": r.id,
-                            "old": r.totp_key_id,
-                        },
-                    )
+                    old = getattr(r, where.key_col)
+                    new = {}
+                    for c, ad_of in where.columns.items():
+                        ad = ad_of(r)
+                        new[c] = cipher.encrypt(
+                            cipher.decrypt(getattr(r, c), key_id=old, ad=ad), ad=ad
+                        )
+                    ids = {i: getattr(r, i) for i in where.ids}
+                    await conn.execute(update, {"k": cipher.current, "old": old, **ids, **new})
             done += len(rows)
             if progress and rows:
                 progress(done)
@@ -318,3 +275,23 @@ async def rotate_account_secrets(
                 return done
     finally:
         await engine.dispose()
+
+
+async def rotate(owner_url: str, settings: Settings, *, batch: int = 500, progress=None) -> int:
+    """Re-encrypt supporters' personal data and privacy requests' typed addresses under the
+    current key (see ``_reencrypt``). Returns rows done."""
+    done = await _reencrypt(owner_url, settings, SUPPORTERS, batch=batch, progress=progress)
+
+    def more(d: int) -> None:
+        if progress:
+            progress(done + d)
+
+    more_done = await _reencrypt(owner_url, settings, PRIVACY_REQUESTS, batch=batch, progress=more)
+    return done + more_done
+
+
+async def rotate_account_secrets(
+    owner_url: str, settings: Settings, *, batch: int = 500, progress=None
+) -> int:
+    """Re-encrypt accounts' TOTP secrets under the current key (see ``_reencrypt``)."""
+    return await _reencrypt(owner_url, settings, ACCOUNT_SECRETS, batch=batch, progress=progress)
