@@ -272,7 +272,7 @@ class CampaignContext:
 # The caller's standing in a campaign and the transaction's tenant, in one round trip
 # (function in alembic/versions/0009_door_versions.py).
 STANDING_SQL = "SELECT * FROM porte_enter($1, $2, $3)"
-_STANDING_TEXT = text("SELECT * FROM porte_enter(:c, :u, :i)")
+STANDING_TEXT = text("SELECT * FROM porte_enter(:c, :u, :i)")  # the same, SQLAlchemy binds
 
 
 def route_rule(request: Request) -> frozenset[str]:
@@ -345,7 +345,7 @@ async def campaign_context(
     standing = (
         (
             await session.execute(
-                _STANDING_TEXT,
+                STANDING_TEXT,
                 {"c": campaign_id, "u": principal.user_id, "i": principal.invite_id},
             )
         )

@@ -24,8 +24,9 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from app.db import tenant_transaction
+from app.db import set_tenant, tenant_transaction
 from app.errors import Forbidden, InvalidInput
+from app.services.audit import write_event
 
 if TYPE_CHECKING:
     from app.db import Database
@@ -104,9 +105,6 @@ async def _audit_doors(
     if len(_last_audit) > 10_000:  # bounded memory: forget the oldest viewers
         for k in sorted(_last_audit, key=_last_audit.__getitem__)[:5_000]:
             del _last_audit[k]
-    from app.db import set_tenant
-    from app.services.audit import write_event
-
     async with db.transaction() as session:
         await set_tenant(session, ctx.campaign_id, ctx.principal.user_id)
         await write_event(

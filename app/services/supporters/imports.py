@@ -478,7 +478,6 @@ _CAMPAIGNS = text(
     "AND m.user_id = :u WHERE c.id = CAST(:id AS uuid) "
     "OR (CAST(:id AS uuid) IS NULL AND c.name = :name) ORDER BY c.created_at"
 )
-_ENTER = text("SELECT * FROM porte_enter(:c, :u, NULL)")
 
 
 async def admin_context(
@@ -489,7 +488,7 @@ async def admin_context(
     The account must exist and be active, and be an admin member of the campaign (given by id
     or exact name, among the account's campaigns); the transaction's tenant is then that campaign.
     """
-    from app.security import CampaignContext, Principal
+    from app.security import STANDING_TEXT, CampaignContext, Principal
 
     email = admin_email.strip().lower()
     account = (await session.execute(_ACCOUNT, {"e": email})).first()
@@ -523,7 +522,11 @@ async def admin_context(
             f"id instead ({', '.join(str(r.id) for r in found)})."
         )
     cid, name = found[0].id, found[0].name
-    standing = (await session.execute(_ENTER, {"c": cid, "u": account.id})).mappings().first()
+    standing = (
+        (await session.execute(STANDING_TEXT, {"c": cid, "u": account.id, "i": None}))
+        .mappings()
+        .first()
+    )
     if standing is None or standing["role"] != "admin":
         role = standing["role"] if standing else "no"
         raise ImportFailed(
