@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 import typer
 
-from app import commands
+from app.commands import (
+    admin,
+    db,
+    demo,
+    geocode,
+    imports,
+    keys,
+    purge,
+    rank,
+    serve,
+    supporters,
+)
 
 cli = typer.Typer(
     help="Porte-à-porte: door-to-door canvassing maps that keep precise addresses private.",
@@ -16,14 +24,20 @@ cli = typer.Typer(
 )
 
 
-def _load_commands() -> None:
-    """Each module of app/commands registers its commands with ``register(cli)``."""
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(cli)
-
-
-_load_commands()
+# Each command module registers its commands with ``register(cli)``.
+for _module in (
+    admin,
+    db,
+    demo,
+    geocode,
+    imports,
+    keys,
+    purge,
+    rank,
+    serve,
+    supporters,
+):
+    _module.register(cli)
 
 
 def main() -> None:

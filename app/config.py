@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     mvt_buffer: int = 64
     mvt_max_features: int = 20000
     # Door tiles of admins and organisers kept in memory per worker until a visit, flag, round
-    # or address import changes the campaign's doors (app/services/tile_cache.py); 0 turns it off.
+    # or address import changes the doors (app/services/field/tile_cache.py); 0 turns it off.
     tile_cache_mb: int = 64
 
     @field_validator("cors_origins", mode="before")

@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.db = db
     app.state.verified_tokens = {}  # bearer token -> (caller, expiry): see optional_principal
-    from app.services.tile_cache import TileCache
+    from app.services.field.tile_cache import TileCache
 
     app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
 

@@ -1,4 +1,6 @@
-"""Passwords, tokens, the caller (principal), the campaign scope of a request, and audit.
+"""Credentials and the FastAPI dependencies that resolve who calls and for which campaign.
+
+Passwords, tokens, the caller (``Principal``, from ``app.context``), the campaign scope.
 
 Every campaign route depends on ``CampaignScope``: it resolves the campaign from the path and the
 caller's membership (or invite session), answers 404 for any campaign the caller is not part of,
@@ -13,7 +15,6 @@ import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -27,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.authz import PUBLIC, SIGNED_IN, STAFF, rule_for
 from app.config import Settings
+from app.context import CampaignContext, Principal
 from app.db import Database, set_tenant
 from app.errors import Forbidden, NotFound, Unauthorized
 
@@ -110,20 +112,6 @@ def invite_session_token(
 
 
 # ---------------------------------------------------------------- principal
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an account, or an invite-link session."""
-
-    user_id: uuid.UUID | None = None
-    invite_id: uuid.UUID | None = None
-    invite_campaign_id: uuid.UUID | None = None
-    mfa: bool = False  # the access token was obtained with a TOTP code
-
-    @property
-    def is_invite(self) -> bool:
-        return self.invite_id is not None
-
-
 def get_settings_dep(request: Request) -> Settings:
     """The app's settings."""
     return request.app.state.settings
@@ -233,41 +221,7 @@ CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
 
 
 # ---------------------------------------------------------------- campaign scope
-@dataclass
-class CampaignContext:
-    """A request scoped to one campaign: who, with which role, and the transaction to use."""
-
-    campaign_id: uuid.UUID
-    role: str
-    principal: Principal
-    session: AsyncSession
-    k_threshold: int
-    election_date: Any
-    request_id: str
-    client: str | None
-    settings: Settings
-    assignment_id: uuid.UUID | None = None  # invite sessions scoped to one assignment
-    extras: dict[str, Any] = field(default_factory=dict)
-    doors_version: int = 0  # campaign_change.doors when the request began (door-tile cache)
-    conn: Any = None  # hot routes: the asyncpg connection (no session), see hot_campaign_context
-
-    @property
-    def user_id(self) -> uuid.UUID | None:
-        return self.principal.user_id
-
-    async def audit(
-        self,
-        action: str,
-        *,
-        object: str | None = None,
-        rows: int | None = None,
-        details: dict[str, Any] | None = None,
-    ) -> None:
-        """Record that precise locations or personal data were seen or exported."""
-        from app.services.audit import record
-
-        await record(self, action=action, object=object, rows=rows, details=details)
-
+__all__ = ["CampaignContext", "Principal"]  # re-exported for the routers
 
 # The caller's standing in a campaign and the transaction's tenant, in one round trip
 # (function in alembic/versions/0009_door_versions.py).

@@ -72,7 +72,7 @@ def make_db(pg_cluster: Cluster):
 def sample_db(make_db) -> DbUrls:
     """A database with the 92-13 sample (tiles, districts, results, doors) and Bruz's doors."""
     urls = make_db("sample")
-    from app.services.imports.sample import load_sample
+    from app.services.reference.imports.sample import load_sample
 
     load_sample(urls.owner, quiet=True)
     return urls

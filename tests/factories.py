@@ -92,7 +92,7 @@ async def make_invite(
     """An invite row and the header of a session opened with it (JWT valid for a day even when
     the invite itself has expired, so that the per-request recheck is what refuses it)."""
     from app.security import invite_session_token, token_hash
-    from app.services.invites import invite_token
+    from app.services.access.invites import invite_token
 
     invite_id = uuid.uuid4()
     now = datetime.now(UTC)

@@ -9,8 +9,8 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from app.services.imports.common import asyncpg_dsn
-from app.services.imports.sample import BRUZ_BAL, DISTRICTS, ELECTIONS, TILES
+from app.services.reference.imports.common import asyncpg_dsn
+from app.services.reference.imports.sample import BRUZ_BAL, DISTRICTS, ELECTIONS, TILES
 
 REFERENCE_TABLES = {
     "insee_tile": "id",
@@ -130,10 +130,10 @@ def copy_lines(src: Path, dst: Path, edit=None, encoding: str = "utf-8") -> Path
 @pytest.fixture(scope="module")
 async def loaded_db(make_db, tmp_path_factory):
     """A fresh database holding tiles, districts, one election and Bruz's doors."""
-    from app.services.imports.addresses import import_addresses
-    from app.services.imports.districts import import_districts
-    from app.services.imports.results import import_results
-    from app.services.imports.tiles import import_tiles
+    from app.services.reference.imports.addresses import import_addresses
+    from app.services.reference.imports.districts import import_districts
+    from app.services.reference.imports.results import import_results
+    from app.services.reference.imports.tiles import import_tiles
 
     urls = make_db("imp")
     reports = tmp_path_factory.mktemp("reports")

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.services.allocation import allocation_state, ensure_allocation
+from app.services.reference.allocation import allocation_state, ensure_allocation
 from tests.fixtures_ranking import E0, N0, load_hand_area, load_real_tiles_and_contours, tile_id
 
 

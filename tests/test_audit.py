@@ -9,8 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
+from app.context import CampaignContext, Principal
 from app.db import set_tenant
-from app.security import CampaignContext, Principal
+from app.services.access import audit
 from tests.factories import make_invite
 from tests.fixtures_access import *  # noqa: F403
 from tests.fixtures_access import client_for
@@ -33,7 +34,7 @@ async def _record_many(app, settings, campaign_id, principal, role, actions):
             settings=settings,
         )
         for action in actions:
-            await ctx.audit(action, object="turf:1", rows=42)
+            await audit.record(ctx, action=action, object="turf:1", rows=42)
             flags.append(
                 (
                     await session.execute(
@@ -141,7 +142,7 @@ async def test_audit_filters_and_csv(access_app, aworld, access_settings):
 
 
 async def test_purge_keeps_twelve_months(access_urls, access_owner, aworld):
-    from app.services.audit import purge_audit
+    from app.services.access.audit import purge_audit
 
     w = aworld
     async with access_owner.begin() as conn:

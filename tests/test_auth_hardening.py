@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
 from app.main import create_app
-from app.services.crypto import Cipher, DecryptionFailed, account_aad
+from app.services.access.crypto import Cipher, DecryptionFailed, account_aad
 from tests.conftest import make_settings
 from tests.factories import PASSWORD, make_user
 from tests.fixtures_access import *  # noqa: F403

@@ -174,7 +174,7 @@ async def test_admin_cli_create_account(access_urls, access_owner, access_app, m
 async def test_demo_campaign_is_idempotent(access_urls, access_owner, access_app, monkeypatch):
     import asyncio
 
-    from app.services.demo import NEXT_MUNICIPAL_ELECTION, create_demo_campaign
+    from app.commands.demo_seed import NEXT_MUNICIPAL_ELECTION, create_demo_campaign
 
     monkeypatch.setenv("PORTE_MODE", "demo")
     first = await asyncio.to_thread(create_demo_campaign, access_urls.owner, "first password")

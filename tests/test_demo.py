@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.commands.demo import _seed
-from app.services.demo_field import DEMO_DISTRICT
+from app.commands.demo_field import DEMO_DISTRICT
 from tests.conftest import make_settings
 
 PASSWORD = "demo-test-password"

@@ -348,10 +348,10 @@ async def test_erasure_leaves_the_counts_within_the_same_transaction(
     """The counts are computed live: the erasing transaction itself already sees the change."""
     from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
+    from app.context import CampaignContext, Principal
     from app.db import set_tenant
-    from app.security import CampaignContext, Principal
-    from app.services import gdpr
-    from app.services.supporters.aggregates import supporter_counts
+    from app.services.people import gdpr
+    from app.services.people.supporters.aggregates import supporter_counts
 
     w = await make_world(owner_engine, settings, k=2)
     code, doors = await doors_in_one_district(owner_engine, 3)
@@ -383,7 +383,7 @@ def test_public_form_is_throttled_per_client():
     import pytest
 
     from app.errors import TooManyRequests
-    from app.services.privacy import FORM_LIMIT, throttle
+    from app.services.people.privacy import FORM_LIMIT, throttle
 
     for i in range(FORM_LIMIT):
         throttle("203.0.113.9", now=1000.0 + i)

@@ -7,7 +7,7 @@ import math
 import pytest
 from sqlalchemy import text
 
-from app.services.geocoder import geocode, parse_address
+from app.services.people.geocoder import geocode, parse_address
 from tests.fixtures_geocode import (
     BRUZ,
     load_doors,
@@ -142,7 +142,7 @@ async def test_interpolated_between_same_side_neighbours(owner_engine, doors):
 
 async def test_python_and_sql_normalisation_agree(owner_engine):
     """The index is built by porte_norm_name (SQL); queries by norm_name (Python): same keys."""
-    from app.services.geocoder import norm_name
+    from app.services.people.geocoder import norm_name
 
     async with owner_engine.connect() as conn:
         rows = (

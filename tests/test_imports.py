@@ -7,8 +7,8 @@ import gzip
 import pytest
 
 from app.errors import ImportFailed
-from app.services.imports.addresses import import_addresses
-from app.services.imports.sample import BRUZ_BAL, load_sample
+from app.services.reference.imports.addresses import import_addresses
+from app.services.reference.imports.sample import BRUZ_BAL, load_sample
 from tests.fixtures_imports import (
     BAN_HEADER,
     bal_to_ban,
@@ -349,7 +349,7 @@ async def test_blocks_of_any_size_give_the_same_doors_and_report(make_db, tmp_pa
     """Plain lines are parsed in vectorised blocks, the rest row by row: a quoted value running
     over lines and over a block boundary, a blank line, CRLF, bad rows; tiny blocks and one block
     give the same doors and the same rejected lines."""
-    from app.services.imports import addresses as addresses_module
+    from app.services.reference.imports import addresses as addresses_module
 
     urls = make_db("blocks")
     src = bal_to_ban(tmp_path / "b.csv", prefix="k", limit=120).read_text().splitlines(True)
@@ -389,8 +389,8 @@ async def test_blocks_of_any_size_give_the_same_doors_and_report(make_db, tmp_pa
 
 async def test_tiles_from_geopackage_equal_tiles_from_csv(make_db, tmp_path):
     """INSEE's GeoPackage (EPSG:2154) and CSV give the same tiles; every square checked."""
-    from app.services.imports.sample import TILES, TILES_GPKG
-    from app.services.imports.tiles import import_tiles
+    from app.services.reference.imports.sample import TILES, TILES_GPKG
+    from app.services.reference.imports.tiles import import_tiles
 
     a, b = make_db("tcsv"), make_db("tgpkg")
     await import_tiles(a.owner, TILES, quiet=True, report_path=tmp_path / "a.csv")
@@ -413,9 +413,9 @@ async def test_tiles_from_geopackage_equal_tiles_from_csv(make_db, tmp_path):
 
 async def test_ministry_layout_without_our_key_column(make_db, tmp_path):
     """The Ministry's own layout: ';', cp1252, no codeBureauVote (built from commune + BV)."""
-    from app.services.imports.districts import import_districts
-    from app.services.imports.results import import_results
-    from app.services.imports.sample import DISTRICTS, ELECTIONS
+    from app.services.reference.imports.districts import import_districts
+    from app.services.reference.imports.results import import_results
+    from app.services.reference.imports.sample import DISTRICTS, ELECTIONS
 
     urls = make_db("min")
     await import_districts(urls.owner, DISTRICTS, quiet=True, report_path=tmp_path / "d.csv")

@@ -11,12 +11,12 @@ import pytest
 from typer.testing import CliRunner
 
 from app.errors import ImportFailed
-from app.services.imports import addresses as addresses_module
-from app.services.imports.addresses import import_addresses
-from app.services.imports.districts import import_districts
-from app.services.imports.results import import_results
-from app.services.imports.sample import BRUZ_BAL, DISTRICTS, ELECTIONS, TILES
-from app.services.imports.tiles import import_tiles
+from app.services.reference.imports import addresses as addresses_module
+from app.services.reference.imports.addresses import import_addresses
+from app.services.reference.imports.districts import import_districts
+from app.services.reference.imports.results import import_results
+from app.services.reference.imports.sample import BRUZ_BAL, DISTRICTS, ELECTIONS, TILES
+from app.services.reference.imports.tiles import import_tiles
 from tests.fixtures_imports import (
     bal_to_ban,
     copy_lines,

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pyproj import Transformer
 
 from app.geo.insee import Tile, TileIdError, parse_tile_id, square, tile_at, tile_id
-from app.services.imports.sample import TILES_GPKG
+from app.services.reference.imports.sample import TILES_GPKG
 
 
 def test_tile_id_gives_the_four_corners():

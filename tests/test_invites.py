@@ -189,7 +189,7 @@ async def test_guessing_invite_links_is_throttled_atomically(
 ):
     """20 concurrent made-up links from one address: exactly the limit get 401, the rest 429;
     a real link opened from another address is not counted as a failure."""
-    from app.services.invites import invite_token
+    from app.services.access.invites import invite_token
 
     limit = access_settings.login_failures_per_minute
     w = aworld

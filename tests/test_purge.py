@@ -8,7 +8,7 @@ from datetime import date
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.services.purge import purge
+from app.services.people.purge import purge
 from tests.factories import make_campaign, make_user
 
 CONSENT_SQL = (

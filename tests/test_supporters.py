@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from app.services.crypto import Cipher, DecryptionFailed, aad
+from app.services.access.crypto import Cipher, DecryptionFailed, aad
 from tests.conftest import make_settings
 from tests.fixtures_supporters import CONSENT, person
 
@@ -305,7 +305,7 @@ async def test_rotation_keeps_every_row_readable(make_db):
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from app.main import create_app
-    from app.services.crypto import rotate
+    from app.services.access.crypto import rotate
     from tests.factories import make_world
 
     urls = make_db("rot")

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.db import _asyncpg, tenant_transaction
 from app.security import encode_token
-from app.services.tile_cache import TileCache
+from app.services.field.tile_cache import TileCache
 from tests.fixtures_browser import SPOT_A, add_visits, make_turf_world, tile_of
 from tests.fixtures_field import visit
 

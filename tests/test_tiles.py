@@ -6,7 +6,7 @@ import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
 
-from app.services import tiles as tiles_service
+from app.services.field import tiles as tiles_service
 from tests.fixtures_browser import SPOT_A, SPOT_B, add_visits, make_turf_world, tile_of
 
 

@@ -39,7 +39,7 @@ class MigrationRefused(RuntimeError):
 def _cipher(count: int, verb: str):
     """The data keys of the environment, or a clear refusal naming what to do."""
     from app.config import get_settings
-    from app.services.crypto import Cipher, KeyError_
+    from app.services.access.crypto import Cipher, KeyError_
 
     try:
         return Cipher.from_settings(get_settings())
@@ -53,7 +53,7 @@ def _cipher(count: int, verb: str):
 
 
 def upgrade() -> None:
-    from app.services.crypto import account_aad
+    from app.services.access.crypto import account_aad
 
     op.execute("ALTER TABLE app_user ADD COLUMN totp_secret_enc bytea, ADD COLUMN totp_key_id text")
     op.execute(
@@ -100,7 +100,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    from app.services.crypto import DecryptionFailed, account_aad
+    from app.services.access.crypto import DecryptionFailed, account_aad
 
     op.execute("DROP TRIGGER IF EXISTS app_user_totp_off ON app_user")
     op.execute("DROP FUNCTION IF EXISTS porte_totp_off()")

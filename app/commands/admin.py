@@ -262,7 +262,7 @@ def register(cli: typer.Typer) -> None:
         ),
     ) -> None:
         """Delete audit events older than the retention period."""
-        from app.services.audit import purge_audit
+        from app.services.access.audit import purge_audit
 
         n = purge_audit(_owner_url(), days)
         typer.echo(f"{n} audit events older than the retention period deleted.")

@@ -13,8 +13,8 @@ async def _seed(settings, owner_url: str, password: str) -> dict:
     """Demo campaign and accounts, then turfs, assignments and an invite through the API."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from app.services.demo import create_demo_campaign_async
-    from app.services.demo_field import seed_field
+    from app.commands.demo_field import seed_field
+    from app.commands.demo_seed import create_demo_campaign_async
 
     engine = create_async_engine(owner_url)
     try:
@@ -65,11 +65,11 @@ def register(cli: typer.Typer) -> None:
         ),
     ) -> None:
         """Start everything with the sample data loaded (demo mode: never for real data)."""
+        from app.commands.demo_field import DEMO_DISTRICT
         from app.config import get_settings
         from app.db import resolve_urls
         from app.migrate import upgrade
         from app.pgcluster import Cluster, ClusterError
-        from app.services.demo_field import DEMO_DISTRICT
 
         os.environ["PORTE_MODE"] = "demo"
         settings = get_settings()
@@ -85,7 +85,7 @@ def register(cli: typer.Typer) -> None:
         upgrade(owner_url)
         typer.echo("Database schema is up to date.")
 
-        from app.services.imports.sample import load_sample
+        from app.services.reference.imports.sample import load_sample
 
         if reload_sample or not sample_loaded(owner_url):
             typer.echo("Loading the 92-13 sample (INSEE tiles, polling stations, results, doors)")

@@ -39,7 +39,7 @@ def register(cli: typer.Typer) -> None:
         """Geocode FILE with the local geocoder; writes it back with level, score, lon, lat…"""
         from sqlalchemy.ext.asyncio import create_async_engine
 
-        from app.services.geocoder import BATCH, geocode_parsed, parse_address
+        from app.services.people.geocoder import BATCH, geocode_parsed, parse_address
 
         with open(file, encoding="utf-8-sig", newline="") as fh:
             sample = fh.readline()

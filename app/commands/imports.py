@@ -53,7 +53,7 @@ def _run(coro, as_json: bool) -> None:
         Console().print(report.summary(), highlight=False)
     # Tiles, doors or districts changed: re-allocate tile counts to districts now, once, rather
     # than in the first ranking request.
-    from app.services.allocation import refresh_if_stale
+    from app.services.reference.allocation import refresh_if_stale
 
     if not as_json:
         err.print("Refreshing the tile-to-district allocation used by the ranking...")
@@ -80,7 +80,7 @@ def register(cli: typer.Typer) -> None:
         as_json: bool = AsJson,
     ) -> None:
         """INSEE Filosofi 200 m tiles: CSV (.csv/.csv.gz) or GeoPackage, any vintage."""
-        from app.services.imports.tiles import import_tiles
+        from app.services.reference.imports.tiles import import_tiles
 
         _run(
             import_tiles(
@@ -110,7 +110,7 @@ def register(cli: typer.Typer) -> None:
         as_json: bool = AsJson,
     ) -> None:
         """Doors from a BAN CSV (.csv or .csv.gz) or a BAL CSV (Base Adresse Locale)."""
-        from app.services.imports.addresses import import_addresses
+        from app.services.reference.imports.addresses import import_addresses
 
         _run(
             import_addresses(
@@ -140,7 +140,7 @@ def register(cli: typer.Typer) -> None:
         as_json: bool = AsJson,
     ) -> None:
         """Polling-station (or IRIS) polygons from GeoJSON or GeoPackage, any CRS."""
-        from app.services.imports.districts import import_districts
+        from app.services.reference.imports.districts import import_districts
 
         _run(
             import_districts(
@@ -172,7 +172,7 @@ def register(cli: typer.Typer) -> None:
         as_json: bool = AsJson,
     ) -> None:
         """Ministry of the Interior results per polling station (wide or long format)."""
-        from app.services.imports.results import import_results
+        from app.services.reference.imports.results import import_results
 
         _run(
             import_results(
@@ -191,7 +191,7 @@ def register(cli: typer.Typer) -> None:
     @imp.command()
     def sample(quiet: bool = Quiet) -> None:
         """The bundled sample: 92-13 (real tiles, contours, results; SYNTHETIC doors) + Bruz."""
-        from app.services.imports.sample import load_sample
+        from app.services.reference.imports.sample import load_sample
 
         try:
             load_sample(_owner_url(), quiet=quiet)

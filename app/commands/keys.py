@@ -23,7 +23,7 @@ def register(cli: typer.Typer) -> None:
     @keys.command()
     def generate() -> None:
         """Print a new data key (added to the existing ones) and, if missing, HMAC/secret keys."""
-        from app.services.crypto import generate_key
+        from app.services.access.crypto import generate_key
 
         s = get_settings()
         kid = datetime.now(UTC).strftime("k%Y%m%d%H%M%S")
@@ -46,8 +46,8 @@ def register(cli: typer.Typer) -> None:
     def rotate(batch: int = typer.Option(500, help="Rows per transaction.")) -> None:
         """Re-encrypt every stored value with PORTE_DATA_KEY_ID, in short batches (no downtime):
         supporters' personal data, privacy requests and accounts' two-factor (TOTP) secrets."""
-        from app.services.crypto import DecryptionFailed, KeyError_, rotate_account_secrets
-        from app.services.crypto import rotate as run
+        from app.services.access.crypto import DecryptionFailed, KeyError_, rotate_account_secrets
+        from app.services.access.crypto import rotate as run
 
         s = get_settings()
         owner_url = resolve_urls(s)[1]

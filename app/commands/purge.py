@@ -18,7 +18,7 @@ def register(cli: typer.Typer) -> None:
         dry_run: bool = typer.Option(False, "--dry-run", help="Only count what would be deleted."),
     ) -> None:
         """Delete visits, supporters, audit events past their retention date (keeps door flags)."""
-        from app.services.purge import purge as run
+        from app.services.people.purge import purge as run
 
         settings = get_settings()
 

@@ -20,7 +20,7 @@ async def _rank(
 
     from app.config import get_settings
     from app.db import make_engine, resolve_urls, set_tenant
-    from app.services import ranking
+    from app.services.ranking import service as ranking
 
     _, owner_url = resolve_urls(get_settings())
     engine = make_engine(owner_url, pool_size=1)
@@ -75,7 +75,7 @@ def register(cli: typer.Typer) -> None:
         from rich.table import Table
 
         from app.errors import PorteError
-        from app.services.ranking import reasons
+        from app.services.ranking.service import reasons
 
         console = Console()
         try:

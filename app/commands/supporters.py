@@ -52,7 +52,7 @@ class _ReportFile:
         self.rows = 0
 
     def write(self, rejected: list[dict[str, Any]]) -> None:
-        from app.services.supporters.imports import REPORT_COLUMNS, report_rows
+        from app.services.people.supporters.imports import REPORT_COLUMNS, report_rows
 
         if self._w is None:
             self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -89,7 +89,7 @@ async def _import(
 
     from app.config import get_settings
     from app.db import make_engine, resolve_urls
-    from app.services.supporters.imports import CsvStream, admin_context, import_stream
+    from app.services.people.supporters.imports import CsvStream, admin_context, import_stream
 
     settings = get_settings()
     engine = make_engine(resolve_urls(settings)[0], pool_size=1)  # the service's role

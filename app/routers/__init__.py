@@ -1,18 +1,57 @@
-"""HTTP layer: one thin module per resource. ``include_routers`` mounts them all."""
+"""HTTP layer: one thin module per resource. ``include_routers`` mounts them all, listed here."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from fastapi import FastAPI
+
+from app.routers import (
+    assignments,
+    audit,
+    auth,
+    campaigns,
+    exports,
+    gdpr,
+    invites,
+    members,
+    ogc,
+    pages,
+    privacy,
+    progress,
+    ranking,
+    reference,
+    rounds,
+    supporters,
+    tiles,
+    turfs,
+    visits,
+)
+
+# Order matters only for the OpenAPI listing; the pages module also mounts static files.
+ROUTERS = (
+    assignments,
+    audit,
+    auth,
+    campaigns,
+    exports,
+    gdpr,
+    invites,
+    members,
+    ogc,
+    pages,
+    privacy,
+    progress,
+    ranking,
+    reference,
+    rounds,
+    supporters,
+    tiles,
+    turfs,
+    visits,
+)
 
 
 def include_routers(app: FastAPI) -> None:
-    """Mount every module of this package that defines ``router`` (and ``mount(app)`` if any)."""
-    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        if hasattr(module, "router"):
-            app.include_router(module.router)
-        if hasattr(module, "mount"):
-            module.mount(app)
+    """Mount every router of the service (and the static files of ``pages``)."""
+    for module in ROUTERS:
+        app.include_router(module.router)
+    pages.mount(app)

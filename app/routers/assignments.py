@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from app.routers.turfs import committed, json_response
 from app.security import CampaignScope
-from app.services import assignments, doors
+from app.services.field import assignments, doors
 
 router = APIRouter(tags=["assignments"])
 

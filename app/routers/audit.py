@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Response
 
 from app.schemas import AuditEventOut
 from app.security import CampaignScope
-from app.services import audit as service
+from app.services.access import audit as service
 
 router = APIRouter(tags=["audit"])
 
@@ -37,7 +37,9 @@ async def audit_log(
     events = await service.list_events(
         ctx, actor=actor, action=action, since=since, until=until, flagged=flagged, limit=limit
     )
-    await ctx.audit(f"access.audit.{'export' if format == 'csv' else 'view'}", rows=len(events))
+    await service.record(
+        ctx, action=f"access.audit.{'export' if format == 'csv' else 'view'}", rows=len(events)
+    )
     if format == "csv":
         return Response(
             service.to_csv(events),

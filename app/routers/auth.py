@@ -25,8 +25,8 @@ from app.security import (
     client_address,
     current_principal,
 )
-from app.services import auth as service
-from app.services import invites as invite_service
+from app.services.access import auth as service
+from app.services.access import invites as invite_service
 
 router = APIRouter(prefix="/auth", tags=["auth"])
 

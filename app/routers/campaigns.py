@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from app.schemas import CampaignCreate, CampaignOut, CampaignPatch
 from app.security import CampaignScope, CurrentUserId, Session
-from app.services import campaigns as service
+from app.services.access import campaigns as service
 
 router = APIRouter(tags=["campaigns"])
 

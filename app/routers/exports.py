@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.security import CampaignScope
-from app.services import exports as service
+from app.services.access import audit
+from app.services.ranking import exports as service
 
 router = APIRouter(tags=["exports"])
 
@@ -31,8 +32,9 @@ async def priority_zones(
     )
     title = f"Priority zones - campaign {ctx.campaign_id}"
     body = await run_in_threadpool(service.render, gdf, meta, ext, title=title)
-    await ctx.audit(
-        "export.priority_zones",
+    await audit.record(
+        ctx,
+        action="export.priority_zones",
         object=f"priority-zones.{ext}",
         rows=len(gdf),
         details={"preset": preset, "election": meta["election"]["name"], "side": meta["side"]},

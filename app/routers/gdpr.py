@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body
 
 from app.errors import InvalidInput
 from app.security import CampaignScope
-from app.services import gdpr
+from app.services.people import gdpr
 
 router = APIRouter(tags=["gdpr"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from app.schemas import InviteIn, InviteOut
 from app.security import CampaignScope
-from app.services import invites as service
+from app.services.access import invites as service
 
 router = APIRouter(tags=["invites"])
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Response
 
 from app.schemas import MemberIn, MemberOut, MemberPatch
 from app.security import CampaignScope
-from app.services import members as service
+from app.services.access import members as service
 
 router = APIRouter(tags=["members"])
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from app.security import CampaignScope
-from app.services import ogc as service
+from app.services.ranking import ogc as service
 
 router = APIRouter(tags=["ogc"])
 PREFIX = "/campaigns/{campaign_id}/ogc"

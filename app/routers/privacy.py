@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.errors import InvalidInput
 from app.security import CampaignScope, Session, SettingsDep
-from app.services import privacy
+from app.services.people import privacy
 
 router = APIRouter(tags=["privacy"])
 

@@ -9,7 +9,7 @@ from fastapi.responses import Response
 
 from app.routers.turfs import json_response
 from app.security import CampaignScope
-from app.services import progress
+from app.services.field import progress
 
 router = APIRouter(tags=["progress"])
 

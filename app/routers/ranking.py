@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.security import CampaignScope
-from app.services import ranking as service
+from app.services.ranking import service
 
 router = APIRouter(tags=["ranking"])
 

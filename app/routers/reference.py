@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.security import DatabaseDep, Session
-from app.services import reference as service
+from app.services.reference import public as service
 
 router = APIRouter(tags=["reference data"])
 GEOJSON = "application/geo+json"

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from app.routers.turfs import committed, json_response
 from app.security import CampaignScope
-from app.services import rounds
+from app.services.field import rounds
 
 router = APIRouter(tags=["rounds"])
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, File, Form, Query, UploadFile
 
 from app.security import CampaignScope
-from app.services import privacy as privacy_service
-from app.services.supporters import core, imports, review
-from app.services.supporters.aggregates import supporter_counts
+from app.services.people import privacy as privacy_service
+from app.services.people.supporters import core, imports, review
+from app.services.people.supporters.aggregates import supporter_counts
 
 router = APIRouter(tags=["supporters"])
 

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.security import HotCampaignScope
-from app.services import tiles as service
+from app.services.field import tiles as service
 
 router = APIRouter(tags=["maps"])
 

@@ -9,8 +9,9 @@ import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from app.security import CampaignContext, CampaignScope
-from app.services import cutting, turfs
+from app.context import CampaignContext
+from app.security import CampaignScope
+from app.services.field import cutting, turfs
 
 router = APIRouter(tags=["turfs"])
 

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 
 from app.routers.turfs import committed
 from app.security import CampaignScope
-from app.services import visits
+from app.services.field import visits
 
 router = APIRouter(tags=["visits"])
 

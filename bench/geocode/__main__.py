@@ -85,7 +85,7 @@ async def run_ours(owner_url: str, cases, extra) -> dict:
     """Geocode with ours: one batch (set-based SQL), then one query at a time."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from app.services.geocoder import geocode
+    from app.services.people.geocoder import geocode
 
     engine = create_async_engine(owner_url, pool_size=1)
     queries = [c.typed for c in cases]
@@ -296,7 +296,7 @@ async def prepare(owner_url: str):
     """Import Bruz's doors and build the typed queries."""
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    from app.services.imports.addresses import import_addresses
+    from app.services.reference.imports.addresses import import_addresses
     from tests.fixtures_geocode import load_doors, not_loaded_cases, typed_cases
 
     rejects = Path(tempfile.gettempdir()) / "bench-geocode-rejects.csv"

@@ -48,7 +48,7 @@ async def _timed(label: str, coro, results: dict) -> object:
 
 async def build(owner_url: str, copies: int, doors_target: int) -> dict[str, int]:
     """Load the sample, then replace it by its synthetic scaled copies."""
-    from app.services.imports.sample import load_sample_async
+    from app.services.reference.imports.sample import load_sample_async
 
     print("Loading the 92-13 sample (real tiles, contours, results; synthetic doors)...")
     await load_sample_async(owner_url, quiet=True)
@@ -160,8 +160,9 @@ def tobler_reference(owner_url: str) -> tuple[float, float]:
 async def measure(app_url: str, owner_url: str, cid: uuid.UUID, runs: int) -> dict[str, float]:
     """Allocation refresh, ranking recompute (no cache), cached ranking, each export."""
     from app.db import set_tenant
-    from app.services import exports, ranking
-    from app.services.allocation import refresh_allocation
+    from app.services.ranking import exports
+    from app.services.ranking import service as ranking
+    from app.services.reference.allocation import refresh_allocation
 
     results: dict[str, float] = {}
     owner = create_async_engine(owner_url)

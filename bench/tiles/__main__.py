@@ -56,7 +56,7 @@ def _plain(url: str) -> str:
 
 async def build(owner_url: str, grid: int) -> dict:
     """Load the sample, add the synthetic département, a campaign, visits; pick the tiles."""
-    from app.services.imports.sample import load_sample_async
+    from app.services.reference.imports.sample import load_sample_async
 
     print("Loading the sample (real Bruz doors, synthetic 92-13 doors)...", flush=True)
     await load_sample_async(owner_url, quiet=True)
@@ -231,7 +231,7 @@ async def bare_sql(app_url: str, cid: str, tiles: list, seconds: int, clients: i
     shape as the service: tenant set locally, then the tile): the ceiling without HTTP/Python."""
     import asyncpg
 
-    from app.services.tiles import sql
+    from app.services.field.tiles import sql
 
     query = sql("tiles_doors")
     done = 0
