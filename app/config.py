@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     audit_retention_days: int = 365
     audit_burst_threshold: int = 200  # views/exports of precise data per user and hour
 
+    # Language of messages, CLI output and pages when the client does not ask (fr or en)
+    lang: Literal["fr", "en"] = "fr"
+
+    # Outgoing mail (privacy-request confirmations, invitations): the campaign's SMTP server.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "porte-a-porte@localhost"
+    smtp_timeout_seconds: float = 10.0
+
     # HTTP
     cors_origins: list[str] = []
     public_base_url: str = "http://127.0.0.1:8000"

@@ -76,6 +76,17 @@ class TooManyRequests(PorteError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(PorteError):
+    """A part the service needs (database, mail server) is unavailable for now (503)."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class ImportFailed(PorteError):
     """An import was refused; nothing was stored."""
 
@@ -109,7 +120,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PorteError)
     async def _porte(request: Request, exc: PorteError) -> JSONResponse:
         resp = problem(exc.status, exc.title, exc.detail, request, field=exc.field, **exc.extra)
-        if isinstance(exc, TooManyRequests):
+        if isinstance(exc, TooManyRequests | ServiceUnavailable):
             resp.headers["Retry-After"] = str(exc.retry_after)
         if isinstance(exc, Unauthorized):
             resp.headers["WWW-Authenticate"] = "Bearer"

@@ -20,6 +20,7 @@ from app import __version__
 from app.config import Settings, get_settings
 from app.db import Database
 from app.errors import install_error_handlers
+from app.i18n import negotiate, reset_language, set_language
 
 log = logging.getLogger("porte")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
@@ -42,8 +43,9 @@ CSP = (
 class RequestContext:
     """Request id, security headers and one log line per request (plain ASGI: cheap per call)."""
 
-    def __init__(self, app: ASGIApp, *, production: bool = False):
+    def __init__(self, app: ASGIApp, *, production: bool = False, lang: str = "fr"):
         self.app = app
+        self.lang = lang
         self.extra = dict(SECURITY_HEADERS, **{"Content-Security-Policy": CSP})
         if production:  # served over HTTPS behind the proxy
             self.extra["Strict-Transport-Security"] = "max-age=31536000"
@@ -58,6 +60,8 @@ class RequestContext:
         scope.setdefault("state", {})["request_id"] = rid
         start = time.perf_counter()
         status = 0
+        accept = next((v for k, v in scope["headers"] if k == b"accept-language"), b"")
+        lang_token = set_language(negotiate(accept.decode("latin-1"), self.lang))
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -73,6 +77,7 @@ class RequestContext:
         try:
             await self.app(scope, receive, send_with_headers)
         finally:
+            reset_language(lang_token)
             log.info(
                 "%s %s -> %s in %.1f ms [%s]",
                 scope["method"],
@@ -121,7 +126,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
 
-    app.add_middleware(RequestContext, production=settings.mode == "production")
+    app.add_middleware(RequestContext, production=settings.mode == "production", lang=settings.lang)
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from app.config import Settings
 from app.migrate import upgrade
 from app.pgcluster import Cluster
+from tests.fixtures_mail import mail_sink
 
 TEMPLATE = "porte_template"
 
@@ -90,6 +91,8 @@ def make_settings(urls: DbUrls, **overrides) -> Settings:
         data_key_id="test1",
         hmac_key="test-hmac-key",
         db_pool_size=5,
+        smtp_host="127.0.0.1",
+        smtp_port=mail_sink().port,
     )
     values.update(overrides)
     return Settings(**values)
