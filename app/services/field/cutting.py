@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import shapely
@@ -24,16 +24,66 @@ from app.services.field.turfs import DoorRows, archive_turfs, insert_turf, parse
 
 MIN_DOORS_PER_TURF, MAX_DOORS_PER_TURF = 5, 2000
 MAX_DISTRICTS = 200
+Measure = Literal["households", "doors", "minutes"]
+# The bounds of a turf's size in each measure (minutes: 15 min to 12 h of canvassing).
+SIZE_BOUNDS: dict[str, tuple[float, float]] = {
+    "doors": (MIN_DOORS_PER_TURF, MAX_DOORS_PER_TURF),
+    "households": (MIN_DOORS_PER_TURF, 20_000),
+    "minutes": (15, 720),
+}
 
 
 class CutRequest(BaseModel):
-    """Cut options for one district."""
+    """Cut options: the measure to balance and a turf's size in it.
+
+    ``balance`` is what each turf holds about the same amount of: ``households`` (the default:
+    in flats, the work is the households), ``doors``, or estimated ``minutes`` of canvassing
+    (``seconds_per_door`` to reach each door plus ``seconds_per_household`` at it).
+    ``doors_per_turf`` is the older shortcut for ``{"balance": "doors", "turf_size": N}``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    doors_per_turf: int = Field(ge=MIN_DOORS_PER_TURF, le=MAX_DOORS_PER_TURF)
+    balance: Measure | None = None
+    turf_size: float | None = Field(default=None, gt=0)
+    doors_per_turf: int | None = Field(default=None, ge=MIN_DOORS_PER_TURF, le=MAX_DOORS_PER_TURF)
+    seconds_per_door: float = Field(default=30, ge=0, le=3600)
+    seconds_per_household: float = Field(default=90, ge=0, le=3600)
     replace: bool = False
     name_prefix: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_size(self) -> CutRequest:
+        if self.doors_per_turf is not None:
+            if self.turf_size is not None or self.balance not in (None, "doors"):
+                raise ValueError(
+                    "give either 'doors_per_turf', or 'balance' with 'turf_size', not both"
+                )
+            self.balance, self.turf_size = "doors", float(self.doors_per_turf)
+        if self.turf_size is None:
+            raise ValueError(
+                "give the size of a turf: 'turf_size' (in households by default, or in the "
+                "measure named by 'balance': doors, households, minutes)"
+            )
+        self.balance = self.balance or "households"
+        low, high = SIZE_BOUNDS[self.balance]
+        if not low <= self.turf_size <= high:
+            raise ValueError(
+                f"turf_size must be between {low:g} and {high:g} {self.balance} for a turf"
+            )
+        return self
+
+    def weights(self, doors: DoorRows) -> np.ndarray:
+        """Each door's share of the balanced measure."""
+        if self.balance == "doors":
+            return np.ones(len(doors.ids))
+        if self.balance == "households":
+            return doors.households
+        return (self.seconds_per_door + self.seconds_per_household * doors.households) / 60.0
+
+    def minutes(self, door_count: int, households: float) -> float:
+        """Estimated minutes of canvassing for a turf."""
+        return (self.seconds_per_door * door_count + self.seconds_per_household * households) / 60
 
 
 class CutManyRequest(CutRequest):
@@ -102,10 +152,11 @@ async def _plan(rows: list[Any], req: CutRequest) -> tuple[DoorRows, CutPlan]:
         cut_plan,
         doors.lon,
         doors.lat,
-        req.doors_per_turf,
+        req.turf_size,
         streets=doors.streets,
         parity=doors.parity,
         households=doors.households,
+        weights=req.weights(doors),
     )
     return doors, plan
 
@@ -114,6 +165,7 @@ async def _store(
     ctx: CampaignContext,
     doors: DoorRows,
     plan: CutPlan,
+    req: CutRequest,
     *,
     district: str | None,
     prefix: str,
@@ -144,6 +196,7 @@ async def _store(
                 "district_code": district,
                 "door_count": len(ids),
                 "households": round(t.households, 1),
+                "minutes": round(req.minutes(len(ids), t.households), 1),
                 "walk_length_m": round(t.walk_length_m, 1),
                 "input_order_length_m": round(t.input_order_length_m, 1),
                 "compactness": round(t.compactness, 3),
@@ -153,22 +206,36 @@ async def _store(
     return out
 
 
-def _summary(plans: list[CutPlan], turfs: list[dict[str, Any]]) -> dict[str, Any]:
-    sizes = np.asarray([t["door_count"] for t in turfs], dtype=float)
+_MEASURE_KEY = {"doors": "door_count", "households": "households", "minutes": "minutes"}
+
+
+def _summary(plans: list[CutPlan], turfs: list[dict[str, Any]], req: CutRequest) -> dict[str, Any]:
+    sizes = np.asarray([t[_MEASURE_KEY[req.balance]] for t in turfs], dtype=float)
     if len(sizes):
-        mean = float(sizes.mean())
         balance = {
+            "measure": req.balance,
             "turfs": len(sizes),
-            "min": int(sizes.min()),
-            "max": int(sizes.max()),
-            "mean": round(mean, 1),
+            "min": round(float(sizes.min()), 1),
+            "max": round(float(sizes.max()), 1),
+            "mean": round(float(sizes.mean()), 1),
             # per district: each district is balanced around its own mean
             "max_deviation": round(max(p.balance["max_deviation"] for p in plans if p.turfs), 4),
         }
     else:
-        balance = {"turfs": 0, "min": 0, "max": 0, "mean": 0.0, "max_deviation": 0.0}
+        balance = {
+            "measure": req.balance,
+            "turfs": 0,
+            "min": 0,
+            "max": 0,
+            "mean": 0.0,
+            "max_deviation": 0.0,
+        }
     return {
-        "doors": int(sizes.sum()) if len(sizes) else 0,
+        "doors": int(sum(t["door_count"] for t in turfs)),
+        "households": round(sum(t["households"] for t in turfs), 1),
+        "minutes": round(sum(t["minutes"] for t in turfs), 1),
+        "balance_on": req.balance,
+        "turf_size": req.turf_size,
         "balance": balance,
         "streets_split": sum(p.streets_split for p in plans),
         "walk_length_m": round(sum(t["walk_length_m"] for t in turfs), 1),
@@ -234,7 +301,7 @@ async def cut_districts(
         doors, plan = await _plan(rows, req)
         plans.append(plan)
         prefix = f"{req.name_prefix or code}"
-        turfs += await _store(ctx, doors, plan, district=code, prefix=prefix, dry_run=dry_run)
+        turfs += await _store(ctx, doors, plan, req, district=code, prefix=prefix, dry_run=dry_run)
     if not turfs:
         raise InvalidInput(
             "No door to cut: these districts hold no address that is not already in a turf.",
@@ -243,8 +310,7 @@ async def cut_districts(
     return {
         "dry_run": dry_run,
         "districts": codes,
-        "doors_per_turf": req.doors_per_turf,
-        **_summary(plans, turfs),
+        **_summary(plans, turfs, req),
         "turfs": turfs,
     }
 
@@ -278,12 +344,11 @@ async def cut_area(
         )
     doors, plan = await _plan(rows, req)
     turfs = await _store(
-        ctx, doors, plan, district=None, prefix=req.name_prefix or "Zone", dry_run=dry_run
+        ctx, doors, plan, req, district=None, prefix=req.name_prefix or "Zone", dry_run=dry_run
     )
     return {
         "dry_run": dry_run,
         "districts": [],
-        "doors_per_turf": req.doors_per_turf,
-        **_summary([plan], turfs),
+        **_summary([plan], turfs, req),
         "turfs": turfs,
     }
