@@ -94,6 +94,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", "/campaigns/{campaign_id}/cut"): STAFF,
     ("GET", "/campaigns/{campaign_id}/assignments"): frozenset({ADMIN, ORGANISER, VOLUNTEER}),
     ("POST", "/campaigns/{campaign_id}/assignments"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/volunteers"): STAFF,
     ("POST", "/campaigns/{campaign_id}/assignments/{assignment_id}/end"): STAFF,
     ("GET", "/campaigns/{campaign_id}/assignments/{assignment_id}/doors"): frozenset(
         {ADMIN, ORGANISER, VOLUNTEER}

@@ -24,6 +24,7 @@ from app.routers import (
     tiles,
     turfs,
     visits,
+    volunteers,
 )
 
 # Order matters only for the OpenAPI listing; the pages module also mounts static files.
@@ -47,6 +48,7 @@ ROUTERS = (
     tiles,
     turfs,
     visits,
+    volunteers,
 )
 
 

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from app.authz import VOLUNTEER
 from app.context import CampaignContext
 from app.errors import Conflict, InvalidInput, NotFound
+from app.schemas import Email
 from app.services.field.rounds import start_round
 
 ACTIVE_SQL = (
@@ -26,14 +27,16 @@ class AssignmentCreate(BaseModel):
 
     turf_id: uuid.UUID
     volunteer_user_id: uuid.UUID | None = None
+    volunteer_email: Email | None = None
     invite_id: uuid.UUID | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _check(self) -> AssignmentCreate:
-        if self.volunteer_user_id and self.invite_id:
-            raise ValueError("give volunteer_user_id or invite_id, not both")
+        given = [self.volunteer_user_id, self.volunteer_email, self.invite_id]
+        if sum(v is not None for v in given) > 1:
+            raise ValueError("give one of volunteer_email, volunteer_user_id or invite_id")
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
         return self
@@ -67,6 +70,23 @@ async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dic
         )
     if body.ends_at is not None and body.ends_at <= datetime.now(body.ends_at.tzinfo):
         raise InvalidInput("ends_at is already past; give a future end.", field="ends_at")
+    if body.volunteer_email is not None:
+        found = (
+            await s.execute(
+                text(
+                    "SELECT m.user_id FROM membership m JOIN app_user u ON u.id = m.user_id "
+                    "WHERE m.campaign_id = :c AND u.email = :e AND u.is_active"
+                ),
+                {"c": c, "e": str(body.volunteer_email).lower()},
+            )
+        ).first()
+        if found is None:
+            raise InvalidInput(
+                "Nobody with this e-mail is a member of the campaign: invite them first, or "
+                "assign the turf to an invite link. GET /campaigns/{id}/volunteers lists them.",
+                field="volunteer_email",
+            )
+        body = body.model_copy(update={"volunteer_user_id": found.user_id})
     if body.volunteer_user_id is not None:
         member = (
             await s.execute(
