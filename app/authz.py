@@ -29,6 +29,8 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/health"): PUBLIC,
     ("GET", "/districts"): PUBLIC,
     ("GET", "/districts/{code}"): PUBLIC,
+    ("GET", "/elections"): PUBLIC,
+    ("GET", "/elections/{election}/sides"): PUBLIC,
     # ---- access (issue 4)
     ("POST", "/auth/token"): PUBLIC,
     ("POST", "/auth/refresh"): PUBLIC,
