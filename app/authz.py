@@ -52,6 +52,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", "/campaigns/{campaign_id}/invites"): STAFF,
     ("DELETE", "/campaigns/{campaign_id}/invites/{invite_id}"): STAFF,
     ("GET", "/campaigns/{campaign_id}/invites/{invite_id}/qr.svg"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/invites/{invite_id}/link"): STAFF,
     ("GET", "/campaigns/{campaign_id}/audit"): ADMIN_ONLY,
     # ---- supporters and GDPR (issue 5)
     ("POST", "/campaigns/{campaign_id}/supporters"): ADMIN_ONLY,

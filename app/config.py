@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from functools import cached_property
 from pathlib import Path
@@ -28,6 +29,18 @@ def default_db_dir() -> Path:
 
 
 DEFAULT_SECRET = "change-me-insecure-development-secret"
+LOCAL_BASE_URL = "http://127.0.0.1:8000"
+
+
+def base_url_for(host: str, port: int) -> str:
+    """The address a browser reaches ``porte serve --host HOST --port PORT`` at."""
+    if host in ("0.0.0.0", "::", ""):
+        import socket
+
+        host = socket.gethostname()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class Settings(BaseSettings):
@@ -84,7 +97,9 @@ class Settings(BaseSettings):
 
     # HTTP
     cors_origins: list[str] = []
-    public_base_url: str = "http://127.0.0.1:8000"
+    # The address phones and browsers reach the service at (invite links, QR codes, OGC links):
+    # required in production; otherwise derived from `porte serve --host/--port`.
+    public_base_url: str = ""
     basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     basemap_attribution: str = "© OpenStreetMap contributors"
     static_dir: Path = REPO_ROOT / "static"
@@ -104,6 +119,21 @@ class Settings(BaseSettings):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
 
+    @property
+    def base_url(self) -> str:
+        """``public_base_url`` without its trailing slash (the local default when unset)."""
+        return (self.public_base_url or LOCAL_BASE_URL).rstrip("/")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                "PORTE_PUBLIC_BASE_URL must be an http(s) address such as "
+                "https://porte.example.org (no query, no fragment)"
+            )
+        return value
+
     @cached_property
     def data_key_map(self) -> dict[str, str]:
         """Parsed ``data_keys``: key id -> base64 key."""
@@ -120,6 +150,11 @@ class Settings(BaseSettings):
             problems.append("PORTE_DATA_KEYS / PORTE_DATA_KEY_ID are not set")
         if not self.hmac_key:
             problems.append("PORTE_HMAC_KEY is not set")
+        if not self.public_base_url:
+            problems.append(
+                "PORTE_PUBLIC_BASE_URL is not set (the https address phones open invite links "
+                "on, e.g. https://porte.example.org)"
+            )
         if problems:
             raise SystemExit(
                 "Refusing to start in production mode: "

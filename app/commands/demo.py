@@ -94,7 +94,9 @@ def register(cli: typer.Typer) -> None:
             typer.echo("Sample data already loaded (use --reload-sample to re-import).")
 
         password = os.environ.get("PORTE_DEMO_PASSWORD") or secrets.token_urlsafe(9)
-        base = f"http://{host}:{port}"
+        from app.config import base_url_for
+
+        base = base_url_for(host, port)
         os.environ.setdefault("PORTE_PUBLIC_BASE_URL", base)
         app_url, owner_url = resolve_urls(settings)
         settings = get_settings().model_copy(

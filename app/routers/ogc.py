@@ -28,10 +28,10 @@ def _base(request: Request, ctx: CampaignScope) -> str:
     plain http: when the client used the public host, links take ``PORTE_PUBLIC_BASE_URL``
     (https, any path prefix) so that clients never follow a link that sends the token in clear.
     """
-    public = urlsplit(ctx.settings.public_base_url)
+    public = urlsplit(ctx.settings.base_url)
     root = str(request.base_url)
     if public.netloc and public.netloc == request.url.netloc:
-        root = ctx.settings.public_base_url
+        root = ctx.settings.base_url
     return root.rstrip("/") + f"/campaigns/{ctx.campaign_id}/ogc"
 
 

@@ -22,7 +22,7 @@ async def map_config(settings: SettingsDep) -> JSONResponse:
     body = {
         "basemap_url": settings.basemap_url,
         "basemap_attribution": settings.basemap_attribution,
-        "public_base_url": settings.public_base_url,
+        "public_base_url": settings.base_url,
     }
     return JSONResponse(body, headers={"Cache-Control": "no-cache"})
 

@@ -24,7 +24,7 @@ async def privacy_notice(campaign_id: uuid.UUID, session: Session) -> HTMLRespon
 @router.get("/privacy/{campaign_id}/qr.svg")
 async def privacy_qr(campaign_id: uuid.UUID, session: Session, settings: SettingsDep) -> Response:
     """A QR code to the notice, to print on door leaflets."""
-    svg = await privacy.qr_svg(session, campaign_id, settings.public_base_url)
+    svg = await privacy.qr_svg(session, campaign_id, settings.base_url)
     return Response(svg, media_type="image/svg+xml")
 
 

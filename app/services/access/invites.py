@@ -49,7 +49,7 @@ def invite_token(settings: Settings, campaign_id: uuid.UUID, invite_id: uuid.UUI
 
 def invite_link(settings: Settings, token: str) -> str:
     """The URL to open on a phone."""
-    return f"{settings.public_base_url.rstrip('/')}/m/#invite={token}"
+    return f"{settings.base_url}/m/#invite={token}"
 
 
 def _out(ctx: CampaignContext, row: dict, *, token: str | None = None) -> dict:
@@ -88,7 +88,7 @@ async def create_invite(
     label: str | None,
     expires_at: datetime | None,
 ) -> dict:
-    """Create an invite; the answer is the only time the link is given out (then: qr.svg)."""
+    """Create an invite; the link is in the answer (and again, audited, from ``/link``)."""
     now = datetime.now(UTC)
     cap = now + timedelta(days=ctx.settings.invite_max_days)
     if expires_at is not None:
@@ -166,18 +166,32 @@ async def revoke_invite(ctx: CampaignContext, *, invite_id: uuid.UUID) -> None:
     await audit.record(ctx, action="access.invite.revoke", object=str(invite_id))
 
 
-async def invite_qr_svg(ctx: CampaignContext, *, invite_id: uuid.UUID) -> str:
-    """The invite link as an SVG QR code (active invites only)."""
+async def _active_token(ctx: CampaignContext, invite_id: uuid.UUID) -> tuple[dict, str]:
+    """An active invite and its token, derived again from the secret key."""
     row = await _get(ctx, invite_id)
     if row["status"] != "active":
         raise Conflict(f"This invite is {row['status']}: create a new one.", field="invite_id")
     token = invite_token(ctx.settings, ctx.campaign_id, invite_id)
     if not hmac.compare_digest(token_hash(token), row["token_hash"]):
         raise Conflict(
-            "This invite was made with a previous secret key; its QR code cannot be drawn. "
+            "This invite was made with a previous secret key; its link cannot be given again. "
             "Create a new invite.",
             field="invite_id",
         )
+    return row, token
+
+
+async def invite_link_again(ctx: CampaignContext, *, invite_id: uuid.UUID) -> dict:
+    """An active invite's link and QR address, shown again (audited: the link opens the turf)."""
+    row, token = await _active_token(ctx, invite_id)
+    await audit.record(ctx, action="access.invite.link", object=str(invite_id))
+    row.pop("token_hash", None)
+    return _out(ctx, row, token=token)
+
+
+async def invite_qr_svg(ctx: CampaignContext, *, invite_id: uuid.UUID) -> str:
+    """The invite link as an SVG QR code (active invites only)."""
+    _row, token = await _active_token(ctx, invite_id)
     await audit.record(ctx, action="access.invite.qr", object=str(invite_id))
     return segno.make(invite_link(ctx.settings, token), error="m").svg_inline(
         scale=6, border=4, title="Invite link"
