@@ -21,7 +21,7 @@ MaxRejects = typer.Option(
 Report = typer.Option(
     None, "--report", help="Where to write rejected rows (default: FILE.rejects.csv)."
 )
-Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still shown).")
 AsJson = typer.Option(False, "--json", help="Print the summary as JSON.")
 
 

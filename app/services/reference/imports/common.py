@@ -84,7 +84,7 @@ class ImportReport:
             + f" in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s).",
         ]
         lines += [f"  {n}" for n in self.notes]
-        if self.report_path:
+        if self.report_path and (self.rows_skipped or self.rows_rejected):
             lines.append(f"  Skipped/rejected rows are listed in {self.report_path}")
         return "\n".join(lines)
 
