@@ -18,6 +18,7 @@ import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -225,8 +226,33 @@ class Cluster:
             raise ClusterError(f"SQL failed: {res.stderr.strip()}")
         return res.stdout
 
+    def _check_reachable(self) -> None:
+        """Refuse, with the way out, a data directory the server's user cannot reach."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ClusterError(
+                f"Cannot create the database folder {self.data_dir}: {exc.strerror}. "
+                "Choose another one with PORTE_DB_DIR (a folder you can write to)."
+            ) from exc
+        if os.geteuid() != 0:
+            return
+        # As root the server runs as the unprivileged user `porte`: every parent folder must let
+        # it through (execute permission), or initdb fails with a cryptic "permission denied".
+        for folder in [*reversed(self.data_dir.parents), self.data_dir]:
+            if folder == self.data_dir:
+                break
+            if self._run(["test", "-x", str(folder)]).returncode != 0:
+                raise ClusterError(
+                    f"The database server runs as the system user '{SYSTEM_USER}', which cannot "
+                    f"enter {folder} (mode {stat.filemode(folder.stat().st_mode)}), so it cannot "
+                    f"reach {self.data_dir}. Set PORTE_DB_DIR to a folder it can reach, e.g. "
+                    "/var/lib/porte-a-porte/db, or let it through with "
+                    f"`chmod o+x {folder}`."
+                )
+
     def _initdb(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._check_reachable()
         os.chmod(self.data_dir, 0o755)
         self._chown(self.data_dir)
         res = self._run(
