@@ -8,6 +8,7 @@ Nothing personal is logged: errors name the field and the row number, never the 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.db import CUSTOM_PLAN_FROM, custom_plans
 from app.errors import Conflict, InvalidInput, NotFound
+from app.frenchdata import CHANNEL_LABELS, PURPOSE_LABELS, parse_datetime, to_code
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
 from app.services.people.geocoder import GeocodeResult, geocode_parsed, parse_address
@@ -101,10 +103,11 @@ def _datetime(value: Any, fieldname: str) -> datetime:
         dt = value
     else:
         try:
-            dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+            dt = parse_datetime(str(value))
         except ValueError as exc:
             raise InvalidInput(
-                "is not a date (expected ISO 8601, e.g. 2026-03-01 or 2026-03-01T18:30)",
+                "is not a date (expected dd/mm/yyyy, e.g. 01/03/2026 or 01/03/2026 18:30, "
+                "or ISO 8601, e.g. 2026-03-01)",
                 field=fieldname,
             ) from exc
     if dt.tzinfo is None:
@@ -127,7 +130,9 @@ def validate_consent(c: dict[str, Any], *, prefix: str = "consent.") -> Consent:
         )
     purposes = c.get("purposes")
     if isinstance(purposes, str):
-        purposes = [p.strip() for p in purposes.replace(",", "|").split("|") if p.strip()]
+        purposes = [p.strip() for p in re.split(r"[,;|]", purposes) if p.strip()]
+    if isinstance(purposes, list):
+        purposes = [to_code(str(p), PURPOSE_LABELS) or p for p in purposes]
     if not purposes:
         raise InvalidInput(
             f"list at least one purpose the person agreed to ({', '.join(PURPOSES)})",
@@ -139,6 +144,7 @@ def validate_consent(c: dict[str, Any], *, prefix: str = "consent.") -> Consent:
             f"unknown purpose {bad[0]!r}; allowed: {', '.join(PURPOSES)}", field=f"{prefix}purposes"
         )
     channel = _clean(c.get("channel"))
+    channel = (to_code(channel, CHANNEL_LABELS) or channel) if channel else channel
     if channel not in CHANNELS:
         raise InvalidInput(
             f"must be one of {', '.join(CHANNELS)} (where the consent was collected)",
