@@ -13,16 +13,19 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from app import paths
+
+REPO_ROOT = paths.SOURCE_ROOT
 
 
 def default_db_dir() -> Path:
-    """Where the private cluster lives: ``.porte/db`` in the checkout, unless run as root from a
-    checkout the unprivileged ``porte`` user cannot reach (e.g. under /root, mode 700)."""
-    local = REPO_ROOT / ".porte" / "db"
+    """Where the private cluster lives: ``.porte/db`` in the checkout (``app.paths.state_dir``),
+    unless run as root from a place the unprivileged ``porte`` user cannot reach (e.g. a checkout
+    under /root, mode 700)."""
+    local = paths.state_dir() / "db"
     if os.geteuid() != 0:
         return local
-    for parent in [REPO_ROOT, *REPO_ROOT.parents]:
+    for parent in [p for p in [local.parent, *local.parent.parents] if p.exists()]:
         if not parent.stat().st_mode & stat.S_IXOTH:
             return Path("/var/lib/porte-a-porte/db")
     return local
@@ -102,7 +105,7 @@ class Settings(BaseSettings):
     public_base_url: str = ""
     basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
     basemap_attribution: str = "© OpenStreetMap contributors"
-    static_dir: Path = REPO_ROOT / "static"
+    static_dir: Path = paths.STATIC_DIR
 
     # Vector tiles
     mvt_extent: int = 4096

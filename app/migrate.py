@@ -5,13 +5,13 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from app.config import REPO_ROOT
+from app.paths import ALEMBIC_DIR
 
 
 def alembic_config(owner_url: str) -> Config:
-    """Alembic config pointing at the repository's migrations and this owner URL."""
-    cfg = Config(str(REPO_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    """Alembic config pointing at the migrations (checkout or installed package), this owner URL."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
     cfg.attributes["owner_url"] = owner_url
     return cfg
 

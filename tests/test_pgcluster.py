@@ -66,12 +66,12 @@ def test_default_data_dir_is_reachable_by_the_service_user(monkeypatch, tmp_path
     """As root, a checkout under a private folder (e.g. /root) puts the cluster in /var/lib."""
     import os
 
-    from app import config
+    from app import config, paths
 
     private = tmp_path / "private"
     (private / "checkout").mkdir(parents=True)
     os.chmod(private, 0o700)
-    monkeypatch.setattr(config, "REPO_ROOT", private / "checkout")
+    monkeypatch.setattr(paths, "state_dir", lambda: private / "checkout" / ".porte")
     if os.geteuid() == 0:
         assert config.default_db_dir() == Path("/var/lib/porte-a-porte/db")
     else:

@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from app.config import REPO_ROOT
+from app.paths import DATA_DIR
 
-SAMPLE_DIR = REPO_ROOT / "data" / "sample_insee"
-ADDRESSES_DIR = REPO_ROOT / "data" / "addresses"
+SAMPLE_DIR = DATA_DIR / "sample_insee"
+ADDRESSES_DIR = DATA_DIR / "addresses"
 TILES = SAMPLE_DIR / "filosofi2019_carreaux_200m_9213.csv"
 TILES_GPKG = SAMPLE_DIR / "filosofi2019_carreaux_200m_9213.gpkg"
 DISTRICTS = SAMPLE_DIR / "contours_bv_9213.geojson"

@@ -1,0 +1,494 @@
+/* Volunteer map (/m/): the doors of one assignment in walking order, outcomes in two taps,
+ * offline first. Visits are queued in IndexedDB with a client UUID and sent in batches to
+ * POST /campaigns/{cid}/visits; replays are harmless (the UUID is the visit's primary key).
+ * Nothing about supporters is ever requested or shown here. */
+(function () {
+  "use strict";
+  const t = Porte.translator(window.PORTE_MESSAGES);
+  const SESSION_KEY = "porte.m.session";
+  const $ = (id) => document.getElementById(id);
+
+  const state = {
+    session: null,     // {token, campaign_id, assignment_id, expires_at, kind}
+    doors: [],         // [{id, seq, lat, lon, label, households, status}] in walking order
+    byId: new Map(),
+    markers: new Map(),
+    turfName: "",
+    selected: null,
+    syncing: false,
+    listView: false,
+  };
+
+  // ------------------------------------------------------------------ session
+  function loadSession() {
+    try { return JSON.parse(localStorage.getItem(SESSION_KEY) || "null"); } catch (e) { return null; }
+  }
+  function saveSession(s) {
+    state.session = s;
+    if (s) localStorage.setItem(SESSION_KEY, JSON.stringify(s));
+    else localStorage.removeItem(SESSION_KEY);
+  }
+
+  /** Exchange #invite=<token> for an invite session, then drop the token from the address bar. */
+  async function openInviteFromHash() {
+    const m = /(?:^|[#&])invite=([^&]+)/.exec(location.hash);
+    if (!m) return;
+    const token = decodeURIComponent(m[1]);
+    try {
+      const s = await Porte.api("/auth/invite", { method: "POST", body: { token } });
+      saveSession({ token: s.access_token, campaign_id: s.campaign_id,
+                    assignment_id: s.assignment_id, expires_at: s.expires_at, kind: "invite" });
+      history.replaceState(null, "", location.pathname + location.search);
+    } catch (e) {
+      if (e instanceof Porte.ApiError) {
+        history.replaceState(null, "", location.pathname + location.search);
+        if (!state.session) notice(t("notice.invite_failed", { detail: e.message }), true);
+      }
+      // A network failure keeps the hash: the next load (online) retries; a stored session,
+      // if any, is used meanwhile.
+    }
+  }
+
+  async function signInWithAccount(email, password) {
+    const tok = await Porte.signIn(email, password);
+    const campaigns = await Porte.api("/campaigns", { token: tok.access_token });
+    const list = Array.isArray(campaigns) ? campaigns : (campaigns.items || []);
+    const mine = list.find((c) => c.role === "volunteer") || list[0];
+    if (!mine) throw new Error(t("notice.no_assignment"));
+    const cid = mine.id || mine.campaign_id;
+    const asg = await Porte.api(`/campaigns/${cid}/assignments`, { token: tok.access_token });
+    const items = Array.isArray(asg) ? asg : (asg.items || asg.assignments || []);
+    const active = items.find((a) => a.active) || null;
+    saveSession({ token: tok.access_token, campaign_id: cid,
+                  assignment_id: active ? active.id : null, kind: "account" });
+  }
+
+  // ------------------------------------------------------------------ map
+  const map = L.map("map", { zoomControl: false, tap: true }).setView([46.6, 2.4], 6);
+  L.control.zoom({ position: "bottomright" }).addTo(map);
+  let turfLayer = null, meMarker = null;
+
+  function doorIcon(d) {
+    const sym = d.status === "pending" ? (d.seq != null ? String(d.seq) : "●")
+      : d.status === "visited" ? "✓" : "✕";
+    const flats = d.households > 1 ? '<i class="flats" aria-hidden="true">▦</i>' : "";
+    return L.divIcon({
+      className: "door-hit",
+      html: `<span class="door door-${d.status}">${Porte.escapeHtml(sym)}</span>${flats}`,
+      iconSize: [44, 44], iconAnchor: [22, 22],
+    });
+  }
+
+  function statusLabel(s) { return t("status." + s); }
+
+  function drawDoors() {
+    state.markers.forEach((m) => m.remove());
+    state.markers.clear();
+    for (const d of state.doors) {
+      const m = L.marker([d.lat, d.lon], {
+        icon: doorIcon(d), keyboard: true,
+        title: `${d.seq != null ? d.seq + " · " : ""}${d.label} — ${statusLabel(d.status)}`,
+        alt: d.label, riseOnHover: true,
+      });
+      m.on("click", () => openPanel(d.id));
+      m.addTo(map);
+      m.getElement() && m.getElement().setAttribute("data-door", d.id);
+      state.markers.set(d.id, m);
+    }
+    drawList();
+    drawProgress();
+  }
+
+  function refreshDoor(d) {
+    const m = state.markers.get(d.id);
+    if (m) {
+      m.setIcon(doorIcon(d));
+      m.options.title = `${d.seq != null ? d.seq + " · " : ""}${d.label} — ${statusLabel(d.status)}`;
+      const el = m.getElement();
+      if (el) { el.setAttribute("data-door", d.id); el.title = m.options.title; }
+    }
+    drawList();
+    drawProgress();
+  }
+
+  function drawList() {
+    const ol = $("list");
+    ol.innerHTML = "";
+    for (const d of state.doors) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "door-row";
+      b.dataset.door = d.id;
+      b.innerHTML = `<span class="door door-${d.status}" aria-hidden="true">${
+        d.status === "pending" ? "●" : d.status === "visited" ? "✓" : "✕"}</span>
+        <span class="seq">${d.seq != null ? d.seq : ""}</span>
+        <span class="addr">${Porte.escapeHtml(d.label)}${d.households > 1 ? " ▦" : ""}</span>
+        <span class="st">${Porte.escapeHtml(statusLabel(d.status))}</span>`;
+      b.addEventListener("click", () => openPanel(d.id));
+      li.appendChild(b);
+      ol.appendChild(li);
+    }
+  }
+
+  function drawProgress() {
+    const total = state.doors.length;
+    const done = state.doors.filter((d) => d.status !== "pending").length;
+    $("progress").textContent = total ? t("progress", { done, total }) : "";
+    document.body.dataset.pending = String(total - done);
+  }
+
+  // ------------------------------------------------------------------ panel
+  function openPanel(id) {
+    const d = state.byId.get(id);
+    if (!d) return;
+    state.selected = d;
+    $("panel-title").textContent = d.label;
+    $("panel-status").textContent = [
+      d.seq != null ? t("panel.seq", { n: d.seq }) : "",
+      statusLabel(d.status),
+      d.households > 1 ? t("panel.households", { n: Math.round(d.households) }) : "",
+    ].filter(Boolean).join(" · ");
+    const building = d.households > 1;
+    $("panel-building").hidden = !building;
+    if (building) {
+      const sel = $("flat");
+      sel.innerHTML = "";
+      const whole = new Option(t("panel.whole"), "");
+      sel.add(whole);
+      // Fixed choices only (a flat number), never free text about a household.
+      const n = Math.min(Math.round(d.households), 60);
+      for (let i = 1; i <= n; i++) sel.add(new Option(t("panel.flat_n", { n: i }), String(i)));
+    }
+    $("panel").hidden = false;
+    const first = $("panel").querySelector(".outcome");
+    if (first) first.focus({ preventScroll: true });
+  }
+
+  function closePanel() { $("panel").hidden = true; state.selected = null; }
+
+  async function record(outcome, wholeBuilding) {
+    const d = state.selected;
+    if (!d || !state.session) return;
+    const flatSel = $("flat");
+    const flat = !wholeBuilding && d.households > 1 && flatSel.value ? flatSel.value : null;
+    const visit = {
+      id: Porte.uuid(), campaign_id: state.session.campaign_id,
+      assignment_id: state.session.assignment_id, address_id: d.id, outcome, flat,
+      visited_at: new Date().toISOString(), state: "queued",
+    };
+    // The door turns grey at once; the server agrees later (or says why not).
+    d.status = outcome === "do_not_knock" ? "flagged" : "visited";
+    refreshDoor(d);
+    closePanel();
+    await PorteStore.putVisit(visit);
+    await updateQueueBadge();
+    toast(navigator.onLine ? t("toast.recorded") : t("toast.recorded_offline"));
+    sync();
+  }
+
+  // ------------------------------------------------------------------ sync
+  async function updateQueueBadge() {
+    const all = await PorteStore.allVisits();
+    const n = all.filter((v) => v.state === "queued").length;
+    const q = $("queue");
+    q.hidden = n === 0;
+    q.textContent = t("queue.waiting", { n });
+    q.dataset.count = String(n);
+    return n;
+  }
+
+  /** The API's visit (docs/field.md): no other field, no note, no opinion. */
+  function toApiVisit(v) {
+    const out = { id: v.id, door: v.address_id, outcome: v.outcome, visited_at: v.visited_at };
+    if (v.flat) out.flat = v.flat;
+    if (v.assignment_id) out.assignment_id = v.assignment_id;
+    return out;
+  }
+
+  /** Send queued visits in batches of 200; keep them queued on any network failure. */
+  async function sync() {
+    if (!state.session) return;
+    if (state.syncing) { state.syncAgain = true; return; } // visits recorded meanwhile
+    state.syncing = true;
+    state.syncAgain = false;
+    try {
+      const all = await PorteStore.allVisits();
+      const queued = all.filter((v) => v.state === "queued"
+        && v.campaign_id === state.session.campaign_id);
+      let sent = 0, rejected = 0, lastDetail = "";
+      for (let i = 0; i < queued.length; i += 200) {
+        const batch = queued.slice(i, i + 200);
+        let resp;
+        try {
+          resp = await Porte.api(`/campaigns/${state.session.campaign_id}/visits`, {
+            method: "POST", token: state.session.token,
+            body: { visits: batch.map(toApiVisit) },
+          });
+        } catch (e) {
+          if (e instanceof Porte.ApiError && e.status === 401) notice(t("notice.expired"), true);
+          if (e instanceof Porte.ApiError && e.status === 422 && batch.length === 1) {
+            batch[0].state = "rejected"; batch[0].error = e.message;
+            await PorteStore.putVisit(batch[0]);
+            rejected++; lastDetail = e.message;
+          }
+          break; // network down or server refusing: keep the rest queued
+        }
+        const results = new Map();
+        for (const r of (resp && resp.results) || []) results.set(r.id, r);
+        for (const v of batch) {
+          const r = results.get(v.id);
+          if (r && r.result === "rejected") {
+            v.state = "rejected"; v.error = r.message || r.reason;
+            rejected++; lastDetail = v.error;
+            const d = state.byId.get(v.address_id);
+            if (d && d.serverStatus) { d.status = d.serverStatus; refreshDoor(d); }
+          } else {
+            v.state = "sent";
+            sent++;
+          }
+          await PorteStore.putVisit(v);
+        }
+      }
+      if (sent) toast(t("toast.sent", { n: sent }));
+      if (rejected) toast(t("toast.rejected", { n: rejected, detail: lastDetail }));
+    } finally {
+      state.syncing = false;
+      await updateQueueBadge();
+      if (state.syncAgain && navigator.onLine) sync();
+    }
+  }
+
+  // ------------------------------------------------------------------ loading
+  const STATUS = { p: "pending", v: "visited", f: "flagged",
+                   pending: "pending", visited: "visited", flagged: "flagged" };
+
+  /** Doors from GET /assignments/{id}/doors (docs/field.md: short property names q, n, v, h, s). */
+  function normalise(fc) {
+    const streets = (fc && fc.streets) || [];
+    const doors = [];
+    for (const f of (fc && fc.features) || []) {
+      const p = f.properties || {};
+      if (!f.geometry || f.geometry.type !== "Point") continue;
+      const street = p.v != null ? streets[p.v] : "";
+      const status = STATUS[p.s] || "pending";
+      doors.push({
+        id: Number(f.id), seq: p.q != null ? p.q : null,
+        label: [p.n, street].filter((x) => x != null && x !== "").join(" ") || `#${f.id}`,
+        households: Number(p.h || 1), status, serverStatus: status,
+        lon: f.geometry.coordinates[0], lat: f.geometry.coordinates[1],
+      });
+    }
+    doors.sort((a, b) => (a.seq == null ? 1e9 : a.seq) - (b.seq == null ? 1e9 : b.seq));
+    return { doors, name: (fc && fc.turf) || "" };
+  }
+
+  /** The turf outline drawn on the phone: the convex hull of its doors (what a cut turf's outline
+   * is, docs/field.md), computed here so that it needs no extra request and works offline. */
+  function hull(points) {
+    const pts = points.map((p) => [p[1], p[0]]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+    if (pts.length < 3) return null;
+    const cross = (o, a, b) => (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+    const lower = [], upper = [];
+    for (const p of pts) {
+      while (lower.length >= 2 && cross(lower[lower.length - 2], lower[lower.length - 1], p) <= 0) lower.pop();
+      lower.push(p);
+    }
+    for (let i = pts.length - 1; i >= 0; i--) {
+      const p = pts[i];
+      while (upper.length >= 2 && cross(upper[upper.length - 2], upper[upper.length - 1], p) <= 0) upper.pop();
+      upper.push(p);
+    }
+    const ring = lower.slice(0, -1).concat(upper.slice(0, -1));
+    return ring.map((p) => [p[1], p[0]]);
+  }
+
+  async function fetchDoors() {
+    const s = state.session;
+    const url = `/campaigns/${s.campaign_id}/assignments/${s.assignment_id}/doors`;
+    const key = "doors:" + s.assignment_id;
+    try {
+      const resp = await fetch(url, { headers: { Authorization: "Bearer " + s.token,
+                                                  Accept: "application/geo+json, application/json" } });
+      if (resp.status === 401 || resp.status === 403 || resp.status === 404) {
+        let detail = "";
+        try { detail = (await resp.json()).detail; } catch (e) { /* ignore */ }
+        if (resp.status === 401) notice(t("notice.expired"), true);
+        else notice(t("notice.load_failed", { detail }), true);
+        return null;
+      }
+      if (!resp.ok) throw new Error(resp.statusText);
+      const fc = await resp.json();
+      const fromCache = resp.headers.get("X-Porte-Offline") === "1";
+      if (fromCache) notice(t("notice.offline_copy"), false, "offline");
+      else {
+        clearNotice("offline");
+        await PorteStore.set(key, fc);
+        // The server now knows every visit it acknowledged: forget them locally.
+        for (const v of await PorteStore.allVisits()) {
+          if (v.state === "sent" && v.assignment_id === s.assignment_id) await PorteStore.deleteVisit(v.id);
+        }
+      }
+      return fc;
+    } catch (e) {
+      const fc = await PorteStore.get(key);
+      if (fc) { notice(t("notice.offline_copy"), false, "offline"); return fc; }
+      notice(t("notice.load_failed", { detail: e.message }), true);
+      return null;
+    }
+  }
+
+  /** Show as done every door with a visit recorded here and not yet reflected by the server. */
+  async function overlayLocalVisits() {
+    for (const v of await PorteStore.allVisits()) {
+      if (v.state === "rejected" || v.assignment_id !== state.session.assignment_id) continue;
+      const d = state.byId.get(v.address_id);
+      if (!d) continue;
+      if (v.outcome === "do_not_knock") d.status = "flagged";
+      else if (d.status === "pending") d.status = "visited";
+    }
+  }
+
+  async function loadAssignment() {
+    if (!state.session.assignment_id) { notice(t("notice.no_assignment"), true); return; }
+    const fc = await fetchDoors();
+    if (!fc) return;
+    const { doors, name } = normalise(fc);
+    state.doors = doors;
+    state.byId = new Map(doors.map((d) => [d.id, d]));
+    state.turfName = name;
+    if (name) { $("turf-name").textContent = name; document.title = name + " — Porte-à-porte"; }
+    await overlayLocalVisits();
+    if (turfLayer) turfLayer.remove();
+    const ring = hull(doors.map((d) => [d.lat, d.lon]));
+    if (ring) {
+      turfLayer = L.polygon(ring, { interactive: false, color: "#0047ab", weight: 4,
+                                    dashArray: "8 6", fill: false, className: "turf-outline" })
+        .addTo(map);
+    }
+    drawDoors();
+    const pts = doors.map((d) => [d.lat, d.lon]);
+    // room at the bottom right for the zoom buttons
+    const pad = { paddingTopLeft: [30, 30], paddingBottomRight: [50, 40], maxZoom: 18 };
+    if (turfLayer) map.fitBounds(turfLayer.getBounds(), pad);
+    else if (pts.length) map.fitBounds(L.latLngBounds(pts), pad);
+    document.body.dataset.loaded = "1";
+  }
+
+  // ------------------------------------------------------------------ ui helpers
+  let toastTimer = null;
+  function toast(msg) {
+    const el = $("toast");
+    el.textContent = msg;
+    el.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { el.hidden = true; }, 3500);
+  }
+  function notice(msg, important, key) {
+    const el = $("notice");
+    el.textContent = msg;
+    el.hidden = false;
+    el.dataset.key = key || "";
+    el.classList.toggle("important", !!important);
+    map.invalidateSize();
+  }
+  function clearNotice(key) {
+    const el = $("notice");
+    if (el.dataset.key === key) { el.hidden = true; map.invalidateSize(); }
+  }
+  function setOnline() {
+    $("net").hidden = navigator.onLine;
+    if (navigator.onLine) { clearNotice("offline"); sync(); }
+  }
+
+  function locate() {
+    if (!navigator.geolocation) { toast(t("toast.no_location")); return; }
+    navigator.geolocation.getCurrentPosition((pos) => {
+      const ll = [pos.coords.latitude, pos.coords.longitude];
+      if (meMarker) meMarker.remove();
+      meMarker = L.circleMarker(ll, { radius: 10, color: "#fff", weight: 3, fillColor: "#0047ab",
+                                      fillOpacity: 1 }).addTo(map);
+      map.setView(ll, Math.max(map.getZoom(), 17));
+      toast(t("toast.located", { m: Math.round(pos.coords.accuracy) }));
+    }, () => toast(t("toast.no_location")), { enableHighAccuracy: true, timeout: 10000 });
+  }
+
+  /** Remove the session, the queue and the cached turf from this phone (asks first when
+   * visits still wait to be sent: they would be lost). */
+  async function forget() {
+    const waiting = await updateQueueBadge();
+    const msg = waiting ? t("forget.confirm_waiting", { n: waiting }) : t("forget.confirm");
+    if (!window.confirm(msg)) return;
+    localStorage.removeItem(SESSION_KEY);
+    if (window.caches) for (const k of await caches.keys()) if (k.endsWith("-data")) await caches.delete(k);
+    await new Promise((resolve) => {
+      const req = indexedDB.deleteDatabase("porte-m");
+      req.onsuccess = req.onerror = req.onblocked = () => resolve();
+    });
+    location.replace("/m/");
+  }
+
+  function toggleView() {
+    state.listView = !state.listView;
+    $("list-view").hidden = !state.listView;
+    $("map").hidden = state.listView;
+    $("btn-view").textContent = state.listView ? t("tool.map") : t("tool.list");
+    $("btn-view").setAttribute("aria-pressed", String(state.listView));
+    if (!state.listView) map.invalidateSize();
+  }
+
+  // ------------------------------------------------------------------ start
+  async function start() {
+    Porte.translatePage(t);
+    $("panel-close").addEventListener("click", closePanel);
+    $("notice").addEventListener("click", () => { $("notice").hidden = true; map.invalidateSize(); });
+    $("outcomes").addEventListener("click", (ev) => {
+      const b = ev.target.closest("[data-outcome]");
+      if (b) record(b.dataset.outcome, false);
+    });
+    $("panel-building").addEventListener("click", (ev) => {
+      const b = ev.target.closest("[data-outcome]");
+      if (b) record(b.dataset.outcome, true);
+    });
+    $("btn-locate").addEventListener("click", locate);
+    $("btn-view").addEventListener("click", toggleView);
+    $("btn-forget").addEventListener("click", forget);
+    document.addEventListener("keydown", (ev) => { if (ev.key === "Escape") closePanel(); });
+    window.addEventListener("online", setOnline);
+    window.addEventListener("offline", setOnline);
+    setInterval(() => { if (navigator.onLine) sync(); }, 30000);
+
+    if ("serviceWorker" in navigator) {
+      navigator.serviceWorker.register("/m/sw.js", { scope: "/m/" }).catch(() => { /* no SW: IDB copy */ });
+    }
+    const cfg = await Porte.config();
+    Porte.addBasemap(map, cfg, () => notice(t("notice.basemap"), false, "basemap"));
+
+    state.session = loadSession();
+    await openInviteFromHash();
+    if (!state.session) {
+      $("signin").hidden = false;
+      $("map").hidden = true;
+      $("signin-form").addEventListener("submit", async (ev) => {
+        ev.preventDefault();
+        const f = ev.target;
+        try {
+          await signInWithAccount(f.email.value, f.password.value);
+          $("signin").hidden = true;
+          $("map").hidden = false;
+          map.invalidateSize();
+          await loadAssignment();
+          setOnline();
+        } catch (e) { $("signin-error").textContent = e.message; }
+      });
+      return;
+    }
+    $("btn-sheet").href = `/m/sheet.html?campaign=${state.session.campaign_id}&assignment=${state.session.assignment_id}`;
+    await loadAssignment();
+    await updateQueueBadge();
+    setOnline();
+  }
+
+  window.PorteM = { state, sync, record, openPanel };
+  start();
+})();

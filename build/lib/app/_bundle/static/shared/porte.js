@@ -1,0 +1,124 @@
+/* Porte-à-porte: helpers shared by the map pages (no framework, no build step).
+ * API calls with the bearer token, problem+json messages, sign-in, language, basemap. */
+(function (global) {
+  "use strict";
+
+  const lang = (function () {
+    const prefs = (navigator.languages && navigator.languages.length)
+      ? navigator.languages : [navigator.language || "fr"];
+    for (const p of prefs) {
+      const code = String(p).slice(0, 2).toLowerCase();
+      if (code === "fr" || code === "en") return code;
+    }
+    return "fr";
+  })();
+
+  /** Translate with a {fr: {...}, en: {...}} table; {name} placeholders are replaced. */
+  function translator(messages) {
+    return function t(key, vars) {
+      let s = (messages[lang] && messages[lang][key]) || (messages.en && messages.en[key]) || key;
+      if (vars) for (const k of Object.keys(vars)) s = s.split("{" + k + "}").join(String(vars[k]));
+      return s;
+    };
+  }
+
+  /** Fill every [data-i18n] element's text (and [data-i18n-title] titles) of a page. */
+  function translatePage(t, root) {
+    (root || document).querySelectorAll("[data-i18n]").forEach((el) => {
+      el.textContent = t(el.getAttribute("data-i18n"));
+    });
+    (root || document).querySelectorAll("[data-i18n-title]").forEach((el) => {
+      el.title = t(el.getAttribute("data-i18n-title"));
+      el.setAttribute("aria-label", el.title);
+    });
+    document.documentElement.lang = lang;
+  }
+
+  function uuid() {
+    if (global.crypto && crypto.randomUUID) return crypto.randomUUID();
+    const b = crypto.getRandomValues(new Uint8Array(16));
+    b[6] = (b[6] & 0x0f) | 0x40; b[8] = (b[8] & 0x3f) | 0x80;
+    const h = Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
+  }
+
+  class ApiError extends Error {
+    constructor(status, message, body) { super(message); this.status = status; this.body = body; }
+  }
+
+  /** fetch() against the API; throws ApiError with the problem's detail on 4xx/5xx. */
+  async function api(path, opts) {
+    opts = opts || {};
+    const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+    if (opts.token) headers.Authorization = "Bearer " + opts.token;
+    let body = opts.body;
+    if (body !== undefined && !(body instanceof URLSearchParams) && typeof body !== "string") {
+      headers["Content-Type"] = "application/json";
+      body = JSON.stringify(body);
+    }
+    const resp = await fetch(path, { method: opts.method || "GET", headers, body,
+                                     cache: opts.cache || "default" });
+    if (!resp.ok) {
+      let detail = resp.statusText, data = null;
+      try { data = await resp.json(); detail = data.detail || data.title || detail; } catch (e) { /* not json */ }
+      throw new ApiError(resp.status, detail, data);
+    }
+    if (resp.status === 204) return null;
+    const type = resp.headers.get("content-type") || "";
+    return type.includes("json") ? resp.json() : resp;
+  }
+
+  let configPromise = null;
+  /** Public settings of the map pages (basemap URL and attribution). */
+  function config() {
+    if (!configPromise) {
+      configPromise = fetch("/m/config.json").then((r) => r.json()).catch(() => ({
+        basemap_url: null, basemap_attribution: "",
+      }));
+    }
+    return configPromise;
+  }
+
+  /** Add the configured basemap; when it cannot be reached, call onMissing once (the map
+   * itself keeps working: doors and turfs are drawn by us, not by the basemap). */
+  function addBasemap(map, cfg, onMissing) {
+    if (!cfg || !cfg.basemap_url) { if (onMissing) onMissing(); return null; }
+    const layer = L.tileLayer(cfg.basemap_url, {
+      attribution: cfg.basemap_attribution || "", maxZoom: 19, crossOrigin: false,
+    });
+    let warned = false;
+    layer.on("tileerror", () => { if (!warned && onMissing) { warned = true; onMissing(); } });
+    layer.addTo(map);
+    return layer;
+  }
+
+  // ---- staff sign-in (organiser and analyst pages), kept in sessionStorage
+  const STAFF_KEY = "porte.staff";
+  function staffSession() {
+    try { return JSON.parse(sessionStorage.getItem(STAFF_KEY) || "null"); } catch (e) { return null; }
+  }
+  function setStaffSession(s) {
+    if (s) sessionStorage.setItem(STAFF_KEY, JSON.stringify(s));
+    else sessionStorage.removeItem(STAFF_KEY);
+  }
+  /** POST /auth/token (OAuth2 password form); returns {access_token, ...}. */
+  async function signIn(email, password, totp) {
+    const form = new URLSearchParams({ username: email, password: password });
+    if (totp) form.set("totp", totp);
+    return api("/auth/token", {
+      method: "POST", body: form,
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+    });
+  }
+
+  function escapeHtml(s) {
+    return String(s == null ? "" : s).replace(/[&<>"']/g, (c) => ({
+      "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;",
+    })[c]);
+  }
+
+  global.Porte = {
+    lang, translator, translatePage, uuid, api, ApiError, config, addBasemap,
+    staffSession, setStaffSession, signIn, escapeHtml,
+  };
+})(window);

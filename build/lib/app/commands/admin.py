@@ -1,0 +1,268 @@
+"""`porte admin create|password EMAIL` and `porte audit purge`: accounts and audit retention.
+
+Passwords are typed at a hidden prompt (twice), never passed as arguments, so they stay out of
+shell history and process lists.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import uuid
+
+import typer
+
+MIN_PASSWORD = 10
+
+
+def _owner_url() -> str:
+    from app.config import get_settings
+    from app.dburl import resolve_urls
+
+    return resolve_urls(get_settings())[1]
+
+
+def ask_password() -> str:
+    """Read a new password twice at a hidden prompt."""
+    for _ in range(3):
+        first = getpass.getpass("Password (not shown): ")
+        if len(first) < MIN_PASSWORD:
+            typer.secho(f"Use at least {MIN_PASSWORD} characters.", fg="red", err=True)
+            continue
+        if getpass.getpass("Same password again: ") != first:
+            typer.secho("The two passwords differ; try again.", fg="red", err=True)
+            continue
+        return first
+    typer.secho("No password set.", fg="red", err=True)
+    raise typer.Exit(1)
+
+
+async def create_account(
+    owner_url: str,
+    email: str,
+    password_hash: str,
+    *,
+    campaign: uuid.UUID | None,
+    role: str | None,
+    reset: bool = False,
+) -> tuple[uuid.UUID, bool]:
+    """Create (or with ``reset`` re-password) an account, optionally adding it to a campaign."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.begin() as conn:
+            existing = (
+                await conn.execute(text("SELECT id FROM app_user WHERE email = :e"), {"e": email})
+            ).scalar()
+            if existing and not reset:
+                raise ValueError(
+                    f"{email} already has an account. Reset its password with "
+                    f"`porte admin password {email}`."
+                )
+            if not existing and reset:
+                raise ValueError(
+                    f"No account {email}; create it with `porte admin create {email}`."
+                )
+            if existing:
+                await conn.execute(
+                    text("UPDATE app_user SET password_hash = :h, is_active = true WHERE id = :u"),
+                    {"h": password_hash, "u": existing},
+                )
+                # A new password ends every sign-in made with the old one.
+                await conn.execute(
+                    text(
+                        "UPDATE refresh_token SET revoked_at = now() "
+                        "WHERE user_id = :u AND revoked_at IS NULL"
+                    ),
+                    {"u": existing},
+                )
+                uid = existing
+            else:
+                uid = (
+                    await conn.execute(
+                        text(
+                            "INSERT INTO app_user (email, password_hash) VALUES (:e, :h) "
+                            "RETURNING id"
+                        ),
+                        {"e": email, "h": password_hash},
+                    )
+                ).scalar_one()
+            if campaign is not None:
+                found = (
+                    await conn.execute(
+                        text("SELECT 1 FROM campaign WHERE id = :c"), {"c": campaign}
+                    )
+                ).scalar()
+                if not found:
+                    raise ValueError(
+                        f"No campaign {campaign}. List them with the API (GET /campaigns)."
+                    )
+                await conn.execute(
+                    text(
+                        "INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, :r) "
+                        "ON CONFLICT (campaign_id, user_id) DO UPDATE SET role = EXCLUDED.role"
+                    ),
+                    {"c": campaign, "u": uid, "r": role or "admin"},
+                )
+        return uid, not existing
+    finally:
+        await engine.dispose()
+
+
+async def account_exists(owner_url: str, email: str) -> bool:
+    """Whether an account uses this e-mail."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.connect() as conn:
+            found = await conn.execute(
+                text("SELECT 1 FROM app_user WHERE email = :e"), {"e": email}
+            )
+            return found.scalar() is not None
+    finally:
+        await engine.dispose()
+
+
+async def reset_second_factor(owner_url: str, email: str) -> bool:
+    """Clear an account's TOTP and end its sign-ins; False when there is no such account."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(owner_url)
+    try:
+        async with engine.begin() as conn:
+            uid = (
+                await conn.execute(
+                    text(
+                        "UPDATE app_user SET totp_enabled = false, totp_secret_enc = NULL, "
+                        "totp_key_id = NULL, totp_last_step = NULL WHERE email = :e RETURNING id"
+                    ),
+                    {"e": email},
+                )
+            ).scalar()
+            if uid is None:
+                return False
+            await conn.execute(
+                text(
+                    "UPDATE refresh_token SET revoked_at = now() "
+                    "WHERE user_id = :u AND revoked_at IS NULL"
+                ),
+                {"u": uid},
+            )
+        return True
+    finally:
+        await engine.dispose()
+
+
+def _valid_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
+        typer.secho(f"'{email}' is not an e-mail address.", fg="red", err=True)
+        raise typer.Exit(2)
+    return email
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``admin`` and ``audit`` groups."""
+    admin = typer.Typer(help="Accounts: create the first admin, reset a password.")
+    cli.add_typer(admin, name="admin")
+
+    @admin.command("create")
+    def create(
+        email: str = typer.Argument(..., help="E-mail of the new account (its sign-in name)."),
+        campaign: uuid.UUID | None = typer.Option(None, help="Also add it to this campaign id."),
+        role: str | None = typer.Option(
+            None, help="Role in --campaign: admin (default), organiser, analyst, volunteer."
+        ),
+    ) -> None:
+        """Create an account; the password is asked twice and never shown."""
+        from app.authz import ROLES
+        from app.security import hash_password
+
+        email = _valid_email(email)
+        if role is not None and role not in ROLES:
+            typer.secho(
+                f"Unknown role '{role}': use one of {', '.join(ROLES)}.", fg="red", err=True
+            )
+            raise typer.Exit(2)
+        if role is not None and campaign is None:
+            typer.secho("--role needs --campaign.", fg="red", err=True)
+            raise typer.Exit(2)
+        if asyncio.run(account_exists(_owner_url(), email)):
+            typer.secho(
+                f"{email} already has an account. Reset its password with "
+                f"`porte admin password {email}`.",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1)
+        password = ask_password()
+        try:
+            uid, _ = asyncio.run(
+                create_account(
+                    _owner_url(), email, hash_password(password), campaign=campaign, role=role
+                )
+            )
+        except ValueError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from exc
+        where = f" as {role or 'admin'} of campaign {campaign}" if campaign else ""
+        typer.echo(f"Account {email} created (id {uid}){where}.")
+        if campaign is None:
+            typer.echo("Sign in at POST /auth/token, then create a campaign with POST /campaigns.")
+
+    @admin.command("password")
+    def password(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:
+        """Set a new password for an account (asked twice, never shown)."""
+        from app.security import hash_password
+
+        email = _valid_email(email)
+        if not asyncio.run(account_exists(_owner_url(), email)):
+            typer.secho(
+                f"No account {email}; create it with `porte admin create {email}`.",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1)
+        new = ask_password()
+        try:
+            asyncio.run(
+                create_account(
+                    _owner_url(), email, hash_password(new), campaign=None, role=None, reset=True
+                )
+            )
+        except ValueError as exc:
+            typer.secho(str(exc), fg="red", err=True)
+            raise typer.Exit(1) from exc
+        typer.echo(f"Password of {email} changed.")
+
+    @admin.command("reset-2fa")
+    def reset_2fa(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:
+        """Turn two-factor sign-in off for an account that lost its authenticator."""
+        email = _valid_email(email)
+        if not asyncio.run(reset_second_factor(_owner_url(), email)):
+            typer.secho(f"No account {email}.", fg="red", err=True)
+            raise typer.Exit(1)
+        typer.echo(
+            f"Two-factor sign-in of {email} is off and its sign-ins are ended. It can enrol a new "
+            "authenticator after signing in (POST /auth/totp/enrol)."
+        )
+
+    audit = typer.Typer(help="The audit log of views and exports of personal data.")
+    cli.add_typer(audit, name="audit")
+
+    @audit.command("purge")
+    def purge(
+        days: int | None = typer.Option(
+            None, help="Keep this many days (default PORTE_AUDIT_RETENTION_DAYS, 365)."
+        ),
+    ) -> None:
+        """Delete audit events older than the retention period."""
+        from app.services.access.audit import purge_audit
+
+        n = purge_audit(_owner_url(), days)
+        typer.echo(f"{n} audit events older than the retention period deleted.")

@@ -1,0 +1,88 @@
+"""`porte db start | stop | status | url | migrate`: the private PostGIS cluster."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from app.config import get_settings
+from app.pgcluster import Cluster, ClusterError
+
+
+def _cluster() -> Cluster:
+    s = get_settings()
+    return Cluster(s.db_dir, s.db_port)
+
+
+def _fail(exc: Exception) -> None:
+    typer.secho(str(exc), fg="red", err=True)
+    raise typer.Exit(1)
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``db`` group."""
+    db = typer.Typer(
+        help="Manage the project's private PostGIS cluster (not needed with DATABASE_URL)."
+    )
+    cli.add_typer(db, name="db")
+
+    @db.command()
+    def start(
+        install: bool = typer.Option(
+            False, "--install", help="Install the Debian packages when missing (root)."
+        ),
+        migrate: bool = typer.Option(True, help="Apply database migrations after starting."),
+    ) -> None:
+        """Create (first time) and start the private cluster, then migrate it."""
+        c = _cluster()
+        try:
+            c.start(install=install)
+        except ClusterError as exc:
+            _fail(exc)
+        typer.echo(f"PostGIS cluster running on 127.0.0.1:{c.port} (data in {c.data_dir}).")
+        if migrate:
+            from app.migrate import upgrade
+
+            upgrade(c.url("owner"))
+            typer.echo("Database schema is up to date.")
+
+    @db.command()
+    def stop() -> None:
+        """Stop the private cluster."""
+        c = _cluster()
+        try:
+            c.stop()
+        except ClusterError as exc:
+            _fail(exc)
+        typer.echo("PostGIS cluster stopped.")
+
+    @db.command()
+    def status() -> None:
+        """Say whether the cluster exists and runs."""
+        try:
+            info = _cluster().status()
+        except ClusterError as exc:
+            _fail(exc)
+        typer.echo(json.dumps(info, indent=2))
+        if not info["running"]:
+            raise typer.Exit(3)
+
+    @db.command()
+    def url(
+        role: str = typer.Option("app", help="'app' (the service) or 'owner' (migrations)."),
+    ) -> None:
+        """Print the connection URL of the private cluster."""
+        try:
+            typer.echo(_cluster().url(role))
+        except (ClusterError, KeyError) as exc:
+            _fail(exc)
+
+    @db.command()
+    def migrate(revision: str = typer.Argument("head")) -> None:
+        """Apply migrations up to REVISION (as the schema owner)."""
+        from app.dburl import resolve_urls
+        from app.migrate import upgrade
+
+        upgrade(resolve_urls(get_settings())[1], revision)
+        typer.echo(f"Database migrated to {revision}.")

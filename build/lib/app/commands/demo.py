@@ -1,0 +1,125 @@
+"""`porte demo`: a private PostGIS, the 92-13 sample, a demo campaign with one account per role."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+
+import typer
+
+
+async def _seed(settings, owner_url: str, password: str) -> dict:
+    """Demo campaign and accounts, then turfs, assignments and an invite through the API."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.commands.demo_field import seed_field
+    from app.commands.demo_seed import create_demo_campaign_async
+
+    engine = create_async_engine(owner_url)
+    try:
+        info = await create_demo_campaign_async(engine, password)
+    finally:
+        await engine.dispose()
+    info.update(await seed_field(settings, info["campaign_id"], password))
+    return info
+
+
+def sample_loaded(owner_url: str) -> bool:
+    """True when the reference tables already hold tiles, districts and doors."""
+    import asyncio
+
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    async def _check() -> bool:
+        engine = create_async_engine(owner_url)
+        try:
+            async with engine.connect() as conn:
+                row = (
+                    await conn.execute(
+                        text(
+                            "SELECT (SELECT count(*) FROM insee_tile) > 0 AND "
+                            "(SELECT count(*) FROM district) > 0 AND "
+                            "(SELECT count(*) FROM address) > 0"
+                        )
+                    )
+                ).scalar_one()
+                return bool(row)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_check())
+
+
+def register(cli: typer.Typer) -> None:
+    """Add ``demo``."""
+
+    @cli.command()
+    def demo(
+        host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+        port: int = typer.Option(8000, help="Port to listen on."),
+        serve: bool = typer.Option(True, help="Start the service after loading."),
+        reload_sample: bool = typer.Option(
+            False, "--reload-sample", help="Re-import the sample data even if already loaded."
+        ),
+    ) -> None:
+        """Start everything with the sample data loaded (demo mode: never for real data)."""
+        from app.commands.demo_field import DEMO_DISTRICT
+        from app.config import get_settings
+        from app.db import resolve_urls
+        from app.migrate import upgrade
+        from app.pgcluster import Cluster, ClusterError
+
+        os.environ["PORTE_MODE"] = "demo"
+        settings = get_settings()
+        if settings.database_url is None:
+            cluster = Cluster(settings.db_dir, settings.db_port)
+            try:
+                cluster.start(install=True)
+            except ClusterError as exc:
+                typer.secho(str(exc), fg="red", err=True)
+                raise typer.Exit(1) from exc
+            typer.echo(f"PostGIS cluster running on 127.0.0.1:{cluster.port} ({cluster.data_dir}).")
+        owner_url = resolve_urls(settings)[1]
+        upgrade(owner_url)
+        typer.echo("Database schema is up to date.")
+
+        from app.services.reference.imports.sample import load_sample
+
+        if reload_sample or not sample_loaded(owner_url):
+            typer.echo("Loading the 92-13 sample (INSEE tiles, polling stations, results, doors)")
+            load_sample(owner_url)
+        else:
+            typer.echo("Sample data already loaded (use --reload-sample to re-import).")
+
+        password = os.environ.get("PORTE_DEMO_PASSWORD") or secrets.token_urlsafe(9)
+        from app.config import base_url_for
+
+        base = base_url_for(host, port)
+        os.environ.setdefault("PORTE_PUBLIC_BASE_URL", base)
+        app_url, owner_url = resolve_urls(settings)
+        settings = get_settings().model_copy(
+            update={"database_url": app_url, "owner_database_url": owner_url}
+        )
+        info = asyncio.run(_seed(settings, owner_url, password))
+        typer.secho("\nDemo campaign ready: " + info["name"], bold=True)
+        typer.echo(f"  campaign id : {info['campaign_id']} (election {info['election_date']})")
+        for email in info["accounts"]:
+            typer.echo(f"  {email:<24} password: {password}")
+        typer.echo(
+            f"  {info['turfs']} turfs cut in polling station {DEMO_DISTRICT}; one assigned to "
+            "volunteer@demo.local, one to this invite link (open it on a phone):"
+        )
+        typer.echo(f"  {info['invite_link']}")
+        typer.echo(f"  API docs    : {base}/docs")
+        typer.echo(f"  organiser map: {base}/organiser/   analyst map: {base}/analyst/")
+        typer.secho(
+            "  Door points of 92-13 are SYNTHETIC (generated from INSEE household counts); "
+            "import your département's BAN file to replace them.",
+            fg="yellow",
+        )
+        if serve:
+            import uvicorn
+
+            uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")

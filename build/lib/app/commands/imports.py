@@ -1,0 +1,200 @@
+"""`porte import tiles | addresses | districts | results | sample`: load public reference data.
+
+Each import is one transaction (all or nothing), streamed with COPY, shows a progress bar and ends
+with a summary; skipped/rejected rows are listed in ``<FILE>.rejects.csv`` next to the input.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import typer
+
+from app.errors import ImportFailed
+
+FileArg = typer.Argument(..., help="The file to import.", show_default=False)
+MaxRejects = typer.Option(
+    0, "--max-rejects", min=0, help="Load the good rows even if up to N rows are rejected."
+)
+Report = typer.Option(
+    None, "--report", help="Where to write rejected rows (default: FILE.rejects.csv)."
+)
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still shown).")
+AsJson = typer.Option(False, "--json", help="Print the summary as JSON.")
+
+
+def _owner_url() -> str:
+    from app.config import get_settings
+    from app.dburl import resolve_urls
+
+    return resolve_urls(get_settings())[1]
+
+
+def _run(coro, as_json: bool) -> None:
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    try:
+        report = asyncio.run(coro)
+    except ImportFailed as exc:
+        err.print(f"[bold red]Import refused:[/] {exc.detail}", highlight=False)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("[bold red]Interrupted:[/] nothing was imported.")
+        raise typer.Exit(130) from None
+    except OSError as exc:
+        err.print(f"[bold red]Import failed:[/] {exc}. Nothing was imported.", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        Console().print(report.summary(), highlight=False)
+    # Tiles, doors or districts changed: re-allocate tile counts to districts now, once, rather
+    # than in the first ranking request.
+    from app.services.reference.allocation import refresh_if_stale
+
+    if not as_json:
+        err.print("Refreshing the tile-to-district allocation used by the ranking...")
+    asyncio.run(refresh_if_stale(_owner_url()))
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``import`` group."""
+    imp = typer.Typer(
+        help="Import public reference data (one transaction each; re-importing replaces).",
+        no_args_is_help=True,
+    )
+    cli.add_typer(imp, name="import")
+
+    @imp.command()
+    def tiles(
+        file: Path = FileArg,
+        layer: str = typer.Option(None, help="GeoPackage layer (default: the first)."),
+        delimiter: str = typer.Option(None, help="Force the CSV delimiter."),
+        encoding: str = typer.Option("utf-8-sig", help="Text encoding of a CSV."),
+        max_rejects: int = MaxRejects,
+        report: Path = Report,
+        quiet: bool = Quiet,
+        as_json: bool = AsJson,
+    ) -> None:
+        """INSEE Filosofi 200 m tiles: CSV (.csv/.csv.gz) or GeoPackage, any vintage."""
+        from app.services.reference.imports.tiles import import_tiles
+
+        _run(
+            import_tiles(
+                _owner_url(),
+                file,
+                layer=layer,
+                delimiter=delimiter,
+                encoding=encoding,
+                max_rejects=max_rejects,
+                report_path=report,
+                quiet=quiet,
+            ),
+            as_json,
+        )
+
+    @imp.command()
+    def addresses(
+        file: Path = FileArg,
+        commune: str = typer.Option(
+            None, "--commune", help="Only these INSEE commune codes, comma-separated (92002,...)."
+        ),
+        delimiter: str = typer.Option(None, help="Force the delimiter (BAN and BAL use ';')."),
+        encoding: str = typer.Option("utf-8-sig", help="Text encoding."),
+        max_rejects: int = MaxRejects,
+        report: Path = Report,
+        quiet: bool = Quiet,
+        as_json: bool = AsJson,
+    ) -> None:
+        """Doors from a BAN CSV (.csv or .csv.gz) or a BAL CSV (Base Adresse Locale)."""
+        from app.services.reference.imports.addresses import import_addresses
+
+        _run(
+            import_addresses(
+                _owner_url(),
+                file,
+                communes=commune,
+                delimiter=delimiter,
+                encoding=encoding,
+                max_rejects=max_rejects,
+                report_path=report,
+                quiet=quiet,
+            ),
+            as_json,
+        )
+
+    @imp.command()
+    def districts(
+        file: Path = FileArg,
+        layer: str = typer.Option(None, help="Layer (GeoPackage)."),
+        code_field: str = typer.Option(None, help="Field holding the district code."),
+        name_field: str = typer.Option(None, help="Field holding the district name."),
+        kind: str = typer.Option("bureau_de_vote", help="bureau_de_vote or iris."),
+        crs: str = typer.Option(None, help="Override the file's CRS (e.g. EPSG:2154)."),
+        max_rejects: int = MaxRejects,
+        report: Path = Report,
+        quiet: bool = Quiet,
+        as_json: bool = AsJson,
+    ) -> None:
+        """Polling-station (or IRIS) polygons from GeoJSON or GeoPackage, any CRS."""
+        from app.services.reference.imports.districts import import_districts
+
+        _run(
+            import_districts(
+                _owner_url(),
+                file,
+                layer=layer,
+                code_field=code_field,
+                name_field=name_field,
+                kind=kind,
+                crs=crs,
+                max_rejects=max_rejects,
+                report_path=report,
+                quiet=quiet,
+            ),
+            as_json,
+        )
+
+    @imp.command()
+    def results(
+        file: Path = FileArg,
+        election: str = typer.Option(
+            ..., "--election", help="Name of the election, e.g. legislatives_2024_t1."
+        ),
+        delimiter: str = typer.Option(None, help="Force the CSV delimiter."),
+        encoding: str = typer.Option("utf-8-sig", help="Text encoding (e.g. cp1252)."),
+        max_rejects: int = MaxRejects,
+        report: Path = Report,
+        quiet: bool = Quiet,
+        as_json: bool = AsJson,
+    ) -> None:
+        """Ministry of the Interior results per polling station (wide or long format)."""
+        from app.services.reference.imports.results import import_results
+
+        _run(
+            import_results(
+                _owner_url(),
+                file,
+                election=election,
+                delimiter=delimiter,
+                encoding=encoding,
+                max_rejects=max_rejects,
+                report_path=report,
+                quiet=quiet,
+            ),
+            as_json,
+        )
+
+    @imp.command()
+    def sample(quiet: bool = Quiet) -> None:
+        """The bundled sample: 92-13 (real tiles, contours, results; SYNTHETIC doors) + Bruz."""
+        from app.services.reference.imports.sample import load_sample
+
+        try:
+            load_sample(_owner_url(), quiet=quiet)
+        except ImportFailed as exc:
+            typer.secho(f"Import refused: {exc.detail}", fg="red", err=True)
+            raise typer.Exit(1) from None

@@ -1,0 +1,82 @@
+"""`porte keys generate | rotate`: encryption keys for personal data."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from datetime import UTC, datetime
+
+import typer
+
+from app.config import DEFAULT_SECRET, get_settings
+from app.dburl import resolve_urls
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``keys`` group."""
+    keys = typer.Typer(
+        help="Encryption keys for personal data and two-factor secrets (AES-256-GCM)."
+    )
+    cli.add_typer(keys, name="keys")
+
+    @keys.command()
+    def generate() -> None:
+        """Print a new data key (added to the existing ones) and, if missing, HMAC/secret keys."""
+        from app.services.access.crypto import generate_key
+
+        s = get_settings()
+        kid = datetime.now(UTC).strftime("k%Y%m%d%H%M%S")
+        kmap = dict(s.data_key_map)
+        kmap[kid] = generate_key()
+        typer.echo(
+            "# Put these in the service's environment, restart it, then run "
+            "`porte keys rotate`. Keep the old keys until the rotation has finished."
+        )
+        typer.echo(f"PORTE_DATA_KEYS='{json.dumps(kmap)}'")
+        typer.echo(f"PORTE_DATA_KEY_ID={kid}")
+        if not s.hmac_key:
+            typer.echo(f"PORTE_HMAC_KEY={secrets.token_urlsafe(32)}")
+        else:
+            typer.echo("# PORTE_HMAC_KEY is set: keep it (duplicate detection depends on it).")
+        if s.secret_key == DEFAULT_SECRET:
+            typer.echo(f"PORTE_SECRET_KEY={secrets.token_urlsafe(48)}")
+
+    @keys.command()
+    def rotate(batch: int = typer.Option(500, help="Rows per transaction.")) -> None:
+        """Re-encrypt every stored value with PORTE_DATA_KEY_ID, in short batches (no downtime):
+        supporters' personal data, privacy requests and accounts' two-factor (TOTP) secrets."""
+        from app.services.access.crypto import DecryptionFailed, KeyError_, rotate_account_secrets
+        from app.services.access.crypto import rotate as run
+
+        s = get_settings()
+        owner_url = resolve_urls(s)[1]
+        try:
+            n = asyncio.run(
+                run(
+                    owner_url,
+                    s,
+                    batch=batch,
+                    progress=lambda d: typer.echo(f"  {d} rows re-encrypted…"),
+                )
+            )
+            accounts = asyncio.run(
+                rotate_account_secrets(
+                    owner_url,
+                    s,
+                    batch=batch,
+                    progress=lambda d: typer.echo(f"  {d} two-factor secrets re-encrypted…"),
+                )
+            )
+        except (DecryptionFailed, KeyError_) as exc:
+            typer.secho(
+                f"Rotation stopped: {exc}. Rows done so far stay valid; fix the keys "
+                "and run it again.",
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+        typer.echo(
+            f"Done: {n} rows and {accounts} account(s) with two-factor sign-in now use key "
+            f"{s.data_key_id}. Old keys can be removed from PORTE_DATA_KEYS."
+        )

@@ -1,0 +1,116 @@
+"""`porte rank --campaign ID --preset P`: the top districts and their first three reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import typer
+
+
+async def _rank(
+    campaign: uuid.UUID,
+    preset: str | None,
+    election: str | None,
+    side: str | None,
+    limit: int,
+    swing_from: str | None = None,
+) -> tuple[dict, str]:
+    from sqlalchemy import text
+
+    from app.config import get_settings
+    from app.db import make_engine, resolve_urls, set_tenant
+    from app.services.ranking import service as ranking
+
+    _, owner_url = resolve_urls(get_settings())
+    engine = make_engine(owner_url, pool_size=1)
+    try:
+        async with engine.connect() as conn, conn.begin():
+            row = (
+                await conn.execute(
+                    text("SELECT name, k_threshold FROM campaign WHERE id = :c"), {"c": campaign}
+                )
+            ).first()
+            if row is None:
+                raise typer.BadParameter(f"No campaign {campaign}.", param_hint="--campaign")
+            await set_tenant(conn, campaign)  # type: ignore[arg-type]
+            result = await ranking.ranking(
+                conn,
+                campaign,
+                k=row.k_threshold,
+                preset=preset,
+                election=election,
+                side=side,
+                swing_from=swing_from,
+            )
+        result["districts"] = [ranking.apply_k(d, row.k_threshold) for d in result["districts"]]
+        return ranking.top(result, limit), row.name
+    finally:
+        await engine.dispose()
+
+
+def register(cli: typer.Typer) -> None:
+    """Add the ``rank`` command."""
+
+    @cli.command()
+    def rank(
+        campaign: uuid.UUID = typer.Option(..., "--campaign", help="Campaign id."),
+        preset: str = typer.Option(
+            None,
+            "--preset",
+            help="mobilisation | persuasion | coverage (default: campaign weights)",
+        ),
+        election: str = typer.Option(None, help="Loaded election id or name (default: latest)."),
+        side: str = typer.Option(None, help="Nuance code(s) or candidate label of our side."),
+        swing_from: str = typer.Option(
+            None,
+            "--swing-from",
+            help="Reference (earlier) election of the swing (default: the most recent other "
+            "loaded election with the side).",
+        ),
+        limit: int = typer.Option(15, min=1, help="How many districts to show."),
+    ) -> None:
+        """Print the districts to visit first, with the three largest reasons for each."""
+        from rich.console import Console
+        from rich.table import Table
+
+        from app.errors import PorteError
+        from app.services.ranking.service import reasons
+
+        console = Console()
+        try:
+            result, name = asyncio.run(_rank(campaign, preset, election, side, limit, swing_from))
+        except PorteError as exc:
+            console.print(f"[red]{exc.detail}[/red]")
+            raise typer.Exit(2) from exc
+        weights = ", ".join(f"{k} {v:+g}" for k, v in result["weights"].items())
+        table = Table(
+            title=f"{name}: where to knock first ({result.get('weights_from') or 'cached'})",
+            caption=f"weights: {weights} | election: {result['election']['name'] or 'none'} | "
+            f"side: {result['side'] or 'none'} | swing from: "
+            f"{(result.get('swing_from') or {}).get('name') or 'none'}",
+        )
+        for col, kw in (
+            ("#", {"justify": "right"}),
+            ("District", {}),
+            ("Name", {}),
+            ("Score", {"justify": "right"}),
+            ("Why (largest contributions)", {}),
+        ):
+            table.add_column(col, **kw)
+        for d in result["districts"]:
+            table.add_row(
+                str(d["rank"]),
+                d["code"],
+                d["name"] or "",
+                f"{d['score']:+.2f}",
+                "\n".join(reasons(d)) or "no factor with data",
+            )
+        console.print(table)
+        absent = [f for f in result["factors"] if f["weight"] and f["status"] != "used"]
+        for f in absent:
+            console.print(f"[yellow]Left out[/yellow] {f['name']}: {f['reason']}")
+        console.print(
+            f"{result['total_districts']} districts ranked. Explain one with "
+            f"GET /campaigns/{campaign}/districts/<code>."
+        )

@@ -1,0 +1,168 @@
+"""Settings, read from the environment (prefix ``PORTE_``) or passed explicitly in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import stat
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_db_dir() -> Path:
+    """Where the private cluster lives: ``.porte/db`` in the checkout, unless run as root from a
+    checkout the unprivileged ``porte`` user cannot reach (e.g. under /root, mode 700)."""
+    local = REPO_ROOT / ".porte" / "db"
+    if os.geteuid() != 0:
+        return local
+    for parent in [REPO_ROOT, *REPO_ROOT.parents]:
+        if not parent.stat().st_mode & stat.S_IXOTH:
+            return Path("/var/lib/porte-a-porte/db")
+    return local
+
+
+DEFAULT_SECRET = "change-me-insecure-development-secret"
+LOCAL_BASE_URL = "http://127.0.0.1:8000"
+
+
+def base_url_for(host: str, port: int) -> str:
+    """The address a browser reaches ``porte serve --host HOST --port PORT`` at."""
+    if host in ("0.0.0.0", "::", ""):
+        import socket
+
+        host = socket.gethostname()
+    if ":" in host:  # an IPv6 literal
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+class Settings(BaseSettings):
+    """Everything the service and the CLI need to know about their environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PORTE_", env_file=".env", extra="ignore")
+
+    mode: Literal["development", "demo", "production", "test"] = "development"
+
+    # Database. DATABASE_URL is the service's own role (owns nothing, no BYPASSRLS).
+    # OWNER_DATABASE_URL owns the schema: migrations, imports of public data, maintenance.
+    # Both default to the private cluster managed by `porte db` (see app/pgcluster.py).
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "PORTE_DATABASE_URL")
+    )
+    owner_database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OWNER_DATABASE_URL", "PORTE_OWNER_DATABASE_URL"),
+    )
+    app_role: str = "porte_app"
+    db_dir: Path = Field(default_factory=default_db_dir)
+    db_port: int = 54329
+    db_pool_size: int = 10
+
+    # Secrets
+    secret_key: str = DEFAULT_SECRET
+    # Data-encryption keys for personal data: JSON object {"key id": "base64 32-byte key"}.
+    data_keys: str = ""
+    data_key_id: str = ""
+    hmac_key: str = ""
+
+    # Auth
+    access_token_minutes: int = 15
+    refresh_token_days: int = 30
+    login_failures_per_minute: int = 5
+    invite_max_days: int = 30
+
+    # Privacy
+    k_threshold: int = 11
+    audit_retention_days: int = 365
+    audit_burst_threshold: int = 200  # views/exports of precise data per user and hour
+
+    # Language of messages, CLI output and pages when the client does not ask (fr or en)
+    lang: Literal["fr", "en"] = "fr"
+
+    # Outgoing mail (privacy-request confirmations, invitations): the campaign's SMTP server.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_tls: Literal["none", "starttls", "ssl"] = "none"
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_from: str = "porte-a-porte@localhost"
+    smtp_timeout_seconds: float = 10.0
+
+    # HTTP
+    cors_origins: list[str] = []
+    # The address phones and browsers reach the service at (invite links, QR codes, OGC links):
+    # required in production; otherwise derived from `porte serve --host/--port`.
+    public_base_url: str = ""
+    basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+    basemap_attribution: str = "© OpenStreetMap contributors"
+    static_dir: Path = REPO_ROOT / "static"
+
+    # Vector tiles
+    mvt_extent: int = 4096
+    mvt_buffer: int = 64
+    mvt_max_features: int = 20000
+    # Door tiles of admins and organisers kept in memory per worker until a visit, flag, round
+    # or address import changes the doors (app/services/field/tile_cache.py); 0 turns it off.
+    tile_cache_mb: int = 64
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str) and not value.startswith("["):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @property
+    def base_url(self) -> str:
+        """``public_base_url`` without its trailing slash (the local default when unset)."""
+        return (self.public_base_url or LOCAL_BASE_URL).rstrip("/")
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+            raise ValueError(
+                "PORTE_PUBLIC_BASE_URL must be an http(s) address such as "
+                "https://porte.example.org (no query, no fragment)"
+            )
+        return value
+
+    @cached_property
+    def data_key_map(self) -> dict[str, str]:
+        """Parsed ``data_keys``: key id -> base64 key."""
+        return json.loads(self.data_keys) if self.data_keys else {}
+
+    def check_production(self) -> None:
+        """Refuse to run in production with development secrets."""
+        if self.mode != "production":
+            return
+        problems = []
+        if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
+            problems.append("PORTE_SECRET_KEY is the default or shorter than 32 characters")
+        if not self.data_keys or not self.data_key_id:
+            problems.append("PORTE_DATA_KEYS / PORTE_DATA_KEY_ID are not set")
+        if not self.hmac_key:
+            problems.append("PORTE_HMAC_KEY is not set")
+        if not self.public_base_url:
+            problems.append(
+                "PORTE_PUBLIC_BASE_URL is not set (the https address phones open invite links "
+                "on, e.g. https://porte.example.org)"
+            )
+        if problems:
+            raise SystemExit(
+                "Refusing to start in production mode: "
+                + "; ".join(problems)
+                + ". Generate secrets with `porte keys generate` and set them in the environment."
+            )
+
+
+def get_settings() -> Settings:
+    """Settings from the environment (one object per call; the app keeps its own)."""
+    return Settings()

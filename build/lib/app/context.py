@@ -1,0 +1,54 @@
+"""Who asks, for which campaign: the request context services are called with (no FastAPI).
+
+Routers build it with ``app.security.CampaignScope``; commands build it the same way from the
+command line (``app.commands``). Services take a ``CampaignContext`` (or a connection), never a
+request or a URL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.config import Settings
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an account, or an invite-link session."""
+
+    user_id: uuid.UUID | None = None
+    invite_id: uuid.UUID | None = None
+    invite_campaign_id: uuid.UUID | None = None
+    mfa: bool = False  # the access token was obtained with a TOTP code
+
+    @property
+    def is_invite(self) -> bool:
+        return self.invite_id is not None
+
+
+@dataclass
+class CampaignContext:
+    """A request scoped to one campaign: who, with which role, and the transaction to use."""
+
+    campaign_id: uuid.UUID
+    role: str
+    principal: Principal
+    session: AsyncSession
+    k_threshold: int
+    election_date: date | None
+    request_id: str
+    client: str | None
+    settings: Settings
+    assignment_id: uuid.UUID | None = None  # invite sessions scoped to one assignment
+    extras: dict[str, Any] = field(default_factory=dict)
+    doors_version: int = 0  # campaign_change.doors when the request began (door-tile cache)
+    conn: Any = None  # hot routes: the asyncpg connection (no session), see hot_campaign_context
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return self.principal.user_id

@@ -1,0 +1,35 @@
+"""Database URLs of the service and the owner, without loading any database library.
+
+Command-line tools import this at start-up; ``app.db`` (SQLAlchemy, asyncpg) re-exports it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from app.config import Settings
+
+
+def resolve_urls(settings: Settings) -> tuple[str, str]:
+    """(service URL, owner URL): from settings, else from the private cluster."""
+    app_url, owner_url = settings.database_url, settings.owner_database_url
+    if app_url is None or owner_url is None:
+        from app.pgcluster import Cluster
+
+        cluster = Cluster(settings.db_dir, settings.db_port)
+        app_url = app_url or cluster.url("app")
+        owner_url = owner_url or (settings.database_url or cluster.url("owner"))
+    return _asyncpg(app_url), _asyncpg(owner_url)
+
+
+def _asyncpg(url: str) -> str:
+    for prefix in (
+        "postgresql://",
+        "postgres://",
+        "postgresql+psycopg://",
+        "postgresql+psycopg2://",
+    ):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url

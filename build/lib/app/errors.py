@@ -1,0 +1,188 @@
+"""Domain errors and their HTTP form (RFC 9457 problem details)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+# The web framework and the database library are imported where the handlers are installed:
+# command-line tools (imports, keys, purge) raise these errors without loading either.
+if TYPE_CHECKING:
+    from fastapi import FastAPI, Request
+    from starlette.responses import JSONResponse
+
+log = logging.getLogger("porte")
+PROBLEM = "application/problem+json"
+
+
+class PorteError(Exception):
+    """Base of every error a user can be told about."""
+
+    status = 400
+    title = "Bad request"
+
+    def __init__(
+        self, detail: str, *, field: str | None = None, extra: dict[str, Any] | None = None
+    ):
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        self.extra = extra or {}
+
+
+class InvalidInput(PorteError):
+    """The request is well-formed but a value is wrong (422)."""
+
+    status = 422
+    title = "Invalid input"
+
+
+class NotFound(PorteError):
+    """Nothing there, or nothing the caller may know of (404)."""
+
+    status = 404
+    title = "Not found"
+
+
+class Conflict(PorteError):
+    """The request clashes with what is stored (409)."""
+
+    status = 409
+    title = "Conflict"
+
+
+class Unauthorized(PorteError):
+    """No valid credentials (401)."""
+
+    status = 401
+    title = "Not signed in"
+
+
+class Forbidden(PorteError):
+    """Signed in, but this role may not do that (403)."""
+
+    status = 403
+    title = "Forbidden"
+
+
+class TooManyRequests(PorteError):
+    """Rate limit reached (429)."""
+
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(PorteError):
+    """A part the service needs (database, mail server) is unavailable for now (503)."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5):
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ImportFailed(PorteError):
+    """An import was refused; nothing was stored."""
+
+    status = 422
+    title = "Import refused"
+
+
+def problem(
+    status: int, title: str, detail: str, request: Request | None = None, **extra: Any
+) -> JSONResponse:
+    """Build an RFC 9457 problem response."""
+    from starlette.responses import JSONResponse
+
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    body["detail"] = detail
+    if request is not None:
+        body["instance"] = request.url.path
+        rid = getattr(request.state, "request_id", None)
+        if rid:
+            body["request_id"] = rid
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return JSONResponse(body, status_code=status, media_type=PROBLEM)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the translations from exceptions to problem responses."""
+    from fastapi.exceptions import RequestValidationError
+    from sqlalchemy.exc import DBAPIError
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    @app.exception_handler(PorteError)
+    async def _porte(request: Request, exc: PorteError) -> JSONResponse:
+        resp = problem(exc.status, exc.title, exc.detail, request, field=exc.field, **exc.extra)
+        if isinstance(exc, TooManyRequests | ServiceUnavailable):
+            resp.headers["Retry-After"] = str(exc.retry_after)
+        if isinstance(exc, Unauthorized):
+            resp.headers["WWW-Authenticate"] = "Bearer"
+        return resp
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = []
+        for err in exc.errors():
+            loc = [str(p) for p in err.get("loc", ()) if p not in ("body",)]
+            errors.append({"field": ".".join(loc) or "body", "reason": err.get("msg", "invalid")})
+        detail = "; ".join(f"{e['field']}: {e['reason']}" for e in errors[:10])
+        first = errors[0]["field"] if errors else None
+        return problem(422, "Invalid input", detail, request, field=first, errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 401: "Not signed in"}
+        resp = problem(
+            exc.status_code, titles.get(exc.status_code, "Error"), str(exc.detail), request
+        )
+        for k, v in (exc.headers or {}).items():
+            resp.headers[k] = v
+        return resp
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        # SQLSTATE class 22 (data exception): a value the database cannot take (a number out of
+        # range, a NUL character, an impossible date). That is bad input, not a server fault;
+        # routes should validate first, this is the safety net.
+        state = None
+        for err in (exc.orig, getattr(exc.orig, "driver_exception", None), exc.orig.__cause__):
+            state = state or getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+        if state and str(state).startswith("22"):
+            rid = getattr(request.state, "request_id", "-")
+            # The driver's message may quote the value sent: never log it (personal data).
+            log.warning(
+                "data exception %s on %s %s (request %s)",
+                state,
+                request.method,
+                request.url.path,
+                rid,
+            )
+            return problem(
+                422,
+                "Invalid input",
+                "A value cannot be stored: a number out of range, a NUL character or an "
+                "impossible date. Check the values sent; nothing was changed.",
+                request,
+            )
+        return await _unexpected(request, exc)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        rid = getattr(request.state, "request_id", "-")
+        log.exception(
+            "unhandled error on %s %s (request %s)", request.method, request.url.path, rid
+        )
+        return problem(
+            500,
+            "Internal error",
+            f"Something went wrong on our side. Nothing was changed. Quote request id {rid} "
+            "to the campaign admin.",
+            request,
+        )

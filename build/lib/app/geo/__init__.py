@@ -1,0 +1,1 @@
+"""Pure geometry helpers (no I/O): INSEE grid ids, projections."""

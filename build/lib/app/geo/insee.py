@@ -1,0 +1,80 @@
+"""INSEE/INSPIRE grid ids <-> squares (EPSG:3035). Pure functions, no I/O.
+
+An id such as ``CRS3035RES200mN2875800E3756000`` names the square whose lower-left corner is
+E (x) = 3756000, N (y) = 2875800 in EPSG:3035 (ETRS89-LAEA), with a side of 200 m.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import NamedTuple
+
+SRID = 3035
+_ID = re.compile(r"^CRS3035RES(\d+)(m|km)N(\d+)E(\d+)$", re.IGNORECASE)
+
+
+class TileIdError(ValueError):
+    """A tile id that does not follow the INSPIRE grid syntax."""
+
+
+class Tile(NamedTuple):
+    """A grid square: lower-left corner (east, north) and side, in metres (EPSG:3035)."""
+
+    east: int
+    north: int
+    size: int
+
+    @property
+    def id(self) -> str:
+        """The INSPIRE id of this square."""
+        return tile_id(self.east, self.north, self.size)
+
+    @property
+    def bounds(self) -> tuple[int, int, int, int]:
+        """(xmin, ymin, xmax, ymax)."""
+        return self.east, self.north, self.east + self.size, self.north + self.size
+
+    def corners(self) -> list[tuple[int, int]]:
+        """The four corners, counter-clockwise from the lower-left one."""
+        x0, y0, x1, y1 = self.bounds
+        return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+    def contains(self, x: float, y: float) -> bool:
+        """True when (x, y) lies in the half-open square [E, E+size) x [N, N+size)."""
+        return self.east <= x < self.east + self.size and self.north <= y < self.north + self.size
+
+
+def parse_tile_id(value: str) -> Tile:
+    """Parse ``CRS3035RES200mN2875800E3756000`` into a Tile; raise TileIdError with the reason."""
+    m = _ID.match(value.strip()) if isinstance(value, str) else None
+    if not m:
+        raise TileIdError(
+            f"{value!r} is not an INSPIRE grid id (expected like CRS3035RES200mN2875800E3756000)"
+        )
+    size = int(m.group(1)) * (1000 if m.group(2).lower() == "km" else 1)
+    north, east = int(m.group(3)), int(m.group(4))
+    if size <= 0:
+        raise TileIdError(f"{value!r}: the grid resolution must be positive")
+    if north % size or east % size:
+        raise TileIdError(f"{value!r}: the corner N{north} E{east} is not on the {size} m grid")
+    return Tile(east, north, size)
+
+
+def tile_id(east: int, north: int, size: int = 200) -> str:
+    """The INSPIRE id of the square with this lower-left corner and side (metres)."""
+    if size <= 0 or east % size or north % size:
+        raise TileIdError(f"E{east} N{north} is not a corner of the {size} m grid")
+    return f"CRS3035RES{size}mN{north}E{east}"
+
+
+def tile_at(x: float, y: float, size: int = 200) -> Tile:
+    """The square of the grid that contains point (x, y) in EPSG:3035."""
+    return Tile(math.floor(x / size) * size, math.floor(y / size) * size, size)
+
+
+def square(value: str):
+    """The shapely Polygon (EPSG:3035) of a tile id."""
+    from shapely.geometry import Polygon
+
+    return Polygon(parse_tile_id(value).corners())

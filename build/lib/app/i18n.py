@@ -1,0 +1,81 @@
+"""Languages: French by default, English on request.
+
+Messages are written in English in the code, wrapped in ``_()``; ``app/locale/fr/LC_MESSAGES/
+messages.po`` gives their French form (``pybabel extract`` finds them, see docs/architecture.md).
+The language of the current request or command lives in a context variable: the HTTP middleware
+sets it from ``Accept-Language`` (default ``PORTE_LANG``, ``fr``); the command line from
+``--lang`` / ``PORTE_LANG``. ``_()`` translates at once, so call it where the message is built.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from functools import cache
+from importlib import resources
+
+SUPPORTED = ("fr", "en")
+DEFAULT = "fr"
+_current: contextvars.ContextVar[str] = contextvars.ContextVar("porte_lang", default=DEFAULT)
+
+
+@cache
+def _catalogue(lang: str) -> dict[str, str]:
+    """msgid -> translation for one language (English is the source: no catalogue)."""
+    if lang == "en":
+        return {}
+    path = resources.files("app") / "locale" / lang / "LC_MESSAGES" / "messages.po"
+    if not path.is_file():
+        return {}
+    from babel.messages.pofile import read_po
+
+    with path.open("rb") as fh:
+        catalog = read_po(fh, locale=lang)
+    out: dict[str, str] = {}
+    for message in catalog:
+        if message.id and message.string and not message.fuzzy:
+            key = message.id if isinstance(message.id, str) else message.id[0]
+            value = message.string if isinstance(message.string, str) else message.string[0]
+            out[key] = value
+    return out
+
+
+def current() -> str:
+    """The language of the request or command being served."""
+    return _current.get()
+
+
+def set_language(lang: str | None) -> contextvars.Token[str]:
+    """Use ``lang`` (``fr`` or ``en``; anything else falls back to French) from here on."""
+    return _current.set(lang if lang in SUPPORTED else DEFAULT)
+
+
+def reset_language(token: contextvars.Token[str]) -> None:
+    """Undo ``set_language``."""
+    _current.reset(token)
+
+
+def _(message: str) -> str:
+    """``message`` in the current language (the English text when no translation exists)."""
+    lang = _current.get()
+    if lang == "en":
+        return message
+    return _catalogue(lang).get(message, message)
+
+
+def negotiate(accept_language: str | None, default: str = DEFAULT) -> str:
+    """The best supported language for an ``Accept-Language`` header (RFC 9110 weights)."""
+    if not accept_language:
+        return default
+    best, best_q = default, -1.0
+    for part in accept_language.split(","):
+        tag, _sep, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        lang = tag.strip().lower().split("-")[0]
+        if lang in SUPPORTED and q > best_q:
+            best, best_q = lang, q
+    return best

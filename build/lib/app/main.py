@@ -1,0 +1,142 @@
+"""Application factory: ``create_app(settings)``; ``uvicorn app.main:create_app --factory``."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import re
+import time
+import uuid
+from contextlib import asynccontextmanager
+
+import asyncpg
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.middleware.gzip import GZipMiddleware
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app import __version__
+from app.config import Settings, get_settings
+from app.db import Database
+from app.errors import install_error_handlers
+from app.i18n import negotiate, reset_language, set_language
+
+log = logging.getLogger("porte")
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "geolocation=(self), camera=(), microphone=()",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+# Pages load only their own scripts; tiles of the configured basemap may come from elsewhere.
+CSP = (
+    "default-src 'self'; img-src 'self' data: blob: https: http:; "
+    "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
+    "connect-src 'self'; worker-src 'self'; frame-ancestors 'none'"
+)
+
+
+class RequestContext:
+    """Request id, security headers and one log line per request (plain ASGI: cheap per call)."""
+
+    def __init__(self, app: ASGIApp, *, production: bool = False, lang: str = "fr"):
+        self.app = app
+        self.lang = lang
+        self.extra = dict(SECURITY_HEADERS, **{"Content-Security-Policy": CSP})
+        if production:  # served over HTTPS behind the proxy
+            self.extra["Strict-Transport-Security"] = "max-age=31536000"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        # A caller-supplied id is kept only if harmless in logs and CSV (no spaces, no newlines).
+        given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+        rid = _SAFE_ID.sub("", given.decode("latin-1"))[:64] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+        start = time.perf_counter()
+        status = 0
+        accept = next((v for k, v in scope["headers"] if k == b"accept-language"), b"")
+        lang_token = set_language(negotiate(accept.decode("latin-1"), self.lang))
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = MutableHeaders(scope=message)
+                headers["X-Request-ID"] = rid
+                for k, v in self.extra.items():
+                    if k not in headers:
+                        headers[k] = v
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            reset_language(lang_token)
+            log.info(
+                "%s %s -> %s in %.1f ms [%s]",
+                scope["method"],
+                scope["path"],
+                status,
+                (time.perf_counter() - start) * 1000,
+                rid,
+            )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for these settings (tests pass their own)."""
+    settings = settings or get_settings()
+    settings.check_production()
+    db = Database(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        # Move everything loaded at start-up (routes, models, SQL) out of the collector's reach:
+        # full collections then scan only per-request garbage, which keeps latency tails short.
+        gc.collect()
+        gc.freeze()
+        try:  # open the map tiles' connections now rather than under the first burst
+            await db.hot_pool()
+        except (OSError, asyncpg.PostgresError) as exc:
+            log.warning("database not reachable at start (%s); will retry on first request", exc)
+        yield
+        await db.dispose()
+
+    app = FastAPI(
+        title="Porte-à-porte",
+        version=__version__,
+        description=(
+            "Door-to-door canvassing maps that keep precise addresses private. Every campaign "
+            "route lives under `/campaigns/{campaign_id}` and answers 404 for campaigns the caller "
+            "is not a member of."
+        ),
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.verified_tokens = {}  # bearer token -> (caller, expiry): see optional_principal
+    from app.services.field.tile_cache import TileCache
+
+    app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
+
+    install_error_handlers(app)
+
+    app.add_middleware(RequestContext, production=settings.mode == "production", lang=settings.lang)
+    app.add_middleware(GZipMiddleware, minimum_size=1024)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+        )
+
+    from app.routers import include_routers
+
+    include_routers(app)
+    return app

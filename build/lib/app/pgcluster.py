@@ -1,0 +1,355 @@
+"""A private PostgreSQL + PostGIS cluster managed by the project (`porte db ...`).
+
+The cluster lives in its own data directory and listens on its own port on 127.0.0.1 only. When
+invoked as root (PostgreSQL refuses to run as root) the server runs as the unprivileged system user
+``porte``, created on first use. Three roles are provisioned:
+
+- ``porte_super``: the cluster superuser, reachable only through the data directory's unix socket;
+- ``porte_owner``: owns the schema, runs migrations and imports of public data (BYPASSRLS for
+  maintenance across campaigns);
+- ``porte_app``: the service's role; owns nothing, no BYPASSRLS, subject to row-level security.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import secrets
+import shutil
+import stat
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SYSTEM_USER = "porte"
+DB_NAME = "porte"
+CREDENTIALS = "porte-credentials.json"
+DEBIAN_PACKAGES = ["postgresql-15", "postgresql-15-postgis-3", "postgresql-contrib"]
+
+
+class ClusterError(RuntimeError):
+    """Something a person must act on; the message says what."""
+
+
+@dataclass(frozen=True)
+class Binaries:
+    """Where the PostgreSQL server programs and the PostGIS extension are."""
+
+    bindir: Path
+    sharedir: Path
+
+    def tool(self, name: str) -> str:
+        return str(self.bindir / name)
+
+
+def _candidate_bindirs() -> list[Path]:
+    dirs = sorted(
+        (Path(p) for p in glob.glob("/usr/lib/postgresql/*/bin")),
+        key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0,
+        reverse=True,
+    )
+    pg_ctl = shutil.which("pg_ctl")
+    if pg_ctl:
+        dirs.append(Path(os.path.realpath(pg_ctl)).parent)
+    return dirs
+
+
+def find_binaries() -> Binaries | None:
+    """Locate initdb/pg_ctl and a share directory that holds PostGIS, or None."""
+    for bindir in _candidate_bindirs():
+        if not (bindir / "initdb").exists() or not (bindir / "pg_ctl").exists():
+            continue
+        version = bindir.parent.name
+        for share in (Path(f"/usr/share/postgresql/{version}"), bindir.parent / "share"):
+            if (share / "extension" / "postgis.control").exists():
+                return Binaries(bindir, share)
+    return None
+
+
+def missing_message() -> str:
+    """What to install when the server or PostGIS is missing."""
+    has_pg = any((d / "initdb").exists() for d in _candidate_bindirs())
+    what = "PostGIS" if has_pg else "PostgreSQL and PostGIS"
+    return (
+        f"{what} not found on this machine. Install it with:\n"
+        f"    sudo apt-get install -y {' '.join(DEBIAN_PACKAGES)}\n"
+        "or run `porte db start --install` to let Porte-à-porte install it (root, Debian/Ubuntu). "
+        "Alternatively set DATABASE_URL to an existing PostGIS server."
+    )
+
+
+def install_packages() -> None:
+    """Install the Debian packages (root only)."""
+    if os.geteuid() != 0 or not shutil.which("apt-get"):
+        raise ClusterError(missing_message())
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-q"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", "-q", *DEBIAN_PACKAGES], check=True, env=env)
+
+
+class Cluster:
+    """One private cluster: data directory, port, credentials."""
+
+    def __init__(self, data_dir: Path, port: int):
+        self.data_dir = Path(data_dir).resolve()
+        self.port = port
+        self._bins: Binaries | None = None
+
+    # ---- locating things
+    @property
+    def bins(self) -> Binaries:
+        if self._bins is None:
+            self._bins = find_binaries()
+            if self._bins is None:
+                raise ClusterError(missing_message())
+        return self._bins
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "pgdata"
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.data_dir / CREDENTIALS
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    def credentials(self) -> dict[str, str]:
+        if not self.credentials_path.exists():
+            raise ClusterError(
+                f"No cluster in {self.data_dir}. Run `porte db start` to create and start it."
+            )
+        return json.loads(self.credentials_path.read_text())
+
+    def url(self, role: str = "app", database: str = DB_NAME) -> str:
+        """SQLAlchemy URL (asyncpg) for role 'app' or 'owner'."""
+        creds = self.credentials()
+        user = {"app": "porte_app", "owner": "porte_owner"}[role]
+        return f"postgresql+asyncpg://{user}:{creds[user]}@127.0.0.1:{self.port}/{database}"
+
+    # ---- running commands as the unprivileged user
+    def _as_user(self, args: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return args
+        _ensure_system_user()
+        return ["runuser", "-u", SYSTEM_USER, "--", *args]
+
+    def _run(self, args: list[str], **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(self._as_user(args), capture_output=True, text=True, **kw)
+
+    def _chown(self, path: Path) -> None:
+        if os.geteuid() == 0:
+            _ensure_system_user()
+            pw = pwd.getpwnam(SYSTEM_USER)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    # ---- lifecycle
+    def is_initialised(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def is_running(self) -> bool:
+        if not self.is_initialised():
+            return False
+        res = self._run([self.bins.tool("pg_ctl"), "-D", str(self.pgdata), "status"])
+        return res.returncode == 0
+
+    def start(self, *, install: bool = False) -> None:
+        """Create the cluster on first use, then start it. Idempotent."""
+        if find_binaries() is None:
+            if not install:
+                raise ClusterError(missing_message())
+            install_packages()
+            self._bins = None
+        first = not self.is_initialised()
+        if first:
+            self._initdb()
+        if not self.is_running():
+            res = self._run(
+                [
+                    self.bins.tool("pg_ctl"),
+                    "-D",
+                    str(self.pgdata),
+                    "-l",
+                    str(self.log_path),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            )
+            if res.returncode != 0:
+                tail = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
+                raise ClusterError(
+                    f"PostgreSQL did not start (port {self.port} busy?).\n{res.stderr}\n{tail}"
+                )
+        if first:
+            self._provision()
+
+    def stop(self) -> None:
+        if self.is_running():
+            self._run(
+                [self.bins.tool("pg_ctl"), "-D", str(self.pgdata), "-m", "fast", "-w", "stop"]
+            )
+
+    def destroy(self) -> None:
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def psql(self, sql: str, database: str = "postgres") -> str:
+        """Run SQL as the cluster superuser through the private unix socket."""
+        res = self._run(
+            [
+                self.bins.tool("psql"),
+                "-X",
+                "-q",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-At",
+                "-h",
+                str(self.pgdata),
+                "-p",
+                str(self.port),
+                "-U",
+                "porte_super",
+                "-d",
+                database,
+                "-c",
+                sql,
+            ]
+        )
+        if res.returncode != 0:
+            raise ClusterError(f"SQL failed: {res.stderr.strip()}")
+        return res.stdout
+
+    def _check_reachable(self) -> None:
+        """Refuse, with the way out, a data directory the server's user cannot reach."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ClusterError(
+                f"Cannot create the database folder {self.data_dir}: {exc.strerror}. "
+                "Choose another one with PORTE_DB_DIR (a folder you can write to)."
+            ) from exc
+        if os.geteuid() != 0:
+            return
+        # As root the server runs as the unprivileged user `porte`: every parent folder must let
+        # it through (execute permission), or initdb fails with a cryptic "permission denied".
+        for folder in [*reversed(self.data_dir.parents), self.data_dir]:
+            if folder == self.data_dir:
+                break
+            if self._run(["test", "-x", str(folder)]).returncode != 0:
+                raise ClusterError(
+                    f"The database server runs as the system user '{SYSTEM_USER}', which cannot "
+                    f"enter {folder} (mode {stat.filemode(folder.stat().st_mode)}), so it cannot "
+                    f"reach {self.data_dir}. Set PORTE_DB_DIR to a folder it can reach, e.g. "
+                    "/var/lib/porte-a-porte/db, or let it through with "
+                    f"`chmod o+x {folder}`."
+                )
+
+    def _initdb(self) -> None:
+        self._check_reachable()
+        os.chmod(self.data_dir, 0o755)
+        self._chown(self.data_dir)
+        res = self._run(
+            [
+                self.bins.tool("initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                "porte_super",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ]
+        )
+        if res.returncode != 0:
+            raise ClusterError(f"initdb failed:\n{res.stderr}")
+        conf = self.pgdata / "postgresql.conf"
+        with conf.open("a") as fh:
+            fh.write(
+                "\n# Porte-à-porte private cluster\n"
+                f"port = {self.port}\n"
+                "listen_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.pgdata}'\n"
+                "max_connections = 200\n"
+                "shared_buffers = 256MB\n"
+                "work_mem = 32MB\n"
+                "maintenance_work_mem = 256MB\n"
+                "fsync = on\n"
+                "synchronous_commit = on\n"
+                "max_wal_size = 2GB\n"
+                "jit = off\n"
+            )
+
+    def _provision(self) -> None:
+        creds = {"porte_owner": secrets.token_urlsafe(24), "porte_app": secrets.token_urlsafe(24)}
+        self.psql(
+            f"CREATE ROLE porte_owner LOGIN BYPASSRLS CREATEDB PASSWORD '{creds['porte_owner']}';"
+            f"CREATE ROLE porte_app LOGIN NOBYPASSRLS PASSWORD '{creds['porte_app']}';"
+        )
+        self.credentials_path.write_text(json.dumps(creds))
+        os.chmod(self.credentials_path, 0o600)
+        self.create_database(DB_NAME)
+
+    def create_database(self, name: str, template: str | None = None) -> None:
+        """Create a database owned by porte_owner with PostGIS and pg_trgm installed."""
+        tmpl = f" TEMPLATE {template}" if template else ""
+        self.psql(f'CREATE DATABASE "{name}" OWNER porte_owner{tmpl}')
+        if not template:
+            self.psql(
+                "CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS pg_trgm;"
+                "CREATE EXTENSION IF NOT EXISTS unaccent;"
+                f'GRANT CONNECT ON DATABASE "{name}" TO porte_app;'
+                "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
+                "ALTER SCHEMA public OWNER TO porte_owner;",
+                database=name,
+            )
+
+    def drop_database(self, name: str) -> None:
+        self.psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def status(self) -> dict[str, object]:
+        running = self.is_running()
+        info: dict[str, object] = {
+            "data_dir": str(self.data_dir),
+            "port": self.port,
+            "initialised": self.is_initialised(),
+            "running": running,
+        }
+        if running:
+            info["version"] = self.psql("SELECT version()").strip()
+        return info
+
+
+def _ensure_system_user() -> None:
+    try:
+        pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
+            check=True,
+        )
+
+
+def wait_for(predicate, timeout: float = 30.0) -> bool:
+    """Poll until predicate() is true or timeout seconds pass."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return False

@@ -1,0 +1,37 @@
+"""Campaigns: create, list the caller's, read one."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from app.schemas import CampaignCreate, CampaignOut, CampaignPatch
+from app.security import CampaignScope, CurrentUserId, Session
+from app.services.access import campaigns as service
+
+router = APIRouter(tags=["campaigns"])
+
+
+@router.get("/campaigns", response_model=list[CampaignOut])
+async def list_campaigns(user_id: CurrentUserId, session: Session) -> list[CampaignOut]:
+    """The campaigns you are a member of, with your role in each."""
+    return await service.list_campaigns(session, user_id=user_id)
+
+
+@router.post("/campaigns", response_model=CampaignOut, status_code=201)
+async def create_campaign(
+    data: CampaignCreate, user_id: CurrentUserId, session: Session
+) -> CampaignOut:
+    """Create a campaign; you become its admin."""
+    return await service.create_campaign(session, user_id=user_id, data=data)
+
+
+@router.get("/campaigns/{campaign_id}", response_model=CampaignOut)
+async def get_campaign(ctx: CampaignScope) -> CampaignOut:
+    """One campaign the caller belongs to, with the caller's role in it."""
+    return await service.get_campaign(ctx)
+
+
+@router.patch("/campaigns/{campaign_id}", response_model=CampaignOut)
+async def update_campaign(data: CampaignPatch, ctx: CampaignScope) -> CampaignOut:
+    """Change the campaign's name, dates, k threshold or two-factor rule (admins)."""
+    return await service.update_campaign(ctx, data=data)

@@ -1,0 +1,51 @@
+"""Exports of priority zones (GeoJSON, GeoPackage, Parquet, CSV, offline HTML map)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from app.security import CampaignScope
+from app.services.access import audit
+from app.services.ranking import exports as service
+
+router = APIRouter(tags=["exports"])
+
+
+@router.get("/campaigns/{campaign_id}/exports/priority-zones.{ext}")
+async def priority_zones(
+    ext: str,
+    ctx: CampaignScope,
+    preset: str | None = Query(None, description="mobilisation | persuasion | coverage"),
+    election: str | None = None,
+    side: str | None = None,
+) -> Response:
+    """District polygons with rank, score, contributions and aggregates; counts below k blank."""
+    media_type = service.check_format(ext)
+    gdf, meta = await service.priority_zones_frame(
+        ctx.session,
+        ctx.campaign_id,
+        k=ctx.k_threshold,
+        preset=preset,
+        election=election,
+        side=side,
+    )
+    title = f"Priority zones - campaign {ctx.campaign_id}"
+    body = await run_in_threadpool(service.render, gdf, meta, ext, title=title)
+    await audit.record(
+        ctx,
+        action="export.priority_zones",
+        object=f"priority-zones.{ext}",
+        rows=len(gdf),
+        details={"preset": preset, "election": meta["election"]["name"], "side": meta["side"]},
+    )
+    filename = f"priority-zones.{ext}"
+    disposition = "inline" if ext in ("html", "geojson") else "attachment"
+    return Response(
+        body,
+        media_type=media_type,
+        headers={
+            "Content-Disposition": f'{disposition}; filename="{filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

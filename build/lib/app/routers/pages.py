@@ -1,0 +1,51 @@
+"""The map pages: volunteer (/m/), organiser (/organiser/), analyst (/analyst/), and vendored JS.
+
+The pages are static files over the same API; Leaflet comes from the ``xstatic-leaflet`` package
+(no CDN: the service must work without internet). ``/m/config.json`` tells the pages which basemap
+to use (a setting; the maps still work when it cannot be reached).
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from starlette.staticfiles import StaticFiles
+
+from app.security import SettingsDep
+
+router = APIRouter(tags=["maps"])
+
+
+@router.get("/m/config.json", include_in_schema=False)
+async def map_config(settings: SettingsDep) -> JSONResponse:
+    """Public settings of the map pages: basemap URL and attribution (no secrets)."""
+    body = {
+        "basemap_url": settings.basemap_url,
+        "basemap_attribution": settings.basemap_attribution,
+        "public_base_url": settings.base_url,
+    }
+    return JSONResponse(body, headers={"Cache-Control": "no-cache"})
+
+
+class _Static(StaticFiles):
+    """Static files that browsers revalidate (ETag) so a new release shows at once."""
+
+    def file_response(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        response = super().file_response(*args, **kwargs)
+        response.headers.setdefault("Cache-Control", "no-cache")
+        return response
+
+
+def mount(app: FastAPI) -> None:
+    """Serve the pages and the vendored libraries."""
+    import xstatic.pkg.leaflet
+
+    static_dir = app.state.settings.static_dir
+    app.mount(
+        "/static/vendor/leaflet",
+        _Static(directory=xstatic.pkg.leaflet.BASE_DIR),
+        name="vendor-leaflet",
+    )
+    app.mount("/static", _Static(directory=static_dir), name="static")
+    for page in ("m", "organiser", "analyst"):
+        app.mount(f"/{page}", _Static(directory=static_dir / page, html=True), name=f"page-{page}")

@@ -1,0 +1,92 @@
+"""Supporters: create, import, review, rectify, aggregates ≥ k (issue 5). Thin: see services."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, File, Form, Query, UploadFile
+
+from app.security import CampaignScope
+from app.services.people import privacy as privacy_service
+from app.services.people.supporters import core, imports, review
+from app.services.people.supporters.aggregates import supporter_counts
+
+router = APIRouter(tags=["supporters"])
+
+
+@router.post("/campaigns/{campaign_id}/supporters", status_code=201)
+async def create_supporter(ctx: CampaignScope, body: dict[str, Any] = Body(...)) -> dict:
+    """Store one supporter with the consent they gave (409 names an existing duplicate)."""
+    return await core.create_one(ctx, body)
+
+
+@router.get("/campaigns/{campaign_id}/supporters")
+async def list_supporters(
+    ctx: CampaignScope,
+    status: Literal["active", "withdrawn"] = "active",
+    level: Literal["housenumber", "interpolated", "street", "commune", "none", "manual"]
+    | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """A page of supporters with their personal data (admin; audited)."""
+    return await core.list_supporters(ctx, status=status, level=level, limit=limit, offset=offset)
+
+
+@router.post("/campaigns/{campaign_id}/supporters/import")
+async def import_supporters(
+    ctx: CampaignScope,
+    file: Annotated[UploadFile, File(description="CSV, UTF-8, `;` or `,` separated")],
+    mapping: Annotated[
+        str | None, Form(description='{"columns": {...}, "defaults": {...}}')
+    ] = None,
+    valid_rows_only: Annotated[bool, Form()] = False,
+) -> dict:
+    """Import a consented supporter file: all or nothing unless valid_rows_only=true."""
+    return await imports.import_csv(
+        ctx, file.file, size=file.size, mapping=mapping, valid_rows_only=valid_rows_only
+    )
+
+
+@router.get("/campaigns/{campaign_id}/supporters/review")
+async def review_supporters(
+    ctx: CampaignScope,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict:
+    """Supporters not placed at a door, with suggestions (admin; audited)."""
+    return await review.review_list(ctx, limit=limit, offset=offset)
+
+
+@router.get("/campaigns/{campaign_id}/supporters/aggregates")
+async def supporter_aggregates(
+    ctx: CampaignScope,
+    by: Literal["district", "tile"] = "district",
+    district_kind: Literal["bureau_de_vote", "iris"] = "bureau_de_vote",
+) -> dict:
+    """Supporters per district or INSEE tile; cells below the campaign's k are suppressed."""
+    res = await supporter_counts(
+        ctx.session, ctx.campaign_id, k=ctx.k_threshold, by=by, district_kind=district_kind
+    )
+    return res.as_dict()
+
+
+@router.get("/campaigns/{campaign_id}/supporters/{supporter_id}")
+async def get_supporter(ctx: CampaignScope, supporter_id: uuid.UUID) -> dict:
+    """One supporter, decrypted (admin; audited)."""
+    return await core.get_one(ctx, supporter_id)
+
+
+@router.patch("/campaigns/{campaign_id}/supporters/{supporter_id}")
+async def patch_supporter(
+    ctx: CampaignScope, supporter_id: uuid.UUID, body: dict[str, Any] = Body(...)
+) -> dict:
+    """Rectify fields, fix the address text (re-geocoded) or pick a door (address_id)."""
+    return await review.update(ctx, supporter_id, body)
+
+
+@router.put("/campaigns/{campaign_id}/privacy-notice")
+async def put_privacy_notice(ctx: CampaignScope, body: dict[str, Any] = Body(...)) -> dict:
+    """Set the controller and contacts shown on the public privacy notice."""
+    return await privacy_service.set_notice(ctx, body)

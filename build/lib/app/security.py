@@ -1,0 +1,343 @@
+"""Credentials and the FastAPI dependencies that resolve who calls and for which campaign.
+
+Passwords, tokens, the caller (``Principal``, from ``app.context``), the campaign scope.
+
+Every campaign route depends on ``CampaignScope``: it resolves the campaign from the path and the
+caller's membership (or invite session), answers 404 for any campaign the caller is not part of,
+checks the route's roles in ``app.authz.ROUTE_ROLES``, and sets the transaction's tenant so that
+row-level security scopes every query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.authz import PUBLIC, SIGNED_IN, STAFF, rule_for
+from app.config import Settings
+from app.context import CampaignContext, Principal
+from app.db import Database, set_tenant
+from app.errors import Forbidden, NotFound, Unauthorized
+
+JWT_ALGORITHM = "HS256"
+_hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
+_bearer = HTTPBearer(auto_error=False)
+
+
+# ---------------------------------------------------------------- passwords
+def hash_password(password: str) -> str:
+    """argon2id hash of a password."""
+    return _hasher.hash(password)
+
+
+def verify_password(password: str, hashed: str) -> bool:
+    """True when ``password`` matches ``hashed``."""
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+DUMMY_HASH = hash_password(secrets.token_urlsafe(16))  # equal-time answer for unknown accounts
+
+
+def token_hash(token: str) -> str:
+    """SHA-256 of an opaque token (refresh tokens and invite secrets are stored hashed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# ---------------------------------------------------------------- tokens
+def encode_token(settings: Settings, claims: dict[str, Any], ttl: timedelta) -> str:
+    """Sign a JWT with the service's secret key (HS256)."""
+    now = datetime.now(UTC)
+    payload = {"iat": now, "exp": now + ttl, "jti": uuid.uuid4().hex, **claims}
+    return jwt.encode(payload, settings.secret_key, algorithm=JWT_ALGORITHM)
+
+
+def decode_token(settings: Settings, token: str, typ: str) -> dict[str, Any]:
+    """Verify signature, algorithm, expiry and type; raise Unauthorized otherwise."""
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[JWT_ALGORITHM],
+            options={"require": ["exp", "iat", "typ"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthorized("Your session has expired: sign in again.") from exc
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("Invalid token: sign in again.") from exc
+    if claims.get("typ") != typ:
+        raise Unauthorized("Invalid token type.")
+    return claims
+
+
+def access_token(settings: Settings, user_id: uuid.UUID, *, mfa: bool = False) -> str:
+    """A short-lived access token for one account (``mfa``: signed in with a second factor)."""
+    return encode_token(
+        settings,
+        {"sub": str(user_id), "typ": "access", "mfa": bool(mfa)},
+        timedelta(minutes=settings.access_token_minutes),
+    )
+
+
+def invite_session_token(
+    settings: Settings, *, invite_id: uuid.UUID, campaign_id: uuid.UUID, expires_at: datetime
+) -> str:
+    """A session for a volunteer who opened an invite link: no account, scoped to the invite."""
+    ttl = max(expires_at - datetime.now(UTC), timedelta(seconds=1))
+    return encode_token(
+        settings,
+        {
+            "sub": f"invite:{invite_id}",
+            "typ": "invite",
+            "inv": str(invite_id),
+            "cid": str(campaign_id),
+        },
+        ttl,
+    )
+
+
+# ---------------------------------------------------------------- principal
+def get_settings_dep(request: Request) -> Settings:
+    """The app's settings."""
+    return request.app.state.settings
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session and one transaction per request, committed before the response is sent."""
+    async with request.app.state.db.transaction() as session:
+        yield session
+
+
+# scope="function": the transaction commits when the route function returns, before the response
+# is sent, so "201 created" means stored (the default, "request", would commit after sending).
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+def get_database(request: Request) -> Database:
+    """The app's database, for services that commit more than one transaction (sign-in)."""
+    return request.app.state.db
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address as the server sees it (behind a proxy: run uvicorn --proxy-headers)."""
+    return request.client.host if request.client else None
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+
+
+_VERIFIED_MAX = 4096  # verified bearer tokens remembered per app (a map pans with one token)
+
+
+def _principal_from(settings: Settings, token: str) -> tuple[Principal, float]:
+    """Verify a bearer token; the caller and the token's expiry (epoch seconds)."""
+    try:
+        # Only to pick the expected type; decode_token then verifies signature, algorithm, expiry.
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise Unauthorized("Invalid token: sign in again.") from exc
+    try:
+        if unverified.get("typ") == "invite":
+            claims = decode_token(settings, token, "invite")
+            principal = Principal(
+                invite_id=uuid.UUID(claims["inv"]), invite_campaign_id=uuid.UUID(claims["cid"])
+            )
+        else:
+            claims = decode_token(settings, token, "access")
+            principal = Principal(user_id=uuid.UUID(claims["sub"]), mfa=claims.get("mfa") is True)
+        return principal, float(claims["exp"])
+    except (KeyError, ValueError, TypeError) as exc:  # signed by us but malformed: refuse anyway
+        raise Unauthorized("Invalid token: sign in again.") from exc
+
+
+async def optional_principal(
+    request: Request,
+    creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """The caller from the bearer token, or None when anonymous.
+
+    A token that verified once is remembered until it expires (tokens are signed and immutable:
+    the same string always verifies to the same caller), which spares the signature check on the
+    hundreds of tile requests a map makes. Whether the caller still belongs to the campaign is
+    checked in the database on every request, not here.
+    """
+    if creds is None:
+        return None
+    token = creds.credentials
+    verified: dict[str, tuple[Principal, float]] = request.app.state.verified_tokens
+    known = verified.get(token)
+    if known is not None and known[1] > time.time():
+        return known[0]
+    principal, expires = _principal_from(request.app.state.settings, token)
+    if len(verified) >= _VERIFIED_MAX:
+        verified.clear()
+    verified[token] = (principal, expires)
+    return principal
+
+
+async def current_principal(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    """The caller; 401 when anonymous."""
+    if principal is None:
+        raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>'.")
+    return principal
+
+
+async def current_user_id(
+    principal: Annotated[Principal, Depends(current_principal)], session: Session
+) -> uuid.UUID:
+    """The signed-in account (invite sessions are refused); the session is scoped to it."""
+    if principal.user_id is None:
+        raise Forbidden("An invite session cannot do this; sign in with an account.")
+    await set_tenant(session, None, principal.user_id)
+    active = (
+        await session.execute(
+            text("SELECT is_active FROM app_user WHERE id = :u"), {"u": principal.user_id}
+        )
+    ).scalar()
+    if not active:
+        raise Unauthorized("This account no longer exists or was disabled; ask your admin.")
+    return principal.user_id
+
+
+CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
+
+
+# ---------------------------------------------------------------- campaign scope
+__all__ = ["CampaignContext", "Principal"]  # re-exported for the routers
+
+# The caller's standing in a campaign and the transaction's tenant, in one round trip
+# (function in alembic/versions/0009_door_versions.py).
+STANDING_SQL = "SELECT * FROM porte_enter($1, $2, $3)"
+STANDING_TEXT = text("SELECT * FROM porte_enter(:c, :u, :i)")  # the same, SQLAlchemy binds
+
+
+def route_rule(request: Request) -> frozenset[str]:
+    """The roles allowed on this campaign route (app.authz); refuse routes missing from it."""
+    route = request.scope.get("route")
+    rule = rule_for(request.method, getattr(route, "path", ""))
+    if rule is None or rule in (PUBLIC, SIGNED_IN):
+        # Fail closed: a campaign route missing from app.authz.ROUTE_ROLES serves no one.
+        raise Forbidden("This route has no authorization rule; nobody may call it.")
+    return rule  # type: ignore[return-value]
+
+
+def check_standing(
+    principal: Principal, campaign_id: uuid.UUID, rule: frozenset[str], standing: Any
+) -> None:
+    """Refuse a caller whose standing (a ``porte_enter`` row, or None) does not allow the route.
+
+    404 for a campaign the caller is not part of (existence does not leak), 401 for an expired or
+    revoked invite, 403 for a role outside the route's rule or a missing second factor.
+    """
+    if standing is None:
+        if principal.is_invite and principal.invite_campaign_id == campaign_id:
+            raise Unauthorized("This invite link has expired or was revoked; ask your organiser.")
+        raise NotFound("No such campaign, or you are not a member of it.")
+    role = standing["role"]
+    if standing["require_2fa"] and role in STAFF and not principal.mfa:
+        raise Forbidden(
+            "This campaign requires two-factor sign-in for admins and organisers: turn it on "
+            "(POST /auth/totp/enrol, then /auth/totp/confirm) and sign in again with your code."
+        )
+    if role not in rule:
+        raise Forbidden(f"The {role} role may not do this.")
+
+
+def _context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Principal,
+    standing: Any,
+    session: AsyncSession | None,
+) -> CampaignContext:
+    return CampaignContext(
+        campaign_id=campaign_id,
+        role=standing["role"],
+        principal=principal,
+        session=session,  # type: ignore[arg-type]
+        k_threshold=standing["k_threshold"],
+        election_date=standing["election_date"],
+        request_id=getattr(request.state, "request_id", ""),
+        client=request.client.host if request.client else None,
+        settings=request.app.state.settings,
+        assignment_id=standing["assignment_id"],
+        doors_version=standing["doors_version"],
+    )
+
+
+async def campaign_context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(current_principal)],
+    session: Session,
+) -> CampaignContext:
+    """Resolve the campaign and the caller's role; 404 if not theirs; 403 if role not allowed.
+
+    ``porte_enter`` sets the transaction's tenant and reads the standing in one round trip.
+    """
+    rule = route_rule(request)
+    if principal.is_invite and principal.invite_campaign_id != campaign_id:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    standing = (
+        (
+            await session.execute(
+                STANDING_TEXT,
+                {"c": campaign_id, "u": principal.user_id, "i": principal.invite_id},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    check_standing(principal, campaign_id, rule, standing)
+    return _context(request, campaign_id, principal, standing, session)
+
+
+CampaignScope = Annotated[CampaignContext, Depends(campaign_context)]
+
+
+async def hot_campaign_context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> AsyncIterator[CampaignContext]:
+    """``campaign_context`` for the map tiles: same rules and answers, plain asyncpg.
+
+    The standing is read outside any transaction (one round trip); work that reads campaign
+    tables opens its tenant transaction with ``app.db.tenant_transaction(ctx)``. The context has
+    no SQLAlchemy session: ``ctx.conn`` is the connection, held until the route returns.
+    """
+    rule = route_rule(request)
+    if principal.is_invite and principal.invite_campaign_id != campaign_id:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    pool = await request.app.state.db.hot_pool()
+    async with pool.acquire() as conn:
+        standing = await conn.fetchrow(
+            STANDING_SQL, campaign_id, principal.user_id, principal.invite_id
+        )
+        check_standing(principal, campaign_id, rule, standing)
+        ctx = _context(request, campaign_id, principal, standing, None)
+        ctx.conn = conn
+        yield ctx
+
+
+# Released when the route function returns, before the response is sent.
+HotCampaignScope = Annotated[CampaignContext, Depends(hot_campaign_context, scope="function")]
+SCOPE_DEPENDENCIES = (campaign_context, hot_campaign_context)

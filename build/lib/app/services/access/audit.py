@@ -1,0 +1,249 @@
+"""Audit log of every view or export of precise locations or personal data (append-only).
+
+The service's role may only INSERT and SELECT ``audit_event``: it can neither change nor delete
+history. ``purge_audit`` (run as the schema owner) deletes events older than the retention period.
+
+Action names are ``<object>.<verb>`` (``doors.view``, ``supporters.export``...). Every action
+counts towards the burst detector except the administrative ``access.*`` ones (member changes,
+invites, reading the audit log itself): an actor with more than ``settings.audit_burst_threshold``
+counted events in one hour gets each further event ``flagged``, shown to the campaign's admins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import logging
+import uuid
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+
+from app.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from app.context import CampaignContext
+
+log = logging.getLogger("porte.audit")
+ADMIN_PREFIX = "access."
+
+_INSERT = text(
+    """
+    INSERT INTO audit_event (campaign_id, actor_user_id, actor_invite_id, role, action, object,
+                             row_count, request_id, client, details, flagged)
+    VALUES (:c, :u, :i, :r, :a, :o, :n, :rid, :cl, CAST(:d AS jsonb),
+            CAST(:a AS text) NOT LIKE 'access.%' AND (
+              SELECT count(*) FROM (
+                SELECT 1 FROM audit_event
+                WHERE campaign_id = :c AND at > now() - interval '1 hour'
+                  AND action NOT LIKE 'access.%'
+                  AND ((CAST(:u AS uuid) IS NOT NULL AND actor_user_id = :u)
+                       OR (CAST(:i AS uuid) IS NOT NULL AND actor_invite_id = :i))
+                LIMIT :t) recent
+            ) >= :t)
+    RETURNING flagged
+    """
+)
+
+
+async def write_event(
+    session: AsyncSession,
+    *,
+    campaign_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    invite_id: uuid.UUID | None,
+    role: str | None,
+    action: str,
+    object: str | None = None,
+    rows: int | None = None,
+    request_id: str | None = None,
+    client: str | None = None,
+    details: dict[str, Any] | None = None,
+    burst_threshold: int = 200,
+) -> bool:
+    """Insert one event (the tenant must be set); return whether it was flagged as a burst."""
+    flagged = (
+        await session.execute(
+            _INSERT,
+            {
+                "c": campaign_id,
+                "u": user_id,
+                "i": invite_id,
+                "r": role,
+                "a": action,
+                "o": object,
+                "n": rows,
+                "rid": request_id,
+                "cl": client,
+                "d": json.dumps(details, default=str) if details else None,
+                "t": burst_threshold,
+            },
+        )
+    ).scalar_one()
+    if flagged:
+        log.warning(
+            "audit burst: %s of campaign %s did %s (more than %d views/exports in an hour)",
+            user_id or f"invite {invite_id}",
+            campaign_id,
+            action,
+            burst_threshold,
+        )
+    return flagged
+
+
+async def record(
+    ctx: CampaignContext,
+    *,
+    action: str,
+    object: str | None = None,
+    rows: int | None = None,
+    details: dict[str, Any] | None = None,
+) -> None:
+    """Record that precise locations or personal data were seen or exported (same transaction)."""
+    await write_event(
+        ctx.session,
+        campaign_id=ctx.campaign_id,
+        user_id=ctx.principal.user_id,
+        invite_id=ctx.principal.invite_id,
+        role=ctx.role,
+        action=action,
+        object=object,
+        rows=rows,
+        request_id=ctx.request_id,
+        client=ctx.client,
+        details=details,
+        burst_threshold=ctx.settings.audit_burst_threshold,
+    )
+
+
+async def flagged_count(session: AsyncSession, campaign_id: uuid.UUID, days: int = 30) -> int:
+    """How many events were flagged as bursts in the last ``days`` days."""
+    return (
+        await session.execute(
+            text(
+                "SELECT count(*) FROM audit_event WHERE campaign_id = :c AND flagged "
+                "AND at > now() - make_interval(days => :d)"
+            ),
+            {"c": campaign_id, "d": days},
+        )
+    ).scalar_one()
+
+
+COLUMNS = (
+    "id",
+    "at",
+    "actor_user_id",
+    "actor_email",
+    "actor_invite_id",
+    "role",
+    "action",
+    "object",
+    "row_count",
+    "request_id",
+    "client",
+    "flagged",
+)
+
+
+async def list_events(
+    ctx: CampaignContext,
+    *,
+    actor: str | None = None,
+    action: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    flagged: bool | None = None,
+    limit: int = 1000,
+) -> list[dict[str, Any]]:
+    """Events of the campaign, newest first, filtered (actor: account id, invite id or e-mail;
+    action: exact name, or a prefix ending with '.' or '*')."""
+    where = ["e.campaign_id = :c"]
+    params: dict[str, Any] = {"c": ctx.campaign_id, "limit": limit}
+    if actor:
+        try:
+            params["actor"] = uuid.UUID(actor)
+            where.append("(e.actor_user_id = :actor OR e.actor_invite_id = :actor)")
+        except ValueError:
+            params["actor"] = actor.strip().lower()
+            where.append("u.email = :actor")
+    if action:
+        if action.endswith("*") or action.endswith("."):
+            params["action"] = action.rstrip("*").replace("%", r"\%").replace("_", r"\_") + "%"
+            where.append("e.action LIKE :action")
+        else:
+            params["action"] = action
+            where.append("e.action = :action")
+    if since and until and since > until:
+        raise InvalidInput("'since' is after 'until'.", field="since")
+    if since:
+        params["since"] = since
+        where.append("e.at >= :since")
+    if until:
+        params["until"] = until
+        where.append("e.at <= :until")
+    if flagged is not None:
+        params["flagged"] = flagged
+        where.append("e.flagged = :flagged")
+    rows = await ctx.session.execute(
+        text(
+            "SELECT e.id, e.at, e.actor_user_id, u.email AS actor_email, e.actor_invite_id, "
+            "e.role, e.action, e.object, e.row_count, e.request_id, e.client, e.flagged "
+            "FROM audit_event e LEFT JOIN app_user u ON u.id = e.actor_user_id "
+            f"WHERE {' AND '.join(where)} ORDER BY e.at DESC, e.id DESC LIMIT :limit"
+        ),
+        params,
+    )
+    return [dict(r._mapping) for r in rows]
+
+
+def to_csv(events: list[dict[str, Any]]) -> str:
+    """The events as CSV (one header line); cells that a spreadsheet would run are neutralised."""
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(COLUMNS)
+    for e in events:
+        cells = []
+        for col in COLUMNS:
+            v = e.get(col)
+            s = v.isoformat() if isinstance(v, datetime) else ("" if v is None else str(v))
+            if s[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                s = "'" + s
+            cells.append(s)
+        writer.writerow(cells)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- retention
+async def purge_audit_async(engine: AsyncEngine, *, days: int = 365) -> int:
+    """Delete audit events older than ``days`` (owner connection: bypasses RLS)."""
+    async with engine.begin() as conn:
+        result = await conn.execute(
+            text("DELETE FROM audit_event WHERE at < now() - make_interval(days => :d)"),
+            {"d": days},
+        )
+    return result.rowcount
+
+
+def purge_audit(owner_url: str, days: int | None = None) -> int:
+    """Apply the audit log's retention (default ``settings.audit_retention_days``); return count.
+
+    Synchronous, for the CLI (``porte audit purge``, ``porte purge``); from async code use
+    ``purge_audit_async``.
+    """
+    from app.config import get_settings
+    from app.db import _asyncpg
+
+    days = days if days is not None else get_settings().audit_retention_days
+
+    async def _run() -> int:
+        engine = create_async_engine(_asyncpg(owner_url))
+        try:
+            return await purge_audit_async(engine, days=days)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_run())

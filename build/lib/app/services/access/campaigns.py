@@ -1,0 +1,149 @@
+"""Campaigns: create (the creator becomes admin), list the caller's, read one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.context import CampaignContext
+from app.db import set_tenant
+from app.errors import InvalidInput
+from app.schemas import CampaignCreate, CampaignOut, CampaignPatch
+from app.services.access import audit
+from app.services.access.audit import flagged_count
+
+_COLUMNS = (
+    "c.id, c.name, c.election_date, c.visit_retention_date, c.supporter_retention_months, "
+    "c.k_threshold, c.require_2fa"
+)
+
+
+def one_month_after(day: date) -> date:
+    """The same day one month later (clamped to the month's end: 31 Jan -> 28/29 Feb)."""
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    for d in (day.day, 30, 29, 28):
+        try:
+            return date(year, month, d)
+        except ValueError:
+            continue
+    raise AssertionError("unreachable")
+
+
+async def get_campaign(ctx: CampaignContext) -> CampaignOut:
+    """The context's campaign, with the caller's role (and burst alerts for admins)."""
+    row = (
+        await ctx.session.execute(
+            text(f"SELECT {_COLUMNS} FROM campaign c WHERE c.id = :c"), {"c": ctx.campaign_id}
+        )
+    ).one()
+    flagged = await flagged_count(ctx.session, ctx.campaign_id) if ctx.role == "admin" else None
+    return CampaignOut(**row._mapping, role=ctx.role, flagged_audit_events=flagged)
+
+
+async def list_campaigns(session: AsyncSession, *, user_id: uuid.UUID) -> list[CampaignOut]:
+    """The campaigns the account is a member of, with its role in each."""
+    rows = await session.execute(
+        text(
+            f"SELECT {_COLUMNS}, m.role FROM campaign c JOIN membership m ON m.campaign_id = c.id "
+            "WHERE m.user_id = :u ORDER BY c.election_date DESC, c.name"
+        ),
+        {"u": user_id},
+    )
+    return [CampaignOut(**r._mapping) for r in rows]
+
+
+async def create_campaign(
+    session: AsyncSession, *, user_id: uuid.UUID, data: CampaignCreate
+) -> CampaignOut:
+    """Create a campaign whose first admin is its creator."""
+    retention = data.visit_retention_date or one_month_after(data.election_date)
+    if retention < data.election_date:
+        raise InvalidInput(
+            "Visit data would be deleted before the election: choose a date on or after "
+            f"{data.election_date.isoformat()}.",
+            field="visit_retention_date",
+        )
+    cid = uuid.uuid4()
+    await set_tenant(session, cid, user_id)  # RLS: new rows must belong to the current campaign
+    await session.execute(
+        text(
+            "INSERT INTO campaign (id, name, election_date, visit_retention_date, "
+            "supporter_retention_months, k_threshold, require_2fa, created_by) "
+            "VALUES (:id, :n, :d, :r, :s, :k, :f, :u)"
+        ),
+        {
+            "id": cid,
+            "n": data.name,
+            "d": data.election_date,
+            "r": retention,
+            "s": data.supporter_retention_months,
+            "k": data.k_threshold,
+            "f": data.require_2fa,
+            "u": user_id,
+        },
+    )
+    await session.execute(
+        text("INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, 'admin')"),
+        {"c": cid, "u": user_id},
+    )
+    return CampaignOut(
+        id=cid,
+        name=data.name,
+        election_date=data.election_date,
+        visit_retention_date=retention,
+        supporter_retention_months=data.supporter_retention_months,
+        k_threshold=data.k_threshold,
+        require_2fa=data.require_2fa,
+        role="admin",
+        flagged_audit_events=0,
+    )
+
+
+async def update_campaign(ctx: CampaignContext, *, data: CampaignPatch) -> CampaignOut:
+    """Change the campaign's settings (admins); every change is written to the audit log."""
+    current = (
+        (
+            await ctx.session.execute(
+                text(f"SELECT {_COLUMNS} FROM campaign c WHERE c.id = :c FOR UPDATE"),
+                {"c": ctx.campaign_id},
+            )
+        )
+        .one()
+        ._mapping
+    )
+    changes = data.model_dump(exclude_unset=True)
+    for key, value in list(changes.items()):
+        if value is None:
+            raise InvalidInput("Give a value or leave the field out.", field=key)
+        if current[key] == value:
+            del changes[key]
+    merged = {**current, **changes}
+    if merged["visit_retention_date"] is not None and (
+        merged["visit_retention_date"] < merged["election_date"]
+    ):
+        raise InvalidInput(
+            "Visit data would be deleted before the election: choose a date on or after "
+            f"{merged['election_date'].isoformat()}.",
+            field="visit_retention_date",
+        )
+    if changes.get("require_2fa") and not ctx.principal.mfa:
+        raise InvalidInput(
+            "Sign in with your own second factor first (POST /auth/totp/enrol), or you would "
+            "lock yourself out of this campaign.",
+            field="require_2fa",
+        )
+    if changes:
+        sets = ", ".join(f"{k} = :{k}" for k in changes)  # keys come from the schema, not input
+        await ctx.session.execute(
+            text(f"UPDATE campaign SET {sets} WHERE id = :c"), {**changes, "c": ctx.campaign_id}
+        )
+        await audit.record(
+            ctx,
+            action="access.campaign.update",
+            object=str(ctx.campaign_id),
+            details={k: {"from": current[k], "to": v} for k, v in changes.items()},
+        )
+    return await get_campaign(ctx)

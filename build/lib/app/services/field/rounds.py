@@ -1,0 +1,81 @@
+"""Canvassing rounds: starting a new one turns every door that is not flagged red again."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.context import CampaignContext
+
+_CURRENT = text(
+    "SELECT id, number, name, started_at FROM canvass_round WHERE campaign_id = :c "
+    "ORDER BY number DESC LIMIT 1"
+)
+
+
+class RoundCreate(BaseModel):
+    """A new round."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, max_length=200)
+
+
+async def current_round(session: AsyncSession, campaign_id: uuid.UUID) -> Any | None:
+    """The campaign's current round (highest number), or None before the first one."""
+    return (await session.execute(_CURRENT, {"c": campaign_id})).first()
+
+
+async def start_round(
+    ctx: CampaignContext, name: str | None = None, *, only_if_none: bool = False
+) -> dict[str, Any]:
+    """Start round n + 1 (serialised per campaign, so two clicks never make the same number)."""
+    await ctx.session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"),
+        {"k": f"round:{ctx.campaign_id}"},
+    )
+    if only_if_none:
+        cur = await current_round(ctx.session, ctx.campaign_id)
+        if cur is not None:
+            return _out(cur, current=True)
+    row = (
+        await ctx.session.execute(
+            text(
+                "INSERT INTO canvass_round (campaign_id, number, name, created_by) "
+                "SELECT :c, coalesce(max(number), 0) + 1, "
+                "coalesce(:n, 'Round ' || (coalesce(max(number), 0) + 1)), :u "
+                "FROM canvass_round WHERE campaign_id = :c "
+                "RETURNING id, number, name, started_at"
+            ),
+            {"c": ctx.campaign_id, "n": name, "u": ctx.user_id},
+        )
+    ).one()
+    return _out(row, current=True)
+
+
+def _out(row: Any, *, current: bool) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "number": row.number,
+        "name": row.name,
+        "started_at": row.started_at,
+        "current": current,
+    }
+
+
+async def list_rounds(ctx: CampaignContext) -> list[dict[str, Any]]:
+    """Every round of the campaign, oldest first; the last one is current."""
+    rows = (
+        await ctx.session.execute(
+            text(
+                "SELECT id, number, name, started_at FROM canvass_round WHERE campaign_id = :c "
+                "ORDER BY number"
+            ),
+            {"c": ctx.campaign_id},
+        )
+    ).all()
+    return [_out(r, current=i == len(rows) - 1) for i, r in enumerate(rows)]

@@ -1,0 +1,192 @@
+"""Mapbox Vector Tiles of doors, turfs and districts, filtered by the caller's role (DESIGN §3).
+
+One ``ST_AsMVT`` query per tile (SQL in ``app/sql/tiles_*.sql``) on a plain asyncpg connection
+(``HotCampaignScope``: the caller's standing in one round trip, then the tile in a transaction
+whose row-level security tenant is the campaign). The admin and organiser door layer is kept in
+memory while the campaign's doors do not change (``app/services/field/tile_cache.py``).
+
+Who gets what:
+- doors: admin and organiser see every door in the tile with its status (audited); volunteers only
+  the doors of their active assignments; analysts never (403, enforced by ``app.authz`` too).
+  At z <= ``GRID_MAX_ZOOM`` doors are aggregated into counts by status per grid cell.
+- turfs: outlines with progress; volunteers only their assigned turfs; analysts none (as in the
+  field API, docs/field.md).
+- districts: outlines, with the ranking score when issue 6's cache has one (not for volunteers).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+import uuid
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from app.db import set_tenant, tenant_transaction
+from app.errors import Forbidden, InvalidInput
+from app.services.access.audit import write_event
+
+if TYPE_CHECKING:
+    from app.context import CampaignContext
+    from app.db import Database
+    from app.services.field.tile_cache import TileCache
+
+MAX_ZOOM = 22
+DOORS_MIN_ZOOM = 10  # below this a door tile would cover a whole département: ask to zoom in
+GRID_MAX_ZOOM = 14  # doors are aggregated per cell at and below this zoom
+GRID_CELLS = 32  # cells per tile side when aggregated: at most 1,024 features per tile
+STAFF = frozenset({"admin", "organiser"})
+AUDIT_EVERY_S = 60.0  # at most one door-tile audit event per viewer and minute (per process)
+
+
+@dataclass(frozen=True)
+class Tile:
+    """An encoded tile (empty bytes when nothing is in it) and its ETag."""
+
+    data: bytes
+    etag: str
+    doors: int = 0  # door points in the tile (for the audit of precise locations)
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing of the layer falls in the tile (answered with 204)."""
+        return not self.data
+
+
+@cache
+def sql(name: str) -> str:
+    """The text of ``app/sql/<name>.sql``."""
+    return resources.files("app.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
+
+
+def check_tile(z: int, x: int, y: int) -> None:
+    """Refuse tile coordinates outside the web-mercator pyramid, naming the field."""
+    if not 0 <= z <= MAX_ZOOM:
+        raise InvalidInput(f"Zoom must be between 0 and {MAX_ZOOM}, got {z}.", field="z")
+    side = 1 << z
+    if not 0 <= x < side:
+        raise InvalidInput(f"At zoom {z}, x must be between 0 and {side - 1}, got {x}.", field="x")
+    if not 0 <= y < side:
+        raise InvalidInput(f"At zoom {z}, y must be between 0 and {side - 1}, got {y}.", field="y")
+
+
+def _tile(data: bytes | None, doors: int = 0) -> Tile:
+    data = data or b""
+    return Tile(data, '"' + hashlib.blake2b(data, digest_size=12).hexdigest() + '"', doors)
+
+
+def _mvt_params(ctx: CampaignContext, z: int, x: int, y: int) -> list[Any]:
+    s = ctx.settings
+    return [ctx.campaign_id, z, x, y, s.mvt_extent, s.mvt_buffer]
+
+
+# (campaign, viewer, layer) -> (time of the last audit event, tiles served since)
+_last_audit: dict[tuple[uuid.UUID, str, str], float] = {}
+
+
+async def _audit_doors(
+    db: Database, ctx: CampaignContext, z: int, x: int, y: int, rows: int
+) -> None:
+    """Audit precise door locations seen, without one insert per tile.
+
+    The first door tile a viewer gets in a minute writes an audit event (who, when, which tile,
+    how many doors); tiles in the same minute are covered by it, cached or not. Aggregated tiles
+    (z <= 14) are counts, not locations, and are not audited.
+    """
+    viewer = str(ctx.principal.user_id or ctx.principal.invite_id)
+    key = (ctx.campaign_id, viewer, "doors")
+    now = time.monotonic()
+    last = _last_audit.get(key)
+    if last is not None and now - last < AUDIT_EVERY_S:
+        return
+    _last_audit[key] = now
+    if len(_last_audit) > 10_000:  # bounded memory: forget the oldest viewers
+        for k in sorted(_last_audit, key=_last_audit.__getitem__)[:5_000]:
+            del _last_audit[k]
+    async with db.transaction() as session:
+        await set_tenant(session, ctx.campaign_id, ctx.principal.user_id)
+        await write_event(
+            session,
+            campaign_id=ctx.campaign_id,
+            user_id=ctx.principal.user_id,
+            invite_id=ctx.principal.invite_id,
+            role=ctx.role,
+            action="tiles.doors.view",
+            object=f"tile {z}/{x}/{y}",
+            rows=rows,
+            request_id=ctx.request_id,
+            client=ctx.client,
+            details={"z": z, "x": x, "y": y, "covers_seconds": AUDIT_EVERY_S},
+            burst_threshold=ctx.settings.audit_burst_threshold,
+        )
+
+
+async def doors_tile(
+    ctx: CampaignContext, z: int, x: int, y: int, *, tile_cache: TileCache, db: Database
+) -> Tile:
+    """The door layer for this caller (see the module docstring)."""
+    check_tile(z, x, y)
+    if ctx.role not in STAFF and ctx.role != "volunteer":
+        raise Forbidden("Analysts see aggregates only: the door layer is not available to them.")
+    if z < DOORS_MIN_ZOOM:
+        raise InvalidInput(
+            f"The door layer starts at zoom {DOORS_MIN_ZOOM}; zoom in (got {z}).", field="z"
+        )
+    staff = ctx.role in STAFF
+    key = (ctx.campaign_id, z, x, y)
+    tile = tile_cache.get(key, ctx.doors_version) if staff and tile_cache.enabled else None
+    if tile is None:
+        tile = await _build_doors_tile(ctx, z, x, y)
+        if staff:
+            tile_cache.put(key, ctx.doors_version, tile, len(tile.data) + 200)
+    if z > GRID_MAX_ZOOM and not tile.empty:
+        await _audit_doors(db, ctx, z, x, y, rows=tile.doors)
+    return tile
+
+
+async def _build_doors_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
+    params = _mvt_params(ctx, z, x, y)
+    volunteer = ctx.role == "volunteer"
+    if z <= GRID_MAX_ZOOM:
+        name = "tiles_doors_grid_volunteer" if volunteer else "tiles_doors_grid"
+        params.append(GRID_CELLS)
+    else:
+        name = "tiles_doors_volunteer" if volunteer else "tiles_doors"
+        params.append(ctx.settings.mvt_max_features)
+    if volunteer:
+        params += [ctx.principal.user_id, ctx.assignment_id]
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+        if z <= GRID_MAX_ZOOM:
+            return _tile(await conn.fetchval(sql(name), *params))
+        row = await conn.fetchrow(sql(name), *params)
+    return _tile(row["tile"], row["doors"])
+
+
+async def turfs_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
+    """The turf layer: outlines with progress; volunteers get only their own turfs."""
+    check_tile(z, x, y)
+    if ctx.role == "analyst":
+        raise Forbidden("Analysts see district aggregates only, not turfs.")
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+        data = await conn.fetchval(
+            sql("tiles_turfs"),
+            *_mvt_params(ctx, z, x, y),
+            ctx.role == "volunteer",
+            ctx.principal.user_id,
+            ctx.assignment_id,
+        )
+    return _tile(data)
+
+
+async def districts_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
+    """The district layer (with scores when the ranking cache has them); not for volunteers."""
+    check_tile(z, x, y)
+    if ctx.role == "volunteer":
+        raise Forbidden("District scores are for organisers and analysts.")
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+        data = await conn.fetchval(
+            sql("tiles_districts"), *_mvt_params(ctx, z, x, y), ctx.k_threshold
+        )
+    return _tile(data)

@@ -1,0 +1,506 @@
+"""Turfs: drawn by an organiser (validated polygon) or made by a cut; listing, detail, archive."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import shapely
+from pydantic import BaseModel, ConfigDict, Field
+from shapely.geometry import shape
+from shapely.ops import transform
+from shapely.validation import explain_validity
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
+from app.context import CampaignContext
+from app.errors import Conflict, InvalidInput, NotFound
+from app.geo.turf_split import compactness, project_local, turf_shape
+from app.geo.walk import path_length, walk_order
+
+MAX_VERTICES = 5000
+MAX_DOORS_PER_TURF = 3000
+MIN_OVERLAP_M2 = 1.0
+WGS84_NAMES = {
+    "urn:ogc:def:crs:OGC:1.3:CRS84",
+    "urn:ogc:def:crs:OGC::CRS84",
+    "urn:ogc:def:crs:EPSG::4326",
+    "EPSG:4326",
+    "CRS84",
+    "OGC:CRS84",
+}
+
+
+class TurfDraw(BaseModel):
+    """A turf drawn by hand."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    geometry: dict[str, Any]
+    district_code: str | None = Field(default=None, max_length=40)
+
+
+# ---------------------------------------------------------------- geometry validation (pure)
+def _crs_name(obj: dict[str, Any]) -> str | None:
+    crs = obj.get("crs")
+    if crs is None:
+        return None
+    if isinstance(crs, dict):
+        props = crs.get("properties") or {}
+        return str(props.get("name") or props.get("href") or crs)
+    return str(crs)
+
+
+def parse_polygon(geojson: Any, field: str = "geometry") -> shapely.Geometry:
+    """Parse a GeoJSON Polygon/MultiPolygon (or Feature) in lon/lat; 422 saying what is wrong."""
+    if not isinstance(geojson, dict):
+        raise InvalidInput("Send a GeoJSON Polygon or MultiPolygon object.", field=field)
+    crs = _crs_name(geojson)
+    if geojson.get("type") == "Feature":
+        geometry = geojson.get("geometry")
+        if not isinstance(geometry, dict):
+            raise InvalidInput("The Feature has no geometry.", field=field)
+        crs = crs or _crs_name(geometry)
+        geojson = geometry
+    else:
+        crs = crs or _crs_name(geojson)
+    if crs is not None and not any(crs.endswith(n) or crs == n for n in WGS84_NAMES):
+        raise InvalidInput(
+            f"The polygon declares the coordinate system {crs!r}; send WGS84 longitude/latitude "
+            "(EPSG:4326 / CRS84) and leave 'crs' out.",
+            field=f"{field}.crs",
+        )
+    gtype = geojson.get("type")
+    if gtype not in ("Polygon", "MultiPolygon"):
+        raise InvalidInput(
+            f"A turf must be a Polygon or MultiPolygon, not {gtype!r}.", field=f"{field}.type"
+        )
+    coords = geojson.get("coordinates")
+    polygons = [coords] if gtype == "Polygon" else coords
+    if not isinstance(polygons, list) or not polygons:
+        raise InvalidInput("The polygon has no coordinates.", field=f"{field}.coordinates")
+    vertices = 0
+    for p, rings in enumerate(polygons):
+        if not isinstance(rings, list) or not rings:
+            raise InvalidInput(f"Polygon {p} has no ring.", field=f"{field}.coordinates")
+        for r, ring in enumerate(rings):
+            where = f"ring {r}" + (f" of polygon {p}" if gtype == "MultiPolygon" else "")
+            if not isinstance(ring, list) or len(ring) < 4:
+                raise InvalidInput(
+                    f"The {where} needs at least 4 positions (a closed triangle).",
+                    field=f"{field}.coordinates",
+                )
+            try:
+                pts = np.asarray([[float(c[0]), float(c[1])] for c in ring])
+            except (TypeError, ValueError, IndexError) as exc:
+                raise InvalidInput(
+                    f"The {where} holds a position that is not [longitude, latitude].",
+                    field=f"{field}.coordinates",
+                ) from exc
+            if not np.all(np.isfinite(pts)):
+                raise InvalidInput(f"The {where} holds a non-number.", field=f"{field}.coordinates")
+            if np.any(np.abs(pts[:, 0]) > 180) or np.any(np.abs(pts[:, 1]) > 90):
+                raise InvalidInput(
+                    f"The {where} has coordinates like {pts[0].tolist()}: these look projected "
+                    "(metres, e.g. Lambert-93 EPSG:2154), not longitude/latitude. Send WGS84 "
+                    "longitude/latitude in degrees.",
+                    field=f"{field}.coordinates",
+                )
+            if not np.array_equal(pts[0], pts[-1]):
+                raise InvalidInput(
+                    f"The {where} is not closed: its last position must repeat the first.",
+                    field=f"{field}.coordinates",
+                )
+            vertices += len(pts)
+    if vertices > MAX_VERTICES:
+        raise InvalidInput(
+            f"The polygon has {vertices} vertices; at most {MAX_VERTICES} are accepted. "
+            "Simplify the drawing.",
+            field=field,
+        )
+    geom = shape(geojson)
+    if not geom.is_valid:
+        reason = explain_validity(geom)
+        m = re.search(r"\[([-\d.eE+]+) ([-\d.eE+]+)\]", reason)
+        where = [float(m.group(1)), float(m.group(2))] if m else None
+        what = reason.split("[")[0].strip()
+        if what.lower().startswith("self-intersection") or "Ring Self" in what:
+            msg = "The outline crosses itself"
+        else:
+            msg = f"The polygon is not valid ({what})"
+        at = f" at longitude {where[0]:.6f}, latitude {where[1]:.6f}" if where else ""
+        raise InvalidInput(
+            f"{msg}{at}. Redraw it so that edges do not cross.",
+            field=field,
+            extra={"where": where},
+        )
+    if geom.area == 0:
+        raise InvalidInput("The polygon has no area.", field=field)
+    return geom
+
+
+def swapped(geom: shapely.Geometry) -> shapely.Geometry:
+    """The same polygon with longitude and latitude exchanged."""
+    return transform(lambda x, y, z=None: (y, x), geom)
+
+
+# ---------------------------------------------------------------- SQL
+# "Loaded area": a door or a district within about 1 km of the polygon's bounding box.
+_LOADED_NEAR = text(
+    "WITH g AS (SELECT ST_Expand(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326), 0.01) AS g) "
+    "SELECT EXISTS (SELECT 1 FROM address, g WHERE geom && g.g)"
+    " OR EXISTS (SELECT 1 FROM district, g WHERE geom && g.g)"
+)
+_OVERLAP = text(
+    """
+    WITH g AS (SELECT ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326) AS g)
+    SELECT t.id, t.name,
+           ST_X(ST_PointOnSurface(ST_Intersection(t.geom, g.g))) AS lon,
+           ST_Y(ST_PointOnSurface(ST_Intersection(t.geom, g.g))) AS lat
+    FROM turf t, g
+    WHERE t.campaign_id = :c AND t.status = 'active' AND ST_Intersects(t.geom, g.g)
+      AND ST_Area(ST_Intersection(t.geom, g.g)::geography) > :min_area
+    LIMIT 1
+    """
+)
+_DOORS_INSIDE = text(
+    """
+    SELECT a.id, a.lon, a.lat, a.numero, coalesce(a.code_insee, '') || ':' ||
+           coalesce(lower(a.nom_voie), '') AS street, a.households,
+           td.turf_id AS taken_by, t.name AS taken_name
+    FROM address a
+    LEFT JOIN turf_door td ON td.campaign_id = :c AND td.address_id = a.id AND td.active
+    LEFT JOIN turf t ON t.campaign_id = :c AND t.id = td.turf_id
+    WHERE ST_Intersects(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326), a.geom)
+    ORDER BY a.id
+    LIMIT :lim
+    """
+)
+_INSERT_TURF = text(
+    """
+    INSERT INTO turf (campaign_id, id, name, district_code, geom, origin, door_count, households,
+                      walk_length_m, compactness, created_by)
+    VALUES (:c, :id, :name, :district, ST_Multi(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326)),
+            :origin, :n, :households, :walk, :compact, :by)
+    """
+)
+_INSERT_TURF_DOORS = text(
+    """
+    INSERT INTO turf_door (campaign_id, turf_id, address_id, seq)
+    SELECT :c, :t, d.id, d.seq
+    FROM unnest(CAST(:ids AS bigint[])) WITH ORDINALITY AS d(id, seq)
+    """
+)
+
+
+@dataclass
+class DoorRows:
+    """Doors loaded for a turf or a cut, as arrays."""
+
+    ids: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    streets: np.ndarray  # integer codes
+    parity: np.ndarray
+    households: np.ndarray
+
+    @classmethod
+    def from_rows(cls, rows: list[Any]) -> DoorRows:
+        """Build from rows with id, lon, lat, numero, street, households."""
+        street_names = [r.street for r in rows]
+        _, codes = np.unique(
+            np.asarray(street_names, dtype=object).astype(str), return_inverse=True
+        )
+        return cls(
+            ids=np.asarray([r.id for r in rows], dtype=np.int64),
+            lon=np.asarray([r.lon for r in rows], dtype=float),
+            lat=np.asarray([r.lat for r in rows], dtype=float),
+            streets=codes.astype(np.int64),
+            parity=np.asarray([(r.numero or 0) % 2 for r in rows], dtype=np.int64),
+            households=np.asarray([r.households or 1 for r in rows], dtype=float),
+        )
+
+
+async def insert_turf(
+    ctx: CampaignContext,
+    *,
+    name: str,
+    district_code: str | None,
+    geometry: dict[str, Any],
+    origin: str,
+    door_ids: list[int],
+    households: float,
+    walk_length_m: float,
+    compactness_value: float,
+) -> uuid.UUID:
+    """Store a turf and its doors in walking order; 409 if a door is already in an active turf."""
+    turf_id = uuid.uuid4()
+    try:
+        async with ctx.session.begin_nested():
+            await ctx.session.execute(
+                _INSERT_TURF,
+                {
+                    "c": ctx.campaign_id,
+                    "id": turf_id,
+                    "name": name,
+                    "district": district_code,
+                    "g": json.dumps(geometry),
+                    "origin": origin,
+                    "n": len(door_ids),
+                    "households": households,
+                    "walk": walk_length_m,
+                    "compact": compactness_value,
+                    "by": ctx.user_id,
+                },
+            )
+            await ctx.session.execute(
+                _INSERT_TURF_DOORS, {"c": ctx.campaign_id, "t": turf_id, "ids": door_ids}
+            )
+    except IntegrityError as exc:
+        if "turf_door_one_active_turf" in str(exc.orig):
+            raise Conflict(
+                "Some of these doors were put in another turf at the same moment (another "
+                "organiser?). Reload the map and try again.",
+                field="geometry",
+            ) from exc
+        raise
+    return turf_id
+
+
+async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
+    """Validate a hand-drawn polygon and make it a turf of the doors inside it."""
+    geom = parse_polygon(body.geometry)
+    gjson = json.dumps(shapely.geometry.mapping(geom))
+    session = ctx.session
+    near = (await session.execute(_LOADED_NEAR, {"g": gjson})).scalar()
+    centre = geom.representative_point()
+    if not near:
+        alt = json.dumps(shapely.geometry.mapping(swapped(geom)))
+        if (await session.execute(_LOADED_NEAR, {"g": alt})).scalar():
+            raise InvalidInput(
+                "Longitude and latitude look swapped: with them exchanged the polygon lands on "
+                "the loaded area. GeoJSON positions are [longitude, latitude].",
+                field="geometry.coordinates",
+                extra={"where": [round(centre.x, 6), round(centre.y, 6)]},
+            )
+        raise InvalidInput(
+            "The polygon is outside the loaded area: no door or district lies in or near it. "
+            "Check that it is drawn in the right place.",
+            field="geometry",
+            extra={"where": [round(centre.x, 6), round(centre.y, 6)]},
+        )
+    # Drawings of one campaign are serialised (the lock is held until commit), so two
+    # organisers drawing overlapping turfs at the same moment get 201 and a clear 422.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"),
+        {"k": f"draw:{ctx.campaign_id}"},
+    )
+    hit = (
+        await session.execute(
+            _OVERLAP, {"g": gjson, "c": ctx.campaign_id, "min_area": MIN_OVERLAP_M2}
+        )
+    ).first()
+    if hit is not None:
+        raise InvalidInput(
+            f"The polygon overlaps the active turf {hit.name!r} ({hit.id}) around longitude "
+            f"{hit.lon:.6f}, latitude {hit.lat:.6f}. Redraw it beside that turf, or archive it.",
+            field="geometry",
+            extra={"turf_id": str(hit.id), "where": [round(hit.lon, 6), round(hit.lat, 6)]},
+        )
+    rows = (
+        await session.execute(
+            _DOORS_INSIDE, {"g": gjson, "c": ctx.campaign_id, "lim": MAX_DOORS_PER_TURF + 1}
+        )
+    ).all()
+    taken = [r for r in rows if r.taken_by is not None]
+    if taken:
+        r = taken[0]
+        raise InvalidInput(
+            f"{len(taken)} door(s) inside already belong to the active turf {r.taken_name!r} "
+            f"({r.taken_by}), e.g. near longitude {r.lon:.6f}, latitude {r.lat:.6f}.",
+            field="geometry",
+            extra={"turf_id": str(r.taken_by), "where": [round(r.lon, 6), round(r.lat, 6)]},
+        )
+    if not rows:
+        raise InvalidInput(
+            "There is no door inside this polygon. Draw around the addresses to canvass.",
+            field="geometry",
+            extra={"where": [round(centre.x, 6), round(centre.y, 6)]},
+        )
+    if len(rows) > MAX_DOORS_PER_TURF:
+        raise InvalidInput(
+            f"The polygon holds more than {MAX_DOORS_PER_TURF} doors, too many for one turf. "
+            "Draw a smaller one, or use the automatic cut.",
+            field="geometry",
+        )
+    district = await _district_for(ctx, body.district_code, gjson)
+    doors = DoorRows.from_rows(rows)
+    xy, _ = project_local(doors.lon, doors.lat)
+    order = walk_order(xy, doors.streets, doors.parity)
+    turf_id = await insert_turf(
+        ctx,
+        name=body.name,
+        district_code=district,
+        geometry=shapely.geometry.mapping(geom),
+        origin="drawn",
+        door_ids=doors.ids[order].tolist(),
+        households=float(doors.households.sum()),
+        walk_length_m=path_length(xy, order),
+        compactness_value=compactness(turf_shape(xy)),
+    )
+    return await get_turf(ctx, turf_id)
+
+
+async def _district_for(ctx: CampaignContext, code: str | None, gjson: str) -> str | None:
+    """The given district (checked), else the district holding the polygon's inner point."""
+    if code is not None:
+        found = (
+            await ctx.session.execute(text("SELECT 1 FROM district WHERE code = :d"), {"d": code})
+        ).first()
+        if found is None:
+            raise InvalidInput(
+                f"Unknown district {code!r}; leave district_code out to have it found.",
+                field="district_code",
+            )
+        return code
+    return (
+        await ctx.session.execute(
+            text(
+                "SELECT code FROM district WHERE ST_Intersects(geom, "
+                "ST_PointOnSurface(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326))) ORDER BY code LIMIT 1"
+            ),
+            {"g": gjson},
+        )
+    ).scalar()
+
+
+# ---------------------------------------------------------------- reading
+_TURF_COLUMNS = """
+    t.id, t.name, t.district_code, t.status, t.origin, t.door_count, t.households,
+    t.walk_length_m, t.compactness, t.created_at, t.archived_at,
+    ST_AsGeoJSON(t.geom, 7)::json AS geometry
+"""
+
+
+def _turf_out(row: Any) -> dict[str, Any]:
+    out = dict(row._mapping)
+    for key in ("walk_length_m", "compactness", "households"):
+        if out.get(key) is not None:
+            out[key] = round(float(out[key]), 3)
+    return out
+
+
+async def get_turf(ctx: CampaignContext, turf_id: uuid.UUID) -> dict[str, Any]:
+    """One turf with its live progress and its assignments (newest first)."""
+    from app.services.field.progress import turf_progress
+
+    row = (
+        await ctx.session.execute(
+            text(f"SELECT {_TURF_COLUMNS} FROM turf t WHERE t.campaign_id = :c AND t.id = :t"),
+            {"c": ctx.campaign_id, "t": turf_id},
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such turf in this campaign.", field="turf_id")
+    out = _turf_out(row)
+    out["progress"] = await turf_progress(ctx, turf_id)
+    assignments = await ctx.session.execute(
+        text(
+            "SELECT id, volunteer_user_id, invite_id, starts_at, ends_at, ended_at, created_at, "
+            "(ended_at IS NULL AND starts_at <= now() AND (ends_at IS NULL OR ends_at > now())) "
+            "AS active FROM assignment WHERE campaign_id = :c AND turf_id = :t "
+            "ORDER BY created_at DESC"
+        ),
+        {"c": ctx.campaign_id, "t": turf_id},
+    )
+    out["assignments"] = [dict(r._mapping) for r in assignments]
+    return out
+
+
+async def list_turfs(
+    ctx: CampaignContext, *, district: str | None, status: str
+) -> list[dict[str, Any]]:
+    """Turfs of the campaign with door, visited and flagged counts in the current round."""
+    rows = await ctx.session.execute(
+        text(
+            f"""
+            WITH cur AS (SELECT id FROM canvass_round WHERE campaign_id = :c
+                         ORDER BY number DESC LIMIT 1),
+            seen AS (SELECT DISTINCT v.address_id FROM visit v
+                     WHERE v.campaign_id = :c AND v.round_id = (SELECT id FROM cur))
+            SELECT {_TURF_COLUMNS},
+                   (SELECT count(*) FROM turf_door td JOIN seen s USING (address_id)
+                    WHERE td.campaign_id = :c AND td.turf_id = t.id
+                      AND NOT EXISTS (SELECT 1 FROM door_flag f WHERE f.campaign_id = :c
+                                      AND f.address_id = td.address_id)) AS visited,
+                   (SELECT count(*) FROM turf_door td JOIN door_flag f
+                      ON f.campaign_id = td.campaign_id AND f.address_id = td.address_id
+                    WHERE td.campaign_id = :c AND td.turf_id = t.id) AS flagged
+            FROM turf t
+            WHERE t.campaign_id = :c
+              AND (CAST(:d AS text) IS NULL OR t.district_code = :d)
+              AND (:s = 'all' OR t.status = :s)
+            ORDER BY t.district_code NULLS LAST, t.name
+            """
+        ),
+        {"c": ctx.campaign_id, "d": district, "s": status},
+    )
+    return [_turf_out(r) for r in rows]
+
+
+async def archive_turf(ctx: CampaignContext, turf_id: uuid.UUID) -> dict[str, Any]:
+    """Retire a turf so its doors can go to another; 409 while it has an active assignment."""
+    await archive_turfs(ctx, [turf_id])
+    return await get_turf(ctx, turf_id)
+
+
+async def archive_turfs(ctx: CampaignContext, turf_ids: list[uuid.UUID]) -> int:
+    """Archive these turfs (free their doors); 409 if one has an active assignment."""
+    if not turf_ids:
+        return 0
+    busy = (
+        await ctx.session.execute(
+            text(
+                "SELECT t.name FROM assignment a JOIN turf t ON t.campaign_id = a.campaign_id "
+                "AND t.id = a.turf_id WHERE a.campaign_id = :c AND a.turf_id = ANY(:ids) "
+                "AND a.ended_at IS NULL AND (a.ends_at IS NULL OR a.ends_at > now()) LIMIT 1"
+            ),
+            {"c": ctx.campaign_id, "ids": turf_ids},
+        )
+    ).first()
+    if busy is not None:
+        raise Conflict(
+            f"The turf {busy.name!r} has an active assignment: end it first "
+            "(POST .../assignments/{id}/end).",
+            field="turf_id",
+        )
+    res = await ctx.session.execute(
+        text(
+            "UPDATE turf SET status = 'archived', archived_at = now() "
+            "WHERE campaign_id = :c AND id = ANY(:ids) AND status = 'active' RETURNING id"
+        ),
+        {"c": ctx.campaign_id, "ids": turf_ids},
+    )
+    archived = [r.id for r in res]
+    if len(turf_ids) == 1 and not archived:
+        exists = (
+            await ctx.session.execute(
+                text("SELECT 1 FROM turf WHERE campaign_id = :c AND id = :t"),
+                {"c": ctx.campaign_id, "t": turf_ids[0]},
+            )
+        ).first()
+        if exists is None:
+            raise NotFound("No such turf in this campaign.", field="turf_id")
+    await ctx.session.execute(
+        text(
+            "UPDATE turf_door SET active = false WHERE campaign_id = :c AND turf_id = ANY(:ids) "
+            "AND active"
+        ),
+        {"c": ctx.campaign_id, "ids": turf_ids},
+    )
+    return len(archived)

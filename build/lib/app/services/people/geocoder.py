@@ -1,0 +1,287 @@
+"""Local geocoder over the loaded doors (``address``, from BAN/BAL files). Never an outside service.
+
+A typed address is parsed here (number, bis/ter suffix, street, postcode, commune); the rest runs
+in PostgreSQL as ONE set-based query per batch (``app/sql/geocode.sql``): the commune by name or
+postcode, the street by its normalised name (``porte_norm_name``: case, accents, hyphens,
+abbreviations, articles) exactly and then by trigram similarity, the door by its number, or a point
+interpolated between the neighbours on the same side of the street.
+
+Levels: ``housenumber`` (a loaded door), ``interpolated`` (between two doors of the same side),
+``street``, ``commune``, ``none``; each with a score in [0, 1] and, below housenumber, a reason.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from importlib import resources
+from typing import Any
+
+from sqlalchemy import text
+
+from app.db import CUSTOM_PLAN_FROM, custom_plans
+
+LEVELS = ("housenumber", "interpolated", "street", "commune", "none")
+BATCH = 1000
+_SQL = text(resources.files("app.sql").joinpath("geocode.sql").read_text("utf-8"))
+_KNOWN_CITIES = text(
+    "SELECT c FROM unnest(CAST(:c AS text[])) AS c "
+    "WHERE EXISTS (SELECT 1 FROM geocode_commune g WHERE g.commune_norm = porte_norm_name(c))"
+)
+
+_POSTCODE = re.compile(r"(?<!\d)(\d{2})\s?(\d{3})(?!\d)")
+_NUMBER = re.compile(
+    r"^\s*(?:n[°o]\s*)?(\d{1,5})(?:\s*[-/àa]\s*\d{1,5}(?!\d))?"  # 12, 12-14, n° 12
+    r"(?:\s*(bis|ter|quater|quinquies)\b|([a-zA-Z])(?![a-zA-Z])|\s+([a-qs-zA-QS-Z])(?=[\s,.]))?"
+    r"[\s,.]*(.*)$",
+    re.IGNORECASE | re.DOTALL,
+)
+_CEDEX = re.compile(r"\s+cedex(\s+\d{1,3})?\s*$", re.IGNORECASE)
+_SUFFIX_ALT = {"b": "bis", "bis": "b", "t": "ter", "ter": "t", "q": "quater", "quater": "q"}
+
+
+# Same rules as the SQL function porte_norm_name (migration 0005), which builds the street index;
+# tests/test_geocoder.py checks that both agree on every loaded street and commune name.
+_ABBR = {
+    **dict.fromkeys(("bd", "bld", "boul", "bvd"), "boulevard"),
+    **dict.fromkeys(("av", "ave", "aven"), "avenue"),
+    **dict.fromkeys(("pl", "plc"), "place"),
+    **dict.fromkeys(("chem", "che", "ch", "chm"), "chemin"),
+    **dict.fromkeys(("all", "al", "ale"), "allee"),
+    **dict.fromkeys(("imp", "impa"), "impasse"),
+    "rte": "route",
+    "sq": "square",
+    "crs": "cours",
+    **dict.fromkeys(("qu", "qua"), "quai"),
+    **dict.fromkeys(("fg", "fbg"), "faubourg"),
+    **dict.fromkeys(("res", "resid"), "residence"),
+    **dict.fromkeys(("lot", "lotiss"), "lotissement"),
+    "ham": "hameau",
+    **dict.fromkeys(("pas", "pass"), "passage"),
+    "prom": "promenade",
+    "rpt": "rond point",
+    "st": "saint",
+    "ste": "sainte",
+    **dict.fromkeys(("gal", "gen", "gl"), "general"),
+    **dict.fromkeys(("mal", "marech"), "marechal"),
+    **dict.fromkeys(("pdt", "pres"), "president"),
+    **dict.fromkeys(("dr", "doct"), "docteur"),
+    "prof": "professeur",
+    **dict.fromkeys(("cdt", "cmdt"), "commandant"),
+    "lt": "lieutenant",
+    "cne": "capitaine",
+    "mgr": "monseigneur",
+}
+_STOP = frozenset(("de", "du", "des", "la", "le", "les", "l", "d", "au", "aux", "et"))
+_LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
+
+
+def norm_name(value: str | None) -> str:
+    """Comparison key of a street or commune name: 'Allée de la Noë' -> 'allee noe'."""
+    if not value:
+        return ""
+    s = unicodedata.normalize("NFKD", value.translate(_LIGATURES))
+    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    toks = re.sub(r"[^a-z0-9]+", " ", s).split()
+    out = []
+    for i, tok in enumerate(toks, 1):
+        w = "rue" if i == 1 and tok in ("r", "ru") else _ABBR.get(tok, tok)
+        if w not in _STOP:
+            out.append(w)
+    return " ".join(out)
+
+
+@dataclass
+class ParsedAddress:
+    """The parts of a typed address."""
+
+    housenumber: int | None = None
+    suffix: str | None = None
+    street: str = ""
+    postcode: str | None = None
+    city: str | None = None
+
+
+@dataclass
+class GeocodeResult:
+    """Where an address is, how sure we are, and why when it is not a door."""
+
+    level: str
+    score: float
+    lon: float | None = None
+    lat: float | None = None
+    address_id: int | None = None
+    code_insee: str | None = None
+    commune: str | None = None
+    street: str | None = None
+    housenumber: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (CSV/JSON)."""
+        return asdict(self)
+
+
+def parse_address(
+    line: str | None = None,
+    *,
+    housenumber: str | None = None,
+    street: str | None = None,
+    postcode: str | None = None,
+    city: str | None = None,
+) -> ParsedAddress:
+    """Split a one-line address (or given parts) into number, suffix, street, postcode, city."""
+    p = ParsedAddress(postcode=(postcode or "").strip() or None, city=(city or "").strip() or None)
+    if line is None:
+        line = " ".join(x for x in (housenumber, street) if x)
+    s = re.sub(r"\s+", " ", line.replace("\n", ", ")).strip(" ,")
+    if p.postcode is None:
+        matches = list(_POSTCODE.finditer(s))
+        # a 5-digit number at the very start is a house number, not a postcode
+        matches = [m for m in matches if m.start() > 0 or len(s) == m.end()]
+        if matches:
+            m = matches[-1]
+            p.postcode = m.group(1) + m.group(2)
+            before, after = s[: m.start()].strip(" ,"), s[m.end() :].strip(" ,")
+            if after and p.city is None:
+                p.city, s = after, before
+            else:
+                s = before
+    if p.city is None and "," in s:
+        head, _, tail = s.rpartition(",")
+        tail = tail.strip()
+        if tail and not tail[0].isdigit() and head.strip():
+            p.city, s = tail, head
+    # "Résidence X, 12 rue Y": keep the part that starts with a number
+    parts = [x.strip() for x in s.split(",") if x.strip()]
+    first = next((i for i, x in enumerate(parts) if x[:1].isdigit()), None)
+    s = " ".join(parts[first:]) if first is not None else (parts[-1] if parts else "")
+    m = _NUMBER.match(s)
+    if m:
+        p.housenumber = int(m.group(1))
+        suf = (m.group(2) or m.group(3) or m.group(4) or "").lower()
+        p.suffix = suf or None
+        s = m.group(5)
+    p.street = s.strip(" ,.")
+    if p.city:
+        p.city = _CEDEX.sub("", p.city).strip(" ,") or None
+    return p
+
+
+async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[GeocodeResult]:
+    """Geocode parsed addresses, one SQL pass per batch of ``BATCH``; results in input order."""
+    out: list[GeocodeResult] = []
+    for start in range(0, len(items), BATCH):
+        batch = list(items[start : start + BATCH])
+        await _split_cities(conn, batch)
+        async with custom_plans(conn, when=len(batch) >= CUSTOM_PLAN_FROM):
+            rows = (await conn.execute(_SQL, _binds(batch))).mappings().all()
+        out.extend(_result(p, r) for p, r in zip(batch, rows, strict=True))
+    return out
+
+
+async def geocode(conn: Any, lines: Iterable[str]) -> list[GeocodeResult]:
+    """Geocode one-line addresses (``conn``: an AsyncSession or AsyncConnection)."""
+    return await geocode_parsed(conn, [parse_address(x) for x in lines])
+
+
+def _binds(batch: Sequence[ParsedAddress]) -> dict[str, list]:
+    return {
+        "idx": list(range(len(batch))),
+        "num": [p.housenumber for p in batch],
+        "suf": [p.suffix for p in batch],
+        "suf_alt": [_SUFFIX_ALT.get(p.suffix or "") for p in batch],
+        "street": [norm_name(p.street) for p in batch],
+        "postcode": [p.postcode for p in batch],
+        "city": [norm_name(p.city) for p in batch],
+    }
+
+
+async def _split_cities(conn: Any, batch: list[ParsedAddress]) -> None:
+    """No postcode, no comma ("12 rue X Bruz"): find the commune name at the end (one query)."""
+    todo = [p for p in batch if p.city is None and p.postcode is None and p.street]
+    if not todo:
+        return
+    cands: dict[int, list[str]] = {}
+    for i, p in enumerate(todo):
+        words = p.street.split()
+        cands[i] = [" ".join(words[-k:]) for k in range(min(4, len(words) - 1), 0, -1)]
+    allc = sorted({c for v in cands.values() for c in v})
+    known = set((await conn.execute(_KNOWN_CITIES, {"c": allc})).scalars().all()) if allc else set()
+    for i, p in enumerate(todo):
+        for c in cands[i]:  # longest first
+            if c in known:
+                p.city = c
+                p.street = p.street[: len(p.street) - len(c)].strip(" ,")
+                break
+
+
+def _dept(postcode: str | None) -> str | None:
+    if not postcode:
+        return None
+    if postcode.startswith("20"):
+        return "2A/2B"
+    return postcode[:3] if postcode.startswith("97") else postcode[:2]
+
+
+def _result(p: ParsedAddress, r: Any) -> GeocodeResult:
+    level = r["level"]
+    num = None
+    if r["numero"] is not None:
+        num = f"{r['numero']}{(' ' + r['suffixe']) if r['suffixe'] else ''}"
+    res = GeocodeResult(
+        level=level,
+        score=float(r["score"]),
+        lon=r["lon"],
+        lat=r["lat"],
+        address_id=r["address_id"],
+        code_insee=r["code_insee"],
+        commune=r["nom_commune"],
+        street=r["nom_voie"],
+        housenumber=num,
+    )
+    if level == "none":
+        # the reason is stored next to the supporter unencrypted: no part of the address in it
+        # beyond the département
+        if not (p.postcode or p.city):
+            res.reason = "no postcode and no commune recognised in the address: add them"
+        else:
+            dept = _dept(p.postcode)
+            res.reason = (
+                "no doors are loaded for this commune"
+                + (f" (département {dept})" if dept else "")
+                + ": the address is outside the loaded address files. Import the BAN file of "
+                "that département, or place the supporter on the map by hand."
+            )
+    elif level == "commune":
+        res.reason = (
+            "no street given"
+            if r["no_street"]
+            else "street not found in this commune (check the spelling, or pick the door by hand)"
+        )
+    elif level == "street":
+        res.reason = (
+            "no house number given"
+            if r["no_number"]
+            else "this number is not among the loaded doors of the street and cannot be "
+            "interpolated between two neighbours on the same side"
+        )
+    elif level == "interpolated":
+        res.reason = "number not loaded: position interpolated between same-side neighbours"
+    return res
+
+
+def throughput(n: int, seconds: float) -> str:
+    """'1234 addresses in 0.8 s (1543/s)' for progress lines."""
+    rate = n / seconds if seconds > 0 else float("inf")
+    return f"{n} addresses in {seconds:.1f} s ({rate:.0f}/s)"
+
+
+async def geocode_timed(conn: Any, lines: Sequence[str]) -> tuple[list[GeocodeResult], float]:
+    """Geocode and return the elapsed seconds (benchmarks, CLI)."""
+    t0 = time.perf_counter()
+    res = await geocode(conn, lines)
+    return res, time.perf_counter() - t0

@@ -1,0 +1,327 @@
+"""The public privacy notice of a campaign (GDPR art. 13/14), its QR code, the one-step form.
+
+Public routes: the campaign's tenant is set for the transaction so that RLS still applies. The
+form never tells whether an e-mail is known (same answer either way) and stores no identity:
+an objection becomes a door flag; a withdrawal is matched by the keyed hash of the e-mail.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+import uuid
+from collections import defaultdict, deque
+from datetime import date, timedelta
+from importlib import resources
+from typing import Any
+
+import segno
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import text
+
+from app.db import set_tenant
+from app.errors import InvalidInput, NotFound, TooManyRequests
+from app.services.access import audit
+from app.services.access.crypto import Cipher, Hasher, aad, normalise_email
+from app.services.people.gdpr import flag_door, withdraw_ids
+from app.services.people.geocoder import geocode
+
+_env = Environment(
+    loader=FileSystemLoader(str(resources.files("app") / "templates")),
+    autoescape=select_autoescape(["html"]),
+)
+_CAMPAIGN = text(
+    "SELECT c.id, c.name, c.election_date, c.visit_retention_date, c.supporter_retention_months, "
+    "c.k_threshold, p.controller, p.contact_email, p.postal_address, p.dpo_contact, "
+    "p.notice_version FROM campaign c LEFT JOIN campaign_privacy p ON p.campaign_id = c.id "
+    "WHERE c.id = :c"
+)
+
+
+async def _campaign(session: Any, campaign_id: uuid.UUID) -> Any:
+    await set_tenant(session, campaign_id)
+    row = (await session.execute(_CAMPAIGN, {"c": campaign_id})).first()
+    if row is None:
+        raise NotFound("No such campaign.")
+    return row
+
+
+def visit_retention(election: date, explicit: date | None) -> date:
+    """The date after which visit outcomes are deleted (default: election + 1 month)."""
+    if explicit:
+        return explicit
+    month, year = election.month + 1, election.year
+    if month == 13:
+        month, year = 1, year + 1
+    for day in (election.day, 30, 29, 28):
+        try:
+            return date(year, month, day)
+        except ValueError:
+            continue
+    return election + timedelta(days=31)
+
+
+async def notice_html(session: Any, campaign_id: uuid.UUID) -> str:
+    """The French privacy notice page."""
+    c = await _campaign(session, campaign_id)
+    return _env.get_template("privacy.html").render(
+        campaign=c,
+        controller=c.controller,
+        contact_email=c.contact_email,
+        postal_address=c.postal_address,
+        dpo_contact=c.dpo_contact,
+        notice_version=c.notice_version or "v1",
+        k=c.k_threshold,
+        visit_retention=visit_retention(c.election_date, c.visit_retention_date).strftime(
+            "%d/%m/%Y"
+        ),
+        supporter_months=c.supporter_retention_months,
+    )
+
+
+async def qr_svg(session: Any, campaign_id: uuid.UUID, base_url: str) -> str:
+    """An SVG QR code pointing at the notice, for door leaflets."""
+    await _campaign(session, campaign_id)
+    buf = io.BytesIO()
+    segno.make(f"{base_url.rstrip('/')}/privacy/{campaign_id}", error="m").save(
+        buf, kind="svg", scale=4, border=2, xmldecl=False
+    )
+    return buf.getvalue().decode()
+
+
+FORM_LIMIT = 10  # submissions per client address and minute (per process)
+_recent: dict[str, deque[float]] = defaultdict(deque)
+
+
+def throttle(client: str | None, *, now: float | None = None) -> None:
+    """Refuse a flood of form submissions from one address (the form needs no account)."""
+    key = client or "-"
+    now = time.monotonic() if now is None else now
+    q = _recent[key]
+    while q and now - q[0] > 60:
+        q.popleft()
+    if len(q) >= FORM_LIMIT:
+        raise TooManyRequests(
+            "Too many requests from your connection: wait a minute and send the form again.",
+            retry_after=60,
+        )
+    q.append(now)
+    if len(_recent) > 10_000:  # forget idle clients
+        for k in [k for k, v in _recent.items() if not v or now - v[-1] > 60]:
+            del _recent[k]
+
+
+_REQUEST = text(
+    "INSERT INTO privacy_request (campaign_id, id, kind, status, outcome, key_id, address_enc) "
+    "VALUES (:c, :id, :k, :s, :o, :kid, :a)"
+)
+
+
+async def public_request(
+    session: Any,
+    settings: Any,
+    campaign_id: uuid.UUID,
+    *,
+    kind: str,
+    address: str | None,
+    email: str | None,
+) -> tuple[str, str]:
+    """Handle the one-step form; (html page, message). Stores no identity."""
+    c = await _campaign(session, campaign_id)
+    rid = uuid.uuid4()
+    if kind == "objection":
+        if not address or len(address.strip()) < 5 or len(address) > 300:
+            raise InvalidInput(
+                "give the address of the door (number, street, postcode, commune)", field="address"
+            )
+        g = (await geocode(session, [address]))[0]
+        if g.level == "housenumber" and g.address_id is not None:
+            await flag_door(session, campaign_id, g.address_id)
+            await session.execute(
+                _REQUEST,
+                {
+                    "c": campaign_id,
+                    "id": rid,
+                    "k": kind,
+                    "s": "done",
+                    "o": "door_flagged",
+                    "kid": None,
+                    "a": None,
+                },
+            )
+            msg = (
+                "C'est noté : cette porte ne sera plus proposée aux bénévoles de la campagne. "
+                "Aucune donnée vous identifiant n'a été enregistrée."
+            )
+        else:
+            cipher = Cipher.from_settings(settings)
+            enc = cipher.encrypt(address.strip(), ad=aad(campaign_id, rid, "address"))
+            await session.execute(
+                _REQUEST,
+                {
+                    "c": campaign_id,
+                    "id": rid,
+                    "k": kind,
+                    "s": "pending",
+                    "o": f"address_{g.level}",
+                    "kid": cipher.current,
+                    "a": enc,
+                },
+            )
+            msg = (
+                "Votre demande est enregistrée. Nous n'avons pas pu situer exactement cette "
+                "adresse : l'équipe de la campagne la traitera à la main sous un mois."
+            )
+    elif kind == "withdrawal":
+        if not email:
+            raise InvalidInput("give the e-mail address you gave the campaign", field="email")
+        norm = normalise_email(email)
+        h = Hasher.from_settings(settings).digest(campaign_id, "email", norm)
+        ids = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT id FROM supporter WHERE campaign_id = :c AND email_hmac = :h "
+                        "AND status = 'active'"
+                    ),
+                    {"c": campaign_id, "h": h},
+                )
+            )
+            .scalars()
+            .all()
+        )
+        n = await withdraw_ids(session, campaign_id, list(ids), "privacy_form")
+        await session.execute(
+            _REQUEST,
+            {
+                "c": campaign_id,
+                "id": rid,
+                "k": kind,
+                "s": "done",
+                "o": "matched" if n else "no_match",
+                "kid": None,
+                "a": None,
+            },
+        )
+        msg = (
+            "Si cette adresse e-mail figure dans le fichier de la campagne, votre consentement "
+            "est retiré dès maintenant et vos coordonnées sont effacées. La preuve du retrait "
+            "est conservée sans votre identité."
+        )
+    else:
+        raise InvalidInput("must be 'objection' or 'withdrawal'", field="kind")
+    html = _env.get_template("privacy_done.html").render(campaign=c, message=msg)
+    return html, msg
+
+
+async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
+    """Set the controller's identity and contacts shown on the notice (admin)."""
+    ctrl = (body.get("controller") or "").strip()
+    email = (body.get("contact_email") or "").strip()
+    if not ctrl:
+        raise InvalidInput("is required: the person or party responsible", field="controller")
+    email = normalise_email(email, field="contact_email")
+    await ctx.session.execute(
+        text(
+            "INSERT INTO campaign_privacy (campaign_id, controller, contact_email, postal_address, "
+            "dpo_contact, notice_version) VALUES (:c, :ctrl, :e, :pa, :dpo, :v) "
+            "ON CONFLICT (campaign_id) DO UPDATE SET controller = excluded.controller, "
+            "contact_email = excluded.contact_email, postal_address = excluded.postal_address, "
+            "dpo_contact = excluded.dpo_contact, notice_version = excluded.notice_version, "
+            "updated_at = now()"
+        ),
+        {
+            "c": ctx.campaign_id,
+            "ctrl": ctrl,
+            "e": email,
+            "pa": body.get("postal_address"),
+            "dpo": body.get("dpo_contact"),
+            "v": body.get("notice_version") or "v1",
+        },
+    )
+    return {
+        "controller": ctrl,
+        "contact_email": email,
+        "notice_version": body.get("notice_version") or "v1",
+    }
+
+
+_PENDING = text(
+    "SELECT id, kind, received_at, status, outcome, key_id, address_enc, resolved_at "
+    "FROM privacy_request WHERE campaign_id = :c AND (:all OR status = 'pending') "
+    "ORDER BY received_at LIMIT :lim OFFSET :off"
+)
+
+
+async def list_requests(
+    ctx: Any, *, include_done: bool = False, limit: int = 50, offset: int = 0
+) -> dict[str, Any]:
+    """Requests from the public form; pending objections with their address decrypted (admin)."""
+    rows = (
+        await ctx.session.execute(
+            _PENDING, {"c": ctx.campaign_id, "all": include_done, "lim": limit, "off": offset}
+        )
+    ).all()
+    cipher = Cipher.from_settings(ctx.settings) if any(r.address_enc for r in rows) else None
+    items = []
+    for r in rows:
+        item = {
+            "id": str(r.id),
+            "kind": r.kind,
+            "received_at": r.received_at,
+            "status": r.status,
+            "outcome": r.outcome,
+            "resolved_at": r.resolved_at,
+            "address": None,
+            "suggestion": None,
+        }
+        if r.address_enc is not None and cipher is not None:
+            item["address"] = cipher.decrypt(
+                r.address_enc, key_id=r.key_id, ad=aad(ctx.campaign_id, r.id, "address")
+            )
+        items.append(item)
+    todo = [i for i in items if i["address"]]
+    for item, g in zip(todo, await geocode(ctx.session, [i["address"] for i in todo]), strict=True):
+        item["suggestion"] = g.as_dict()
+    await audit.record(
+        ctx, action="privacy_request.list", object="privacy_requests", rows=len(todo)
+    )
+    return {"items": items, "limit": limit, "offset": offset}
+
+
+async def resolve_request(
+    ctx: Any, request_id: uuid.UUID, address_id: int | None
+) -> dict[str, Any]:
+    """Close a pending objection: flag the chosen door (or none), then forget the address."""
+    row = (
+        await ctx.session.execute(
+            text("SELECT status FROM privacy_request WHERE campaign_id = :c AND id = :i"),
+            {"c": ctx.campaign_id, "i": request_id},
+        )
+    ).first()
+    if row is None:
+        raise NotFound("No such privacy request in this campaign.")
+    if row.status != "pending":
+        raise InvalidInput("this request is already handled", field="request_id")
+    if address_id is not None:
+        door = (
+            await ctx.session.execute(
+                text("SELECT 1 FROM address WHERE id = :a"), {"a": address_id}
+            )
+        ).first()
+        if door is None:
+            raise InvalidInput("no such door", field="address_id")
+        await flag_door(ctx.session, ctx.campaign_id, address_id)
+    outcome = "door_flagged_by_admin" if address_id is not None else "closed_no_door"
+    await ctx.session.execute(
+        text(
+            "UPDATE privacy_request SET status = 'done', outcome = :o, address_enc = NULL, "
+            "key_id = NULL, resolved_at = now(), resolved_by = :u "
+            "WHERE campaign_id = :c AND id = :i"
+        ),
+        {"o": outcome, "u": ctx.user_id, "c": ctx.campaign_id, "i": request_id},
+    )
+    await audit.record(
+        ctx, action="privacy_request.resolve", object=f"privacy_request:{request_id}", rows=1
+    )
+    return {"id": str(request_id), "status": "done", "outcome": outcome}

@@ -1,0 +1,451 @@
+"""Consented supporters: validation, encryption, duplicate detection, geocoding, storage.
+
+Every supporter is stored together with its consent records (one per purpose) in ONE statement;
+the database refuses an active supporter without a consent given by the person (constraint
+trigger ``supporter_requires_consent``, checked at the end of each statement).
+Nothing personal is logged: errors name the field and the row number, never the value.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from app.db import CUSTOM_PLAN_FROM, custom_plans
+from app.errors import Conflict, InvalidInput, NotFound
+from app.frenchdata import CHANNEL_LABELS, PURPOSE_LABELS, parse_datetime, to_code
+from app.services.access import audit
+from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
+from app.services.people.geocoder import GeocodeResult, geocode_parsed, parse_address
+
+PURPOSES = ("contact", "mapping", "volunteering", "newsletter")
+CHANNELS = ("door", "form", "event", "membership")
+PERSONAL = ("name", "email", "phone", "address", "notes")
+PLACED_LEVELS = ("housenumber", "interpolated", "manual")  # these count in aggregates
+MAX_LEN = {"name": 200, "email": 254, "phone": 40, "address": 300, "notes": 2000}
+
+
+@dataclass
+class Consent:
+    """A consent given by the person, for one or several purposes."""
+
+    purposes: list[str]
+    given_at: datetime
+    channel: str
+    wording_version: str
+    notice_version: str
+    collected_by: str
+    given_by_subject: bool = True
+
+
+@dataclass
+class NewSupporter:
+    """A validated supporter, ready to be encrypted and stored."""
+
+    consent: Consent
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    notes: str | None = None
+    last_contact_at: datetime | None = None
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+    email_hmac: bytes | None = None
+    phone_hmac: bytes | None = None
+    geo: GeocodeResult | None = None
+
+
+def _clean(value: Any) -> str | None:
+    if value is None:
+        return None
+    v = str(value).strip()
+    return v or None
+
+
+def validate(raw: dict[str, Any], *, prefix: str = "") -> NewSupporter:
+    """Check and normalise one supporter (fields + ``consent``); InvalidInput names the field."""
+    c = raw.get("consent")
+    if not isinstance(c, dict):
+        raise InvalidInput(
+            "a supporter cannot be stored without the consent given by the person "
+            "(when, purposes, channel, wording and notice versions, who collected it)",
+            field=f"{prefix}consent",
+        )
+    consent = validate_consent(c, prefix=f"{prefix}consent.")
+    vals = {k: _clean(raw.get(k)) for k in PERSONAL}
+    for k, v in vals.items():
+        if v is not None and len(v) > MAX_LEN[k]:
+            raise InvalidInput(f"is longer than {MAX_LEN[k]} characters", field=f"{prefix}{k}")
+    if vals["email"] is not None:
+        vals["email"] = normalise_email(vals["email"], field=f"{prefix}email")
+    if vals["phone"] is not None:
+        vals["phone"] = normalise_phone(vals["phone"], field=f"{prefix}phone")
+    if not (vals["name"] or vals["email"] or vals["phone"]):
+        raise InvalidInput(
+            "give at least a name, an e-mail or a phone number", field=f"{prefix}name"
+        )
+    lc = raw.get("last_contact_at")
+    return NewSupporter(
+        consent=consent,
+        **vals,
+        last_contact_at=_datetime(lc, f"{prefix}last_contact_at") if lc else None,
+    )
+
+
+def _datetime(value: Any, fieldname: str) -> datetime:
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = parse_datetime(str(value))
+        except ValueError as exc:
+            raise InvalidInput(
+                "is not a date (expected dd/mm/yyyy, e.g. 01/03/2026 or 01/03/2026 18:30, "
+                "or ISO 8601, e.g. 2026-03-01)",
+                field=fieldname,
+            ) from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    if dt > datetime.now(UTC):
+        raise InvalidInput("is in the future", field=fieldname)
+    return dt
+
+
+def validate_consent(c: dict[str, Any], *, prefix: str = "consent.") -> Consent:
+    """Check one consent record; every element is required (GDPR art. 7: provable consent)."""
+    given_by = c.get("given_by_subject")
+    if isinstance(given_by, str):
+        given_by = given_by.strip().lower() in ("1", "true", "yes", "oui", "y", "o")
+    if given_by is not True:
+        raise InvalidInput(
+            "consent must be given by the person themself (given_by_subject = true); a "
+            "supporter whose consent was not given by them cannot be stored",
+            field=f"{prefix}given_by_subject",
+        )
+    purposes = c.get("purposes")
+    if isinstance(purposes, str):
+        purposes = [p.strip() for p in re.split(r"[,;|]", purposes) if p.strip()]
+    if isinstance(purposes, list):
+        purposes = [to_code(str(p), PURPOSE_LABELS) or p for p in purposes]
+    if not purposes:
+        raise InvalidInput(
+            f"list at least one purpose the person agreed to ({', '.join(PURPOSES)})",
+            field=f"{prefix}purposes",
+        )
+    bad = [p for p in purposes if p not in PURPOSES]
+    if bad:
+        raise InvalidInput(
+            f"unknown purpose {bad[0]!r}; allowed: {', '.join(PURPOSES)}", field=f"{prefix}purposes"
+        )
+    channel = _clean(c.get("channel"))
+    channel = (to_code(channel, CHANNEL_LABELS) or channel) if channel else channel
+    if channel not in CHANNELS:
+        raise InvalidInput(
+            f"must be one of {', '.join(CHANNELS)} (where the consent was collected)",
+            field=f"{prefix}channel",
+        )
+    out = {}
+    for k in ("wording_version", "notice_version", "collected_by"):
+        v = _clean(c.get(k))
+        if not v:
+            raise InvalidInput("is required to prove the consent", field=f"{prefix}{k}")
+        if len(v) > (200 if k == "collected_by" else 100):
+            raise InvalidInput("is too long", field=f"{prefix}{k}")
+        out[k] = v
+    if not c.get("given_at"):
+        raise InvalidInput("is required: when the person gave consent", field=f"{prefix}given_at")
+    given_at = _datetime(c["given_at"], f"{prefix}given_at")
+    return Consent(sorted(set(purposes)), given_at, channel, **out)
+
+
+# ---------------------------------------------------------------- storage
+_EXISTING = text(
+    "SELECT id, email_hmac, phone_hmac FROM supporter WHERE campaign_id = :c AND status = 'active' "
+    "AND (email_hmac = ANY(CAST(:e AS bytea[])) OR phone_hmac = ANY(CAST(:p AS bytea[])))"
+)
+# One statement inserts the supporters AND their consents: the consent rule (constraint trigger
+# supporter_requires_consent) is checked at its end.
+_INSERT = text(
+    """
+    WITH s AS (
+        INSERT INTO supporter (campaign_id, id, key_id, name_enc, email_enc, phone_enc,
+            address_enc, notes_enc, email_hmac, phone_hmac, address_id, geom, geocode_level,
+            geocode_score, geocode_note, last_contact_at)
+        SELECT :c, t.id, :k, t.n, t.e, t.p, t.a, t.o, t.eh, t.ph, t.aid,
+               CASE WHEN t.lon IS NULL THEN NULL
+                    ELSE ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326) END,
+               t.lvl, t.sc, t.note, coalesce(t.lc, now())
+        FROM unnest(CAST(:id AS uuid[]), CAST(:n AS bytea[]), CAST(:e AS bytea[]),
+                    CAST(:p AS bytea[]), CAST(:a AS bytea[]), CAST(:o AS bytea[]),
+                    CAST(:eh AS bytea[]), CAST(:ph AS bytea[]), CAST(:aid AS bigint[]),
+                    CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:lvl AS text[]),
+                    CAST(:sc AS float8[]), CAST(:note AS text[]), CAST(:lc AS timestamptz[]))
+             AS t(id, n, e, p, a, o, eh, ph, aid, lon, lat, lvl, sc, note, lc)
+        RETURNING id
+    )
+    INSERT INTO supporter_consent (campaign_id, supporter_id, purpose, given_at,
+        given_by_subject, channel, wording_version, notice_version, collected_by, recorded_by)
+    SELECT :c, t.sid, t.purpose, t.given_at, t.gbs, t.channel, t.wv, t.nv, t.cb, :u
+    FROM unnest(CAST(:sid AS uuid[]), CAST(:purpose AS text[]),
+                CAST(:given_at AS timestamptz[]), CAST(:gbs AS boolean[]),
+                CAST(:channel AS text[]), CAST(:wv AS text[]), CAST(:nv AS text[]),
+                CAST(:cb AS text[]))
+         AS t(sid, purpose, given_at, gbs, channel, wv, nv, cb)
+    JOIN s ON s.id = t.sid
+    """
+)
+
+
+def hash_identifiers(hasher: Hasher, campaign_id: uuid.UUID, items: list[NewSupporter]) -> None:
+    """Fill the HMACs of the normalised e-mail and phone."""
+    for s in items:
+        s.email_hmac = hasher.digest(campaign_id, "email", s.email) if s.email else None
+        s.phone_hmac = hasher.digest(campaign_id, "phone", s.phone) if s.phone else None
+
+
+async def find_duplicates(
+    session: Any, campaign_id: uuid.UUID, items: list[NewSupporter]
+) -> dict[int, str]:
+    """Index in ``items`` -> description of the duplicate (stored supporter id, or earlier row)."""
+    out: dict[int, str] = {}
+    emails = [s.email_hmac for s in items if s.email_hmac]
+    phones = [s.phone_hmac for s in items if s.phone_hmac]
+    stored: dict[bytes, uuid.UUID] = {}
+    if emails or phones:
+        async with custom_plans(session, when=len(emails) + len(phones) >= CUSTOM_PLAN_FROM):
+            found = (
+                await session.execute(_EXISTING, {"c": campaign_id, "e": emails, "p": phones})
+            ).all()
+        for r in found:
+            if r.email_hmac:
+                stored[bytes(r.email_hmac)] = r.id
+            if r.phone_hmac:
+                stored[bytes(r.phone_hmac)] = r.id
+    seen: dict[bytes, int] = {}
+    for i, s in enumerate(items):
+        for h, what in ((s.email_hmac, "e-mail"), (s.phone_hmac, "phone")):
+            if h is None:
+                continue
+            if h in stored:
+                out.setdefault(i, f"same {what} as supporter {stored[h]}")
+            elif h in seen:
+                out.setdefault(i, f"same {what} as item {seen[h]}")
+            else:
+                seen[h] = i
+    return out
+
+
+async def geocode_items(session: Any, items: list[NewSupporter]) -> None:
+    """Geocode the addresses of supporters who agreed to 'mapping' (one SQL pass per batch)."""
+    todo = [s for s in items if s.address and "mapping" in s.consent.purposes]
+    res = await geocode_parsed(session, [parse_address(s.address) for s in todo])
+    for s, g in zip(todo, res, strict=True):
+        s.geo = g
+
+
+def _geo_columns(s: NewSupporter) -> tuple:
+    g = s.geo
+    if g is None:
+        note = "no mapping consent" if s.address else "no address"
+        return None, None, None, "none", None, note
+    placed = g.level in PLACED_LEVELS
+    return (
+        g.address_id if placed else None,
+        g.lon if placed else None,
+        g.lat if placed else None,
+        g.level,
+        g.score,
+        g.reason,
+    )
+
+
+async def store(ctx: Any, items: list[NewSupporter]) -> None:
+    """Encrypt and insert supporters and their consents in the request's transaction."""
+    if not items:
+        return
+    cipher = Cipher.from_settings(ctx.settings)
+    cid = ctx.campaign_id
+    cols: dict[str, list] = {
+        k: []
+        for k in (
+            "id",
+            "n",
+            "e",
+            "p",
+            "a",
+            "o",
+            "eh",
+            "ph",
+            "aid",
+            "lon",
+            "lat",
+            "lvl",
+            "sc",
+            "note",
+            "lc",
+        )
+    }
+    for s in items:
+        enc = {f: cipher.encrypt(getattr(s, f), ad=aad(cid, s.id, f)) for f in PERSONAL}
+        aid, lon, lat, lvl, sc, note = _geo_columns(s)
+        for k, v in (
+            ("id", s.id),
+            ("n", enc["name"]),
+            ("e", enc["email"]),
+            ("p", enc["phone"]),
+            ("a", enc["address"]),
+            ("o", enc["notes"]),
+            ("eh", s.email_hmac),
+            ("ph", s.phone_hmac),
+            ("aid", aid),
+            ("lon", lon),
+            ("lat", lat),
+            ("lvl", lvl),
+            ("sc", sc),
+            ("note", note),
+            ("lc", s.last_contact_at),
+        ):
+            cols[k].append(v)
+    cons: dict[str, list] = {
+        k: [] for k in ("sid", "purpose", "given_at", "gbs", "channel", "wv", "nv", "cb")
+    }
+    for s in items:
+        c = s.consent
+        for p in c.purposes:
+            for k, v in (
+                ("sid", s.id),
+                ("purpose", p),
+                ("given_at", c.given_at),
+                ("gbs", c.given_by_subject),
+                ("channel", c.channel),
+                ("wv", c.wording_version),
+                ("nv", c.notice_version),
+                ("cb", c.collected_by),
+            ):
+                cons[k].append(v)
+    try:
+        async with ctx.session.begin_nested():
+            await ctx.session.execute(
+                _INSERT, {"c": cid, "k": cipher.current, "u": ctx.user_id, **cols, **cons}
+            )
+    except DBAPIError as exc:
+        if "supporter_requires_consent" in str(exc) or "no consent given" in str(exc):
+            raise InvalidInput(
+                "a supporter cannot be stored without the consent given by the person",
+                field="consent",
+            ) from None
+        raise
+
+
+def summary(s: NewSupporter) -> dict[str, Any]:
+    """What the API answers after storing one supporter (no personal data echoed back)."""
+    g = s.geo
+    return {
+        "id": str(s.id),
+        "geocode_level": g.level if g else "none",
+        "geocode_score": g.score if g else None,
+        "needs_review": (g.level != "housenumber") if g else bool(s.address),
+        "geocode_note": g.reason if g else ("no mapping consent" if s.address else None),
+        "consent_purposes": s.consent.purposes,
+    }
+
+
+async def create_one(ctx: Any, raw: dict[str, Any]) -> dict[str, Any]:
+    """Store one supporter with its consent; 409 naming the duplicate's id."""
+    s = validate(raw)
+    hash_identifiers(Hasher.from_settings(ctx.settings), ctx.campaign_id, [s])
+    dups = await find_duplicates(ctx.session, ctx.campaign_id, [s])
+    if dups:
+        dup_id = dups[0].rsplit(" ", 1)[-1]
+        raise Conflict(
+            f"This person is already a supporter ({dups[0]}). Nothing was stored: update the "
+            "existing supporter (PATCH) instead.",
+            field="email" if "e-mail" in dups[0] else "phone",
+            extra={"duplicate_of": dup_id},
+        )
+    await geocode_items(ctx.session, [s])
+    await store(ctx, [s])
+    await audit.record(ctx, action="supporter.create", object=f"supporter:{s.id}", rows=1)
+    return summary(s)
+
+
+# ---------------------------------------------------------------- reading
+_ROW = text(
+    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
+    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
+    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at "
+    "FROM supporter WHERE campaign_id = :c AND id = :id"
+)
+
+
+def decrypt_row(cipher: Cipher, campaign_id: uuid.UUID, r: Any) -> dict[str, Any]:
+    """A supporter row with its personal fields decrypted."""
+    m = r._mapping
+    out = {
+        "id": str(m["id"]),
+        "status": m["status"],
+        "address_id": m["address_id"],
+        "lon": m["lon"],
+        "lat": m["lat"],
+        "geocode_level": m["geocode_level"],
+        "geocode_score": m["geocode_score"],
+        "geocode_note": m["geocode_note"],
+        "last_contact_at": m["last_contact_at"],
+        "created_at": m["created_at"],
+        "updated_at": m["updated_at"],
+        "withdrawn_at": m["withdrawn_at"],
+    }
+    for f in PERSONAL:
+        blob = m[f"{f}_enc"]
+        out[f] = (
+            cipher.decrypt(blob, key_id=m["key_id"], ad=aad(campaign_id, m["id"], f))
+            if blob is not None
+            else None
+        )
+    return out
+
+
+async def get_one(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
+    """One supporter, decrypted (admin; audited)."""
+    r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
+    if r is None:
+        raise NotFound("No such supporter in this campaign (erased, or never stored).")
+    out = decrypt_row(Cipher.from_settings(ctx.settings), ctx.campaign_id, r)
+    await audit.record(ctx, action="supporter.read", object=f"supporter:{supporter_id}", rows=1)
+    return out
+
+
+_LIST = text(
+    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
+    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
+    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at FROM supporter "
+    "WHERE campaign_id = :c AND status = :st "
+    "AND (CAST(:lvl AS text) IS NULL OR geocode_level = :lvl) "
+    "ORDER BY created_at, id LIMIT :lim OFFSET :off"
+)
+
+
+async def list_supporters(
+    ctx: Any,
+    *,
+    status: str = "active",
+    level: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> dict[str, Any]:
+    """A page of supporters, decrypted (admin; audited)."""
+    rows = (
+        await ctx.session.execute(
+            _LIST, {"c": ctx.campaign_id, "st": status, "lvl": level, "lim": limit, "off": offset}
+        )
+    ).all()
+    cipher = Cipher.from_settings(ctx.settings)
+    items = [decrypt_row(cipher, ctx.campaign_id, r) for r in rows]
+    await audit.record(ctx, action="supporter.list", object="supporters", rows=len(items))
+    return {"items": items, "limit": limit, "offset": offset}

@@ -1,0 +1,173 @@
+"""The review list (supporters not placed at a door) and corrections: pick a door, fix the text."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+
+from app.errors import InvalidInput, NotFound
+from app.services.access import audit
+from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
+from app.services.people.geocoder import geocode
+from app.services.people.supporters.core import (
+    _ROW,
+    MAX_LEN,
+    PERSONAL,
+    PLACED_LEVELS,
+    _datetime,
+    decrypt_row,
+)
+
+_REVIEW = text(
+    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
+    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
+    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at FROM supporter "
+    "WHERE campaign_id = :c AND status = 'active' AND address_enc IS NOT NULL "
+    "AND geocode_level NOT IN ('housenumber', 'manual') "
+    "ORDER BY geocode_score NULLS FIRST, created_at, id LIMIT :lim OFFSET :off"
+)
+_STREET_DOORS = text(
+    "SELECT id, numero, suffixe, lon, lat FROM address WHERE code_insee = :ci AND nom_voie = :v "
+    "ORDER BY numero, suffixe NULLS FIRST LIMIT 300"
+)
+
+
+async def review_list(ctx: Any, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+    """Supporters whose address is below housenumber level, with suggested doors (admin)."""
+    cipher = Cipher.from_settings(ctx.settings)
+    rows = (
+        await ctx.session.execute(_REVIEW, {"c": ctx.campaign_id, "lim": limit, "off": offset})
+    ).all()
+    items = [decrypt_row(cipher, ctx.campaign_id, r) for r in rows]
+    geo = await geocode(ctx.session, [i["address"] or "" for i in items])
+    for item, g in zip(items, geo, strict=True):
+        item["suggestion"] = g.as_dict()
+        doors = []
+        if g.street and g.code_insee:
+            doors = [
+                dict(r._mapping)
+                for r in await ctx.session.execute(
+                    _STREET_DOORS, {"ci": g.code_insee, "v": g.street}
+                )
+            ]
+        item["street_doors"] = doors
+    await audit.record(ctx, action="supporter.review", object="supporters", rows=len(items))
+    return {"items": items, "limit": limit, "offset": offset}
+
+
+_DOOR = text("SELECT id, lon, lat FROM address WHERE id = :id")
+_UPDATE = text(
+    """
+    UPDATE supporter SET key_id = :k, name_enc = :n, email_enc = :e, phone_enc = :p,
+        address_enc = :a, notes_enc = :o, email_hmac = :eh, phone_hmac = :ph,
+        address_id = :aid,
+        geom = CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+                    ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+        geocode_level = :lvl, geocode_score = :sc, geocode_note = :note,
+        last_contact_at = coalesce(CAST(:lc AS timestamptz), last_contact_at), updated_at = now()
+    WHERE campaign_id = :c AND id = :id AND status = 'active'
+    """
+)
+_HAS_MAPPING = text(
+    "SELECT 1 FROM supporter_consent WHERE campaign_id = :c AND supporter_id = :id "
+    "AND purpose = 'mapping' AND withdrawn_at IS NULL"
+)
+
+
+async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> dict[str, Any]:
+    """Rectify personal fields, fix the address text (re-geocoded) or pick a door (admin)."""
+    r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
+    if r is None or r.status != "active":
+        raise NotFound("No such active supporter in this campaign.")
+    cipher = Cipher.from_settings(ctx.settings)
+    cur = decrypt_row(cipher, ctx.campaign_id, r)
+    for f in PERSONAL:
+        if f in patch:
+            v = (patch[f] or "").strip() or None
+            if v and len(v) > MAX_LEN[f]:
+                raise InvalidInput(f"is longer than {MAX_LEN[f]} characters", field=f)
+            if v and f == "email":
+                v = normalise_email(v)
+            if v and f == "phone":
+                v = normalise_phone(v)
+            cur[f] = v
+    mapping = (
+        await ctx.session.execute(_HAS_MAPPING, {"c": ctx.campaign_id, "id": supporter_id})
+    ).first() is not None
+    aid, lon, lat = cur["address_id"], cur["lon"], cur["lat"]
+    lvl, sc, note = cur["geocode_level"], cur["geocode_score"], cur["geocode_note"]
+    if patch.get("address_id") is not None:
+        if not mapping:
+            raise InvalidInput(
+                "this supporter did not agree to 'mapping': they cannot be placed on the map",
+                field="address_id",
+            )
+        d = (await ctx.session.execute(_DOOR, {"id": int(patch["address_id"])})).first()
+        if d is None:
+            raise InvalidInput("no such door", field="address_id")
+        aid, lon, lat, lvl, sc, note = d.id, d.lon, d.lat, "manual", 1.0, None
+    elif "address" in patch:
+        if cur["address"] and mapping:
+            g = (await geocode(ctx.session, [cur["address"]]))[0]
+            placed = g.level in PLACED_LEVELS
+            aid, lon, lat = (g.address_id, g.lon, g.lat) if placed else (None, None, None)
+            lvl, sc, note = g.level, g.score, g.reason
+        else:
+            aid = lon = lat = None
+            lvl, sc = "none", None
+            note = "no mapping consent" if cur["address"] else "no address"
+    hasher = Hasher.from_settings(ctx.settings)
+    params = {
+        "c": ctx.campaign_id,
+        "id": supporter_id,
+        "k": cipher.current,
+        **{
+            x: cipher.encrypt(cur[f], ad=aad(ctx.campaign_id, supporter_id, f))
+            for x, f in (
+                ("n", "name"),
+                ("e", "email"),
+                ("p", "phone"),
+                ("a", "address"),
+                ("o", "notes"),
+            )
+        },
+        "eh": hasher.digest(ctx.campaign_id, "email", cur["email"]) if cur["email"] else None,
+        "ph": hasher.digest(ctx.campaign_id, "phone", cur["phone"]) if cur["phone"] else None,
+        "aid": aid,
+        "lon": lon,
+        "lat": lat,
+        "lvl": lvl,
+        "sc": sc,
+        "note": note,
+        "lc": _datetime(patch["last_contact_at"], "last_contact_at")
+        if patch.get("last_contact_at")
+        else None,
+    }
+    try:
+        async with ctx.session.begin_nested():
+            await ctx.session.execute(_UPDATE, params)
+    except Exception as exc:  # unique index on the HMACs: the new e-mail/phone is someone else's
+        if "supporter_email_dup" in str(exc) or "supporter_phone_dup" in str(exc):
+            from app.errors import Conflict
+
+            raise Conflict(
+                "Another supporter already has this e-mail or phone number.",
+                field="email" if "email" in str(exc) else "phone",
+            ) from None
+        raise
+    await audit.record(
+        ctx,
+        action="supporter.rectify",
+        object=f"supporter:{supporter_id}",
+        rows=1,
+        details={"fields": sorted(k for k in patch if k in (*PERSONAL, "address_id"))},
+    )
+    return {
+        "id": str(supporter_id),
+        "geocode_level": lvl,
+        "geocode_score": sc,
+        "geocode_note": note,
+        "address_id": aid,
+    }

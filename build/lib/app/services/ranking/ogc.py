@@ -1,0 +1,478 @@
+"""OGC API - Features (read-only, Part 1 core + GeoJSON) over reference data and priority zones.
+
+Why not tipg or pygeoapi mounted in the app: both publish tables from a catalogue built once at
+start-up, over their own connection pool, to every caller alike. Our collections must run inside
+the request's transaction, where ``CampaignScope`` has checked the role and set the RLS tenant, and
+the priority zones are not a table but the campaign's (cached) ranking with counts below k blanked.
+Neither tool has a hook for a per-request tenant and role without forking its dependencies, so
+the few conformance classes QGIS needs (landing, conformance, collections, items with
+bbox/limit/offset, one item, an OpenAPI 3.0 definition, feature schemas) are implemented here,
+on the same services as the exports. Checked with a real client: GDAL's OAPIF driver
+(tests/test_ogc_gdal.py), which follows the same requests as QGIS's provider.
+
+What clients need beyond the bare standard, learnt from GDAL and QGIS's sources:
+
+- QGIS refuses a landing page without an absolute ``service-desc`` link to an OpenAPI 3.0
+  document, and reads the page size it may ask for from ``components.parameters.limit``.
+- Both clients otherwise guess field types from the first page: a count blank (below k) on every
+  district of that page becomes a text field, and a value written ``0`` becomes an integer field
+  that truncates ``0.4`` later. So each collection links its schema (OGC API Features Part 5
+  "returnables" form for QGIS >= 3.44 and recent GDAL, and the GeoJSON-feature form that GDAL 3.6
+  reads through ``rel=describedBy``), and every value is written with its schema's type.
+- ``limit`` above the maximum is lowered to it, not refused (Part 1, /req/core/fc-limit-response-1).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import shapely
+from sqlalchemy import text
+
+from app.errors import InvalidInput, NotFound
+from app.services.access import audit
+from app.services.ranking import exports
+
+CONFORMANCE = [
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
+]
+CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
+GEOJSON, JSON = "application/geo+json", "application/json"
+OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
+JSON_SCHEMA = "application/schema+json"
+SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
+DEFAULT_LIMIT, MAX_LIMIT = 100, 10000
+TILE_COUNTS = ("ind", "men", "men_pauv", "log_soc")
+
+# Property types (JSON Schema) of the two reference collections; priority zones: _zone_type.
+DISTRICT_FIELDS = {
+    "code": "string",
+    "kind": "string",
+    "name": "string",
+    "commune_code": "string",
+    "commune_name": "string",
+}
+TILE_FIELDS = {
+    "living_standard": "number",
+    "imputed": "boolean",
+    **{
+        f: t
+        for name in TILE_COUNTS
+        for f, t in ((name, "number"), (f"{name}_suppressed", "boolean"))
+    },
+}
+GEOMETRY_FORMAT = {
+    "districts": "geometry-multipolygon",
+    "tiles": "geometry-polygon",
+    "priority-zones": "geometry-multipolygon",
+}
+
+COLLECTIONS: dict[str, dict[str, str]] = {
+    "districts": {
+        "title": "Districts (polling stations / IRIS)",
+        "description": "Reference polygons with code, name and commune (public data).",
+    },
+    "tiles": {
+        "title": "INSEE Filosofi 200 m tiles",
+        "description": "Population, households, poor households, social dwellings, mean standard "
+        "of living; counts below the campaign's k are blank with a *_suppressed flag.",
+    },
+    "priority-zones": {
+        "title": "Priority zones (this campaign's ranking)",
+        "description": "Districts with rank, score, contributions and aggregates; counts below k "
+        "are blank with a *_suppressed flag. Never door points.",
+    },
+}
+
+_EXTENT = {
+    "districts": "SELECT ST_Extent(geom) FROM district",
+    "tiles": "SELECT ST_Extent(ST_Transform(geom, 4326)) FROM insee_tile",
+    "priority-zones": "SELECT ST_Extent(geom) FROM district",
+}
+_DISTRICTS = text(
+    "SELECT code, kind, name, commune_code, commune_name, ST_AsGeoJSON(geom, 7) AS g, "
+    "count(*) OVER () AS matched FROM district "
+    "WHERE (CAST(:code AS text) IS NULL OR code = :code) AND (CAST(:x0 AS float8) IS NULL OR "
+    "geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) ORDER BY code LIMIT :limit OFFSET :offset"
+)
+_TILES = text(
+    "SELECT id, ind, men, men_pauv, log_soc, ind_snv / nullif(ind, 0) AS living_standard, "
+    "i_est_200, ST_AsGeoJSON(ST_Transform(geom, 4326), 7) AS g, count(*) OVER () AS matched "
+    "FROM insee_tile WHERE (CAST(:code AS text) IS NULL OR id = :code) AND "
+    "(CAST(:x0 AS float8) IS NULL OR geom && "
+    "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 3035)) "
+    "ORDER BY id LIMIT :limit OFFSET :offset"
+)
+
+
+def _link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> dict[str, str]:
+    link = {"href": href, "rel": rel, "type": type_}
+    if title:
+        link["title"] = title
+    return link
+
+
+def _check(cid: str) -> None:
+    if cid not in COLLECTIONS:
+        raise NotFound(f"No collection {cid!r}. Collections: {', '.join(COLLECTIONS)}.")
+
+
+def landing(base: str) -> dict[str, Any]:
+    """The landing page: what this service is and where its parts are (absolute links)."""
+    return {
+        "title": "Porte-à-porte - OGC API Features",
+        "description": "Reference data and this campaign's priority zones (read-only).",
+        "links": [
+            _link(f"{base}", "self", title="This document"),
+            _link(f"{base}/api", "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
+            _link(f"{base}/conformance", "conformance", title="Conformance classes"),
+            _link(f"{base}/collections", "data", title="Collections"),
+        ],
+    }
+
+
+def conformance() -> dict[str, Any]:
+    """The conformance classes implemented."""
+    return {"conformsTo": CONFORMANCE}
+
+
+def _param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "style": "form",
+        "explode": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _get(summary: str, media_type: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": summary, "content": {media_type: {}}},
+                "401": {"description": "No or expired bearer token."},
+                "403": {"description": "Your role in this campaign may not read it."},
+                "404": {"description": "No such campaign, collection or feature."},
+            },
+        }
+    }
+
+
+def api_document(base: str) -> dict[str, Any]:
+    """OpenAPI 3.0 definition of this campaign's OGC API (QGIS reads the limit maximum here)."""
+    ref = {name: {"$ref": f"#/components/parameters/{name}"} for name in ("limit", "bbox")}
+    collection = {"name": "collectionId", "in": "path", "required": True}
+    collection["schema"] = {"type": "string", "enum": list(COLLECTIONS)}
+    feature = {"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}}
+    offset = _param(
+        "offset",
+        {"type": "integer", "minimum": 0, "maximum": 2_000_000_000, "default": 0},
+        "Features to skip (paging).",
+    )
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "Porte-à-porte - OGC API Features",
+            "version": "1.0.0",
+            "description": "Read-only reference data and this campaign's priority zones. Every "
+            "request needs the header Authorization: Bearer <token> of an admin, organiser or "
+            "analyst of the campaign.",
+        },
+        "servers": [{"url": base}],
+        "security": [{"bearer": []}],
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "parameters": {
+                "limit": _param(
+                    "limit",
+                    {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                    },
+                    f"Features per page; above {MAX_LIMIT} is lowered to {MAX_LIMIT}.",
+                ),
+                "bbox": _param(
+                    "bbox",
+                    {
+                        "type": "array",
+                        "minItems": 4,
+                        "maxItems": 4,
+                        "items": {"type": "number"},
+                    },
+                    "minx,miny,maxx,maxy in longitude/latitude (CRS84).",
+                ),
+            },
+        },
+        "paths": {
+            "/": _get("Landing page", JSON, []),
+            "/api": _get("This API definition", OPENAPI, []),
+            "/conformance": _get("Conformance classes", JSON, []),
+            "/collections": _get("Collections", JSON, []),
+            "/collections/{collectionId}": _get("One collection", JSON, [collection]),
+            "/collections/{collectionId}/schema": _get(
+                "Properties of the collection's features", JSON_SCHEMA, [collection]
+            ),
+            "/collections/{collectionId}/items": _get(
+                "Features (paged with limit/offset, next links)",
+                GEOJSON,
+                [collection, ref["limit"], ref["bbox"], offset],
+            ),
+            "/collections/{collectionId}/items/{featureId}": _get(
+                "One feature", GEOJSON, [collection, feature]
+            ),
+        },
+    }
+
+
+async def _extent(session: Any, cid: str) -> list[float] | None:
+    box = (await session.execute(text(f"SELECT ST_AsText(({_EXTENT[cid]}))"))).scalar()
+    if not box:
+        return None
+    return list(shapely.from_wkt(box).bounds)
+
+
+async def collection(session: Any, base: str, cid: str) -> dict[str, Any]:
+    """One collection's metadata, with links to its items and its schema."""
+    _check(cid)
+    meta = COLLECTIONS[cid]
+    bbox = await _extent(session, cid)
+    here = f"{base}/collections/{cid}"
+    out: dict[str, Any] = {
+        "id": cid,
+        **meta,
+        "itemType": "feature",
+        "crs": [CRS84],
+        "storageCrs": CRS84,
+        "links": [
+            _link(here, "self"),
+            _link(f"{here}/items", "items", GEOJSON, "The features (GeoJSON)"),
+            _link(f"{here}/schema", SCHEMA_REL, JSON_SCHEMA, "Properties and their types"),
+            # GDAL <= 3.8 reads field types from this older relation, as a GeoJSON Feature schema.
+            _link(f"{here}/schema?shape=feature", "describedBy", JSON_SCHEMA),
+        ],
+    }
+    if bbox:
+        out["extent"] = {"spatial": {"bbox": [bbox], "crs": CRS84}}
+    return out
+
+
+async def collections(session: Any, base: str) -> dict[str, Any]:
+    """Every collection."""
+    return {
+        "links": [_link(f"{base}/collections", "self")],
+        "collections": [await collection(session, base, cid) for cid in COLLECTIONS],
+    }
+
+
+def _zone_type(name: str) -> str:
+    """JSON type of a priority-zones column (the export's columns, app.services.ranking.exports)."""
+    if name.endswith("_suppressed"):
+        return "boolean"
+    if name == "rank" or name in exports.INTEGER_COUNTS:
+        return "integer"
+    if name in ("score", "damping") or name in exports.COUNTS or name[:2] in ("c_", "v_"):
+        return "number"
+    return "string"
+
+
+async def _fields(ctx: Any, cid: str) -> dict[str, str]:
+    if cid == "districts":
+        return DISTRICT_FIELDS
+    if cid == "tiles":
+        return TILE_FIELDS
+    gdf, _ = await exports.priority_zones_frame(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
+    return {name: _zone_type(name) for name in gdf.columns if name != "geometry"}
+
+
+async def schema(ctx: Any, base: str, cid: str, shape: str | None) -> dict[str, Any]:
+    """JSON Schema of a collection's features: Part 5 "returnables" or a GeoJSON Feature."""
+    _check(cid)
+    if shape not in (None, "feature"):
+        raise InvalidInput("shape must be 'feature' or absent.", field="shape")
+    fields = await _fields(ctx, cid)
+    props: dict[str, Any] = {}
+    for seq, (name, type_) in enumerate(fields.items(), start=1):
+        props[name] = {"type": type_, "x-ogc-propertySeq": seq}
+        if name.endswith("_suppressed"):
+            counted = name.removesuffix("_suppressed")
+            props[name]["description"] = f"True when {counted} is below k and left blank."
+    url = f"{base}/collections/{cid}/schema"
+    doc: dict[str, Any] = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": url if shape is None else f"{url}?shape=feature",
+        "title": COLLECTIONS[cid]["title"],
+        "type": "object",
+    }
+    if shape is None:
+        geometry = {"format": GEOMETRY_FORMAT[cid], "x-ogc-role": "primary-geometry"}
+        doc["properties"] = {"geometry": geometry, **props}
+        return doc
+    doc["required"] = ["type", "geometry", "properties"]
+    doc["properties"] = {
+        "type": {"type": "string", "enum": ["Feature"]},
+        "id": {"type": "string"},
+        "geometry": {"type": "object"},
+        "properties": {"type": "object", "properties": props},
+    }
+    return doc
+
+
+def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
+    """``minx,miny,maxx,maxy`` in CRS84; 422 naming the field otherwise."""
+    if bbox is None:
+        return None
+    try:
+        parts = [float(p) for p in bbox.split(",")]
+    except ValueError:
+        parts = []
+    if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
+        raise InvalidInput(
+            "bbox must be four numbers minx,miny,maxx,maxy (longitude/latitude, CRS84) with "
+            "min <= max.",
+            field="bbox",
+        )
+    return parts[0], parts[1], parts[2], parts[3]
+
+
+def _typed(props: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
+    """Each value written with its schema type (0 as 0.0 for numbers), so that clients that
+    guess types from a page agree with the schema."""
+    out = {}
+    for name, value in props.items():
+        type_ = fields.get(name)
+        if value is not None and type_ == "number":
+            value = float(value)
+        elif value is not None and type_ == "integer":
+            value = int(value)
+        elif value is not None and type_ == "boolean":
+            value = bool(value)
+        out[name] = value
+    return out
+
+
+def _suppress_tile(row: Any, k: int) -> dict[str, Any]:
+    props: dict[str, Any] = {"living_standard": row.living_standard, "imputed": row.i_est_200 == 1}
+    for name in TILE_COUNTS:
+        value = getattr(row, name)
+        hidden = value is not None and value < k
+        props[name] = None if hidden else value
+        props[f"{name}_suppressed"] = hidden
+    return props
+
+
+async def _zones(ctx: Any, box: Any, feature_id: str | None) -> Any:
+    gdf, _ = await exports.priority_zones_frame(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
+    if feature_id is not None:
+        gdf = gdf[gdf["code"] == feature_id]
+    if box:
+        gdf = gdf[gdf.intersects(shapely.box(*box))]
+    return gdf
+
+
+async def items(
+    ctx: Any,
+    base: str,
+    cid: str,
+    *,
+    bbox: str | None,
+    limit: int,
+    offset: int,
+    feature_id: str | None = None,
+) -> dict[str, Any]:
+    """A page of features (or one) of a collection, with next/prev links.
+
+    Priority zones are k-suppressed aggregates, not personal data, but they are the campaign's
+    own analysis leaving the service like an export: the first page of each read (offset 0) and
+    each single feature write an ``ogc.priority_zones`` audit event (one per layer load, not one
+    per page, so that paging a large département does not trip the burst detector).
+    """
+    _check(cid)
+    box = parse_bbox(bbox)
+    limit = min(limit, MAX_LIMIT)
+    binds = {
+        "x0": None,
+        "y0": None,
+        "x1": None,
+        "y1": None,
+        "limit": limit,
+        "offset": offset,
+        "code": feature_id,
+    }
+    if box:
+        binds.update(zip(("x0", "y0", "x1", "y1"), box, strict=True))
+    features: list[dict[str, Any]] = []
+    matched = 0
+    if cid == "priority-zones":
+        gdf = await _zones(ctx, box, feature_id)
+        fields = {name: _zone_type(name) for name in gdf.columns if name != "geometry"}
+        matched = len(gdf)
+        page = gdf.iloc[offset : offset + limit]
+        for feature in json.loads(page.to_json(na="null", drop_id=True))["features"]:
+            feature["id"] = feature["properties"]["code"]
+            feature["properties"] = _typed(feature["properties"], fields)
+            features.append(feature)
+        if offset == 0 and (feature_id is None or features):
+            await audit.record(
+                ctx,
+                action="ogc.priority_zones",
+                object=f"ogc/collections/{cid}/items" + (f"/{feature_id}" if feature_id else ""),
+                rows=matched,
+                details={"bbox": bbox, "limit": limit},
+            )
+    else:
+        sql = _DISTRICTS if cid == "districts" else _TILES
+        rows = (await ctx.session.execute(sql, binds)).all()
+        for row in rows:
+            matched = row.matched
+            if cid == "districts":
+                fid = row.code
+                props = {name: getattr(row, name) for name in DISTRICT_FIELDS}
+            else:
+                fid = row.id
+                props = _typed(_suppress_tile(row, ctx.k_threshold), TILE_FIELDS)
+            features.append(
+                {"type": "Feature", "id": fid, "geometry": json.loads(row.g), "properties": props}
+            )
+        if not rows and offset:
+            matched = (await ctx.session.execute(sql, {**binds, "offset": 0, "limit": 1})).first()
+            matched = matched.matched if matched else 0
+    if feature_id is not None:
+        if not features:
+            raise NotFound(f"No feature {feature_id!r} in collection {cid!r}.")
+        feature = features[0]
+        feature["links"] = [
+            _link(f"{base}/collections/{cid}/items/{feature_id}", "self", GEOJSON),
+            _link(f"{base}/collections/{cid}", "collection"),
+        ]
+        return feature
+    here = f"{base}/collections/{cid}/items"
+    extra = f"&bbox={bbox}" if bbox else ""
+    links = [
+        _link(f"{here}?limit={limit}&offset={offset}{extra}", "self", GEOJSON),
+        _link(f"{base}/collections/{cid}", "collection"),
+    ]
+    if offset + limit < matched:
+        links.append(_link(f"{here}?limit={limit}&offset={offset + limit}{extra}", "next", GEOJSON))
+    if offset > 0:
+        links.append(
+            _link(f"{here}?limit={limit}&offset={max(offset - limit, 0)}{extra}", "prev", GEOJSON)
+        )
+    return {
+        "type": "FeatureCollection",
+        "features": features,
+        "numberMatched": matched,
+        "numberReturned": len(features),
+        "timeStamp": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "links": links,
+    }

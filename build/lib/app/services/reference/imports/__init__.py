@@ -1,0 +1,1 @@
+"""Imports of public reference data (tiles, doors, districts, results), streamed with COPY."""

@@ -1,0 +1,385 @@
+"""Ministry of the Interior results per polling station into ``election_result`` and
+``election_candidate_result``.
+
+Both layouts are read: *wide* (one row per station, candidate blocks ``Voix 1``, ``Voix 2``… or
+pandas-style ``Voix``, ``Voix.1``…) and *long* (one row per candidate, a single ``Voix`` column).
+Numbers may be French-formatted (``"82,59%"``, ``1 234``, ``48,12``). Rows are keyed on the
+polling-station code (``codeBureauVote``, else built from the commune and station columns). A
+station with results but no contour is kept and reported; a file whose codes match no district is
+refused. Re-importing an election name replaces its results.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+
+from app.services.reference.imports.common import (
+    ImportReport,
+    RejectLog,
+    connect,
+    fail,
+    now,
+    open_csv,
+    record_run,
+    translate_db_error,
+)
+
+KEY = re.compile(r"^\d[\dAB]\d{3}_\w{4}$")
+TOTALS = {
+    "inscrits": ["inscrits"],
+    "votants": ["votants"],
+    "abstentions": ["abstentions"],
+    "exprimes": ["exprimes"],
+    "blancs": ["blancs"],
+    "nuls": ["nuls"],
+}
+CAND = {
+    "position": [
+        "numero de panneau",
+        "n°panneau",
+        "n.pan.",
+        "no liste",
+        "n°liste",
+        "numero de liste",
+        "no panneau",
+    ],
+    "nuance": ["nuance liste", "nuance candidat", "nuance", "code nuance"],
+    "label": ["libelle abrege de liste", "libelle de liste", "liste", "binome"],
+    "nom": ["nom candidat", "nom"],
+    "prenom": ["prenom candidat", "prenom"],
+    "voix": ["voix"],
+}
+KEY_FIELDS = ["codebureauvote", "code_bv", "code bureau de vote", "code_bureau_vote"]
+COMMUNE_FIELDS = ["code commune", "code de la commune", "codecommune"]
+DEP_FIELDS = ["code departement", "code du departement"]
+BV_FIELDS = ["code bv", "code du b.vote", "code b.vote", "no bureau vote", "numero bureau vote"]
+
+
+def fold(name: str) -> str:
+    """Lower case without accents or repeated spaces (for matching column names)."""
+    s = unicodedata.normalize("NFKD", name.strip().lstrip("\ufeff"))
+    s = "".join(c for c in s if not unicodedata.combining(c)).lower()
+    return re.sub(r"\s+", " ", s)
+
+
+def french_number(value: str) -> float | None:
+    """``"82,59%"`` -> 82.59, ``"1 234"`` -> 1234.0, ``""`` -> None; ValueError otherwise."""
+    v = value.strip()
+    if not v:
+        return None
+    v = v.replace("\u202f", "").replace("\xa0", "").replace(" ", "").rstrip("%")
+    return float(v.replace(",", "."))
+
+
+def _int(value: str) -> int | None:
+    f = french_number(value)
+    if f is None:
+        return None
+    if not f.is_integer():
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(f)
+
+
+@dataclass
+class Layout:
+    """Where things are in the header."""
+
+    fmt: str  # 'wide' | 'long'
+    key: int | None
+    commune: int | None
+    dep: int | None
+    bv: int | None
+    totals: dict[str, int]
+    blocks: dict[int, dict[str, int]] = field(default_factory=dict)
+
+
+def _split(h: str) -> tuple[str, int | None, str]:
+    """('voix', 3, 'numbered') for 'Voix 3'; ('voix', 2, 'pandas') for 'Voix.1'."""
+    f = fold(h)
+    m = re.match(r"^(.*\S)\s+(\d+)$", f)
+    if m:
+        return m.group(1), int(m.group(2)), "numbered"
+    m = re.match(r"^(.*)\.(\d+)$", f)
+    if m and m.group(1):
+        return m.group(1), int(m.group(2)) + 1, "pandas"
+    return f, None, "plain"
+
+
+def detect_layout(path: Path, header: list[str]) -> Layout:
+    """Find the key, totals and candidate columns; wide or long."""
+    folded = [fold(h) for h in header]
+    pos = {}
+    for i, f in enumerate(folded):
+        pos.setdefault(f, i)
+
+    def first(names):
+        for n in names:
+            if n in pos:
+                return pos[n]
+        return None
+
+    key = first(KEY_FIELDS)
+    commune, dep, bv = first(COMMUNE_FIELDS), first(DEP_FIELDS), first(BV_FIELDS)
+    if key is None and (commune is None or bv is None):
+        raise fail(
+            path,
+            "missing required column: the polling-station code (codeBureauVote), or the commune "
+            f"and station columns (Code commune + Code BV). The header has: "
+            f"{', '.join(header[:12])}{', …' if len(header) > 12 else ''}.",
+            line=1,
+        )
+    totals = {k: first(v) for k, v in TOTALS.items()}
+    if totals["inscrits"] is None:
+        raise fail(path, "missing required column: Inscrits.", line=1)
+    totals = {k: v for k, v in totals.items() if v is not None}
+
+    split = [_split(h) for h in header]
+    numbered = [(b, k) for b, k, style in split if style == "numbered" and b == "voix"]
+    pandas = [(b, k) for b, k, style in split if style == "pandas" and b == "voix"]
+    if numbered or pandas:
+        style = "numbered" if numbered else "pandas"
+        blocks: dict[int, dict[str, int]] = {}
+        for i, (b, k, st) in enumerate(split):
+            if style == "pandas" and st == "plain":
+                k, st = 1, "pandas"
+            if st != style or k is None:
+                continue
+            for role, names in CAND.items():
+                if b in names:
+                    cur = blocks.setdefault(k, {})
+                    # prefer the earliest alias in CAND's list
+                    if role not in cur or names.index(b) < names.index(
+                        fold_base(header, cur[role])
+                    ):
+                        cur[role] = i
+        blocks = {k: v for k, v in blocks.items() if "voix" in v}
+        return Layout("wide", key, commune, dep, bv, totals, dict(sorted(blocks.items())))
+    cand = {}
+    for role, names in CAND.items():
+        idx = first(names)
+        if idx is not None:
+            cand[role] = idx
+    if "voix" not in cand:
+        raise fail(
+            path,
+            "missing required column: Voix (long format) or Voix 1, Voix 2, … (wide format).",
+            line=1,
+        )
+    return Layout("long", key, commune, dep, bv, totals, {0: cand})
+
+
+def fold_base(header: list[str], i: int) -> str:
+    """The folded base name of header column i (without its block number)."""
+    return _split(header[i])[0]
+
+
+def _station(row: list[str], lay: Layout) -> str:
+    if lay.key is not None and row[lay.key].strip():
+        return row[lay.key].strip()
+    commune = row[lay.commune].strip() if lay.commune is not None else ""
+    if len(commune) <= 3 and lay.dep is not None:
+        commune = row[lay.dep].strip().zfill(2) + commune.zfill(3)
+    bv = row[lay.bv].strip() if lay.bv is not None else ""
+    return f"{commune}_{bv.zfill(4)}"
+
+
+def _label(row: list[str], cols: dict[str, int]) -> str | None:
+    if "label" in cols and row[cols["label"]].strip():
+        return row[cols["label"]].strip()
+    parts = [row[cols[k]].strip() for k in ("nom", "prenom") if k in cols]
+    return " ".join(p for p in parts if p) or None
+
+
+def election_name_from(path: Path) -> str:
+    """A default election name from a file name (``legislatives_2024_t1_bv_9213.csv`` ->
+    ``legislatives_2024_t1``)."""
+    stem = path.name.split(".")[0]
+    return re.sub(r"_bv(_.*)?$", "", stem)
+
+
+async def import_results(
+    owner_url: str,
+    path: Path | str,
+    *,
+    election: str | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8-sig",
+    max_rejects: int = 0,
+    report_path: Path | None = None,
+    quiet: bool = False,
+) -> ImportReport:
+    """Import one election's results per polling station in one transaction."""
+    path = Path(path)
+    name = (election or election_name_from(path)).strip()
+    if not name or len(name) > 100:
+        raise fail(path, "--election must be a name of 1 to 100 characters.")
+    started_wall, t0 = time.time(), now()
+    report = ImportReport("results", path, path.name)
+    log = RejectLog(path, report_path)
+    stations: dict[str, tuple] = {}
+    station_line: dict[str, int] = {}
+    candidates: dict[tuple[str, int], tuple] = {}
+    try:
+        with open_csv(
+            path,
+            delimiters=[";", ","],
+            delimiter=delimiter,
+            encoding=encoding,
+            hint_columns=KEY_FIELDS + ["inscrits"],
+        ) as inp:
+            lay = detect_layout(path, inp.header)
+            n = len(inp.header)
+            for row in inp.reader:
+                if not row:
+                    continue
+                line = inp.reader.line_num
+                report.rows_read += 1
+                if len(row) != n:
+                    log.reject(line, "", f"{len(row)} fields instead of {n}")
+                    continue
+                code = _station(row, lay)
+                if not KEY.match(code):
+                    log.reject(
+                        line,
+                        "codeBureauVote",
+                        f"{code!r} is not a polling-station code like 92002_0001",
+                    )
+                    continue
+                try:
+                    totals = {k: _int(row[i]) for k, i in lay.totals.items()}
+                except ValueError as exc:
+                    log.reject(line, "totals", str(exc))
+                    continue
+                if lay.fmt == "wide" and code in stations:
+                    raise fail(
+                        path,
+                        f"duplicated polling station {code} on lines {station_line[code]} and "
+                        f"{line}: a wide results file has one row per station.",
+                        line=line,
+                    )
+                if code not in stations:
+                    stations[code] = (
+                        code,
+                        code.split("_")[0],
+                        totals.get("inscrits"),
+                        totals.get("votants"),
+                        totals.get("abstentions"),
+                        totals.get("exprimes"),
+                        totals.get("blancs"),
+                        totals.get("nuls"),
+                    )
+                    station_line[code] = line
+                try:
+                    for k, cols in lay.blocks.items():
+                        voix = _int(row[cols["voix"]])
+                        raw_pos = row[cols["position"]] if "position" in cols else ""
+                        position = _int(raw_pos) if raw_pos.strip() else None
+                        if voix is None and position is None:
+                            continue  # fewer candidates in this station
+                        if position is None:
+                            position = k
+                        if (code, position) in candidates:
+                            raise fail(
+                                path,
+                                f"duplicated candidate {position} for polling station {code}.",
+                                line=line,
+                            )
+                        nuance = row[cols["nuance"]].strip() if "nuance" in cols else None
+                        candidates[(code, position)] = (
+                            code,
+                            position,
+                            nuance or None,
+                            _label(row, cols),
+                            voix,
+                        )
+                except ValueError as exc:
+                    log.reject(line, "Voix", str(exc))
+                    continue
+        log.check(max_rejects)
+        if report.rows_read == 0:
+            raise fail(path, "the file has a header but no rows.", line=2)
+        try:
+            async with connect(owner_url) as conn, conn.transaction():
+                known = {r["code"] for r in await conn.fetch("SELECT code FROM district")}
+                if not known:
+                    raise fail(
+                        path,
+                        "no district is loaded yet: import the districts first "
+                        "(porte import districts FILE).",
+                    )
+                unmatched = sorted(set(stations) - known)
+                if len(unmatched) == len(stations):
+                    raise fail(
+                        path,
+                        f"none of the {len(stations)} polling-station codes matches a loaded "
+                        f"district (e.g. {unmatched[0]}). Check that the file covers the same "
+                        "area as the districts and that the codes look like 92002_0001.",
+                    )
+                eid = await conn.fetchval(
+                    "INSERT INTO election (name, source_file) VALUES ($1, $2)"
+                    " ON CONFLICT (name) DO UPDATE SET source_file = excluded.source_file,"
+                    " loaded_at = clock_timestamp() RETURNING id",
+                    name,
+                    path.name,
+                )
+                await conn.execute("DELETE FROM election_result WHERE election_id = $1", eid)
+                await conn.execute(
+                    "DELETE FROM election_candidate_result WHERE election_id = $1", eid
+                )
+                await conn.copy_records_to_table(
+                    "election_result",
+                    records=[(eid, *s) for s in stations.values()],
+                    columns=[
+                        "election_id",
+                        "district_code",
+                        "commune_code",
+                        "inscrits",
+                        "votants",
+                        "abstentions",
+                        "exprimes",
+                        "blancs",
+                        "nuls",
+                    ],
+                )
+                await conn.copy_records_to_table(
+                    "election_candidate_result",
+                    records=[(eid, *c) for c in candidates.values()],
+                    columns=["election_id", "district_code", "position", "nuance", "label", "voix"],
+                )
+                for code in unmatched:
+                    log.note(
+                        station_line[code],
+                        "codeBureauVote",
+                        "unmatched",
+                        f"polling station {code} has results but no contour (kept)",
+                    )
+                report.rows_loaded = report.rows_read - log.rejected - log.skipped
+                report.rows_rejected, report.rows_skipped = log.rejected, log.skipped
+                report.details.update(
+                    election=name,
+                    election_id=eid,
+                    format=lay.fmt,
+                    stations=len(stations),
+                    matched=len(stations) - len(unmatched),
+                    unmatched=unmatched,
+                    candidates=len(candidates),
+                )
+                report.notes.append(
+                    f"election {name!r}: {len(stations)} polling stations ({lay.fmt} format), "
+                    f"{len(stations) - len(unmatched)} joined to a district"
+                    + (f"; no contour for {', '.join(unmatched)} (kept)" if unmatched else "")
+                    + "."
+                )
+                await record_run(conn, report, source="interieur", started=started_wall)
+        except asyncpg.PostgresError as exc:
+            raise translate_db_error(path, exc) from None
+    finally:
+        report.report_path = log.close()
+    report.seconds = now() - t0
+    return report

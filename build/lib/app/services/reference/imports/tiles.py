@@ -1,0 +1,369 @@
+"""INSEE Filosofi 200 m tiles (CSV or GeoPackage, any vintage) into ``insee_tile``.
+
+The square is derived from the tile id (app.geo.insee); when the file carries INSEE's own geometry
+(GeoPackage) each square is checked against it. Columns are matched case-insensitively across
+vintages (``idcar_200m`` 2019, ``Idcar_200m`` 2017, ``IdINSPIRE`` 2015). Rows are staged, checked
+for duplicated ids, then upserted: re-importing the same file replaces its tiles.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+
+from app.geo.insee import TileIdError, parse_tile_id
+from app.services.reference.imports.common import (
+    Fault,
+    ImportReport,
+    Progress,
+    RejectLog,
+    connect,
+    fail,
+    find_columns,
+    now,
+    open_csv,
+    record_run,
+    translate_db_error,
+)
+
+COUNTS = [
+    "ind", "men", "men_pauv", "men_1ind", "men_5ind", "men_prop", "men_fmp", "ind_snv",
+    "men_surf", "men_coll", "men_mais", "log_av45", "log_45_70", "log_70_90", "log_ap90",
+    "log_inc", "log_soc", "ind_0_3", "ind_4_5", "ind_6_10", "ind_11_17", "ind_18_24",
+    "ind_25_39", "ind_40_54", "ind_55_64", "ind_65_79", "ind_80p", "ind_inc",
+]  # fmt: skip
+SPEC: dict[str, list[str]] = {
+    "id": ["idcar_200m", "idinspire", "id_inspire", "idcar"],
+    "i_est_200": ["i_est_200", "i_est_cr", "i_est"],
+    "lcog_geo": ["lcog_geo", "depcom", "lcog"],
+    **{c: [c] for c in COUNTS},
+}
+REQUIRED = ["id", "ind"]
+STAGE_COLUMNS = ["line", "id", "east", "north", "size", *COUNTS, "i_est_200", "lcog_geo"]
+MAX_SQUARE_MISMATCH_M2 = 1.0
+
+CREATE_STAGE = f"""
+CREATE TEMP TABLE tile_stage (
+    line integer, id text, east double precision, north double precision,
+    size double precision, {", ".join(f"{c} double precision" for c in COUNTS)},
+    i_est_200 smallint, lcog_geo text
+) ON COMMIT DROP
+"""
+UPSERT = f"""
+INSERT INTO insee_tile (id, geom, {", ".join(COUNTS)}, i_est_200, lcog_geo, source_file)
+SELECT id, ST_MakeEnvelope(east, north, east + size, north + size, 3035),
+       {", ".join(COUNTS)}, i_est_200, lcog_geo, $1
+FROM tile_stage
+ON CONFLICT (id) DO UPDATE SET
+    geom = excluded.geom, {", ".join(f"{c} = excluded.{c}" for c in COUNTS)},
+    i_est_200 = excluded.i_est_200, lcog_geo = excluded.lcog_geo,
+    source_file = excluded.source_file
+"""
+
+
+def _num(value, line: int, column: str, log: RejectLog) -> float | None | bool:
+    """A count: float, None when empty, False (and a rejected row) when malformed."""
+    if value is None:
+        return None
+    if isinstance(value, int | float):
+        return None if value != value else float(value)  # NaN -> NULL
+    v = value.strip()
+    if not v:
+        return None
+    try:
+        return float(v)
+    except ValueError:
+        try:
+            return float(v.replace("\u202f", "").replace(" ", "").replace(",", "."))
+        except ValueError:
+            log.reject(line, column, f"{value!r} is not a number")
+            return False
+
+
+def _records(
+    rows: Iterator[tuple[int, dict[str, object]]], log: RejectLog, counter: dict
+) -> Iterator[tuple]:
+    for line, values in rows:
+        counter["read"] += 1
+        raw_id = values.get("id")
+        try:
+            tile = parse_tile_id(str(raw_id or ""))
+        except TileIdError as exc:
+            log.reject(line, "id", str(exc))
+            continue
+        nums = []
+        ok = True
+        for c in COUNTS:
+            v = _num(values.get(c), line, c, log)
+            if v is False:
+                ok = False
+                break
+            nums.append(v)
+        if not ok:
+            continue
+        est = values.get("i_est_200")
+        try:
+            i_est = None if est in (None, "") else int(float(est))  # type: ignore[arg-type]
+        except ValueError:
+            log.reject(line, "i_est_200", f"{est!r} is not 0 or 1")
+            continue
+        lcog = values.get("lcog_geo")
+        if isinstance(lcog, float) and lcog.is_integer():
+            lcog = str(int(lcog))
+        counter["sent"] += 1
+        yield (
+            line,
+            tile.id,
+            float(tile.east),
+            float(tile.north),
+            float(tile.size),
+            *nums,
+            i_est,
+            None if lcog in (None, "") else str(lcog),
+        )
+
+
+def _csv_rows(inp, cols: dict[str, int]) -> Iterator[tuple[int, dict[str, object]]]:
+    n = len(inp.header)
+    for row in inp.reader:
+        if not row:
+            continue
+        if len(row) != n:
+            yield inp.reader.line_num, {"id": None, "_fields": len(row)}
+            continue
+        yield inp.reader.line_num, {k: row[i] for k, i in cols.items()}
+
+
+def _gpkg_rows(path: Path, layer: str | None, log: RejectLog):
+    """Rows of a GeoPackage (or any GDAL layer), streamed in Arrow batches; each square derived
+    from an id is checked against the file's own polygon (reprojected)."""
+    import numpy as np
+    import pyogrio
+    import shapely
+    from pyogrio.raw import open_arrow
+    from pyproj import CRS, Transformer
+
+    try:
+        info = pyogrio.read_info(path, layer=layer)
+    except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
+        raise fail(path, f"cannot be read as a GIS file ({exc}).") from None
+    total = int(info.get("features") or 0)
+    if total == 0:
+        raise fail(path, "the layer has no features.")
+    header = [str(f) for f in info["fields"]]
+    cols = find_columns(path, header, SPEC, REQUIRED, line=None)
+    names = {k: header[i] for k, i in cols.items()}
+    has_geometry = info.get("geometry_type") not in (None, "None")
+    to_file = None
+    if has_geometry:
+        if info.get("crs") is None:
+            raise fail(path, "the layer declares no CRS; cannot check the squares.")
+        file_crs = CRS.from_user_input(info["crs"])
+        to_file = Transformer.from_crs(CRS.from_epsg(3035), file_crs, always_xy=True)
+        scale = 1e10 if file_crs.is_geographic else 1.0  # degrees² -> roughly m²
+
+    def mismatch_of(ids: list, wkb: list) -> np.ndarray:
+        squares, valid = [], []
+        for ident in ids:
+            try:
+                xs, ys = zip(*parse_tile_id(str(ident)).corners(), strict=True)
+                fx, fy = to_file.transform(xs, ys)
+                squares.append(shapely.Polygon(list(zip(fx, fy, strict=True))))
+                valid.append(True)
+            except (TileIdError, ValueError):
+                squares.append(None)
+                valid.append(False)
+        geoms = shapely.from_wkb(np.array(wkb, dtype=object))
+        ok = np.array(valid) & ~shapely.is_missing(geoms)
+        out = np.zeros(len(ids))
+        sq = np.array(squares, dtype=object)
+        out[ok] = shapely.area(shapely.symmetric_difference(sq[ok], geoms[ok])) * scale
+        return out, ok
+
+    def rows():
+        line = 0
+        first = True
+        wanted = [names[k] for k in cols]
+        with open_arrow(
+            path,
+            layer=layer,
+            columns=wanted,
+            read_geometry=has_geometry,
+            use_pyarrow=True,
+            batch_size=20_000,
+        ) as (meta, reader):
+            geom_name = meta.get("geometry_name") or "wkb_geometry"
+            for batch in reader:
+                data = batch.to_pydict()
+                n = batch.num_rows
+                if has_geometry:
+                    mismatch, checked = mismatch_of(data[names["id"]], data[geom_name])
+                    if (
+                        first
+                        and checked.any()
+                        and (mismatch[checked] > MAX_SQUARE_MISMATCH_M2).all()
+                    ):
+                        raise fail(
+                            path,
+                            "none of the squares derived from the tile ids matches the file's "
+                            f"geometry in its declared CRS ({info['crs']}): the CRS is probably "
+                            "wrong.",
+                        )
+                    first = False
+                for i in range(n):
+                    line += 1
+                    if has_geometry and mismatch[i] > MAX_SQUARE_MISMATCH_M2:
+                        log.reject(
+                            line, "geometry",
+                            f"INSEE's geometry differs from the square of its id by "
+                            f"{mismatch[i]:.1f} m²",
+                        )  # fmt: skip
+                        continue
+                    yield line, {k: data[names[k]][i] for k in cols}
+
+    return total, rows()
+
+
+async def import_tiles(
+    owner_url: str,
+    path: Path | str,
+    *,
+    layer: str | None = None,
+    delimiter: str | None = None,
+    encoding: str = "utf-8-sig",
+    max_rejects: int = 0,
+    report_path: Path | None = None,
+    quiet: bool = False,
+    fault: Fault = None,
+) -> ImportReport:
+    """Import Filosofi tiles from a CSV (.csv/.csv.gz) or a GeoPackage in one transaction."""
+    path = Path(path)
+    started_wall, t0 = time.time(), now()
+    report = ImportReport("tiles", path, path.name)
+    log = RejectLog(path, report_path)
+    counter = {"read": 0, "sent": 0}
+    gis = path.suffix.lower() in (".gpkg", ".geojson", ".json", ".shp", ".fgb")
+    try:
+        if gis:
+            if not path.exists():
+                raise fail(path, "no such file.")
+            total, rows = _gpkg_rows(path, layer, log)
+            await _load(
+                owner_url,
+                path,
+                _records(rows, log, counter),
+                log,
+                counter,
+                report,
+                max_rejects,
+                quiet,
+                total,
+                fault,
+                started_wall,
+            )
+        else:
+            with open_csv(
+                path,
+                delimiters=[",", ";"],
+                delimiter=delimiter,
+                encoding=encoding,
+                hint_columns=SPEC["id"],
+            ) as inp:
+                cols = find_columns(path, inp.header, SPEC, REQUIRED)
+                rows = _checked_csv_rows(inp, cols, log)
+                await _load(
+                    owner_url,
+                    path,
+                    _records(rows, log, counter),
+                    log,
+                    counter,
+                    report,
+                    max_rejects,
+                    quiet,
+                    None,
+                    fault,
+                    started_wall,
+                )
+    finally:
+        report.report_path = log.close()
+    report.seconds = now() - t0
+    return report
+
+
+def _checked_csv_rows(inp, cols, log):
+    for line, values in _csv_rows(inp, cols):
+        if "_fields" in values:
+            log.reject(line, "", f"{values['_fields']} fields instead of {len(inp.header)}")
+            continue
+        yield line, values
+
+
+async def _load(
+    owner_url, path, records, log, counter, report, max_rejects, quiet, total, fault, started_wall
+):
+    progress = Progress(f"tiles {path.name}", total, quiet)
+
+    async def batches():
+        batch = []
+        for rec in records:
+            batch.append(rec)
+            if len(batch) >= 10_000:
+                progress.update(counter["read"], counter["read"])
+                for r in batch:
+                    yield r
+                batch = []
+                if fault is not None:
+                    fault(counter["sent"])
+        for r in batch:
+            yield r
+
+    try:
+        async with connect(owner_url) as conn:
+            try:
+                async with conn.transaction():
+                    await conn.execute(CREATE_STAGE)
+                    await conn.copy_records_to_table(
+                        "tile_stage", records=batches(), columns=STAGE_COLUMNS
+                    )
+                    log.check(max_rejects)
+                    if counter["read"] == 0:
+                        raise fail(path, "the file has a header but no rows.", line=2)
+                    dups = await conn.fetch(
+                        "SELECT id, array_agg(line ORDER BY line) AS lines FROM tile_stage"
+                        " GROUP BY id HAVING count(*) > 1 ORDER BY min(line) LIMIT 5"
+                    )
+                    if dups:
+                        listed = "; ".join(
+                            f"{d['id']} on lines {', '.join(map(str, d['lines']))}" for d in dups
+                        )
+                        raise fail(
+                            path,
+                            f"duplicated tile id(s): {listed}. Each tile must appear once.",
+                            line=dups[0]["lines"][1],
+                        )
+                    await conn.execute(
+                        "DELETE FROM insee_tile t WHERE t.source_file = $1 AND NOT EXISTS"
+                        " (SELECT 1 FROM tile_stage s WHERE s.id = t.id)",
+                        path.name,
+                    )
+                    await conn.execute(UPSERT, path.name)
+                    report.rows_read, report.rows_loaded = counter["read"], counter["sent"]
+                    report.rows_skipped, report.rows_rejected = log.skipped, log.rejected
+                    tot = await conn.fetchrow(
+                        "SELECT count(*) AS n, sum(ind) AS ind, sum(men) AS men,"
+                        " count(*) FILTER (WHERE i_est_200 = 1) AS imputed"
+                        " FROM insee_tile WHERE source_file = $1",
+                        path.name,
+                    )
+                    report.notes.append(
+                        f"{tot['n']:,} tiles from this file: {tot['ind'] or 0:,.1f} individuals, "
+                        f"{tot['men'] or 0:,.1f} households, {tot['imputed']:,} imputed tiles."
+                    )
+                    await record_run(conn, report, source="insee", started=started_wall)
+            except asyncpg.PostgresError as exc:
+                raise translate_db_error(path, exc) from None
+    finally:
+        progress.close(total)

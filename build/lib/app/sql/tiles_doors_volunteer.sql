@@ -1,0 +1,47 @@
+-- Door points of the caller's active assignments only (volunteer accounts and invite sessions),
+-- with their walking order. Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer,
+-- $7 feature cap, $8 volunteer user id (NULL for invite sessions), $9 the invite's assignment id.
+WITH bounds AS (
+    SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
+           ST_Transform(ST_TileEnvelope($2::int, $3::int, $4::int, margin => $6::float8 / $5::int), 4326) AS env4326
+),
+cur_round AS (
+    SELECT id FROM canvass_round WHERE campaign_id = $1 ORDER BY number DESC LIMIT 1
+),
+mine AS (
+    SELECT s.id FROM assignment s
+    WHERE s.campaign_id = $1 AND s.ended_at IS NULL
+      AND (s.starts_at IS NULL OR s.starts_at <= now())
+      AND (s.ends_at IS NULL OR s.ends_at > now())
+      AND (s.volunteer_user_id = $8 OR s.id = $9)
+),
+doors AS (
+    SELECT a.id, a.geom, a.households, min(ad.seq) AS seq
+    FROM assignment_door ad
+    JOIN address a ON a.id = ad.address_id
+    CROSS JOIN bounds b
+    WHERE ad.campaign_id = $1 AND ad.assignment_id IN (SELECT id FROM mine)
+      AND a.geom && b.env4326
+    GROUP BY a.id, a.geom, a.households
+    LIMIT $7
+),
+mvt AS (
+    SELECT ST_AsMVTGeom(ST_Transform(d.geom, 3857), b.env, $5::int, $6::int, true) AS geom,
+           d.id,
+           d.seq,
+           CASE
+               WHEN f.address_id IS NOT NULL THEN 'flagged'
+               WHEN EXISTS (
+                   SELECT 1 FROM visit v
+                   WHERE v.campaign_id = $1 AND v.round_id = (SELECT id FROM cur_round)
+                     AND v.address_id = d.id
+               ) THEN 'visited'
+               ELSE 'pending'
+           END AS status,
+           CASE WHEN d.households > 1 THEN round(d.households)::int END AS households
+    FROM doors d
+    CROSS JOIN bounds b
+    LEFT JOIN door_flag f ON f.campaign_id = $1 AND f.address_id = d.id
+)
+SELECT ST_AsMVT(mvt.*, 'doors', $5::int, 'geom') AS tile, count(mvt.geom) AS doors
+FROM mvt
