@@ -27,6 +27,8 @@ Rule = str | frozenset[str]
 ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     # ---- foundation (issue 3): public reference data, no personal data
     ("GET", "/health"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/health/live"): PUBLIC,
     ("GET", "/districts"): PUBLIC,
     ("GET", "/districts/{code}"): PUBLIC,
     ("GET", "/elections"): PUBLIC,

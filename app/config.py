@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     db_dir: Path = Field(default_factory=default_db_dir)
     db_port: int = 54329
     db_pool_size: int = 10
+    # Time limits (seconds): a slow query or a stuck database cannot pin every worker. A request
+    # past its limit gets 503 with Retry-After; nothing half-done is committed.
+    statement_timeout_s: float = 15  # every statement of a request (visits included)
+    tile_statement_timeout_s: float = 5  # map tiles (the hot asyncpg pool)
+    export_statement_timeout_s: float = 120  # exports, OGC pages, ranking recomputes
+    pool_timeout_s: float = 5  # waiting for a free database connection
+    request_deadline_s: float = 90  # a whole request, end to end
+    shutdown_grace_s: float = 20  # SIGTERM: requests in flight may finish within this
 
     # Secrets
     secret_key: str = DEFAULT_SECRET

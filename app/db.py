@@ -27,14 +27,37 @@ from app.config import Settings
 from app.dburl import _asyncpg, resolve_urls  # noqa: F401 (re-exported)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg engine; JIT off (short queries), app name for pg_stat_activity."""
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    statement_timeout_s: float | None = None,
+    pool_timeout_s: float = 30,
+) -> AsyncEngine:
+    """An asyncpg engine; JIT off (short queries), app name for pg_stat_activity.
+
+    Bound parameters never appear in error messages or logs (``hide_parameters``): they may be
+    a supporter's address. ``statement_timeout_s`` caps every statement (None: the server's).
+    """
+    server_settings = {"jit": "off", "application_name": "porte"}
+    if statement_timeout_s:
+        server_settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"jit": "off", "application_name": "porte"}},
+        pool_timeout=pool_timeout_s,
+        hide_parameters=True,
+        connect_args={"server_settings": server_settings},
+    )
+
+
+async def statement_timeout(conn: AsyncSession | AsyncConnection, seconds: float) -> None:
+    """Give the rest of this transaction's statements ``seconds`` each (exports, imports)."""
+    await conn.execute(
+        text("SELECT set_config('statement_timeout', :ms, true)"),
+        {"ms": str(int(seconds * 1000))},
     )
 
 
@@ -60,7 +83,13 @@ class Database:
 
     def __init__(self, settings: Settings):
         self.url, self.owner_url = resolve_urls(settings)
-        self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
+        self.settings = settings
+        self.engine = make_engine(
+            self.url,
+            pool_size=settings.db_pool_size,
+            statement_timeout_s=settings.statement_timeout_s,
+            pool_timeout_s=settings.pool_timeout_s,
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._hot_size = max(2, settings.db_pool_size // 2)
         self._hot: asyncpg.Pool | None = None
@@ -76,7 +105,14 @@ class Database:
                         min_size=self._hot_size,
                         max_size=self._hot_size,
                         connection_class=_HotConnection,
-                        server_settings={"jit": "off", "application_name": "porte-hot"},
+                        timeout=self.settings.pool_timeout_s,
+                        server_settings={
+                            "jit": "off",
+                            "application_name": "porte-hot",
+                            "statement_timeout": str(
+                                int(self.settings.tile_statement_timeout_s * 1000)
+                            ),
+                        },
                     )
         return self._hot
 

@@ -11,6 +11,8 @@ if TYPE_CHECKING:
     from fastapi import FastAPI, Request
     from starlette.responses import JSONResponse
 
+    from app.dbfaults import Unavailable
+
 log = logging.getLogger("porte")
 PROBLEM = "application/problem+json"
 
@@ -111,11 +113,30 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
+def unavailable(request: Request | None, down: Unavailable) -> JSONResponse:
+    """503 with Retry-After for a database that cannot serve now; one log line, no traceback."""
+    rid = getattr(request.state, "request_id", "-") if request is not None else "-"
+    where = f"{request.method} {request.url.path}" if request is not None else "-"
+    log.warning("503 on %s: %s (request %s)", where, down.reason, rid)
+    resp = problem(
+        503,
+        "Service unavailable",
+        f"The database cannot answer right now ({down.reason}). Nothing you sent was lost: "
+        f"try again in {down.retry_after} s (the phone's queue does so by itself).",
+        request,
+        retry_after=down.retry_after,
+    )
+    resp.headers["Retry-After"] = str(down.retry_after)
+    return resp
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the translations from exceptions to problem responses."""
     from fastapi.exceptions import RequestValidationError
     from sqlalchemy.exc import DBAPIError
     from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    from app.dbfaults import classify
 
     @app.exception_handler(PorteError)
     async def _porte(request: Request, exc: PorteError) -> JSONResponse:
@@ -173,9 +194,27 @@ def install_error_handlers(app: FastAPI) -> None:
             )
         return await _unexpected(request, exc)
 
+    async def _driver(request: Request, exc: Exception) -> JSONResponse:
+        # Raised outside SQLAlchemy (the tiles' asyncpg pool, a socket): 503 when the database
+        # cannot serve now. Handled here, not by the catch-all below, whose errors Starlette
+        # re-raises to the server (a traceback in the log for a mere outage).
+        down = classify(exc)
+        if down is not None:
+            return unavailable(request, down)
+        return await _unexpected(request, exc)
+
+    import asyncpg
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    for cls in (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, PoolTimeout):
+        app.add_exception_handler(cls, _driver)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = getattr(request.state, "request_id", "-")
+        down = classify(exc)
+        if down is not None:
+            return unavailable(request, down)
         log.exception(
             "unhandled error on %s %s (request %s)", request.method, request.url.path, rid
         )

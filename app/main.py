@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
 import re
+import signal
 import time
 import uuid
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
+import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
@@ -41,11 +46,27 @@ CSP = (
 
 
 class RequestContext:
-    """Request id, security headers and one log line per request (plain ASGI: cheap per call)."""
+    """Request id, language, security headers, deadline, drain, one log line per request.
 
-    def __init__(self, app: ASGIApp, *, production: bool = False, lang: str = "fr"):
+    Plain ASGI (cheap per call). A request still running after ``deadline`` seconds is cancelled
+    (its transaction rolls back) and answered 503 with Retry-After if nothing was sent yet. Once
+    the process is asked to stop (SIGTERM, ``state.draining``), new requests get 503 while those
+    in flight finish.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        production: bool = False,
+        lang: str = "fr",
+        deadline: float = 90,
+        state: Any = None,
+    ):
         self.app = app
         self.lang = lang
+        self.deadline = deadline
+        self.state = state
         self.extra = dict(SECURITY_HEADERS, **{"Content-Security-Policy": CSP})
         if production:  # served over HTTPS behind the proxy
             self.extra["Strict-Transport-Security"] = "max-age=31536000"
@@ -75,7 +96,16 @@ class RequestContext:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_headers)
+            if self.state is not None and getattr(self.state, "draining", False):
+                await _refuse(scope, send_with_headers, "draining", retry_after=2)
+            else:
+                try:
+                    async with asyncio.timeout(self.deadline):
+                        await self.app(scope, receive, send_with_headers)
+                except TimeoutError:
+                    log.warning("request past its %.0f s deadline [%s]", self.deadline, rid)
+                    if not status:
+                        await _refuse(scope, send_with_headers, "deadline", retry_after=5)
         finally:
             reset_language(lang_token)
             log.info(
@@ -86,6 +116,53 @@ class RequestContext:
                 (time.perf_counter() - start) * 1000,
                 rid,
             )
+
+
+async def _refuse(scope: Scope, send: Send, why: str, *, retry_after: int) -> None:
+    """A 503 problem answer written straight to ASGI (outside the routes)."""
+    detail = {
+        "draining": "This server is restarting: try again in a moment (nothing was lost).",
+        "deadline": "The request took too long and was stopped; nothing was changed. Try again.",
+    }[why]
+    body = orjson.dumps(
+        {
+            "type": "about:blank",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": detail,
+            "instance": scope["path"],
+            "retry_after": retry_after,
+        }
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/problem+json"),
+                (b"retry-after", str(retry_after).encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _drain_on_sigterm(state: Any) -> None:
+    """Chain onto the server's SIGTERM handler: mark the app draining, then let it stop."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if getattr(previous, "_porte_drain", False):
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        state.draining = True
+        if callable(previous):
+            previous(signum, frame)
+
+    handler._porte_drain = True  # type: ignore[attr-defined]
+    # Not the main thread (an app served in a test thread): nothing to chain.
+    with contextlib.suppress(ValueError):
+        signal.signal(signal.SIGTERM, handler)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -100,6 +177,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # full collections then scan only per-request garbage, which keeps latency tails short.
         gc.collect()
         gc.freeze()
+        app.state.draining = False
+        _drain_on_sigterm(app.state)
         try:  # open the map tiles' connections now rather than under the first burst
             await db.hot_pool()
         except (OSError, asyncpg.PostgresError) as exc:

@@ -328,7 +328,7 @@ async def hot_campaign_context(
     if principal.is_invite and principal.invite_campaign_id != campaign_id:
         raise NotFound("No such campaign, or you are not a member of it.")
     pool = await request.app.state.db.hot_pool()
-    async with pool.acquire() as conn:
+    async with pool.acquire(timeout=request.app.state.settings.pool_timeout_s) as conn:
         standing = await conn.fetchrow(
             STANDING_SQL, campaign_id, principal.user_id, principal.invite_id
         )

@@ -211,6 +211,7 @@ def test_production_refuses_default_secrets():
         create_app(bad)
     good = Settings(
         mode="production",
+        public_base_url="https://porte.example.org",
         secret_key="s" * 40,
         data_keys='{"a": "x"}',
         data_key_id="a",

@@ -39,4 +39,6 @@ def register(cli: typer.Typer) -> None:
             workers=workers,
             log_level="info",
             proxy_headers=False,
+            # SIGTERM: stop accepting, let requests in flight finish within the grace period.
+            timeout_graceful_shutdown=int(settings.shutdown_grace_s),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from app.db import statement_timeout
 from app.security import CampaignScope
 from app.services.access import audit
 from app.services.ranking import exports as service
@@ -22,6 +23,7 @@ async def priority_zones(
 ) -> Response:
     """District polygons with rank, score, contributions and aggregates; counts below k blank."""
     media_type = service.check_format(ext)
+    await statement_timeout(ctx.session, ctx.settings.export_statement_timeout_s)
     gdf, meta = await service.priority_zones_frame(
         ctx.session,
         ctx.campaign_id,

@@ -1,0 +1,72 @@
+"""When the database is unavailable rather than the request wrong: 503 with Retry-After, not 500.
+
+A stopped or restarting PostgreSQL (connection refused, "shutting down", "starting up", a standby
+in recovery), a full connection pool, a statement that ran past its timeout: none is the caller's
+fault and none loses anything stored, so the answer is ``503 Service Unavailable`` with a
+``Retry-After`` the phone's queue honours, and the log gets one line, not a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+# SQLSTATEs that mean "not now" rather than "never": connection exceptions (class 08), operator
+# intervention (57P01-57P03: shutdown, crash, starting up), cancelled by statement_timeout
+# (57014), too many connections (53300), out of disk space / memory (53100, 53200: the admin must
+# act, but the request itself was fine), a read-only standby (25006), serialization and deadlock
+# (40001, 40P01: retrying the same request succeeds).
+_RETRY_SOON = {"57014": 2, "40001": 1, "40P01": 1, "53300": 5}
+_OUTAGE_PREFIXES = ("08", "57P0")
+_OUTAGE = {"53100", "53200", "25006"}
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """Why the database cannot serve now, and when to try again."""
+
+    reason: str
+    retry_after: int
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    for err in (exc, getattr(exc, "orig", None), getattr(exc, "__cause__", None)):
+        if err is None:
+            continue
+        for candidate in (err, getattr(err, "driver_exception", None)):
+            state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+            if state:
+                return str(state)
+    return None
+
+
+def classify(exc: BaseException) -> Unavailable | None:
+    """``Unavailable`` when ``exc`` means the database cannot serve now; None otherwise."""
+    import asyncpg
+    from sqlalchemy import exc as sa
+
+    if isinstance(exc, sa.TimeoutError):  # no connection free in the pool in time
+        return Unavailable("connection pool exhausted", 2)
+    state = _sqlstate(exc)
+    if state in _RETRY_SOON:
+        reason = {
+            "57014": "statement timeout",
+            "40001": "serialization conflict",
+            "40P01": "deadlock",
+            "53300": "too many connections",
+        }[state]
+        return Unavailable(reason, _RETRY_SOON[state])
+    if state and (state.startswith(_OUTAGE_PREFIXES) or state in _OUTAGE):
+        return Unavailable(f"database unavailable (SQLSTATE {state})", 5)
+    seen: set[int] = set()
+    err: BaseException | None = exc
+    while err is not None and id(err) not in seen:  # the driver's error may be wrapped twice
+        seen.add(id(err))
+        if isinstance(err, ConnectionError | OSError | asyncio.TimeoutError):
+            return Unavailable(f"database unreachable ({type(err).__name__})", 5)
+        if isinstance(err, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
+            return Unavailable(f"database connection lost ({type(err).__name__})", 5)
+        if isinstance(err, sa.DBAPIError) and err.connection_invalidated:
+            return Unavailable("database connection lost", 5)
+        err = getattr(err, "orig", None) or err.__cause__ or err.__context__
+    return None
