@@ -13,7 +13,13 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 SOURCE_ROOT = PACKAGE.parent
-IN_CHECKOUT = (SOURCE_ROOT / "pyproject.toml").is_file() and (SOURCE_ROOT / "alembic").is_dir()
+# A checkout has the project's pyproject.toml and its migrations beside app/ (an install has
+# site-packages there, which may hold the alembic library itself: hence env.py and the name).
+IN_CHECKOUT = (SOURCE_ROOT / "alembic" / "env.py").is_file() and 'name = "porte-a-porte"' in (
+    (SOURCE_ROOT / "pyproject.toml").read_text("utf-8")
+    if (SOURCE_ROOT / "pyproject.toml").is_file()
+    else ""
+)
 
 
 def _folder(name: str) -> Path:

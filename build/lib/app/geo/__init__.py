@@ -1,1 +1,0 @@
-"""Pure geometry helpers (no I/O): INSEE grid ids, projections."""

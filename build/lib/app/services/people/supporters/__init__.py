@@ -1,1 +1,0 @@
-"""Consented supporters (issue 5): storage (core), CSV import, review, aggregates ≥ k."""

@@ -1,1 +1,0 @@
-"""Imports of public reference data (tiles, doors, districts, results), streamed with COPY."""
