@@ -205,7 +205,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     install_error_handlers(app)
 
-    app.add_middleware(RequestContext, production=settings.mode == "production", lang=settings.lang)
+    app.add_middleware(
+        RequestContext,
+        production=settings.mode == "production",
+        lang=settings.lang,
+        deadline=settings.request_deadline_s,
+        state=app.state,
+    )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:
         app.add_middleware(

@@ -105,3 +105,35 @@ async def test_a_statement_past_its_timeout_is_503(fault_client, fault_owner, fa
     assert await count_visits(fault_owner, world.campaign_id) == 0
     again = await _batch(fault_client, world, items)
     assert again.status_code == 200 and again.json()["created"] == 1
+
+
+async def test_a_request_past_its_deadline_is_503_and_rolled_back(fault_db, fault_owner):
+    """The whole request has a deadline: a visit stuck behind a lock longer than it is stopped,
+    answered 503, and nothing is stored."""
+    import httpx
+
+    from app.main import create_app
+    from tests.conftest import make_settings
+
+    settings = make_settings(
+        fault_db.urls, statement_timeout_s=30, request_deadline_s=1.5, db_pool_size=3
+    )
+    app = create_app(settings)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://faults"
+    ) as client:
+        world = await make_world(fault_owner, settings)
+        _, _, doors = await assigned_turf(client, world, fault_owner)
+        items = [visit(doors[0], "talked", at=now_iso())]
+        async with fault_owner.connect() as conn:
+            await conn.execute(text("BEGIN"))
+            await conn.execute(text("LOCK TABLE visit IN ACCESS EXCLUSIVE MODE"))
+            started = time.monotonic()
+            r = await _batch(client, world, items)
+            elapsed = time.monotonic() - started
+            await conn.execute(text("ROLLBACK"))
+        assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] and elapsed < 5
+        assert await count_visits(fault_owner, world.campaign_id) == 0
+        assert (await _batch(client, world, items)).json()["created"] == 1
+    await app.state.db.dispose()
