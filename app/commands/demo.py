@@ -52,6 +52,35 @@ def sample_loaded(owner_url: str) -> bool:
     return asyncio.run(_check())
 
 
+def _demo_basemap(settings, owner_url: str, *, rebuild: bool) -> None:
+    """Serve the basemap the campaign installed (PORTE_BASEMAP) if any; else a placeholder built
+    from the loaded layers, next to the database, and say plainly that it is one."""
+    from app.commands.basemap import build_placeholder_file
+    from app.services.field.basemap import BasemapError, open_archive
+
+    if settings.basemap.exists():
+        try:
+            archive = open_archive(settings.basemap)
+        except BasemapError as exc:
+            typer.secho(f"Basemap at {settings.basemap} not usable: {exc.detail}", fg="red")
+        else:
+            typer.echo(f"Basemap: {settings.basemap} ({archive.info()['name']}).")
+            archive.close()
+            return
+    out = settings.db_dir.parent / "demo-basemap.pmtiles"
+    if rebuild or not out.exists():
+        typer.echo("Building the placeholder basemap from the sample's layers...")
+        info = build_placeholder_file(owner_url, out)
+        typer.echo(f"  {info['tiles']} tiles, {info['size_bytes'] / 1e6:.1f} MB: {out}")
+    os.environ["PORTE_BASEMAP"] = str(out)
+    typer.secho(
+        "Basemap: a PLACEHOLDER built from the sample (communes, polling stations, door points, "
+        "street labels), not a street map. Install a real OpenStreetMap extract with "
+        "`porte basemap import FILE.pmtiles` (docs/maps.md).",
+        fg="yellow",
+    )
+
+
 def register(cli: typer.Typer) -> None:
     """Add ``demo``."""
 
@@ -92,6 +121,8 @@ def register(cli: typer.Typer) -> None:
             load_sample(owner_url)
         else:
             typer.echo("Sample data already loaded (use --reload-sample to re-import).")
+
+        _demo_basemap(settings, owner_url, rebuild=reload_sample)
 
         password = os.environ.get("PORTE_DEMO_PASSWORD") or secrets.token_urlsafe(9)
         from app.config import base_url_for

@@ -22,11 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 MIN_ZOOM = 10
 MAX_ZOOM = 15  # the pages over-zoom beyond: volunteers walk at display zooms 16-19
 EXTENT = 4096
-ATTRIBUTION = (
-    "Placeholder basemap built from the sample (not a street map): polling stations © Etalab "
-    "(Licence Ouverte 2.0); doors of Bruz © Rennes Métropole via BAN (Licence Ouverte 2.0); "
-    "doors of 92-13 SYNTHETIC"
-)
+# Short: it is shown on a phone. The full provenance is in docs/maps.md and the data READMEs.
+ATTRIBUTION = "Placeholder map, not streets: Etalab, BAN (Licence Ouverte 2.0); 92-13 doors synthetic"
 
 _SETUP = [
     "DROP TABLE IF EXISTS pg_temp.bm_area, pg_temp.bm_street",
