@@ -109,7 +109,7 @@ async def test_no_basemap_installed_says_how(client):
 
 
 async def test_csp_no_inline_script_and_no_other_origin_by_default(client, sample_db):
-    """Written first; failed on the old code ('unsafe-inline' scripts, https: http: images)."""
+    """Fails on the old code ('unsafe-inline' scripts, https: http: images, an OSM default)."""
     from app.config import Settings
     from app.main import create_app
 

@@ -554,7 +554,7 @@ async def _phone_holds_nothing(page) -> None:
 
 
 async def test_revoked_invite_wipes_the_phone_and_says_why(browser, live_server, owner_engine):
-    """Written first; failed on the old code, which kept the doors and the queue."""
+    """Fails on the old code, which kept the doors and the queue after a revocation."""
     tw = await make_turf_world(owner_engine, live_server.settings, n_doors=4)
     link = await _invite_link(live_server, tw, tw.assignment_a)
     ctx, page = await _open_and_queue_one(browser, live_server, tw, link)
@@ -578,7 +578,7 @@ async def test_revoked_invite_wipes_the_phone_and_says_why(browser, live_server,
 
 
 async def test_assignment_end_wipes_the_phone_after_sending(browser, live_server, owner_engine):
-    """Written first; failed on the old code. The queue is sent first, then the turf is wiped
+    """Fails on the old code (nothing was wiped). The queue is sent first, then the turf is wiped
     when the assignment's end passes (even with the page left open)."""
     tw = await make_turf_world(owner_engine, live_server.settings, n_doors=4)
     async with owner_engine.begin() as conn:

@@ -23,7 +23,9 @@ MIN_ZOOM = 10
 MAX_ZOOM = 15  # the pages over-zoom beyond: volunteers walk at display zooms 16-19
 EXTENT = 4096
 # Short: it is shown on a phone. The full provenance is in docs/maps.md and the data READMEs.
-ATTRIBUTION = "Placeholder map, not streets: Etalab, BAN (Licence Ouverte 2.0); 92-13 doors synthetic"
+ATTRIBUTION = (
+    "Placeholder map, not streets: Etalab, BAN (Licence Ouverte 2.0); 92-13 doors synthetic"
+)
 
 _SETUP = [
     "DROP TABLE IF EXISTS pg_temp.bm_area, pg_temp.bm_street",
