@@ -600,3 +600,40 @@ async def test_assignment_end_wipes_the_phone_after_sending(browser, live_server
         await _phone_holds_nothing(page)
     finally:
         await ctx.close()
+
+
+async def test_storage_refused_keeps_the_doors_and_says_how_much_map(
+    browser, live_server, owner_engine
+):
+    """The phone refuses space after two basemap tiles: the page says how much of the turf's map
+    is saved, and the doors (stored first) are still there offline."""
+    tw = await make_turf_world(owner_engine, live_server.settings, n_doors=6)
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    ctx = await browser.new_context(viewport=PHONE, locale="en-GB", service_workers="allow")
+    # the page's own cache writes fail like a full phone after the second one
+    await ctx.add_init_script(
+        """(() => { const put = Cache.prototype.put; let n = 0;
+             Cache.prototype.put = function (...a) {
+               if (++n > 2) return Promise.reject(new DOMException('full', 'QuotaExceededError'));
+               return put.apply(this, a); }; })()"""
+    )
+    page = await ctx.new_page()
+    try:
+        await page.goto(link)
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        await page.wait_for_selector(
+            "#offline-status[data-wanted]", state="attached", timeout=30000
+        )
+        said = await page.text_content("#offline-status")
+        assert said.startswith("The phone refuses more space: your doors are saved"), said
+        assert re.search(r"the basemap only for \d+% of the turf", said), said
+        saved = await page.evaluate("({...document.getElementById('offline-status').dataset})")
+        assert int(saved["tiles"]) < int(saved["wanted"])
+        await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        await ctx.set_offline(True)
+        await page.reload()
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        assert sum(m["n"] for m in await _marks(page)) == 6
+        assert "Offline: saved copy of your turf" in await page.inner_text("#notice")
+    finally:
+        await ctx.close()

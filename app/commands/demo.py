@@ -8,6 +8,8 @@ import secrets
 
 import typer
 
+from app.i18n import _
+
 
 async def _seed(settings, owner_url: str, password: str) -> dict:
     """Demo campaign and accounts, then turfs, assignments and an invite through the API."""
@@ -62,21 +64,27 @@ def _demo_basemap(settings, owner_url: str, *, rebuild: bool) -> None:
         try:
             archive = open_archive(settings.basemap)
         except BasemapError as exc:
-            typer.secho(f"Basemap at {settings.basemap} not usable: {exc.detail}", fg="red")
+            msg = _("Basemap at {path} not usable: {detail}")
+            typer.secho(msg.format(path=settings.basemap, detail=exc.detail), fg="red")
         else:
-            typer.echo(f"Basemap: {settings.basemap} ({archive.info()['name']}).")
+            msg = _("Basemap: {path} ({name}).")
+            typer.echo(msg.format(path=settings.basemap, name=archive.info()["name"]))
             archive.close()
             return
     out = settings.db_dir.parent / "demo-basemap.pmtiles"
     if rebuild or not out.exists():
-        typer.echo("Building the placeholder basemap from the sample's layers...")
+        typer.echo(_("Building the placeholder basemap from the sample's layers..."))
         info = build_placeholder_file(owner_url, out)
-        typer.echo(f"  {info['tiles']} tiles, {info['size_bytes'] / 1e6:.1f} MB: {out}")
+        msg = _("  {tiles} tiles, {size} MB: {path}")
+        size = f"{info['size_bytes'] / 1e6:.1f}"
+        typer.echo(msg.format(tiles=info["tiles"], size=size, path=out))
     os.environ["PORTE_BASEMAP"] = str(out)
     typer.secho(
-        "Basemap: a PLACEHOLDER built from the sample (communes, polling stations, door points, "
-        "street labels), not a street map. Install a real OpenStreetMap extract with "
-        "`porte basemap import FILE.pmtiles` (docs/maps.md).",
+        _(
+            "Basemap: a PLACEHOLDER built from the sample (communes, polling stations, door "
+            "points, street labels), not a street map. Install a real OpenStreetMap extract with "
+            "`porte basemap import FILE.pmtiles` (docs/maps.md)."
+        ),
         fg="yellow",
     )
 
