@@ -4,6 +4,7 @@ Content-Security-Policy that lets the pages talk to no other origin by default."
 from __future__ import annotations
 
 import gzip
+import os
 import re
 from pathlib import Path
 
@@ -204,3 +205,25 @@ def test_placeholder_archive_is_small_and_gzipped(placeholder_basemap):
         assert data is not None and gzip.decompress(data)
     finally:
         archive.close()
+
+
+def test_demo_builds_a_placeholder_unless_a_basemap_is_installed(
+    tmp_path, sample_db, monkeypatch, capsys
+):
+    from app.commands.demo import _demo_basemap
+
+    monkeypatch.delenv("PORTE_BASEMAP", raising=False)
+    settings = make_settings(
+        sample_db, basemap=tmp_path / "none.pmtiles", db_dir=tmp_path / "state" / "db"
+    )
+    _demo_basemap(settings, sample_db.owner, rebuild=False)
+    built = tmp_path / "state" / "demo-basemap.pmtiles"
+    assert built.exists() and open_archive(built).placeholder
+    assert os.environ["PORTE_BASEMAP"] == str(built)
+    assert "PLACEHOLDER" in capsys.readouterr().out
+    # a basemap the campaign installed is served as it is
+    real = _archive(tmp_path / "real.pmtiles")
+    monkeypatch.delenv("PORTE_BASEMAP")
+    _demo_basemap(make_settings(sample_db, basemap=real), sample_db.owner, rebuild=False)
+    assert "PORTE_BASEMAP" not in os.environ
+    assert "PLACEHOLDER" not in capsys.readouterr().out
