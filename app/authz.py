@@ -112,7 +112,9 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/campaigns/{campaign_id}/progress"): PLANNERS,
     # ---- maps (issue 8)
-    ("GET", "/m/config.json"): PUBLIC,  # basemap URL and attribution for the map pages
+    ("GET", "/m/config.json"): PUBLIC,  # which basemap the map pages draw
+    # ---- the campaign's own basemap (issue 14): open map data, same origin
+    ("GET", "/basemap/{z}/{x}/{y}.mvt"): PUBLIC,
     ("GET", "/campaigns/{campaign_id}/tiles/doors/{z}/{x}/{y}.mvt"): frozenset(
         {ADMIN, ORGANISER, VOLUNTEER}
     ),

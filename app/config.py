@@ -111,8 +111,15 @@ class Settings(BaseSettings):
     # The address phones and browsers reach the service at (invite links, QR codes, OGC links):
     # required in production; otherwise derived from `porte serve --host/--port`.
     public_base_url: str = ""
-    basemap_url: str = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
-    basemap_attribution: str = "© OpenStreetMap contributors"
+    # Basemap: a PMTiles archive of vector tiles served by the service itself (PORTE_BASEMAP;
+    # `porte basemap import FILE` copies a checked archive to this path). No third party learns
+    # where volunteers stand. docs/maps.md says how to cut a département from OpenStreetMap.
+    basemap: Path = Field(default_factory=lambda: paths.state_dir() / "basemap.pmtiles")
+    # Explicit opt-in to a raster tile server of another origin instead (e.g. a campaign's own
+    # tile server): every tile request then tells that server where the volunteer stands.
+    # Empty by default; when set, the CSP allows that origin for images and nothing else.
+    basemap_raster_url: str = ""
+    basemap_raster_attribution: str = ""
     static_dir: Path = paths.STATIC_DIR
 
     # Vector tiles
@@ -142,6 +149,32 @@ class Settings(BaseSettings):
             raise ValueError(
                 "PORTE_PUBLIC_BASE_URL must be an http(s) address such as "
                 "https://porte.example.org (no query, no fragment)"
+            )
+        return value
+
+    @property
+    def basemap_raster_origin(self) -> str | None:
+        """scheme://host[:port] of the explicit raster basemap, or None (the default)."""
+        from urllib.parse import urlsplit
+
+        if not self.basemap_raster_url:
+            return None
+        parts = urlsplit(self.basemap_raster_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            return None
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @field_validator("basemap_raster_url")
+    @classmethod
+    def _check_raster_url(cls, value: str) -> str:
+        value = value.strip()
+        if value and (
+            not value.startswith(("https://", "http://"))
+            or not all(k in value for k in ("{z}", "{x}", "{y}"))
+        ):
+            raise ValueError(
+                "PORTE_BASEMAP_RASTER_URL must be an http(s) URL with {z}, {x} and {y}, "
+                "e.g. https://tiles.example.org/{z}/{x}/{y}.png (or empty: the default)"
             )
         return value
 

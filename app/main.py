@@ -37,12 +37,19 @@ SECURITY_HEADERS = {
     "Permissions-Policy": "geolocation=(self), camera=(), microphone=()",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
-# Pages load only their own scripts; tiles of the configured basemap may come from elsewhere.
-CSP = (
-    "default-src 'self'; img-src 'self' data: blob: https: http:; "
-    "style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
-    "connect-src 'self'; worker-src 'self'; frame-ancestors 'none'"
-)
+
+
+def content_security_policy(raster_origin: str | None = None) -> str:
+    """The pages run only their own script files (no inline script, no eval) and talk only to
+    their own origin: the basemap is served by the service itself. Images of one other origin
+    are allowed only when a raster basemap is set explicitly (``PORTE_BASEMAP_RASTER_URL``).
+    Inline styles stay allowed: Leaflet positions its tiles and markers with them."""
+    img = "'self' data: blob:" + (f" {raster_origin}" if raster_origin else "")
+    return (
+        f"default-src 'self'; img-src {img}; style-src 'self' 'unsafe-inline'; "
+        "script-src 'self'; connect-src 'self'; worker-src 'self'; object-src 'none'; "
+        "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
+    )
 
 
 class RequestContext:
@@ -62,12 +69,14 @@ class RequestContext:
         lang: str = "fr",
         deadline: float = 90,
         state: Any = None,
+        csp: str | None = None,
     ):
         self.app = app
         self.lang = lang
         self.deadline = deadline
         self.state = state
-        self.extra = dict(SECURITY_HEADERS, **{"Content-Security-Policy": CSP})
+        csp = csp or content_security_policy()
+        self.extra = dict(SECURITY_HEADERS, **{"Content-Security-Policy": csp})
         if production:  # served over HTTPS behind the proxy
             self.extra["Strict-Transport-Security"] = "max-age=31536000"
 
@@ -202,6 +211,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.services.field.tile_cache import TileCache
 
     app.state.tile_cache = TileCache(settings.tile_cache_mb * 1024 * 1024)
+    from app.services.field.basemap import BasemapStore
+
+    app.state.basemap = BasemapStore(settings.basemap)
 
     install_error_handlers(app)
 
@@ -211,6 +223,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lang=settings.lang,
         deadline=settings.request_deadline_s,
         state=app.state,
+        csp=content_security_policy(settings.basemap_raster_origin),
     )
     app.add_middleware(GZipMiddleware, minimum_size=1024)
     if settings.cors_origins:

@@ -8,6 +8,8 @@ import secrets
 
 import typer
 
+from app.i18n import _
+
 
 async def _seed(settings, owner_url: str, password: str) -> dict:
     """Demo campaign and accounts, then turfs, assignments and an invite through the API."""
@@ -52,6 +54,41 @@ def sample_loaded(owner_url: str) -> bool:
     return asyncio.run(_check())
 
 
+def _demo_basemap(settings, owner_url: str, *, rebuild: bool) -> None:
+    """Serve the basemap the campaign installed (PORTE_BASEMAP) if any; else a placeholder built
+    from the loaded layers, next to the database, and say plainly that it is one."""
+    from app.commands.basemap import build_placeholder_file
+    from app.services.field.basemap import BasemapError, open_archive
+
+    if settings.basemap.exists():
+        try:
+            archive = open_archive(settings.basemap)
+        except BasemapError as exc:
+            msg = _("Basemap at {path} not usable: {detail}")
+            typer.secho(msg.format(path=settings.basemap, detail=exc.detail), fg="red")
+        else:
+            msg = _("Basemap: {path} ({name}).")
+            typer.echo(msg.format(path=settings.basemap, name=archive.info()["name"]))
+            archive.close()
+            return
+    out = settings.db_dir.parent / "demo-basemap.pmtiles"
+    if rebuild or not out.exists():
+        typer.echo(_("Building the placeholder basemap from the sample's layers..."))
+        info = build_placeholder_file(owner_url, out)
+        msg = _("  {tiles} tiles, {size} MB: {path}")
+        size = f"{info['size_bytes'] / 1e6:.1f}"
+        typer.echo(msg.format(tiles=info["tiles"], size=size, path=out))
+    os.environ["PORTE_BASEMAP"] = str(out)
+    typer.secho(
+        _(
+            "Basemap: a PLACEHOLDER built from the sample (communes, polling stations, door "
+            "points, street labels), not a street map. Install a real OpenStreetMap extract with "
+            "`porte basemap import FILE.pmtiles` (docs/maps.md)."
+        ),
+        fg="yellow",
+    )
+
+
 def register(cli: typer.Typer) -> None:
     """Add ``demo``."""
 
@@ -92,6 +129,8 @@ def register(cli: typer.Typer) -> None:
             load_sample(owner_url)
         else:
             typer.echo("Sample data already loaded (use --reload-sample to re-import).")
+
+        _demo_basemap(settings, owner_url, rebuild=reload_sample)
 
         password = os.environ.get("PORTE_DEMO_PASSWORD") or secrets.token_urlsafe(9)
         from app.config import base_url_for

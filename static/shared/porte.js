@@ -69,27 +69,20 @@
   }
 
   let configPromise = null;
-  /** Public settings of the map pages (basemap URL and attribution). */
+  /** Public settings of the map pages: which basemap to draw (static/shared/basemap.js). */
   function config() {
     if (!configPromise) {
       configPromise = fetch("/m/config.json").then((r) => r.json()).catch(() => ({
-        basemap_url: null, basemap_attribution: "",
+        basemap: null, raster_url: null,
       }));
     }
     return configPromise;
   }
 
-  /** Add the configured basemap; when it cannot be reached, call onMissing once (the map
-   * itself keeps working: doors and turfs are drawn by us, not by the basemap). */
+  /** Add the basemap (the service's own vector tiles; a raster URL only when set explicitly);
+   * with none, call onMissing once (doors and turfs are drawn by us, not by the basemap). */
   function addBasemap(map, cfg, onMissing) {
-    if (!cfg || !cfg.basemap_url) { if (onMissing) onMissing(); return null; }
-    const layer = L.tileLayer(cfg.basemap_url, {
-      attribution: cfg.basemap_attribution || "", maxZoom: 19, crossOrigin: false,
-    });
-    let warned = false;
-    layer.on("tileerror", () => { if (!warned && onMissing) { warned = true; onMissing(); } });
-    layer.addTo(map);
-    return layer;
+    return global.PorteBasemap ? PorteBasemap.add(map, cfg, onMissing) : null;
   }
 
   // ---- staff sign-in (organiser and analyst pages), kept in sessionStorage

@@ -35,7 +35,7 @@ async def assignment_doors(
     row = (
         await ctx.session.execute(
             text(
-                "SELECT a.id, a.volunteer_user_id, t.name AS turf, "
+                "SELECT a.id, a.volunteer_user_id, t.name AS turf, a.ends_at, "
                 "(a.ended_at IS NULL AND a.starts_at <= now() "
                 " AND (a.ends_at IS NULL OR a.ends_at > now())) AS active "
                 "FROM assignment a JOIN turf t ON t.campaign_id = a.campaign_id "
@@ -95,6 +95,8 @@ async def assignment_doors(
             "type": "FeatureCollection",
             "assignment": str(assignment_id),
             "turf": row.turf,
+            # the phone wipes its copy when this passes (static/m/app.js)
+            "ends_at": row.ends_at.isoformat() if row.ends_at else None,
             "round": rows[0].round_number if rows else None,
             "streets": list(streets),
             "features": features,
