@@ -93,6 +93,7 @@ def make_settings(urls: DbUrls, **overrides) -> Settings:
         db_pool_size=5,
         smtp_host="127.0.0.1",
         smtp_port=mail_sink().port,
+        pool_timeout_s=30,  # a loaded 2-core test machine must not turn waits into 503s
         # no basemap unless a test installs one (never the checkout's .porte/basemap.pmtiles)
         basemap=Path(tempfile.gettempdir()) / "porte-test-no-basemap.pmtiles",
     )
