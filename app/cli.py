@@ -6,6 +6,7 @@ import typer
 
 from app.commands import (
     admin,
+    allocation,
     db,
     demo,
     geocode,
@@ -27,6 +28,7 @@ cli = typer.Typer(
 # Each command module registers its commands with ``register(cli)``.
 for _module in (
     admin,
+    allocation,
     db,
     demo,
     geocode,

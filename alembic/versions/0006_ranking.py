@@ -261,7 +261,7 @@ def upgrade() -> None:
 
 
 def create_refresh_function() -> None:
-    """``porte_refresh_allocation()`` as defined at this revision (also used by 0021's downgrade)."""
+    """``porte_refresh_allocation()`` as at this revision (0021's downgrade uses it too)."""
     op.execute(
         f"""
         CREATE FUNCTION porte_refresh_allocation() RETURNS bigint

@@ -50,15 +50,6 @@ RETURNS SETOF bigint LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
          generate_series(floor(ST_XMin(g) / 10000)::bigint, floor(ST_XMax(g) / 10000)::bigint) bx
 $fn$;
 
--- The blocks that WGS84 cell (i, j) of 0.01 degree (lon in [i, i+1) / 100, lat likewise) may
--- touch: a superset, from the bounding box of the projected cell. Changed doors are grouped by
--- cell first, so that a load of millions of doors projects thousands of cells, not every door.
-CREATE OR REPLACE FUNCTION porte_alloc_lonlat_cell_blocks(i double precision, j double precision)
-RETURNS SETOF bigint LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $fn$
-    SELECT porte_alloc_blocks_of(ST_Transform(
-        ST_MakeEnvelope(i / 100, j / 100, (i + 1) / 100, (j + 1) / 100, 4326), 3035))
-$fn$;
-
 -- Queue blocks (in key order, so that concurrent writers lock them in the same order). An
 -- existing entry is updated rather than skipped: if a refresh holds it, this waits until the
 -- refresh commits, then queues the block again, so no change is ever lost.
@@ -74,6 +65,10 @@ BEGIN
 END $fn$;
 
 -- Trigger (statement level, transition tables): doors added, removed, moved or re-weighted.
+-- Changed doors are grouped by WGS84 cells of 0.01 degree first, so that a load of millions of
+-- doors projects thousands of cells, not every door; a cell queues the blocks its projected
+-- bounding box touches (a superset). ST_Transform is called in the query itself, not in a
+-- helper function, so that its projection is set up once per statement, not once per cell.
 CREATE OR REPLACE FUNCTION porte_alloc_doors_changed()
 RETURNS trigger LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -81,26 +76,33 @@ DECLARE
 BEGIN
     IF TG_OP = 'INSERT' THEN
         PERFORM porte_alloc_mark(ARRAY(
-            SELECT porte_alloc_lonlat_cell_blocks(i, j)
+            SELECT b
             FROM (SELECT DISTINCT floor(lon * 100) AS i, floor(lat * 100) AS j
-                  FROM alloc_new) c));
+                  FROM alloc_new) c,
+                 porte_alloc_blocks_of(ST_Transform(ST_MakeEnvelope(
+                     c.i / 100, c.j / 100, (c.i + 1) / 100, (c.j + 1) / 100, 4326), 3035)) b));
     ELSIF TG_OP = 'DELETE' THEN
         PERFORM porte_alloc_mark(ARRAY(
-            SELECT porte_alloc_lonlat_cell_blocks(i, j)
+            SELECT b
             FROM (SELECT DISTINCT floor(lon * 100) AS i, floor(lat * 100) AS j
-                  FROM alloc_old) c));
+                  FROM alloc_old) c,
+                 porte_alloc_blocks_of(ST_Transform(ST_MakeEnvelope(
+                     c.i / 100, c.j / 100, (c.i + 1) / 100, (c.j + 1) / 100, 4326), 3035)) b));
     ELSE
         moved := ARRAY(
             SELECT o.id FROM alloc_old o JOIN alloc_new n USING (id)
             WHERE (o.lon, o.lat, o.households) IS DISTINCT FROM (n.lon, n.lat, n.households));
         IF cardinality(moved) > 0 THEN
             PERFORM porte_alloc_mark(ARRAY(
-                SELECT porte_alloc_lonlat_cell_blocks(i, j)
+                SELECT b
                 FROM (SELECT floor(o.lon * 100) AS i, floor(o.lat * 100) AS j
                       FROM alloc_old o JOIN unnest(moved) AS m(id) USING (id)
                       UNION
                       SELECT floor(n.lon * 100), floor(n.lat * 100)
-                      FROM alloc_new n JOIN unnest(moved) AS m(id) USING (id)) c));
+                      FROM alloc_new n JOIN unnest(moved) AS m(id) USING (id)) c,
+                     porte_alloc_blocks_of(ST_Transform(ST_MakeEnvelope(
+                         c.i / 100, c.j / 100, (c.i + 1) / 100, (c.j + 1) / 100, 4326),
+                         3035)) b));
             -- A door moved to another block may be rebuilt there before its old block: its
             -- old district is queued now, while door_district still names it.
             INSERT INTO allocation_dirty_district (district_code)
@@ -160,6 +162,27 @@ BEGIN
     RETURN NULL;
 END $fn$;
 
+-- Fresh statistics before a run: a bulk load leaves the planner blind (a step then takes
+-- seconds instead of milliseconds). Only tables never analysed or much changed since.
+CREATE OR REPLACE FUNCTION porte_allocation_analyze()
+RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
+DECLARE
+    t text;
+BEGIN
+    FOR t IN
+        SELECT c.relname
+        FROM pg_class c
+        JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = 'public'
+        LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+        WHERE c.relname IN ('address', 'insee_tile', 'district', 'door_district',
+                            'district_alloc')
+          AND (c.reltuples < 0
+               OR coalesce(s.n_mod_since_analyze, 0) > 0.2 * greatest(c.reltuples, 1000))
+    LOOP
+        EXECUTE format('ANALYZE %I', t);
+    END LOOP;
+END $fn$;
+
 -- A full rebuild was asked for: empty the results and queue every block a district touches.
 CREATE OR REPLACE FUNCTION porte_allocation_begin_full()
 RETURNS void LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $fn$
@@ -174,7 +197,7 @@ BEGIN
     ON CONFLICT (block) DO NOTHING;
     INSERT INTO allocation_dirty_district (district_code) SELECT code FROM district;
     UPDATE allocation_state SET full_pending = false, stale = true,
-        run_started_at = coalesce(run_started_at, clock_timestamp());
+        run_started_at = clock_timestamp(), run_blocks_done = 0;
 END $fn$;
 
 -- Rebuild up to max_blocks queued blocks (the caller commits); the blocks done and the blocks
@@ -186,6 +209,9 @@ DECLARE
     batch bigint[];
 BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('porte_refresh_allocation'));
+    IF (SELECT run_started_at IS NULL FROM allocation_state) THEN
+        PERFORM porte_allocation_analyze();
+    END IF;
     IF (SELECT full_pending FROM allocation_state) THEN
         PERFORM porte_allocation_begin_full();
     END IF;

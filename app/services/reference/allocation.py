@@ -152,9 +152,12 @@ async def refresh_in_steps(
         state = await conn.fetchrow(
             "SELECT full_pending, run_started_at, run_blocks_done FROM allocation_state"
         )
-        report.resumed = state["run_started_at"] is not None
+        report.resumed = state["run_started_at"] is not None and not state["full_pending"]
+        if state["run_started_at"] is None:
+            await conn.execute("SELECT porte_allocation_analyze()")
         if state["full_pending"]:
             await conn.execute("SELECT porte_allocation_begin_full()")
+            state = await conn.fetchrow("SELECT run_blocks_done FROM allocation_state")
         done = int(state["run_blocks_done"]) if report.resumed else 0
         size = batch_blocks or 4
         remaining = await conn.fetchval("SELECT count(*) FROM allocation_dirty")
