@@ -512,8 +512,7 @@ def upgrade() -> None:
 
 def statements(sql: str) -> list[str]:
     """The CREATE FUNCTION statements of an allocation.sql text (each ends with ``$fn$;``)."""
-    parts = [p.strip() for p in sql.split("$fn$;")]
-    return [p + "$fn$" for p in parts if "CREATE" in p]
+    return [part + "$fn$" for part in sql.split("$fn$;") if "CREATE" in part]
 
 
 def create_triggers(table: str, fn: str) -> None:
