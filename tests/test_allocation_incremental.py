@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import resources
 
 import asyncpg
 import pytest
@@ -213,8 +214,6 @@ async def test_a_refresh_cut_off_by_the_database_is_finished_by_the_next_run(bas
 async def test_migrated_functions_are_those_of_app_sql_allocation(make_db, pg_cluster):
     """app/sql/allocation.sql defines exactly the functions of the migrated database: editing the
     file without a migration that installs it fails here (migrations keep their own snapshot)."""
-    from app.config import REPO_ROOT
-
     urls = make_db("allocsql")
     conn = await _connect(urls)
     query = (
@@ -224,7 +223,7 @@ async def test_migrated_functions_are_those_of_app_sql_allocation(make_db, pg_cl
     )
     try:
         before = await conn.fetch(query)
-        await conn.execute((REPO_ROOT / "app" / "sql" / "allocation.sql").read_text())
+        await conn.execute(resources.files("app.sql").joinpath("allocation.sql").read_text())
         after = await conn.fetch(query)
     finally:
         await conn.close()
