@@ -6,6 +6,7 @@ import typer
 
 from app.commands import (
     admin,
+    allocation,
     basemap,
     db,
     demo,
@@ -28,6 +29,7 @@ cli = typer.Typer(
 # Each command module registers its commands with ``register(cli)``.
 for _module in (
     admin,
+    allocation,
     basemap,
     db,
     demo,

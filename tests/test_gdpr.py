@@ -379,15 +379,28 @@ async def test_erasure_leaves_the_counts_within_the_same_transaction(
     assert (before, middle, after) == (3, 2, None)
 
 
-def test_public_form_is_throttled_per_client():
+async def test_public_form_is_throttled_per_client_across_workers(settings):
+    """The count lives in PostgreSQL: two app instances (workers, servers) share it."""
+    from datetime import UTC, datetime, timedelta
+
     import pytest
 
+    from app.db import Database
     from app.errors import TooManyRequests
     from app.services.people.privacy import FORM_LIMIT, throttle
 
-    for i in range(FORM_LIMIT):
-        throttle("203.0.113.9", now=1000.0 + i)
-    with pytest.raises(TooManyRequests):
-        throttle("203.0.113.9", now=1000.0 + FORM_LIMIT)
-    throttle("203.0.113.10", now=1000.0 + FORM_LIMIT)  # another client is not affected
-    throttle("203.0.113.9", now=1000.0 + 61 + FORM_LIMIT)  # a minute later it passes again
+    one, two = Database(settings), Database(settings)
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    try:
+        for i in range(FORM_LIMIT):
+            await throttle(one if i % 2 else two, "203.0.113.9", now=t0 + timedelta(seconds=i))
+        with pytest.raises(TooManyRequests):
+            await throttle(one, "203.0.113.9", now=t0 + timedelta(seconds=FORM_LIMIT))
+        with pytest.raises(TooManyRequests):
+            await throttle(two, "203.0.113.9", now=t0 + timedelta(seconds=FORM_LIMIT))
+        # another client is not affected; a minute later it passes again
+        await throttle(two, "203.0.113.10", now=t0 + timedelta(seconds=FORM_LIMIT))
+        await throttle(one, "203.0.113.9", now=t0 + timedelta(seconds=61 + FORM_LIMIT))
+    finally:
+        await one.dispose()
+        await two.dispose()

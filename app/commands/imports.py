@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from app.errors import ImportFailed
+from app.i18n import _
 
 FileArg = typer.Argument(..., help="The file to import.", show_default=False)
 MaxRejects = typer.Option(
@@ -51,13 +52,13 @@ def _run(coro, as_json: bool) -> None:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         Console().print(report.summary(), highlight=False)
-    # Tiles, doors or districts changed: re-allocate tile counts to districts now, once, rather
-    # than in the first ranking request.
-    from app.services.reference.allocation import refresh_if_stale
+    # Tiles, doors or districts changed: rebuild the allocation of the blocks they touch now, in
+    # resumable steps, rather than in the first ranking request.
+    from app.commands.allocation import run_refresh
 
     if not as_json:
-        err.print("Refreshing the tile-to-district allocation used by the ranking...")
-    asyncio.run(refresh_if_stale(_owner_url()))
+        err.print(_("Refreshing the tile-to-district allocation used by the ranking..."))
+    run_refresh(quiet=as_json)
 
 
 def register(cli: typer.Typer) -> None:

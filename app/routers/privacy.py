@@ -9,7 +9,7 @@ from fastapi import APIRouter, Body, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from app.errors import InvalidInput
-from app.security import CampaignScope, Session, SettingsDep
+from app.security import CampaignScope, DatabaseDep, Session, SettingsDep
 from app.services.people import privacy
 
 router = APIRouter(tags=["privacy"])
@@ -33,13 +33,14 @@ async def privacy_objection(
     request: Request,
     campaign_id: uuid.UUID,
     session: Session,
+    db: DatabaseDep,
     settings: SettingsDep,
     kind: Annotated[str, Form()] = "objection",
     address: Annotated[str | None, Form()] = None,
     email: Annotated[str | None, Form()] = None,
 ) -> HTMLResponse:
     """One step: an address (never visit this door again) or an e-mail (withdraw consent)."""
-    privacy.throttle(request.client.host if request.client else None)
+    await privacy.throttle(db, request.client.host if request.client else None)
     html, _ = await privacy.public_request(
         session, settings, campaign_id, kind=kind, address=address, email=email
     )

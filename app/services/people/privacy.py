@@ -8,10 +8,8 @@ an objection becomes a door flag; a withdrawal is matched by the keyed hash of t
 from __future__ import annotations
 
 import io
-import time
 import uuid
-from collections import defaultdict, deque
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -89,26 +87,50 @@ async def qr_svg(session: Any, campaign_id: uuid.UUID, base_url: str) -> str:
     return buf.getvalue().decode()
 
 
-FORM_LIMIT = 10  # submissions per client address and minute (per process)
-_recent: dict[str, deque[float]] = defaultdict(deque)
+FORM_LIMIT = 10  # submissions per client address and minute, across every worker and server
+_THROTTLE = text(
+    """
+    WITH recent AS (
+        SELECT count(*) AS n FROM rate_event
+        WHERE scope = 'privacy_form' AND client = :k
+          AND at > CAST(:at AS timestamptz) - interval '60 seconds'
+    ),
+    added AS (
+        INSERT INTO rate_event (scope, client, at)
+        SELECT 'privacy_form', :k, CAST(:at AS timestamptz) FROM recent WHERE n < :limit
+        RETURNING 1
+    ),
+    forgotten AS (
+        DELETE FROM rate_event
+        WHERE scope = 'privacy_form' AND client = :k
+          AND at < CAST(:at AS timestamptz) - interval '1 hour'
+    )
+    SELECT n FROM recent
+    """
+)
 
 
-def throttle(client: str | None, *, now: float | None = None) -> None:
-    """Refuse a flood of form submissions from one address (the form needs no account)."""
-    key = client or "-"
-    now = time.monotonic() if now is None else now
-    q = _recent[key]
-    while q and now - q[0] > 60:
-        q.popleft()
-    if len(q) >= FORM_LIMIT:
+async def throttle(db: Any, client: str | None, *, now: datetime | None = None) -> None:
+    """Refuse a flood of form submissions from one address (the form needs no account).
+
+    Counted in PostgreSQL (``rate_event``), in a transaction of its own committed at once, so
+    that the limit holds across workers and servers and failed submissions count too.
+    """
+    at = now or datetime.now(UTC)
+    async with db.transaction() as session:
+        # One count at a time per address (the count below then sees the others' rows).
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('porte_form:' || :k))"),
+            {"k": client or "-"},
+        )
+        n = (
+            await session.execute(_THROTTLE, {"k": client or "-", "at": at, "limit": FORM_LIMIT})
+        ).scalar_one()
+    if n >= FORM_LIMIT:
         raise TooManyRequests(
             "Too many requests from your connection: wait a minute and send the form again.",
             retry_after=60,
         )
-    q.append(now)
-    if len(_recent) > 10_000:  # forget idle clients
-        for k in [k for k, v in _recent.items() if not v or now - v[-1] > 60]:
-            del _recent[k]
 
 
 _REQUEST = text(
