@@ -16,7 +16,7 @@
   election + that delay, whoever writes. Existing dates beyond it are brought back to it.
 
 Revision ID: 0017_smaller_holes
-Revises: 0012_drop_totp_plaintext
+Revises: 0022_scale
 """
 
 from alembic import op
@@ -24,7 +24,7 @@ from alembic import op
 from app.migration_helpers import APP_ROLE
 
 revision = "0017_smaller_holes"
-down_revision = "0012_drop_totp_plaintext"
+down_revision = "0022_scale"
 branch_labels = None
 depends_on = None
 
