@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import paths
@@ -93,6 +93,16 @@ class Settings(BaseSettings):
     k_threshold: int = 11
     audit_retention_days: int = 365
     audit_burst_threshold: int = 200  # views/exports of precise data per user and hour
+    # Door tiles one viewer may load in one minute (in one worker) before that minute's audit
+    # event is flagged as a burst (a bulk crawl of the map).
+    audit_tile_burst: int = Field(600, ge=1)
+    # The longest a campaign may keep visit outcomes after its election: election + months + days
+    # (default 1 month 7 days; between 1 and 6 months). Enforced by the API and by the database
+    # (``retention_policy``, written by `porte db migrate` and `porte purge` from these values).
+    visit_retention_max_months: int = Field(1, ge=1, le=6)
+    visit_retention_max_days: int = Field(7, ge=0, le=31)
+    # Privacy-form requests still pending after this many days are deleted by `porte purge`.
+    privacy_request_pending_days: int = Field(30, ge=1, le=365)
 
     # Language of messages, CLI output and pages when the client does not ask (fr or en)
     lang: Literal["fr", "en"] = "fr"
@@ -129,6 +139,16 @@ class Settings(BaseSettings):
     # Door tiles of admins and organisers kept in memory per worker until a visit, flag, round
     # or address import changes the doors (app/services/field/tile_cache.py); 0 turns it off.
     tile_cache_mb: int = 64
+
+    @model_validator(mode="after")
+    def _retention_ceiling(self) -> Settings:
+        # PostgreSQL compares intervals counting a month as 30 days.
+        if self.visit_retention_max_months * 30 + self.visit_retention_max_days > 180:
+            raise ValueError(
+                "PORTE_VISIT_RETENTION_MAX_MONTHS and _DAYS add up to more than 6 months, the "
+                "longest visit outcomes may be kept after an election"
+            )
+        return self
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -36,6 +36,7 @@ def make_engine(
 ) -> AsyncEngine:
     """An asyncpg engine; JIT off (short queries), app name for pg_stat_activity.
 
+    Every engine of the service and its commands is made here (tests/test_db_errors.py checks).
     Bound parameters never appear in error messages or logs (``hide_parameters``): they may be
     a supporter's address. ``statement_timeout_s`` caps every statement (None: the server's).
     """

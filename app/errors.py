@@ -130,6 +130,39 @@ def unavailable(request: Request | None, down: Unavailable) -> JSONResponse:
     return resp
 
 
+def describe_db_error(exc: BaseException) -> str:
+    """A database error for the log, without any value from the data: the driver's class, the
+    SQLSTATE, the constraint, the statement (its text, never its binds) and the code's frames.
+
+    The driver's own message is left out on purpose: it may quote a value ("invalid input for
+    query argument $1: '12 rue …'", "invalid input syntax for type integer: …"). Engines also
+    hide the binds (``hide_parameters``, app.db.make_engine).
+    """
+    import traceback
+
+    orig = getattr(exc, "orig", None) or exc
+    driver = getattr(orig, "driver_exception", None) or getattr(orig, "__cause__", None) or orig
+    state = next(
+        (
+            str(v)
+            for e in (orig, driver)
+            for v in (getattr(e, "sqlstate", None), getattr(e, "pgcode", None))
+            if v
+        ),
+        "-",
+    )
+    constraint = getattr(driver, "constraint_name", None) or getattr(orig, "constraint_name", None)
+    statement = " ".join(str(getattr(exc, "statement", "") or "").split())[:300]
+    frames = "".join(traceback.format_tb(exc.__traceback__)[-6:]) if exc.__traceback__ else ""
+    return (
+        f"{type(driver).__name__} (SQLSTATE {state}"
+        + (f", constraint {constraint}" if constraint else "")
+        + ")"
+        + (f" in: {statement}" if statement else "")
+        + (f"\n{frames}" if frames else "")
+    )
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the translations from exceptions to problem responses."""
     from fastapi.exceptions import RequestValidationError
@@ -192,12 +225,29 @@ def install_error_handlers(app: FastAPI) -> None:
                 "impossible date. Check the values sent; nothing was changed.",
                 request,
             )
-        return await _unexpected(request, exc)
+        return _logged_db_error(request, exc)
+
+    def _logged_db_error(request: Request, exc: Exception) -> JSONResponse:
+        down = classify(exc)
+        if down is not None:
+            return unavailable(request, down)
+        rid = getattr(request.state, "request_id", "-")
+        # Not log.exception: the driver's message may quote a value sent (personal data).
+        log.error(
+            "database error on %s %s (request %s): %s",
+            request.method,
+            request.url.path,
+            rid,
+            describe_db_error(exc),
+        )
+        return _internal(request, rid)
 
     async def _driver(request: Request, exc: Exception) -> JSONResponse:
         # Raised outside SQLAlchemy (the tiles' asyncpg pool, a socket): 503 when the database
         # cannot serve now. Handled here, not by the catch-all below, whose errors Starlette
         # re-raises to the server (a traceback in the log for a mere outage).
+        if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+            return _logged_db_error(request, exc)
         down = classify(exc)
         if down is not None:
             return unavailable(request, down)
@@ -209,6 +259,15 @@ def install_error_handlers(app: FastAPI) -> None:
     for cls in (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, PoolTimeout):
         app.add_exception_handler(cls, _driver)
 
+    def _internal(request: Request, rid: str) -> JSONResponse:
+        return problem(
+            500,
+            "Internal error",
+            f"Something went wrong on our side. Nothing was changed. Quote request id {rid} "
+            "to the campaign admin.",
+            request,
+        )
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         rid = getattr(request.state, "request_id", "-")
@@ -218,10 +277,4 @@ def install_error_handlers(app: FastAPI) -> None:
         log.exception(
             "unhandled error on %s %s (request %s)", request.method, request.url.path, rid
         )
-        return problem(
-            500,
-            "Internal error",
-            f"Something went wrong on our side. Nothing was changed. Quote request id {rid} "
-            "to the campaign admin.",
-            request,
-        )
+        return _internal(request, rid)

@@ -192,7 +192,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await db.hot_pool()
         except (OSError, asyncpg.PostgresError) as exc:
             log.warning("database not reachable at start (%s); will retry on first request", exc)
+        tile_audit_writer = asyncio.create_task(app.state.tile_audit.run())
         yield
+        tile_audit_writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await tile_audit_writer
+        await app.state.tile_audit.flush(everything=True)  # a clean stop loses no audit window
         await db.dispose()
 
     app = FastAPI(
@@ -214,6 +219,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     from app.services.field.basemap import BasemapStore
 
     app.state.basemap = BasemapStore(settings.basemap)
+    from app.services.field.tile_audit import TileAudit
+
+    app.state.tile_audit = TileAudit(db, settings)
 
     install_error_handlers(app)
 

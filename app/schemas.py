@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.i18n import _
 
 Role = Literal["admin", "organiser", "analyst", "volunteer"]
+
+# A flat (apartment) as a volunteer can name it: 1 to 6 capital letters, digits or hyphens, with at
+# least one digit (12, 3B, A-12, 12BIS, -1), or one letter alone (a staircase or building: A).
+# Words are refused ("POUR", "CONTRE", "RN", "vote RN"): this column must not become a note about
+# the household. The same rule is a CHECK on visit.flat (migration 0017_smaller_holes).
+FLAT_MAX = 6
+FLAT_PATTERN = r"^(?:[A-Z]|[A-Z-]{0,5}[0-9][0-9A-Z-]{0,5})$"
+_FLAT = re.compile(FLAT_PATTERN, re.ASCII)
+
+
+def normalise_flat(value: str) -> str:
+    """The flat in capitals, or ValueError saying what a flat may be."""
+    flat = value.strip().upper()
+    if len(flat) > FLAT_MAX or not _FLAT.fullmatch(flat):
+        raise ValueError(
+            _(
+                "a flat is 1 to {n} letters, digits or hyphens with at least one digit "
+                "(12, 3B, A-12) or a single letter (A); words and sentences are not accepted"
+            ).format(n=FLAT_MAX)
+        )
+    return flat
+
+
+Flat = Annotated[str, StringConstraints(max_length=40), AfterValidator(normalise_flat)]
 Email = Annotated[
     str,
     StringConstraints(
@@ -49,7 +76,11 @@ class CampaignCreate(BaseModel):
     name: CampaignName
     election_date: date
     visit_retention_date: date | None = Field(
-        None, description="When visit outcomes are deleted; default: election date + 1 month."
+        None,
+        description=(
+            "When visit outcomes are deleted; default: election date + 1 month; at most the "
+            "election date + the server's longest delay (default 1 month 7 days)."
+        ),
     )
     supporter_retention_months: int = Field(36, ge=1, le=120)
     k_threshold: int = Field(11, ge=2, le=1000, description="Smallest count ever shown.")

@@ -242,3 +242,49 @@ async def test_admin_updates_settings_audited(access_app, aworld, access_owner):
             )
         ).scalar_one()
     assert details["k_threshold"] == {"from": 11, "to": 15}
+
+
+async def test_visit_retention_is_capped_in_the_api_and_the_database(
+    access_app, aworld, access_owner, access_settings
+):
+    """Issue 12 §6: 2099 was accepted. Now at most election + 1 month 7 days (the default
+    policy), refused with 422 by the API and by a trigger whoever writes."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    w = aworld  # election 2026-03-15
+    h = w.headers["admin"]
+    async with client_for(access_app) as c:
+        for day in ("2099-01-01", "2026-04-23"):
+            r = await c.patch(w.url(), headers=h, json={"visit_retention_date": day})
+            assert r.status_code == 422, r.text
+            assert r.json()["field"] == "visit_retention_date"
+            assert "2026-04-22" in r.json()["detail"]
+        ok = await c.patch(w.url(), headers=h, json={"visit_retention_date": "2026-04-22"})
+        assert ok.status_code == 200 and ok.json()["visit_retention_date"] == "2026-04-22"
+        # Moving the election earlier would leave the date beyond the cap: refused too.
+        r = await c.patch(w.url(), headers=h, json={"election_date": "2026-03-01"})
+        assert r.status_code == 422 and r.json()["field"] == "visit_retention_date"
+        both = {"election_date": "2026-03-01", "visit_retention_date": "2026-04-08"}
+        assert (await c.patch(w.url(), headers=h, json=both)).status_code == 200
+        created = await c.post(
+            "/campaigns",
+            headers=h,
+            json={
+                "name": "Far",
+                "election_date": "2032-03-14",
+                "visit_retention_date": "2099-01-01",
+            },
+        )
+        assert created.status_code in (403, 422), created.text
+        if created.status_code == 422:
+            assert created.json()["field"] == "visit_retention_date"
+    for sql in (
+        "UPDATE campaign SET visit_retention_date = '2099-01-01' WHERE id = :c",
+        "INSERT INTO campaign (name, election_date, visit_retention_date) "
+        "VALUES ('Far', '2032-03-14', '2099-01-01')",
+    ):
+        with pytest.raises(IntegrityError, match="campaign_visit_retention_cap|visit_retention"):
+            async with access_owner.begin() as conn:
+                await conn.execute(text(sql), {"c": w.campaign_id})

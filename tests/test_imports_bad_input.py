@@ -501,3 +501,25 @@ async def test_reimport_cannot_remove_doors_still_referenced(make_db, tmp_path):
         r"doors\.csv: rows this import would remove or replace are still used by"
         r" uses_door",
     )
+
+
+def test_reject_reports_cannot_start_a_formula(tmp_path):
+    """Reports quote the file's column names and values: a cell (or, for a spreadsheet that
+    splits on ',' or ';', a piece of one) starting with = + - @ is neutralised (issue 12 §6)."""
+    import csv as csv_module
+
+    from app.services.reference.imports.common import RejectLog
+
+    log = RejectLog(tmp_path / "in.csv", tmp_path / "in.csv.rejects.csv")
+    log.reject(3, "=cmd|' /C calc'!A0", "'1;=HYPERLINK(\"http://evil.test\")' is not a number")
+    log.skip(4, "-2+3", "@SUM(1)")
+    path = log.close()
+    text = path.read_text(encoding="utf-8")
+    for delimiter in (",", ";"):
+        cells = [
+            v for row in csv_module.reader(text.splitlines(), delimiter=delimiter) for v in row
+        ]
+        assert not [v for v in cells if v.startswith(("=", "+", "-", "@"))], cells
+    rows = read_report(path)
+    assert [r["column"] for r in rows] == ["'=cmd|' /C calc'!A0", "'-2+3"]
+    assert rows[1]["reason"] == "'@SUM(1)" and rows[0]["line"] == "3"

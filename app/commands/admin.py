@@ -48,9 +48,10 @@ async def create_account(
 ) -> tuple[uuid.UUID, bool]:
     """Create (or with ``reset`` re-password) an account, optionally adding it to a campaign."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(owner_url)
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
     try:
         async with engine.begin() as conn:
             existing = (
@@ -114,9 +115,10 @@ async def create_account(
 async def account_exists(owner_url: str, email: str) -> bool:
     """Whether an account uses this e-mail."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(owner_url)
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
     try:
         async with engine.connect() as conn:
             found = await conn.execute(
@@ -130,9 +132,10 @@ async def account_exists(owner_url: str, email: str) -> bool:
 async def reset_second_factor(owner_url: str, email: str) -> bool:
     """Clear an account's TOTP and end its sign-ins; False when there is no such account."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(owner_url)
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
     try:
         async with engine.begin() as conn:
             uid = (

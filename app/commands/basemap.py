@@ -17,11 +17,10 @@ def _mb(n: int) -> str:
 
 
 async def _area(owner_url: str, campaign: str | None):
-    from sqlalchemy.ext.asyncio import create_async_engine
-
+    from app.db import make_engine
     from app.services.field.basemap import area_to_cover
 
-    engine = create_async_engine(owner_url)
+    engine = make_engine(owner_url)
     try:
         async with engine.connect() as conn:
             return await area_to_cover(conn, campaign)
@@ -147,12 +146,11 @@ def register(cli: typer.Typer) -> None:
 
 def build_placeholder_file(owner_url: str, out: Path) -> dict:
     """Build the placeholder archive from the database at ``owner_url`` (blocking)."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
+    from app.db import make_engine
     from app.services.field.basemap_build import build_placeholder
 
     async def run() -> dict:
-        engine = create_async_engine(owner_url)
+        engine = make_engine(owner_url)
         try:
             return await build_placeholder(engine, out)
         finally:

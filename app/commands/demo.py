@@ -13,12 +13,11 @@ from app.i18n import _
 
 async def _seed(settings, owner_url: str, password: str) -> dict:
     """Demo campaign and accounts, then turfs, assignments and an invite through the API."""
-    from sqlalchemy.ext.asyncio import create_async_engine
-
     from app.commands.demo_field import seed_field
     from app.commands.demo_seed import create_demo_campaign_async
+    from app.db import make_engine
 
-    engine = create_async_engine(owner_url)
+    engine = make_engine(owner_url)
     try:
         info = await create_demo_campaign_async(engine, password)
     finally:
@@ -32,10 +31,11 @@ def sample_loaded(owner_url: str) -> bool:
     import asyncio
 
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.db import make_engine
 
     async def _check() -> bool:
-        engine = create_async_engine(owner_url)
+        engine = make_engine(owner_url)
         try:
             async with engine.connect() as conn:
                 row = (

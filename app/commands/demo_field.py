@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import Settings
+from app.db import make_engine
 
 DEMO_DISTRICT = "92071_0001"  # Sceaux, bureau 1: a few hundred (synthetic) doors
 INVITE_LABEL = "Démo : lien bénévole (tournée 2)"
@@ -36,7 +36,7 @@ async def seed_field(settings: Settings, campaign_id: str, password: str) -> dic
     from app.main import create_app
     from app.services.access.invites import invite_link, invite_token
 
-    owner = create_async_engine(settings.owner_database_url or "")
+    owner = make_engine(settings.owner_database_url or "")
     async with owner.connect() as conn:
         volunteer_id = (
             await conn.execute(text("SELECT id FROM app_user WHERE email = 'volunteer@demo.local'"))

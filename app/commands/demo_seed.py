@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.authz import ROLES
 from app.security import hash_password, token_hash
@@ -140,14 +140,14 @@ def invite_token_for(secret_key: str, campaign_id: uuid.UUID, invite_id: uuid.UU
 def create_demo_campaign(owner_url: str, password: str) -> dict[str, Any]:
     """Create or refresh "Démo 92-13" and its four accounts; refuses in production mode."""
     from app.config import get_settings
-    from app.db import _asyncpg
+    from app.db import _asyncpg, make_engine
 
     settings = get_settings()
     if settings.mode == "production":
         raise RuntimeError("The demo creates known accounts: it never runs in production mode.")
 
     async def _run() -> dict[str, Any]:
-        engine = create_async_engine(_asyncpg(owner_url))
+        engine = make_engine(_asyncpg(owner_url))
         try:
             return await create_demo_campaign_async(
                 engine, password, secret_key=settings.secret_key

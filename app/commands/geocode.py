@@ -37,8 +37,8 @@ def register(cli: typer.Typer) -> None:
         output: Path | None = typer.Option(None, "-o", help="Output CSV (default: stdout)."),
     ) -> None:
         """Geocode FILE with the local geocoder; writes it back with level, score, lon, lat…"""
-        from sqlalchemy.ext.asyncio import create_async_engine
-
+        from app.csvsafe import SafeDictWriter
+        from app.db import make_engine
         from app.services.people.geocoder import BATCH, geocode_parsed, parse_address
 
         with open(file, encoding="utf-8-sig", newline="") as fh:
@@ -59,7 +59,7 @@ def register(cli: typer.Typer) -> None:
             raise typer.Exit(2)
 
         async def run():
-            engine = create_async_engine(resolve_urls(get_settings())[0], pool_size=1)
+            engine = make_engine(resolve_urls(get_settings())[0], pool_size=1)
             out = []
             t0 = time.perf_counter()
             async with engine.connect() as conn:
@@ -83,7 +83,8 @@ def register(cli: typer.Typer) -> None:
                 if output
                 else sys.stdout
             )
-            w = csv.DictWriter(fh, fieldnames=header + [c for c in OUT_COLUMNS if c not in header])
+            # The output is for a spreadsheet: no cell (the file's or the geocoder's) can run.
+            w = SafeDictWriter(fh, fieldnames=header + [c for c in OUT_COLUMNS if c not in header])
             w.writeheader()
             for r, g in zip(rows, results, strict=True):
                 d = g.as_dict()

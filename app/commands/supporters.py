@@ -16,7 +16,6 @@ Exit codes: 0 every row stored; 3 ``--valid-rows-only`` stored the valid rows an
 from __future__ import annotations
 
 import asyncio
-import csv
 import getpass
 import socket
 import time
@@ -52,11 +51,12 @@ class _ReportFile:
         self.rows = 0
 
     def write(self, rejected: list[dict[str, Any]]) -> None:
+        from app.csvsafe import SafeWriter
         from app.services.people.supporters.imports import REPORT_COLUMNS, report_rows
 
         if self._w is None:
             self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self._w = csv.writer(self._fh)
+            self._w = SafeWriter(self._fh)
             self._w.writerow(REPORT_COLUMNS)
         self._w.writerows(report_rows(rejected))
         self.rows += len(rejected)
@@ -97,7 +97,7 @@ async def _import(
     try:
         async with async_sessionmaker(engine)() as session, session.begin():
             ctx = await admin_context(
-                session, settings, campaign=campaign, admin_email=admin, client="command line"
+                session, settings, campaign=campaign, admin_email=admin, client="command-line"
             )
             if not quiet:
                 _say(

@@ -42,12 +42,14 @@ async def priority_zones(
         details={"preset": preset, "election": meta["election"]["name"], "side": meta["side"]},
     )
     filename = f"priority-zones.{ext}"
-    disposition = "inline" if ext in ("html", "geojson") else "attachment"
-    return Response(
-        body,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f'{disposition}; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    headers = {
+        "Content-Disposition": f"{'inline' if ext == 'geojson' else 'attachment'}; "
+        f'filename="{filename}"',
+        "Cache-Control": "no-store",
+    }
+    if ext == "html":
+        # A file to share, never a page of this origin: downloaded (attachment), and even if a
+        # browser shows it, its scripts run sandboxed in an opaque origin (no access to the
+        # app's storage, tokens or API) and it may load nothing from anywhere.
+        headers["Content-Security-Policy"] = service.HTML_EXPORT_CSP
+    return Response(body, media_type=media_type, headers=headers)

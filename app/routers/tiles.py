@@ -37,7 +37,9 @@ async def doors_tile(ctx: HotCampaignScope, request: Request, z: int, x: int, y:
     analysts get 403.
     """
     state = request.app.state
-    tile = await service.doors_tile(ctx, z, x, y, tile_cache=state.tile_cache, db=state.db)
+    tile = await service.doors_tile(
+        ctx, z, x, y, tile_cache=state.tile_cache, tile_audit=state.tile_audit
+    )
     # Statuses change as visits arrive: the client must revalidate (cheap with the ETag).
     return tile_response(request, tile, "private, no-cache")
 

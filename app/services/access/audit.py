@@ -12,17 +12,17 @@ counted events in one hour gets each further event ``flagged``, shown to the cam
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import logging
+import re
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.csvsafe import rows_to_csv
 from app.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ _INSERT = text(
     INSERT INTO audit_event (campaign_id, actor_user_id, actor_invite_id, role, action, object,
                              row_count, request_id, client, details, flagged)
     VALUES (:c, :u, :i, :r, :a, :o, :n, :rid, :cl, CAST(:d AS jsonb),
-            CAST(:a AS text) NOT LIKE 'access.%' AND (
+            CAST(:force AS boolean) OR CAST(:a AS text) NOT LIKE 'access.%' AND (
               SELECT count(*) FROM (
                 SELECT 1 FROM audit_event
                 WHERE campaign_id = :c AND at > now() - interval '1 hour'
@@ -48,6 +48,19 @@ _INSERT = text(
     RETURNING flagged
     """
 )
+
+
+_NOT_TOKEN = {extra: re.compile(rf"[^-A-Za-z0-9._{re.escape(extra)}]") for extra in ("", ":%")}
+
+
+def safe_token(value: str | None, limit: int, *, extra: str = "") -> str | None:
+    """``value`` reduced to an id's characters (letters, digits, '.', '_', '-' and ``extra``),
+    at most ``limit`` long; None when nothing is left. The database CHECKs the same
+    (migration 0017): a request id or an address never carries a sentence into the audit log."""
+    if value is None:
+        return None
+    kept = _NOT_TOKEN[extra].sub("", value)[:limit]
+    return kept or None
 
 
 async def write_event(
@@ -64,8 +77,14 @@ async def write_event(
     client: str | None = None,
     details: dict[str, Any] | None = None,
     burst_threshold: int = 200,
+    flag: bool = False,
 ) -> bool:
-    """Insert one event (the tenant must be set); return whether it was flagged as a burst."""
+    """Insert one event (the tenant must be set); return whether it was flagged as a burst.
+
+    ``flag`` flags it whatever the hourly count (e.g. a minute of door tiles above
+    ``settings.audit_tile_burst``). The request id and client address are kept only as tokens
+    (see ``safe_token``): they come from the client and must not carry text.
+    """
     flagged = (
         await session.execute(
             _INSERT,
@@ -77,10 +96,11 @@ async def write_event(
                 "a": action,
                 "o": object,
                 "n": rows,
-                "rid": request_id,
-                "cl": client,
+                "rid": safe_token(request_id, 64),
+                "cl": safe_token(client, 100, extra=":%"),
                 "d": json.dumps(details, default=str) if details else None,
                 "t": burst_threshold,
+                "force": flag,
             },
         )
     ).scalar_one()
@@ -201,20 +221,9 @@ async def list_events(
 
 
 def to_csv(events: list[dict[str, Any]]) -> str:
-    """The events as CSV (one header line); cells that a spreadsheet would run are neutralised."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(COLUMNS)
-    for e in events:
-        cells = []
-        for col in COLUMNS:
-            v = e.get(col)
-            s = v.isoformat() if isinstance(v, datetime) else ("" if v is None else str(v))
-            if s[:1] in ("=", "+", "-", "@", "\t", "\r"):
-                s = "'" + s
-            cells.append(s)
-        writer.writerow(cells)
-    return buf.getvalue()
+    """The events as CSV (one header line); cells that a spreadsheet would run are neutralised
+    (``app.csvsafe``)."""
+    return rows_to_csv(COLUMNS, ([e.get(col) for col in COLUMNS] for e in events))
 
 
 # ---------------------------------------------------------------- retention
@@ -235,12 +244,12 @@ def purge_audit(owner_url: str, days: int | None = None) -> int:
     ``purge_audit_async``.
     """
     from app.config import get_settings
-    from app.db import _asyncpg
+    from app.db import _asyncpg, make_engine
 
     days = days if days is not None else get_settings().audit_retention_days
 
     async def _run() -> int:
-        engine = create_async_engine(_asyncpg(owner_url))
+        engine = make_engine(_asyncpg(owner_url))
         try:
             return await purge_audit_async(engine, days=days)
         finally:

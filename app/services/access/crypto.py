@@ -235,8 +235,8 @@ async def _reencrypt(
     own short transaction, rows locked with SKIP LOCKED so the service keeps running); a row
     whose key changed meanwhile is left alone. Returns the rows done."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
+    from app.db import make_engine
     from app.dburl import _asyncpg
 
     cipher = Cipher.from_settings(settings)
@@ -252,7 +252,7 @@ async def _reencrypt(
         + " AND ".join(f"{i} = :{i}" for i in where.ids)
         + f" AND {where.key_col} = :old"
     )
-    engine = create_async_engine(_asyncpg(owner_url), pool_size=1)
+    engine = make_engine(_asyncpg(owner_url), pool_size=1)
     done = 0
     try:
         while True:

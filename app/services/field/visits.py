@@ -17,6 +17,7 @@ from sqlalchemy import text
 from app.authz import ADMIN, ORGANISER
 from app.context import CampaignContext
 from app.errors import PorteError
+from app.schemas import Flat
 
 Outcome = Literal["not_home", "talked", "refused", "moved", "no_access", "do_not_knock"]
 MAX_BATCH = 10_000
@@ -59,7 +60,9 @@ class VisitIn(BaseModel):
     doors: list[int] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
     outcome: Outcome
     visited_at: AwareDatetime
-    flat: str | None = Field(default=None, min_length=1, max_length=20)
+    flat: Flat | None = Field(
+        default=None, description="A flat of the building: 12, 3B, A-12 or one letter (A)."
+    )
     assignment_id: uuid.UUID | None = None
 
     @model_validator(mode="after")

@@ -23,6 +23,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.csvsafe import frame_to_csv
 from app.errors import InvalidInput
 from app.services.ranking import service as rk
 
@@ -151,7 +152,7 @@ def render(gdf: gpd.GeoDataFrame, meta: dict[str, Any], ext: str, *, title: str)
     if ext == "csv":
         frame = pd.DataFrame(gdf.drop(columns="geometry"))
         frame["wkt"] = gdf.geometry.to_wkt(rounding_precision=7)
-        return frame.to_csv(index=False).encode()
+        return frame_to_csv(frame)  # no cell of a district's name can run as a formula
     return html_map(gdf, meta, title=title).encode()
 
 
@@ -162,6 +163,12 @@ def _leaflet_assets() -> tuple[str, str]:
     return (base / "leaflet.js").read_text(), (base / "leaflet.css").read_text()
 
 
+# Served with the HTML export (app/routers/exports.py): scripts and styles of the file itself
+# only, in a sandbox without allow-same-origin, nothing fetched, no form, not framed.
+HTML_EXPORT_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+)
 PALETTE = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")  # low -> high priority
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from app.csvsafe import SafeWriter
 from app.errors import ImportFailed
 
 csv.field_size_limit(1 << 24)
@@ -105,7 +106,7 @@ class RejectLog:
         if self._writer is None:
             self.report_path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.report_path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self._writer = csv.writer(self._fh)
+            self._writer = SafeWriter(self._fh)  # reasons may quote the file's text
             self._writer.writerow(["line", "column", "outcome", "reason"])
         self._writer.writerow([line, column, outcome, reason])
 
