@@ -261,3 +261,23 @@ async def test_the_database_refuses_what_the_api_refuses(client, world, owner_en
         except IntegrityError:
             db_ok = False
         assert db_ok == api_ok, value
+
+
+async def test_outcomes_in_french_words_are_recorded_as_codes(client, world, owner_engine):
+    """A paper walk sheet typed in later: "absent", "Refusé", "pas d'accès" beside the codes."""
+    _, _, doors = await assigned_turf(client, world, owner_engine)
+    words = {"absent": "not_home", "Refusé": "refused", "pas d'accès": "no_access"}
+    items = [visit(doors[i], word) for i, word in enumerate(words)]
+    r = await _post(client, world, items)
+    assert r.status_code == 200, r.text
+    async with owner_engine.connect() as conn:
+        stored = {
+            str(row.id): row.outcome
+            for row in await conn.execute(
+                text("SELECT id, outcome FROM visit WHERE campaign_id = :c"),
+                {"c": world.campaign_id},
+            )
+        }
+    assert sorted(stored.values()) == sorted(words.values())
+    bad = await _post(client, world, [visit(doors[0], "pour nous")])
+    assert bad.status_code == 422 and "outcome" in bad.json()["field"]

@@ -9,17 +9,28 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from sqlalchemy import text
 
 from app.authz import ADMIN, ORGANISER
 from app.context import CampaignContext
 from app.errors import PorteError
+from app.frenchdata import OUTCOME_LABELS, to_code
 from app.schemas import Flat
 
-Outcome = Literal["not_home", "talked", "refused", "moved", "no_access", "do_not_knock"]
+OutcomeCode = Literal["not_home", "talked", "refused", "moved", "no_access", "do_not_knock"]
+
+
+def _outcome_code(value: object) -> object:
+    """French words beside the codes ("absent" for not_home); anything else left to refuse."""
+    if isinstance(value, str):
+        return to_code(value, OUTCOME_LABELS) or value
+    return value
+
+
+Outcome = Annotated[OutcomeCode, BeforeValidator(_outcome_code)]
 MAX_BATCH = 10_000
 CLOCK_SKEW = timedelta(minutes=5)
 
