@@ -99,9 +99,6 @@ class Table:
             raise ValueError(f"cell {total!r} is not the sum of its parts")
         self.relations.append((t, ps))
 
-    def __contains__(self, key: Key) -> bool:
-        return key in self._index
-
     def index(self, key: Key) -> int:
         """Position of a cell."""
         return self._index[key]
@@ -117,14 +114,6 @@ class Publication:
     def __getitem__(self, key: Key) -> int | None:
         i = self.table.index(key)
         return None if i in self.hidden else self.table.values[i]
-
-    def is_hidden(self, key: Key) -> bool:
-        """True when the cell is not published."""
-        return self.table.index(key) in self.hidden
-
-    def hidden_keys(self) -> set[Key]:
-        """Keys of the hidden cells."""
-        return {self.table.keys[i] for i in self.hidden}
 
 
 def protect(table: Table, k: int, *, show_zeros: bool = False) -> Publication:

@@ -7,13 +7,13 @@ the districts the ranking uses) or ``tile`` (INSEE 200 m tiles; the ranking then
 supporter factor). See app/disclosure.py and docs/privacy.md.
 
 Revision ID: 0023_supporter_cells
-Revises: 0012_drop_totp_plaintext
+Revises: 0017_smaller_holes
 """
 
 from alembic import op
 
 revision = "0023_supporter_cells"
-down_revision = "0012_drop_totp_plaintext"
+down_revision = "0017_smaller_holes"
 branch_labels = None
 depends_on = None
 
