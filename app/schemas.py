@@ -56,6 +56,7 @@ class CampaignOut(BaseModel):
     supporter_retention_months: int
     k_threshold: int
     require_2fa: bool
+    supporter_cells: Literal["district", "tile"] = "district"
     role: str
     flagged_audit_events: int | None = Field(
         None, description="Admins only: audit events flagged as bursts in the last 30 days."
@@ -85,6 +86,10 @@ class CampaignCreate(BaseModel):
     supporter_retention_months: int = Field(36, ge=1, le=120)
     k_threshold: int = Field(11, ge=2, le=1000, description="Smallest count ever shown.")
     require_2fa: bool = Field(False, description="Admins and organisers must sign in with TOTP.")
+    supporter_cells: Literal["district", "tile"] = Field(
+        "district",
+        description="The one partition supporter counts are published on (docs/privacy.md).",
+    )
 
 
 class CampaignPatch(BaseModel):
@@ -98,6 +103,7 @@ class CampaignPatch(BaseModel):
     supporter_retention_months: int | None = Field(None, ge=1, le=120)
     k_threshold: int | None = Field(None, ge=2, le=1000)
     require_2fa: bool | None = None
+    supporter_cells: Literal["district", "tile"] | None = None
 
 
 class TokenOut(BaseModel):

@@ -98,18 +98,37 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
     assert r.status_code == 403
 
 
-async def test_tile_aggregates_are_suppressed_below_k(client, owner_engine, settings):
+async def test_supporter_counts_on_one_partition_only_tiles_when_chosen(
+    client, owner_engine, settings
+):
+    # Districts and tiles overlap: a district's count minus the tiles shown inside it would give
+    # a hidden tile (and the count of small tiles said how many there were). A campaign now
+    # publishes one partition; the previous code answered both, with "suppressed_cells".
     w = await make_world(owner_engine, settings, k=2)
     _, doors = await doors_in_one_district(owner_engine, 2)
     await _placed(client, w, doors[:1], 400)
     r = await client.get(w.url("/supporters/aggregates?by=tile"), headers=w.headers["analyst"])
+    assert r.status_code == 422 and r.json()["field"] == "by", r.text
+    assert "district" in r.json()["detail"]
+    r = await client.patch(
+        f"/campaigns/{w.campaign_id}", json={"supporter_cells": "tile"}, headers=w.headers["admin"]
+    )
+    assert r.status_code == 200 and r.json()["supporter_cells"] == "tile", r.text
+    r = await client.get(w.url("/supporters/aggregates"), headers=w.headers["organiser"])
+    assert r.status_code == 422 and r.json()["field"] == "by"
+    r = await client.get(w.url("/supporters/aggregates?by=tile"), headers=w.headers["analyst"])
     # a tile below k is not even listed (its presence would say that supporters live there)
-    assert r.json()["cells"] == [] and r.json()["suppressed_cells"] == 1
+    assert r.json()["cells"] == [] and "suppressed_cells" not in r.json()
     await _placed(client, w, doors[:1], 410)  # a second supporter at the same door
     r = await client.get(w.url("/supporters/aggregates?by=tile"), headers=w.headers["analyst"])
     cells = r.json()["cells"]
     assert r.json()["published_total"] == sum(c["count"] for c in cells) == 2
     assert all(c["key"].startswith("CRS3035RES200mN") for c in cells)
+    # the ranking then has no supporter factor, and says why
+    r = await client.get(w.url("/ranking"), headers=w.headers["analyst"])
+    factor = next(f for f in r.json()["factors"] if f["name"] == "supporters")
+    assert factor["status"] == "absent" and "tile" in factor["reason"]
+    assert all(d["counts"]["supporters"] is None for d in r.json()["districts"])
 
 
 async def test_export_everything_about_one_person(client, world, owner_engine):

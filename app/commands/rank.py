@@ -18,6 +18,7 @@ async def _rank(
 ) -> tuple[dict, str]:
     from sqlalchemy import text
 
+    from app import disclosure
     from app.config import get_settings
     from app.db import make_engine, resolve_urls, set_tenant
     from app.services.ranking import service as ranking
@@ -43,7 +44,7 @@ async def _rank(
                 side=side,
                 swing_from=swing_from,
             )
-        result["districts"] = [ranking.apply_k(d, row.k_threshold) for d in result["districts"]]
+        result["districts"] = [disclosure.apply_k(d, row.k_threshold) for d in result["districts"]]
         return ranking.top(result, limit), row.name
     finally:
         await engine.dispose()

@@ -63,9 +63,10 @@ async def review_supporters(
 async def supporter_aggregates(
     ctx: CampaignScope,
     by: Literal["district", "tile"] = "district",
-    district_kind: Literal["bureau_de_vote", "iris"] = "bureau_de_vote",
+    district_kind: Literal["bureau_de_vote", "iris"] | None = None,
 ) -> dict:
-    """Supporters per district or INSEE tile; cells below the campaign's k are suppressed."""
+    """Supporters per cell of the campaign's one partition (district or INSEE tile, campaign
+    setting supporter_cells); cells below the campaign's k, zero included, are hidden."""
     res = await supporter_counts(
         ctx.session, ctx.campaign_id, k=ctx.k_threshold, by=by, district_kind=district_kind
     )

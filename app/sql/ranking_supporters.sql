@@ -1,4 +1,6 @@
--- /*SUPPORTERS*/ fragment: consented, active, located supporters per district (one district each).
+-- Consented, active, located supporters per district (one district each): the campaign's
+-- district partition of supporter counts, raw (app/services/people/supporters/aggregates.py
+-- protects it; the ranking gets the published counts only). Bind: :campaign_id uuid.
 -- A supporter placed on a door takes the door's district (indexed join); the others (geocoded to
 -- a street or placed by hand, no door) are located by their point.
 SELECT x.district_code, count(*) AS n

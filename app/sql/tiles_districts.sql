@@ -1,8 +1,9 @@
 -- District outlines (polling stations, IRIS) with the campaign's ranking score and aggregates.
 -- The score comes from the campaign's latest ranking (issue 6's ranking_cache: computed by
--- GET /ranking; districts have no score until it ran once). Counts below k are left out, as in
--- the ranking API (apply_k). Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent,
--- $6 buffer, $7 k.
+-- GET /ranking; districts have no score until it ran once). Its counts are the published ones
+-- (app/disclosure.py: supporters and visited doors hidden there are already blank); counts
+-- below k are left out too, as in the ranking API (apply_k). Binds: $1 campaign_id uuid, $2 z,
+-- $3 x, $4 y, $5 extent, $6 buffer, $7 k.
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
            ST_Transform(ST_TileEnvelope($2::int, $3::int, $4::int, margin => $6::float8 / $5::int), 4326) AS env4326

@@ -18,7 +18,7 @@ from app.services.access.audit import flagged_count
 
 _COLUMNS = (
     "c.id, c.name, c.election_date, c.visit_retention_date, c.supporter_retention_months, "
-    "c.k_threshold, c.require_2fa"
+    "c.k_threshold, c.require_2fa, c.supporter_cells"
 )
 
 
@@ -93,8 +93,8 @@ async def create_campaign(
     await session.execute(
         text(
             "INSERT INTO campaign (id, name, election_date, visit_retention_date, "
-            "supporter_retention_months, k_threshold, require_2fa, created_by) "
-            "VALUES (:id, :n, :d, :r, :s, :k, :f, :u)"
+            "supporter_retention_months, k_threshold, require_2fa, supporter_cells, created_by) "
+            "VALUES (:id, :n, :d, :r, :s, :k, :f, :sc, :u)"
         ),
         {
             "id": cid,
@@ -104,6 +104,7 @@ async def create_campaign(
             "s": data.supporter_retention_months,
             "k": data.k_threshold,
             "f": data.require_2fa,
+            "sc": data.supporter_cells,
             "u": user_id,
         },
     )
@@ -119,6 +120,7 @@ async def create_campaign(
         supporter_retention_months=data.supporter_retention_months,
         k_threshold=data.k_threshold,
         require_2fa=data.require_2fa,
+        supporter_cells=data.supporter_cells,
         role="admin",
         flagged_audit_events=0,
     )

@@ -1,8 +1,9 @@
 """Exports of priority zones: district polygons with rank, score, contributions and aggregates.
 
 One table is built (``priority_zones_frame``) and written to every format from it, so that the
-k-suppression (every count below k blank, with a ``<count>_suppressed`` flag) is the same in
-GeoJSON, GeoPackage, Parquet, CSV and HTML. Door points are never part of an export.
+suppression decided by app.disclosure (every count hidden there, or public and below k, blank
+with a ``<count>_suppressed`` flag) is the same in GeoJSON, GeoPackage, Parquet, CSV and HTML.
+Door points are never part of an export.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.csvsafe import frame_to_csv
+from app.disclosure import COUNT_FACTORS, COUNTS, apply_k
 from app.errors import InvalidInput
 from app.services.ranking import service as rk
 
@@ -34,7 +36,6 @@ FORMATS = {
     "csv": "text/csv; charset=utf-8",
     "html": "text/html; charset=utf-8",
 }
-COUNTS, COUNT_FACTORS, apply_k = rk.COUNTS, rk.COUNT_FACTORS, rk.apply_k
 INTEGER_COUNTS = (
     "doors",
     "registered",

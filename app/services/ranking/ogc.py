@@ -31,6 +31,7 @@ from typing import Any
 import shapely
 from sqlalchemy import text
 
+from app import disclosure
 from app.errors import InvalidInput, NotFound
 from app.services.access import audit
 from app.services.ranking import exports
@@ -362,12 +363,13 @@ def _typed(props: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
 
 
 def _suppress_tile(row: Any, k: int) -> dict[str, Any]:
+    """INSEE's public counts, blanked below k like every count (app.disclosure.blank_below)."""
     props: dict[str, Any] = {"living_standard": row.living_standard, "imputed": row.i_est_200 == 1}
     for name in TILE_COUNTS:
         value = getattr(row, name)
-        hidden = value is not None and value < k
-        props[name] = None if hidden else value
-        props[f"{name}_suppressed"] = hidden
+        shown = disclosure.blank_below(value, k)
+        props[name] = shown
+        props[f"{name}_suppressed"] = value is not None and shown is None
     return props
 
 

@@ -4,6 +4,12 @@ The whole ranking is one SQL statement (``app/sql/ranking.sql``); this module pi
 the election, the side and the swing's reference election, splices in the optional inputs that
 exist (supporters, visits), caches the result per campaign with a fingerprint of its inputs, and
 shapes the explanation.
+
+Supporters and visited doors enter the ranking as *published* counts only (app.disclosure:
+the supporter counts per district and the current round's visited doors per district that an
+analyst can read), never as raw counts: the score, its contributions, the factors' means and
+deviations, the coverage damping and every export are then functions of what is published, so
+none of them can reveal a hidden count.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.disclosure import apply_k
 from app.errors import InvalidInput, NotFound
+from app.services.field.progress import published_visited
+from app.services.people.supporters.aggregates import published_district_counts
 from app.services.reference.allocation import ensure_allocation
 
 
@@ -107,7 +116,7 @@ FACTORS: dict[str, Factor] = {
         Factor(
             "supporters",
             "Consented supporters",
-            "supporters (counted only when >= k)",
+            "supporters (published counts only: below k, or hidden with them, count 0)",
             "Campaign supporters, active and located",
             "supporters",
         ),
@@ -115,7 +124,7 @@ FACTORS: dict[str, Factor] = {
             "coverage",
             "Coverage of the current round",
             "share of doors visited",
-            "Campaign visits in the current round (counted only when >= k doors)",
+            "Campaign visits in the current round (published counts of visited doors only)",
             "round",
         ),
     )
@@ -141,6 +150,13 @@ _EMPTY = {
     "SUPPORTERS": "SELECT NULL::text AS district_code, NULL::bigint AS n WHERE false",
     "VISITED": "SELECT NULL::text AS district_code, NULL::bigint AS n WHERE false",
 }
+# Supporters and visited doors: the published counts, given as {district code: count}.
+_PUBLISHED = {
+    "SUPPORTERS": "SELECT key AS district_code, value::bigint AS n "
+    "FROM jsonb_each_text(CAST(:published_supporters AS jsonb))",
+    "VISITED": "SELECT key AS district_code, value::bigint AS n "
+    "FROM jsonb_each_text(CAST(:published_visited AS jsonb))",
+}
 
 
 @cache
@@ -157,8 +173,8 @@ def ranking_statement(election: bool, supporters: bool, visits: bool, swing: boo
         "ELECTION": _sql("ranking_election.sql") if election else _EMPTY["ELECTION"],
         "CANDIDATES": _sql("ranking_candidates.sql") if election else _EMPTY["CANDIDATES"],
         "SWING": _sql("ranking_swing.sql") if election and swing else _EMPTY["SWING"],
-        "SUPPORTERS": _sql("ranking_supporters.sql") if supporters else _EMPTY["SUPPORTERS"],
-        "VISITED": _sql("ranking_visited.sql") if visits else _EMPTY["VISITED"],
+        "SUPPORTERS": _PUBLISHED["SUPPORTERS"] if supporters else _EMPTY["SUPPORTERS"],
+        "VISITED": _PUBLISHED["VISITED"] if visits else _EMPTY["VISITED"],
     }
     for key, fragment in parts.items():
         sql = sql.replace(f"/*{key}*/", fragment)
@@ -182,6 +198,32 @@ class Inputs:
     has_round: bool = False
     round_number: int | None = None
     absent: dict[str, str] = field(default_factory=dict)
+    # the published counts (app.disclosure) the ranking may use, filled by publish()
+    supporters: dict[str, int] | None = None
+    visited: dict[str, int] | None = None
+    published: bool = False
+
+
+async def publish(
+    conn: AsyncConnection | AsyncSession, campaign_id: uuid.UUID, inputs: Inputs, k: int
+) -> None:
+    """Fill ``inputs`` with the supporter and visited-door counts analysts may read (and only
+    those); supporters are left out when the campaign publishes them per tile."""
+    if inputs.published:
+        return
+    if inputs.tables.get("supporter") and "supporters" not in inputs.absent:
+        counts = await published_district_counts(conn, campaign_id, k)
+        if counts is None:
+            inputs.absent["supporters"] = (
+                "this campaign publishes its supporter counts per 200 m tile (campaign setting "
+                "supporter_cells): a second set of counts per district would let small cells be "
+                "worked out by subtraction"
+            )
+        else:
+            inputs.supporters = counts
+    if inputs.has_round:
+        inputs.visited = await published_visited(conn, campaign_id, k)
+    inputs.published = True
 
 
 _TABLES = text("SELECT t, to_regclass(t) IS NOT NULL FROM unnest(CAST(:names AS text[])) AS t")
@@ -472,28 +514,28 @@ async def save_settings(
 # ---------------------------------------------------------------- computing
 _FINGERPRINT_PARTS = {
     "election": "(SELECT count(*) || ':' || coalesce(max(loaded_at)::text, '') FROM election)",
-    "supporter": "(SELECT count(*) || ':' || coalesce(sum(hashtext(id::text || status || "
-    "coalesce(address_id::text, '') || coalesce(ST_X(geom)::text || ST_Y(geom)::text, ''))), 0) "
-    "FROM supporter WHERE campaign_id = :c)",
-    "visit": "(SELECT count(*) || ':' || coalesce(max(recorded_at)::text, '') FROM visit "
-    "WHERE campaign_id = :c)",
     "canvass_round": "(SELECT count(*) || ':' || coalesce(max(number), 0) FROM canvass_round "
     "WHERE campaign_id = :c)",
 }
 
 
 async def fingerprint(
-    conn: AsyncConnection | AsyncSession, campaign_id: uuid.UUID, tables: dict[str, bool]
+    conn: AsyncConnection | AsyncSession,
+    campaign_id: uuid.UUID,
+    tables: dict[str, bool],
+    published: str = "",
 ) -> str:
-    """A digest of every input of the ranking (allocation version, elections, visits...)."""
+    """A digest of every input of the ranking (allocation version, elections, rounds, and the
+    published supporter and visited-door counts, given as ``published``)."""
     parts = [
+        "CAST(:published AS text)",
         "(SELECT version::text FROM allocation_state)",
         "(SELECT coalesce(side, '') || ':' || k_threshold FROM campaign WHERE id = :c)",
         "(SELECT coalesce(max(updated_at)::text, '') FROM ranking_settings WHERE campaign_id = :c)",
     ]
     parts += [sql for table, sql in _FINGERPRINT_PARTS.items() if tables.get(table)]
     sql = "SELECT md5(concat_ws('|', " + ", ".join(parts) + "))"
-    return (await conn.execute(text(sql), {"c": campaign_id})).scalar_one()
+    return (await conn.execute(text(sql), {"c": campaign_id, "published": published})).scalar_one()
 
 
 def _factor_report(
@@ -577,10 +619,11 @@ async def compute(
     communes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Run the one-pass ranking SQL and shape its rows (every district, best first)."""
+    await publish(conn, campaign_id, inputs, k)
     effective = {n: w for n, w in weights.items() if n not in inputs.absent}
     sql = ranking_statement(
         inputs.election_id is not None,
-        bool(inputs.tables.get("supporter")),
+        inputs.supporters is not None,
         inputs.has_round,
         inputs.swing_from_id is not None,
     )
@@ -595,8 +638,10 @@ async def compute(
                 "swing_from_id": inputs.swing_from_id,
                 "side": inputs.side,
                 "communes": communes,
-                "has_supporters": bool(inputs.tables.get("supporter")),
+                "has_supporters": inputs.supporters is not None,
                 "has_round": inputs.has_round,
+                "published_supporters": json.dumps(inputs.supporters or {}),
+                "published_visited": json.dumps(inputs.visited or {}),
             },
         )
     ).all()
@@ -630,61 +675,10 @@ RULES = (
     "deviation). A district with no value for a factor counts as the mean (z = 0, flagged "
     "'missing'); a factor with no data or no spread contributes 0 and is listed with its reason. "
     "contribution = weight x z x damping, damping = 1 - coverage of the current round, and the "
-    "score is the sum of the contributions. Supporter and visited-door counts below k are counted "
-    "as 0 and shown blank."
+    "score is the sum of the contributions. Supporter and visited-door counts enter as published: "
+    "a count below k, or hidden with one (so that it cannot be worked out by subtraction), counts "
+    "as 0 and is shown blank."
 )
-
-
-# Counts shown in exports and the API; every one below k is blanked and flagged.
-COUNTS = (
-    "population",
-    "households",
-    "poor_households",
-    "social_dwellings",
-    "doors",
-    "registered",
-    "abstentions",
-    "votes_cast",
-    "supporters",
-    "visited_doors",
-)
-# Factors whose value is one of those counts (blanked with it).
-COUNT_FACTORS = {
-    "population": "population",
-    "households": "households",
-    "door_count": "doors",
-    "registered": "registered",
-    "supporters": "supporters",
-}
-
-
-def apply_k(district: dict[str, Any], k: int) -> dict[str, Any]:
-    """A copy of a ranked district with every count below k blanked and flagged."""
-    out = dict(district)
-    counts = dict(district["counts"])
-    flags: dict[str, bool] = {}
-    for name in COUNTS:
-        value = counts.get(name)
-        already = bool(counts.get(f"{name}_suppressed"))
-        hide = already or (value is not None and value < k)
-        flags[name] = hide
-        counts[name] = None if hide else value
-        counts[f"{name}_suppressed"] = hide
-    out["counts"] = counts
-    contributions = []
-    for c in district["contributions"]:
-        c = dict(c)
-        count = COUNT_FACTORS.get(c["factor"])
-        if count and flags.get(count):
-            c["value"], c["suppressed"] = None, True
-        contributions.append(c)
-    out["contributions"] = contributions
-    values = dict(district["values"])
-    for factor, count in COUNT_FACTORS.items():
-        if flags.get(count):
-            values[factor] = None
-    out["values"] = values
-    return out
 
 
 # ---------------------------------------------------------------- the API's view
@@ -723,7 +717,11 @@ async def ranking(
             sort_keys=True,
         ).encode()
     ).hexdigest()
-    fp = await fingerprint(session, campaign_id, inputs.tables)
+    await publish(session, campaign_id, inputs, k)
+    published = json.dumps(
+        [inputs.supporters, inputs.visited, sorted(inputs.absent)], sort_keys=True
+    )
+    fp = await fingerprint(session, campaign_id, inputs.tables, published)
     if use_cache:
         cached = (
             await session.execute(

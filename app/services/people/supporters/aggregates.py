@@ -1,35 +1,47 @@
-"""Supporter counts per district and per INSEE 200 m tile, with cells below k suppressed.
+"""Supporter counts as organisers and analysts may read them: one partition per campaign.
 
 Counted: ``status = 'active' AND geom IS NOT NULL`` (placed at a door, interpolated, or placed
-by hand; only supporters who agreed to the 'mapping' purpose are ever placed). Computed live from
-``supporter`` in the caller's transaction, so an erasure or withdrawal is reflected in the same
-request. A cell with fewer than k supporters (zero included) is published as suppressed
-(``count = None``). No exact total is published beside suppressed cells: ``published_total`` is
-the sum of the published cells only, so no suppressed value can be recovered by subtraction.
+by hand; only supporters who agreed to the 'mapping' purpose are ever placed). Computed live in
+the caller's transaction, so an erasure or withdrawal is reflected in the same request.
+
+A campaign publishes its supporter counts on ONE partition, chosen by its admin (campaign
+setting ``supporter_cells``): ``district`` (the default: the districts the ranking uses, each
+supporter in exactly one, the district of their door or else the one their point falls in) or
+``tile`` (INSEE 200 m tiles). Two overlapping partitions of the same people would let a small
+cell be worked out by subtraction (a district's count minus the tiles shown inside it). With one
+partition and no total, the cells share no relation, and app.disclosure's rule for them is
+primary suppression: every cell below k, zero included, is hidden ("nobody" and "one supporter"
+read the same). The ranking's supporter factor uses these same published counts, or none when
+the campaign publishes tiles.
 """
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import asdict, dataclass, field
+from functools import cache
+from importlib import resources
 from typing import Any, Literal
 
 from sqlalchemy import text
 
-_BY_DISTRICT = text(
-    """
-    WITH placed AS (
-        SELECT DISTINCT ON (s.id) s.id, d.code
-        FROM supporter s
-        JOIN district d ON d.kind = :kind AND ST_Covers(d.geom, s.geom)
-        WHERE s.campaign_id = :c AND s.status = 'active' AND s.geom IS NOT NULL
-        ORDER BY s.id, d.code  -- contours overlap by a few m²: count each supporter once
-    )
-    SELECT d.code AS key, count(p.id)::int AS n
-    FROM district d LEFT JOIN placed p ON p.code = d.code
-    WHERE d.kind = :kind AND (CAST(:codes AS text[]) IS NULL OR d.code = ANY(:codes))
-    GROUP BY d.code ORDER BY d.code
-    """
+from app.disclosure import protect_partition
+from app.errors import InvalidInput
+from app.i18n import _
+
+PARTITIONS = ("district", "tile")
+
+
+@cache
+def _by_district_sql() -> str:
+    """Supporters per district, exactly as the ranking counts them (app/sql)."""
+    body = (resources.files("app") / "sql" / "ranking_supporters.sql").read_text()
+    return "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
+
+
+_DISTRICTS = text(
+    "SELECT code FROM district WHERE (CAST(:kind AS text) IS NULL OR kind = :kind) "
+    "AND (CAST(:codes AS text[]) IS NULL OR code = ANY(:codes)) ORDER BY code"
 )
 _BY_TILE = text(
     """
@@ -41,11 +53,12 @@ _BY_TILE = text(
     GROUP BY 1 ORDER BY 1
     """
 )
+_PARTITION = text("SELECT supporter_cells FROM campaign WHERE id = :c")
 
 
 @dataclass
 class Cell:
-    """One district or tile: its count, or None when below k."""
+    """One district or tile: its count, or None when hidden."""
 
     key: str
     count: int | None
@@ -54,21 +67,42 @@ class Cell:
 
 @dataclass
 class SupporterCounts:
-    """Counts per cell with small cells suppressed; no exact grand total."""
+    """Counts per cell of the campaign's partition, small cells hidden; no grand total."""
 
     by: str
     k: int
     cells: list[Cell] = field(default_factory=list)
-    published_total: int = 0
-    suppressed_cells: int = 0
+    published_total: int = 0  # the sum of the published cells only
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
 
     def counts(self) -> dict[str, int | None]:
-        """key -> count (None when suppressed)."""
+        """key -> count (None when hidden)."""
         return {c.key: c.count for c in self.cells}
+
+
+async def partition(session: Any, campaign_id: uuid.UUID) -> str:
+    """The campaign's partition of supporter counts: 'district' or 'tile'."""
+    return (await session.execute(_PARTITION, {"c": campaign_id})).scalar_one()
+
+
+async def _raw_by_district(session: Any, campaign_id: uuid.UUID) -> dict[str, int]:
+    rows = await session.execute(text(_by_district_sql()), {"campaign_id": campaign_id})
+    return {r.district_code: int(r.n) for r in rows}
+
+
+async def published_district_counts(
+    session: Any, campaign_id: uuid.UUID, k: int
+) -> dict[str, int] | None:
+    """Published supporter counts per district ({code: n}, hidden ones left out), or None when
+    the campaign publishes tiles instead. What the ranking's supporter factor is made of."""
+    if await partition(session, campaign_id) != "district":
+        return None
+    raw = await _raw_by_district(session, campaign_id)
+    shown = protect_partition(raw, k)
+    return {code: n for code, n in sorted(shown.items()) if n is not None}
 
 
 async def supporter_counts(
@@ -77,34 +111,43 @@ async def supporter_counts(
     *,
     k: int,
     by: Literal["district", "tile"] = "district",
-    district_kind: str = "bureau_de_vote",
+    district_kind: str | None = None,
     codes: list[str] | None = None,
 ) -> SupporterCounts:
-    """Supporters per district (every district of ``district_kind``, or ``codes``) or per tile.
+    """Supporters per cell of the campaign's partition (``by`` must name it: 422 otherwise).
 
-    ``session`` must be scoped to ``campaign_id`` (RLS tenant set, e.g. ``ctx.session``). Every
-    district is listed (suppressed ones with ``count=None``); tiles (ids ``CRS3035RES200mN…E…``
-    as in ``insee_tile``) are listed only when published (≥ k): a listed small tile would reveal
-    that supporters live there.
+    ``session`` must be scoped to ``campaign_id`` (RLS tenant set, e.g. ``ctx.session``).
+    Districts: every district is listed (of ``district_kind``, or ``codes``), hidden ones with
+    ``count=None``. Tiles (ids ``CRS3035RES200mN…E…`` as in ``insee_tile``) are listed only when
+    shown: a listed small tile would say that supporters live there.
     """
-    if by == "district":
-        rows = await session.execute(
-            _BY_DISTRICT, {"c": campaign_id, "kind": district_kind, "codes": codes}
+    if by not in PARTITIONS:
+        raise InvalidInput(_("by must be 'district' or 'tile'."), field="by")
+    chosen = await partition(session, campaign_id)
+    if by != chosen:
+        raise InvalidInput(
+            _(
+                "This campaign publishes its supporter counts per {chosen} only: counts on a "
+                "second, overlapping partition would let small cells be worked out by "
+                "subtraction. Ask with by={chosen}; the admin chooses the partition with "
+                'PATCH /campaigns/{{id}} {{"supporter_cells": ...}}.'
+            ).format(chosen=chosen),
+            field="by",
         )
-    elif by == "tile":
-        rows = await session.execute(_BY_TILE, {"c": campaign_id})
-    else:
-        raise ValueError("by must be 'district' or 'tile'")
     out = SupporterCounts(by=by, k=k)
-    for r in rows:
-        small = r.n < k
-        if small:
-            out.suppressed_cells += 1
-            # every district is listed (zeros too), so a suppressed district says nothing; a tile
-            # is listed only where supporters live, so a small tile is left out altogether
-            if by == "district":
-                out.cells.append(Cell(r.key, None, True))
-        else:
-            out.cells.append(Cell(r.key, r.n, False))
-            out.published_total += r.n
+    if by == "district":
+        raw = await _raw_by_district(session, campaign_id)
+        listed = (
+            await session.execute(_DISTRICTS, {"kind": district_kind, "codes": codes})
+        ).scalars()
+        shown = protect_partition(raw, k)
+        for code in listed:
+            n = shown.get(code) if code in raw else None
+            out.cells.append(Cell(code, n, n is None))
+    else:
+        raw = {r.key: r.n for r in await session.execute(_BY_TILE, {"c": campaign_id})}
+        for key, n in protect_partition(raw, k).items():
+            if n is not None:
+                out.cells.append(Cell(key, n, False))
+    out.published_total = sum(c.count for c in out.cells if c.count is not None)
     return out
