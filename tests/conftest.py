@@ -28,6 +28,15 @@ from tests.fixtures_mail import mail_sink
 
 TEMPLATE = "porte_template"
 
+# Commands the tests run read their settings from the environment: test mode, and any local
+# secrets file (development and demo modes, app/local_secrets.py) in a throwaway place, never in
+# the checkout.
+os.environ.setdefault("PORTE_MODE", "test")
+os.environ.setdefault(
+    "PORTE_SECRETS_FILE",
+    str(Path(tempfile.mkdtemp(prefix="porte-test-secrets-")) / "porte-secrets.json"),
+)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
