@@ -15,6 +15,7 @@ from tests.fixtures_mail import mail_sink
 
 browser = fixtures_browser.browser
 live_server = fixtures_browser.live_server
+placeholder_basemap = fixtures_browser.placeholder_basemap
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 360, "height": 640}

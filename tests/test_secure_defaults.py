@@ -24,6 +24,7 @@ from tests.fixtures_supporters import person
 
 KEY = base64.b64encode(b"p" * 32).decode()
 GOOD = dict(
+    public_base_url="https://porte.example.org",
     secret_key="s" * 40,
     data_keys=json.dumps({"p1": KEY}),
     data_key_id="p1",

@@ -48,7 +48,13 @@ from app.config import Settings
 from app.db import Database, set_tenant
 from app.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
 from app.i18n import _
-from app.security import DUMMY_HASH, access_token, hash_password, token_hash, verify_password
+from app.security import (
+    DUMMY_HASH,
+    access_token,
+    hash_password_async,
+    token_hash,
+    verify_password_async,
+)
 from app.services.access.crypto import TOTP_COLUMN, Cipher, DecryptionFailed, KeyError_, account_aad
 
 log = logging.getLogger("porte.auth")
@@ -310,7 +316,7 @@ async def sign_in(
             )
         ).first()
     # Verify even for unknown accounts, so that timing says nothing either.
-    ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+    ok = await verify_password_async(password, user.password_hash if user else DUMMY_HASH)
     if not (ok and user is not None and user.is_active):
         await forget_old_failures(db)
         raise Unauthorized(BAD_CREDENTIALS)
@@ -466,15 +472,16 @@ async def change_password(
         ).one()
         key = account_key(settings, user.email)
         attempt = await reserve_attempt(session, settings, key=key, client=client)
-    if not verify_password(current, user.password_hash):
+    if not await verify_password_async(current, user.password_hash):
         await forget_old_failures(db)
         raise InvalidInput(_("This is not your current password."), field="current_password")
+    new_hash = await hash_password_async(new)  # outside any transaction: it takes a while
     async with db.transaction() as session:
         await set_tenant(session, None, user_id)
         await session.execute(text("DELETE FROM auth_failure WHERE id = :i"), {"i": attempt})
         await session.execute(
             text("UPDATE app_user SET password_hash = :h WHERE id = :u"),
-            {"h": hash_password(new), "u": user_id},
+            {"h": new_hash, "u": user_id},
         )
         # The session that changed it goes on as a new sign-in (with the second factor it had).
         return await issue_tokens(session, settings, user_id=user_id, mfa=mfa)

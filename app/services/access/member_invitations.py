@@ -36,7 +36,7 @@ from app.db import Database, set_tenant
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
 from app.i18n import _
 from app.mail import send_mail
-from app.security import hash_password, token_hash
+from app.security import hash_password_async, token_hash
 from app.services.access import audit
 from app.services.access.audit import write_event
 from app.services.access.auth import (
@@ -68,7 +68,7 @@ def invalid_link() -> Unauthorized:
 
 def invitation_link(settings: Settings, token: str) -> str:
     """The URL sent by e-mail (the token sits in the fragment)."""
-    return f"{settings.public_base_url.rstrip('/')}/join/#invitation={token}"
+    return f"{settings.base_url}/join/#invitation={token}"
 
 
 def _may_invite(ctx: CampaignContext, role: str) -> None:
@@ -400,7 +400,7 @@ async def register(
         raise InvalidInput(
             _("Use at least {n} characters.").format(n=MIN_PASSWORD), field="password"
         )
-    password_hash = hash_password(password)  # before the transaction: argon2 takes a while
+    password_hash = await hash_password_async(password)  # before the transaction: it takes a while
     async with db.transaction() as session:
         row, attempt = await _pending(session, settings, token, client, lock=True)
         if row is not None:
