@@ -244,6 +244,21 @@ def check_secrets(settings: Settings) -> None:
     )
 
 
+_announced: set[Path] = set()
+
+
+def announce_once(settings: Settings, emit) -> None:  # emit: Callable[[str], None]
+    """Say where the development secrets are, once per process (the command line and the app it
+    starts, or the apps a demo runs in-process, would otherwise repeat it)."""
+    info = settings.local_secrets
+    if info is None or info.path in _announced:
+        return
+    _announced.add(info.path)
+    message = start_message(settings)
+    if message:
+        emit(message)
+
+
 def start_message(settings: Settings) -> str | None:
     """The warning a development or demo service logs at start about its generated secrets."""
     info = settings.local_secrets

@@ -27,7 +27,7 @@ from app.config import Settings, get_settings
 from app.db import Database, service_role_problems
 from app.errors import install_error_handlers
 from app.i18n import _, negotiate, reset_language, set_language
-from app.local_secrets import check_secrets, start_message, with_local_secrets
+from app.local_secrets import announce_once, check_secrets, with_local_secrets
 
 log = logging.getLogger("porte")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
@@ -235,9 +235,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = with_local_secrets(settings or get_settings())
     check_secrets(settings)
-    notice = start_message(settings)
-    if notice:
-        log.warning(notice)
+    announce_once(settings, log.warning)
     db = Database(settings)
 
     @asynccontextmanager

@@ -132,12 +132,13 @@ def register(cli: typer.Typer) -> None:
         from app.commands.demo_field import DEMO_DISTRICT
         from app.config import get_settings
         from app.db import resolve_urls
-        from app.local_secrets import start_message
+        from app.local_secrets import announce_once
         from app.migrate import upgrade
         from app.pgcluster import Cluster, ClusterError
 
         os.environ["PORTE_MODE"] = "demo"
         settings = get_settings()
+        announce_once(settings, lambda m: typer.secho(m, fg="yellow"))
         if settings.database_url is None:
             cluster = Cluster(settings.db_dir, settings.db_port)
             try:
@@ -194,7 +195,7 @@ def register(cli: typer.Typer) -> None:
                 "  {n} SYNTHETIC consented supporters (made-up people, consent recorded per "
                 "purpose): as admin@demo.local try GET /campaigns/{cid}/supporters/review, "
                 "/supporters/aggregates (cells below k suppressed) and the GDPR rights "
-                '(README, "Trying the supporters").'
+                '(docs/privacy.md, "Trying them on the demo").'
             ).format(n=info["supporters"], cid=info["campaign_id"]),
             fg="yellow",
         )
@@ -206,9 +207,13 @@ def register(cli: typer.Typer) -> None:
                     "in {folder}."
                 ).format(port=sink.port, folder=sink.folder)
             )
-        notice = start_message(settings)
-        if notice:
-            typer.secho("  " + notice, fg="yellow")
+        if settings.local_secrets is not None:
+            typer.echo(
+                _(
+                    "  Secrets (token signing, data keys of the supporters): {path} - keep it "
+                    "with the cluster."
+                ).format(path=settings.local_secrets.path)
+            )
         if serve:
             import uvicorn
 

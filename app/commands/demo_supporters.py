@@ -8,8 +8,10 @@ consent records (one per purpose), encryption, geocoding and audit as a real mem
 Nothing here is a real person: every name says "SYNTHÉTIQUE", e-mails are
 ``synthetique-NNN@demo.local``, phones start with 0699, the notes field says it, and the
 consents are recorded as collected by "Démo (données SYNTHÉTIQUES)". The addresses are those of
-the sample's synthetic doors of 92-13 (themselves made up). Deterministic (seeded), and run only
-when the campaign has no supporter yet.
+the sample's synthetic doors of 92-13 (themselves made up): 70 % in eight polling stations of
+Sceaux, whose counts reach k and are published, the rest thinly over the other stations, whose
+counts stay suppressed. Deterministic (seeded), and run only when the campaign has no supporter
+yet.
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ from app.commands.demo_field import DemoSetupError, _ok
 from app.config import Settings
 
 SEED = 9213
-COUNT = 320
-DENSE_COMMUNE = "92071"  # Sceaux: most supporters, so that many polling stations reach k
-DENSE_SHARE = 0.75
+COUNT = 360
+DENSE_COMMUNE = "92071"  # Sceaux: most supporters live in a few of its polling stations,
+DENSE_STATIONS = 8  # so that those reach k (published) while the others stay suppressed
+DENSE_SHARE = 0.7
 COLLECTED_BY = "Démo (données SYNTHÉTIQUES)"
 FIRST = ["Camille", "Dominique", "Claude", "Alix", "Sacha", "Charlie", "Lou", "Noa", "Eden", "Maé"]
 LAST = ["Martin", "Bernard", "Petit", "Durand", "Leroy", "Moreau", "Simon", "Laurent", "Michel"]
@@ -56,15 +59,19 @@ COLUMNS = [
 
 
 async def _doors(owner_url: str, rng: random.Random) -> list[Any]:
-    """Synthetic doors of the sample: most in Sceaux, the rest across the other communes."""
+    """Synthetic doors of the sample: most in a few polling stations of Sceaux (published
+    counts), the rest spread thinly over the others (suppressed cells)."""
     engine = create_async_engine(owner_url)
     try:
         async with engine.connect() as conn:
             rows = (
                 await conn.execute(
                     text(
-                        "SELECT id, numero, suffixe, nom_voie, code_postal, nom_commune, "
-                        "code_insee FROM address WHERE source = 'synthetic' ORDER BY id"
+                        "SELECT a.id, a.numero, a.suffixe, a.nom_voie, a.code_postal, "
+                        "a.nom_commune, a.code_insee, d.code AS district FROM address a "
+                        "JOIN district d ON d.kind = 'bureau_de_vote' "
+                        "AND ST_Covers(d.geom, a.geom) "
+                        "WHERE a.source = 'synthetic' ORDER BY a.id"
                     )
                 )
             ).all()
@@ -72,8 +79,9 @@ async def _doors(owner_url: str, rng: random.Random) -> list[Any]:
         await engine.dispose()
     if not rows:
         raise DemoSetupError("No synthetic doors loaded: load the sample first (porte demo).")
-    dense = [r for r in rows if r.code_insee == DENSE_COMMUNE] or rows
-    sparse = [r for r in rows if r.code_insee != DENSE_COMMUNE] or rows
+    stations = sorted({r.district for r in rows if r.code_insee == DENSE_COMMUNE})[:DENSE_STATIONS]
+    dense = [r for r in rows if r.district in stations] or rows
+    sparse = [r for r in rows if r.district not in stations] or rows
     n_dense = round(COUNT * DENSE_SHARE)
     return rng.sample(dense, min(n_dense, len(dense))) + rng.sample(
         sparse, min(COUNT - n_dense, len(sparse))

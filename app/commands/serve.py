@@ -66,7 +66,7 @@ def register(cli: typer.Typer) -> None:
 
         from app.config import base_url_for, get_settings
         from app.i18n import _
-        from app.local_secrets import start_message
+        from app.local_secrets import announce_once
 
         settings = get_settings()  # the environment and .env
         if not settings.public_base_url and settings.mode != "production":
@@ -88,9 +88,7 @@ def register(cli: typer.Typer) -> None:
                 fg="yellow",
                 err=True,
             )
-        notice = start_message(settings)
-        if notice:
-            typer.secho(notice, fg="yellow", err=True)
+        announce_once(settings, lambda m: typer.secho(m, fg="yellow", err=True))
         uvicorn.run(
             "app.main:create_app",
             factory=True,
