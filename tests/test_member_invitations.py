@@ -372,3 +372,38 @@ async def test_purge_forgets_invitations_a_month_after_they_stopped_working(make
         assert left == {"recent@example.test", "live@example.test"}
     finally:
         await engine.dispose()
+
+
+async def test_porte_admin_rights_gives_and_takes_the_server_rights(
+    access_urls, access_app, access_owner, access_settings, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from app.cli import cli
+
+    monkeypatch.setenv("PORTE_DATABASE_URL", access_urls.app)
+    monkeypatch.setenv("PORTE_OWNER_DATABASE_URL", access_urls.owner)
+    email = new_email()
+    uid = await make_user(access_owner, email)
+    h = bearer(access_settings, uid)
+
+    def run(*args):
+        return CliRunner().invoke(cli, ["admin", "rights", *args])
+
+    async with client_for(access_app) as c:
+        assert (await c.post("/campaigns", headers=h, json=NEW_CAMPAIGN)).status_code == 403
+        r = await asyncio.to_thread(run, email, "--can-create-campaigns")
+        assert r.exit_code == 0, r.output
+        assert (await c.post("/campaigns", headers=h, json=NEW_CAMPAIGN)).status_code == 201
+        r = await asyncio.to_thread(run, email, "--no-can-create-campaigns", "--server-admin")
+        assert r.exit_code == 0, r.output
+        me = (await c.get("/auth/me", headers=h)).json()
+        assert me["server_admin"] is True and me["can_create_campaigns"] is False
+        # A server admin may create campaigns and list accounts.
+        assert (await c.post("/campaigns", headers=h, json=NEW_CAMPAIGN)).status_code == 201
+        assert (await c.get("/server/accounts", headers=h)).status_code == 200
+        r = await asyncio.to_thread(run, email, "--no-server-admin")
+        assert r.exit_code == 0
+        assert (await c.get("/server/accounts", headers=h)).status_code == 403
+    unknown = await asyncio.to_thread(run, new_email(), "--server-admin")
+    assert unknown.exit_code == 1

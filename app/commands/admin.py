@@ -208,9 +208,10 @@ async def set_rights(
 ) -> dict | None:
     """Change an account's server-level rights (None: leave as is); None when no such account."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(owner_url)
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
     try:
         async with engine.begin() as conn:
             row = (

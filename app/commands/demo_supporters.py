@@ -24,10 +24,10 @@ from typing import Any
 
 import httpx
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.commands.demo_field import DemoSetupError, _ok
 from app.config import Settings
+from app.db import make_engine
 
 SEED = 9213
 COUNT = 360
@@ -61,7 +61,7 @@ COLUMNS = [
 async def _doors(owner_url: str, rng: random.Random) -> list[Any]:
     """Synthetic doors of the sample: most in a few polling stations of Sceaux (published
     counts), the rest spread thinly over the others (suppressed cells)."""
-    engine = create_async_engine(owner_url)
+    engine = make_engine(owner_url)
     try:
         async with engine.connect() as conn:
             rows = (
@@ -140,7 +140,7 @@ async def seed_supporters(
 ) -> dict[str, Any]:
     """Import the synthetic supporters once (a campaign that has some keeps them)."""
     owner_url = settings.owner_database_url or ""
-    engine = create_async_engine(owner_url)
+    engine = make_engine(owner_url)
     try:
         async with engine.connect() as conn:
             existing = (
