@@ -4,7 +4,8 @@
 that is missing from the table is refused (fail closed), and ``tests/test_authz_matrix.py`` walks
 ``app.routes`` and fails when a route is missing.
 
-Values: a set of campaign roles, or PUBLIC (no sign-in), or SIGNED_IN (any account, no campaign).
+Values: a set of campaign roles, or PUBLIC (no sign-in), or SIGNED_IN (any account, no campaign),
+or a server-level right of the account (SERVER_ADMIN, CAMPAIGN_CREATOR: see ``SERVER_RIGHTS``).
 The role ``volunteer`` covers both volunteer accounts and invite-link sessions.
 """
 
@@ -14,6 +15,12 @@ from typing import Final
 
 PUBLIC: Final = "public"
 SIGNED_IN: Final = "signed_in"
+# Server-level rights, held by accounts (not by campaign roles). Server admins are made on the
+# server (`porte admin create|rights --server-admin`); they may give the right to create
+# campaigns, which `porte admin create|rights --can-create-campaigns` also gives.
+SERVER_ADMIN: Final = "server_admin"
+CAMPAIGN_CREATOR: Final = "campaign_creator"  # accounts that may create campaigns (and admins)
+SERVER_RIGHTS: Final = (SERVER_ADMIN, CAMPAIGN_CREATOR)
 ADMIN, ORGANISER, ANALYST, VOLUNTEER = "admin", "organiser", "analyst", "volunteer"
 ROLES: Final = (ADMIN, ORGANISER, ANALYST, VOLUNTEER)
 
@@ -42,12 +49,21 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", "/auth/totp/enrol"): SIGNED_IN,
     ("POST", "/auth/totp/confirm"): SIGNED_IN,
     ("POST", "/auth/totp/disable"): SIGNED_IN,
+    ("POST", "/auth/password"): SIGNED_IN,
     ("GET", "/campaigns"): SIGNED_IN,
-    ("POST", "/campaigns"): SIGNED_IN,
+    ("POST", "/campaigns"): CAMPAIGN_CREATOR,
+    ("GET", "/server/accounts"): SERVER_ADMIN,
+    ("PATCH", "/server/accounts/{user_id}"): SERVER_ADMIN,
     ("GET", "/campaigns/{campaign_id}"): ALL,
     ("PATCH", "/campaigns/{campaign_id}"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
-    ("POST", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
+    # Adding a member is an invitation by e-mail: admins any role, organisers volunteers only.
+    ("POST", "/campaigns/{campaign_id}/members"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/member-invitations"): STAFF,
+    ("DELETE", "/campaigns/{campaign_id}/member-invitations/{invitation_id}"): STAFF,
+    ("POST", "/invitations/preview"): PUBLIC,
+    ("POST", "/invitations/accept"): SIGNED_IN,
+    ("POST", "/invitations/register"): PUBLIC,
     ("PATCH", "/campaigns/{campaign_id}/members/{user_id}"): ADMIN_ONLY,
     ("DELETE", "/campaigns/{campaign_id}/members/{user_id}"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/invites"): STAFF,

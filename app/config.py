@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import paths
@@ -76,18 +76,24 @@ class Settings(BaseSettings):
     request_deadline_s: float = 90  # a whole request, end to end
     shutdown_grace_s: float = 20  # SIGTERM: requests in flight may finish within this
 
-    # Secrets
+    # Secrets. Outside test mode the public default is never used: production must be given
+    # every secret; development and demo take the missing ones from a local file generated on
+    # first start (app/local_secrets.py, ``secrets_file``: default next to the private cluster).
     secret_key: str = DEFAULT_SECRET
     # Data-encryption keys for personal data: JSON object {"key id": "base64 32-byte key"}.
     data_keys: str = ""
     data_key_id: str = ""
     hmac_key: str = ""
+    secrets_file: Path | None = None
 
     # Auth
     access_token_minutes: int = 15
-    refresh_token_days: int = 30
+    refresh_token_days: int = 30  # a refresh token unused this long expires
+    session_max_days: int = 30  # a sign-in (its whole refresh chain) ends this long after it began
     login_failures_per_minute: int = 5
     invite_max_days: int = 30
+    member_invitation_days: int = 7  # invitations by e-mail to join a campaign
+    member_invitations_per_hour: int = 100  # per campaign: bounds the mail a campaign can send
 
     # Privacy
     k_threshold: int = 11
@@ -117,6 +123,9 @@ class Settings(BaseSettings):
     smtp_timeout_seconds: float = 10.0
 
     # HTTP
+    # Behind a reverse proxy: trust X-Forwarded-For from these addresses (`porte serve`).
+    proxy_headers: bool = False
+    forwarded_allow_ips: str | None = None
     cors_origins: list[str] = []
     # The address phones and browsers reach the service at (invite links, QR codes, OGC links):
     # required in production; otherwise derived from `porte serve --host/--port`.
@@ -149,6 +158,18 @@ class Settings(BaseSettings):
                 "longest visit outcomes may be kept after an election"
             )
         return self
+
+    # Set by app.local_secrets.with_local_secrets: where development secrets came from.
+    _local_secrets: object | None = PrivateAttr(default=None)
+
+    @property
+    def local_secrets(self):  # -> app.local_secrets.LocalSecrets | None
+        """Where the secrets missing from the environment were taken from (development, demo)."""
+        return self._local_secrets
+
+    @local_secrets.setter
+    def local_secrets(self, value) -> None:
+        self._local_secrets = value
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -204,29 +225,21 @@ class Settings(BaseSettings):
         return json.loads(self.data_keys) if self.data_keys else {}
 
     def check_production(self) -> None:
-        """Refuse to run in production with development secrets."""
-        if self.mode != "production":
-            return
-        problems = []
-        if self.secret_key == DEFAULT_SECRET or len(self.secret_key) < 32:
-            problems.append("PORTE_SECRET_KEY is the default or shorter than 32 characters")
-        if not self.data_keys or not self.data_key_id:
-            problems.append("PORTE_DATA_KEYS / PORTE_DATA_KEY_ID are not set")
-        if not self.hmac_key:
-            problems.append("PORTE_HMAC_KEY is not set")
-        if not self.public_base_url:
-            problems.append(
-                "PORTE_PUBLIC_BASE_URL is not set (the https address phones open invite links "
-                "on, e.g. https://porte.example.org)"
-            )
-        if problems:
-            raise SystemExit(
-                "Refusing to start in production mode: "
-                + "; ".join(problems)
-                + ". Generate secrets with `porte keys generate` and set them in the environment."
-            )
+        """Refuse to start with missing, public, short or malformed secrets (any mode but test),
+        or in production without PORTE_PUBLIC_BASE_URL.
+
+        Kept under its old name; see ``app.local_secrets.check_secrets``."""
+        from app.local_secrets import check_secrets
+
+        check_secrets(self)
 
 
 def get_settings() -> Settings:
-    """Settings from the environment (one object per call; the app keeps its own)."""
-    return Settings()
+    """Settings from the environment (one object per call; the app keeps its own).
+
+    In development and demo modes, secrets the environment leaves out come from the local
+    secrets file (generated on first use): every command and the service see the same keys.
+    """
+    from app.local_secrets import with_local_secrets
+
+    return with_local_secrets(Settings())

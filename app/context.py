@@ -25,6 +25,7 @@ class Principal:
     invite_id: uuid.UUID | None = None
     invite_campaign_id: uuid.UUID | None = None
     mfa: bool = False  # the access token was obtained with a TOTP code
+    version: int | None = None  # the account's token version when the token was issued
 
     @property
     def is_invite(self) -> bool:

@@ -199,3 +199,52 @@ async def tenant_transaction(
             await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
+
+
+# ---------------------------------------------------------------- the service's own role
+# What makes the service's role able to step around row-level security: being a superuser,
+# having BYPASSRLS (itself, or through a role it may SET ROLE to), or owning a campaign table
+# (an owner is exempt from its table's policies unless forced, and may drop them).
+_ROLE_CHECK = text(
+    """
+    SELECT r.rolname AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypassrls,
+        (SELECT array_agg(DISTINCT s.rolname::text ORDER BY s.rolname::text) FROM pg_roles s
+          WHERE s.oid <> r.oid AND (s.rolsuper OR s.rolbypassrls)
+            AND pg_has_role(r.oid, s.oid, 'MEMBER')) AS privileged_roles,
+        (SELECT array_agg(c.relname::text ORDER BY c.relname::text) FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND pg_has_role(r.oid, c.relowner, 'MEMBER')
+            AND (c.relrowsecurity OR c.relname = 'campaign' OR EXISTS (
+                SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                  AND a.attname = 'campaign_id' AND NOT a.attisdropped))) AS owned_tables
+    FROM pg_roles r WHERE r.rolname = current_user
+    """
+)
+
+
+async def service_role_problems(engine: AsyncEngine) -> list[str]:
+    """Why the role the service connects as could read across campaigns (empty: it cannot)."""
+    from app.i18n import _
+
+    async with engine.connect() as conn:
+        row = (await conn.execute(_ROLE_CHECK)).one()
+    out = []
+    if row.superuser:
+        out.append(_("the role {role} is a superuser").format(role=row.role))
+    if row.bypassrls:
+        out.append(_("the role {role} has BYPASSRLS").format(role=row.role))
+    if row.privileged_roles:
+        out.append(
+            _("the role {role} is a member of {roles} (superuser or BYPASSRLS)").format(
+                role=row.role, roles=", ".join(row.privileged_roles)
+            )
+        )
+    if row.owned_tables:
+        shown = ", ".join(row.owned_tables[:5]) + (" …" if len(row.owned_tables) > 5 else "")
+        out.append(
+            _("the role {role} owns {n} campaign table(s) ({tables})").format(
+                role=row.role, n=len(row.owned_tables), tables=shown
+            )
+        )
+    return out

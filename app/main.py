@@ -18,14 +18,16 @@ import orjson
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.middleware.gzip import GZipMiddleware
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import __version__
 from app.config import Settings, get_settings
-from app.db import Database
+from app.db import Database, service_role_problems
 from app.errors import install_error_handlers
-from app.i18n import negotiate, reset_language, set_language
+from app.i18n import _, negotiate, reset_language, set_language
+from app.local_secrets import announce_once, check_secrets, with_local_secrets
 
 log = logging.getLogger("porte")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
@@ -174,10 +176,66 @@ def _drain_on_sigterm(state: Any) -> None:
         signal.signal(signal.SIGTERM, handler)
 
 
+class ServiceRoleRefused(RuntimeError):
+    """The service's database role could read across campaigns: production does not start."""
+
+
+ROLE_CHECK_SECONDS = 30  # production waits this long for the database at start
+
+
+async def _check_service_role(settings: Settings, db: Database) -> None:
+    """Production refuses to serve when its role is a superuser, has BYPASSRLS or owns a campaign
+    table (row-level security would not hold); other modes log the same finding as a warning."""
+    production = settings.mode == "production"
+    deadline = time.monotonic() + (ROLE_CHECK_SECONDS if production else 0)
+    while True:
+        try:
+            found = await service_role_problems(db.engine)
+            break
+        except (OSError, asyncpg.PostgresError, SQLAlchemyError) as exc:
+            if time.monotonic() >= deadline:
+                if production:
+                    log.error(
+                        "database not reachable at start (%s): the service role cannot be "
+                        "checked, refusing to serve",
+                        exc,
+                    )
+                    raise ServiceRoleRefused(
+                        _("The database could not be reached to check the service's role.")
+                    ) from exc
+                log.warning(
+                    "database not reachable at start (%s); will retry on first request", exc
+                )
+                return
+            await asyncio.sleep(1)
+    if not found:
+        return
+    why = "; ".join(found)
+    if production:
+        message = _(
+            "Refusing to serve: row-level security cannot isolate campaigns because {why}. "
+            "Connect the service (DATABASE_URL) as a role that owns nothing and has no BYPASSRLS "
+            "(porte_app, see deploy/initdb/01-porte.sql); migrations use OWNER_DATABASE_URL."
+        ).format(why=why)
+        log.error(message)
+        raise ServiceRoleRefused(message)
+    log.warning(
+        "The service's database role could read across campaigns (%s): production would refuse "
+        "to start with it.",
+        why,
+    )
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application for these settings (tests pass their own)."""
-    settings = settings or get_settings()
-    settings.check_production()
+    """Build the application for these settings (tests pass their own).
+
+    Outside test mode the secrets are checked before anything else (missing, public, short or
+    malformed ones stop the start); development and demo take the missing ones from the local
+    secrets file and say so in the log.
+    """
+    settings = with_local_secrets(settings or get_settings())
+    check_secrets(settings)
+    announce_once(settings, log.warning)
     db = Database(settings)
 
     @asynccontextmanager
@@ -188,6 +246,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.freeze()
         app.state.draining = False
         _drain_on_sigterm(app.state)
+        if settings.mode != "test":
+            try:
+                await _check_service_role(settings, db)
+            except ServiceRoleRefused:
+                await db.dispose()
+                raise
         try:  # open the map tiles' connections now rather than under the first burst
             await db.hot_pool()
         except (OSError, asyncpg.PostgresError) as exc:

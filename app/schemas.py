@@ -138,12 +138,26 @@ class InviteSessionOut(BaseModel):
 
 
 class MeOut(BaseModel):
-    """The signed-in account."""
+    """The signed-in account, with its server-level rights."""
 
     id: uuid.UUID
     email: str
     totp_enabled: bool
     mfa: bool
+    can_create_campaigns: bool = False
+    server_admin: bool = False
+
+
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+class PasswordChangeIn(BaseModel):
+    """Change one's own password: the current one, then the new one (10 characters or more)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Password
+    new_password: Password
 
 
 class TotpEnrolOut(BaseModel):
@@ -161,12 +175,85 @@ class TotpCodeIn(BaseModel):
 
 
 class MemberIn(BaseModel):
-    """Add an existing account to the campaign."""
+    """Invite someone to the campaign by e-mail, with the role they will have."""
 
     model_config = ConfigDict(extra="forbid")
 
     email: Email
     role: Role
+
+
+class MemberInvitationOut(BaseModel):
+    """An invitation to join a campaign (the same answer whether the address has an account)."""
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    status: Literal["pending", "accepted", "expired", "revoked"]
+    invited_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None = None
+
+
+InvitationToken = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+
+
+class InvitationTokenIn(BaseModel):
+    """The token of an invitation link (after ``#invitation=``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: InvitationToken
+
+
+class InvitationPreviewOut(BaseModel):
+    """What an invitation link offers, for the page it opens (its holder only)."""
+
+    campaign_id: uuid.UUID
+    campaign_name: str
+    email: str
+    role: Role
+    expires_at: datetime
+    account_exists: bool
+
+
+class InvitationRegisterIn(BaseModel):
+    """Create the account an invitation was sent to, and join the campaign."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: InvitationToken
+    password: Password
+
+
+class InvitationAcceptedOut(BaseModel):
+    """The campaign joined, and the role in it."""
+
+    campaign_id: uuid.UUID
+    campaign_name: str
+    role: Role
+
+
+class AccountRightsOut(BaseModel):
+    """An account and its server-level rights (server admins)."""
+
+    id: uuid.UUID
+    email: str
+    is_active: bool
+    can_create_campaigns: bool
+    server_admin: bool
+    created_at: datetime
+
+
+class AccountRightsPatch(BaseModel):
+    """Give or take the right to create campaigns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    can_create_campaigns: bool
 
 
 class MemberPatch(BaseModel):

@@ -46,3 +46,50 @@ async def test_demo_seed_gives_a_volunteer_link_with_doors(sample_db, client):
         f"/campaigns/{cid}/assignments", params={"active": "true"}, headers=staff
     )
     assert len(active.json()["assignments"]) == 2
+
+
+async def test_demo_seeds_synthetic_consented_supporters(sample_db, client, owner_engine):
+    """The review list, the aggregates (cells below k suppressed) and the GDPR rights can be
+    tried on the demo: a few hundred SYNTHETIC supporters, each with consent per purpose,
+    stored through the service's own import (encrypted like real ones)."""
+    from sqlalchemy import text
+
+    settings = make_settings(sample_db)
+    first = await _seed(settings, sample_db.owner, PASSWORD)
+    again = await _seed(settings, sample_db.owner, PASSWORD)
+    cid = first["campaign_id"]
+    assert 200 <= first["supporters"] <= 500
+    assert again["supporters"] == first["supporters"] and again["supporters_created"] == 0
+    async with owner_engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT count(DISTINCT s.id) AS people, count(*) AS consents, "
+                    "count(DISTINCT c.purpose) AS purposes, "
+                    "bool_and(c.given_by_subject) AS by_subject, "
+                    "bool_and(c.collected_by LIKE '%SYNTHÉTIQUES%') AS labelled, "
+                    "bool_and(s.name_enc IS NOT NULL) AS encrypted "
+                    "FROM supporter s JOIN supporter_consent c ON c.campaign_id = s.campaign_id "
+                    "AND c.supporter_id = s.id WHERE s.campaign_id = :c"
+                ),
+                {"c": cid},
+            )
+        ).one()
+    assert row.people == first["supporters"] and row.consents > row.people
+    assert row.purposes == 4 and row.by_subject and row.labelled and row.encrypted
+
+    signin = await client.post(
+        "/auth/token", data={"username": "admin@demo.local", "password": PASSWORD}
+    )
+    admin = {"Authorization": f"Bearer {signin.json()['access_token']}"}
+    listed = (await client.get(f"/campaigns/{cid}/supporters?limit=5", headers=admin)).json()
+    assert all("SYNTHÉTIQUE" in s["name"] for s in listed["items"])
+    review = (await client.get(f"/campaigns/{cid}/supporters/review", headers=admin)).json()
+    assert review["items"], "some supporters wait for review (street only, a typo)"
+    agg = await client.get(f"/campaigns/{cid}/supporters/aggregates", headers=admin)
+    cells = agg.json()["cells"]
+    assert any(isinstance(c.get("count"), int) and c["count"] >= 11 for c in cells)
+    assert any(c.get("count") is None for c in cells), "small cells are suppressed"
+    one = listed["items"][0]["id"]
+    export = await client.get(f"/campaigns/{cid}/supporters/{one}/export", headers=admin)
+    assert export.status_code == 200, export.text

@@ -194,7 +194,7 @@ async def test_a_remembered_token_still_expires(client, tw, settings):
     """Verified tokens are remembered, but not past their expiry."""
     token = encode_token(
         settings,
-        {"sub": str(tw.world.users["organiser"]), "typ": "access", "mfa": False},
+        {"sub": str(tw.world.users["organiser"]), "typ": "access", "mfa": False, "ver": 0},
         timedelta(seconds=2),
     )
     h = {"Authorization": f"Bearer {token}"}

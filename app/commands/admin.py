@@ -1,6 +1,7 @@
-"""`porte admin create|password EMAIL` and `porte audit purge`: accounts and audit retention.
+"""`porte admin create|password|rights|reset-2fa EMAIL` and `porte audit purge`.
 
-Passwords are typed at a hidden prompt (twice), never passed as arguments, so they stay out of
+Passwords are typed at a hidden prompt (twice), or read from standard input with
+``--password-stdin`` (scripts, provisioning), never passed as arguments, so they stay out of
 shell history and process lists.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import sys
 import uuid
 
 import typer
@@ -20,6 +22,32 @@ def _owner_url() -> str:
     from app.dburl import resolve_urls
 
     return resolve_urls(get_settings())[1]
+
+
+def read_password_stdin() -> str:
+    """Read a new password from the first line of standard input (no prompt, no echo)."""
+    from app.i18n import _
+
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        typer.secho(_("No password on standard input."), fg="red", err=True)
+        raise typer.Exit(2)
+    if len(password) < MIN_PASSWORD:
+        typer.secho(
+            _("The password on standard input is shorter than {n} characters.").format(
+                n=MIN_PASSWORD
+            ),
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return password
+
+
+def new_password(from_stdin: bool) -> str:
+    """A new password: from standard input, or asked twice at a hidden prompt."""
+    return read_password_stdin() if from_stdin else ask_password()
 
 
 def ask_password() -> str:
@@ -45,8 +73,13 @@ async def create_account(
     campaign: uuid.UUID | None,
     role: str | None,
     reset: bool = False,
+    can_create_campaigns: bool = False,
+    server_admin: bool = False,
 ) -> tuple[uuid.UUID, bool]:
-    """Create (or with ``reset`` re-password) an account, optionally adding it to a campaign."""
+    """Create (or with ``reset`` re-password) an account, optionally adding it to a campaign.
+
+    A new password ends every sign-in of the account (refresh and access tokens: trigger
+    ``app_user_sign_ins_end``)."""
     from sqlalchemy import text
 
     from app.db import make_engine
@@ -84,10 +117,15 @@ async def create_account(
                 uid = (
                     await conn.execute(
                         text(
-                            "INSERT INTO app_user (email, password_hash) VALUES (:e, :h) "
-                            "RETURNING id"
+                            "INSERT INTO app_user (email, password_hash, can_create_campaigns, "
+                            "server_admin) VALUES (:e, :h, :cc, :sa) RETURNING id"
                         ),
-                        {"e": email, "h": password_hash},
+                        {
+                            "e": email,
+                            "h": password_hash,
+                            "cc": can_create_campaigns or server_admin,
+                            "sa": server_admin,
+                        },
                     )
                 ).scalar_one()
             if campaign is not None:
@@ -161,6 +199,37 @@ async def reset_second_factor(owner_url: str, email: str) -> bool:
         await engine.dispose()
 
 
+async def set_rights(
+    owner_url: str,
+    email: str,
+    *,
+    can_create_campaigns: bool | None,
+    server_admin: bool | None,
+) -> dict | None:
+    """Change an account's server-level rights (None: leave as is); None when no such account."""
+    from sqlalchemy import text
+
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
+    try:
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "UPDATE app_user SET "
+                        "can_create_campaigns = coalesce(:cc, can_create_campaigns), "
+                        "server_admin = coalesce(:sa, server_admin) WHERE email = :e "
+                        "RETURNING can_create_campaigns, server_admin"
+                    ),
+                    {"e": email, "cc": can_create_campaigns, "sa": server_admin},
+                )
+            ).first()
+            return dict(row._mapping) if row else None
+    finally:
+        await engine.dispose()
+
+
 def _valid_email(email: str) -> str:
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
@@ -181,8 +250,22 @@ def register(cli: typer.Typer) -> None:
         role: str | None = typer.Option(
             None, help="Role in --campaign: admin (default), organiser, analyst, volunteer."
         ),
+        can_create_campaigns: bool = typer.Option(
+            False, "--can-create-campaigns", help="The account may create campaigns."
+        ),
+        server_admin: bool = typer.Option(
+            False,
+            "--server-admin",
+            help="Server admin: may create campaigns and give other accounts that right.",
+        ),
+        password_stdin: bool = typer.Option(
+            False,
+            "--password-stdin",
+            help="Read the password from the first line of standard input (no prompt).",
+        ),
     ) -> None:
-        """Create an account; the password is asked twice and never shown."""
+        """Create an account; the password is asked twice (or read from standard input with
+        --password-stdin) and never shown."""
         from app.authz import ROLES
         from app.security import hash_password
 
@@ -203,11 +286,17 @@ def register(cli: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(1)
-        password = ask_password()
+        password = new_password(password_stdin)
         try:
-            uid, _ = asyncio.run(
+            uid, _created = asyncio.run(
                 create_account(
-                    _owner_url(), email, hash_password(password), campaign=campaign, role=role
+                    _owner_url(),
+                    email,
+                    hash_password(password),
+                    campaign=campaign,
+                    role=role,
+                    can_create_campaigns=can_create_campaigns,
+                    server_admin=server_admin,
                 )
             )
         except ValueError as exc:
@@ -215,12 +304,34 @@ def register(cli: typer.Typer) -> None:
             raise typer.Exit(1) from exc
         where = f" as {role or 'admin'} of campaign {campaign}" if campaign else ""
         typer.echo(f"Account {email} created (id {uid}){where}.")
-        if campaign is None:
-            typer.echo("Sign in at POST /auth/token, then create a campaign with POST /campaigns.")
+        from app.i18n import _
+
+        if server_admin:
+            typer.echo(_("It is a server admin: it may create campaigns and give that right."))
+        elif can_create_campaigns:
+            typer.echo(
+                _("It may create campaigns: sign in (POST /auth/token), then POST /campaigns.")
+            )
+        elif campaign is None:
+            typer.echo(
+                _(
+                    "It may not create campaigns: give it the right with `porte admin rights "
+                    "{email} --can-create-campaigns`, or invite it to a campaign (POST "
+                    "/campaigns/{{id}}/members)."
+                ).format(email=email)
+            )
 
     @admin.command("password")
-    def password(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:
-        """Set a new password for an account (asked twice, never shown)."""
+    def password(
+        email: str = typer.Argument(..., help="E-mail of the account."),
+        password_stdin: bool = typer.Option(
+            False,
+            "--password-stdin",
+            help="Read the password from the first line of standard input (no prompt).",
+        ),
+    ) -> None:
+        """Set a new password for an account (asked twice, or read from standard input with
+        --password-stdin; never shown). Every sign-in of the account ends at once."""
         from app.security import hash_password
 
         email = _valid_email(email)
@@ -231,7 +342,7 @@ def register(cli: typer.Typer) -> None:
                 err=True,
             )
             raise typer.Exit(1)
-        new = ask_password()
+        new = new_password(password_stdin)
         try:
             asyncio.run(
                 create_account(
@@ -242,6 +353,47 @@ def register(cli: typer.Typer) -> None:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
         typer.echo(f"Password of {email} changed.")
+        from app.i18n import _
+
+        typer.echo(_("Every sign-in of this account has ended."))
+
+    @admin.command("rights")
+    def rights(
+        email: str = typer.Argument(..., help="E-mail of the account."),
+        can_create_campaigns: bool | None = typer.Option(
+            None,
+            "--can-create-campaigns/--no-can-create-campaigns",
+            help="Give (or take) the right to create campaigns.",
+        ),
+        server_admin: bool | None = typer.Option(
+            None,
+            "--server-admin/--no-server-admin",
+            help="Make (or unmake) a server admin, who may give the right to create campaigns.",
+        ),
+    ) -> None:
+        """Show or change an account's server-level rights."""
+        from app.i18n import _
+
+        email = _valid_email(email)
+        row = asyncio.run(
+            set_rights(
+                _owner_url(),
+                email,
+                can_create_campaigns=can_create_campaigns,
+                server_admin=server_admin,
+            )
+        )
+        if row is None:
+            typer.secho(_("No account {email}.").format(email=email), fg="red", err=True)
+            raise typer.Exit(1)
+        yes, no = _("yes"), _("no")
+        typer.echo(
+            _("{email}: may create campaigns: {cc}; server admin: {sa}.").format(
+                email=email,
+                cc=yes if row["can_create_campaigns"] else no,
+                sa=yes if row["server_admin"] else no,
+            )
+        )
 
     @admin.command("reset-2fa")
     def reset_2fa(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:

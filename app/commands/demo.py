@@ -12,10 +12,15 @@ from app.i18n import _
 
 
 async def _seed(settings, owner_url: str, password: str) -> dict:
-    """Demo campaign and accounts, then turfs, assignments and an invite through the API."""
+    """Demo campaign and accounts, then turfs, assignments, an invite and SYNTHETIC supporters
+    through the API."""
+    import httpx
+
     from app.commands.demo_field import seed_field
     from app.commands.demo_seed import create_demo_campaign_async
+    from app.commands.demo_supporters import seed_supporters
     from app.db import make_engine
+    from app.main import create_app
 
     engine = make_engine(owner_url)
     try:
@@ -23,7 +28,29 @@ async def _seed(settings, owner_url: str, password: str) -> dict:
     finally:
         await engine.dispose()
     info.update(await seed_field(settings, info["campaign_id"], password))
+    app = create_app(settings)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
+            info.update(await seed_supporters(settings, info["campaign_id"], password, client=c))
+    finally:
+        await app.state.db.dispose()
     return info
+
+
+def start_demo_mail(settings):
+    """When no mail server is configured, a local SMTP sink that keeps every message in a
+    folder (invitations, confirmations): nothing leaves the machine. Returns it, or None."""
+    if settings.smtp_host:
+        return None
+    from app.mailsink import MailSink
+
+    folder = settings.db_dir.parent / "mail"
+    sink = MailSink(folder=folder).start()
+    os.environ["PORTE_SMTP_HOST"] = "127.0.0.1"
+    os.environ["PORTE_SMTP_PORT"] = str(sink.port)
+    os.environ["PORTE_SMTP_TLS"] = "none"
+    return sink
 
 
 def sample_loaded(owner_url: str) -> bool:
@@ -105,11 +132,13 @@ def register(cli: typer.Typer) -> None:
         from app.commands.demo_field import DEMO_DISTRICT
         from app.config import get_settings
         from app.db import resolve_urls
+        from app.local_secrets import announce_once
         from app.migrate import upgrade
         from app.pgcluster import Cluster, ClusterError
 
         os.environ["PORTE_MODE"] = "demo"
         settings = get_settings()
+        announce_once(settings, lambda m: typer.secho(m, fg="yellow"))
         if settings.database_url is None:
             cluster = Cluster(settings.db_dir, settings.db_port)
             try:
@@ -137,6 +166,7 @@ def register(cli: typer.Typer) -> None:
 
         base = base_url_for(host, port)
         os.environ.setdefault("PORTE_PUBLIC_BASE_URL", base)
+        sink = start_demo_mail(settings)
         app_url, owner_url = resolve_urls(settings)
         settings = get_settings().model_copy(
             update={"database_url": app_url, "owner_database_url": owner_url}
@@ -158,6 +188,32 @@ def register(cli: typer.Typer) -> None:
             "import your département's BAN file to replace them.",
             fg="yellow",
         )
+        from app.i18n import _
+
+        typer.secho(
+            _(
+                "  {n} SYNTHETIC consented supporters (made-up people, consent recorded per "
+                "purpose): as admin@demo.local try GET /campaigns/{cid}/supporters/review, "
+                "/supporters/aggregates (cells below k suppressed) and the GDPR rights "
+                '(docs/privacy.md, "Trying them on the demo").'
+            ).format(n=info["supporters"], cid=info["campaign_id"]),
+            fg="yellow",
+        )
+        if sink is not None:
+            typer.echo(
+                _(
+                    "  Mail: no mail server set (PORTE_SMTP_HOST); a local sink on "
+                    "127.0.0.1:{port} keeps every message sent (invitations, confirmations) "
+                    "in {folder}."
+                ).format(port=sink.port, folder=sink.folder)
+            )
+        if settings.local_secrets is not None:
+            typer.echo(
+                _(
+                    "  Secrets (token signing, data keys of the supporters): {path} - keep it "
+                    "with the cluster."
+                ).format(path=settings.local_secrets.path)
+            )
         if serve:
             import uvicorn
 

@@ -45,13 +45,15 @@ async def create_demo_campaign_async(
             user_ids[role] = (
                 await conn.execute(
                     text(
-                        "INSERT INTO app_user (email, password_hash) VALUES (:e, :h) "
+                        "INSERT INTO app_user (email, password_hash, can_create_campaigns) "
+                        "VALUES (:e, :h, :cc) "
                         "ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
                         " is_active = true, totp_enabled = false, totp_secret_enc = NULL,"
-                        " totp_key_id = NULL "
+                        " totp_key_id = NULL, can_create_campaigns = EXCLUDED.can_create_campaigns "
                         "RETURNING id"
                     ),
-                    {"e": email, "h": pw_hash},
+                    # The demo's admin may create campaigns of its own, to try that too.
+                    {"e": email, "h": pw_hash, "cc": role == "admin"},
                 )
             ).scalar_one()
         cid = (

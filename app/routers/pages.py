@@ -1,4 +1,5 @@
-"""The map pages: volunteer (/m/), organiser (/organiser/), analyst (/analyst/), and vendored JS.
+"""The pages: volunteer (/m/), organiser (/organiser/), analyst (/analyst/), joining a campaign
+from an e-mailed invitation (/join/), and vendored JS.
 
 The pages are static files over the same API; Leaflet comes from the ``xstatic-leaflet`` package
 and the vector-tile renderer is vendored in static/vendor (no CDN: the service must work without
@@ -60,5 +61,5 @@ def mount(app: FastAPI) -> None:
         name="vendor-leaflet",
     )
     app.mount("/static", _Static(directory=static_dir), name="static")
-    for page in ("m", "organiser", "analyst"):
+    for page in ("m", "organiser", "analyst", "join"):
         app.mount(f"/{page}", _Static(directory=static_dir / page, html=True), name=f"page-{page}")

@@ -46,9 +46,23 @@
     constructor(status, message, body) { super(message); this.status = status; this.body = body; }
   }
 
+  // A page with a refresh token registers how to get a new access token: a 401 on a call made
+  // with a token (the account signed out elsewhere, or changed its password) is retried once.
+  let refresher = null;
+  function setRefresher(fn) { refresher = fn; }
+
   /** fetch() against the API; throws ApiError with the problem's detail on 4xx/5xx. */
   async function api(path, opts) {
     opts = opts || {};
+    if (opts.token && refresher && !opts.retried) {
+      try { return await api(path, Object.assign({}, opts, { retried: true })); }
+      catch (e) {
+        if (!(e instanceof ApiError) || e.status !== 401) throw e;
+        const token = await refresher();
+        if (!token) throw e;
+        return api(path, Object.assign({}, opts, { token, retried: true }));
+      }
+    }
     const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
     if (opts.token) headers.Authorization = "Bearer " + opts.token;
     let body = opts.body;
@@ -112,6 +126,6 @@
 
   global.Porte = {
     lang, translator, translatePage, uuid, api, ApiError, config, addBasemap,
-    staffSession, setStaffSession, signIn, escapeHtml,
+    staffSession, setStaffSession, signIn, escapeHtml, setRefresher,
   };
 })(window);

@@ -48,30 +48,49 @@
       sel.add(new Option(`${c.name} (${c.role})`, id, false, id === s.campaign_id));
     }
     sel.onchange = () => { s.campaign_id = sel.value; Porte.setStaffSession(s); location.search = "?campaign=" + sel.value; };
-    document.getElementById("signout").onclick = () => { Porte.setStaffSession(null); location.reload(); };
+    document.getElementById("signout").onclick = async () => {
+      // End the sign-in on the server too: its refresh token, and the account's access tokens.
+      if (s.refresh_token) {
+        try { await Porte.api("/auth/logout", { method: "POST", body: { refresh_token: s.refresh_token } }); }
+        catch (e) { /* offline: the local session is dropped anyway */ }
+      }
+      Porte.setStaffSession(null);
+      location.reload();
+    };
     return s;
   }
 
-  /** Renew the access token before it expires (POST /auth/refresh, rotating refresh token);
-   * `onToken` re-creates whatever holds the old token. Sign-in again when that fails. */
+  /** Renew the access token before it expires (POST /auth/refresh, rotating refresh token),
+   * and at once when a call answers 401 (signed out elsewhere: every access token of the account
+   * ends, this sign-in goes on with a new one); `onToken` re-creates whatever holds the old
+   * token. Sign in again when the refresh fails. */
   function keepFresh(s, onToken) {
     if (!s.refresh_token) return;
+    let pending = null;
+    async function renew() {
+      if (pending) return pending;
+      pending = (async () => {
+        try {
+          const tok = await Porte.api("/auth/refresh", { method: "POST",
+                                                         body: { refresh_token: s.refresh_token } });
+          s.token = tok.access_token; s.refresh_token = tok.refresh_token;
+          s.expires_in = tok.expires_in;
+          Porte.setStaffSession(s);
+          onToken(s);
+          return s.token;
+        } catch (e) {
+          if (e instanceof Porte.ApiError && e.status === 401) {
+            Porte.setStaffSession(null);
+            location.reload();
+          }
+          return null;
+        } finally { pending = null; }
+      })();
+      return pending;
+    }
+    Porte.setRefresher(renew);
     const every = Math.max(60, (s.expires_in || 900) - 120) * 1000;
-    setInterval(async () => {
-      try {
-        const tok = await Porte.api("/auth/refresh", { method: "POST",
-                                                       body: { refresh_token: s.refresh_token } });
-        s.token = tok.access_token; s.refresh_token = tok.refresh_token;
-        s.expires_in = tok.expires_in;
-        Porte.setStaffSession(s);
-        onToken(s);
-      } catch (e) {
-        if (e instanceof Porte.ApiError && e.status === 401) {
-          Porte.setStaffSession(null);
-          location.reload();
-        }
-      }
-    }, every);
+    setInterval(renew, every);
   }
 
   /** A Leaflet.VectorGrid layer of one of our MVT layers, with the bearer token. */

@@ -8,7 +8,8 @@ Per campaign, in its own short transaction, as the schema owner (BYPASSRLS):
 - handled privacy-form requests and audit events older than ``audit_retention_days``;
 - privacy-form requests still not handled (pending, or awaiting the person's confirmation) after
   ``privacy_request_pending_days`` (default 30): deleted with what they hold, counted in the
-  run's audit event.
+  run's audit event;
+- invitations to join a campaign 30 days after they were accepted, revoked or expired.
 Door flags are kept (an address and a date, no identity). Idempotent; ``dry_run`` only counts.
 Every run writes one audit event per campaign with the counts. Each run first applies the
 server's longest visit retention (``apply_retention_policy``).
@@ -49,6 +50,13 @@ _STEPS: list[tuple[str, str]] = [
         "privacy_requests_unhandled",
         "FROM privacy_request WHERE campaign_id = :c AND status <> 'done' "
         "AND received_at < now() - make_interval(days => :pending_days)",
+    ),
+    (
+        # Invitations to join hold an e-mail address: kept 30 days after they stopped working
+        # (accepted, revoked or expired), for the admin's list, then deleted.
+        "member_invitations",
+        "FROM member_invitation WHERE campaign_id = :c "
+        "AND coalesce(accepted_at, revoked_at, expires_at) < now() - interval '30 days'",
     ),
     (
         "audit_events",

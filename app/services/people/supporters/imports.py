@@ -474,7 +474,7 @@ async def import_stream(
 
 
 # ---------------------------------------------------------------- the command line's admin
-_ACCOUNT = text("SELECT id, is_active FROM app_user WHERE email = :e")
+_ACCOUNT = text("SELECT id, is_active, token_version FROM app_user WHERE email = :e")
 _CAMPAIGNS = text(
     "SELECT c.id, c.name FROM campaign c JOIN membership m ON m.campaign_id = c.id "
     "AND m.user_id = :u WHERE c.id = CAST(:id AS uuid) "
@@ -526,7 +526,12 @@ async def admin_context(
         )
     cid, name = found[0].id, found[0].name
     standing = (
-        (await session.execute(STANDING_TEXT, {"c": cid, "u": account.id, "i": None}))
+        (
+            await session.execute(
+                STANDING_TEXT,
+                {"c": cid, "u": account.id, "i": None, "v": account.token_version},
+            )
+        )
         .mappings()
         .first()
     )
