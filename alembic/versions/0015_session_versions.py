@@ -26,7 +26,7 @@ Revises: 0017_smaller_holes
 from alembic import op
 
 revision = "0015_session_versions"
-down_revision = "0017_smaller_holes"
+down_revision = "0023_supporter_cells"
 branch_labels = None
 depends_on = None
 
