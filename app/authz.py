@@ -46,6 +46,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", "/auth/logout"): PUBLIC,
     ("POST", "/auth/invite"): PUBLIC,
     ("GET", "/auth/me"): SIGNED_IN,
+    ("PATCH", "/auth/me"): SIGNED_IN,
     ("POST", "/auth/totp/enrol"): SIGNED_IN,
     ("POST", "/auth/totp/confirm"): SIGNED_IN,
     ("POST", "/auth/totp/disable"): SIGNED_IN,

@@ -137,11 +137,20 @@ class InviteSessionOut(BaseModel):
     expires_at: datetime
 
 
+DisplayName = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=80, pattern=r"^[^\x00-\x1f\x7f]+$"
+    ),
+]
+
+
 class MeOut(BaseModel):
     """The signed-in account, with its server-level rights."""
 
     id: uuid.UUID
     email: str
+    display_name: str | None = None
     totp_enabled: bool
     mfa: bool
     can_create_campaigns: bool = False
@@ -227,6 +236,15 @@ class InvitationRegisterIn(BaseModel):
 
     token: InvitationToken
     password: Password
+    display_name: DisplayName | None = None
+
+
+class MePatch(BaseModel):
+    """What the account's holder may change about it: the name organisers see."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: DisplayName | None
 
 
 class InvitationAcceptedOut(BaseModel):

@@ -196,11 +196,25 @@ async def test_an_organiser_invites_a_volunteer_who_has_no_account(
         short = await c.post("/invitations/register", json={"token": token, "password": "short"})
         assert short.status_code == 422 and short.json()["field"] == "password"
         made = await c.post(
-            "/invitations/register", json={"token": token, "password": "my volunteer password"}
+            "/invitations/register",
+            json={
+                "token": token,
+                "password": "my volunteer password",
+                "display_name": " Marie Curie ",
+            },
         )
         assert made.status_code == 201, made.text
         vh = {"Authorization": f"Bearer {made.json()['access_token']}"}
         assert (await c.get(w.url(), headers=vh)).json()["role"] == "volunteer"
+        # Volunteers by name: the organiser finds her by the name she chose, or by a part of it.
+        found = (await c.get(w.url("/volunteers?q=curie"), headers=org)).json()["volunteers"]
+        assert [(v["display_name"], v["email"]) for v in found] == [("Marie Curie", email)]
+        # She may change it; a name over one line or too long is refused, naming the field.
+        renamed = await c.patch("/auth/me", headers=vh, json={"display_name": "Marie C."})
+        assert renamed.status_code == 200 and renamed.json()["display_name"] == "Marie C."
+        for bad in ("x" * 81, "two\nlines", ""):
+            r = await c.patch("/auth/me", headers=vh, json={"display_name": bad})
+            assert r.status_code == 422 and r.json()["field"] == "display_name", (bad, r.text)
         again = await c.post(
             "/invitations/register", json={"token": token, "password": "another password 2"}
         )

@@ -75,6 +75,7 @@ async def create_account(
     reset: bool = False,
     can_create_campaigns: bool = False,
     server_admin: bool = False,
+    display_name: str | None = None,
 ) -> tuple[uuid.UUID, bool]:
     """Create (or with ``reset`` re-password) an account, optionally adding it to a campaign.
 
@@ -118,10 +119,12 @@ async def create_account(
                     await conn.execute(
                         text(
                             "INSERT INTO app_user (email, password_hash, can_create_campaigns, "
-                            "server_admin) VALUES (:e, :h, :cc, :sa) RETURNING id"
+                            "server_admin, display_name) VALUES (:e, :h, :cc, :sa, :n) "
+                            "RETURNING id"
                         ),
                         {
                             "e": email,
+                            "n": display_name,
                             "h": password_hash,
                             "cc": can_create_campaigns or server_admin,
                             "sa": server_admin,
@@ -263,6 +266,9 @@ def register(cli: typer.Typer) -> None:
             "--password-stdin",
             help="Read the password from the first line of standard input (no prompt).",
         ),
+        name: str | None = typer.Option(
+            None, "--name", help="The name organisers see beside the e-mail (80 characters)."
+        ),
     ) -> None:
         """Create an account; the password is asked twice (or read from standard input with
         --password-stdin) and never shown."""
@@ -270,6 +276,10 @@ def register(cli: typer.Typer) -> None:
         from app.security import hash_password
 
         email = _valid_email(email)
+        name = (name or "").strip() or None
+        if name is not None and (len(name) > 80 or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+            typer.secho("--name: one line of at most 80 characters.", fg="red", err=True)
+            raise typer.Exit(2)
         if role is not None and role not in ROLES:
             typer.secho(
                 f"Unknown role '{role}': use one of {', '.join(ROLES)}.", fg="red", err=True
@@ -297,6 +307,7 @@ def register(cli: typer.Typer) -> None:
                     role=role,
                     can_create_campaigns=can_create_campaigns,
                     server_admin=server_admin,
+                    display_name=name,
                 )
             )
         except ValueError as exc:

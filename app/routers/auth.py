@@ -11,6 +11,7 @@ from app.schemas import (
     InviteSessionOut,
     InviteTokenIn,
     MeOut,
+    MePatch,
     PasswordChangeIn,
     RefreshIn,
     TokenOut,
@@ -130,6 +131,19 @@ async def me(
 ) -> dict:
     """The signed-in account."""
     return await service.me(session, user_id=user_id, mfa=principal.mfa)
+
+
+@router.patch("/me", response_model=MeOut)
+async def update_me(
+    data: MePatch,
+    user_id: CurrentUserId,
+    session: Session,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> dict:
+    """Set the name organisers see beside your e-mail (``null`` clears it)."""
+    return await service.set_display_name(
+        session, user_id=user_id, display_name=data.display_name, mfa=principal.mfa
+    )
 
 
 @router.post("/totp/enrol", response_model=TotpEnrolOut)

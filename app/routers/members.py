@@ -100,6 +100,7 @@ async def register_from_invitation(
         settings,
         token=data.token,
         password=data.password,
+        display_name=data.display_name,
         client=client_address(request),
         request_id=getattr(request.state, "request_id", None),
     )

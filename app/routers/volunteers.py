@@ -17,9 +17,11 @@ router = APIRouter(tags=["assignments"])
 @router.get("/campaigns/{campaign_id}/volunteers")
 async def list_volunteers(
     ctx: CampaignScope,
-    q: Annotated[str | None, Query(max_length=100, description="part of an e-mail")] = None,
+    q: Annotated[
+        str | None, Query(max_length=100, description="part of a name or an e-mail")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
-    """The campaign's volunteers: e-mail and their active assignments (nothing about supporters)."""
+    """The campaign's volunteers: name, e-mail, active assignments (nothing about supporters)."""
     return json_response(await volunteers.list_volunteers(ctx, q=q, limit=limit, offset=offset))

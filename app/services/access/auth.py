@@ -493,13 +493,24 @@ async def me(session: AsyncSession, *, user_id: uuid.UUID, mfa: bool) -> dict:
     row = (
         await session.execute(
             text(
-                "SELECT id, email, totp_enabled, can_create_campaigns, server_admin "
-                "FROM app_user WHERE id = :u"
+                "SELECT id, email, display_name, totp_enabled, can_create_campaigns, "
+                "server_admin FROM app_user WHERE id = :u"
             ),
             {"u": user_id},
         )
     ).one()
     return {**row._mapping, "mfa": mfa}
+
+
+async def set_display_name(
+    session: AsyncSession, *, user_id: uuid.UUID, display_name: str | None, mfa: bool
+) -> dict:
+    """Set (or clear) the name organisers see beside the account's e-mail."""
+    await session.execute(
+        text("UPDATE app_user SET display_name = :n WHERE id = :u"),
+        {"n": display_name, "u": user_id},
+    )
+    return await me(session, user_id=user_id, mfa=mfa)
 
 
 async def totp_enrol(session: AsyncSession, settings: Settings, *, user_id: uuid.UUID) -> dict:

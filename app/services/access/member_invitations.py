@@ -394,6 +394,7 @@ async def register(
     password: str,
     client: str | None,
     request_id: str | None,
+    display_name: str | None = None,
 ) -> tuple[dict[str, Any], TokenPair]:
     """Create the invited address's account with this password, join, and sign in."""
     if len(password) < MIN_PASSWORD:
@@ -407,10 +408,10 @@ async def register(
             created = (
                 await session.execute(
                     text(
-                        "INSERT INTO app_user (email, password_hash) VALUES (:e, :h) "
-                        "ON CONFLICT (email) DO NOTHING RETURNING id"
+                        "INSERT INTO app_user (email, password_hash, display_name) "
+                        "VALUES (:e, :h, :n) ON CONFLICT (email) DO NOTHING RETURNING id"
                     ),
-                    {"e": row.email, "h": password_hash},
+                    {"e": row.email, "h": password_hash, "n": display_name},
                 )
             ).scalar()
             if created is None:

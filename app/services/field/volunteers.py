@@ -15,7 +15,7 @@ from app.services.field.assignments import ACTIVE_SQL
 
 _VOLUNTEERS = text(
     f"""
-    SELECT u.id AS user_id, u.email, m.created_at AS member_since,
+    SELECT u.id AS user_id, u.email, u.display_name, m.created_at AS member_since,
            coalesce(json_agg(json_build_object(
                'id', a.id, 'turf_id', a.turf_id, 'turf_name', t.name,
                'district_code', t.district_code, 'starts_at', a.starts_at, 'ends_at', a.ends_at)
@@ -26,9 +26,10 @@ _VOLUNTEERS = text(
                           AND {ACTIVE_SQL}
     LEFT JOIN turf t ON t.campaign_id = a.campaign_id AND t.id = a.turf_id
     WHERE m.campaign_id = :c AND m.role = 'volunteer' AND u.is_active
-      AND (CAST(:q AS text) IS NULL OR u.email ILIKE '%' || CAST(:q AS text) || '%')
-    GROUP BY u.id, u.email, m.created_at
-    ORDER BY u.email
+      AND (CAST(:q AS text) IS NULL OR u.email ILIKE '%' || CAST(:q AS text) || '%'
+           OR u.display_name ILIKE '%' || CAST(:q AS text) || '%')
+    GROUP BY u.id, u.email, u.display_name, m.created_at
+    ORDER BY coalesce(u.display_name, u.email), u.email
     LIMIT :limit OFFSET :offset
     """
 )
@@ -37,7 +38,8 @@ _VOLUNTEERS = text(
 async def list_volunteers(
     ctx: CampaignContext, *, q: str | None, limit: int, offset: int
 ) -> dict[str, Any]:
-    """Volunteers of the campaign with their active assignments (paginated, filter by e-mail)."""
+    """Volunteers of the campaign with their active assignments (paginated; ``q`` matches a
+    part of the name or e-mail)."""
     rows = await ctx.session.execute(
         _VOLUNTEERS, {"c": ctx.campaign_id, "q": q or None, "limit": limit, "offset": offset}
     )
