@@ -11,8 +11,8 @@ Revises: 0012_drop_totp_plaintext
   postcode and former commune of the loaded doors, with the comparison keys computed by
   PostgreSQL (``porte_norm_city``: articles, Saint/St, hyphens, "1er arrondissement" -> "1"),
   the city of an arrondissement (Paris, Lyon, Marseille: ``porte_city_code``) and the postal
-  département; exact names by b-tree, misspelt names by trigram (GIN), within a département by a
-  scan of its few hundred rows.
+  département; exact names by b-tree, misspelt names within a département by a scan of its few
+  hundred rows, elsewhere among the nearest names by trigram distance (GiST).
 - ``geocode_street`` gets the name without its street type (``voie_core``): "12 Maurice Ravel"
   finds "Rue Maurice Ravel". The street trigram index goes: a misspelt street is compared with
   the streets of its commune only (b-tree on the commune), never searched nationally.
@@ -123,9 +123,12 @@ CREATE INDEX geocode_commune_ancienne ON geocode_commune (ancienne_norm)
     WHERE ancienne_norm <> '';
 CREATE INDEX geocode_commune_postal ON geocode_commune (code_postal);
 CREATE INDEX geocode_commune_dept ON geocode_commune (dept);
-CREATE INDEX geocode_commune_trgm ON geocode_commune USING gin (commune_norm gin_trgm_ops);
+-- nearest names by trigram distance (a misspelt commune typed with no postcode); on an
+-- expression ("|| ''") so that exact-name lookups keep to the b-trees above
+CREATE INDEX geocode_commune_city_trgm ON geocode_commune
+    USING gist ((city_norm || '') gist_trgm_ops);
 CREATE INDEX geocode_commune_ancienne_trgm ON geocode_commune
-    USING gin (ancienne_norm gin_trgm_ops) WHERE ancienne_norm <> '';
+    USING gist ((ancienne_norm || '') gist_trgm_ops) WHERE ancienne_norm <> '';
 """
 
 TRIGGER_FUNCTIONS = """

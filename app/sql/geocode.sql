@@ -2,100 +2,163 @@
 -- (app/services/people/geocoder.py). One output row per input row.
 -- Binds (arrays of equal length): :idx int[], :num int[], :suf text[], :suf_alt text[],
 -- :street text[] (norm_name), :core text[] (street without its type), :postcode text[] (the
--- typed digits), :city text[] (norm_city), :dept text[] (first two digits typed), :maxe int[]
--- (edits allowed in the typed city name); :near_idx int[], :near_pc text[]: the postcodes one
--- digit away from a typed one (wrong, missing or swapped digit).
+-- typed digits), :city text[] (norm_city), :dept text[] (first two digits typed); :plan_mode:
+-- the plan_cache_mode to restore once the statement has been planned (geocoder.py sets it for
+-- this statement: generic for one address, custom for a batch).
 --
 -- 1. Commune candidates, each with a score: the name as typed (commune, former commune, or the
 --    city of an arrondissement), the communes of the postcode, of a postcode one digit away,
---    of the postal département, then of the country; a misspelt name counts only within a few
---    edits. Kept: the best candidate and those within 0.03 of it.
+--    of the postal département, then of the country (the 40 nearest names by trigrams); a
+--    misspelt name counts only within one edit (two: a swap of letters, or a name of 9 letters
+--    or more; three: 15 or more). Kept: the best candidate and those within 0.03 of it.
 -- 2. Street within those communes: normalised name, then the name without its type, then the
---    best trigram similarity among the commune's own streets (never a national search).
+--    best trigram similarity or edit distance among the commune's own streets (never a national
+--    search); a misspelt commune name needs its street exactly.
 -- 3. Door: exact number and suffix, else interpolated between same-side neighbours.
 -- A best street found in two cities with close scores is an ambiguity: no door, no commune.
-WITH input AS (
+-- With no street found, the commune is answered only when it is certain (its exact name and a
+-- postcode that agrees, or no street typed): a street missing from a guessed commune is a sign
+-- the commune is another one, whose doors are not loaded.
+WITH restore AS MATERIALIZED (
+    SELECT set_config('plan_cache_mode', CAST(:plan_mode AS text), true) AS plan_mode
+),
+input AS (
     SELECT t.idx, t.num,
            nullif(t.suf, '') AS suf, nullif(t.suf_alt, '') AS suf_alt,
            coalesce(t.street, '') AS street_norm, coalesce(t.core, '') AS street_core,
            nullif(t.postcode, '') AS postcode, nullif(t.city, '') AS city_norm,
-           nullif(t.dept, '') AS dept, t.maxe
+           nullif(t.dept, '') AS dept
     FROM unnest(CAST(:idx AS int[]), CAST(:num AS int[]), CAST(:suf AS text[]),
                 CAST(:suf_alt AS text[]), CAST(:street AS text[]), CAST(:core AS text[]),
-                CAST(:postcode AS text[]), CAST(:city AS text[]), CAST(:dept AS text[]),
-                CAST(:maxe AS int[]))
-         AS t(idx, num, suf, suf_alt, street, core, postcode, city, dept, maxe)
+                CAST(:postcode AS text[]), CAST(:city AS text[]), CAST(:dept AS text[]))
+         AS t(idx, num, suf, suf_alt, street, core, postcode, city, dept)
 ),
-near AS (
-    SELECT n.idx, n.pc FROM unnest(CAST(:near_idx AS int[]), CAST(:near_pc AS text[])) AS n(idx, pc)
-),
--- the name exactly: commune, former commune, or the city of an arrondissement ("Paris")
+-- the name exactly: commune, former commune, or the city of an arrondissement ("Paris").
+-- (OFFSET 0 keeps each lookup a probe of its index, per address, whatever the batch size.)
 by_name AS (
-    SELECT i.idx, c.code_insee, c.code_postal, c.nom_commune, c.city_code, c.dept,
-           CASE WHEN c.commune_norm = i.city_norm OR c.city_norm = i.city_norm THEN ''
-                ELSE c.nom_ancienne END AS ancienne
-    FROM input i JOIN geocode_commune c
-      ON c.commune_norm = i.city_norm OR c.ancienne_norm = i.city_norm
-      OR c.city_norm = i.city_norm
-),
-named AS (SELECT DISTINCT idx FROM by_name),
--- other communes: those of the typed postcode, of a postcode one digit away, of the postal
--- département (a misspelt name), of the country (a misspelt name, no postcode at all)
-others AS (
-    SELECT i.idx, c.*, 3 AS pcm
-    FROM input i JOIN geocode_commune c ON c.code_postal = i.postcode
-    UNION ALL
-    SELECT i.idx, c.*, 2
-    FROM near n JOIN input i USING (idx) JOIN geocode_commune c ON c.code_postal = n.pc
+    SELECT i.idx, c.code_insee, c.code_postal, c.nom_commune, c.city_code, c.dept, c.ancienne
+    FROM input i CROSS JOIN LATERAL (
+        SELECT c.*, '' AS ancienne FROM geocode_commune c WHERE c.commune_norm = i.city_norm
+        UNION
+        SELECT c.*, '' FROM geocode_commune c WHERE c.city_norm = i.city_norm
+        UNION
+        SELECT c.*, c.nom_ancienne FROM geocode_commune c
+        WHERE c.ancienne_norm = i.city_norm AND c.ancienne_norm <> ''
+        OFFSET 0) c
     WHERE i.city_norm IS NOT NULL
+),
+named_ok AS (
+    -- a postcode typed that is not the commune's, one digit away (wrong, missing, two swapped)
+    -- nor of its département says the name is a namesake elsewhere: left out
+    SELECT * FROM (
+        SELECT b.idx, b.code_insee, b.nom_commune, b.city_code, b.ancienne, true AS exact,
+               CASE WHEN i.postcode IS NULL THEN 0.95
+                    WHEN b.code_postal = i.postcode THEN 1.0
+                    WHEN b.code_postal <> '' AND (
+                         levenshtein_less_equal(b.code_postal, i.postcode, 2) <= 1
+                         OR (length(b.code_postal) = length(i.postcode)
+                             AND levenshtein_less_equal(b.code_postal, i.postcode, 2) = 2
+                             AND (SELECT string_agg(x, '' ORDER BY x)
+                                  FROM regexp_split_to_table(b.code_postal, '') x)
+                               = (SELECT string_agg(x, '' ORDER BY x)
+                                  FROM regexp_split_to_table(i.postcode, '') x)))
+                         THEN 0.97
+                    WHEN b.dept = i.dept OR b.code_postal = '' THEN 0.95 END AS cscore
+        FROM by_name b JOIN input i USING (idx)) x
+    WHERE cscore IS NOT NULL
+),
+named AS (SELECT DISTINCT idx FROM named_ok),
+near AS (
+    -- postcodes one digit away from a typed one, for names not found as typed
+    SELECT DISTINCT i.idx, v.pc
+    FROM input i CROSS JOIN LATERAL (
+        SELECT overlay(i.postcode PLACING d::text FROM p FOR 1) AS pc  -- a digit wrong
+        FROM generate_series(1, 5) p, generate_series(0, 9) d WHERE length(i.postcode) = 5
+        UNION ALL
+        SELECT overlay(i.postcode PLACING substr(i.postcode, p + 1, 1)  -- two swapped
+                       || substr(i.postcode, p, 1) FROM p FOR 2)
+        FROM generate_series(1, 4) p WHERE length(i.postcode) = 5
+        UNION ALL
+        SELECT overlay(i.postcode PLACING d::text FROM p FOR 0)  -- a digit missing
+        FROM generate_series(1, 5) p, generate_series(0, 9) d WHERE length(i.postcode) = 4) v
+    WHERE i.city_norm IS NOT NULL AND v.pc <> i.postcode AND i.idx NOT IN (SELECT idx FROM named)
+),
+-- other communes, first those of the typed postcode and of a postcode one digit away
+by_postcode AS (
+    SELECT i.idx, c.*, 3 AS pcm
+    FROM input i CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c WHERE c.code_postal = i.postcode OFFSET 0) c
+    WHERE i.idx NOT IN (SELECT idx FROM named)
+    UNION ALL
+    SELECT n.idx, c.*, 2
+    FROM near n CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c WHERE c.code_postal = n.pc OFFSET 0) c
+),
+postcode_fits AS (
+    -- rows whose (near) postcode has a commune within two edits of the name typed
+    SELECT DISTINCT o.idx FROM by_postcode o JOIN input i USING (idx)
+    WHERE least(levenshtein_less_equal(o.city_norm, i.city_norm, 2),
+                levenshtein_less_equal(o.commune_norm, i.city_norm, 2),
+                CASE WHEN o.ancienne_norm <> ''
+                     THEN levenshtein_less_equal(o.ancienne_norm, i.city_norm, 2) END) <= 2
+),
+-- then, when the postcode does not help, the communes of the postal département (a misspelt
+-- name), or with no postcode at all the nearest names of the country by trigrams
+others AS (
+    SELECT * FROM by_postcode
     UNION ALL
     SELECT i.idx, c.*, 1
-    FROM input i JOIN geocode_commune c ON c.dept = i.dept
+    FROM input i CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c WHERE c.dept = i.dept OFFSET 0) c
     WHERE i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
+      AND i.idx NOT IN (SELECT idx FROM postcode_fits)
     UNION ALL
     SELECT i.idx, c.*, 0
-    FROM input i JOIN geocode_commune c
-      ON c.commune_norm % i.city_norm OR (c.ancienne_norm <> '' AND c.ancienne_norm % i.city_norm)
+    FROM input i CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c ORDER BY (c.city_norm || '') <-> i.city_norm LIMIT 40) c
+    WHERE i.dept IS NULL AND i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
+    UNION ALL
+    SELECT i.idx, c.*, 0
+    FROM input i CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c WHERE c.ancienne_norm <> ''
+        ORDER BY (c.ancienne_norm || '') <-> i.city_norm LIMIT 10) c
     WHERE i.dept IS NULL AND i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
 ),
 fuzzy AS (
-    -- edits between the typed name and each name of the commune (as typed, former, city)
-    SELECT o.idx, o.code_insee, o.code_postal, o.nom_commune, o.city_code, o.dept, o.pcm,
-           o.nom_ancienne, i.city_norm, i.maxe,
-           CASE WHEN i.city_norm IS NULL THEN NULL ELSE least(
-               levenshtein(o.commune_norm, i.city_norm),
-               levenshtein(o.city_norm, i.city_norm),
-               CASE WHEN o.ancienne_norm <> '' THEN levenshtein(o.ancienne_norm, i.city_norm)
-                    END) END AS e,
-           CASE WHEN o.ancienne_norm <> '' AND levenshtein(o.ancienne_norm, i.city_norm)
-                     < least(levenshtein(o.commune_norm, i.city_norm),
-                             levenshtein(o.city_norm, i.city_norm))
-                THEN o.nom_ancienne ELSE '' END AS ancienne
+    -- edits between the typed name and each name of the commune (its own, its city's, former)
+    SELECT o.idx, o.code_insee, o.code_postal, o.nom_commune, o.city_code, o.pcm,
+           CASE WHEN n.former THEN o.nom_ancienne ELSE '' END AS ancienne,
+           levenshtein_less_equal(n.name, i.city_norm, 3) AS e,
+           length(i.city_norm) AS len, n.name, i.city_norm
     FROM others o JOIN input i USING (idx)
+    CROSS JOIN LATERAL (VALUES (o.commune_norm, false), (o.city_norm, false),
+                               (o.ancienne_norm, true)) AS n(name, former)
+    WHERE n.name <> '' AND abs(length(n.name) - length(i.city_norm)) <= 3
 ),
 candidates AS (
-    SELECT b.idx, b.code_insee, b.nom_commune, b.city_code, b.ancienne,
-           1.0 * CASE WHEN i.postcode IS NULL THEN 0.95
-                      WHEN b.code_postal = i.postcode THEN 1.0
-                      WHEN b.code_postal IN (SELECT n.pc FROM near n WHERE n.idx = b.idx)
-                           THEN 0.97
-                      WHEN b.dept = i.dept OR b.code_postal = '' THEN 0.95
-                      ELSE 0.85 END AS cscore
-    FROM by_name b JOIN input i USING (idx)
+    SELECT * FROM named_ok
     UNION ALL
-    -- a commune of the postcode with no name typed; or a name a few edits away
-    SELECT f.idx, f.code_insee, f.nom_commune, f.city_code, f.ancienne,
-           CASE WHEN f.city_norm IS NULL THEN 0.9
-                ELSE 0.8 + 0.15 * (1 - f.e::float8 / greatest(length(f.city_norm), 1)) END
-           * CASE f.pcm WHEN 3 THEN 1.0 WHEN 2 THEN 0.97 WHEN 1 THEN 0.95 ELSE 0.95 END
+    -- a commune of the postcode, no name typed
+    SELECT o.idx, o.code_insee, o.nom_commune, o.city_code, '', false, 0.9
+    FROM others o JOIN input i USING (idx)
+    WHERE i.city_norm IS NULL AND o.pcm = 3
+    UNION ALL
+    -- a name one edit away (two: a swap, or 9 letters or more; three: 15 or more)
+    SELECT f.idx, f.code_insee, f.nom_commune, f.city_code, f.ancienne, false,
+           (0.8 + 0.15 * (1 - f.e::float8 / greatest(f.len, 1)))
+           * CASE f.pcm WHEN 3 THEN 1.0 WHEN 2 THEN 0.97 ELSE 0.95 END
     FROM fuzzy f
-    WHERE (f.city_norm IS NULL AND f.pcm = 3) OR (f.e BETWEEN 1 AND f.maxe)
+    WHERE f.e = 1
+       OR (f.e = 2 AND (f.len >= 9 OR (length(f.name) = f.len
+           AND (SELECT string_agg(x, '' ORDER BY x) FROM regexp_split_to_table(f.name, '') x)
+             = (SELECT string_agg(x, '' ORDER BY x) FROM regexp_split_to_table(f.city_norm, '') x))))
+       OR (f.e = 3 AND f.len >= 15)
 ),
 communes AS (
     -- per commune its best reading; kept when within 0.03 of the best commune
-    SELECT idx, code_insee, nom_commune, city_code, ancienne, cscore FROM (
+    SELECT idx, code_insee, nom_commune, city_code, ancienne, exact, cscore FROM (
         SELECT DISTINCT ON (idx, code_insee) *, max(cscore) OVER (PARTITION BY idx) AS best
-        FROM candidates ORDER BY idx, code_insee, cscore DESC, ancienne DESC) x
+        FROM candidates ORDER BY idx, code_insee, cscore DESC, exact DESC, ancienne DESC) x
     WHERE cscore >= best - 0.03
 ),
 street_exact AS (
@@ -117,11 +180,17 @@ street_fuzzy AS (
     CROSS JOIN LATERAL (
         SELECT s.code_insee, s.nom_voie, s.n,
                greatest(similarity(s.voie_norm, i.street_norm),
-                        similarity(s.voie_core, i.street_core)) AS sim
+                        similarity(s.voie_core, i.street_core),
+                        -- short names: "le Clps" for "le Clos" shares few trigrams
+                        CASE WHEN levenshtein_less_equal(s.voie_core, i.street_core, 2) <= 2
+                             THEN 0.95 * (1 - levenshtein_less_equal(s.voie_core,
+                                                                      i.street_core, 2)::float8
+                                          / greatest(length(i.street_core), 4))
+                             ELSE 0 END) AS sim
         FROM geocode_street s
         WHERE s.code_insee = c.code_insee
         ORDER BY sim DESC, s.n DESC LIMIT 1) f
-    WHERE i.street_norm <> '' AND f.sim >= 0.45
+    WHERE i.street_norm <> '' AND f.sim >= 0.45 AND c.exact
       AND c.idx NOT IN (SELECT idx FROM street_exact)
 ),
 street_all AS (
@@ -191,21 +260,23 @@ street_point AS (
     GROUP BY st.idx
 ),
 commune_only AS (
-    -- no street: the commune when the candidates are one city (arrondissements: the first)
-    SELECT idx, min(code_insee) AS code_insee, min(nom_commune) AS nom_commune,
-           max(cscore) AS cscore, count(DISTINCT city_code) AS n_cities
-    FROM communes GROUP BY idx
+    -- no street: the commune when the candidates are one city (arrondissements: the first),
+    -- and certain when a street was typed but not found
+    SELECT c.idx, min(c.code_insee) AS code_insee, min(c.nom_commune) AS nom_commune,
+           max(c.cscore) AS cscore, count(DISTINCT c.city_code) AS n_cities,
+           bool_and(i.street_norm = '' OR (c.exact AND c.cscore >= 0.97)) AS certain
+    FROM communes c JOIN input i USING (idx) GROUP BY c.idx
 )
 SELECT i.idx,
        CASE WHEN d.idx IS NOT NULL THEN 'housenumber'
             WHEN p.idx IS NOT NULL THEN 'interpolated'
             WHEN st.idx IS NOT NULL THEN 'street'
-            WHEN cm.n_cities = 1 AND amb.idx IS NULL THEN 'commune'
+            WHEN cm.n_cities = 1 AND cm.certain AND amb.idx IS NULL THEN 'commune'
             ELSE 'none' END AS level,
        round(CASE WHEN d.idx IS NOT NULL THEN st.sim * d.nscore * st.cscore
                   WHEN p.idx IS NOT NULL THEN st.sim * 0.7 * st.cscore
                   WHEN st.idx IS NOT NULL THEN st.sim * 0.5 * st.cscore
-                  WHEN cm.n_cities = 1 AND amb.idx IS NULL THEN 0.2 * cm.cscore
+                  WHEN cm.n_cities = 1 AND cm.certain AND amb.idx IS NULL THEN 0.2 * cm.cscore
                   ELSE 0 END::numeric, 3)::float8 AS score,
        coalesce(d.lon, p.lon, sp.lon) AS lon,
        coalesce(d.lat, p.lat, sp.lat) AS lat,
@@ -213,14 +284,15 @@ SELECT i.idx,
        d.numero AS numero,
        d.suffixe AS suffixe,
        CASE WHEN d.idx IS NOT NULL THEN d.code_insee WHEN st.idx IS NOT NULL THEN st.code_insee
-            WHEN cm.n_cities = 1 AND amb.idx IS NULL THEN cm.code_insee END AS code_insee,
+            WHEN cm.n_cities = 1 AND cm.certain AND amb.idx IS NULL THEN cm.code_insee END AS code_insee,
        CASE WHEN d.idx IS NOT NULL THEN d.nom_commune WHEN st.idx IS NOT NULL THEN st.nom_commune
-            WHEN cm.n_cities = 1 AND amb.idx IS NULL THEN cm.nom_commune END AS nom_commune,
+            WHEN cm.n_cities = 1 AND cm.certain AND amb.idx IS NULL THEN cm.nom_commune END AS nom_commune,
        coalesce(d.nom_voie, st.nom_voie) AS nom_voie,
        i.street_norm = '' AS no_street,
        i.num IS NULL AS no_number,
        cm.n_cities,
-       amb.idx IS NOT NULL AS ambiguous
+       amb.idx IS NOT NULL AS ambiguous,
+       cm.idx IS NOT NULL AS candidates
 FROM input i
 LEFT JOIN street st ON st.idx = i.idx AND st.rk = 1
 LEFT JOIN door d ON d.idx = i.idx
@@ -228,4 +300,5 @@ LEFT JOIN interpolated p ON p.idx = i.idx
 LEFT JOIN street_point sp ON sp.idx = i.idx
 LEFT JOIN commune_only cm ON cm.idx = i.idx
 LEFT JOIN ambiguous amb ON amb.idx = i.idx
+CROSS JOIN restore
 ORDER BY i.idx

@@ -20,12 +20,13 @@ import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from sqlalchemy import text
 
-from app.db import CUSTOM_PLAN_FROM, custom_plans
+from app.db import CUSTOM_PLAN_FROM
 from app.i18n import _
 
 LEVELS = ("housenumber", "interpolated", "street", "commune", "none")
@@ -91,6 +92,7 @@ _STOP = frozenset(("de", "du", "des", "la", "le", "les", "l", "d", "au", "aux", 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
 
 
+@lru_cache(maxsize=1 << 16)
 def norm_name(value: str | None) -> str:
     """Comparison key of a street or commune name: 'Allée de la Noë' -> 'allee noe'."""
     if not value:
@@ -119,6 +121,7 @@ _CITY_WORDS = re.compile(r"\b(arrondissements?|arrondt|arrdt|arrt|arr|cedex)\b")
 _ORDINAL = re.compile(r"\b0*([0-9]+)(er|ere|eme|ieme|em|e|nd|nde)?\b")
 
 
+@lru_cache(maxsize=1 << 14)
 def norm_city(value: str | None) -> str:
     """Comparison key of a commune name (= porte_norm_city): 'Paris 1er Arrondissement',
     'PARIS 01' -> 'paris 1'; 'Le Blanc-Mesnil' -> 'blanc mesnil'; 'St-Malo' -> 'saint malo'."""
@@ -134,32 +137,6 @@ def street_core(norm: str) -> str:
         return norm[11:]
     head, sep, rest = norm.partition(" ")
     return rest if sep and head in STREET_TYPES else norm
-
-
-def city_edits(city_norm: str) -> int:
-    """Edits allowed between a typed commune name and a loaded one (a longer name, more)."""
-    n = len(city_norm)
-    return 1 if n <= 4 else 2 if n <= 11 else 3
-
-
-def near_postcodes(postcode: str | None) -> list[str]:
-    """Postcodes one digit away from a typed one: a digit wrong or two swapped (5 digits), a
-    digit missing (4 digits: '7820' -> 78290, 07820…)."""
-    if not postcode or not postcode.isdigit():
-        return []
-    out: set[str] = set()
-    if len(postcode) == 5:
-        for i in range(5):
-            for d in "0123456789":
-                out.add(postcode[:i] + d + postcode[i + 1 :])
-        for i in range(4):
-            out.add(postcode[:i] + postcode[i + 1] + postcode[i] + postcode[i + 2 :])
-    elif len(postcode) == 4:
-        for i in range(5):
-            for d in "0123456789":
-                out.add(postcode[:i] + d + postcode[i:])
-    out.discard(postcode)
-    return sorted(out)
 
 
 @dataclass
@@ -255,8 +232,9 @@ async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[Geoc
     for start in range(0, len(items), BATCH):
         batch = list(items[start : start + BATCH])
         await _split_cities(conn, batch)
-        async with custom_plans(conn, when=len(batch) >= CUSTOM_PLAN_FROM):
-            rows = (await conn.execute(_SQL, _binds(batch))).mappings().all()
+        binds = _binds(batch)
+        binds["plan_mode"] = await _plan_mode(conn, custom=len(batch) >= CUSTOM_PLAN_FROM)
+        rows = (await conn.execute(_SQL, binds)).mappings().all()
         out.extend(_result(p, r) for p, r in zip(batch, rows, strict=True))
     return out
 
@@ -266,10 +244,23 @@ async def geocode(conn: Any, lines: Iterable[str]) -> list[GeocodeResult]:
     return await geocode_parsed(conn, [parse_address(x) for x in lines])
 
 
+_SET_PLAN = text(
+    "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', :mode, true)"
+)
+
+
+async def _plan_mode(conn: Any, custom: bool) -> str:
+    """Have the geocoding statement planned for its binds (a batch: the array sizes matter, see
+    app.db.custom_plans) or once for all (one address: planning this statement costs more than
+    running it). Returns the mode to restore, which the statement itself does once planned
+    (one round trip instead of two)."""
+    mode = "force_custom_plan" if custom else "force_generic_plan"
+    return (await conn.execute(_SET_PLAN, {"mode": mode})).one()[0]
+
+
 def _binds(batch: Sequence[ParsedAddress]) -> dict[str, list]:
     streets = [norm_name(p.street) for p in batch]
     cities = [norm_city(p.city) for p in batch]
-    near = [(i, pc) for i, p in enumerate(batch) for pc in near_postcodes(p.postcode)]
     return {
         "idx": list(range(len(batch))),
         "num": [p.housenumber for p in batch],
@@ -280,9 +271,6 @@ def _binds(batch: Sequence[ParsedAddress]) -> dict[str, list]:
         "postcode": [p.postcode for p in batch],
         "city": cities,
         "dept": [p.postcode[:2] if p.postcode and len(p.postcode) >= 4 else None for p in batch],
-        "maxe": [city_edits(c) for c in cities],
-        "near_idx": [i for i, _pc in near],
-        "near_pc": [pc for _i, pc in near],
     }
 
 
@@ -344,6 +332,13 @@ def _result(p: ParsedAddress, r: Any) -> GeocodeResult:
                 "several communes match the commune and postcode given{where} and the street "
                 "does not tell them apart: check the commune name and the postcode, or place "
                 "the supporter on the map by hand."
+            ).format(where=where)
+        elif r["candidates"]:
+            res.reason = _(
+                "the street was not found in the commune closest to the commune and postcode "
+                "given{where}, and that commune is not certain (misspelt, or a postcode that "
+                "does not agree): its doors may not be loaded. Check the address, or place the "
+                "supporter on the map by hand."
             ).format(where=where)
         else:
             res.reason = (
