@@ -12,7 +12,8 @@ Revises: 0012_drop_totp_plaintext
   PostgreSQL (``porte_norm_city``: articles, Saint/St, hyphens, "1er arrondissement" -> "1"),
   the city of an arrondissement (Paris, Lyon, Marseille: ``porte_city_code``) and the postal
   département; exact names by b-tree, misspelt names within a département by a scan of its few
-  hundred rows, elsewhere among the nearest names by trigram distance (GiST).
+  hundred rows, elsewhere among the names of about the same length sharing their first or last
+  three letters (b-tree).
 - ``geocode_street`` gets the name without its street type (``voie_core``): "12 Maurice Ravel"
   finds "Rue Maurice Ravel". The street trigram index goes: a misspelt street is compared with
   the streets of its commune only (b-tree on the commune), never searched nationally.
@@ -82,6 +83,12 @@ SELECT CASE
 $$
 """,
     r"""
+-- The letters of a name in order ("maizy" -> "aimyz"): two letters swapped keep it.
+CREATE FUNCTION porte_letters(t text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+AS $$ SELECT string_agg(x, '' ORDER BY x COLLATE "C") FROM regexp_split_to_table(t, '') AS x $$
+""",
+    r"""
 CREATE FUNCTION porte_city_norm(code text, nom text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
 AS $$
@@ -123,12 +130,17 @@ CREATE INDEX geocode_commune_ancienne ON geocode_commune (ancienne_norm)
     WHERE ancienne_norm <> '';
 CREATE INDEX geocode_commune_postal ON geocode_commune (code_postal);
 CREATE INDEX geocode_commune_dept ON geocode_commune (dept);
--- nearest names by trigram distance (a misspelt commune typed with no postcode); on an
--- expression ("|| ''") so that exact-name lookups keep to the b-trees above
-CREATE INDEX geocode_commune_city_trgm ON geocode_commune
-    USING gist ((city_norm || '') gist_trgm_ops);
-CREATE INDEX geocode_commune_ancienne_trgm ON geocode_commune
-    USING gist ((ancienne_norm || '') gist_trgm_ops) WHERE ancienne_norm <> '';
+-- a misspelt name typed with no postcode: the names of about its length that start or end with
+-- the same three letters (one slip cannot change both ends of a name of six letters or more);
+-- shorter names by their first and last two letters; two letters swapped by the sorted letters
+CREATE INDEX geocode_commune_city_head ON geocode_commune (left(city_norm, 3), length(city_norm));
+CREATE INDEX geocode_commune_city_tail ON geocode_commune (right(city_norm, 3), length(city_norm));
+CREATE INDEX geocode_commune_city_ends ON geocode_commune (left(city_norm, 2), right(city_norm, 2));
+CREATE INDEX geocode_commune_city_letters ON geocode_commune (porte_letters(city_norm));
+CREATE INDEX geocode_commune_ancienne_head ON geocode_commune
+    (left(ancienne_norm, 3), length(ancienne_norm)) WHERE ancienne_norm <> '';
+CREATE INDEX geocode_commune_ancienne_tail ON geocode_commune
+    (right(ancienne_norm, 3), length(ancienne_norm)) WHERE ancienne_norm <> '';
 """
 
 TRIGGER_FUNCTIONS = """
@@ -267,5 +279,5 @@ def downgrade() -> None:
     _run(OLD_BACKFILL)
     reference_table("geocode_commune")
     for fn in ("porte_city_norm(text, text)", "porte_city_code(text)", "porte_norm_city(text)",
-               "porte_street_core(text)"):  # fmt: skip
+               "porte_street_core(text)", "porte_letters(text)"):  # fmt: skip
         op.execute(f"DROP FUNCTION {fn}")

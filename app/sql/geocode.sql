@@ -8,8 +8,8 @@
 --
 -- 1. Commune candidates, each with a score: the name as typed (commune, former commune, or the
 --    city of an arrondissement), the communes of the postcode, of a postcode one digit away,
---    of the postal département, then of the country (the 40 nearest names by trigrams); a
---    misspelt name counts only within one edit (two: a swap of letters, or a name of 9 letters
+--    of the postal département, then of the country (names of about the same length sharing
+--    the first or last three letters); a misspelt name counts only within one edit (two: a swap of letters, or a name of 9 letters
 --    or more; three: 15 or more). Kept: the best candidate and those within 0.03 of it.
 -- 2. Street within those communes: normalised name, then the name without its type, then the
 --    best trigram similarity or edit distance among the commune's own streets (never a national
@@ -56,12 +56,8 @@ named_ok AS (
                     WHEN b.code_postal = i.postcode THEN 1.0
                     WHEN b.code_postal <> '' AND (
                          levenshtein_less_equal(b.code_postal, i.postcode, 2) <= 1
-                         OR (length(b.code_postal) = length(i.postcode)
-                             AND levenshtein_less_equal(b.code_postal, i.postcode, 2) = 2
-                             AND (SELECT string_agg(x, '' ORDER BY x)
-                                  FROM regexp_split_to_table(b.code_postal, '') x)
-                               = (SELECT string_agg(x, '' ORDER BY x)
-                                  FROM regexp_split_to_table(i.postcode, '') x)))
+                         OR (levenshtein_less_equal(b.code_postal, i.postcode, 2) = 2
+                             AND porte_letters(b.code_postal) = porte_letters(i.postcode)))
                          THEN 0.97
                     WHEN b.dept = i.dept OR b.code_postal = '' THEN 0.95 END AS cscore
         FROM by_name b JOIN input i USING (idx)) x
@@ -103,7 +99,8 @@ postcode_fits AS (
                      THEN levenshtein_less_equal(o.ancienne_norm, i.city_norm, 2) END) <= 2
 ),
 -- then, when the postcode does not help, the communes of the postal département (a misspelt
--- name), or with no postcode at all the nearest names of the country by trigrams
+-- name), or with no postcode at all names of the country that start or end alike, or have the
+-- same letters (two swapped)
 others AS (
     SELECT * FROM by_postcode
     UNION ALL
@@ -115,13 +112,31 @@ others AS (
     UNION ALL
     SELECT i.idx, c.*, 0
     FROM input i CROSS JOIN LATERAL (
-        SELECT * FROM geocode_commune c ORDER BY (c.city_norm || '') <-> i.city_norm LIMIT 40) c
-    WHERE i.dept IS NULL AND i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
-    UNION ALL
-    SELECT i.idx, c.*, 0
-    FROM input i CROSS JOIN LATERAL (
-        SELECT * FROM geocode_commune c WHERE c.ancienne_norm <> ''
-        ORDER BY (c.ancienne_norm || '') <-> i.city_norm LIMIT 10) c
+        SELECT * FROM geocode_commune c
+        WHERE left(c.city_norm, 3) = left(i.city_norm, 3)
+          AND length(c.city_norm) BETWEEN length(i.city_norm) - 3 AND length(i.city_norm) + 3
+        UNION
+        SELECT * FROM geocode_commune c
+        WHERE right(c.city_norm, 3) = right(i.city_norm, 3)
+          AND length(c.city_norm) BETWEEN length(i.city_norm) - 3 AND length(i.city_norm) + 3
+        UNION
+        SELECT * FROM geocode_commune c
+        WHERE left(c.city_norm, 2) = left(i.city_norm, 2)
+          AND right(c.city_norm, 2) = right(i.city_norm, 2) AND length(i.city_norm) <= 7
+        UNION
+        SELECT * FROM geocode_commune c
+        WHERE porte_letters(c.city_norm) = porte_letters(i.city_norm)
+        UNION
+        SELECT * FROM geocode_commune c
+        WHERE left(c.ancienne_norm, 3) = left(i.city_norm, 3) AND c.ancienne_norm <> ''
+          AND length(c.ancienne_norm) BETWEEN length(i.city_norm) - 3
+                                          AND length(i.city_norm) + 3
+        UNION
+        SELECT * FROM geocode_commune c
+        WHERE right(c.ancienne_norm, 3) = right(i.city_norm, 3) AND c.ancienne_norm <> ''
+          AND length(c.ancienne_norm) BETWEEN length(i.city_norm) - 3
+                                          AND length(i.city_norm) + 3
+        OFFSET 0) c
     WHERE i.dept IS NULL AND i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
 ),
 fuzzy AS (
@@ -149,9 +164,7 @@ candidates AS (
            * CASE f.pcm WHEN 3 THEN 1.0 WHEN 2 THEN 0.97 ELSE 0.95 END
     FROM fuzzy f
     WHERE f.e = 1
-       OR (f.e = 2 AND (f.len >= 9 OR (length(f.name) = f.len
-           AND (SELECT string_agg(x, '' ORDER BY x) FROM regexp_split_to_table(f.name, '') x)
-             = (SELECT string_agg(x, '' ORDER BY x) FROM regexp_split_to_table(f.city_norm, '') x))))
+       OR (f.e = 2 AND (f.len >= 9 OR porte_letters(f.name) = porte_letters(f.city_norm)))
        OR (f.e = 3 AND f.len >= 15)
 ),
 communes AS (
