@@ -249,3 +249,35 @@ async def test_geocode_commune_follows_imports(france):
         ("49301", "Torfou", "torfou", "49301", "sevremoine", "49"),
         ("75104", "", "", "75056", "paris", "75"),
     ]  # fmt: skip
+
+
+async def test_bal_communes_deleguees_through_the_bulk_load(make_db, tmp_path):
+    """A BAL file's ``commune_deleguee_nom`` is the former commune; the bulk path (indexes and
+    geocoder trigger dropped, counts added once) indexes it like the trigger does."""
+    from tests.test_imports import assert_geocode_index_matches_doors
+
+    urls = make_db("bal_deleguee")
+    header = (
+        "cle_interop;commune_insee;commune_nom;commune_deleguee_insee;commune_deleguee_nom;"
+        "voie_nom;numero;suffixe;long;lat"
+    )
+    rows = [header]
+    for fcode, fname, dlon in (("49350", "Torfou", 0.0), ("49301", "Saint-Macaire-en-Mauges", 0.1)):
+        for n in range(1, 11):
+            rows.append(
+                f"49301_{fcode}_{n:05d};49301;Sèvremoine;{fcode};{fname};Rue de l'Église;{n};;"
+                f"{-1.1 + dlon + n * 0.0002:.6f};47.05"
+            )
+    path = tmp_path / "bal-synthetic.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    rep = await import_addresses(urls.owner, path, quiet=True, defer_indexes=True)
+    assert rep.rows_loaded == 20
+    await assert_geocode_index_matches_doors(urls.owner)
+    engine = create_async_engine(urls.owner, pool_size=1)
+    try:
+        r = await _one(engine, "7 rue de l'Eglise, Saint Macaire en Mauges")
+        assert r.level == "housenumber" and abs(r.lon - (-1.0 + 7 * 0.0002)) < 1e-6, r
+        r = await _one(engine, "7 rue de l'Église, Torfou")
+        assert r.level == "housenumber" and abs(r.lon - (-1.1 + 7 * 0.0002)) < 1e-6, r
+    finally:
+        await engine.dispose()

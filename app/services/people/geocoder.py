@@ -33,8 +33,10 @@ LEVELS = ("housenumber", "interpolated", "street", "commune", "none")
 BATCH = 1000
 _SQL = text(resources.files("app.sql").joinpath("geocode.sql").read_text("utf-8"))
 _KNOWN_CITIES = text(
-    "SELECT c FROM unnest(CAST(:c AS text[])) AS c WHERE EXISTS (SELECT 1 FROM geocode_commune g"
-    " WHERE g.commune_norm = c OR g.city_norm = c OR (g.ancienne_norm = c AND c <> ''))"
+    "SELECT c FROM unnest(CAST(:c AS text[])) AS c"
+    " WHERE EXISTS (SELECT 1 FROM geocode_commune g WHERE g.commune_norm = c)"
+    " OR EXISTS (SELECT 1 FROM geocode_commune g WHERE g.city_norm = c)"
+    " OR EXISTS (SELECT 1 FROM geocode_commune g WHERE g.ancienne_norm = c AND c <> '')"
 )
 
 # 5 digits (or 2 + 3), else 4 digits (a postcode with a digit missing, "7820" for 78290)
@@ -109,7 +111,7 @@ def norm_name(value: str | None) -> str:
 
 
 # Street types that may be left out when typing ("12 Maurice Ravel" for "Rue Maurice Ravel"): the
-# same list as porte_street_core (migration 0018), checked by tests/test_geocoder.py.
+# same list as porte_street_core (migration 0018); tests/test_geocoder.py checks both agree.
 STREET_TYPES = frozenset((
     "rue", "avenue", "boulevard", "place", "chemin", "allee", "impasse", "route", "square",
     "cours", "quai", "faubourg", "residence", "lotissement", "hameau", "passage", "promenade",
