@@ -3,8 +3,8 @@
 -- Binds (arrays of equal length): :idx int[], :num int[], :suf text[], :suf_alt text[],
 -- :street text[] (norm_name), :core text[] (street without its type), :postcode text[] (the
 -- typed digits), :city text[] (norm_city), :dept text[] (first two digits typed); :plan_mode:
--- the plan_cache_mode to restore once the statement has been planned (geocoder.py sets it for
--- this statement: generic for one address, custom for a batch).
+-- the plan_cache_mode to restore once the statement has been planned (a batch: geocoder.py
+-- asks for custom plans first), or NULL.
 --
 -- 1. Commune candidates, each with a score: the name as typed (commune, former commune, or the
 --    city of an arrondissement), the communes of the postcode, of a postcode one digit away,
@@ -20,7 +20,18 @@
 -- postcode that agrees, or no street typed): a street missing from a guessed commune is a sign
 -- the commune is another one, whose doors are not loaded.
 WITH restore AS MATERIALIZED (
-    SELECT set_config('plan_cache_mode', CAST(:plan_mode AS text), true) AS plan_mode
+    SELECT CASE WHEN CAST(:plan_mode AS text) IS NOT NULL
+                THEN set_config('plan_cache_mode', CAST(:plan_mode AS text), true) END AS mode
+),
+-- The binds. For one address geocoder.py makes this CTE MATERIALIZED: the planner then does
+-- not see the arrays' size, its custom and generic plans cost the same, and PostgreSQL keeps
+-- the generic plan after five runs (no planning per address, no setting to change). A batch
+-- sees its size (custom plans, see app.db.custom_plans).
+arrays AS (
+    SELECT CAST(:idx AS int[]) AS idx, CAST(:num AS int[]) AS num, CAST(:suf AS text[]) AS suf,
+           CAST(:suf_alt AS text[]) AS suf_alt, CAST(:street AS text[]) AS street,
+           CAST(:core AS text[]) AS core, CAST(:postcode AS text[]) AS postcode,
+           CAST(:city AS text[]) AS city, CAST(:dept AS text[]) AS dept
 ),
 input AS (
     SELECT t.idx, t.num,
@@ -28,10 +39,8 @@ input AS (
            coalesce(t.street, '') AS street_norm, coalesce(t.core, '') AS street_core,
            nullif(t.postcode, '') AS postcode, nullif(t.city, '') AS city_norm,
            nullif(t.dept, '') AS dept
-    FROM unnest(CAST(:idx AS int[]), CAST(:num AS int[]), CAST(:suf AS text[]),
-                CAST(:suf_alt AS text[]), CAST(:street AS text[]), CAST(:core AS text[]),
-                CAST(:postcode AS text[]), CAST(:city AS text[]), CAST(:dept AS text[]))
-         AS t(idx, num, suf, suf_alt, street, core, postcode, city, dept)
+    FROM arrays a, unnest(a.idx, a.num, a.suf, a.suf_alt, a.street, a.core, a.postcode, a.city,
+                          a.dept) AS t(idx, num, suf, suf_alt, street, core, postcode, city, dept)
 ),
 -- the name exactly: commune, former commune, or the city of an arrondissement ("Paris").
 -- (OFFSET 0 keeps each lookup a probe of its index, per address, whatever the batch size.)

@@ -31,7 +31,11 @@ from app.i18n import _
 
 LEVELS = ("housenumber", "interpolated", "street", "commune", "none")
 BATCH = 1000
-_SQL = text(resources.files("app.sql").joinpath("geocode.sql").read_text("utf-8"))
+_SQL_TEXT = resources.files("app.sql").joinpath("geocode.sql").read_text("utf-8")
+_SQL = text(_SQL_TEXT)
+# one address: the binds' sizes hidden from the planner (see the "arrays" CTE)
+_SQL_ONE = text(_SQL_TEXT.replace("\narrays AS (\n", "\narrays AS MATERIALIZED (\n", 1))
+assert _SQL_ONE.text != _SQL_TEXT
 _KNOWN_CITIES = text(
     "SELECT c FROM unnest(CAST(:c AS text[])) AS c"
     " WHERE EXISTS (SELECT 1 FROM geocode_commune g WHERE g.commune_norm = c)"
@@ -235,8 +239,15 @@ async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[Geoc
         batch = list(items[start : start + BATCH])
         await _split_cities(conn, batch)
         binds = _binds(batch)
-        binds["plan_mode"] = await _plan_mode(conn, custom=len(batch) >= CUSTOM_PLAN_FROM)
-        rows = (await conn.execute(_SQL, binds)).mappings().all()
+        if len(batch) >= CUSTOM_PLAN_FROM:
+            # planned for the batch's size; the statement restores the setting itself
+            binds["plan_mode"] = (await conn.execute(_CUSTOM_PLANS)).one()[0]
+            sql = _SQL
+        else:
+            # a few addresses: PostgreSQL's generic plan, after five runs (see _SQL_ONE)
+            binds["plan_mode"] = None
+            sql = _SQL_ONE
+        rows = (await conn.execute(sql, binds)).mappings().all()
         out.extend(_result(p, r) for p, r in zip(batch, rows, strict=True))
     return out
 
@@ -246,18 +257,10 @@ async def geocode(conn: Any, lines: Iterable[str]) -> list[GeocodeResult]:
     return await geocode_parsed(conn, [parse_address(x) for x in lines])
 
 
-_SET_PLAN = text(
-    "SELECT current_setting('plan_cache_mode'), set_config('plan_cache_mode', :mode, true)"
+_CUSTOM_PLANS = text(
+    "SELECT current_setting('plan_cache_mode'),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
 )
-
-
-async def _plan_mode(conn: Any, custom: bool) -> str:
-    """Have the geocoding statement planned for its binds (a batch: the array sizes matter, see
-    app.db.custom_plans) or once for all (one address: planning this statement costs more than
-    running it). Returns the mode to restore, which the statement itself does once planned
-    (one round trip instead of two)."""
-    mode = "force_custom_plan" if custom else "force_generic_plan"
-    return (await conn.execute(_SET_PLAN, {"mode": mode})).one()[0]
 
 
 def _binds(batch: Sequence[ParsedAddress]) -> dict[str, list]:
