@@ -511,6 +511,9 @@ async def _sizes(owner: str) -> dict[str, str]:
                 "to_char((SELECT count(*) FROM " + t + "), 'FM9G999G999') || ' rows)'",
                 t,
             )
+        out["address_geocode_number (index)"] = await conn.fetchval(
+            "SELECT pg_size_pretty(pg_relation_size('address_geocode_number'))"
+        )
         return out
     finally:
         await conn.close()
