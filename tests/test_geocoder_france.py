@@ -51,8 +51,8 @@ STREETS = {
     "33390": ["Rue de la Mairie"],
     "77404": ["Rue de la Mairie", "Rue des Écoles"],
 }
-# numbers per street: 1..40, and a few suffixed doors; Rivoli has 1..40 in the 1st, 41..80 in
-# the 4th
+# numbers per street: 1..40 (1..20 in Sainte-Colombe 33), and a few suffixed doors; Rivoli has
+# 1..40 in the 1st, 41..80 in the 4th
 SUFFIXES = {58: "bis", 59: "D"}
 HEADER = (
     "id;numero;rep;nom_voie;code_postal;code_insee;nom_commune;code_insee_ancienne_commune;"
@@ -66,7 +66,7 @@ def synthetic_ban(path) -> dict:
     for code, nom, pc, fcode, fname, lon0, lat0 in COMMUNES:
         key = pc if code == "49301" else code
         for si, street in enumerate(STREETS[key]):
-            lo, hi = (41, 80) if code == "75104" else (1, 40)
+            lo, hi = (41, 80) if code == "75104" else (1, 20) if code == "33390" else (1, 40)
             nums = [(n, "") for n in range(lo, hi + 1)] + [(n, s) for n, s in SUFFIXES.items()]
             for n, rep in nums:
                 lon = lon0 + si * 0.003 + n * 0.0002 + (0.00005 if rep else 0)
@@ -222,8 +222,10 @@ async def test_no_guess_in_another_commune(france):
     assert r.code_insee == "77404" and r.level == "housenumber", r
     r = await _one(engine, "3 rue de la Mairie, 3350 Sainte-Colombe")
     assert r.code_insee == "33390" and r.level == "housenumber", r
-    # a street only one of them has
+    # a street only one of them has; a number only one of them has
     r = await _one(engine, "3 rue des Ecoles, Sainte-Colombe")
+    assert r.code_insee == "77404" and r.level == "housenumber", r
+    r = await _one(engine, "30 rue de la Mairie, Sainte-Colombe")
     assert r.code_insee == "77404" and r.level == "housenumber", r
     # a commune of another département, not loaded, whose name is close to nothing loaded
     r = await _one(engine, "12 Avenue Aristide Briand, 94140 Alfortville")

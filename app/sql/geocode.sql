@@ -15,7 +15,8 @@
 --    best trigram similarity or edit distance among the commune's own streets (never a national
 --    search); a misspelt commune name needs its street exactly.
 -- 3. Door: exact number and suffix, else interpolated between same-side neighbours.
--- A best street found in two cities with close scores is an ambiguity: no door, no commune.
+-- A best street found in two cities with close scores (namesakes typed with no postcode) is an
+-- ambiguity, unless only one of them holds the number typed: no door, no commune.
 -- With no street found, the commune is answered only when it is certain (its exact name and a
 -- postcode that agrees, or no street typed): a street missing from a guessed commune is a sign
 -- the commune is another one, whose doors are not loaded.
@@ -67,7 +68,7 @@ named_ok AS (
                          levenshtein_less_equal(b.code_postal, i.postcode, 2) <= 1
                          OR (levenshtein_less_equal(b.code_postal, i.postcode, 2) = 2
                              AND porte_letters(b.code_postal) = porte_letters(i.postcode)))
-                         THEN 0.97
+                         THEN 0.96
                     WHEN b.dept = i.dept OR b.code_postal = '' THEN 0.95 END AS cscore
         FROM by_name b JOIN input i USING (idx)) x
     WHERE cscore IS NOT NULL
@@ -170,7 +171,7 @@ candidates AS (
     -- a name one edit away (two: a swap, or 9 letters or more; three: 15 or more)
     SELECT f.idx, f.code_insee, f.nom_commune, f.city_code, f.ancienne, false,
            (0.8 + 0.15 * (1 - f.e::float8 / greatest(f.len, 1)))
-           * CASE f.pcm WHEN 3 THEN 1.0 WHEN 2 THEN 0.97 ELSE 0.95 END
+           * CASE f.pcm WHEN 3 THEN 1.0 WHEN 2 THEN 0.96 ELSE 0.95 END
     FROM fuzzy f
     WHERE f.e = 1
        OR (f.e = 2 AND (f.len >= 9 OR porte_letters(f.name) = porte_letters(f.city_norm)))
@@ -190,9 +191,16 @@ street_exact AS (
                 WHEN i.street_core = i.street_norm THEN 0.95  -- no street type typed
                 ELSE 0.9 END AS sim                           -- another street type typed
     FROM communes c JOIN input i USING (idx)
-    JOIN geocode_street s ON s.code_insee = c.code_insee
-     AND (s.voie_norm = i.street_norm OR s.voie_core = i.street_core)
+    CROSS JOIN LATERAL (
+        SELECT * FROM geocode_street s
+        WHERE s.code_insee = c.code_insee AND s.voie_norm = i.street_norm
+        UNION
+        SELECT * FROM geocode_street s
+        WHERE s.code_insee = c.code_insee AND s.voie_core = i.street_core
+        OFFSET 0) s
     WHERE i.street_norm <> ''
+      -- a misspelt commune needs its street exactly (or only its type left out)
+      AND (c.exact OR s.voie_norm = i.street_norm OR i.street_core = i.street_norm)
 ),
 street_fuzzy AS (
     -- only rows without an exact street: the best trigram match among each commune's streets
@@ -200,15 +208,21 @@ street_fuzzy AS (
            c.cscore, f.sim
     FROM communes c JOIN input i USING (idx)
     CROSS JOIN LATERAL (
+        -- the whole name by trigrams and by edits (short names: "le Clps" for "le Clos" share
+        -- few trigrams); the name without its type likewise, worth less when a type was typed
         SELECT s.code_insee, s.nom_voie, s.n,
                greatest(similarity(s.voie_norm, i.street_norm),
-                        similarity(s.voie_core, i.street_core),
-                        -- short names: "le Clps" for "le Clos" shares few trigrams
-                        CASE WHEN levenshtein_less_equal(s.voie_core, i.street_core, 2) <= 2
-                             THEN 0.95 * (1 - levenshtein_less_equal(s.voie_core,
-                                                                      i.street_core, 2)::float8
-                                          / greatest(length(i.street_core), 4))
-                             ELSE 0 END) AS sim
+                        CASE WHEN levenshtein_less_equal(s.voie_norm, i.street_norm, 3) <= 3
+                             THEN 1 - levenshtein_less_equal(s.voie_norm, i.street_norm, 3)
+                                      ::float8 / greatest(length(i.street_norm), 4)
+                             ELSE 0 END,
+                        CASE WHEN i.street_core = i.street_norm THEN 1 ELSE 0.9 END * greatest(
+                            similarity(s.voie_core, i.street_core),
+                            CASE WHEN levenshtein_less_equal(s.voie_core, i.street_core, 2) <= 2
+                                 THEN 0.95 * (1 - levenshtein_less_equal(s.voie_core,
+                                                                         i.street_core, 2)
+                                                  ::float8 / greatest(length(i.street_core), 4))
+                                 ELSE 0 END)) AS sim
         FROM geocode_street s
         WHERE s.code_insee = c.code_insee
         ORDER BY sim DESC, s.n DESC LIMIT 1) f
@@ -217,38 +231,56 @@ street_fuzzy AS (
 ),
 street_all AS (
     SELECT *, sim * cscore AS total,
-           max(sim * cscore) OVER (PARTITION BY idx) AS best
+           max(sim * cscore) OVER (PARTITION BY idx) AS best,
+           max(sim * cscore) OVER (PARTITION BY idx, city_code) AS city_best
     FROM (SELECT * FROM street_exact UNION ALL SELECT * FROM street_fuzzy) x
 ),
-street_best AS (
-    -- the best street(s): in one city (Paris: a street may cross arrondissements)
-    SELECT DISTINCT ON (idx) idx, city_code
-    FROM street_all WHERE total >= best - 1e-9
-    ORDER BY idx, n DESC, code_insee
+close AS (
+    -- streets almost as good as the best one, in one city or several
+    SELECT * FROM street_all WHERE total >= best - 0.02
 ),
-ambiguous AS (
-    -- another city whose best street is almost as good: the commune cannot be told apart
-    SELECT DISTINCT a.idx FROM street_all a JOIN street_best b USING (idx)
-    WHERE a.city_code <> b.city_code AND a.total >= a.best - 0.02
+close_doors AS (
+    -- the cities among them that hold the number typed
+    SELECT DISTINCT c.idx, c.city_code
+    FROM close c JOIN input i USING (idx)
+    CROSS JOIN LATERAL (
+        SELECT 1 FROM address a WHERE a.code_insee = c.code_insee AND a.nom_voie = c.nom_voie
+                                  AND a.numero = i.num
+        LIMIT 1) a
 ),
+street_city AS (
+    -- one city: that one (Paris: a street may cross arrondissements); several (namesakes, no
+    -- postcode): the only one holding the door typed, else none can be told apart
+    SELECT c.idx, CASE WHEN c.n = 1 THEN c.city_code WHEN d.n = 1 THEN d.city_code END AS city_code
+    FROM (SELECT idx, count(DISTINCT city_code) AS n, min(city_code) AS city_code
+          FROM close GROUP BY idx) c
+    LEFT JOIN (SELECT idx, count(*) AS n, min(city_code) AS city_code
+               FROM close_doors GROUP BY idx) d USING (idx)
+),
+ambiguous AS (SELECT idx FROM street_city WHERE city_code IS NULL),
 street AS (
+    -- the city's best street first; streets almost as good follow (the door decides: "22 Grand
+    -- Champ" is at the Allée du Grand Champ when only it has a 22)
     SELECT a.idx, a.code_insee, a.nom_voie, a.n, a.nom_commune, a.ancienne, a.cscore, a.sim,
-           row_number() OVER (PARTITION BY a.idx ORDER BY a.n DESC, a.code_insee) AS rk
-    FROM street_all a JOIN street_best b USING (idx, city_code)
-    WHERE a.total >= a.best - 1e-9 AND a.idx NOT IN (SELECT idx FROM ambiguous)
+           row_number() OVER (PARTITION BY a.idx ORDER BY a.total DESC, a.n DESC, a.code_insee)
+               AS rk
+    FROM street_all a JOIN street_city s USING (idx, city_code)
+    WHERE a.total >= a.city_best - 0.06
 ),
 door AS (
     SELECT DISTINCT ON (st.idx) st.idx, a.id, a.lon, a.lat, a.numero, a.suffixe,
-           a.code_insee, a.nom_voie, a.nom_commune,
+           a.code_insee, a.nom_voie, a.nom_commune, st.sim, st.cscore,
            CASE WHEN lower(coalesce(a.suffixe, '')) = coalesce(i.suf, '') THEN 1.0
                 WHEN lower(coalesce(a.suffixe, '')) = i.suf_alt THEN 0.98
                 WHEN i.suf IS NOT NULL AND coalesce(a.suffixe, '') = '' THEN 0.9
                 ELSE 0.85 END AS nscore
     FROM street st JOIN input i USING (idx)
-    JOIN address a ON a.code_insee = st.code_insee AND a.nom_voie = st.nom_voie
-                  AND a.numero = i.num
-    ORDER BY st.idx, nscore DESC,
-             (st.ancienne <> '' AND a.nom_ancienne_commune = st.ancienne) DESC, st.rk, a.id
+    CROSS JOIN LATERAL (
+        SELECT * FROM address a WHERE a.code_insee = st.code_insee AND a.nom_voie = st.nom_voie
+                                  AND a.numero = i.num
+        OFFSET 0) a
+    ORDER BY st.idx, st.rk,
+             (st.ancienne <> '' AND a.nom_ancienne_commune = st.ancienne) DESC, nscore DESC, a.id
 ),
 interpolated AS (
     SELECT st.idx,
@@ -295,7 +327,7 @@ SELECT i.idx,
             WHEN st.idx IS NOT NULL THEN 'street'
             WHEN cm.n_cities = 1 AND cm.certain AND amb.idx IS NULL THEN 'commune'
             ELSE 'none' END AS level,
-       round(CASE WHEN d.idx IS NOT NULL THEN st.sim * d.nscore * st.cscore
+       round(CASE WHEN d.idx IS NOT NULL THEN d.sim * d.nscore * d.cscore
                   WHEN p.idx IS NOT NULL THEN st.sim * 0.7 * st.cscore
                   WHEN st.idx IS NOT NULL THEN st.sim * 0.5 * st.cscore
                   WHEN cm.n_cities = 1 AND cm.certain AND amb.idx IS NULL THEN 0.2 * cm.cscore

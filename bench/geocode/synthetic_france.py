@@ -151,10 +151,11 @@ class Door:
 
 
 def _street_names(rng: random.Random, bruz: list[str], cores: list[str], n: int,
-                  dept_names: list[str]) -> list[str]:  # fmt: skip
-    """``n`` distinct street names: Bruz's own, recombined types and names, routes to towns."""
+                  dept_names: list[str], seen: set[str] | None = None) -> list[str]:  # fmt: skip
+    """``n`` distinct street names: Bruz's own, recombined types and names, routes to towns
+    (distinct from ``seen``, which they are added to: a city's arrondissements share it)."""
     out: list[str] = []
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     tries = 0
     while len(out) < n and tries < n * 20:
         tries += 1
@@ -184,11 +185,15 @@ def generate(communes: list[Commune], bruz_streets: list[str], total_doors: int,
         if c.kind == "COM":
             by_dept.setdefault(c.code[:2], []).append(c.name)
     cities = {"75056": "Paris", "69123": "Lyon", "13055": "Marseille"}
+    # as in the real BAN, a street name is used once in Paris, Lyon or Marseille (a street that
+    # crosses arrondissements is not made here)
+    city_names: dict[str, set[str]] = {code: set() for code in cities}
     for c in communes:
         held = c.kind == "COM" and rng.random() < held_out_share
         n_doors = max(20, round(c.population * f))
         n_streets = max(2, n_doors // 14)
-        names = _street_names(rng, bruz_streets, cores, n_streets, by_dept.get(c.code[:2], []))
+        names = _street_names(rng, bruz_streets, cores, n_streets, by_dept.get(c.code[:2], []),
+                              city_names.get(c.parent or ""))  # fmt: skip
         formers = c.former if len(c.former) > 1 else []
         spread = 250 + 12 * math.sqrt(n_doors)  # metres from the centre
         per_street = [1] * len(names)
