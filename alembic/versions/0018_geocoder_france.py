@@ -2,7 +2,7 @@
 arrondissements, streets typed without their type.
 
 Revision ID: 0018_geocoder_france
-Revises: 0017_smaller_holes
+Revises: 0016_member_invitations
 
 - ``address`` keeps the former commune of a door (BAN ``code_insee_ancienne_commune`` /
   ``nom_ancienne_commune``, BAL ``commune_deleguee_insee`` / ``commune_deleguee_nom``): people
@@ -27,7 +27,7 @@ from alembic import op
 from app.migration_helpers import reference_table
 
 revision = "0018_geocoder_france"
-down_revision = "0017_smaller_holes"
+down_revision = "0016_member_invitations"
 branch_labels = None
 depends_on = None
 
