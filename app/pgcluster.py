@@ -299,13 +299,15 @@ class Cluster:
         self.create_database(DB_NAME)
 
     def create_database(self, name: str, template: str | None = None) -> None:
-        """Create a database owned by porte_owner with PostGIS and pg_trgm installed."""
+        """Create a database owned by porte_owner with PostGIS, pg_trgm, unaccent and
+        fuzzystrmatch installed."""
         tmpl = f" TEMPLATE {template}" if template else ""
         self.psql(f'CREATE DATABASE "{name}" OWNER porte_owner{tmpl}')
         if not template:
             self.psql(
                 "CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS pg_trgm;"
                 "CREATE EXTENSION IF NOT EXISTS unaccent;"
+                "CREATE EXTENSION IF NOT EXISTS fuzzystrmatch;"
                 f'GRANT CONNECT ON DATABASE "{name}" TO porte_app;'
                 "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
                 "ALTER SCHEMA public OWNER TO porte_owner;",

@@ -259,15 +259,16 @@ async def test_values_with_backslash_tab_newline_are_stored_verbatim(make_db, tm
 
 
 GEOCODE_RECOUNT = [
-    # What migration 0005's backfill computes from the whole table.
+    # What migrations 0005 and 0018 compute from the whole table.
     "SELECT code_insee, nom_voie, voie_norm, n FROM geocode_street ORDER BY 1, 2",
     "SELECT code_insee, nom_voie, porte_norm_name(nom_voie), count(*)::int FROM address"
     " WHERE code_insee IS NOT NULL AND nom_voie IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
-    "SELECT code_insee, code_postal, nom_commune, commune_norm, n FROM geocode_commune"
-    " ORDER BY 1, 2, 3",
+    "SELECT code_insee, code_postal, nom_commune, nom_ancienne, commune_norm, n"
+    " FROM geocode_commune ORDER BY 1, 2, 3, 4",
     "SELECT code_insee, coalesce(code_postal, ''), coalesce(nom_commune, ''),"
-    " porte_norm_name(coalesce(nom_commune, '')), count(*)::int FROM address"
-    " WHERE code_insee IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
+    " coalesce(nom_ancienne_commune, ''), porte_norm_city(coalesce(nom_commune, '')),"
+    " count(*)::int FROM address WHERE code_insee IS NOT NULL GROUP BY 1, 2, 3, 4"
+    " ORDER BY 1, 2, 3, 4",
 ]
 TRIGGERS = (
     "SELECT tgname, tgenabled, pg_get_triggerdef(oid) FROM pg_trigger"

@@ -54,6 +54,8 @@ BAN_SPEC = {
     "lon": ["lon", "long", "longitude"],
     "lat": ["lat", "latitude"],
     "households": ["households"],  # not BAN: used by the synthetic demo doors
+    "code_insee_ancienne_commune": ["code_insee_ancienne_commune"],
+    "nom_ancienne_commune": ["nom_ancienne_commune"],
 }
 BAL_SPEC = {
     "id": ["cle_interop"],
@@ -65,6 +67,9 @@ BAL_SPEC = {
     "nom_commune": ["commune_nom"],
     "lon": ["long", "lon"],
     "lat": ["lat"],
+    # a commune nouvelle's former commune (the geocoder knows the door by that name too)
+    "code_insee_ancienne_commune": ["commune_deleguee_insee"],
+    "nom_ancienne_commune": ["commune_deleguee_nom"],
 }
 REQUIRED = ["id", "numero", "nom_voie", "code_insee", "lon", "lat"]
 BAL_NO_NUMBER = "99999"  # BAL convention: a named place or street with no address
@@ -73,14 +78,18 @@ _COMMUNE = re.compile(r"^\d[\dAB]\d{3}$")
 
 UPSERT_FROM_STAGE = """
 INSERT INTO address (ban_id, numero, suffixe, nom_voie, code_postal, code_insee, nom_commune,
+                     code_insee_ancienne_commune, nom_ancienne_commune,
                      lon, lat, households, source, source_file)
 SELECT ban_id, numero, suffixe, nom_voie, code_postal, code_insee, nom_commune,
+       code_insee_ancienne_commune, nom_ancienne_commune,
        lon, lat, households, source, source_file
 FROM address_stage
 ON CONFLICT (ban_id) DO UPDATE SET
     numero = excluded.numero, suffixe = excluded.suffixe, nom_voie = excluded.nom_voie,
     code_postal = excluded.code_postal, code_insee = excluded.code_insee,
-    nom_commune = excluded.nom_commune, lon = excluded.lon, lat = excluded.lat,
+    nom_commune = excluded.nom_commune,
+    code_insee_ancienne_commune = excluded.code_insee_ancienne_commune,
+    nom_ancienne_commune = excluded.nom_ancienne_commune, lon = excluded.lon, lat = excluded.lat,
     households = excluded.households, source = excluded.source,
     source_file = excluded.source_file
 """
@@ -109,7 +118,7 @@ def parse_communes(value: str | None) -> frozenset[str] | None:
 
 _NAMES = (
     "id", "numero", "suffixe", "nom_voie", "code_postal", "code_insee", "nom_commune", "lon",
-    "lat", "households",
+    "lat", "households", "code_insee_ancienne_commune", "nom_ancienne_commune",
 )  # fmt: skip
 # Vectorised checks: a row passing them is certainly accepted by ``_Rows.accept`` (which decides,
 # with its exact messages, for every row that does not pass them).
@@ -140,7 +149,7 @@ class _Rows:
         # Filled only when asked (the geocoder's trigger is off during a bulk load).
         self.count_geocode = False
         self.streets: Counter[tuple[str, str]] = Counter()
-        self.commune_rows: Counter[tuple[str, str, str]] = Counter()
+        self.commune_rows: Counter[tuple[str, str, str, str]] = Counter()
         self.first_id: int | None = None  # set: ids are numbered here, from this one
 
     def columns(self) -> list[str]:
@@ -372,18 +381,20 @@ class _Rows:
             yield self._flush(pa.concat_tables(pending))
 
     def _count(self, t: pa.Table) -> None:
-        """Doors per street and per commune name/postcode, as the geocoder's trigger counts them
-        (migration 0005: empty values are NULL in the table; streets without a name left out)."""
+        """Doors per street and per commune name/postcode/former commune, as the geocoder's
+        trigger counts them (migration 0018: empty values are NULL in the table; streets without
+        a name left out)."""
         code = t["code_insee"]
         streets = pc.binary_join_element_wise(code, t["nom_voie"], "\x00")
         streets = pc.filter(streets, pc.not_equal(t["nom_voie"], ""))
         for r in pc.value_counts(streets).to_pylist():
             key = r["values"].split("\x00")
             self.streets[key[0], key[1]] += r["counts"]
-        parts = [t[k] if k in t.column_names else "" for k in ("code_postal", "nom_commune")]
+        names = ("code_postal", "nom_commune", "nom_ancienne_commune")
+        parts = [t[k] if k in t.column_names else "" for k in names]
         for r in pc.value_counts(pc.binary_join_element_wise(code, *parts, "\x00")).to_pylist():
             key = r["values"].split("\x00")
-            self.commune_rows[key[0], key[1], key[2]] += r["counts"]
+            self.commune_rows[key[0], key[1], key[2], key[3]] += r["counts"]
 
     def _flush(self, t: pa.Table) -> bytes:
         n = t.num_rows
@@ -702,7 +713,7 @@ async def _load(
 
 GEOCODE_TRIGGER = "geocode_index_insert"
 ID_SEQUENCE = "address_id_seq"
-# What the geocoder's insert trigger (migration 0005, porte_geocode_index_add) does with its
+# What the geocoder's insert trigger (migration 0018, porte_geocode_index_add) does with its
 # transition table, done from the counts the parser kept: a bulk load takes the trigger off (and
 # puts it back before commit), so that COPY neither keeps a copy of every row (a disabled trigger
 # still would) nor re-reads it. A test compares the result with a recount from ``address``.
@@ -714,11 +725,12 @@ GEOCODE_ADD = [
     ON CONFLICT (code_insee, nom_voie) DO UPDATE SET n = s.n + excluded.n
     """,
     """
-    INSERT INTO geocode_commune AS c (code_insee, code_postal, nom_commune, commune_norm, n)
-    SELECT code_insee, code_postal, nom_commune, porte_norm_name(nom_commune), n
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
-         AS u(code_insee, code_postal, nom_commune, n)
-    ON CONFLICT (code_insee, code_postal, nom_commune) DO UPDATE SET n = c.n + excluded.n
+    INSERT INTO geocode_commune AS c (code_insee, code_postal, nom_commune, nom_ancienne, n)
+    SELECT code_insee, code_postal, nom_commune, nom_ancienne, n
+    FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::int[])
+         AS u(code_insee, code_postal, nom_commune, nom_ancienne, n)
+    ON CONFLICT (code_insee, code_postal, nom_commune, nom_ancienne)
+    DO UPDATE SET n = c.n + excluded.n
     """,
 ]
 
@@ -753,6 +765,7 @@ async def _add_geocode_counts(conn: asyncpg.Connection, rows: _Rows) -> None:
         [k[0] for k in communes],
         [k[1] for k in communes],
         [k[2] for k in communes],
+        [k[3] for k in communes],
         list(communes.values()),
     )
 
