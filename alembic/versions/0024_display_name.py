@@ -5,13 +5,13 @@ where (``GET /campaigns/{id}/volunteers``). Set when the account is created from
 by ``porte admin create --name``, or by its holder (``PATCH /auth/me``). Short, one line.
 
 Revision ID: 0024_display_name
-Revises: 0016_member_invitations
+Revises: 0018_geocoder_france
 """
 
 from alembic import op
 
 revision = "0024_display_name"
-down_revision = "0016_member_invitations"
+down_revision = "0018_geocoder_france"
 branch_labels = None
 depends_on = None
 
