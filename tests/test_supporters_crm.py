@@ -463,3 +463,11 @@ def test_encodings_bom_and_repeated_columns(tmp_path):
     # a comma file with a BOM, read from bytes like an upload
     body = io.BytesIO("\ufeffa,b\n1,2\n".encode())
     assert _decode(body.read())[1] == "utf-8-sig"
+
+
+def test_a_broken_byte_order_mark_is_a_clear_error():
+    with pytest.raises(InvalidInput, match="byte-order mark but is not valid UTF-16"):
+        _decode(b"\xff\xfea\x00b")
+    with pytest.raises(InvalidInput, match="byte-order mark but is not valid UTF-8"):
+        _decode(b"\xef\xbb\xbfa,b\n\xe9,1\n")
+    assert _decode("Prénom;Nom\n".encode("cp1252")) == ("Prénom;Nom\n", "cp1252")

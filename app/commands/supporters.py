@@ -19,12 +19,22 @@ import asyncio
 import getpass
 import socket
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 EXIT_PARTIAL = 3
+
+
+class Source(StrEnum):
+    """The CRMs whose exports ``--from`` reads (``auto``: recognised from the header)."""
+
+    nationbuilder = "nationbuilder"
+    civicrm = "civicrm"
+    digitalebox = "digitalebox"
+    auto = "auto"
 
 
 def _say(message: str, *, err: bool = True, fg: str | None = None) -> None:
@@ -218,14 +228,12 @@ def _print_source_report(run: Any, *, dry_run: bool) -> None:
         err=False,
     )
     g = rep["geocoding"]
-    why = counts(rep["not_placed"])
-    _say(
-        _(
-            "Geocoding: door {door:,}, street {street:,}, commune {commune:,}, none {none:,} "
-            "(not placed: {why})."
-        ).format(why=why, **g),
-        err=False,
-    )
+    line = _(
+        "Geocoding: door {door:,}, street {street:,}, commune {commune:,}, none {none:,}"
+    ).format(**g)
+    if rep["why_none"]:
+        line += " (" + _("why none: {why}").format(why=counts(rep["why_none"])) + ")"
+    _say(line + ".", err=False)
     t = rep["tags"]
     if t["kept"] or t["dropped"]:
         _say(
@@ -275,7 +283,7 @@ def register(cli: typer.Typer) -> None:
             5_000, "--chunk-rows", min=1, help="Rows read, checked and stored at a time."
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
-        source: str | None = typer.Option(
+        source: Source | None = typer.Option(
             None,
             "--from",
             help="Read FILE as this CRM's people export: nationbuilder, civicrm, digitalebox or "
@@ -314,7 +322,7 @@ def register(cli: typer.Typer) -> None:
                     report=report_file,
                     chunk_rows=chunk_rows,
                     quiet=quiet,
-                    source=source,
+                    source=source.value if source else None,
                     tags=tags,
                     dry_run=dry_run,
                 )

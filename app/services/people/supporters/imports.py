@@ -181,10 +181,19 @@ def _unique_header(names: list[str]) -> tuple[list[str], list[str], dict[str, in
 
 def _decode(data: bytes) -> tuple[str, str]:
     """Text of an upload: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252."""
-    if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        return data.decode("utf-16"), "utf-16"
-    if data.startswith(codecs.BOM_UTF8):
-        return data[3:].decode("utf-8", errors="strict"), "utf-8-sig"
+    try:
+        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
+            return data.decode("utf-16"), "utf-16"
+        if data.startswith(codecs.BOM_UTF8):
+            return data[3:].decode("utf-8"), "utf-8-sig"
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(
+            _(
+                "starts with a byte-order mark but is not valid {encoding} (byte {at}); save it "
+                "again as CSV UTF-8"
+            ).format(encoding=exc.encoding.upper(), at=exc.start),
+            field="file",
+        ) from exc
     try:
         return data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -238,9 +247,13 @@ def read_csv(fh: IO[bytes], size: int | None) -> tuple[CsvInfo, list[Row]]:
     reader = csv.reader(io.StringIO(textdata, newline=""), delimiter=delimiter)
     try:
         header, base, dups = _unique_header(next(reader))
+        rows = list(_rows(reader, header))
     except StopIteration:
         raise InvalidInput("is empty: expected a header line and rows", field="file") from None
-    rows = list(_rows(reader, header))
+    except csv.Error as exc:
+        raise InvalidInput(
+            f"cannot be read as CSV after line {reader.line_num} ({exc})", field="file"
+        ) from exc
     if len(rows) > MAX_ROWS:
         raise too_large(f"The file has {len(rows):,} rows")
     return CsvInfo(header, base, dups, encoding, delimiter), rows
@@ -266,6 +279,14 @@ class CsvStream:
                 ) from None
             self.info = CsvInfo(header, base, dups, encoding, _delimiter(first))
             self.header = header
+        except UnicodeDecodeError as exc:
+            self.close()
+            raise InvalidInput(
+                _("is not valid {encoding} in its header line; save it again as CSV UTF-8").format(
+                    encoding=exc.encoding.upper()
+                ),
+                field="file",
+            ) from exc
         except BaseException:
             self.close()
             raise
@@ -280,6 +301,13 @@ class CsvStream:
                 if len(chunk) >= self.chunk_rows:
                     yield chunk
                     chunk = []
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                _("is not valid {encoding} after line {line}; save it again as CSV UTF-8").format(
+                    encoding=exc.encoding.upper(), line=reader.line_num
+                ),
+                field="file",
+            ) from exc
         except csv.Error as exc:
             raise InvalidInput(
                 f"cannot be read as CSV after line {reader.line_num} ({exc})", field="file"
@@ -383,7 +411,7 @@ class ImportRun:
     by_basis: Counter = field(default_factory=Counter)
     purposes: Counter = field(default_factory=Counter)
     duplicates: Counter = field(default_factory=Counter)
-    not_placed: Counter = field(default_factory=Counter)
+    why_none: Counter = field(default_factory=Counter)
     tags_kept: Counter = field(default_factory=Counter)
     tags_dropped: Counter = field(default_factory=Counter)
 
@@ -538,7 +566,7 @@ class ImportRun:
             self.by_basis["consent" if "consent" in bases else s.consent.basis] += 1
             self.purposes.update(s.purposes)
             self.tags_kept.update(s.tags)
-            self.not_placed[_why_not_placed(s)] += 1
+            self.why_none[_why_none_of(s)] += 1
         return out
 
     @staticmethod
@@ -626,7 +654,7 @@ class ImportRun:
                 "commune": levels["commune"],
                 "none": levels["none"],
             },
-            "not_placed": {k: n for k, n in self.not_placed.items() if k != "placed"},
+            "why_none": {k: n for k, n in self.why_none.items() if k != "placed"},
             "tags": {"kept": dict(self.tags_kept), "dropped": dict(self.tags_dropped)},
             "legal_note": _(
                 "Members, former members and regular contacts come without consent under GDPR "
@@ -653,7 +681,7 @@ class ImportRun:
         )
 
 
-def _why_not_placed(s: NewSupporter) -> str:
+def _why_none_of(s: NewSupporter) -> str:
     if not s.address:
         return "no_address"
     if "mapping" not in s.purposes:
