@@ -1,7 +1,7 @@
 """A legal basis per supporter and purpose: consent, or membership / regular contact (art. 9-2-d).
 
 Revision ID: 0029_legal_basis
-Revises: 0016_member_invitations
+Revises: 0024_display_name
 
 Until now every ``supporter_consent`` row was a consent given by the person. Files moved in from
 a party's CRM (NationBuilder, CiviCRM, DigitaleBox) also hold members, former members and people
@@ -27,7 +27,7 @@ from alembic import op
 from app.migration_helpers import campaign_table
 
 revision = "0029_legal_basis"
-down_revision = "0016_member_invitations"
+down_revision = "0024_display_name"
 branch_labels = None
 depends_on = None
 
