@@ -37,15 +37,34 @@ async def list_supporters(
 @router.post("/campaigns/{campaign_id}/supporters/import")
 async def import_supporters(
     ctx: CampaignScope,
-    file: Annotated[UploadFile, File(description="CSV, UTF-8, `;` or `,` separated")],
+    file: Annotated[
+        UploadFile, File(description="CSV (UTF-8 or Latin-1), `;`, `,` or tab separated")
+    ],
     mapping: Annotated[
         str | None, Form(description='{"columns": {...}, "defaults": {...}}')
     ] = None,
     valid_rows_only: Annotated[bool, Form()] = False,
+    source: Annotated[
+        Literal["nationbuilder", "civicrm", "digitalebox", "auto"] | None,
+        Form(description="Read the file as this CRM's people export (built-in mapping)"),
+    ] = None,
+    tags: Annotated[
+        str | None, Form(description="Tags to keep from a CRM export, comma-separated")
+    ] = None,
+    dry_run: Annotated[bool, Form(description="Report what would happen; store nothing")] = False,
 ) -> dict:
-    """Import a consented supporter file: all or nothing unless valid_rows_only=true."""
+    """Import a supporter file: all or nothing unless valid_rows_only=true. With ``source``, a
+    NationBuilder, CiviCRM or DigitaleBox export, each row under a lawful basis or refused."""
     return await imports.import_csv(
-        ctx, file.file, size=file.size, mapping=mapping, valid_rows_only=valid_rows_only
+        ctx,
+        file.file,
+        size=file.size,
+        mapping=mapping,
+        valid_rows_only=valid_rows_only,
+        source=source,
+        tags=tags,
+        dry_run=dry_run,
+        file_name=file.filename or "",
     )
 
 

@@ -20,12 +20,13 @@ from sqlalchemy import text
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.access import audit
 from app.services.access.crypto import Cipher
-from app.services.people.supporters.core import _ROW, decrypt_row
+from app.services.people.supporters.core import _ROW, decrypt_row, tags_of
 
 _CONSENTS = text(
     "SELECT purpose, given_at, given_by_subject, channel, wording_version, notice_version, "
-    "collected_by, recorded_by, recorded_at, withdrawn_at, withdrawal_channel "
-    "FROM supporter_consent WHERE campaign_id = :c AND supporter_id = :id ORDER BY purpose"
+    "collected_by, recorded_by, recorded_at, withdrawn_at, withdrawal_channel, basis, evidence, "
+    "evidence_at, source FROM supporter_consent WHERE campaign_id = :c AND supporter_id = :id "
+    "ORDER BY purpose"
 )
 _AUDIT = text(
     "SELECT at, action, role, actor_user_id, row_count FROM audit_event "
@@ -62,6 +63,7 @@ async def export(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
                 {"c": ctx.campaign_id, "a": data["address_id"]},
             )
         ).scalar()
+    data["tags"] = (await tags_of(ctx.session, ctx.campaign_id, [supporter_id])).get(data["id"], [])
     await audit.record(ctx, action="gdpr.export", object=f"supporter:{supporter_id}", rows=1)
     return {
         "supporter": data,
@@ -103,6 +105,11 @@ _WITHDRAW_ROWS = text(
 )
 
 
+_WITHDRAW_TAGS = text(
+    "DELETE FROM supporter_tag WHERE campaign_id = :c AND supporter_id = ANY(CAST(:ids AS uuid[]))"
+)
+
+
 async def withdraw_ids(session: Any, campaign_id: uuid.UUID, ids: list, channel: str) -> int:
     """Record the withdrawal of every consent of these supporters; wipe what identifies them."""
     if not ids:
@@ -110,6 +117,7 @@ async def withdraw_ids(session: Any, campaign_id: uuid.UUID, ids: list, channel:
     # the supporter first: an active supporter may never be left without a standing consent
     res = await session.execute(_WITHDRAW_ROWS, {"c": campaign_id, "ids": ids})
     await session.execute(_WITHDRAW_CONSENTS, {"c": campaign_id, "ids": ids, "ch": channel})
+    await session.execute(_WITHDRAW_TAGS, {"c": campaign_id, "ids": ids})
     return res.rowcount
 
 

@@ -22,7 +22,12 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.frenchdata import CHANNEL_LABELS, PURPOSE_LABELS, parse_datetime, to_code
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
-from app.services.people.geocoder import GeocodeResult, geocode_parsed, parse_address
+from app.services.people.geocoder import (
+    GeocodeResult,
+    ParsedAddress,
+    geocode_parsed,
+    parse_address,
+)
 
 PURPOSES = ("contact", "mapping", "volunteering", "newsletter")
 CHANNELS = ("door", "form", "event", "membership")
@@ -31,17 +36,36 @@ PLACED_LEVELS = ("housenumber", "interpolated", "manual")  # these count in aggr
 MAX_LEN = {"name": 200, "email": 254, "phone": 40, "address": 300, "notes": 2000}
 
 
+BASES = ("consent", "member", "former_member", "regular_contact")
+# An import's consent columns -> the fields of a consent record.
+CONSENT_FIELDS_OF_ROW = {
+    "consent_given_at": "given_at",
+    "consent_purposes": "purposes",
+    "consent_channel": "channel",
+    "consent_wording_version": "wording_version",
+    "consent_notice_version": "notice_version",
+    "consent_collected_by": "collected_by",
+    "consent_given_by_subject": "given_by_subject",
+}
+
+
 @dataclass
 class Consent:
-    """A consent given by the person, for one or several purposes."""
+    """The legal basis of one or several purposes: a consent given by the person (as recorded
+    since the start), or membership / regular contact with the party (GDPR art. 9-2-d), then
+    with the ``evidence`` the file gave (``given_at`` is then the date of that evidence)."""
 
     purposes: list[str]
     given_at: datetime
-    channel: str
-    wording_version: str
-    notice_version: str
+    channel: str | None
+    wording_version: str | None
+    notice_version: str | None
     collected_by: str
     given_by_subject: bool = True
+    basis: str = "consent"
+    evidence: str | None = None
+    evidence_at: datetime | None = None
+    source: str | None = None
 
 
 @dataclass
@@ -59,6 +83,21 @@ class NewSupporter:
     email_hmac: bytes | None = None
     phone_hmac: bytes | None = None
     geo: GeocodeResult | None = None
+    # more bases for other purposes (imports from a CRM: consent for some, membership for others)
+    more: list[Consent] = field(default_factory=list)
+    parsed: ParsedAddress | None = None  # the address as the geocoder should read it
+    no_geocode: str | None = None  # why the address is not geocoded (e.g. not in France)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def bases(self) -> list[Consent]:
+        """Every basis of this supporter, one per group of purposes."""
+        return [self.consent, *self.more]
+
+    @property
+    def purposes(self) -> list[str]:
+        """Every purpose this supporter may be processed for."""
+        return sorted({p for c in self.bases for p in c.purposes})
 
 
 def _clean(value: Any) -> str | None:
@@ -78,6 +117,11 @@ def validate(raw: dict[str, Any], *, prefix: str = "") -> NewSupporter:
             field=f"{prefix}consent",
         )
     consent = validate_consent(c, prefix=f"{prefix}consent.")
+    return validate_person(raw, consent, prefix=prefix)
+
+
+def validate_person(raw: dict[str, Any], consent: Consent, *, prefix: str = "") -> NewSupporter:
+    """Check and normalise the personal fields of a supporter whose basis is already checked."""
     vals = {k: _clean(raw.get(k)) for k in PERSONAL}
     for k, v in vals.items():
         if v is not None and len(v) > MAX_LEN[k]:
@@ -190,13 +234,16 @@ _INSERT = text(
         RETURNING id
     )
     INSERT INTO supporter_consent (campaign_id, supporter_id, purpose, given_at,
-        given_by_subject, channel, wording_version, notice_version, collected_by, recorded_by)
-    SELECT :c, t.sid, t.purpose, t.given_at, t.gbs, t.channel, t.wv, t.nv, t.cb, :u
+        given_by_subject, channel, wording_version, notice_version, collected_by, recorded_by,
+        basis, evidence, evidence_at, source)
+    SELECT :c, t.sid, t.purpose, t.given_at, t.gbs, t.channel, t.wv, t.nv, t.cb, :u,
+           t.basis, t.ev, t.ev_at, t.src
     FROM unnest(CAST(:sid AS uuid[]), CAST(:purpose AS text[]),
                 CAST(:given_at AS timestamptz[]), CAST(:gbs AS boolean[]),
                 CAST(:channel AS text[]), CAST(:wv AS text[]), CAST(:nv AS text[]),
-                CAST(:cb AS text[]))
-         AS t(sid, purpose, given_at, gbs, channel, wv, nv, cb)
+                CAST(:cb AS text[]), CAST(:basis AS text[]), CAST(:ev AS text[]),
+                CAST(:ev_at AS timestamptz[]), CAST(:src AS text[]))
+         AS t(sid, purpose, given_at, gbs, channel, wv, nv, cb, basis, ev, ev_at, src)
     JOIN s ON s.id = t.sid
     """
 )
@@ -243,8 +290,15 @@ async def find_duplicates(
 
 async def geocode_items(session: Any, items: list[NewSupporter]) -> None:
     """Geocode the addresses of supporters who agreed to 'mapping' (one SQL pass per batch)."""
-    todo = [s for s in items if s.address and "mapping" in s.consent.purposes]
-    res = await geocode_parsed(session, [parse_address(s.address) for s in todo])
+    todo = []
+    for s in items:
+        if not s.address or "mapping" not in s.purposes:
+            continue
+        if s.no_geocode:
+            s.geo = GeocodeResult(level="none", score=0.0, reason=s.no_geocode)
+        else:
+            todo.append(s)
+    res = await geocode_parsed(session, [s.parsed or parse_address(s.address) for s in todo])
     for s, g in zip(todo, res, strict=True):
         s.geo = g
 
@@ -313,22 +367,40 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
         ):
             cols[k].append(v)
     cons: dict[str, list] = {
-        k: [] for k in ("sid", "purpose", "given_at", "gbs", "channel", "wv", "nv", "cb")
+        k: []
+        for k in (
+            "sid",
+            "purpose",
+            "given_at",
+            "gbs",
+            "channel",
+            "wv",
+            "nv",
+            "cb",
+            "basis",
+            "ev",
+            "ev_at",
+            "src",
+        )
     }
     for s in items:
-        c = s.consent
-        for p in c.purposes:
-            for k, v in (
-                ("sid", s.id),
-                ("purpose", p),
-                ("given_at", c.given_at),
-                ("gbs", c.given_by_subject),
-                ("channel", c.channel),
-                ("wv", c.wording_version),
-                ("nv", c.notice_version),
-                ("cb", c.collected_by),
-            ):
-                cons[k].append(v)
+        for c in s.bases:
+            for p in c.purposes:
+                for k, v in (
+                    ("sid", s.id),
+                    ("purpose", p),
+                    ("given_at", c.given_at),
+                    ("gbs", c.given_by_subject),
+                    ("channel", c.channel),
+                    ("wv", c.wording_version),
+                    ("nv", c.notice_version),
+                    ("cb", c.collected_by),
+                    ("basis", c.basis),
+                    ("ev", c.evidence),
+                    ("ev_at", c.evidence_at),
+                    ("src", c.source),
+                ):
+                    cons[k].append(v)
     try:
         async with ctx.session.begin_nested():
             await ctx.session.execute(
@@ -341,6 +413,35 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
                 field="consent",
             ) from None
         raise
+    if any(s.tags for s in items):
+        await ctx.session.execute(
+            _TAGS,
+            {
+                "c": cid,
+                "sid": [s.id for s in items for _t in s.tags],
+                "tag": [t for s in items for t in s.tags],
+            },
+        )
+
+
+_TAGS = text(
+    "INSERT INTO supporter_tag (campaign_id, supporter_id, tag) "
+    "SELECT :c, t.sid, t.tag "
+    "FROM unnest(CAST(:sid AS uuid[]), CAST(:tag AS text[])) AS t(sid, tag) "
+    "ON CONFLICT DO NOTHING"
+)
+_TAGS_OF = text(
+    "SELECT supporter_id, array_agg(tag ORDER BY tag) AS tags FROM supporter_tag "
+    "WHERE campaign_id = :c AND supporter_id = ANY(CAST(:ids AS uuid[])) GROUP BY supporter_id"
+)
+
+
+async def tags_of(session: Any, campaign_id: uuid.UUID, ids: list) -> dict[str, list[str]]:
+    """The tags of these supporters (id as text -> sorted tags)."""
+    if not ids:
+        return {}
+    rows = await session.execute(_TAGS_OF, {"c": campaign_id, "ids": ids})
+    return {str(r.supporter_id): list(r.tags) for r in rows}
 
 
 def summary(s: NewSupporter) -> dict[str, Any]:
@@ -352,7 +453,7 @@ def summary(s: NewSupporter) -> dict[str, Any]:
         "geocode_score": g.score if g else None,
         "needs_review": (g.level != "housenumber") if g else bool(s.address),
         "geocode_note": g.reason if g else ("no mapping consent" if s.address else None),
-        "consent_purposes": s.consent.purposes,
+        "consent_purposes": s.purposes,
     }
 
 
@@ -417,6 +518,7 @@ async def get_one(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     if r is None:
         raise NotFound("No such supporter in this campaign (erased, or never stored).")
     out = decrypt_row(Cipher.from_settings(ctx.settings), ctx.campaign_id, r)
+    out["tags"] = (await tags_of(ctx.session, ctx.campaign_id, [supporter_id])).get(out["id"], [])
     await audit.record(ctx, action="supporter.read", object=f"supporter:{supporter_id}", rows=1)
     return out
 
@@ -447,5 +549,8 @@ async def list_supporters(
     ).all()
     cipher = Cipher.from_settings(ctx.settings)
     items = [decrypt_row(cipher, ctx.campaign_id, r) for r in rows]
+    tags = await tags_of(ctx.session, ctx.campaign_id, [r.id for r in rows])
+    for item in items:
+        item["tags"] = tags.get(item["id"], [])
     await audit.record(ctx, action="supporter.list", object="supporters", rows=len(items))
     return {"items": items, "limit": limit, "offset": offset}
