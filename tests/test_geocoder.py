@@ -208,3 +208,18 @@ async def test_python_and_sql_city_and_street_keys_agree(owner_engine):
     assert not bad, bad[:5]
     assert {norm_city(x) for x in tricky[:2]} == {"paris 1"}
     assert street_core(norm_name("Rue Maurice Ravel")) == "maurice ravel"
+
+
+async def test_an_unknown_street_says_when_the_communes_doors_are_synthetic(owner_engine):
+    """Sceaux's doors in the sample are generated: a real street there is not "misspelt"."""
+    async with owner_engine.connect() as conn:
+        sceaux, bruz = await geocode(
+            conn,
+            ["12 rue Houdan, 92330 Sceaux", "12 chemin des Nulle Part, 35170 Bruz"],
+        )
+    assert sceaux.level == "commune" and sceaux.commune == "Sceaux"
+    assert "SYNTHETIC" in sceaux.reason and "porte import addresses" in sceaux.reason
+    # Bruz's doors are real (its BAL): the usual reason, and the commune is answered although
+    # the BAL gives no postcode to check the typed one against (its département agrees).
+    assert bruz.level == "commune" and bruz.commune == "Bruz"
+    assert "SYNTHETIC" not in bruz.reason and "check the spelling" in bruz.reason

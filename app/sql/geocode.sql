@@ -64,6 +64,8 @@ named_ok AS (
         SELECT b.idx, b.code_insee, b.nom_commune, b.city_code, b.ancienne, true AS exact,
                CASE WHEN i.postcode IS NULL THEN 0.95
                     WHEN b.code_postal = i.postcode THEN 1.0
+                    -- a BAL gives no postcode: the typed one's département is all we can check
+                    WHEN b.code_postal = '' AND b.dept = i.dept THEN 0.97
                     WHEN b.code_postal <> '' AND (
                          levenshtein_less_equal(b.code_postal, i.postcode, 2) <= 1
                          OR (levenshtein_less_equal(b.code_postal, i.postcode, 2) = 2
@@ -345,6 +347,11 @@ SELECT i.idx,
        i.street_norm = '' AS no_street,
        i.num IS NULL AS no_number,
        cm.n_cities,
+       -- the commune is known but not the street: say so when its doors are the demo's
+       CASE WHEN d.idx IS NULL AND p.idx IS NULL AND st.idx IS NULL AND cm.n_cities = 1
+                 AND cm.certain AND amb.idx IS NULL
+            THEN (SELECT a.source = 'synthetic' FROM address a
+                  WHERE a.code_insee = cm.code_insee LIMIT 1) END AS synthetic_doors,
        amb.idx IS NOT NULL AS ambiguous,
        cm.idx IS NOT NULL AS candidates
 FROM input i

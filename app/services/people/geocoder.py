@@ -353,11 +353,18 @@ def _result(p: ParsedAddress, r: Any) -> GeocodeResult:
                 "that département, or place the supporter on the map by hand."
             )
     elif level == "commune":
-        res.reason = (
-            "no street given"
-            if r["no_street"]
-            else "street not found in this commune (check the spelling, or pick the door by hand)"
-        )
+        if r["no_street"]:
+            res.reason = "no street given"
+        elif r["synthetic_doors"]:
+            res.reason = (
+                "street not found: the doors loaded for this commune are SYNTHETIC (generated "
+                "for the demo, not its real streets). Import the commune's BAN file "
+                "(`porte import addresses`) to place supporters at their doors."
+            )
+        else:
+            res.reason = (
+                "street not found in this commune (check the spelling, or pick the door by hand)"
+            )
     elif level == "street":
         res.reason = (
             "no house number given"

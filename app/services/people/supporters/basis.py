@@ -384,9 +384,7 @@ class RowReader:
         name = (v(row, "membership_name") or "").strip()[:60]
         label = f" '{name}'" if name else ""
         # the system's own status first (CiviCRM's Grace is still a member after the end date)
-        ended = status not in _ACTIVE and (
-            status in _ENDED or (end is not None and end < self.now)
-        )
+        ended = status not in _ACTIVE and (status in _ENDED or (end is not None and end < self.now))
         if ended:
             if end is None:
                 reasons.append(_("a former member, but the file gives no end date"))
