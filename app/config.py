@@ -14,6 +14,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, field_validator, model_va
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app import paths
+from app.i18n import _
 
 REPO_ROOT = paths.SOURCE_ROOT
 
@@ -154,8 +155,10 @@ class Settings(BaseSettings):
         # PostgreSQL compares intervals counting a month as 30 days.
         if self.visit_retention_max_months * 30 + self.visit_retention_max_days > 180:
             raise ValueError(
-                "PORTE_VISIT_RETENTION_MAX_MONTHS and _DAYS add up to more than 6 months, the "
-                "longest visit outcomes may be kept after an election"
+                _(
+                    "PORTE_VISIT_RETENTION_MAX_MONTHS and _DAYS add up to more than 6 months, the "
+                    "longest visit outcomes may be kept after an election"
+                )
             )
         return self
 
@@ -188,8 +191,10 @@ class Settings(BaseSettings):
     def _check_base_url(cls, value: str) -> str:
         if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
             raise ValueError(
-                "PORTE_PUBLIC_BASE_URL must be an http(s) address such as "
-                "https://porte.example.org (no query, no fragment)"
+                _(
+                    "PORTE_PUBLIC_BASE_URL must be an http(s) address such as "
+                    "https://porte.example.org (no query, no fragment)"
+                )
             )
         return value
 
@@ -214,8 +219,10 @@ class Settings(BaseSettings):
             or not all(k in value for k in ("{z}", "{x}", "{y}"))
         ):
             raise ValueError(
-                "PORTE_BASEMAP_RASTER_URL must be an http(s) URL with {z}, {x} and {y}, "
-                "e.g. https://tiles.example.org/{z}/{x}/{y}.png (or empty: the default)"
+                _(
+                    "PORTE_BASEMAP_RASTER_URL must be an http(s) URL with {z}, {x} and {y}, "
+                    "e.g. https://tiles.example.org/{z}/{x}/{y}.png (or empty: the default)"
+                )
             )
         return value
 

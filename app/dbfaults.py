@@ -9,7 +9,9 @@ fault and none loses anything stored, so the answer is ``503 Service Unavailable
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from app.i18n import N_, _
 
 # SQLSTATEs that mean "not now" rather than "never": connection exceptions (class 08), operator
 # intervention (57P01-57P03: shutdown, crash, starting up), cancelled by statement_timeout
@@ -25,8 +27,14 @@ _OUTAGE = {"53100", "53200", "25006"}
 class Unavailable:
     """Why the database cannot serve now, and when to try again."""
 
-    reason: str
+    reason: str  # for the log, in English
     retry_after: int
+    text: str = ""  # for people: an English message marked for the catalogue, {values} filled
+    values: dict[str, str] = field(default_factory=dict)
+
+    def said(self) -> str:
+        """The reason in the language of the request or command."""
+        return _(self.text).format(**self.values) if self.text else self.reason
 
 
 def _sqlstate(exc: BaseException) -> str | None:
@@ -46,27 +54,46 @@ def classify(exc: BaseException) -> Unavailable | None:
     from sqlalchemy import exc as sa
 
     if isinstance(exc, sa.TimeoutError):  # no connection free in the pool in time
-        return Unavailable("connection pool exhausted", 2)
+        return Unavailable(
+            "connection pool exhausted", 2, N_("every connection to the database is busy")
+        )
     state = _sqlstate(exc)
     if state in _RETRY_SOON:
-        reason = {
-            "57014": "statement timeout",
-            "40001": "serialization conflict",
-            "40P01": "deadlock",
-            "53300": "too many connections",
+        reason, text = {
+            "57014": ("statement timeout", N_("a query took too long")),
+            "40001": ("serialization conflict", N_("two changes crossed each other")),
+            "40P01": ("deadlock", N_("two changes crossed each other")),
+            "53300": ("too many connections", N_("too many connections to the database")),
         }[state]
-        return Unavailable(reason, _RETRY_SOON[state])
+        return Unavailable(reason, _RETRY_SOON[state], text)
     if state and (state.startswith(_OUTAGE_PREFIXES) or state in _OUTAGE):
-        return Unavailable(f"database unavailable (SQLSTATE {state})", 5)
+        return Unavailable(
+            f"database unavailable (SQLSTATE {state})",
+            5,
+            N_("database unavailable (SQLSTATE {state})"),
+            {"state": state},
+        )
     seen: set[int] = set()
     err: BaseException | None = exc
     while err is not None and id(err) not in seen:  # the driver's error may be wrapped twice
         seen.add(id(err))
         if isinstance(err, ConnectionError | OSError | asyncio.TimeoutError):
-            return Unavailable(f"database unreachable ({type(err).__name__})", 5)
+            name = type(err).__name__
+            return Unavailable(
+                f"database unreachable ({name})",
+                5,
+                N_("database unreachable ({error})"),
+                {"error": name},
+            )
         if isinstance(err, asyncpg.InterfaceError | asyncpg.exceptions.ConnectionDoesNotExistError):
-            return Unavailable(f"database connection lost ({type(err).__name__})", 5)
+            name = type(err).__name__
+            return Unavailable(
+                f"database connection lost ({name})",
+                5,
+                N_("database connection lost ({error})"),
+                {"error": name},
+            )
         if isinstance(err, sa.DBAPIError) and err.connection_invalidated:
-            return Unavailable("database connection lost", 5)
+            return Unavailable("database connection lost", 5, N_("database connection lost"))
         err = getattr(err, "orig", None) or err.__cause__ or err.__context__
     return None

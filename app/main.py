@@ -31,6 +31,7 @@ from app.local_secrets import announce_once, check_secrets, with_local_secrets
 
 log = logging.getLogger("porte")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
+_WORDED = re.compile(r"json|text/(plain|csv)")
 
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -93,7 +94,8 @@ class RequestContext:
         start = time.perf_counter()
         status = 0
         accept = next((v for k, v in scope["headers"] if k == b"accept-language"), b"")
-        lang_token = set_language(negotiate(accept.decode("latin-1"), self.lang))
+        lang = negotiate(accept.decode("latin-1"), self.lang)
+        lang_token = set_language(lang)
 
         async def send_with_headers(message: Message) -> None:
             nonlocal status
@@ -101,6 +103,10 @@ class RequestContext:
                 status = message["status"]
                 headers = MutableHeaders(scope=message)
                 headers["X-Request-ID"] = rid
+                # Messages (errors, explanations, CSV reasons) follow Accept-Language.
+                if _WORDED.search(headers.get("content-type", "")):
+                    headers.setdefault("Content-Language", lang)
+                    headers.add_vary_header("Accept-Language")
                 for k, v in self.extra.items():
                     if k not in headers:
                         headers[k] = v
@@ -132,13 +138,13 @@ class RequestContext:
 async def _refuse(scope: Scope, send: Send, why: str, *, retry_after: int) -> None:
     """A 503 problem answer written straight to ASGI (outside the routes)."""
     detail = {
-        "draining": "This server is restarting: try again in a moment (nothing was lost).",
-        "deadline": "The request took too long and was stopped; nothing was changed. Try again.",
+        "draining": _("This server is restarting: try again in a moment (nothing was lost)."),
+        "deadline": _("The request took too long and was stopped; nothing was changed. Try again."),
     }[why]
     body = orjson.dumps(
         {
             "type": "about:blank",
-            "title": "Service unavailable",
+            "title": _("Service unavailable"),
             "status": 503,
             "detail": detail,
             "instance": scope["path"],

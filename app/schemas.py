@@ -137,11 +137,19 @@ class InviteSessionOut(BaseModel):
     expires_at: datetime
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # what PostgreSQL's [[:cntrl:]] refuses
+
+
+def _one_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(_("a name is one line of visible characters (no tab, no control code)"))
+    return value
+
+
 DisplayName = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=80, pattern=r"^[^\x00-\x1f\x7f]+$"
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+    AfterValidator(_one_line),
 ]
 
 

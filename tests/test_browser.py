@@ -637,3 +637,65 @@ async def test_storage_refused_keeps_the_doors_and_says_how_much_map(
         assert "Offline: saved copy of your turf" in await page.inner_text("#notice")
     finally:
         await ctx.close()
+
+
+async def test_organiser_page_greets_in_french_and_switches_to_english(
+    browser, live_server, owner_engine
+):
+    """French by default (titles, roles, the API's refusals through Accept-Language, a greeting
+    by name); the FR | EN switch turns the page, and what the API says, into English."""
+    tw = await make_turf_world(owner_engine, live_server.settings, n_doors=4)
+    organiser = tw.world.users["organiser"]
+    email = await _email(owner_engine, organiser)
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE app_user SET display_name = 'Camille Martin' WHERE id = :u"),
+            {"u": organiser},
+        )
+    ctx = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="fr-FR")
+    watch = Watch(ctx)
+    page = await ctx.new_page()
+    try:
+        await page.goto(f"{live_server.url}/organiser/?campaign={tw.world.campaign_id}")
+        assert await page.inner_text("h1") == "Organisation du porte-à-porte"
+        await page.fill("input[name=email]", email)
+        await page.fill("input[name=password]", "not the password")
+        await page.click("#signin-form button[type=submit]")
+        await page.wait_for_function(
+            "() => document.getElementById('signin-error').textContent.length > 0"
+        )
+        assert await page.inner_text("#signin-error") == "E-mail ou mot de passe incorrect."
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("#signin-form button[type=submit]")
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        await page.wait_for_function(
+            "() => document.getElementById('greeting').textContent.length > 0"
+        )
+        assert await page.inner_text("#greeting") == "Bonjour Camille Martin"
+        assert "(organisateur)" in await page.inner_text("#campaign")
+        assert await page.evaluate("document.documentElement.lang") == "fr"
+        assert await page.title() == "Porte-à-porte — organisation"
+        assert await page.get_attribute('#lang button[data-lang="fr"]', "aria-pressed") == "true"
+        await _axe(page, "header")
+
+        await page.click('#lang button[data-lang="en"]')
+        await page.wait_for_url("**lang=en**")
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        await page.wait_for_function(
+            "() => document.getElementById('greeting').textContent.startsWith('Hello')"
+        )
+        assert await page.inner_text("#greeting") == "Hello Camille Martin"
+        assert await page.inner_text("h1") == "Canvassing organiser"
+        assert "(organiser)" in await page.inner_text("#campaign")
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        # the choice is kept on the device: the volunteer page follows it
+        assert await page.evaluate("localStorage.getItem('porte.lang')") == "en"
+        # and the API answers this page in English
+        said = await page.evaluate(
+            """async () => { try { await Porte.api('/districts/NOPE'); }
+                             catch (e) { return e.message; } }"""
+        )
+        assert said.startswith("No district with code 'NOPE'")
+        watch.assert_same_origin(live_server.url)
+    finally:
+        await ctx.close()

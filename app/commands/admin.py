@@ -14,6 +14,8 @@ import uuid
 
 import typer
 
+from app.i18n import _, role_name
+
 MIN_PASSWORD = 10
 
 
@@ -26,7 +28,6 @@ def _owner_url() -> str:
 
 def read_password_stdin() -> str:
     """Read a new password from the first line of standard input (no prompt, no echo)."""
-    from app.i18n import _
 
     line = sys.stdin.readline()
     password = line.rstrip("\r\n")
@@ -52,16 +53,20 @@ def new_password(from_stdin: bool) -> str:
 
 def ask_password() -> str:
     """Read a new password twice at a hidden prompt."""
-    for _ in range(3):
-        first = getpass.getpass("Password (not shown): ")
+    for _try in range(3):
+        first = getpass.getpass(_("Password (not shown): "))
         if len(first) < MIN_PASSWORD:
-            typer.secho(f"Use at least {MIN_PASSWORD} characters.", fg="red", err=True)
+            typer.secho(
+                _("Use at least {n} characters.").format(n=MIN_PASSWORD),
+                fg="red",
+                err=True,
+            )
             continue
-        if getpass.getpass("Same password again: ") != first:
-            typer.secho("The two passwords differ; try again.", fg="red", err=True)
+        if getpass.getpass(_("Same password again: ")) != first:
+            typer.secho(_("The two passwords differ; try again."), fg="red", err=True)
             continue
         return first
-    typer.secho("No password set.", fg="red", err=True)
+    typer.secho(_("No password set."), fg="red", err=True)
     raise typer.Exit(1)
 
 
@@ -93,12 +98,16 @@ async def create_account(
             ).scalar()
             if existing and not reset:
                 raise ValueError(
-                    f"{email} already has an account. Reset its password with "
-                    f"`porte admin password {email}`."
+                    _(
+                        "{email} already has an account. Reset its password with "
+                        "`porte admin password {email}`."
+                    ).format(email=email)
                 )
             if not existing and reset:
                 raise ValueError(
-                    f"No account {email}; create it with `porte admin create {email}`."
+                    _("No account {email}; create it with `porte admin create {email}`.").format(
+                        email=email
+                    )
                 )
             if existing:
                 await conn.execute(
@@ -139,7 +148,9 @@ async def create_account(
                 ).scalar()
                 if not found:
                     raise ValueError(
-                        f"No campaign {campaign}. List them with the API (GET /campaigns)."
+                        _(
+                            "No campaign {campaign}. List them with the API (GET /campaigns)."
+                        ).format(campaign=campaign)
                     )
                 await conn.execute(
                     text(
@@ -236,7 +247,9 @@ async def set_rights(
 def _valid_email(email: str) -> str:
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
-        typer.secho(f"'{email}' is not an e-mail address.", fg="red", err=True)
+        typer.secho(
+            _("'{email}' is not an e-mail address.").format(email=email), fg="red", err=True
+        )
         raise typer.Exit(2)
     return email
 
@@ -278,20 +291,26 @@ def register(cli: typer.Typer) -> None:
         email = _valid_email(email)
         name = (name or "").strip() or None
         if name is not None and (len(name) > 80 or any(ord(c) < 32 or ord(c) == 127 for c in name)):
-            typer.secho("--name: one line of at most 80 characters.", fg="red", err=True)
+            typer.secho(_("--name: one line of at most 80 characters."), fg="red", err=True)
             raise typer.Exit(2)
         if role is not None and role not in ROLES:
             typer.secho(
-                f"Unknown role '{role}': use one of {', '.join(ROLES)}.", fg="red", err=True
+                _("Unknown role '{role}': use one of {roles}.").format(
+                    role=role, roles=", ".join(ROLES)
+                ),
+                fg="red",
+                err=True,
             )
             raise typer.Exit(2)
         if role is not None and campaign is None:
-            typer.secho("--role needs --campaign.", fg="red", err=True)
+            typer.secho(_("--role needs --campaign."), fg="red", err=True)
             raise typer.Exit(2)
         if asyncio.run(account_exists(_owner_url(), email)):
             typer.secho(
-                f"{email} already has an account. Reset its password with "
-                f"`porte admin password {email}`.",
+                _(
+                    "{email} already has an account. Reset its password with "
+                    "`porte admin password {email}`."
+                ).format(email=email),
                 fg="red",
                 err=True,
             )
@@ -313,9 +332,14 @@ def register(cli: typer.Typer) -> None:
         except ValueError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
-        where = f" as {role or 'admin'} of campaign {campaign}" if campaign else ""
-        typer.echo(f"Account {email} created (id {uid}){where}.")
-        from app.i18n import _
+        if campaign:
+            typer.echo(
+                _("Account {email} created (id {uid}) as {role} of campaign {campaign}.").format(
+                    email=email, uid=uid, role=role_name(role or "admin"), campaign=campaign
+                )
+            )
+        else:
+            typer.echo(_("Account {email} created (id {uid}).").format(email=email, uid=uid))
 
         if server_admin:
             typer.echo(_("It is a server admin: it may create campaigns and give that right."))
@@ -348,7 +372,9 @@ def register(cli: typer.Typer) -> None:
         email = _valid_email(email)
         if not asyncio.run(account_exists(_owner_url(), email)):
             typer.secho(
-                f"No account {email}; create it with `porte admin create {email}`.",
+                _("No account {email}; create it with `porte admin create {email}`.").format(
+                    email=email
+                ),
                 fg="red",
                 err=True,
             )
@@ -363,8 +389,7 @@ def register(cli: typer.Typer) -> None:
         except ValueError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
-        typer.echo(f"Password of {email} changed.")
-        from app.i18n import _
+        typer.echo(_("Password of {email} changed.").format(email=email))
 
         typer.echo(_("Every sign-in of this account has ended."))
 
@@ -383,7 +408,6 @@ def register(cli: typer.Typer) -> None:
         ),
     ) -> None:
         """Show or change an account's server-level rights."""
-        from app.i18n import _
 
         email = _valid_email(email)
         row = asyncio.run(
@@ -411,11 +435,13 @@ def register(cli: typer.Typer) -> None:
         """Turn two-factor sign-in off for an account that lost its authenticator."""
         email = _valid_email(email)
         if not asyncio.run(reset_second_factor(_owner_url(), email)):
-            typer.secho(f"No account {email}.", fg="red", err=True)
+            typer.secho(_("No account {email}.").format(email=email), fg="red", err=True)
             raise typer.Exit(1)
         typer.echo(
-            f"Two-factor sign-in of {email} is off and its sign-ins are ended. It can enrol a new "
-            "authenticator after signing in (POST /auth/totp/enrol)."
+            _(
+                "Two-factor sign-in of {email} is off and its sign-ins are ended. It can enrol "
+                "a new authenticator after signing in (POST /auth/totp/enrol)."
+            ).format(email=email)
         )
 
     audit = typer.Typer(help="The audit log of views and exports of personal data.")
@@ -431,4 +457,4 @@ def register(cli: typer.Typer) -> None:
         from app.services.access.audit import purge_audit
 
         n = purge_audit(_owner_url(), days)
-        typer.echo(f"{n} audit events older than the retention period deleted.")
+        typer.echo(_("{n} audit events older than the retention period deleted.").format(n=n))

@@ -7,6 +7,7 @@ import json
 import typer
 
 from app.config import get_settings
+from app.i18n import _
 from app.pgcluster import Cluster, ClusterError
 
 
@@ -40,12 +41,16 @@ def register(cli: typer.Typer) -> None:
             c.start(install=install)
         except ClusterError as exc:
             _fail(exc)
-        typer.echo(f"PostGIS cluster running on 127.0.0.1:{c.port} (data in {c.data_dir}).")
+        typer.echo(
+            _("PostGIS cluster running on 127.0.0.1:{port} (data in {data_dir}).").format(
+                port=c.port, data_dir=c.data_dir
+            )
+        )
         if migrate:
             from app.migrate import upgrade
 
             upgrade(c.url("owner"))
-            typer.echo("Database schema is up to date.")
+            typer.echo(_("Database schema is up to date."))
 
     @db.command()
     def stop() -> None:
@@ -55,7 +60,7 @@ def register(cli: typer.Typer) -> None:
             c.stop()
         except ClusterError as exc:
             _fail(exc)
-        typer.echo("PostGIS cluster stopped.")
+        typer.echo(_("PostGIS cluster stopped."))
 
     @db.command()
     def status() -> None:
@@ -85,4 +90,4 @@ def register(cli: typer.Typer) -> None:
         from app.migrate import upgrade
 
         upgrade(resolve_urls(get_settings())[1], revision)
-        typer.echo(f"Database migrated to {revision}.")
+        typer.echo(_("Database migrated to {revision}.").format(revision=revision))

@@ -13,6 +13,7 @@ import typer
 
 from app.config import get_settings
 from app.dburl import resolve_urls
+from app.i18n import _
 
 OUT_COLUMNS = [
     "level",
@@ -51,8 +52,9 @@ def register(cli: typer.Typer) -> None:
             header = list(reader.fieldnames or [])
         if column not in header:
             typer.secho(
-                f"Column {column!r} not found; the header has: {', '.join(header)}. "
-                "Use --column NAME.",
+                _(
+                    "Column {column!r} not found; the header has: {columns}. Use --column NAME."
+                ).format(column=column, columns=", ".join(header)),
                 fg="red",
                 err=True,
             )
@@ -69,8 +71,11 @@ def register(cli: typer.Typer) -> None:
                         conn, [parse_address(r[column] or "") for r in part]
                     )
                     typer.echo(
-                        f"  {len(out)}/{len(rows)} addresses "
-                        f"({len(out) / (time.perf_counter() - t0):.0f}/s)",
+                        _("  {done}/{total} addresses ({rate:.0f}/s)").format(
+                            done=len(out),
+                            total=len(rows),
+                            rate=len(out) / (time.perf_counter() - t0),
+                        ),
                         err=True,
                     )
             await engine.dispose()
@@ -93,8 +98,8 @@ def register(cli: typer.Typer) -> None:
         for g in results:
             levels[g.level] = levels.get(g.level, 0) + 1
         typer.echo(
-            "Levels: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(levels.items()))
-            + ". Anything below housenumber goes to the review list after import.",
+            _(
+                "Levels: {levels}. Anything below housenumber goes to the review list after import."
+            ).format(levels=", ".join(f"{k} {v}" for k, v in sorted(levels.items()))),
             err=True,
         )

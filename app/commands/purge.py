@@ -17,7 +17,7 @@ import typer
 
 from app.config import get_settings
 from app.dburl import resolve_urls
-from app.i18n import _
+from app.i18n import N_, _
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
 _UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -78,6 +78,18 @@ def register(cli: typer.Typer) -> None:
             stop.wait(max(0.0, wait - (time.monotonic() - started)))
 
 
+# What ``porte purge`` counts, as people read it (the keys of app.services.people.purge).
+PURGED = {
+    "visits": N_("visits"),
+    "supporters": N_("supporters"),
+    "withdrawal_proofs": N_("withdrawal proofs"),
+    "privacy_requests": N_("privacy requests"),
+    "privacy_requests_unhandled": N_("unhandled privacy requests"),
+    "member_invitations": N_("member invitations"),
+    "audit_events": N_("audit events"),
+}
+
+
 def _run_once(dry_run: bool) -> None:
     from app.services.people.purge import purge as run
 
@@ -85,8 +97,16 @@ def _run_once(dry_run: bool) -> None:
 
     def show(camp, counts) -> None:
         verb = _("due") if dry_run else _("deleted")
-        parts = ", ".join(f"{k} {v}" for k, v in counts.items() if k != "visits_due")
-        typer.echo(f"campaign {camp.id} ({camp.name}): {verb}: {parts}")
+        parts = ", ".join(
+            _("{what} {n}").format(what=_(PURGED.get(k, k)), n=v)
+            for k, v in counts.items()
+            if k != "visits_due"
+        )
+        typer.echo(
+            _("campaign {id} ({name}): {verb}: {parts}").format(
+                id=camp.id, name=camp.name, verb=verb, parts=parts
+            )
+        )
 
     res = asyncio.run(
         run(

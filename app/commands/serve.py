@@ -65,17 +65,22 @@ def register(cli: typer.Typer) -> None:
         import uvicorn
 
         from app.config import base_url_for, get_settings
-        from app.i18n import _
+        from app.i18n import _, current
         from app.local_secrets import announce_once
 
+        # `porte --lang en serve`: English is also what the service answers when a client does
+        # not ask (Accept-Language); the workers read it from the environment.
+        os.environ["PORTE_LANG"] = current()
         settings = get_settings()  # the environment and .env
         if not settings.public_base_url and settings.mode != "production":
             # Invite links and QR codes must point at this server: derive the address from
             # --host/--port (production refuses to start without PORTE_PUBLIC_BASE_URL).
             os.environ["PORTE_PUBLIC_BASE_URL"] = base_url_for(host, port)
             typer.echo(
-                f"Invite links will point to {os.environ['PORTE_PUBLIC_BASE_URL']} "
-                "(set PORTE_PUBLIC_BASE_URL to the address phones reach, e.g. behind a proxy)."
+                _(
+                    "Invite links will point to {url} (set PORTE_PUBLIC_BASE_URL to the address "
+                    "phones reach, e.g. behind a proxy)."
+                ).format(url=os.environ["PORTE_PUBLIC_BASE_URL"])
             )
         given_ips = forwarded_allow_ips
         if proxy_headers is None:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.dbfaults import Unavailable, classify
+from app.i18n import _
 from app.security import DatabaseDep, Session
 from app.services.reference import public as service
 
@@ -31,8 +32,10 @@ async def health(db: DatabaseDep) -> Any:
             {
                 "status": "error",
                 "database": {"status": "unavailable", "reason": down.reason},
-                "detail": f"The database cannot answer ({down.reason}). Check DATABASE_URL, "
-                "or run `porte db start`; this service keeps running and recovers by itself.",
+                "detail": _(
+                    "The database cannot answer ({reason}). Check DATABASE_URL, or run "
+                    "`porte db start`; this service keeps running and recovers by itself."
+                ).format(reason=down.said()),
             },
             status_code=503,
             headers={"Retry-After": str(down.retry_after)},

@@ -3,15 +3,53 @@
 (function (global) {
   "use strict";
 
+  // The language of the pages: ?lang=fr|en (remembered), else the one chosen before with the
+  // switch, else the browser's first of French and English, else French.
+  const LANGS = ["fr", "en"];
+  const LANG_KEY = "porte.lang";
   const lang = (function () {
+    try {
+      const asked = new URLSearchParams(location.search).get("lang");
+      if (asked && LANGS.includes(asked)) { localStorage.setItem(LANG_KEY, asked); return asked; }
+      const kept = localStorage.getItem(LANG_KEY);
+      if (kept && LANGS.includes(kept)) return kept;
+    } catch (e) { /* storage refused: follow the browser */ }
     const prefs = (navigator.languages && navigator.languages.length)
       ? navigator.languages : [navigator.language || "fr"];
     for (const p of prefs) {
       const code = String(p).slice(0, 2).toLowerCase();
-      if (code === "fr" || code === "en") return code;
+      if (LANGS.includes(code)) return code;
     }
     return "fr";
   })();
+
+  /** Switch the pages to another language (remembered on this device) and reload. */
+  function setLang(code) {
+    if (!LANGS.includes(code) || code === lang) return;
+    try { localStorage.setItem(LANG_KEY, code); } catch (e) { /* kept for this page only */ }
+    const url = new URL(location.href);
+    url.searchParams.set("lang", code);
+    location.replace(url.toString());
+  }
+
+  /** FR | EN buttons in `el`, the current language pressed. */
+  function langSwitch(el) {
+    if (!el) return;
+    el.innerHTML = "";
+    el.setAttribute("role", "group");
+    el.setAttribute("aria-label", lang === "fr" ? "Langue" : "Language");
+    for (const code of LANGS) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = code.toUpperCase();
+      b.lang = code;
+      b.title = code === "fr" ? "Français" : "English";
+      b.setAttribute("aria-pressed", String(code === lang));
+      b.dataset.lang = code;
+      b.addEventListener("click", () => setLang(code));
+      el.appendChild(b);
+    }
+  }
 
   /** Translate with a {fr: {...}, en: {...}} table; {name} placeholders are replaced. */
   function translator(messages) {
@@ -22,7 +60,7 @@
     };
   }
 
-  /** Fill every [data-i18n] element's text (and [data-i18n-title] titles) of a page. */
+  /** Fill every [data-i18n] element's text ([data-i18n-title] titles, [data-i18n-aria] labels). */
   function translatePage(t, root) {
     (root || document).querySelectorAll("[data-i18n]").forEach((el) => {
       el.textContent = t(el.getAttribute("data-i18n"));
@@ -30,6 +68,9 @@
     (root || document).querySelectorAll("[data-i18n-title]").forEach((el) => {
       el.title = t(el.getAttribute("data-i18n-title"));
       el.setAttribute("aria-label", el.title);
+    });
+    (root || document).querySelectorAll("[data-i18n-aria]").forEach((el) => {
+      el.setAttribute("aria-label", t(el.getAttribute("data-i18n-aria")));
     });
     document.documentElement.lang = lang;
   }
@@ -63,7 +104,9 @@
         return api(path, Object.assign({}, opts, { token, retried: true }));
       }
     }
-    const headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
+    // The API answers (errors, explanations) in the page's language.
+    const headers = Object.assign({ Accept: "application/json", "Accept-Language": lang },
+                                  opts.headers || {});
     if (opts.token) headers.Authorization = "Bearer " + opts.token;
     let body = opts.body;
     if (body !== undefined && !(body instanceof URLSearchParams) && typeof body !== "string") {
@@ -125,7 +168,7 @@
   }
 
   global.Porte = {
-    lang, translator, translatePage, uuid, api, ApiError, config, addBasemap,
+    lang, setLang, langSwitch, translator, translatePage, uuid, api, ApiError, config, addBasemap,
     staffSession, setStaffSession, signIn, escapeHtml, setRefresher,
   };
 })(window);

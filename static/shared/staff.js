@@ -4,9 +4,10 @@
 
   /** Resolve a signed-in session with a chosen campaign, showing the sign-in card if needed. */
   async function ensureSession(t, wantedRoles) {
+    Porte.langSwitch(document.getElementById("lang"));
     let s = Porte.staffSession();
     if (s && s.token) {
-      try { await pickCampaign(s, t, wantedRoles); return s; }
+      try { await pickCampaign(s, t, wantedRoles); greet(s, t); return s; }
       catch (e) { if (!(e instanceof Porte.ApiError) || e.status !== 401) throw e; }
     }
     const card = document.getElementById("signin");
@@ -21,12 +22,30 @@
           s = { token: tok.access_token, refresh_token: tok.refresh_token,
                 expires_in: tok.expires_in };
           await pickCampaign(s, t, wantedRoles);
+          greet(s, t);
           card.hidden = true;
           document.querySelector(".layout").hidden = false;
           resolve(s);
         } catch (e) { document.getElementById("signin-error").textContent = e.message; }
       });
     });
+  }
+
+  /** "Bonjour Camille" (the account's display name, else its e-mail) in the header. */
+  async function greet(s, t) {
+    const el = document.getElementById("greeting");
+    if (!el) return;
+    try {
+      const me = await Porte.api("/auth/me", { token: s.token });
+      el.textContent = t("hello", { name: me.display_name || me.email });
+    } catch (e) { el.textContent = t("hello_anonymous"); }
+  }
+
+  /** A campaign role as people read it (t's role_* keys; the code when unknown). */
+  function roleName(t, role) {
+    const key = "role_" + role;
+    const said = t(key);
+    return said === key ? role : said;
   }
 
   async function pickCampaign(s, t, wantedRoles) {
@@ -45,7 +64,7 @@
     sel.innerHTML = "";
     for (const c of ok) {
       const id = c.id || c.campaign_id;
-      sel.add(new Option(`${c.name} (${c.role})`, id, false, id === s.campaign_id));
+      sel.add(new Option(`${c.name} (${roleName(t, c.role)})`, id, false, id === s.campaign_id));
     }
     sel.onchange = () => { s.campaign_id = sel.value; Porte.setStaffSession(s); location.search = "?campaign=" + sel.value; };
     document.getElementById("signout").onclick = async () => {
@@ -104,5 +123,5 @@
       }, opts || {}));
   }
 
-  global.PorteStaff = { ensureSession, mvtLayer, keepFresh };
+  global.PorteStaff = { ensureSession, mvtLayer, keepFresh, roleName };
 })(window);

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from app.csvsafe import rows_to_csv
 from app.errors import InvalidInput
+from app.i18n import _
 
 if TYPE_CHECKING:
     from app.context import CampaignContext
@@ -198,7 +199,7 @@ async def list_events(
             params["action"] = action
             where.append("e.action = :action")
     if since and until and since > until:
-        raise InvalidInput("'since' is after 'until'.", field="since")
+        raise InvalidInput(_("'since' is after 'until'."), field="since")
     if since:
         params["since"] = since
         where.append("e.at >= :since")

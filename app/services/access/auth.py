@@ -47,7 +47,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db import Database, set_tenant
 from app.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
-from app.i18n import _
+from app.i18n import N_, _
 from app.security import (
     DUMMY_HASH,
     access_token,
@@ -60,7 +60,9 @@ from app.services.access.crypto import TOTP_COLUMN, Cipher, DecryptionFailed, Ke
 log = logging.getLogger("porte.auth")
 
 WINDOW_SECONDS = 60
-BAD_CREDENTIALS = "Wrong e-mail or password."  # the same answer whether or not the account exists
+BAD_CREDENTIALS = N_(
+    "Wrong e-mail or password."
+)  # the same answer whether or not the account exists
 TOTP_ISSUER = "Porte-à-porte"
 MIN_PASSWORD = 10
 NO_ADDRESS = "unknown"  # requests without a client address share one throttle bucket
@@ -242,7 +244,9 @@ def _cipher(settings: Settings) -> Cipher:
         return Cipher.from_settings(settings)
     except KeyError_ as exc:
         raise KeyError_(
-            "Two-factor sign-in keeps its secrets encrypted with the data keys. " + exc.detail
+            _("Two-factor sign-in keeps its secrets encrypted with the data keys.")
+            + " "
+            + exc.detail
         ) from None
 
 
@@ -319,21 +323,21 @@ async def sign_in(
     ok = await verify_password_async(password, user.password_hash if user else DUMMY_HASH)
     if not (ok and user is not None and user.is_active):
         await forget_old_failures(db)
-        raise Unauthorized(BAD_CREDENTIALS)
+        raise Unauthorized(_(BAD_CREDENTIALS))
     step = None
     if user.totp_enabled:
         code = (totp or "").strip()
         if not code:
             await release_attempt(db, attempt)  # the right password: not a failure
             raise Unauthorized(
-                "Enter the 6-digit code of your authenticator app (form field 'totp').",
+                _("Enter the 6-digit code of your authenticator app (form field 'totp')."),
                 extra={"totp_required": True},
             )
         secret = _open_secret(settings, user.id, user.totp_secret_enc, user.totp_key_id)
         step = _totp_step(secret, code, user.totp_last_step)
         if step is None:
             await forget_old_failures(db)
-            raise Unauthorized("Wrong or already used code.", extra={"totp_required": True})
+            raise Unauthorized(_("Wrong or already used code."), extra={"totp_required": True})
     async with db.transaction() as session:
         await set_tenant(session, None, user.id)
         if step is not None:
@@ -345,7 +349,7 @@ async def sign_in(
                 {"s": step, "u": user.id},
             )
             if used.rowcount != 1:  # the same code raced in twice
-                raise Unauthorized("Wrong or already used code.", extra={"totp_required": True})
+                raise Unauthorized(_("Wrong or already used code."), extra={"totp_required": True})
         await session.execute(
             text("DELETE FROM auth_failure WHERE account_key = :k AND client = :c"),
             {"k": key, "c": client or NO_ADDRESS},
@@ -355,7 +359,7 @@ async def sign_in(
 
 async def refresh(db: Database, settings: Settings, *, token: str) -> TokenPair:
     """Rotate a refresh token. Presenting an already-rotated one revokes its whole family."""
-    invalid = Unauthorized("This refresh token is not valid any more: sign in again.")
+    invalid = Unauthorized(_("This refresh token is not valid any more: sign in again."))
     reused_family = None
     async with db.transaction() as session:
         row = (
@@ -405,8 +409,10 @@ async def refresh(db: Database, settings: Settings, *, token: str) -> TokenPair:
             )
     if reused_family is not None:
         raise Unauthorized(
-            "This refresh token was already used: every session of this sign-in is now ended. "
-            "Sign in again."
+            _(
+                "This refresh token was already used: every session of this sign-in is now ended. "
+                "Sign in again."
+            )
         )
     raise invalid
 
@@ -522,7 +528,7 @@ async def totp_enrol(session: AsyncSession, settings: Settings, *, user_id: uuid
         )
     ).one()
     if row.totp_enabled:
-        raise Conflict("Two-factor sign-in is already on. Turn it off first to change devices.")
+        raise Conflict(_("Two-factor sign-in is already on. Turn it off first to change devices."))
     secret = pyotp.random_base32()
     blob, key_id = _seal_secret(settings, user_id, secret)
     await session.execute(
@@ -550,11 +556,11 @@ async def _check_code(
         )
     ).one()
     if row.totp_secret_enc is None:
-        raise Conflict("No authenticator enrolled: call POST /auth/totp/enrol first.")
+        raise Conflict(_("No authenticator enrolled: call POST /auth/totp/enrol first."))
     secret = _open_secret(settings, user_id, row.totp_secret_enc, row.totp_key_id)
     step = _totp_step(secret, code, row.totp_last_step)
     if step is None:
-        raise InvalidInput("Wrong or already used code.", field="code")
+        raise InvalidInput(_("Wrong or already used code."), field="code")
     await session.execute(
         text("UPDATE app_user SET totp_last_step = :s WHERE id = :u"), {"s": step, "u": user_id}
     )

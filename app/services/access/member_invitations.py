@@ -34,7 +34,7 @@ from app.config import Settings
 from app.context import CampaignContext
 from app.db import Database, set_tenant
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
-from app.i18n import _
+from app.i18n import _, role_name
 from app.mail import send_mail
 from app.security import hash_password_async, token_hash
 from app.services.access import audit
@@ -93,7 +93,7 @@ def _mail(
     subject = _("Invitation to join {campaign} on Porte-à-porte").format(campaign=campaign)
     who = inviter or _("An admin of the campaign")
     intro = _('{who} invites you to join the campaign "{campaign}" as {role}.').format(
-        who=who, campaign=campaign, role=role
+        who=who, campaign=campaign, role=role_name(role)
     )
     if exists:
         how = _(

@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from app.context import CampaignContext
 from app.errors import Conflict, NotFound
+from app.i18n import _
 from app.services.access import audit
 
 _SELECT = (
@@ -34,7 +35,7 @@ async def _member(ctx: CampaignContext, user_id: uuid.UUID) -> dict:
         )
     ).first()
     if row is None:
-        raise NotFound("No such member in this campaign.", field="user_id")
+        raise NotFound(_("No such member in this campaign."), field="user_id")
     return dict(row._mapping)
 
 
@@ -49,7 +50,7 @@ async def _keep_an_admin(ctx: CampaignContext, user_id: uuid.UUID) -> None:
         )
     ).scalar_one()
     if others == 0:
-        raise Conflict("This is the campaign's last admin: make someone else admin first.")
+        raise Conflict(_("This is the campaign's last admin: make someone else admin first."))
 
 
 async def change_role(ctx: CampaignContext, *, user_id: uuid.UUID, role: str) -> dict:

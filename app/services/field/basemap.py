@@ -61,9 +61,8 @@ class Bounds:
         )
 
     def describe(self) -> str:
-        return (
-            f"longitude {self.west:.4f} to {self.east:.4f}, latitude {self.south:.4f} to "
-            f"{self.north:.4f}"
+        return _("longitude {west:.4f} to {east:.4f}, latitude {south:.4f} to {north:.4f}").format(
+            west=self.west, east=self.east, south=self.south, north=self.north
         )
 
     def as_list(self) -> list[float]:

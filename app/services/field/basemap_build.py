@@ -19,6 +19,8 @@ from pmtiles.writer import Writer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.i18n import _
+
 MIN_ZOOM = 10
 MAX_ZOOM = 15  # the pages over-zoom beyond: volunteers walk at display zooms 16-19
 EXTENT = 4096
@@ -164,7 +166,7 @@ async def build_placeholder(
             )
         ).all()
         if not areas:
-            raise ValueError("no district and no door is loaded: nothing to draw a basemap of")
+            raise ValueError(_("no district and no door is loaded: nothing to draw a basemap of"))
         tiles: set[tuple[int, int, int]] = set()
         for z in range(min_zoom, max_zoom + 1):
             for w, s, e, n in areas:
@@ -183,7 +185,7 @@ async def build_placeholder(
                 if progress and (i % 200 == 0 or i == len(ordered) - 1):
                     progress(i + 1, len(ordered))
             if not written:
-                raise ValueError("the loaded layers gave no tile: nothing to draw a basemap of")
+                raise ValueError(_("the loaded layers gave no tile: nothing to draw a basemap of"))
             west = min(a[0] for a in areas)
             south = min(a[1] for a in areas)
             east = max(a[2] for a in areas)

@@ -20,6 +20,7 @@ from sqlalchemy import text
 from app.context import CampaignContext
 from app.errors import Conflict, InvalidInput, NotFound
 from app.geo.turf_split import CutPlan, cut_plan
+from app.i18n import N_, _
 from app.services.field.turfs import DoorRows, archive_turfs, insert_turf, parse_polygon
 
 MIN_DOORS_PER_TURF, MAX_DOORS_PER_TURF = 5, 2000
@@ -57,19 +58,23 @@ class CutRequest(BaseModel):
         if self.doors_per_turf is not None:
             if self.turf_size is not None or self.balance not in (None, "doors"):
                 raise ValueError(
-                    "give either 'doors_per_turf', or 'balance' with 'turf_size', not both"
+                    _("give either 'doors_per_turf', or 'balance' with 'turf_size', not both")
                 )
             self.balance, self.turf_size = "doors", float(self.doors_per_turf)
         if self.turf_size is None:
             raise ValueError(
-                "give the size of a turf: 'turf_size' (in households by default, or in the "
-                "measure named by 'balance': doors, households, minutes)"
+                _(
+                    "give the size of a turf: 'turf_size' (in households by default, or in the "
+                    "measure named by 'balance': doors, households, minutes)"
+                )
             )
         self.balance = self.balance or "households"
         low, high = SIZE_BOUNDS[self.balance]
         if not low <= self.turf_size <= high:
             raise ValueError(
-                f"turf_size must be between {low:g} and {high:g} {self.balance} for a turf"
+                _("turf_size must be between {low:g} and {high:g} {unit} for a turf").format(
+                    low=low, high=high, unit=_(MEASURE_UNITS[self.balance])
+                )
             )
         return self
 
@@ -95,7 +100,7 @@ class CutManyRequest(CutRequest):
     @model_validator(mode="after")
     def _one_target(self) -> CutManyRequest:
         if (self.districts is None) == (self.area is None):
-            raise ValueError("give either 'districts' (a list of codes) or 'area' (a polygon)")
+            raise ValueError(_("give either 'districts' (a list of codes) or 'area' (a polygon)"))
         return self
 
 
@@ -129,6 +134,7 @@ _AREA_DOORS = text(
     """
 )
 MAX_AREA_DOORS = 200_000
+MEASURE_UNITS = {"doors": N_("doors"), "households": N_("households"), "minutes": N_("minutes")}
 
 
 async def _try_lock(ctx: CampaignContext, key: str, what: str) -> None:
@@ -140,8 +146,10 @@ async def _try_lock(ctx: CampaignContext, key: str, what: str) -> None:
     ).scalar()
     if not got:
         raise Conflict(
-            f"Another organiser is cutting {what} right now. Wait for their cut to finish, "
-            "then look at the result before cutting again.",
+            _(
+                "Another organiser is cutting {what} right now. Wait for their cut to finish, "
+                "then look at the result before cutting again."
+            ).format(what=what),
             field="code",
         )
 
@@ -257,12 +265,14 @@ async def cut_districts(
     missing = [c for c in codes if c not in known]
     if missing:
         raise NotFound(
-            f"Unknown district(s): {', '.join(missing[:10])}. List them with GET /districts.",
+            _("Unknown district(s): {codes}. List them with GET /districts.").format(
+                codes=", ".join(missing[:10])
+            ),
             field="code" if len(codes) == 1 else "districts",
         )
     if not dry_run:
         for code in sorted(codes):
-            await _try_lock(ctx, code, f"district {code}")
+            await _try_lock(ctx, code, _("district {code}").format(code=code))
     existing = {
         r.district_code: (r.n, r.ids)
         for r in await ctx.session.execute(
@@ -275,15 +285,18 @@ async def cut_districts(
         )
     }
     if existing and not req.replace:
-        code, (n, _) = next(iter(existing.items()))
+        code, (n, _ids) = next(iter(existing.items()))
         raise Conflict(
-            f"District {code} already has {n} active turf(s). Look at them first; to cut again, "
-            'send "replace": true (their turfs are archived; refused while one is assigned).',
+            _(
+                "District {code} already has {n} active turf(s). Look at them first; to cut "
+                'again, send "replace": true (their turfs are archived; refused while one is '
+                "assigned)."
+            ).format(code=code, n=n),
             field="code" if len(codes) == 1 else "districts",
             extra={"district_code": code},
         )
     if existing and req.replace and not dry_run:
-        await archive_turfs(ctx, [i for _, ids in existing.values() for i in ids])
+        await archive_turfs(ctx, [i for _n, ids in existing.values() for i in ids])
     plans: list[CutPlan] = []
     turfs: list[dict[str, Any]] = []
     taken: set[int] = set()
@@ -304,7 +317,7 @@ async def cut_districts(
         turfs += await _store(ctx, doors, plan, req, district=code, prefix=prefix, dry_run=dry_run)
     if not turfs:
         raise InvalidInput(
-            "No door to cut: these districts hold no address that is not already in a turf.",
+            _("No door to cut: these districts hold no address that is not already in a turf."),
             field="code" if len(codes) == 1 else "districts",
         )
     return {
@@ -321,7 +334,7 @@ async def cut_area(
     """Cut the free doors inside a drawn polygon into turfs (or preview it)."""
     geom = parse_polygon(area, field="area")
     if not dry_run:
-        await _try_lock(ctx, "area", "an area of this campaign")
+        await _try_lock(ctx, "area", _("an area of this campaign"))
     rows = (
         await ctx.session.execute(
             _AREA_DOORS,
@@ -334,12 +347,14 @@ async def cut_area(
     ).all()
     if not rows:
         raise InvalidInput(
-            "No door to cut inside this area (none loaded there, or all already in turfs).",
+            _("No door to cut inside this area (none loaded there, or all already in turfs)."),
             field="area",
         )
     if len(rows) > MAX_AREA_DOORS:
         raise InvalidInput(
-            f"The area holds more than {MAX_AREA_DOORS} doors; cut it district by district.",
+            _("The area holds more than {max} doors; cut it district by district.").format(
+                max=MAX_AREA_DOORS
+            ),
             field="area",
         )
     doors, plan = await _plan(rows, req)

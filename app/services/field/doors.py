@@ -13,6 +13,7 @@ from sqlalchemy import text
 from app.authz import ADMIN, ORGANISER, VOLUNTEER
 from app.context import CampaignContext
 from app.errors import Forbidden, NotFound
+from app.i18n import _
 from app.services.access import audit
 
 _SQL = text(resources.files("app.sql").joinpath("doors_assignment.sql").read_text("utf-8"))
@@ -45,17 +46,19 @@ async def assignment_doors(
         )
     ).first()
     if row is None:
-        raise NotFound("No such assignment in this campaign.", field="assignment_id")
+        raise NotFound(_("No such assignment in this campaign."), field="assignment_id")
     if ctx.role == VOLUNTEER:
         mine = (ctx.user_id is not None and row.volunteer_user_id == ctx.user_id) or (
             ctx.assignment_id == assignment_id
         )
         if not mine:
-            raise NotFound("No such assignment in this campaign.", field="assignment_id")
+            raise NotFound(_("No such assignment in this campaign."), field="assignment_id")
         if not row.active:
             raise Forbidden(
-                "This assignment has ended (or not started yet): its doors are no longer shown. "
-                "Ask your organiser for a new one."
+                _(
+                    "This assignment has ended (or not started yet): its doors are no longer "
+                    "shown. Ask your organiser for a new one."
+                )
             )
     staff = ctx.role in (ADMIN, ORGANISER)
     rows = (
