@@ -45,7 +45,23 @@ async def test_demo_seed_gives_a_volunteer_link_with_doors(sample_db, client):
     active = await client.get(
         f"/campaigns/{cid}/assignments", params={"active": "true"}, headers=staff
     )
-    assert len(active.json()["assignments"]) == 2
+    assert len(active.json()["assignments"]) >= 2
+
+    # The whole story: turfs balanced by households, two rounds of SYNTHETIC visits (grey doors,
+    # progress), and a side that makes every ranking factor count.
+    households = [t["households"] for t in turfs]
+    assert max(households) <= 1.3 * min(households), households
+    assert first["rounds"] == 2 and 100 <= first["visits"] <= 1000
+    assert again["visits"] == 0, "re-running the demo adds no visits"
+    progress = (await client.get(f"/campaigns/{cid}/progress", headers=staff)).json()
+    assert [r["number"] for r in progress["rounds"]] == [1, 2]
+    per_round = progress["campaign"]["rounds"]
+    assert all(per_round[k]["visited"] > 0 for k in per_round), per_round
+    ranking = await client.get(f"/campaigns/{cid}/ranking?limit=5", headers=staff)
+    assert ranking.status_code == 200, ranking.text
+    status = {f["name"]: f["status"] for f in ranking.json()["factors"]}
+    wanted = ("side_score", "closeness", "swing", "coverage", "supporters", "abstention_rate")
+    assert {n: status[n] for n in wanted} == dict.fromkeys(wanted, "used"), status
 
 
 async def test_demo_seeds_synthetic_consented_supporters(sample_db, client, owner_engine):

@@ -176,11 +176,31 @@ def register(cli: typer.Typer) -> None:
         typer.echo(f"  campaign id : {info['campaign_id']} (election {info['election_date']})")
         for email in info["accounts"]:
             typer.echo(f"  {email:<24} password: {password}")
+        from app.commands.demo_seed import DEMO_SIDE
+        from app.i18n import _
+
         typer.echo(
-            f"  {info['turfs']} turfs cut in polling station {DEMO_DISTRICT}; one assigned to "
-            "volunteer@demo.local, one to this invite link (open it on a phone):"
+            _(
+                "  {turfs} turfs of about 150 households cut in polling station {district}; "
+                "three assigned to volunteer@demo.local, one to this invite link (open it on "
+                "a phone):"
+            ).format(turfs=info["turfs"], district=DEMO_DISTRICT)
         )
         typer.echo(f"  {info['invite_link']}")
+        if info.get("visits"):
+            typer.echo(
+                _(
+                    "  {visits} SYNTHETIC visits recorded over {rounds} rounds by "
+                    "volunteer@demo.local: grey doors on the maps, GET /campaigns/{cid}/progress."
+                ).format(visits=info["visits"], rounds=info["rounds"], cid=info["campaign_id"])
+            )
+        typer.echo(
+            _(
+                "  The campaign's side is {side} (a nuance of the sample's elections, chosen only "
+                "because it ran in all of them): the ranking's side, closeness and swing factors "
+                "count. Choose yours: GET /elections/{{id}}/sides, PUT /campaigns/{cid}/weights."
+            ).format(side=DEMO_SIDE, cid=info["campaign_id"])
+        )
         typer.echo(f"  API docs    : {base}/docs")
         typer.echo(f"  organiser map: {base}/organiser/   analyst map: {base}/analyst/")
         typer.secho(
@@ -188,8 +208,6 @@ def register(cli: typer.Typer) -> None:
             "import your département's BAN file to replace them.",
             fg="yellow",
         )
-        from app.i18n import _
-
         typer.secho(
             _(
                 "  {n} SYNTHETIC consented supporters (made-up people, consent recorded per "
