@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -137,11 +138,22 @@ class InviteSessionOut(BaseModel):
     expires_at: datetime
 
 
+def _one_plain_line(value: str) -> str:
+    """A name on one line: no control, format or separator characters (the database's CHECK
+    refuses control characters; this is stricter, so nothing valid here fails there)."""
+    bad = next(
+        (c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")),
+        None,
+    )
+    if bad is not None:
+        raise ValueError(f"must be one line of plain text (character U+{ord(bad):04X} refused)")
+    return value
+
+
 DisplayName = Annotated[
     str,
-    StringConstraints(
-        strip_whitespace=True, min_length=1, max_length=80, pattern=r"^[^\x00-\x1f\x7f]+$"
-    ),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+    AfterValidator(_one_plain_line),
 ]
 
 
