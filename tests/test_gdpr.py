@@ -70,13 +70,15 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
         proof = (
             await conn.execute(
                 text(
-                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, "
+                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.point_enc, "
+                    "s.address_id_enc, s.tile_id, s.bv_code, "
                     "s.withdrawn_at, "
                     "array_agg(c.withdrawn_at IS NOT NULL) AS w, "
                     "array_agg(c.withdrawal_channel) AS ch "
                     "FROM supporter s JOIN supporter_consent c ON c.campaign_id = s.campaign_id "
                     "AND c.supporter_id = s.id WHERE s.campaign_id = :c AND s.id = :i "
-                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, "
+                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.point_enc, "
+                    "s.address_id_enc, s.tile_id, s.bv_code, "
                     "s.withdrawn_at"
                 ),
                 {"c": w.campaign_id, "i": ids[1]},
@@ -90,7 +92,8 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
         ).scalar()
     assert gone == 0
     assert proof.status == "withdrawn" and proof.withdrawn_at is not None
-    assert proof.name_enc is None and proof.email_enc is None and proof.geom is None
+    assert proof.name_enc is None and proof.email_enc is None and proof.point_enc is None
+    assert proof.address_id_enc is None and proof.tile_id is None and proof.bv_code is None
     assert all(proof.w) and set(proof.ch) == {"letter"}
     assert {"gdpr.erase", "gdpr.withdraw"} <= set(actions)
     # volunteers never see aggregates of supporters

@@ -5,7 +5,8 @@
   change in the same transaction);
 - withdraw: every consent gets ``withdrawn_at``; the row keeps only what proves the withdrawal
   (id, dates, consent records, the keyed hash of the e-mail/phone), personal columns and the point
-  are wiped, status 'withdrawn' (out of every aggregate at once);
+  (and the encrypted door, and its coarse cells) are wiped, status 'withdrawn' (out of every
+  aggregate at once);
 - objection to visits: a ``door_flag`` on the supporter's door, holding no identity, which
   survives the purge of the supporter.
 """
@@ -20,7 +21,7 @@ from sqlalchemy import text
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.access import audit
 from app.services.access.crypto import Cipher
-from app.services.people.supporters.core import _ROW, decrypt_row, tags_of
+from app.services.people.supporters.core import _ROW, decrypt_location, decrypt_row, tags_of
 
 _CONSENTS = text(
     "SELECT purpose, given_at, given_by_subject, channel, wording_version, notice_version, "
@@ -98,7 +99,8 @@ _WITHDRAW_ROWS = text(
     """
     UPDATE supporter SET status = 'withdrawn', withdrawn_at = now(), updated_at = now(),
         name_enc = NULL, email_enc = NULL, phone_enc = NULL, address_enc = NULL,
-        notes_enc = NULL, geom = NULL, address_id = NULL, geocode_level = 'none',
+        notes_enc = NULL, address_id_enc = NULL, point_enc = NULL, tile_id = NULL,
+        bv_code = NULL, iris_code = NULL, cells_version = NULL, geocode_level = 'none',
         geocode_score = NULL, geocode_note = NULL
     WHERE campaign_id = :c AND id = ANY(CAST(:ids AS uuid[])) AND status = 'active'
     """
@@ -166,7 +168,8 @@ async def withdraw(
     if "mapping" in purposes:
         await ctx.session.execute(
             text(
-                "UPDATE supporter SET geom = NULL, address_id = NULL, geocode_level = 'none', "
+                "UPDATE supporter SET address_id_enc = NULL, point_enc = NULL, tile_id = NULL, "
+                "bv_code = NULL, iris_code = NULL, cells_version = NULL, geocode_level = 'none', "
                 "geocode_score = NULL, geocode_note = 'mapping consent withdrawn', "
                 "updated_at = now() WHERE campaign_id = :c AND id = :id"
             ),
@@ -200,12 +203,15 @@ async def flag_door(session: Any, campaign_id: uuid.UUID, address_id: int) -> No
 async def object_to_visits(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     """Objection to door-to-door visits (GDPR art. 21): flag the supporter's door."""
     r = await _row(ctx, supporter_id)
-    if r.address_id is None:
+    address_id, _, _ = decrypt_location(
+        Cipher.from_settings(ctx.settings), ctx.campaign_id, supporter_id, r.key_id, r._mapping
+    )
+    if address_id is None:
         raise Conflict(
             "This supporter is not placed on a door yet: pick their door in the review list "
             "(PATCH address_id), then record the objection.",
             field="address_id",
         )
-    await flag_door(ctx.session, ctx.campaign_id, r.address_id)
+    await flag_door(ctx.session, ctx.campaign_id, address_id)
     await audit.record(ctx, action="gdpr.objection", object=f"supporter:{supporter_id}", rows=1)
-    return {"id": str(supporter_id), "door_flagged": True, "address_id": r.address_id}
+    return {"id": str(supporter_id), "door_flagged": True, "address_id": address_id}
