@@ -180,12 +180,16 @@ async def test_rectify_and_objection_flag_the_door_without_identity(client, worl
                 text("SELECT * FROM door_flag WHERE campaign_id = :c"), {"c": world.campaign_id}
             )
         ).one()
+    # an address and a date, no identity (request_id: the public-form request that set a flag,
+    # none here: the admin's flag is not revertible in bulk)
     assert flag.address_id == door and set(flag._mapping) == {
         "campaign_id",
         "address_id",
         "kind",
         "created_at",
+        "request_id",
     }
+    assert flag.request_id is None
     # the flag outlives the person's erasure
     await client.delete(world.url(f"/supporters/{sid}"), headers=h)
     async with owner_engine.connect() as conn:
@@ -234,7 +238,8 @@ async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
         data={"kind": "objection", "address": "8 rue Nationale, 59000 Lille"},
     )
     assert r.status_code == 200 and "à la main" in r.text
-    # withdrawal by e-mail, matched by its keyed hash whatever the case and spacing
+    # withdrawal by e-mail, matched by its keyed hash whatever the case and spacing; it waits
+    # for the person to confirm from the link sent to the held address (tests/test_privacy_form.py)
     sid = (
         await client.post(
             world.url("/supporters"), headers=world.headers["admin"], json=person(700)
@@ -277,12 +282,12 @@ async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
                 {"c": world.campaign_id},
             )
         ).all()
-    assert status == "withdrawn" and flags == 1
+    assert status == "active" and flags == 1
     assert sorted((r.kind, r.status, r.outcome, r.enc) for r in reqs) == [
         ("objection", "done", "door_flagged", False),
         ("objection", "pending", "address_none", True),
-        ("withdrawal", "done", "matched", False),
         ("withdrawal", "done", "no_match", False),
+        ("withdrawal", "unconfirmed", "link_sent", False),
     ]
 
 
