@@ -238,7 +238,8 @@ _HELD = text(
     "AND status = 'active'"
 )
 _LINKS_TODAY = text(
-    "SELECT count(*) FROM privacy_request WHERE campaign_id = :c AND supporter_id = :s "
+    "SELECT count(*) FROM privacy_request WHERE campaign_id = :c "
+    "AND supporter_id = CAST(:s AS uuid) "
     "AND received_at > now() - interval '1 day'"
 )
 
@@ -280,11 +281,10 @@ async def _by_email(
         "hours. If no message arrives, check the address you typed (and your spam folder), or "
         "write to the campaign."
     ).format(what=_what(kind), hours=hours)
-    sent_today = 0
-    if held is not None:
-        sent_today = (
-            await session.execute(_LINKS_TODAY, {"c": campaign_id, "s": held.id})
-        ).scalar_one()
+    # run for an unknown address too (it counts nothing): the same statements either way
+    sent_today = (
+        await session.execute(_LINKS_TODAY, {"c": campaign_id, "s": held.id if held else None})
+    ).scalar_one()
     if held is None or sent_today >= settings.privacy_links_per_person_day:
         outcome = "no_match" if held is None else "too_many_links"
         await session.execute(
