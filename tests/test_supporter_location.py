@@ -313,7 +313,7 @@ async def test_rotation_re_encrypts_the_door(make_db):
 
 
 # ---------------------------------------------------------------- the migration
-BEFORE = "0022_scale"
+BEFORE = "0017_smaller_holes"
 HEAD_REVISION = "0013_supporter_location_at_rest"
 
 

@@ -9,6 +9,8 @@
   objection flagged. ``reverted``: an objection the admin undid.
 - ``door_flag.request_id``: the form request that created the flag, so that the admin can revert
   a flood in bulk without touching flags recorded by volunteers or admins (those clear it).
+- ``audit_event.client`` may hold a network (``203.0.113.0/24``, ``2001:db8:1::/48``): the form's
+  events carry the sender's coarse network, never the address (0017's token rule plus ``/``).
 
 Revision ID: 0014_privacy_confirmation
 Revises: 0013_supporter_location_at_rest
@@ -17,6 +19,10 @@ Revises: 0013_supporter_location_at_rest
 from alembic import op
 
 from app.migration_helpers import APP_ROLE
+
+# 0017's rule for audit_event.client, and the same with '/' (app.services.access.audit.safe_token)
+CLIENT_0017 = "^[-0-9A-Za-z:._%]{1,100}$"
+CLIENT = "^[-0-9A-Za-z:._%/]{1,100}$"
 
 revision = "0014_privacy_confirmation"
 down_revision = "0013_supporter_location_at_rest"
@@ -66,8 +72,20 @@ def upgrade() -> None:
     # A volunteer's or an admin's flag on a door the form flagged makes it theirs (not revertible).
     op.execute(f"GRANT UPDATE (request_id) ON door_flag TO {APP_ROLE}")
 
+    op.execute("ALTER TABLE audit_event DROP CONSTRAINT audit_event_client_token")
+    op.execute(
+        f"ALTER TABLE audit_event ADD CONSTRAINT audit_event_client_token CHECK "
+        f"(client ~ '{CLIENT}')"
+    )
+
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE audit_event DROP CONSTRAINT audit_event_client_token")
+    op.execute("UPDATE audit_event SET client = replace(client, '/', '_') WHERE client LIKE '%/%'")
+    op.execute(
+        f"ALTER TABLE audit_event ADD CONSTRAINT audit_event_client_token CHECK "
+        f"(client ~ '{CLIENT_0017}')"
+    )
     op.execute(f"REVOKE UPDATE (request_id) ON door_flag FROM {APP_ROLE}")
     op.execute("DROP INDEX IF EXISTS door_flag_request")
     op.execute("ALTER TABLE door_flag DROP CONSTRAINT IF EXISTS door_flag_request_fk")
