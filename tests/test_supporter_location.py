@@ -210,25 +210,14 @@ async def test_aggregates_and_ranking_count_by_cells_and_follow_new_districts(ma
                 r = await c.patch(w.url(f"/supporters/{sid}"), headers=h, json={"address_id": door})
                 assert r.status_code == 200, r.text
             a = w.headers["analyst"]
+            # each supporter counts in one district: the smallest code covering its point (the
+            # polling station here); the IRIS over both is listed, and hidden (0 < k)
             by_bv = (await c.get(w.url("/supporters/aggregates"), headers=a)).json()
-            assert _counts(by_bv) == {"T_0001": 2, "T_0002": 2}
+            assert _counts(by_bv) == {"T_0001": 2, "T_0002": 2, "T_IRIS": None}
             by_iris = (
                 await c.get(w.url("/supporters/aggregates?district_kind=iris"), headers=a)
             ).json()
-            assert _counts(by_iris) == {"T_IRIS": 4}
-            by_tile = (await c.get(w.url("/supporters/aggregates?by=tile"), headers=a)).json()
-            async with engine.connect() as conn:
-                tiles = (
-                    await conn.execute(
-                        text(
-                            "SELECT 'CRS3035RES200mN' || (floor(ST_Y(p) / 200) * 200)::bigint "
-                            "|| 'E' || (floor(ST_X(p) / 200) * 200)::bigint AS tile, count(*) AS n "
-                            "FROM (SELECT ST_Transform(geom, 3035) AS p FROM address) x "
-                            "GROUP BY 1"
-                        )
-                    )
-                ).all()
-            assert _counts(by_tile) == {t.tile: t.n for t in tiles if t.n >= 2}
+            assert _counts(by_iris) == {"T_IRIS": None}
             ranked = (await c.get(w.url("/ranking"), headers=a)).json()
             sup = {
                 d["code"]: d["values"]["supporters"]
@@ -242,13 +231,33 @@ async def test_aggregates_and_ranking_count_by_cells_and_follow_new_districts(ma
                 await conn.execute(text("DELETE FROM district WHERE code IN ('T_0001', 'T_0002')"))
                 await _district(conn, "T_0000", "bureau_de_vote", (2.29, 48.75, 2.31, 48.76))
             by_bv = (await c.get(w.url("/supporters/aggregates"), headers=a)).json()
-            assert _counts(by_bv) == {"T_0000": 4}
+            assert _counts(by_bv) == {"T_0000": 4, "T_IRIS": None}
             ranked = (await c.get(w.url("/ranking"), headers=a)).json()
             assert {
                 d["code"]: d["values"]["supporters"]
                 for d in ranked["districts"]
                 if d["code"].startswith("T_0")
             } == {"T_0000": 4}
+
+            # a campaign that publishes per 200 m tile: counted by the clear tile id
+            async with engine.begin() as conn:
+                await conn.execute(
+                    text("UPDATE campaign SET supporter_cells = 'tile' WHERE id = :c"),
+                    {"c": w.campaign_id},
+                )
+                tiles = (
+                    await conn.execute(
+                        text(
+                            "SELECT 'CRS3035RES200mN' || (floor(ST_Y(p) / 200) * 200)::bigint "
+                            "|| 'E' || (floor(ST_X(p) / 200) * 200)::bigint AS tile, count(*) AS n "
+                            "FROM (SELECT ST_Transform(geom, 3035) AS p FROM address) x "
+                            "GROUP BY 1"
+                        )
+                    )
+                ).all()
+            by_tile = (await c.get(w.url("/supporters/aggregates?by=tile"), headers=a)).json()
+            assert _counts(by_tile) == {t.tile: t.n for t in tiles if t.n >= 2}
+            assert sum(t.n for t in tiles) == 4
     finally:
         await app.state.db.dispose()
         await engine.dispose()
@@ -313,7 +322,7 @@ async def test_rotation_re_encrypts_the_door(make_db):
 
 
 # ---------------------------------------------------------------- the migration
-BEFORE = "0017_smaller_holes"
+BEFORE = "0023_supporter_cells"
 HEAD_REVISION = "0013_supporter_location_at_rest"
 
 
