@@ -121,9 +121,8 @@ async def test_demo_mail_goes_to_a_folder_the_served_app_is_pointed_at(tmp_path,
     assert mail_folder(Settings(db_dir=tmp_path / ".porte" / "db")) == tmp_path / ".porte" / "mail"
     assert start_demo_mail(Settings(smtp_host="mail.example.org")) is None
     # recorded by monkeypatch first (start_demo_mail overwrites them): restored after the test
-    for var in ("HOST", "PORT", "TLS"):
-        monkeypatch.setenv(f"PORTE_SMTP_{var}", "")
-    monkeypatch.delenv("PORTE_SMTP_HOST")
+    for var, value in (("HOST", ""), ("PORT", "25"), ("TLS", "none")):
+        monkeypatch.setenv(f"PORTE_SMTP_{var}", value)
     (tmp_path / "0001.eml").write_text("a message of an earlier run")
     sink = start_demo_mail(Settings(smtp_host=""), folder=tmp_path)
     assert sink is not None
