@@ -322,7 +322,7 @@ async def test_rotation_re_encrypts_the_door(make_db):
 
 
 # ---------------------------------------------------------------- the migration
-BEFORE = "0024_display_name"
+BEFORE = "0029_legal_basis"
 HEAD_REVISION = "0013_supporter_location_at_rest"
 
 

@@ -21,7 +21,7 @@ the current key (one key id per row). ``downgrade()`` decrypts the doors back (n
 there are some).
 
 Revision ID: 0013_supporter_location_at_rest
-Revises: 0024_display_name
+Revises: 0029_legal_basis
 """
 
 from alembic import op
@@ -30,7 +30,7 @@ from sqlalchemy import text
 from app.migration_helpers import reference_table
 
 revision = "0013_supporter_location_at_rest"
-down_revision = "0024_display_name"
+down_revision = "0029_legal_basis"
 branch_labels = None
 depends_on = None
 
