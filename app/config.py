@@ -109,6 +109,17 @@ class Settings(BaseSettings):
     visit_retention_max_days: int = Field(7, ge=0, le=31)
     # Privacy-form requests still pending after this many days are deleted by `porte purge`.
     privacy_request_pending_days: int = Field(30, ge=1, le=365)
+    # The public privacy form (docs/privacy.md): withdrawal, export and erasure take effect only
+    # from a single-use link sent to the e-mail held for the person, valid this many hours...
+    privacy_link_hours: int = Field(default=48, ge=1, le=24 * 7)
+    # ...and no more links than this per person and day (the form must not flood a mailbox).
+    privacy_links_per_person_day: int = Field(default=3, ge=1)
+    # Door objections ("do not knock") take effect at once, within these limits per hour: per
+    # sender's network (/24 or /48) and per campaign; beyond the alert threshold every further
+    # objection of the hour is flagged in the audit log (the admin's burst alert).
+    privacy_objections_per_origin_hour: int = Field(default=5, ge=1)
+    privacy_objections_per_campaign_hour: int = Field(default=30, ge=1)
+    privacy_objection_alert_per_hour: int = Field(default=10, ge=0)
 
     # Language of messages, CLI output and pages when the client does not ask (fr or en)
     lang: Literal["fr", "en"] = "fr"

@@ -31,6 +31,7 @@ async def priority_zones(
         preset=preset,
         election=election,
         side=side,
+        settings=ctx.settings,
     )
     title = f"Priority zones - campaign {ctx.campaign_id}"
     body = await run_in_threadpool(service.render, gdf, meta, ext, title=title)

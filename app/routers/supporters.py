@@ -87,7 +87,12 @@ async def supporter_aggregates(
     """Supporters per cell of the campaign's one partition (district or INSEE tile, campaign
     setting supporter_cells); cells below the campaign's k, zero included, are hidden."""
     res = await supporter_counts(
-        ctx.session, ctx.campaign_id, k=ctx.k_threshold, by=by, district_kind=district_kind
+        ctx.session,
+        ctx.campaign_id,
+        k=ctx.k_threshold,
+        by=by,
+        district_kind=district_kind,
+        settings=ctx.settings,
     )
     return res.as_dict()
 
