@@ -165,6 +165,16 @@ class Replica:
                 self.settings.replica_retry_s,
             )
 
+    def status(self) -> dict[str, Any]:
+        """What this worker knows of the replica (for /health; no query)."""
+        used = self.available()
+        return {
+            "status": "in use" if used else "skipped",
+            "reason": None if used else self.skip_reason,
+            "lag_seconds": None if self.last_lag is None else round(self.last_lag, 3),
+            "max_lag_seconds": self.max_lag,
+        }
+
     # ------------------------------------------------------------ connections
     async def hot_pool(self) -> asyncpg.Pool:
         """The replica's asyncpg pool for map tiles, opened on first use."""

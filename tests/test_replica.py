@@ -251,6 +251,9 @@ async def test_lag_tolerant_routes_read_the_replica_and_fall_back(
             assert await codes(down) == ["RPL_0002"]
             assert time.monotonic() - t0 < 5
             assert not down.state.db.replica.available()
+            async with _client(down) as c:
+                replica = (await c.get("/health")).json()["replica"]
+            assert replica["status"] == "skipped" and "unreachable" in replica["reason"]
         finally:
             standby.psql("SELECT pg_wal_replay_resume()")
         await _caught_up(pg_cluster, standby)
