@@ -532,12 +532,9 @@ async def replica_campaign_context(
             raise
 
 
-@asynccontextmanager
-async def _hot_primary(
-    request: Request, campaign_id: uuid.UUID, principal: Principal
-) -> AsyncIterator[CampaignContext]:
-    async for ctx in hot_campaign_context(request, campaign_id, principal):
-        yield ctx
+# hot_campaign_context as a context manager (the route's exception is thrown into it, so its
+# connection goes back to the pool at once).
+_hot_primary = asynccontextmanager(hot_campaign_context)
 
 
 async def replica_hot_campaign_context(
