@@ -314,6 +314,16 @@ STANDING_SQL = "SELECT * FROM porte_enter($1, $2, $3, $4)"
 STANDING_TEXT = text("SELECT * FROM porte_enter(:c, :u, :i, :v)")  # the same, SQLAlchemy binds
 
 
+def standing_binds(campaign_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
+    """The binds of ``STANDING_TEXT`` for this caller."""
+    return {
+        "c": campaign_id,
+        "u": principal.user_id,
+        "i": principal.invite_id,
+        "v": principal.version,
+    }
+
+
 def route_rule(request: Request) -> frozenset[str]:
     """The roles allowed on this campaign route (app.authz); refuse routes missing from it."""
     route = request.scope.get("route")
@@ -453,12 +463,7 @@ async def _standing_on_primary(
     """The caller's standing read on the primary, in a short transaction of its own."""
     async with request.app.state.db.transaction() as primary:
         return (
-            (
-                await primary.execute(
-                    STANDING_TEXT,
-                    {"c": campaign_id, "u": principal.user_id, "i": principal.invite_id},
-                )
-            )
+            (await primary.execute(STANDING_TEXT, standing_binds(campaign_id, principal)))
             .mappings()
             .first()
         )
@@ -499,12 +504,7 @@ async def replica_campaign_context(
         if session is None:  # the primary serves everything, in one transaction
             primary = await stack.enter_async_context(db.transaction())
             standing = (
-                (
-                    await primary.execute(
-                        STANDING_TEXT,
-                        {"c": campaign_id, "u": principal.user_id, "i": principal.invite_id},
-                    )
-                )
+                (await primary.execute(STANDING_TEXT, standing_binds(campaign_id, principal)))
                 .mappings()
                 .first()
             )
@@ -559,7 +559,7 @@ async def replica_hot_campaign_context(
         pool = await request.app.state.db.hot_pool()
         async with pool.acquire(timeout=settings.pool_timeout_s) as primary:
             standing = await primary.fetchrow(
-                STANDING_SQL, campaign_id, principal.user_id, principal.invite_id
+                STANDING_SQL, campaign_id, principal.user_id, principal.invite_id, principal.version
             )
         check_standing(principal, campaign_id, rule, standing)
         ctx = _context(request, campaign_id, principal, standing, None)

@@ -150,13 +150,23 @@ async def test_standby_keeps_row_level_security_and_refuses_writes(
     standby: Cluster, rdb: DbUrls, worlds: tuple[World, World]
 ) -> None:
     a, b = worlds
+    owner = await asyncpg.connect(_pg(standby.url("owner", rdb.name)))
+    try:
+        version = await owner.fetchval(
+            "SELECT token_version FROM app_user WHERE id = $1", a.users["admin"]
+        )
+    finally:
+        await owner.close()
     conn = await asyncpg.connect(_pg(standby.url("app", rdb.name)))
     try:
         assert await conn.fetchval("SELECT pg_is_in_recovery()")
         async with conn.transaction():
             # porte_enter only reads and sets transaction-local settings: it works on a standby
             standing = await conn.fetchrow(
-                "SELECT * FROM porte_enter($1, $2, NULL)", a.campaign_id, a.users["admin"]
+                "SELECT * FROM porte_enter($1, $2, NULL, $3)",
+                a.campaign_id,
+                a.users["admin"],
+                version,
             )
             assert standing["role"] == "admin"
             mine = await conn.fetchval("SELECT count(*) FROM audit_event")
