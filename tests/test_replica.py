@@ -23,8 +23,10 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from typer.testing import CliRunner
 
 from app import authz
+from app.cli import cli
 from app.main import create_app
 from app.migrate import upgrade
 from app.pgcluster import Cluster
@@ -76,11 +78,19 @@ def rdb(primary: Cluster) -> DbUrls:
 
 @pytest.fixture(scope="module")
 def standby(primary: Cluster, rdb: DbUrls) -> Iterator[Cluster]:
-    """A hot standby of the primary (pg_basebackup -R), streaming from it."""
+    """A hot standby of the primary (pg_basebackup -R), streaming from it, made by
+    `porte db replica` as an admin would."""
     base = Path(tempfile.mkdtemp(prefix="porte-standby-", dir="/tmp"))
     os.chmod(base, 0o755)
+    port = _free_port()
     t0 = time.monotonic()
-    sb = primary.create_standby(base / "db", _free_port())
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("PORTE_DB_DIR", str(primary.data_dir))
+        env.setenv("PORTE_DB_PORT", str(primary.port))
+        result = CliRunner().invoke(cli, ["db", "replica", str(base / "db"), "--port", str(port)])
+    assert result.exit_code == 0, result.output
+    sb = Cluster(base / "db", port)
+    assert f"PORTE_REPLICA_URL={sb.url('app')}" in result.output
     print(f"standby made and started in {time.monotonic() - t0:.1f} s")
     yield sb
     sb.destroy()
