@@ -73,6 +73,17 @@ class Settings(BaseSettings):
     tile_statement_timeout_s: float = 5  # map tiles (the hot asyncpg pool)
     export_statement_timeout_s: float = 120  # exports, OGC pages, ranking recomputes
     pool_timeout_s: float = 5  # waiting for a free database connection
+    # A PostgreSQL streaming replica (hot standby) for reads that tolerate a few seconds of lag:
+    # ranking, exports, OGC, district tiles, analyst aggregates (docs/scale.md). The service's
+    # role on the replica (the same role and password as on the primary: a physical replica
+    # copies them). Empty: everything reads the primary.
+    replica_url: str = Field(
+        default="", validation_alias=AliasChoices("REPLICA_URL", "PORTE_REPLICA_URL")
+    )
+    replica_max_lag_s: float = 5  # replay further behind than this: read the primary instead
+    replica_retry_s: float = 10  # after the replica failed: primary only for this long
+    replica_connect_timeout_s: float = 2  # a replica that does not answer is skipped quickly
+    replica_lag_check_s: float = 1  # the map tiles reuse one lag reading this long (per worker)
     request_deadline_s: float = 90  # a whole request, end to end
     shutdown_grace_s: float = 20  # SIGTERM: requests in flight may finish within this
 

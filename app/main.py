@@ -288,6 +288,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tile_audit = TileAudit(db, settings)
 
     install_error_handlers(app)
+    if db.replica is not None:
+        # Lag-tolerant reads on the streaming replica; a GET it cannot serve runs again on the
+        # primary, inside the request's deadline (app.replica).
+        from app.replica import ReplicaFallback, ReplicaRetry, retry_response
+
+        app.add_exception_handler(ReplicaRetry, retry_response)
+        app.add_middleware(ReplicaFallback)
 
     app.add_middleware(
         RequestContext,

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, Query, UploadFile
 
-from app.security import CampaignScope
+from app.security import CampaignScope, ReplicaScope
 from app.services.people import privacy as privacy_service
 from app.services.people.supporters import core, imports, review
 from app.services.people.supporters.aggregates import supporter_counts
@@ -80,7 +80,7 @@ async def review_supporters(
 
 @router.get("/campaigns/{campaign_id}/supporters/aggregates")
 async def supporter_aggregates(
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     by: Literal["district", "tile"] = "district",
     district_kind: Literal["bureau_de_vote", "iris"] | None = None,
 ) -> dict:

@@ -133,9 +133,10 @@ async def record(
     rows: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Record that precise locations or personal data were seen or exported (same transaction)."""
+    """Record that precise locations or personal data were seen or exported (the request's
+    transaction; on the primary when the request reads from the replica)."""
     await write_event(
-        ctx.session,
+        await ctx.write_session(),
         campaign_id=ctx.campaign_id,
         user_id=ctx.principal.user_id,
         invite_id=ctx.principal.invite_id,
