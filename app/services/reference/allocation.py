@@ -32,6 +32,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.dburl import CLIENT_CHECK_MS
+
 SOURCE_TABLES = ("insee_tile", "address", "district")
 LAZY_MAX_BLOCKS = 64  # a request refreshes inline at most this many 10 km blocks
 
@@ -144,7 +146,11 @@ async def refresh_in_steps(
     t0 = time.perf_counter()
     conn = await asyncpg.connect(
         _dsn(owner_url),
-        server_settings={"application_name": "porte-allocation", "jit": "off"},
+        server_settings={
+            "application_name": "porte-allocation",
+            "jit": "off",
+            "client_connection_check_interval": CLIENT_CHECK_MS,
+        },
     )
     try:
         if full:
