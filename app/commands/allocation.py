@@ -116,7 +116,9 @@ def run_refresh(
 
         if is_disk_full(exc):
             typer.secho(
-                _("The allocation refresh stopped: {error}.").format(error=exc)
+                _("The allocation refresh stopped: {error}.").format(
+                    error=str(exc).splitlines()[0].rstrip(".")
+                )
                 + " "
                 + disk_full_advice()
                 + " "

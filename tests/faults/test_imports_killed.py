@@ -47,7 +47,7 @@ def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
-def synthetic_ban(path: Path, n: int, size: Size, seed: int) -> Path:
+def synthetic_ban(path: Path, n: int, size: Size, seed: int, prefix: str = "FAULT") -> Path:
     """A BAN-format CSV of ``n`` SYNTHETIC doors spread over ``size``'s blocks."""
     rng = np.random.default_rng(seed)
     x = size.origin_x + rng.uniform(0, size.blocks_x * 10_000, n)
@@ -58,7 +58,7 @@ def synthetic_ban(path: Path, n: int, size: Size, seed: int) -> Path:
         w.writerow(["id", "numero", "rep", "nom_voie", "code_postal", "code_insee", "nom_commune",
                     "lon", "lat"])  # fmt: skip
         for i in range(n):
-            w.writerow([f"FAULT_{i}", 1 + i % 300, "", f"SYNTHETIC rue {i // 50}", "99100",
+            w.writerow([f"{prefix}_{i}", 1 + i % 300, "", f"SYNTHETIC rue {i // 50}", "99100",
                         "99100", "SYNTHETIC", f"{lon[i]:.7f}", f"{lat[i]:.7f}"])  # fmt: skip
     return path
 
@@ -384,3 +384,103 @@ async def test_supporters_import_killed_mid_file_stores_nothing_then_completes(
     assert await again.finish(150) == 0, again.output
     print(f"re-run: {n:,} rows in {time.monotonic() - started:.1f} s")
     assert await count("SELECT count(*) FROM supporter WHERE campaign_id = $1") == n
+
+
+class SmallDisk:
+    """A small tmpfs under /tmp that the database server's user owns (a tablespace's home)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path = folder / "tablespace"
+
+    @classmethod
+    def mount(cls, size_mb: int) -> SmallDisk | str:
+        """Mounted, or why not (a message)."""
+        import pwd
+        import tempfile
+
+        from app.pgcluster import SYSTEM_USER
+
+        disk = cls(Path(tempfile.mkdtemp(prefix="porte-tight-", dir="/tmp")))
+        disk.folder.chmod(0o755)
+        disk.path.mkdir()
+        root = os.geteuid() == 0
+        owner = pwd.getpwnam(SYSTEM_USER) if root else pwd.getpwuid(os.geteuid())
+        opts = f"size={size_mb}m,mode=0700,uid={owner.pw_uid},gid={owner.pw_gid}"
+        done = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", opts, "porte-tight", str(disk.path)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            disk.remove()
+            return done.stderr.strip() or f"mount exited with {done.returncode}"
+        return disk
+
+    def grow(self, size_mb: int) -> None:
+        subprocess.run(["mount", "-o", f"remount,size={size_mb}m", str(self.path)], check=True)
+
+    def remove(self) -> None:
+        import shutil
+
+        subprocess.run(["umount", str(self.path)], capture_output=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+@bounded(240)
+async def test_a_full_disk_during_an_import_is_told_clearly_and_loses_nothing(fault_db, tmp_path):
+    """The doors live in a tablespace on a 16 MB tmpfs (WAL stays on the main disk, so
+    PostgreSQL fails the statement and does not stop). An import that fills it: exit 1, a
+    message saying the disk is full, what to do, and that the previous data is intact; it is,
+    row for row, and the database keeps serving. The disk grows: the same command completes,
+    and the rebuilt indexes stay in their tablespace."""
+    tight = await asyncio.to_thread(SmallDisk.mount, 16)
+    if isinstance(tight, str):
+        pytest.skip(f"cannot mount a small tmpfs here (needs root): {tight}")
+    mnt = tight.path
+    cluster = fault_db.cluster
+    try:
+        urls = await _database(fault_db, "diskfull")
+        env = settings_env(make_settings(urls), lang="en")
+        small = synthetic_ban(tmp_path / "base.csv", 3_000, SIZE, SEED, prefix="BASE")
+        first = Command(["import", "addresses", str(small), "--quiet"], env, tmp_path)
+        assert await first.finish(120) == 0, first.output
+        cluster.psql(f"CREATE TABLESPACE porte_tight LOCATION '{mnt}'")
+        cluster.psql("GRANT CREATE ON TABLESPACE porte_tight TO porte_owner")
+        cluster.psql(
+            "ALTER TABLE address SET TABLESPACE porte_tight; DO $$ DECLARE i regclass; BEGIN "
+            "FOR i IN SELECT indexrelid::regclass FROM pg_index "
+            "WHERE indrelid = 'address'::regclass LOOP "
+            "EXECUTE format('ALTER INDEX %s SET TABLESPACE porte_tight', i); END LOOP; END $$",
+            database="diskfull",
+        )
+        before = await snapshot(urls)
+        big = synthetic_ban(tmp_path / "big.csv", 100_000, SIZE, SEED + 2, prefix="BIG")
+        args = ["import", "addresses", str(big), "--quiet"]
+
+        full = Command(args, env, tmp_path)
+        assert await full.finish(120) == 1, full.output
+        print(full.output)
+        assert "No space left on device" in full.output, full.output
+        assert "no disk space left" in full.output and "intact" in full.output, full.output
+        assert "Traceback" not in full.output, full.output
+        assert await snapshot(urls) == before
+        assert cluster.psql("SELECT count(*) FROM address", database="diskfull").strip() == "3000"
+
+        await asyncio.to_thread(tight.grow, 256)
+        again = Command(args, env, tmp_path)
+        assert await again.finish(150) == 0, again.output
+        after = await snapshot(urls)
+        assert after["doors"][0] == 103_000
+        assert after["indexes"] == before["indexes"]
+        outside = cluster.psql(
+            "SELECT count(*) FROM pg_class c JOIN pg_index x ON x.indexrelid = c.oid "
+            "WHERE x.indrelid = 'address'::regclass AND c.reltablespace = 0",
+            database="diskfull",
+        )
+        assert outside.strip() == "0", "an index left its tablespace"
+    finally:
+        cluster.drop_database("diskfull")
+        with contextlib.suppress(Exception):
+            cluster.psql("DROP TABLESPACE IF EXISTS porte_tight")
+        await asyncio.to_thread(tight.remove)

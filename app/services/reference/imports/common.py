@@ -556,7 +556,9 @@ def translate_db_error(path: Path, exc: asyncpg.PostgresError) -> ImportFailed:
         from app.i18n import _
 
         return ImportFailed(
-            _("{file}: the import stopped: {error}.").format(file=path, error=exc)
+            _("{file}: the import stopped: {error}.").format(
+                file=path, error=str(exc).splitlines()[0].rstrip(".")
+            )
             + " "
             + disk_full_advice(),
             extra={"file": str(path), "line": None, "reason": "disk_full"},
