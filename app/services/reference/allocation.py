@@ -116,10 +116,34 @@ async def ensure_allocation(
     command) rebuilds it in steps.
     """
     state = await allocation_state(conn)
-    if state.stale and await pending_blocks(conn) <= max_blocks:
+    if state.stale and await pending_blocks(conn) <= max_blocks and await _free_to_refresh(conn):
         await refresh_allocation(conn)
         state = await allocation_state(conn)
     return state
+
+
+async def _free_to_refresh(conn: AsyncConnection | AsyncSession) -> bool:
+    """Whether a request may refresh inline now: no `porte allocation refresh` (or import) is
+    running and no other transaction holds the refresh lock. Otherwise the request would wait
+    behind it, past its statement timeout (503), and a queue of such requests, each holding the
+    lock in turn until cut off, starved the command (measured by bench/soak: two analysts
+    ranking every few seconds held a 2-block refresh for 229 s). It uses the stored allocation
+    instead; the command finishes the work."""
+    running = (
+        await conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
+                "current_database() AND application_name = 'porte-allocation')"
+            )
+        )
+    ).scalar_one()
+    if running:
+        return False
+    return (
+        await conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtext('porte_refresh_allocation'))")
+        )
+    ).scalar_one()
 
 
 def _dsn(url: str) -> str:
