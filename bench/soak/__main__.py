@@ -153,7 +153,7 @@ class Stats:
     events: list[str] = field(default_factory=list)
 
     def record(self, kind: str, seconds: float, status: int | str) -> None:
-        if status == 200 or status == 201:
+        if isinstance(status, int) and (200 <= status < 300 or status == 304):  # 204: empty tile
             self.minute_lat[kind].append(seconds)
             self.total_lat[kind].append(seconds)
         else:
@@ -564,6 +564,10 @@ async def run_command(args: list[str], env: dict, log: Path, stats: Stats, label
 
 
 async def main_async(args: argparse.Namespace) -> int:
+    main_task = asyncio.current_task()
+    assert main_task is not None
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stopped early: still clean up (finally below)
+        asyncio.get_running_loop().add_signal_handler(sig, main_task.cancel)
     base_dir = Path(tempfile.mkdtemp(prefix="porte-soak-", dir="/tmp"))
     os.chmod(base_dir, 0o755)
     cluster = Cluster(base_dir / "db", _free_port())
