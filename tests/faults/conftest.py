@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
     """Refuse a fault test without a time bound (``@bounded``, tests/faults/bounds.py)."""
     here = Path(__file__).parent
     for item in items:
-        ours = here in Path(str(item.fspath)).parents and hasattr(item, "function")
+        ours = here in Path(item.path).parents and hasattr(item, "function")
         if ours and getattr(item.function, "fault_bound", None) is None:
             raise pytest.UsageError(
                 f"{item.nodeid}: every fault test needs a time bound: @bounded(seconds)"
