@@ -222,6 +222,24 @@ def _sql_true(sql: str):
     return reached
 
 
+def _building_for(delay: float):
+    """True while an index of ``address`` is being built, ``delay`` seconds or more after the
+    first build was seen (the builds are short: a kill point later in the rebuild is any build
+    still running then, whichever it is)."""
+    first: list[float] = []
+
+    async def reached(conn) -> bool:
+        building = await conn.fetchval(
+            "SELECT count(*) FROM pg_stat_progress_create_index WHERE relid = 'address'::regclass"
+        )
+        if not building:
+            return False
+        first.append(first[0] if first else time.monotonic())
+        return time.monotonic() - first[0] >= delay
+
+    return reached
+
+
 def _nth_distinct(sql: str, nth: int):
     """True once ``sql`` (one value or none) has returned ``nth`` distinct values, while it
     still returns one (the nth thing is in progress)."""
@@ -269,23 +287,20 @@ async def test_address_import_killed_during_copy_index_rebuild_and_allocation(
     took = time.monotonic() - started
     print(f"killed during COPY after row {at:,}; backend gone in {took:.1f} s")
 
-    # 2. During the index rebuild (bulk path), in a random one of the rebuilt indexes.
-    nth = rng.randint(1, 2)  # the builds are short: a later one could pass between two polls
+    # 2. During the index rebuild (bulk path), a random time after it starts.
+    delay = rng.uniform(0, 0.25)
     cmd = Command(args, base.env, tmp_path)
     await _kill_when(
         cmd,
         base.urls,
-        _nth_distinct(
-            "SELECT index_relid FROM pg_stat_progress_create_index "
-            "WHERE relid = 'address'::regclass",
-            nth,
-        ),
-        f"the rebuild of index {nth}",
+        _building_for(delay),
+        f"an index build {delay:.2f} s into the rebuild",
     )
     started = time.monotonic()
     await wait_until(lambda: _gone(base.urls, "porte-import"), 15, "the import's backend to end")
     assert await snapshot(base.urls) == before  # every index back, none half-built
-    print(f"killed in index rebuild {nth}; backend gone in {time.monotonic() - started:.1f} s")
+    took = time.monotonic() - started
+    print(f"killed {delay:.2f} s into the index rebuild; backend gone in {took:.1f} s")
 
     # 3. The import commits, then the allocation refresh is killed mid-step.
     step = rng.randint(1, 2)  # steps of 4 blocks, then 8: at least two steps for 12 blocks

@@ -124,11 +124,10 @@ async def ensure_allocation(
 
 async def _free_to_refresh(conn: AsyncConnection | AsyncSession) -> bool:
     """Whether a request may refresh inline now: no `porte allocation refresh` (or import) is
-    running and no other transaction holds the refresh lock. Otherwise the request would wait
-    behind it, past its statement timeout (503), and a queue of such requests, each holding the
-    lock in turn until cut off, starved the command (measured by bench/soak: two analysts
-    ranking every few seconds held a 2-block refresh for 229 s). It uses the stored allocation
-    instead; the command finishes the work."""
+    running and no other transaction holds the refresh lock. Otherwise the request waits behind
+    it until its statement timeout (503, seen by bench/soak while an import refreshed), or takes
+    the lock between two of the command's steps and makes the command wait for it in turn. It
+    uses the stored allocation instead; the command finishes the work."""
     running = (
         await conn.execute(
             text(
