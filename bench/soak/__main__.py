@@ -64,6 +64,11 @@ MB = 1024 * 1024
 STAFF = ("organiser", "analyst")
 
 
+def bearer(settings: Settings, user_id: uuid.UUID) -> dict[str, str]:
+    """The Authorization header of a new account (token version 0)."""
+    return {"Authorization": f"Bearer {access_token(settings, user_id, version=0)}"}
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -414,7 +419,7 @@ async def api_json(http: Http, method: str, path: str, body=None, ok=(200, 201))
 async def prepare(port: int, seeded: dict, settings: Settings, phones: int) -> tuple[list, list]:
     """Cut polling stations into turfs and assign one to each phone, through the API."""
     cid, users = seeded["campaign_id"], seeded["users"]
-    org = Http(port, {"Authorization": f"Bearer {access_token(settings, users['organiser'])}"})
+    org = Http(port, bearer(settings, users["organiser"]))
     districts = (await api_json(org, "GET", "/districts?limit=1000"))["features"]
     codes = [f["properties"]["code"] for f in districts if f["properties"].get("doors")]
     turfs: list = []
@@ -435,7 +440,7 @@ async def prepare(port: int, seeded: dict, settings: Settings, phones: int) -> t
             f"/campaigns/{cid}/assignments",
             {"turf_id": turfs[i]["id"], "volunteer_user_id": str(uid)},
         )
-        headers = {"Authorization": f"Bearer {access_token(settings, uid)}"}
+        headers = bearer(settings, uid)
         mine = Http(port, headers)
         fc = await api_json(mine, "GET", f"/campaigns/{cid}/assignments/{a['id']}/doors")
         await mine.close()
@@ -613,8 +618,8 @@ async def main_async(args: argparse.Namespace) -> int:
         until = start + args.minutes * 60
         rng = random.Random(args.seed)
         phones = [Phone(port, cid, h, d, random.Random(rng.random())) for h, d in phones_setup]
-        org_h = {"Authorization": f"Bearer {access_token(settings, users['organiser'])}"}
-        ana_h = {"Authorization": f"Bearer {access_token(settings, users['analyst'])}"}
+        org_h = bearer(settings, users["organiser"])
+        ana_h = bearer(settings, users["analyst"])
         tasks = [asyncio.create_task(p.run(stats, until, args.interval)) for p in phones]
         tasks += [
             asyncio.create_task(organiser(port, cid, org_h, bbox, stats, until, random.Random(i)))
