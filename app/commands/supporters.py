@@ -25,8 +25,6 @@ from typing import Any
 
 import typer
 
-from app.i18n import _
-
 EXIT_PARTIAL = 3
 
 
