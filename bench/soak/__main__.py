@@ -399,7 +399,7 @@ def server_env(app_url: str, owner_url: str, port: int, minutes: float) -> dict[
         PORTE_SECRET_KEY=SECRET,
         PORTE_DATA_KEYS=json.dumps({"s1": base64.b64encode(b"s" * 32).decode()}),
         PORTE_DATA_KEY_ID="s1",
-        PORTE_HMAC_KEY="bench-soak-hmac",
+        PORTE_HMAC_KEY="bench-soak-hmac-" + "h" * 32,
         PORTE_PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
         PORTE_ACCESS_TOKEN_MINUTES=str(int(minutes) + 60),
         PORTE_BASEMAP="/nonexistent/soak.pmtiles",
@@ -591,14 +591,16 @@ async def main_async(args: argparse.Namespace) -> int:
         env = server_env(app_url, owner_url, port, args.minutes)
         server = start_server(port, args.workers, env, base_dir)
         probe = Http(port, {})
-        for _ in range(300):
+        ready_by = time.monotonic() + 180
+        while True:
             try:
                 if (await probe.request("GET", "/health"))[0] == 200:
                     break
             except (OSError, ValueError, asyncio.IncompleteReadError):
                 await probe.close()
-            if server.poll() is not None:
-                raise SystemExit("porte serve exited:\n" + (base_dir / "server.log").read_text())
+            log_text = (base_dir / "server.log").read_text()
+            if server.poll() is not None or time.monotonic() > ready_by:
+                raise SystemExit("porte serve did not come up:\n" + log_text[-3000:])
             await asyncio.sleep(0.3)
         await probe.close()
         settings = Settings(secret_key=SECRET, database_url=app_url, owner_database_url=owner_url)
