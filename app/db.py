@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-from app.dburl import _asyncpg, resolve_urls  # noqa: F401 (re-exported)
+from app.dburl import CLIENT_CHECK_MS, _asyncpg, resolve_urls  # noqa: F401 (re-exported)
 
 
 def make_engine(
@@ -42,7 +42,11 @@ def make_engine(
     Bound parameters never appear in error messages or logs (``hide_parameters``): they may be
     a supporter's address. ``statement_timeout_s`` caps every statement (None: the server's).
     """
-    server_settings = {"jit": "off", "application_name": application_name}
+    server_settings = {
+        "jit": "off",
+        "application_name": application_name,
+        "client_connection_check_interval": CLIENT_CHECK_MS,
+    }
     if statement_timeout_s:
         server_settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
     connect_args: dict = {"server_settings": server_settings}
@@ -121,6 +125,7 @@ class Database:
                         server_settings={
                             "jit": "off",
                             "application_name": "porte-hot",
+                            "client_connection_check_interval": CLIENT_CHECK_MS,
                             "statement_timeout": str(
                                 int(self.settings.tile_statement_timeout_s * 1000)
                             ),

@@ -115,14 +115,18 @@ def problem(
 
 def unavailable(request: Request | None, down: Unavailable) -> JSONResponse:
     """503 with Retry-After for a database that cannot serve now; one log line, no traceback."""
+    from app.i18n import _
+
     rid = getattr(request.state, "request_id", "-") if request is not None else "-"
     where = f"{request.method} {request.url.path}" if request is not None else "-"
     log.warning("503 on %s: %s (request %s)", where, down.reason, rid)
     resp = problem(
         503,
         "Service unavailable",
-        f"The database cannot answer right now ({down.reason}). Nothing you sent was lost: "
-        f"try again in {down.retry_after} s (the phone's queue does so by itself).",
+        _(
+            "The database cannot answer right now ({reason}). Nothing you sent was lost: try "
+            "again in {seconds} s (the phone's queue does so by itself)."
+        ).format(reason=down.reason, seconds=down.retry_after),
         request,
         retry_after=down.retry_after,
     )

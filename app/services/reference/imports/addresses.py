@@ -568,9 +568,11 @@ async def import_addresses(
 
 SECONDARY_INDEXES = """
 SELECT i.relname AS index, pg_get_indexdef(i.oid) AS indexdef,
-       c.conname AS constraint, pg_get_constraintdef(c.oid) AS constraintdef
+       c.conname AS constraint, pg_get_constraintdef(c.oid) AS constraintdef,
+       t.spcname AS tablespace
 FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
+LEFT JOIN pg_tablespace t ON t.oid = i.reltablespace
 LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
 WHERE x.indrelid = 'address'::regclass AND NOT x.indisprimary
   AND x.indpred IS NULL  -- partial indexes (e.g. synthetic doors) stay: few rows, no full scan
@@ -607,6 +609,9 @@ async def _drop_secondary_indexes(conn: asyncpg.Connection) -> list[str]:
     """
     rebuild = []
     for ix in await conn.fetch(SECONDARY_INDEXES):
+        # pg_get_indexdef leaves the tablespace out: an index kept elsewhere goes back there.
+        space = ix["tablespace"]
+        where = f' TABLESPACE "{space}"' if space else ""
         if ix["constraint"]:
             try:
                 async with conn.transaction():  # savepoint: kept if something depends on it
@@ -615,10 +620,11 @@ async def _drop_secondary_indexes(conn: asyncpg.Connection) -> list[str]:
                 continue
             rebuild.append(
                 f'ALTER TABLE address ADD CONSTRAINT "{ix["constraint"]}" {ix["constraintdef"]}'
+                + (f" USING INDEX{where}" if space else "")
             )
         else:
             await conn.execute(f'DROP INDEX "{ix["index"]}"')
-            rebuild.append(ix["indexdef"])
+            rebuild.append(ix["indexdef"] + where)
     return rebuild
 
 
