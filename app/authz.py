@@ -88,6 +88,11 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/privacy/{campaign_id}"): PUBLIC,
     ("GET", "/privacy/{campaign_id}/qr.svg"): PUBLIC,
     ("POST", "/privacy/{campaign_id}/objection"): PUBLIC,
+    # ---- the public form cannot be used against people (issue 12)
+    ("GET", "/privacy/{campaign_id}/confirm"): PUBLIC,
+    ("POST", "/privacy/{campaign_id}/confirm"): PUBLIC,
+    ("GET", "/campaigns/{campaign_id}/door-objections"): ADMIN_ONLY,
+    ("POST", "/campaigns/{campaign_id}/door-objections/revert"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/privacy-requests"): ADMIN_ONLY,
     ("POST", "/campaigns/{campaign_id}/privacy-requests/{request_id}/resolve"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/supporters"): ADMIN_ONLY,

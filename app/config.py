@@ -74,6 +74,17 @@ class Settings(BaseSettings):
     tile_statement_timeout_s: float = 5  # map tiles (the hot asyncpg pool)
     export_statement_timeout_s: float = 120  # exports, OGC pages, ranking recomputes
     pool_timeout_s: float = 5  # waiting for a free database connection
+    # A PostgreSQL streaming replica (hot standby) for reads that tolerate a few seconds of lag:
+    # ranking, exports, OGC, district tiles, analyst aggregates (docs/scale.md). The service's
+    # role on the replica (the same role and password as on the primary: a physical replica
+    # copies them). Empty: everything reads the primary.
+    replica_url: str = Field(
+        default="", validation_alias=AliasChoices("REPLICA_URL", "PORTE_REPLICA_URL")
+    )
+    replica_max_lag_s: float = 5  # replay further behind than this: read the primary instead
+    replica_retry_s: float = 10  # after the replica failed: primary only for this long
+    replica_connect_timeout_s: float = 2  # a replica that does not answer is skipped quickly
+    replica_lag_check_s: float = 1  # the map tiles reuse one lag reading this long (per worker)
     request_deadline_s: float = 90  # a whole request, end to end
     shutdown_grace_s: float = 20  # SIGTERM: requests in flight may finish within this
 
@@ -110,6 +121,17 @@ class Settings(BaseSettings):
     visit_retention_max_days: int = Field(7, ge=0, le=31)
     # Privacy-form requests still pending after this many days are deleted by `porte purge`.
     privacy_request_pending_days: int = Field(30, ge=1, le=365)
+    # The public privacy form (docs/privacy.md): withdrawal, export and erasure take effect only
+    # from a single-use link sent to the e-mail held for the person, valid this many hours...
+    privacy_link_hours: int = Field(default=48, ge=1, le=24 * 7)
+    # ...and no more links than this per person and day (the form must not flood a mailbox).
+    privacy_links_per_person_day: int = Field(default=3, ge=1)
+    # Door objections ("do not knock") take effect at once, within these limits per hour: per
+    # sender's network (/24 or /48) and per campaign; beyond the alert threshold every further
+    # objection of the hour is flagged in the audit log (the admin's burst alert).
+    privacy_objections_per_origin_hour: int = Field(default=5, ge=1)
+    privacy_objections_per_campaign_hour: int = Field(default=30, ge=1)
+    privacy_objection_alert_per_hour: int = Field(default=10, ge=0)
 
     # Language of messages, CLI output and pages when the client does not ask (fr or en)
     lang: Literal["fr", "en"] = "fr"

@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-from app.dburl import _asyncpg, resolve_urls  # noqa: F401 (re-exported)
+from app.dburl import CLIENT_CHECK_MS, _asyncpg, resolve_urls  # noqa: F401 (re-exported)
 
 
 def make_engine(
@@ -33,6 +33,8 @@ def make_engine(
     pool_size: int = 10,
     statement_timeout_s: float | None = None,
     pool_timeout_s: float = 30,
+    application_name: str = "porte",
+    connect_timeout_s: float | None = None,
 ) -> AsyncEngine:
     """An asyncpg engine; JIT off (short queries), app name for pg_stat_activity.
 
@@ -40,9 +42,16 @@ def make_engine(
     Bound parameters never appear in error messages or logs (``hide_parameters``): they may be
     a supporter's address. ``statement_timeout_s`` caps every statement (None: the server's).
     """
-    server_settings = {"jit": "off", "application_name": "porte"}
+    server_settings = {
+        "jit": "off",
+        "application_name": application_name,
+        "client_connection_check_interval": CLIENT_CHECK_MS,
+    }
     if statement_timeout_s:
         server_settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
+    connect_args: dict = {"server_settings": server_settings}
+    if connect_timeout_s:
+        connect_args["timeout"] = connect_timeout_s
     return create_async_engine(
         url,
         pool_size=pool_size,
@@ -50,7 +59,7 @@ def make_engine(
         pool_pre_ping=False,
         pool_timeout=pool_timeout_s,
         hide_parameters=True,
-        connect_args={"server_settings": server_settings},
+        connect_args=connect_args,
     )
 
 
@@ -95,6 +104,12 @@ class Database:
         self._hot_size = max(2, settings.db_pool_size // 2)
         self._hot: asyncpg.Pool | None = None
         self._hot_lock = asyncio.Lock()
+        # Reads that tolerate lag may go to a streaming replica (app.replica, docs/scale.md).
+        self.replica = None
+        if settings.replica_url:
+            from app.replica import Replica
+
+            self.replica = Replica(settings)
 
     async def hot_pool(self) -> asyncpg.Pool:
         """The asyncpg pool of the hot paths, opened on first use."""
@@ -110,6 +125,7 @@ class Database:
                         server_settings={
                             "jit": "off",
                             "application_name": "porte-hot",
+                            "client_connection_check_interval": CLIENT_CHECK_MS,
                             "statement_timeout": str(
                                 int(self.settings.tile_statement_timeout_s * 1000)
                             ),
@@ -118,6 +134,8 @@ class Database:
         return self._hot
 
     async def dispose(self) -> None:
+        if self.replica is not None:
+            await self.replica.dispose()
         if self._hot is not None:
             await self._hot.close()
             self._hot = None

@@ -21,6 +21,23 @@ from app.i18n import N_, _
 _RETRY_SOON = {"57014": 2, "40001": 1, "40P01": 1, "53300": 5}
 _OUTAGE_PREFIXES = ("08", "57P0")
 _OUTAGE = {"53100", "53200", "25006"}
+DISK_FULL = "53100"
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` is PostgreSQL's "no space left on device" (SQLSTATE 53100)."""
+    return _sqlstate(exc) == DISK_FULL
+
+
+def disk_full_advice() -> str:
+    """What a person does about a full database disk (commands and imports)."""
+    from app.i18n import _
+
+    return _(
+        "The database server has no disk space left. What was stored before is intact: this "
+        "run was rolled back. Free space on the database's disk (or the tablespace of the "
+        "tables named in the error), then run the same command again."
+    )
 
 
 @dataclass(frozen=True)
@@ -66,6 +83,8 @@ def classify(exc: BaseException) -> Unavailable | None:
             "53300": ("too many connections", N_("too many connections to the database")),
         }[state]
         return Unavailable(reason, _RETRY_SOON[state], text)
+    if state == DISK_FULL:
+        return Unavailable("database out of disk space", 30, N_("the database's disk is full"))
     if state and (state.startswith(_OUTAGE_PREFIXES) or state in _OUTAGE):
         return Unavailable(
             f"database unavailable (SQLSTATE {state})",

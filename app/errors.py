@@ -117,6 +117,8 @@ def problem(
 
 def unavailable(request: Request | None, down: Unavailable) -> JSONResponse:
     """503 with Retry-After for a database that cannot serve now; one log line, no traceback."""
+    from app.i18n import _
+
     rid = getattr(request.state, "request_id", "-") if request is not None else "-"
     where = f"{request.method} {request.url.path}" if request is not None else "-"
     log.warning("503 on %s: %s (request %s)", where, down.reason, rid)

@@ -60,8 +60,9 @@ class RequestContext:
 
     Plain ASGI (cheap per call). A request still running after ``deadline`` seconds is cancelled
     (its transaction rolls back) and answered 503 with Retry-After if nothing was sent yet. Once
-    the process is asked to stop (SIGTERM, ``state.draining``), new requests get 503 while those
-    in flight finish.
+    the process is asked to stop (SIGTERM, ``state.draining``), new requests get 503 (with
+    ``Connection: close``) while those in flight finish; one still running when the server's
+    grace period ends is cancelled, rolled back and answered 503 too (docs/operations.md).
     """
 
     def __init__(
@@ -112,6 +113,8 @@ class RequestContext:
                         headers[k] = v
             await send(message)
 
+        if self.state is not None:
+            self.state.inflight = getattr(self.state, "inflight", 0) + 1
         try:
             if self.state is not None and getattr(self.state, "draining", False):
                 await _refuse(scope, send_with_headers, "draining", retry_after=2)
@@ -123,7 +126,17 @@ class RequestContext:
                     log.warning("request past its %.0f s deadline [%s]", self.deadline, rid)
                     if not status:
                         await _refuse(scope, send_with_headers, "deadline", retry_after=5)
+                except asyncio.CancelledError:
+                    # The server cancels what still runs when its shutdown grace is over: the
+                    # transaction is rolled back (never committed); say so with a 503 the phone
+                    # retries, rather than the server's bare 500 and a traceback.
+                    if not (status == 0 and getattr(self.state, "draining", False)):
+                        raise
+                    log.warning("request still running at the end of the shutdown grace [%s]", rid)
+                    await _refuse(scope, send_with_headers, "draining", retry_after=2)
         finally:
+            if self.state is not None:
+                self.state.inflight -= 1
             reset_language(lang_token)
             log.info(
                 "%s %s -> %s in %.1f ms [%s]",
@@ -137,10 +150,20 @@ class RequestContext:
 
 async def _refuse(scope: Scope, send: Send, why: str, *, retry_after: int) -> None:
     """A 503 problem answer written straight to ASGI (outside the routes)."""
+    from app.i18n import _
+
     detail = {
         "draining": _("This server is restarting: try again in a moment (nothing was lost)."),
         "deadline": _("The request took too long and was stopped; nothing was changed. Try again."),
     }[why]
+    headers = [
+        (b"content-type", b"application/problem+json"),
+        (b"retry-after", str(retry_after).encode()),
+    ]
+    if why == "draining":
+        # This process is stopping: the client must not send its next request on this
+        # connection (the server closes it once this answer is sent).
+        headers.append((b"connection", b"close"))
     body = orjson.dumps(
         {
             "type": "about:blank",
@@ -155,11 +178,7 @@ async def _refuse(scope: Scope, send: Send, why: str, *, retry_after: int) -> No
         {
             "type": "http.response.start",
             "status": 503,
-            "headers": [
-                (b"content-type", b"application/problem+json"),
-                (b"retry-after", str(retry_after).encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -251,6 +270,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         gc.collect()
         gc.freeze()
         app.state.draining = False
+        app.state.inflight = 0
         _drain_on_sigterm(app.state)
         if settings.mode != "test":
             try:
@@ -264,6 +284,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             log.warning("database not reachable at start (%s); will retry on first request", exc)
         tile_audit_writer = asyncio.create_task(app.state.tile_audit.run())
         yield
+        # At shutdown the server has cancelled the requests still running past its grace period;
+        # let them roll back and send their 503 before the connections go (bounded).
+        deadline = time.monotonic() + 5
+        while app.state.inflight and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
         tile_audit_writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await tile_audit_writer
@@ -281,6 +306,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.inflight = 0  # requests being served (RequestContext); shutdown waits for them
     app.state.db = db
     app.state.verified_tokens = {}  # bearer token -> (caller, expiry): see optional_principal
     from app.services.field.tile_cache import TileCache
@@ -294,6 +320,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.tile_audit = TileAudit(db, settings)
 
     install_error_handlers(app)
+    if db.replica is not None:
+        # Lag-tolerant reads on the streaming replica; a GET it cannot serve runs again on the
+        # primary, inside the request's deadline (app.replica).
+        from app.replica import ReplicaFallback, ReplicaRetry, retry_response
+
+        app.add_exception_handler(ReplicaRetry, retry_response)
+        app.add_middleware(ReplicaFallback)
 
     app.add_middleware(
         RequestContext,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
@@ -137,19 +138,26 @@ class InviteSessionOut(BaseModel):
     expires_at: datetime
 
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # what PostgreSQL's [[:cntrl:]] refuses
-
-
-def _one_line(value: str) -> str:
-    if _CONTROL.search(value):
-        raise ValueError(_("a name is one line of visible characters (no tab, no control code)"))
+def _one_plain_line(value: str) -> str:
+    """A name on one line: no control, format or separator characters (the database's CHECK
+    refuses control characters; this is stricter, so nothing valid here fails there)."""
+    bad = next(
+        (c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")),
+        None,
+    )
+    if bad is not None:
+        raise ValueError(
+            _("must be one line of plain text (character U+{code} refused)").format(
+                code=f"{ord(bad):04X}"
+            )
+        )
     return value
 
 
 DisplayName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
-    AfterValidator(_one_line),
+    AfterValidator(_one_plain_line),
 ]
 
 

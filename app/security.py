@@ -17,6 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -313,6 +314,16 @@ STANDING_SQL = "SELECT * FROM porte_enter($1, $2, $3, $4)"
 STANDING_TEXT = text("SELECT * FROM porte_enter(:c, :u, :i, :v)")  # the same, SQLAlchemy binds
 
 
+def standing_binds(campaign_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
+    """The binds of ``STANDING_TEXT`` for this caller."""
+    return {
+        "c": campaign_id,
+        "u": principal.user_id,
+        "i": principal.invite_id,
+        "v": principal.version,
+    }
+
+
 def route_rule(request: Request) -> frozenset[str]:
     """The roles allowed on this campaign route (app.authz); refuse routes missing from it."""
     route = request.scope.get("route")
@@ -433,4 +444,143 @@ async def hot_campaign_context(
 
 # Released when the route function returns, before the response is sent.
 HotCampaignScope = Annotated[CampaignContext, Depends(hot_campaign_context, scope="function")]
-SCOPE_DEPENDENCIES = (campaign_context, hot_campaign_context)
+
+
+# ---------------------------------------------------------------- lag-tolerant reads (replica)
+def _may_use_replica(request: Request) -> Any:
+    """The replica, when one is configured and this request has not been sent back to the
+    primary (``app.replica.ReplicaFallback``)."""
+    from app.replica import PRIMARY_KEY
+
+    if request.scope.get("state", {}).get(PRIMARY_KEY):
+        return None
+    return request.app.state.db.replica
+
+
+async def _standing_on_primary(
+    request: Request, campaign_id: uuid.UUID, principal: Principal
+) -> Any:
+    """The caller's standing read on the primary, in a short transaction of its own."""
+    async with request.app.state.db.transaction() as primary:
+        return (
+            (await primary.execute(STANDING_TEXT, standing_binds(campaign_id, principal)))
+            .mappings()
+            .first()
+        )
+
+
+def _retry_on_primary(replica: Any, exc: Exception) -> None:
+    """Turn a failure of the replica under a request into ``ReplicaRetry`` (run it again on the
+    primary); other errors go on as they are."""
+    from app.replica import ReplicaRetry, failure
+
+    reason = failure(exc)
+    if reason is None:
+        return
+    replica.failed(exc)
+    raise ReplicaRetry(reason) from exc
+
+
+async def replica_campaign_context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> AsyncIterator[CampaignContext]:
+    """``campaign_context`` for reads that tolerate a few seconds of lag (app.replica).
+
+    Same rules and answers. The standing is read on the primary; ``ctx.session`` reads the
+    replica (tenant set, row-level security as on the primary) and ``ctx.write_session()`` writes
+    on the primary. Without a usable replica this is ``campaign_context`` on the primary.
+    """
+    rule = route_rule(request)
+    if principal.is_invite and principal.invite_campaign_id != campaign_id:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    db: Database = request.app.state.db
+    replica = _may_use_replica(request)
+    async with AsyncExitStack() as stack:
+        session = None
+        if replica is not None:
+            session = await replica.read_session(stack, campaign_id, principal.user_id)
+        if session is None:  # the primary serves everything, in one transaction
+            primary = await stack.enter_async_context(db.transaction())
+            standing = (
+                (await primary.execute(STANDING_TEXT, standing_binds(campaign_id, principal)))
+                .mappings()
+                .first()
+            )
+            check_standing(principal, campaign_id, rule, standing)
+            yield _context(request, campaign_id, principal, standing, primary)
+            return
+        standing = await _standing_on_primary(request, campaign_id, principal)
+        check_standing(principal, campaign_id, rule, standing)
+        ctx = _context(request, campaign_id, principal, standing, session)
+        ctx.read_from = "replica"
+        writer: list[AsyncSession] = []
+
+        async def write_session() -> AsyncSession:
+            if not writer:
+                primary = await stack.enter_async_context(db.transaction())
+                await set_tenant(primary, campaign_id, principal.user_id)
+                writer.append(primary)
+            return writer[0]
+
+        ctx.writer = write_session
+        try:
+            yield ctx
+        except Exception as exc:
+            _retry_on_primary(replica, exc)
+            raise
+
+
+# hot_campaign_context as a context manager (the route's exception is thrown into it, so its
+# connection goes back to the pool at once).
+_hot_primary = asynccontextmanager(hot_campaign_context)
+
+
+async def replica_hot_campaign_context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> AsyncIterator[CampaignContext]:
+    """``hot_campaign_context`` for map tiles that tolerate lag: ``ctx.conn`` is a replica
+    connection (the route opens its tenant transaction on it as usual); the standing is read on
+    the primary. Without a usable replica this is ``hot_campaign_context``."""
+    rule = route_rule(request)
+    if principal.is_invite and principal.invite_campaign_id != campaign_id:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    replica = _may_use_replica(request)
+    async with AsyncExitStack() as stack:
+        conn = None if replica is None else await replica.hot_connection(stack)
+        if conn is None:
+            async with _hot_primary(request, campaign_id, principal) as ctx:
+                yield ctx
+            return
+        settings = request.app.state.settings
+        pool = await request.app.state.db.hot_pool()
+        async with pool.acquire(timeout=settings.pool_timeout_s) as primary:
+            standing = await primary.fetchrow(
+                STANDING_SQL, campaign_id, principal.user_id, principal.invite_id, principal.version
+            )
+        check_standing(principal, campaign_id, rule, standing)
+        ctx = _context(request, campaign_id, principal, standing, None)
+        ctx.conn = conn
+        ctx.read_from = "replica"
+        try:
+            yield ctx
+        except Exception as exc:
+            _retry_on_primary(replica, exc)
+            raise
+
+
+# Routes whose reads tolerate a few seconds of lag (ranking, exports, OGC, district tiles,
+# analyst aggregates) take these instead of CampaignScope / HotCampaignScope: docs/scale.md.
+ReplicaScope = Annotated[CampaignContext, Depends(replica_campaign_context, scope="function")]
+HotReplicaScope = Annotated[
+    CampaignContext, Depends(replica_hot_campaign_context, scope="function")
+]
+SCOPE_DEPENDENCIES = (
+    campaign_context,
+    hot_campaign_context,
+    replica_campaign_context,
+    replica_hot_campaign_context,
+)

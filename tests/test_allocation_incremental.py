@@ -136,6 +136,41 @@ async def test_a_change_rebuilds_only_its_blocks_and_matches_a_full_rebuild(base
         await conn.close()
 
 
+async def test_a_request_never_waits_behind_a_running_refresh(base):
+    """While a refresh holds the lock (the command, or another request), a request that finds
+    the allocation stale uses it as stored instead of queueing behind it (which ended in 503s
+    and starved the command); once the lock is free it refreshes inline again."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.services.reference.allocation import ensure_allocation
+
+    holder = await _connect(base)
+    engine = create_async_engine(base.owner)
+    try:
+        await holder.execute(
+            "INSERT INTO address (ban_id, numero, nom_voie, code_insee, lon, lat, source, "
+            "source_file) SELECT 'BUSY_' || n, n, 'SYNTHETIC busy street', 'S0002', ST_X(p), "
+            "ST_Y(p), 'synthetic', 'busy.csv' FROM generate_series(1, 5) n, ST_Transform("
+            f"ST_SetSRID(ST_MakePoint({SIZE.origin_x} + 15000 + n * 100, "
+            f"{SIZE.origin_y} + 5000), 3035), 4326) p"
+        )
+        tx = holder.transaction()
+        await tx.start()
+        await holder.execute("SELECT pg_advisory_xact_lock(hashtext('porte_refresh_allocation'))")
+        async with engine.connect() as conn:
+            await conn.exec_driver_sql("SET statement_timeout = '3s'")
+            state = await ensure_allocation(conn)  # would wait 3 s, then fail, before
+            assert state.stale
+            await conn.rollback()
+            await tx.rollback()
+            async with conn.begin():
+                state = await ensure_allocation(conn)
+            assert not state.stale
+    finally:
+        await engine.dispose()
+        await holder.close()
+
+
 def _cli_env(urls) -> dict[str, str]:
     env = dict(os.environ, DATABASE_URL=urls.app, OWNER_DATABASE_URL=urls.owner, PORTE_LANG="en")
     env.pop("PORTE_DATABASE_URL", None)

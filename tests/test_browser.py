@@ -699,3 +699,66 @@ async def test_organiser_page_greets_in_french_and_switches_to_english(
         watch.assert_same_origin(live_server.url)
     finally:
         await ctx.close()
+
+
+async def test_queue_waits_as_long_as_retry_after_says_with_jitter(
+    browser, live_server, owner_engine
+):
+    """The server answers the first batch 503 with Retry-After: 3 (as while the database or
+    the server restarts). The phone keeps the visit, says when it tries again, sends nothing
+    before 3 s even when another visit is recorded meanwhile, then sends both once; the wait
+    is Retry-After plus up to 50 % of random jitter."""
+    import json
+    import time
+
+    tw = await make_turf_world(owner_engine, live_server.settings)
+    cid = tw.world.campaign_id
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    ctx = await browser.new_context(viewport=PHONE, locale="en-GB")
+    page = await ctx.new_page()
+    posts: list[float] = []
+
+    async def visits(route):
+        posts.append(time.monotonic())
+        if len(posts) > 1:
+            await route.continue_()
+            return
+        body = {"title": "Service unavailable", "status": 503, "retry_after": 3,
+                "detail": "The database cannot answer right now."}  # fmt: skip
+        await route.fulfill(
+            status=503,
+            headers={"Retry-After": "3", "Content-Type": "application/problem+json"},
+            body=json.dumps(body),
+        )
+
+    try:
+        await page.route(re.compile(r".*/campaigns/[^/]+/visits$"), visits)
+        await page.goto(link)
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        # The delay the queue computes for "Retry-After: 3": never less, at most 4.5 s, spread.
+        delays = await page.evaluate(
+            "() => Array.from({length: 400}, () => PorteM.retryDelay({retryAfter: 3}, 1))"
+        )
+        assert min(delays) >= 3000 and max(delays) <= 4500, (min(delays), max(delays))
+        assert max(delays) - min(delays) > 750, "no jitter"
+        # Without Retry-After (network down): 2 s, 4 s, 8 s ... capped at 5 min, jittered.
+        grows = await page.evaluate("() => [1, 2, 3, 12, 40].map(k => PorteM.retryDelay(null, k))")
+        for k, (low, got) in enumerate(zip([2000, 4000, 8000, 300000, 300000], grows, strict=True)):
+            assert low <= got <= low * 1.5, (k, got)
+
+        await _tap_in_list(page, tw.doors_a[0], "talked")
+        await page.wait_for_function("() => document.body.dataset.retryIn", timeout=15000)
+        wait = int(await page.evaluate("() => document.body.dataset.retryIn"))
+        assert 3000 <= wait <= 4500, wait
+        assert "3 s" in await page.inner_text("#toast") or "4 s" in await page.inner_text("#toast")
+        await _tap_in_list(page, tw.doors_a[1], "not_home")  # calls sync(): must not send yet
+        await _wait_queue(page, 0)
+        assert len(posts) == 2, posts  # the refused try, then one retry with both visits
+        gap = posts[1] - posts[0]
+        assert wait / 1000 - 0.2 <= gap <= wait / 1000 + 3, (gap, wait)
+        stored = await _settled_visits(owner_engine, cid, 2)
+        assert sorted((v.address_id, v.outcome) for v in stored) == sorted(
+            [(tw.doors_a[0], "talked"), (tw.doors_a[1], "not_home")]
+        )
+    finally:
+        await ctx.close()

@@ -70,13 +70,15 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
         proof = (
             await conn.execute(
                 text(
-                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, "
+                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.point_enc, "
+                    "s.address_id_enc, s.tile_id, s.bv_code, "
                     "s.withdrawn_at, "
                     "array_agg(c.withdrawn_at IS NOT NULL) AS w, "
                     "array_agg(c.withdrawal_channel) AS ch "
                     "FROM supporter s JOIN supporter_consent c ON c.campaign_id = s.campaign_id "
                     "AND c.supporter_id = s.id WHERE s.campaign_id = :c AND s.id = :i "
-                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, "
+                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.point_enc, "
+                    "s.address_id_enc, s.tile_id, s.bv_code, "
                     "s.withdrawn_at"
                 ),
                 {"c": w.campaign_id, "i": ids[1]},
@@ -90,7 +92,8 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
         ).scalar()
     assert gone == 0
     assert proof.status == "withdrawn" and proof.withdrawn_at is not None
-    assert proof.name_enc is None and proof.email_enc is None and proof.geom is None
+    assert proof.name_enc is None and proof.email_enc is None and proof.point_enc is None
+    assert proof.address_id_enc is None and proof.tile_id is None and proof.bv_code is None
     assert all(proof.w) and set(proof.ch) == {"letter"}
     assert {"gdpr.erase", "gdpr.withdraw"} <= set(actions)
     # volunteers never see aggregates of supporters
@@ -177,12 +180,16 @@ async def test_rectify_and_objection_flag_the_door_without_identity(client, worl
                 text("SELECT * FROM door_flag WHERE campaign_id = :c"), {"c": world.campaign_id}
             )
         ).one()
+    # an address and a date, no identity (request_id: the public-form request that set a flag,
+    # none here: the admin's flag is not revertible in bulk)
     assert flag.address_id == door and set(flag._mapping) == {
         "campaign_id",
         "address_id",
         "kind",
         "created_at",
+        "request_id",
     }
+    assert flag.request_id is None
     # the flag outlives the person's erasure
     await client.delete(world.url(f"/supporters/{sid}"), headers=h)
     async with owner_engine.connect() as conn:
@@ -231,7 +238,8 @@ async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
         data={"kind": "objection", "address": "8 rue Nationale, 59000 Lille"},
     )
     assert r.status_code == 200 and "à la main" in r.text
-    # withdrawal by e-mail, matched by its keyed hash whatever the case and spacing
+    # withdrawal by e-mail, matched by its keyed hash whatever the case and spacing; it waits
+    # for the person to confirm from the link sent to the held address (tests/test_privacy_form.py)
     sid = (
         await client.post(
             world.url("/supporters"), headers=world.headers["admin"], json=person(700)
@@ -274,12 +282,12 @@ async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
                 {"c": world.campaign_id},
             )
         ).all()
-    assert status == "withdrawn" and flags == 1
+    assert status == "active" and flags == 1
     assert sorted((r.kind, r.status, r.outcome, r.enc) for r in reqs) == [
         ("objection", "done", "door_flagged", False),
         ("objection", "pending", "address_none", True),
-        ("withdrawal", "done", "matched", False),
         ("withdrawal", "done", "no_match", False),
+        ("withdrawal", "unconfirmed", "link_sent", False),
     ]
 
 

@@ -106,8 +106,8 @@ async def test_personal_columns_are_ciphertext(client, world, owner_engine, sett
             await conn.execute(
                 text(
                     "SELECT key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
-                    "email_hmac, geom IS NOT NULL AS placed FROM supporter WHERE campaign_id = :c "
-                    "AND id = :i"
+                    "email_hmac, point_enc IS NOT NULL AS placed FROM supporter "
+                    "WHERE campaign_id = :c AND id = :i"
                 ),
                 {"c": world.campaign_id, "i": sid},
             )

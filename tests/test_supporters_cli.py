@@ -119,7 +119,7 @@ async def _counts(owner_engine, cid) -> dict[str, int]:
         r = (
             await conn.execute(
                 text(
-                    "SELECT count(*) AS n, count(geom) AS placed, "
+                    "SELECT count(*) AS n, count(point_enc) AS placed, "
                     "count(*) FILTER (WHERE geocode_level = 'housenumber') AS housenumber, "
                     "count(phone_enc) AS phones, "
                     "(SELECT count(*) FROM supporter_consent c WHERE c.campaign_id = :c) "

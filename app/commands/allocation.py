@@ -110,8 +110,23 @@ def run_refresh(
             err=True,
         )
         raise typer.Exit(130) from None
-    except (OSError, asyncpg.PostgresError) as exc:
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         bar.close()
+        from app.dbfaults import disk_full_advice, is_disk_full
+
+        if is_disk_full(exc):
+            typer.secho(
+                _("The allocation refresh stopped: {error}.").format(
+                    error=str(exc).splitlines()[0].rstrip(".")
+                )
+                + " "
+                + disk_full_advice()
+                + " "
+                + _("Blocks already rebuilt are kept: `porte allocation refresh` continues."),
+                fg="red",
+                err=True,
+            )
+            raise typer.Exit(1) from None
         typer.secho(
             _(
                 "The allocation refresh stopped: {error}. What was rebuilt is kept; run `porte "

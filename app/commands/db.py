@@ -1,8 +1,9 @@
-"""`porte db start | stop | status | url | migrate`: the private PostGIS cluster."""
+"""`porte db start | stop | status | url | migrate | replica`: the private PostGIS cluster."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -91,3 +92,25 @@ def register(cli: typer.Typer) -> None:
 
         upgrade(resolve_urls(get_settings())[1], revision)
         typer.echo(_("Database migrated to {revision}.").format(revision=revision))
+
+    @db.command()
+    def replica(
+        data_dir: Path = typer.Argument(..., help="Folder of the new standby (must not exist)."),
+        port: int = typer.Option(..., "--port", help="Port of the standby (127.0.0.1)."),
+    ) -> None:
+        """Make a streaming replica (hot standby) of the private cluster and start it."""
+        c = _cluster()
+        try:
+            if not c.is_running():
+                raise ClusterError(_("The private cluster is not running: `porte db start` first."))
+            standby = c.create_standby(data_dir, port)
+        except ClusterError as exc:
+            _fail(exc)
+        typer.echo(
+            _(
+                "Streaming replica running on 127.0.0.1:{port} (data in {dir}). Reads that "
+                "tolerate lag go to it once the service has:\n    PORTE_REPLICA_URL={url}\n"
+                "Start it again later with PORTE_DB_DIR={dir} PORTE_DB_PORT={port} "
+                "porte db start --no-migrate (docs/scale.md)."
+            ).format(port=port, dir=standby.data_dir, url=standby.url("app"))
+        )

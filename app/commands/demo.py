@@ -38,21 +38,6 @@ async def _seed(settings, owner_url: str, password: str) -> dict:
     return info
 
 
-def start_demo_mail(settings):
-    """When no mail server is configured, a local SMTP sink that keeps every message in a
-    folder (invitations, confirmations): nothing leaves the machine. Returns it, or None."""
-    if settings.smtp_host:
-        return None
-    from app.mailsink import MailSink
-
-    folder = settings.db_dir.parent / "mail"
-    sink = MailSink(folder=folder).start()
-    os.environ["PORTE_SMTP_HOST"] = "127.0.0.1"
-    os.environ["PORTE_SMTP_PORT"] = str(sink.port)
-    os.environ["PORTE_SMTP_TLS"] = "none"
-    return sink
-
-
 def sample_loaded(owner_url: str) -> bool:
     """True when the reference tables already hold tiles, districts and doors."""
     import asyncio
@@ -166,7 +151,9 @@ def register(cli: typer.Typer) -> None:
 
         base = base_url_for(host, port)
         os.environ.setdefault("PORTE_PUBLIC_BASE_URL", base)
-        sink = start_demo_mail(settings)
+        from app.commands.demo_mail import start_demo_mail
+
+        sink = start_demo_mail(settings)  # before the app's settings are read: they point at it
         app_url, owner_url = resolve_urls(settings)
         settings = get_settings().model_copy(
             update={"database_url": app_url, "owner_database_url": owner_url}
@@ -176,11 +163,31 @@ def register(cli: typer.Typer) -> None:
         typer.echo(f"  campaign id : {info['campaign_id']} (election {info['election_date']})")
         for email in info["accounts"]:
             typer.echo(f"  {email:<24} password: {password}")
+        from app.commands.demo_seed import DEMO_SIDE
+        from app.i18n import _
+
         typer.echo(
-            f"  {info['turfs']} turfs cut in polling station {DEMO_DISTRICT}; one assigned to "
-            "volunteer@demo.local, one to this invite link (open it on a phone):"
+            _(
+                "  {turfs} turfs of about 150 households cut in polling station {district}; "
+                "three assigned to volunteer@demo.local, one to this invite link (open it on "
+                "a phone):"
+            ).format(turfs=info["turfs"], district=DEMO_DISTRICT)
         )
         typer.echo(f"  {info['invite_link']}")
+        if info.get("visits"):
+            typer.echo(
+                _(
+                    "  {visits} SYNTHETIC visits recorded over {rounds} rounds by "
+                    "volunteer@demo.local: grey doors on the maps, GET /campaigns/{cid}/progress."
+                ).format(visits=info["visits"], rounds=info["rounds"], cid=info["campaign_id"])
+            )
+        typer.echo(
+            _(
+                "  The campaign's side is {side} (a nuance of the sample's elections, chosen only "
+                "because it ran in all of them): the ranking's side, closeness and swing factors "
+                "count. Choose yours: GET /elections/{{id}}/sides, PUT /campaigns/{cid}/weights."
+            ).format(side=DEMO_SIDE, cid=info["campaign_id"])
+        )
         typer.echo(f"  API docs    : {base}/docs")
         typer.echo(f"  organiser map: {base}/organiser/   analyst map: {base}/analyst/")
         typer.secho(
@@ -188,8 +195,6 @@ def register(cli: typer.Typer) -> None:
             "import your département's BAN file to replace them.",
             fg="yellow",
         )
-        from app.i18n import _
-
         typer.secho(
             _(
                 "  {n} SYNTHETIC consented supporters (made-up people, consent recorded per "
@@ -202,9 +207,10 @@ def register(cli: typer.Typer) -> None:
         if sink is not None:
             typer.echo(
                 _(
-                    "  Mail: no mail server set (PORTE_SMTP_HOST); a local sink on "
-                    "127.0.0.1:{port} keeps every message sent (invitations, confirmations) "
-                    "in {folder}."
+                    "  Mail is not sent out (no PORTE_SMTP_HOST): a local sink on 127.0.0.1:{port} "
+                    "writes every message (invitations, the privacy form's confirmation links) "
+                    "to {folder}, one .eml file each (plain text): open the newest to follow "
+                    "its link."
                 ).format(port=sink.port, folder=sink.folder)
             )
         if settings.local_secrets is not None:
@@ -214,7 +220,13 @@ def register(cli: typer.Typer) -> None:
                     "with the cluster."
                 ).format(path=settings.local_secrets.path)
             )
-        if serve:
-            import uvicorn
+        try:
+            if serve:
+                import uvicorn
 
-            uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
+                uvicorn.run(
+                    "app.main:create_app", factory=True, host=host, port=port, log_level="info"
+                )
+        finally:
+            if sink is not None:
+                sink.stop()

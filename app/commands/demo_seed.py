@@ -18,6 +18,10 @@ from app.authz import ROLES
 from app.security import hash_password, token_hash
 
 DEMO_NAME = "Démo 92-13"
+# The demo's side: a real nuance of the sample's results, chosen only because it ran in every
+# election of the sample (so the side's score, closeness and swing all count). A campaign picks
+# its own (GET /elections/{id}/sides, then PUT /campaigns/{id}/weights {"side": ...}).
+DEMO_SIDE = "ENS"
 DEMO_DOMAIN = "demo.local"
 # The last municipal elections were held on 15 and 22 March 2026; councils sit for six years, so
 # the next ones fall in March 2032. Their exact date is only set by decree about a year before;
@@ -68,9 +72,10 @@ async def create_demo_campaign_async(
                 await conn.execute(
                     text(
                         "INSERT INTO campaign (name, election_date, visit_retention_date, "
-                        "created_by) VALUES (:n, :d, :r, :u) RETURNING id"
+                        "created_by, side) VALUES (:n, :d, :r, :u, :s) RETURNING id"
                     ),
                     {
+                        "s": DEMO_SIDE,
                         "n": DEMO_NAME,
                         "d": NEXT_MUNICIPAL_ELECTION,
                         "r": one_month_after(NEXT_MUNICIPAL_ELECTION),

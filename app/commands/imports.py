@@ -48,6 +48,21 @@ def _run(coro, as_json: bool) -> None:
     except OSError as exc:
         err.print(f"[bold red]Import failed:[/] {exc}. Nothing was imported.", highlight=False)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        # The database went away mid-import (restarted, connection cut): the transaction was
+        # never committed, so nothing of this run is stored.
+        import asyncpg
+
+        if not isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+            raise
+        err.print(
+            _(
+                "[bold red]Import failed:[/] the database connection was lost ({error}). Nothing "
+                "was imported; run the same command again once the database is back."
+            ).format(error=exc),
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:

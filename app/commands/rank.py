@@ -23,7 +23,8 @@ async def _rank(
     from app.db import make_engine, resolve_urls, set_tenant
     from app.services.ranking import service as ranking
 
-    _, owner_url = resolve_urls(get_settings())
+    settings = get_settings()
+    _, owner_url = resolve_urls(settings)
     engine = make_engine(owner_url, pool_size=1)
     try:
         async with engine.connect() as conn, conn.begin():
@@ -43,6 +44,7 @@ async def _rank(
                 election=election,
                 side=side,
                 swing_from=swing_from,
+                settings=settings,
             )
         result["districts"] = [disclosure.apply_k(d, row.k_threshold) for d in result["districts"]]
         return ranking.top(result, limit), row.name

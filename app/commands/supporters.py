@@ -352,6 +352,15 @@ def register(cli: typer.Typer) -> None:
             )
             raise typer.Exit(1) from None
         except DBAPIError as exc:
+            from app.dbfaults import disk_full_advice, is_disk_full
+
+            if is_disk_full(exc):
+                first = str(exc.orig).splitlines()[0]
+                _say(
+                    _("Import failed: {error}.").format(error=first) + " " + disk_full_advice(),
+                    fg="red",
+                )
+                raise typer.Exit(1) from None
             # e.g. the same person added through the API while the import ran (unique index)
             _say(
                 f"Import failed: the database refused it ({type(exc.orig).__name__}: "

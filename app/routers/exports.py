@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.db import statement_timeout
-from app.security import CampaignScope
+from app.security import ReplicaScope
 from app.services.access import audit
 from app.services.ranking import exports as service
 
@@ -16,7 +16,7 @@ router = APIRouter(tags=["exports"])
 @router.get("/campaigns/{campaign_id}/exports/priority-zones.{ext}")
 async def priority_zones(
     ext: str,
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     preset: str | None = Query(None, description="mobilisation | persuasion | coverage"),
     election: str | None = None,
     side: str | None = None,
@@ -31,6 +31,7 @@ async def priority_zones(
         preset=preset,
         election=election,
         side=side,
+        settings=ctx.settings,
     )
     title = f"Priority zones - campaign {ctx.campaign_id}"
     body = await run_in_threadpool(service.render, gdf, meta, ext, title=title)

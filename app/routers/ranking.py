@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.security import CampaignScope
+from app.security import CampaignScope, ReplicaScope
 from app.services.ranking import service
 
 router = APIRouter(tags=["ranking"])
@@ -44,7 +44,7 @@ class WeightsIn(BaseModel):
 
 @router.get("/campaigns/{campaign_id}/ranking")
 async def get_ranking(
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     preset: Preset = None,
     election: Election = None,
     side: Side = None,
@@ -60,7 +60,7 @@ async def get_ranking(
 @router.get("/campaigns/{campaign_id}/districts/{code}")
 async def get_district(
     code: str,
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     preset: Preset = None,
     election: Election = None,
     side: Side = None,

@@ -25,7 +25,10 @@ async def health(db: DatabaseDep) -> Any:
     try:
         async with db.transaction() as session:
             body = await service.health(session)
-            return {**body, "database": {**body["database"], "status": "available"}}
+            body = {**body, "database": {**body["database"], "status": "available"}}
+            if db.replica is not None:  # lag-tolerant reads (docs/scale.md)
+                body["replica"] = db.replica.status()
+            return body
     except (OSError, TimeoutError, SQLAlchemyError, asyncpg.PostgresError) as exc:
         down = classify(exc) or Unavailable(type(exc).__name__, 5)
         return JSONResponse(

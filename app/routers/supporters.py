@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, Query, UploadFile
 
-from app.security import CampaignScope
+from app.security import CampaignScope, ReplicaScope
 from app.services.people import privacy as privacy_service
 from app.services.people.supporters import core, imports, review
 from app.services.people.supporters.aggregates import supporter_counts
@@ -80,14 +80,19 @@ async def review_supporters(
 
 @router.get("/campaigns/{campaign_id}/supporters/aggregates")
 async def supporter_aggregates(
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     by: Literal["district", "tile"] = "district",
     district_kind: Literal["bureau_de_vote", "iris"] | None = None,
 ) -> dict:
     """Supporters per cell of the campaign's one partition (district or INSEE tile, campaign
     setting supporter_cells); cells below the campaign's k, zero included, are hidden."""
     res = await supporter_counts(
-        ctx.session, ctx.campaign_id, k=ctx.k_threshold, by=by, district_kind=district_kind
+        ctx.session,
+        ctx.campaign_id,
+        k=ctx.k_threshold,
+        by=by,
+        district_kind=district_kind,
+        settings=ctx.settings,
     )
     return res.as_dict()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.security import HotCampaignScope
+from app.security import HotCampaignScope, HotReplicaScope
 from app.services.field import tiles as service
 
 router = APIRouter(tags=["maps"])
@@ -53,7 +53,7 @@ async def turfs_tile(ctx: HotCampaignScope, request: Request, z: int, x: int, y:
 
 @router.get(f"{PREFIX}/districts/{{z}}/{{x}}/{{y}}.mvt", responses=TILE_RESPONSES)
 async def districts_tile(
-    ctx: HotCampaignScope, request: Request, z: int, x: int, y: int
+    ctx: HotReplicaScope, request: Request, z: int, x: int, y: int
 ) -> Response:
     """District outlines with the ranking score and aggregates (>= k) when computed."""
     tile = await service.districts_tile(ctx, z, x, y)

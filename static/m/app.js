@@ -344,10 +344,49 @@
     return out;
   }
 
-  /** Send queued visits in batches of 200; keep them queued on any network failure. */
+  // ------------------------------------------------------------------ retries
+  // When the server cannot take visits now (503 or 429 with Retry-After: restarting, database
+  // down or busy), the queue waits as long as it was asked, plus up to half as long again
+  // at random, so that phones told the same thing do not all come back in the same second.
+  // A network failure or another server error backs off from 2 s, doubling up to 5 min, with
+  // the same jitter; coming back online retries at once. Nothing leaves the queue meanwhile.
+  const RETRY_BASE_MS = 2000, RETRY_MAX_MS = 5 * 60 * 1000, JITTER = 0.5;
+  state.retryAt = 0;      // ms: no sync before this
+  state.retryKind = null; // "server" (it said when) or "network"
+  state.failures = 0;
+  state.retryTimer = null;
+
+  /** How long to wait after a failure (ms): the server's Retry-After, else exponential. */
+  function retryDelay(err, failures) {
+    const asked = err && Number.isFinite(err.retryAfter) ? err.retryAfter * 1000 : null;
+    const base = asked != null ? asked
+      : Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** Math.min(Math.max(failures - 1, 0), 12));
+    return Math.round(base * (1 + Math.random() * JITTER));
+  }
+
+  function scheduleRetry(err, kind) {
+    state.failures++;
+    state.retryKind = kind;
+    const wait = retryDelay(err, state.failures);
+    state.retryAt = Date.now() + wait;
+    document.body.dataset.retryIn = String(wait);
+    clearTimeout(state.retryTimer);
+    state.retryTimer = setTimeout(() => { state.retryTimer = null; state.retryAt = 0; sync(); }, wait);
+    if (kind === "server") toast(t("toast.retry", { s: Math.ceil(wait / 1000) }));
+  }
+
+  function retried() {
+    state.failures = 0; state.retryAt = 0; state.retryKind = null;
+    clearTimeout(state.retryTimer); state.retryTimer = null;
+    delete document.body.dataset.retryIn;
+  }
+
+  /** Send queued visits in batches of 200; keep them queued on any failure, and try again when
+   * the server said (Retry-After) or after a jittered backoff. */
   async function sync() {
     if (!state.session) return;
     if (state.syncing) { state.syncAgain = true; return; } // visits recorded meanwhile
+    if (Date.now() < state.retryAt) return; // the scheduled retry sends them
     state.syncing = true;
     state.syncAgain = false;
     try {
@@ -368,6 +407,11 @@
             state.refused = e.status;
             break;
           }
+          if (!(e instanceof Porte.ApiError)) { scheduleRetry(e, "network"); break; }
+          if (e.status === 503 || e.status === 429 || e.status >= 500) {
+            scheduleRetry(e, e.retryAfter != null ? "server" : "network");
+            break;
+          }
           if (e instanceof Porte.ApiError && e.status === 401) notice(t("notice.expired"), true);
           if (e instanceof Porte.ApiError && e.status === 422 && batch.length === 1) {
             batch[0].state = "rejected"; batch[0].error = e.message;
@@ -376,6 +420,7 @@
           }
           break; // network down or server refusing: keep the rest queued
         }
+        retried();
         const results = new Map();
         for (const r of (resp && resp.results) || []) results.set(r.id, r);
         for (const v of batch) {
@@ -689,7 +734,11 @@
   }
   function setOnline() {
     $("net").hidden = navigator.onLine;
-    if (navigator.onLine) { clearNotice("offline"); sync(); }
+    if (navigator.onLine) {
+      clearNotice("offline");
+      if (state.retryKind === "network") retried(); // the network is back: try now
+      sync();
+    }
   }
 
   function locate() {
@@ -787,6 +836,6 @@
     setOnline();
   }
 
-  window.PorteM = { state, sync, record, openPanel, nextDoor, drawDoors };
+  window.PorteM = { state, sync, record, openPanel, nextDoor, drawDoors, retryDelay };
   start();
 })();

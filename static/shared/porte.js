@@ -84,7 +84,18 @@
   }
 
   class ApiError extends Error {
-    constructor(status, message, body) { super(message); this.status = status; this.body = body; }
+    constructor(status, message, body, retryAfter) {
+      super(message); this.status = status; this.body = body;
+      this.retryAfter = retryAfter; // seconds the server asked to wait (503, 429), or null
+    }
+  }
+
+  /** Seconds from a Retry-After header (a number of seconds, or an HTTP date), else null. */
+  function retryAfterSeconds(value) {
+    if (value == null || value === "") return null;
+    if (/^\s*\d+\s*$/.test(value)) return Number(value);
+    const at = Date.parse(value);
+    return isNaN(at) ? null : Math.max(0, Math.ceil((at - Date.now()) / 1000));
   }
 
   // A page with a refresh token registers how to get a new access token: a 401 on a call made
@@ -118,7 +129,9 @@
     if (!resp.ok) {
       let detail = resp.statusText, data = null;
       try { data = await resp.json(); detail = data.detail || data.title || detail; } catch (e) { /* not json */ }
-      throw new ApiError(resp.status, detail, data);
+      let wait = retryAfterSeconds(resp.headers.get("Retry-After"));
+      if (wait == null && data && Number.isFinite(data.retry_after)) wait = data.retry_after;
+      throw new ApiError(resp.status, detail, data, wait);
     }
     if (resp.status === 204) return null;
     const type = resp.headers.get("content-type") || "";
@@ -168,7 +181,8 @@
   }
 
   global.Porte = {
-    lang, setLang, langSwitch, translator, translatePage, uuid, api, ApiError, config, addBasemap,
+    lang, setLang, langSwitch, translator, translatePage, uuid, api, ApiError, retryAfterSeconds,
+    config, addBasemap,
     staffSession, setStaffSession, signIn, escapeHtml, setRefresher,
   };
 })(window);

@@ -22,6 +22,17 @@ from tests.conftest import DbUrls, make_settings
 pytestmark = pytest.mark.faults
 
 
+def pytest_collection_modifyitems(config, items):
+    """Refuse a fault test without a time bound (``@bounded``, tests/faults/bounds.py)."""
+    here = Path(__file__).parent
+    for item in items:
+        ours = here in Path(item.path).parents and hasattr(item, "function")
+        if ours and getattr(item.function, "fault_bound", None) is None:
+            raise pytest.UsageError(
+                f"{item.nodeid}: every fault test needs a time bound: @bounded(seconds)"
+            )
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

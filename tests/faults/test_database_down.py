@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.factories import make_world
+from tests.faults.bounds import bounded
 from tests.fixtures_field import assigned_turf, count_visits, now_iso, visit
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
@@ -21,6 +22,7 @@ async def _batch(client, world, items):
     )
 
 
+@bounded(120)
 async def test_visits_while_the_database_stops_and_starts(
     fault_db, fault_client, fault_owner, fault_settings, caplog
 ):
@@ -87,6 +89,7 @@ async def test_visits_while_the_database_stops_and_starts(
     assert await count_visits(fault_owner, world.campaign_id) == len(ids) == 60
 
 
+@bounded(60)
 async def test_a_statement_past_its_timeout_is_503(fault_client, fault_owner, fault_settings):
     """A visit batch stuck behind a lock past the statement timeout: 503, nothing stored."""
     world = await make_world(fault_owner, fault_settings)
@@ -107,6 +110,7 @@ async def test_a_statement_past_its_timeout_is_503(fault_client, fault_owner, fa
     assert again.status_code == 200 and again.json()["created"] == 1
 
 
+@bounded(60)
 async def test_a_request_past_its_deadline_is_503_and_rolled_back(fault_db, fault_owner):
     """The whole request has a deadline: a visit stuck behind a lock longer than it is stopped,
     answered 503, and nothing is stored."""

@@ -7,11 +7,15 @@ Action names are ``<object>.<verb>`` (``doors.view``, ``supporters.export``...).
 counts towards the burst detector except the administrative ``access.*`` ones (member changes,
 invites, reading the audit log itself): an actor with more than ``settings.audit_burst_threshold``
 counted events in one hour gets each further event ``flagged``, shown to the campaign's admins.
+The public privacy form has no actor: its door objections are recorded with role ``public`` and
+the sender's coarse network (``coarse_client``), and flagged once the campaign received more than
+``settings.privacy_objection_alert_per_hour`` of them in an hour.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import logging
 import re
@@ -51,7 +55,9 @@ _INSERT = text(
 )
 
 
-_NOT_TOKEN = {extra: re.compile(rf"[^-A-Za-z0-9._{re.escape(extra)}]") for extra in ("", ":%")}
+_NOT_TOKEN = {
+    extra: re.compile(rf"[^-A-Za-z0-9._{re.escape(extra)}]") for extra in ("", ":%", ":%/")
+}
 
 
 def safe_token(value: str | None, limit: int, *, extra: str = "") -> str | None:
@@ -83,8 +89,10 @@ async def write_event(
     """Insert one event (the tenant must be set); return whether it was flagged as a burst.
 
     ``flag`` flags it whatever the hourly count (e.g. a minute of door tiles above
-    ``settings.audit_tile_burst``). The request id and client address are kept only as tokens
-    (see ``safe_token``): they come from the client and must not carry text.
+    ``settings.audit_tile_burst``, or a door objection of the public form beyond the campaign's
+    hourly alert threshold: the form has no actor to count). The request id and client address
+    are kept only as tokens (see ``safe_token``; a client may be a network such as
+    ``203.0.113.0/24``): they come from the client and must not carry text.
     """
     flagged = (
         await session.execute(
@@ -98,7 +106,7 @@ async def write_event(
                 "o": object,
                 "n": rows,
                 "rid": safe_token(request_id, 64),
-                "cl": safe_token(client, 100, extra=":%"),
+                "cl": safe_token(client, 100, extra=":%/"),
                 "d": json.dumps(details, default=str) if details else None,
                 "t": burst_threshold,
                 "force": flag,
@@ -107,11 +115,13 @@ async def write_event(
     ).scalar_one()
     if flagged:
         log.warning(
-            "audit burst: %s of campaign %s did %s (more than %d views/exports in an hour)",
-            user_id or f"invite {invite_id}",
+            "audit burst: %s of campaign %s did %s (%s)",
+            user_id or (f"invite {invite_id}" if invite_id else f"the public form ({client})"),
             campaign_id,
             action,
-            burst_threshold,
+            "over its alert threshold"
+            if flag
+            else f"more than {burst_threshold} views/exports in an hour",
         )
     return flagged
 
@@ -124,9 +134,10 @@ async def record(
     rows: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Record that precise locations or personal data were seen or exported (same transaction)."""
+    """Record that precise locations or personal data were seen or exported (the request's
+    transaction; on the primary when the request reads from the replica)."""
     await write_event(
-        ctx.session,
+        await ctx.write_session(),
         campaign_id=ctx.campaign_id,
         user_id=ctx.principal.user_id,
         invite_id=ctx.principal.invite_id,
@@ -139,6 +150,24 @@ async def record(
         details=details,
         burst_threshold=ctx.settings.audit_burst_threshold,
     )
+
+
+def coarse_client(address: str | None) -> str | None:
+    """The network a client address belongs to, never the address: its /24 (IPv4) or /48 (IPv6).
+
+    Used for requests nobody signs in for (the public privacy form). The network is enough to see
+    that many requests came from one place and to undo them together; the full address, which an
+    access provider can tie to one subscriber, would say who asked about which door."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 async def flagged_count(session: AsyncSession, campaign_id: uuid.UUID, days: int = 30) -> int:

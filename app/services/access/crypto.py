@@ -201,7 +201,8 @@ class _Encrypted:
     where: str  # which rows hold ciphertexts
 
 
-_SUPPORTER_FIELDS = ("name", "email", "phone", "address", "notes")
+# The personal columns, then the exact door (id and point, migration 0013): one key id per row.
+_SUPPORTER_FIELDS = ("name", "email", "phone", "address", "notes", "address_id", "point")
 SUPPORTERS = _Encrypted(
     "supporter",
     ("campaign_id", "id"),
@@ -278,8 +279,8 @@ async def _reencrypt(
 
 
 async def rotate(owner_url: str, settings: Settings, *, batch: int = 500, progress=None) -> int:
-    """Re-encrypt supporters' personal data and privacy requests' typed addresses under the
-    current key (see ``_reencrypt``). Returns rows done."""
+    """Re-encrypt supporters' personal data (their exact door included) and privacy requests'
+    typed addresses under the current key (see ``_reencrypt``). Returns rows done."""
     done = await _reencrypt(owner_url, settings, SUPPORTERS, batch=batch, progress=progress)
 
     def more(d: int) -> None:

@@ -5,7 +5,9 @@ Per campaign, in its own short transaction, as the schema owner (BYPASSRLS):
   archived first as anonymous counts per outcome in ``retention_archive``;
 - supporters ``supporter_retention_months`` after their last active contact, and withdrawal
   proofs the same delay after the withdrawal;
-- handled privacy-form requests and audit events older than ``audit_retention_days``;
+- handled (or reverted) privacy-form requests and audit events older than
+  ``audit_retention_days``, and requests whose e-mailed link expired unconfirmed (they hold the
+  hash of a dead link);
 - privacy-form requests still not handled (pending, or awaiting the person's confirmation) after
   ``privacy_request_pending_days`` (default 30): deleted with what they hold, counted in the
   run's audit event;
@@ -43,12 +45,15 @@ _STEPS: list[tuple[str, str]] = [
     ),
     (
         "privacy_requests",
-        "FROM privacy_request WHERE campaign_id = :c AND status = 'done' "
-        "AND received_at < now() - make_interval(days => :audit_days)",
+        "FROM privacy_request WHERE campaign_id = :c AND ((status IN ('done', 'reverted') "
+        "AND received_at < now() - make_interval(days => :audit_days)) "
+        "OR (status = 'unconfirmed' AND expires_at < now()))",
     ),
     (
         "privacy_requests_unhandled",
-        "FROM privacy_request WHERE campaign_id = :c AND status <> 'done' "
+        # (an unconfirmed request whose link expired is counted above)
+        "FROM privacy_request WHERE campaign_id = :c AND (status = 'pending' "
+        "OR (status = 'unconfirmed' AND expires_at >= now())) "
         "AND received_at < now() - make_interval(days => :pending_days)",
     ),
     (

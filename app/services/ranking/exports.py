@@ -24,6 +24,7 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.csvsafe import frame_to_csv
 from app.disclosure import COUNT_FACTORS, COUNTS, apply_k
 from app.errors import InvalidInput
@@ -59,10 +60,11 @@ async def priority_zones_frame(
     preset: str | None = None,
     election: str | None = None,
     side: str | None = None,
+    settings: Settings | None = None,
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """The campaign's ranked districts as one flat table (EPSG:4326), counts below k blank."""
     result = await rk.ranking(
-        session, campaign_id, k=k, preset=preset, election=election, side=side
+        session, campaign_id, k=k, preset=preset, election=election, side=side, settings=settings
     )
     districts = [apply_k(d, k) for d in result["districts"]]
     geoms = dict((await session.execute(_GEOMS, {"codes": [d["code"] for d in districts]})).all())

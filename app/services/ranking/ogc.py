@@ -292,7 +292,9 @@ async def _fields(ctx: Any, cid: str) -> dict[str, str]:
         return DISTRICT_FIELDS
     if cid == "tiles":
         return TILE_FIELDS
-    gdf, _ = await exports.priority_zones_frame(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
+    gdf, _ = await exports.priority_zones_frame(
+        ctx.session, ctx.campaign_id, k=ctx.k_threshold, settings=ctx.settings
+    )
     return {name: _zone_type(name) for name in gdf.columns if name != "geometry"}
 
 
@@ -374,7 +376,9 @@ def _suppress_tile(row: Any, k: int) -> dict[str, Any]:
 
 
 async def _zones(ctx: Any, box: Any, feature_id: str | None) -> Any:
-    gdf, _ = await exports.priority_zones_frame(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
+    gdf, _ = await exports.priority_zones_frame(
+        ctx.session, ctx.campaign_id, k=ctx.k_threshold, settings=ctx.settings
+    )
     if feature_id is not None:
         gdf = gdf[gdf["code"] == feature_id]
     if box:

@@ -26,10 +26,12 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.config import Settings
 from app.disclosure import apply_k
 from app.errors import InvalidInput, NotFound
 from app.services.field.progress import published_visited
 from app.services.people.supporters.aggregates import published_district_counts
+from app.services.people.supporters.cells import ensure_cells
 from app.services.reference.allocation import ensure_allocation
 
 
@@ -692,8 +694,12 @@ async def ranking(
     side: str | None = None,
     swing_from: str | None = None,
     use_cache: bool = True,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """The campaign's full ranking, from the cache when none of its inputs changed."""
+    """The campaign's full ranking, from the cache when none of its inputs changed.
+
+    ``settings`` give the data keys in case supporters' district codes must be recomputed after a
+    contour import (``ensure_cells``; the environment's settings when omitted)."""
     settings_row = await load_settings(session, campaign_id)
     if preset:
         weights, weights_from = preset_weights(preset), f"preset {preset}"
@@ -703,6 +709,7 @@ async def ranking(
         weights, weights_from = preset_weights(DEFAULT_PRESET), f"preset {DEFAULT_PRESET} (default)"
     communes = settings_row["communes"] if settings_row else None
     await ensure_allocation(session)
+    await ensure_cells(session, campaign_id, settings)
     inputs = await resolve_inputs(
         session,
         campaign_id,
@@ -824,6 +831,7 @@ async def ranking_for(
         election=election,
         side=side,
         swing_from=swing_from,
+        settings=ctx.settings,
     )
     result = dict(result)
     result["districts"] = [apply_k(d, ctx.k_threshold) for d in result["districts"]]
@@ -848,6 +856,7 @@ async def district_for(
         election=election,
         side=side,
         swing_from=swing_from,
+        settings=ctx.settings,
     )
     out = one_district(result, code)
     out["district"] = apply_k(out["district"], ctx.k_threshold)

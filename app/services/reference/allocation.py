@@ -32,6 +32,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from app.dburl import CLIENT_CHECK_MS
+
 SOURCE_TABLES = ("insee_tile", "address", "district")
 LAZY_MAX_BLOCKS = 64  # a request refreshes inline at most this many 10 km blocks
 
@@ -114,10 +116,33 @@ async def ensure_allocation(
     command) rebuilds it in steps.
     """
     state = await allocation_state(conn)
-    if state.stale and await pending_blocks(conn) <= max_blocks:
+    if state.stale and await pending_blocks(conn) <= max_blocks and await _free_to_refresh(conn):
         await refresh_allocation(conn)
         state = await allocation_state(conn)
     return state
+
+
+async def _free_to_refresh(conn: AsyncConnection | AsyncSession) -> bool:
+    """Whether a request may refresh inline now: no `porte allocation refresh` (or import) is
+    running and no other transaction holds the refresh lock. Otherwise the request waits behind
+    it until its statement timeout (503, seen by bench/soak while an import refreshed), or takes
+    the lock between two of the command's steps and makes the command wait for it in turn. It
+    uses the stored allocation instead; the command finishes the work."""
+    running = (
+        await conn.execute(
+            text(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = "
+                "current_database() AND application_name = 'porte-allocation')"
+            )
+        )
+    ).scalar_one()
+    if running:
+        return False
+    return (
+        await conn.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtext('porte_refresh_allocation'))")
+        )
+    ).scalar_one()
 
 
 def _dsn(url: str) -> str:
@@ -144,7 +169,11 @@ async def refresh_in_steps(
     t0 = time.perf_counter()
     conn = await asyncpg.connect(
         _dsn(owner_url),
-        server_settings={"application_name": "porte-allocation", "jit": "off"},
+        server_settings={
+            "application_name": "porte-allocation",
+            "jit": "off",
+            "client_connection_check_interval": CLIENT_CHECK_MS,
+        },
     )
     try:
         if full:

@@ -1,12 +1,15 @@
 """Supporter counts as organisers and analysts may read them: one partition per campaign.
 
-Counted: ``status = 'active' AND geom IS NOT NULL`` (placed at a door, interpolated, or placed
-by hand; only supporters who agreed to the 'mapping' purpose are ever placed). Computed live in
-the caller's transaction, so an erasure or withdrawal is reflected in the same request.
+Counted: ``status = 'active' AND tile_id IS NOT NULL`` (placed at a door, interpolated, or placed
+by hand; only supporters who agreed to the 'mapping' purpose are ever placed), by the coarse
+cells stored in clear with each placed supporter: their 200 m tile, polling station and IRIS (the
+exact door is encrypted; ``cells.py`` recomputes the district codes after a contour import).
+Computed live in the caller's transaction, so an erasure or withdrawal is reflected in the same
+request.
 
 A campaign publishes its supporter counts on ONE partition, chosen by its admin (campaign
 setting ``supporter_cells``): ``district`` (the default: the districts the ranking uses, each
-supporter in exactly one, the district of their door or else the one their point falls in) or
+supporter in exactly one, the smallest-coded district their point falls in, as for doors) or
 ``tile`` (INSEE 200 m tiles). Two overlapping partitions of the same people would let a small
 cell be worked out by subtraction (a district's count minus the tiles shown inside it). With one
 partition and no total, the cells share no relation, and app.disclosure's rule for them is
@@ -25,9 +28,11 @@ from typing import Any, Literal
 
 from sqlalchemy import text
 
+from app.config import Settings
 from app.disclosure import protect_partition
 from app.errors import InvalidInput
 from app.i18n import _
+from app.services.people.supporters.cells import ensure_cells
 
 PARTITIONS = ("district", "tile")
 
@@ -45,11 +50,9 @@ _DISTRICTS = text(
 )
 _BY_TILE = text(
     """
-    SELECT 'CRS3035RES200mN' || (floor(ST_Y(p) / 200) * 200)::bigint
-           || 'E' || (floor(ST_X(p) / 200) * 200)::bigint AS key,
-           count(*)::int AS n
-    FROM (SELECT ST_Transform(s.geom, 3035) AS p FROM supporter s
-          WHERE s.campaign_id = :c AND s.status = 'active' AND s.geom IS NOT NULL) x
+    SELECT s.tile_id AS key, count(*)::int AS n
+    FROM supporter s
+    WHERE s.campaign_id = :c AND s.status = 'active' AND s.tile_id IS NOT NULL
     GROUP BY 1 ORDER BY 1
     """
 )
@@ -88,19 +91,23 @@ async def partition(session: Any, campaign_id: uuid.UUID) -> str:
     return (await session.execute(_PARTITION, {"c": campaign_id})).scalar_one()
 
 
-async def _raw_by_district(session: Any, campaign_id: uuid.UUID) -> dict[str, int]:
+async def _raw_by_district(
+    session: Any, campaign_id: uuid.UUID, settings: Settings | None = None
+) -> dict[str, int]:
+    await ensure_cells(session, campaign_id, settings)  # district codes after a contour import
     rows = await session.execute(text(_by_district_sql()), {"campaign_id": campaign_id})
     return {r.district_code: int(r.n) for r in rows}
 
 
 async def published_district_counts(
-    session: Any, campaign_id: uuid.UUID, k: int
+    session: Any, campaign_id: uuid.UUID, k: int, settings: Settings | None = None
 ) -> dict[str, int] | None:
     """Published supporter counts per district ({code: n}, hidden ones left out), or None when
-    the campaign publishes tiles instead. What the ranking's supporter factor is made of."""
+    the campaign publishes tiles instead. What the ranking's supporter factor is made of.
+    ``settings``: the data keys, in case district codes must be recomputed (``ensure_cells``)."""
     if await partition(session, campaign_id) != "district":
         return None
-    raw = await _raw_by_district(session, campaign_id)
+    raw = await _raw_by_district(session, campaign_id, settings)
     shown = protect_partition(raw, k)
     return {code: n for code, n in sorted(shown.items()) if n is not None}
 
@@ -113,13 +120,15 @@ async def supporter_counts(
     by: Literal["district", "tile"] = "district",
     district_kind: str | None = None,
     codes: list[str] | None = None,
+    settings: Settings | None = None,
 ) -> SupporterCounts:
     """Supporters per cell of the campaign's partition (``by`` must name it: 422 otherwise).
 
     ``session`` must be scoped to ``campaign_id`` (RLS tenant set, e.g. ``ctx.session``).
     Districts: every district is listed (of ``district_kind``, or ``codes``), hidden ones with
     ``count=None``. Tiles (ids ``CRS3035RES200mN…E…`` as in ``insee_tile``) are listed only when
-    shown: a listed small tile would say that supporters live there.
+    shown: a listed small tile would say that supporters live there. ``settings`` give the data
+    keys in case the district codes must be recomputed after a contour import (``ensure_cells``).
     """
     if by not in PARTITIONS:
         raise InvalidInput(_("by must be 'district' or 'tile'."), field="by")
@@ -136,7 +145,7 @@ async def supporter_counts(
         )
     out = SupporterCounts(by=by, k=k)
     if by == "district":
-        raw = await _raw_by_district(session, campaign_id)
+        raw = await _raw_by_district(session, campaign_id, settings)
         listed = (
             await session.execute(_DISTRICTS, {"kind": district_kind, "codes": codes})
         ).scalars()

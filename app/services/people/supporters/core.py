@@ -219,18 +219,22 @@ _INSERT = text(
     """
     WITH s AS (
         INSERT INTO supporter (campaign_id, id, key_id, name_enc, email_enc, phone_enc,
-            address_enc, notes_enc, email_hmac, phone_hmac, address_id, geom, geocode_level,
-            geocode_score, geocode_note, last_contact_at)
-        SELECT :c, t.id, :k, t.n, t.e, t.p, t.a, t.o, t.eh, t.ph, t.aid,
-               CASE WHEN t.lon IS NULL THEN NULL
-                    ELSE ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326) END,
+            address_enc, notes_enc, email_hmac, phone_hmac, address_id_enc, point_enc, tile_id,
+            bv_code, iris_code, cells_version, geocode_level, geocode_score, geocode_note,
+            last_contact_at)
+        SELECT :c, t.id, :k, t.n, t.e, t.p, t.a, t.o, t.eh, t.ph, t.aid, t.pt, cell.tile_id,
+               cell.bv_code, cell.iris_code,
+               CASE WHEN t.lon IS NULL THEN NULL ELSE (SELECT version FROM district_version) END,
                t.lvl, t.sc, t.note, coalesce(t.lc, now())
         FROM unnest(CAST(:id AS uuid[]), CAST(:n AS bytea[]), CAST(:e AS bytea[]),
                     CAST(:p AS bytea[]), CAST(:a AS bytea[]), CAST(:o AS bytea[]),
-                    CAST(:eh AS bytea[]), CAST(:ph AS bytea[]), CAST(:aid AS bigint[]),
-                    CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:lvl AS text[]),
-                    CAST(:sc AS float8[]), CAST(:note AS text[]), CAST(:lc AS timestamptz[]))
-             AS t(id, n, e, p, a, o, eh, ph, aid, lon, lat, lvl, sc, note, lc)
+                    CAST(:eh AS bytea[]), CAST(:ph AS bytea[]), CAST(:aid AS bytea[]),
+                    CAST(:pt AS bytea[]), CAST(:lon AS float8[]), CAST(:lat AS float8[]),
+                    CAST(:lvl AS text[]), CAST(:sc AS float8[]), CAST(:note AS text[]),
+                    CAST(:lc AS timestamptz[]))
+             AS t(id, n, e, p, a, o, eh, ph, aid, pt, lon, lat, lvl, sc, note, lc)
+        -- the coarse cells the aggregates read; the point itself is stored only encrypted
+        LEFT JOIN LATERAL porte_point_cells(t.lon, t.lat) cell ON true
         RETURNING id
     )
     INSERT INTO supporter_consent (campaign_id, supporter_id, purpose, given_at,
@@ -247,6 +251,45 @@ _INSERT = text(
     JOIN s ON s.id = t.sid
     """
 )
+
+
+def encrypt_location(
+    cipher: Cipher,
+    campaign_id: uuid.UUID,
+    supporter_id: uuid.UUID,
+    address_id: int | None,
+    lon: float | None,
+    lat: float | None,
+) -> tuple[bytes | None, bytes | None]:
+    """The exact door (id) and point (``"lon lat"``, exact float text), encrypted for this row."""
+    return (
+        cipher.encrypt(
+            None if address_id is None else str(int(address_id)),
+            ad=aad(campaign_id, supporter_id, "address_id"),
+        ),
+        cipher.encrypt(
+            None if lon is None or lat is None else f"{float(lon)!r} {float(lat)!r}",
+            ad=aad(campaign_id, supporter_id, "point"),
+        ),
+    )
+
+
+def decrypt_location(
+    cipher: Cipher, campaign_id: uuid.UUID, supporter_id: uuid.UUID, key_id: str | None, m: Any
+) -> tuple[int | None, float | None, float | None]:
+    """``(address_id, lon, lat)`` of a row read with ``address_id_enc`` and ``point_enc``."""
+    aid = m["address_id_enc"]
+    point = m["point_enc"]
+    address_id = (
+        int(cipher.decrypt(aid, key_id=key_id, ad=aad(campaign_id, supporter_id, "address_id")))
+        if aid is not None
+        else None
+    )
+    lon = lat = None
+    if point is not None:
+        text_ = cipher.decrypt(point, key_id=key_id, ad=aad(campaign_id, supporter_id, "point"))
+        lon, lat = (float(x) for x in text_.split())
+    return address_id, lon, lat
 
 
 def hash_identifiers(hasher: Hasher, campaign_id: uuid.UUID, items: list[NewSupporter]) -> None:
@@ -337,6 +380,7 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
             "eh",
             "ph",
             "aid",
+            "pt",
             "lon",
             "lat",
             "lvl",
@@ -348,6 +392,7 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
     for s in items:
         enc = {f: cipher.encrypt(getattr(s, f), ad=aad(cid, s.id, f)) for f in PERSONAL}
         aid, lon, lat, lvl, sc, note = _geo_columns(s)
+        aid_enc, point_enc = encrypt_location(cipher, cid, s.id, aid, lon, lat)
         for k, v in (
             ("id", s.id),
             ("n", enc["name"]),
@@ -357,7 +402,8 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
             ("o", enc["notes"]),
             ("eh", s.email_hmac),
             ("ph", s.phone_hmac),
-            ("aid", aid),
+            ("aid", aid_enc),
+            ("pt", point_enc),
             ("lon", lon),
             ("lat", lat),
             ("lvl", lvl),
@@ -477,23 +523,25 @@ async def create_one(ctx: Any, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- reading
-_ROW = text(
-    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
-    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
-    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at "
-    "FROM supporter WHERE campaign_id = :c AND id = :id"
+# Every column a supporter's views decrypt (``decrypt_row``).
+ROW_COLUMNS = (
+    "id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
+    "address_id_enc, point_enc, geocode_level, geocode_score, geocode_note, last_contact_at, "
+    "created_at, updated_at, withdrawn_at"
 )
+_ROW = text(f"SELECT {ROW_COLUMNS} FROM supporter WHERE campaign_id = :c AND id = :id")
 
 
 def decrypt_row(cipher: Cipher, campaign_id: uuid.UUID, r: Any) -> dict[str, Any]:
-    """A supporter row with its personal fields decrypted."""
+    """A supporter row with its personal fields and exact door decrypted."""
     m = r._mapping
+    address_id, lon, lat = decrypt_location(cipher, campaign_id, m["id"], m["key_id"], m)
     out = {
         "id": str(m["id"]),
         "status": m["status"],
-        "address_id": m["address_id"],
-        "lon": m["lon"],
-        "lat": m["lat"],
+        "address_id": address_id,
+        "lon": lon,
+        "lat": lat,
         "geocode_level": m["geocode_level"],
         "geocode_score": m["geocode_score"],
         "geocode_note": m["geocode_note"],
@@ -524,10 +572,7 @@ async def get_one(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
 
 
 _LIST = text(
-    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
-    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
-    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at FROM supporter "
-    "WHERE campaign_id = :c AND status = :st "
+    f"SELECT {ROW_COLUMNS} FROM supporter WHERE campaign_id = :c AND status = :st "
     "AND (CAST(:lvl AS text) IS NULL OR geocode_level = :lvl) "
     "ORDER BY created_at, id LIMIT :lim OFFSET :off"
 )

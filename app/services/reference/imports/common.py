@@ -510,8 +510,15 @@ def asyncpg_dsn(url: str) -> str:
 @asynccontextmanager
 async def connect(owner_url: str):
     """A raw asyncpg connection as the schema owner."""
+    from app.dburl import CLIENT_CHECK_MS
+
     conn = await asyncpg.connect(
-        asyncpg_dsn(owner_url), server_settings={"application_name": "porte-import", "jit": "off"}
+        asyncpg_dsn(owner_url),
+        server_settings={
+            "application_name": "porte-import",
+            "jit": "off",
+            "client_connection_check_interval": CLIENT_CHECK_MS,
+        },
     )
     try:
         yield conn
@@ -544,6 +551,18 @@ async def record_run(
 def translate_db_error(path: Path, exc: asyncpg.PostgresError) -> ImportFailed:
     """A database error during an import, told to a person."""
     detail = getattr(exc, "detail", None) or ""
+    if isinstance(exc, asyncpg.DiskFullError):
+        from app.dbfaults import disk_full_advice
+        from app.i18n import _
+
+        return ImportFailed(
+            _("{file}: the import stopped: {error}.").format(
+                file=path, error=str(exc).splitlines()[0].rstrip(".")
+            )
+            + " "
+            + disk_full_advice(),
+            extra={"file": str(path), "line": None, "reason": "disk_full"},
+        )
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         table = getattr(exc, "table_name", None) or "campaign data"
         return fail(
