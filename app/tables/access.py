@@ -10,13 +10,11 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    DateTime,
     ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
     LargeBinary,
-    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
@@ -25,17 +23,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.tables.meta import metadata
+from app.tables.meta import TZ, at, metadata, tenant_key, uuid_id
 
 app_user = Table(
     "app_user",
     metadata,
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    uuid_id(),
     Column("email", Text, nullable=False),
     Column("password_hash", Text, nullable=False),
     Column("totp_enabled", Boolean, nullable=False, server_default=text("false")),
     Column("is_active", Boolean, nullable=False, server_default=text("true")),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("created_at"),
     Column("totp_last_step", BigInteger),
     Column("totp_secret_enc", LargeBinary),
     Column("totp_key_id", Text),
@@ -55,31 +53,25 @@ app_user = Table(
     CheckConstraint(
         "email = lower(email) AND email ~~ '%%_@_%%'::text", name="app_user_email_check"
     ),
-    PrimaryKeyConstraint("id", name="app_user_pkey"),
-    UniqueConstraint("email", name="app_user_email_key"),
+    UniqueConstraint("email"),
 )
 
 
 refresh_token = Table(
     "refresh_token",
     metadata,
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    uuid_id(),
     Column("family_id", Uuid, nullable=False),
     Column("user_id", Uuid, nullable=False),
     Column("token_hash", Text, nullable=False),
     Column("mfa", Boolean, nullable=False, server_default=text("false")),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("rotated_at", DateTime(timezone=True)),
-    Column("revoked_at", DateTime(timezone=True)),
-    Column(
-        "session_started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")
-    ),
-    ForeignKeyConstraint(
-        ["user_id"], ["app_user.id"], ondelete="CASCADE", name="refresh_token_user_id_fkey"
-    ),
-    PrimaryKeyConstraint("id", name="refresh_token_pkey"),
-    UniqueConstraint("token_hash", name="refresh_token_token_hash_key"),
+    at("created_at"),
+    Column("expires_at", TZ, nullable=False),
+    Column("rotated_at", TZ),
+    Column("revoked_at", TZ),
+    at("session_started_at"),
+    ForeignKeyConstraint(["user_id"], ["app_user.id"], ondelete="CASCADE"),
+    UniqueConstraint("token_hash"),
     Index("refresh_token_family", "family_id"),
     Index("refresh_token_user", "user_id"),
 )
@@ -89,10 +81,9 @@ auth_failure = Table(
     "auth_failure",
     metadata,
     Column("id", BigInteger, Identity(always=True), primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("at"),
     Column("account_key", Text),
     Column("client", Text),
-    PrimaryKeyConstraint("id", name="auth_failure_pkey"),
     Index("auth_failure_account", "account_key", "at"),
     Index("auth_failure_client", "client", "at"),
 )
@@ -103,7 +94,7 @@ rate_event = Table(
     metadata,
     Column("scope", Text, nullable=False),
     Column("client", Text, nullable=False),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=text("clock_timestamp()")),
+    at("at", "clock_timestamp()"),
     Index("rate_event_client", "scope", "client", "at"),
 )
 
@@ -111,7 +102,7 @@ rate_event = Table(
 campaign = Table(
     "campaign",
     metadata,
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    uuid_id(),
     Column("name", Text, nullable=False),
     Column("election_date", Date, nullable=False),
     Column("visit_retention_date", Date),
@@ -120,7 +111,7 @@ campaign = Table(
     Column("require_2fa", Boolean, nullable=False, server_default=text("false")),
     Column("side", Text),
     Column("created_by", Uuid),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("created_at"),
     Column("supporter_cells", Text, nullable=False, server_default=text("'district'::text")),
     CheckConstraint("k_threshold >= 2 AND k_threshold <= 1000", name="campaign_k_threshold_check"),
     CheckConstraint("length(name) >= 1 AND length(name) <= 200", name="campaign_name_check"),
@@ -132,44 +123,30 @@ campaign = Table(
         "supporter_retention_months >= 1 AND supporter_retention_months <= 120",
         name="campaign_supporter_retention_months_check",
     ),
-    ForeignKeyConstraint(["created_by"], ["app_user.id"], name="campaign_created_by_fkey"),
-    PrimaryKeyConstraint("id", name="campaign_pkey"),
+    ForeignKeyConstraint(["created_by"], ["app_user.id"]),
 )
 
 
 campaign_change = Table(
     "campaign_change",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
+    *tenant_key(),
     Column("doors", BigInteger, nullable=False, server_default=text("0")),
-    ForeignKeyConstraint(
-        ["campaign_id"],
-        ["campaign.id"],
-        ondelete="CASCADE",
-        name="campaign_change_campaign_id_fkey",
-    ),
-    PrimaryKeyConstraint("campaign_id", name="campaign_change_pkey"),
 )
 
 
 membership = Table(
     "membership",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
+    *tenant_key(),
     Column("user_id", Uuid, primary_key=True),
     Column("role", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("created_at"),
     CheckConstraint(
         "role = ANY (ARRAY['admin'::text, 'organiser'::text, 'analyst'::text, 'volunteer'::text])",
         name="membership_role_check",
     ),
-    ForeignKeyConstraint(
-        ["campaign_id"], ["campaign.id"], ondelete="CASCADE", name="membership_campaign_id_fkey"
-    ),
-    ForeignKeyConstraint(
-        ["user_id"], ["app_user.id"], ondelete="CASCADE", name="membership_user_id_fkey"
-    ),
-    PrimaryKeyConstraint("campaign_id", "user_id", name="membership_pkey"),
+    ForeignKeyConstraint(["user_id"], ["app_user.id"], ondelete="CASCADE"),
     Index("membership_user", "user_id"),
 )
 
@@ -177,18 +154,18 @@ membership = Table(
 member_invitation = Table(
     "member_invitation",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    *tenant_key(),
+    uuid_id(),
     Column("email", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("token_hash", Text, nullable=False),
     Column("invited_by", Uuid),
     Column("invited_by_role", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("accepted_at", DateTime(timezone=True)),
+    at("created_at"),
+    Column("expires_at", TZ, nullable=False),
+    Column("accepted_at", TZ),
     Column("accepted_by", Uuid),
-    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoked_at", TZ),
     CheckConstraint(
         "email = lower(email) AND email ~~ '%%_@_%%'::text AND length(email) <= 254",
         name="member_invitation_email_check",
@@ -198,28 +175,9 @@ member_invitation = Table(
         "role = ANY (ARRAY['admin'::text, 'organiser'::text, 'analyst'::text, 'volunteer'::text])",
         name="member_invitation_role_check",
     ),
-    ForeignKeyConstraint(
-        ["accepted_by"],
-        ["app_user.id"],
-        ondelete="SET NULL",
-        name="member_invitation_accepted_by_fkey",
-    ),
-    ForeignKeyConstraint(
-        ["campaign_id"],
-        ["campaign.id"],
-        ondelete="CASCADE",
-        name="member_invitation_campaign_id_fkey",
-    ),
-    ForeignKeyConstraint(
-        ["invited_by"],
-        ["app_user.id"],
-        ondelete="SET NULL",
-        name="member_invitation_invited_by_fkey",
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="member_invitation_pkey"),
-    UniqueConstraint(
-        "campaign_id", "token_hash", name="member_invitation_campaign_id_token_hash_key"
-    ),
+    ForeignKeyConstraint(["accepted_by"], ["app_user.id"], ondelete="SET NULL"),
+    ForeignKeyConstraint(["invited_by"], ["app_user.id"], ondelete="SET NULL"),
+    UniqueConstraint("campaign_id", "token_hash"),
     Index("member_invitation_created", "campaign_id", "created_at"),
     Index("member_invitation_email", "campaign_id", "email"),
 )
@@ -228,15 +186,15 @@ member_invitation = Table(
 invite = Table(
     "invite",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    *tenant_key(),
+    uuid_id(),
     Column("token_hash", Text, nullable=False),
     Column("assignment_id", Uuid),
     Column("label", Text),
     Column("created_by", Uuid),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
-    Column("revoked_at", DateTime(timezone=True)),
+    at("created_at"),
+    Column("expires_at", TZ, nullable=False),
+    Column("revoked_at", TZ),
     CheckConstraint("expires_at > created_at", name="invite_check"),
     CheckConstraint("length(label) <= 200", name="invite_label_check"),
     ForeignKeyConstraint(
@@ -244,15 +202,9 @@ invite = Table(
         ["assignment.campaign_id", "assignment.id"],
         ondelete="SET NULL (assignment_id)",
         name="invite_assignment_fk",
-        use_alter=True,  # assignment refers to invite too
-    ),
-    ForeignKeyConstraint(
-        ["campaign_id"], ["campaign.id"], ondelete="CASCADE", name="invite_campaign_id_fkey"
-    ),
-    ForeignKeyConstraint(
-        ["created_by"], ["app_user.id"], ondelete="SET NULL", name="invite_created_by_fkey"
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="invite_pkey"),
+        use_alter=True,
+    ),  # assignment refers to invite too
+    ForeignKeyConstraint(["created_by"], ["app_user.id"], ondelete="SET NULL"),
     UniqueConstraint("campaign_id", "token_hash", name="invite_token_hash_key"),
     Index("invite_assignment", "campaign_id", "assignment_id"),
 )
@@ -261,9 +213,9 @@ invite = Table(
 audit_event = Table(
     "audit_event",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
+    *tenant_key(),
     Column("id", BigInteger, Identity(always=True), primary_key=True, autoincrement=True),
-    Column("at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("at"),
     Column("actor_user_id", Uuid),
     Column("actor_invite_id", Uuid),
     Column("role", Text),
@@ -280,10 +232,6 @@ audit_event = Table(
     CheckConstraint(
         "request_id ~ '^[-A-Za-z0-9._]{1,64}$'::text", name="audit_event_request_id_token"
     ),
-    ForeignKeyConstraint(
-        ["campaign_id"], ["campaign.id"], ondelete="CASCADE", name="audit_event_campaign_id_fkey"
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="audit_event_pkey"),
     Index("audit_event_actor", "campaign_id", "actor_user_id", "at"),
     Index("audit_event_at", "campaign_id", "at"),
     Index("audit_event_invite", "campaign_id", "actor_invite_id", "at"),

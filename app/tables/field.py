@@ -11,11 +11,9 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKeyConstraint,
     Index,
     Integer,
-    PrimaryKeyConstraint,
     Table,
     Text,
     UniqueConstraint,
@@ -23,13 +21,13 @@ from sqlalchemy import (
     text,
 )
 
-from app.tables.meta import metadata
+from app.tables.meta import TZ, at, metadata, tenant_key, uuid_id
 
 turf = Table(
     "turf",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    *tenant_key(),
+    uuid_id(),
     Column("name", Text, nullable=False),
     Column("district_code", Text),
     Column("geom", Geometry(srid=4326, spatial_index=False), nullable=False),
@@ -40,8 +38,8 @@ turf = Table(
     Column("walk_length_m", REAL),
     Column("compactness", REAL),
     Column("created_by", Uuid),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("archived_at", DateTime(timezone=True)),
+    at("created_at"),
+    Column("archived_at", TZ),
     CheckConstraint(
         "geometrytype(geom) = ANY (ARRAY['POLYGON'::text, 'MULTIPOLYGON'::text])",
         name="turf_geom_check",
@@ -51,13 +49,7 @@ turf = Table(
     CheckConstraint(
         "status = ANY (ARRAY['active'::text, 'archived'::text])", name="turf_status_check"
     ),
-    ForeignKeyConstraint(
-        ["campaign_id"], ["campaign.id"], ondelete="CASCADE", name="turf_campaign_id_fkey"
-    ),
-    ForeignKeyConstraint(
-        ["created_by"], ["app_user.id"], ondelete="SET NULL", name="turf_created_by_fkey"
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="turf_pkey"),
+    ForeignKeyConstraint(["created_by"], ["app_user.id"], ondelete="SET NULL"),
     Index("turf_district", "campaign_id", "district_code", "status"),
     Index(
         "turf_geom", "geom", postgresql_using="gist", postgresql_where="(status = 'active'::text)"
@@ -73,14 +65,10 @@ turf_door = Table(
     Column("address_id", BigInteger, primary_key=True),
     Column("seq", Integer, nullable=False),
     Column("active", Boolean, nullable=False, server_default=text("true")),
-    ForeignKeyConstraint(["address_id"], ["address.id"], name="turf_door_address_id_fkey"),
+    ForeignKeyConstraint(["address_id"], ["address.id"]),
     ForeignKeyConstraint(
-        ["campaign_id", "turf_id"],
-        ["turf.campaign_id", "turf.id"],
-        ondelete="CASCADE",
-        name="turf_door_campaign_id_turf_id_fkey",
+        ["campaign_id", "turf_id"], ["turf.campaign_id", "turf.id"], ondelete="CASCADE"
     ),
-    PrimaryKeyConstraint("campaign_id", "turf_id", "address_id", name="turf_door_pkey"),
     Index(
         "turf_door_one_active_turf",
         "campaign_id",
@@ -94,42 +82,27 @@ turf_door = Table(
 assignment = Table(
     "assignment",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    *tenant_key(),
+    uuid_id(),
     Column("turf_id", Uuid, nullable=False),
     Column("volunteer_user_id", Uuid),
     Column("invite_id", Uuid),
-    Column("starts_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("ends_at", DateTime(timezone=True)),
+    at("starts_at"),
+    Column("ends_at", TZ),
     Column("created_by", Uuid),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("ended_at", DateTime(timezone=True)),
+    at("created_at"),
+    Column("ended_at", TZ),
     CheckConstraint("ends_at IS NULL OR ends_at > starts_at", name="assignment_check"),
     ForeignKeyConstraint(
         ["campaign_id", "invite_id"],
         ["invite.campaign_id", "invite.id"],
         ondelete="SET NULL (invite_id)",
-        name="assignment_campaign_id_invite_id_fkey",
     ),
     ForeignKeyConstraint(
-        ["campaign_id", "turf_id"],
-        ["turf.campaign_id", "turf.id"],
-        ondelete="CASCADE",
-        name="assignment_campaign_id_turf_id_fkey",
+        ["campaign_id", "turf_id"], ["turf.campaign_id", "turf.id"], ondelete="CASCADE"
     ),
-    ForeignKeyConstraint(
-        ["campaign_id"], ["campaign.id"], ondelete="CASCADE", name="assignment_campaign_id_fkey"
-    ),
-    ForeignKeyConstraint(
-        ["created_by"], ["app_user.id"], ondelete="SET NULL", name="assignment_created_by_fkey"
-    ),
-    ForeignKeyConstraint(
-        ["volunteer_user_id"],
-        ["app_user.id"],
-        ondelete="SET NULL",
-        name="assignment_volunteer_user_id_fkey",
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="assignment_pkey"),
+    ForeignKeyConstraint(["created_by"], ["app_user.id"], ondelete="SET NULL"),
+    ForeignKeyConstraint(["volunteer_user_id"], ["app_user.id"], ondelete="SET NULL"),
     Index("assignment_turf", "campaign_id", "turf_id"),
     Index(
         "assignment_volunteer",
@@ -147,14 +120,12 @@ assignment_door = Table(
     Column("assignment_id", Uuid, primary_key=True),
     Column("address_id", BigInteger, primary_key=True),
     Column("seq", Integer, nullable=False),
-    ForeignKeyConstraint(["address_id"], ["address.id"], name="assignment_door_address_id_fkey"),
+    ForeignKeyConstraint(["address_id"], ["address.id"]),
     ForeignKeyConstraint(
         ["campaign_id", "assignment_id"],
         ["assignment.campaign_id", "assignment.id"],
         ondelete="CASCADE",
-        name="assignment_door_campaign_id_assignment_id_fkey",
     ),
-    PrimaryKeyConstraint("campaign_id", "assignment_id", "address_id", name="assignment_door_pkey"),
     Index("assignment_door_address", "campaign_id", "address_id"),
 )
 
@@ -162,22 +133,16 @@ assignment_door = Table(
 canvass_round = Table(
     "canvass_round",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    *tenant_key(),
+    uuid_id(),
     Column("number", Integer, nullable=False),
     Column("name", Text),
-    Column("started_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("started_at"),
     Column("created_by", Uuid),
     CheckConstraint("length(name) <= 200", name="canvass_round_name_check"),
     CheckConstraint("number >= 1", name="canvass_round_number_check"),
-    ForeignKeyConstraint(
-        ["campaign_id"], ["campaign.id"], ondelete="CASCADE", name="canvass_round_campaign_id_fkey"
-    ),
-    ForeignKeyConstraint(
-        ["created_by"], ["app_user.id"], ondelete="SET NULL", name="canvass_round_created_by_fkey"
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="canvass_round_pkey"),
-    UniqueConstraint("campaign_id", "number", name="canvass_round_campaign_id_number_key"),
+    ForeignKeyConstraint(["created_by"], ["app_user.id"], ondelete="SET NULL"),
+    UniqueConstraint("campaign_id", "number"),
 )
 
 
@@ -191,8 +156,8 @@ visit = Table(
     Column("round_id", Uuid, nullable=False),
     Column("outcome", Text, nullable=False),
     Column("flat", Text),
-    Column("visited_at", DateTime(timezone=True), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    Column("visited_at", TZ, nullable=False),
+    at("recorded_at"),
     Column("volunteer_user_id", Uuid),
     Column("invite_id", Uuid),
     CheckConstraint(
@@ -209,26 +174,18 @@ visit = Table(
         ),
         name="visit_outcome_check",
     ),
-    ForeignKeyConstraint(["address_id"], ["address.id"], name="visit_address_id_fkey"),
+    ForeignKeyConstraint(["address_id"], ["address.id"]),
     ForeignKeyConstraint(
         ["campaign_id", "assignment_id"],
         ["assignment.campaign_id", "assignment.id"],
         ondelete="CASCADE",
-        name="visit_campaign_id_assignment_id_fkey",
     ),
     ForeignKeyConstraint(
         ["campaign_id", "round_id"],
         ["canvass_round.campaign_id", "canvass_round.id"],
         ondelete="CASCADE",
-        name="visit_campaign_id_round_id_fkey",
     ),
-    ForeignKeyConstraint(
-        ["volunteer_user_id"],
-        ["app_user.id"],
-        ondelete="SET NULL",
-        name="visit_volunteer_user_id_fkey",
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="visit_pkey"),
+    ForeignKeyConstraint(["volunteer_user_id"], ["app_user.id"], ondelete="SET NULL"),
     Index("visit_assignment", "campaign_id", "assignment_id"),
     Index("visit_door", "campaign_id", "address_id"),
     Index("visit_round_door", "campaign_id", "round_id", "address_id"),
@@ -238,22 +195,18 @@ visit = Table(
 door_flag = Table(
     "door_flag",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
+    *tenant_key(),
     Column("address_id", BigInteger, primary_key=True),
     Column("kind", Text, nullable=False, server_default=text("'do_not_knock'::text")),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("created_at"),
     Column("request_id", Uuid),
     CheckConstraint("kind = 'do_not_knock'::text", name="door_flag_kind_check"),
-    ForeignKeyConstraint(["address_id"], ["address.id"], name="door_flag_address_id_fkey"),
+    ForeignKeyConstraint(["address_id"], ["address.id"]),
     ForeignKeyConstraint(
         ["campaign_id", "request_id"],
         ["privacy_request.campaign_id", "privacy_request.id"],
         ondelete="SET NULL (request_id)",
         name="door_flag_request_fk",
     ),
-    ForeignKeyConstraint(
-        ["campaign_id"], ["campaign.id"], ondelete="CASCADE", name="door_flag_campaign_id_fkey"
-    ),
-    PrimaryKeyConstraint("campaign_id", "address_id", name="door_flag_pkey"),
     Index("door_flag_request", "campaign_id", "request_id"),
 )

@@ -10,12 +10,10 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     ForeignKeyConstraint,
     Identity,
     Index,
     LargeBinary,
-    PrimaryKeyConstraint,
     Table,
     Text,
     Uuid,
@@ -23,13 +21,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import INTERVAL, JSONB
 
-from app.tables.meta import metadata
+from app.tables.meta import TZ, at, metadata, tenant_key, uuid_id
 
 supporter = Table(
     "supporter",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    *tenant_key(),
+    uuid_id(),
     Column("status", Text, nullable=False, server_default=text("'active'::text")),
     Column("key_id", Text),
     Column("name_enc", LargeBinary),
@@ -42,12 +40,10 @@ supporter = Table(
     Column("geocode_level", Text, nullable=False, server_default=text("'none'::text")),
     Column("geocode_score", REAL),
     Column("geocode_note", Text),
-    Column(
-        "last_contact_at", DateTime(timezone=True), nullable=False, server_default=text("now()")
-    ),
-    Column("created_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("withdrawn_at", DateTime(timezone=True)),
+    at("last_contact_at"),
+    at("created_at"),
+    at("updated_at"),
+    Column("withdrawn_at", TZ),
     Column("address_id_enc", LargeBinary),
     Column("point_enc", LargeBinary),
     Column("tile_id", Text),
@@ -81,10 +77,6 @@ supporter = Table(
     CheckConstraint(
         "status = ANY (ARRAY['active'::text, 'withdrawn'::text])", name="supporter_status_check"
     ),
-    ForeignKeyConstraint(
-        ["campaign_id"], ["campaign.id"], ondelete="CASCADE", name="supporter_campaign_id_fkey"
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="supporter_pkey"),
     Index(
         "supporter_cells",
         "campaign_id",
@@ -123,24 +115,26 @@ supporter_consent = Table(
     Column("campaign_id", Uuid, primary_key=True),
     Column("supporter_id", Uuid, primary_key=True),
     Column("purpose", Text, primary_key=True),
-    Column("given_at", DateTime(timezone=True), nullable=False),
+    Column("given_at", TZ, nullable=False),
     Column("given_by_subject", Boolean, nullable=False),
     Column("channel", Text),
     Column("wording_version", Text),
     Column("notice_version", Text),
     Column("collected_by", Text, nullable=False),
     Column("recorded_by", Uuid),
-    Column("recorded_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
-    Column("withdrawn_at", DateTime(timezone=True)),
+    at("recorded_at"),
+    Column("withdrawn_at", TZ),
     Column("withdrawal_channel", Text),
     Column("basis", Text, nullable=False, server_default=text("'consent'::text")),
     Column("evidence", Text),
-    Column("evidence_at", DateTime(timezone=True)),
+    Column("evidence_at", TZ),
     Column("source", Text),
     CheckConstraint(
-        "CASE WHEN basis = 'consent'::text THEN given_by_subject AND channel IS NOT NULL"
-        " AND wording_version IS NOT NULL AND notice_version IS NOT NULL"
-        " ELSE NOT given_by_subject AND evidence IS NOT NULL AND source IS NOT NULL END",
+        (
+            "CASE WHEN basis = 'consent'::text THEN given_by_subject AND channel IS NOT NULL"
+            " AND wording_version IS NOT NULL AND notice_version IS NOT NULL"
+            " ELSE NOT given_by_subject AND evidence IS NOT NULL AND source IS NOT NULL END"
+        ),
         name="supporter_consent_given_by_subject_or_evidence",
     ),
     CheckConstraint(
@@ -186,9 +180,7 @@ supporter_consent = Table(
         ["campaign_id", "supporter_id"],
         ["supporter.campaign_id", "supporter.id"],
         ondelete="CASCADE",
-        name="supporter_consent_campaign_id_supporter_id_fkey",
     ),
-    PrimaryKeyConstraint("campaign_id", "supporter_id", "purpose", name="supporter_consent_pkey"),
 )
 
 
@@ -203,29 +195,27 @@ supporter_tag = Table(
         ["campaign_id", "supporter_id"],
         ["supporter.campaign_id", "supporter.id"],
         ondelete="CASCADE",
-        name="supporter_tag_campaign_id_supporter_id_fkey",
     ),
-    PrimaryKeyConstraint("campaign_id", "supporter_id", "tag", name="supporter_tag_pkey"),
 )
 
 
 privacy_request = Table(
     "privacy_request",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("id", Uuid, primary_key=True, server_default=text("gen_random_uuid()")),
+    *tenant_key(),
+    uuid_id(),
     Column("kind", Text, nullable=False),
-    Column("received_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("received_at"),
     Column("status", Text, nullable=False),
     Column("outcome", Text, nullable=False),
     Column("key_id", Text),
     Column("address_enc", LargeBinary),
-    Column("resolved_at", DateTime(timezone=True)),
+    Column("resolved_at", TZ),
     Column("resolved_by", Uuid),
     Column("token_hash", Text),
-    Column("expires_at", DateTime(timezone=True)),
+    Column("expires_at", TZ),
     Column("supporter_id", Uuid),
-    Column("confirmed_at", DateTime(timezone=True)),
+    Column("confirmed_at", TZ),
     Column("origin", Text),
     Column("address_id", BigInteger),
     CheckConstraint(
@@ -250,13 +240,6 @@ privacy_request = Table(
         ),
         name="privacy_request_status_check",
     ),
-    ForeignKeyConstraint(
-        ["campaign_id"],
-        ["campaign.id"],
-        ondelete="CASCADE",
-        name="privacy_request_campaign_id_fkey",
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="privacy_request_pkey"),
     Index("privacy_request_key", "key_id", postgresql_where="(address_enc IS NOT NULL)"),
     Index("privacy_request_recent", "campaign_id", "kind", "received_at"),
     Index(
@@ -272,13 +255,13 @@ privacy_request = Table(
 campaign_privacy = Table(
     "campaign_privacy",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
+    *tenant_key(),
     Column("controller", Text, nullable=False),
     Column("contact_email", Text, nullable=False),
     Column("postal_address", Text),
     Column("dpo_contact", Text),
     Column("notice_version", Text, nullable=False, server_default=text("'v1'::text")),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("updated_at"),
     CheckConstraint(
         "contact_email ~~ '%%_@_%%'::text", name="campaign_privacy_contact_email_check"
     ),
@@ -286,13 +269,6 @@ campaign_privacy = Table(
         "length(controller) >= 1 AND length(controller) <= 300",
         name="campaign_privacy_controller_check",
     ),
-    ForeignKeyConstraint(
-        ["campaign_id"],
-        ["campaign.id"],
-        ondelete="CASCADE",
-        name="campaign_privacy_campaign_id_fkey",
-    ),
-    PrimaryKeyConstraint("campaign_id", name="campaign_privacy_pkey"),
 )
 
 
@@ -301,29 +277,21 @@ retention_policy = Table(
     metadata,
     Column("id", Boolean, primary_key=True, server_default=text("true")),
     Column("visit_max", INTERVAL, nullable=False, server_default=text("'1 mon 7 days'::interval")),
-    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("updated_at"),
     CheckConstraint("id", name="retention_policy_id_check"),
     CheckConstraint(
         "visit_max >= '1 mon'::interval AND visit_max <= '6 mons'::interval",
         name="retention_policy_visit_max_check",
     ),
-    PrimaryKeyConstraint("id", name="retention_policy_pkey"),
 )
 
 
 retention_archive = Table(
     "retention_archive",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
+    *tenant_key(),
     Column("id", BigInteger, Identity(always=True), primary_key=True, autoincrement=True),
-    Column("purged_at", DateTime(timezone=True), nullable=False, server_default=text("now()")),
+    at("purged_at"),
     Column("kind", Text, nullable=False),
     Column("counts", JSONB, nullable=False),
-    ForeignKeyConstraint(
-        ["campaign_id"],
-        ["campaign.id"],
-        ondelete="CASCADE",
-        name="retention_archive_campaign_id_fkey",
-    ),
-    PrimaryKeyConstraint("campaign_id", "id", name="retention_archive_pkey"),
 )

@@ -13,13 +13,11 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Computed,
-    DateTime,
     Double,
     ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
-    PrimaryKeyConstraint,
     SmallInteger,
     Table,
     Text,
@@ -28,7 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
-from app.tables.meta import metadata
+from app.tables.meta import TZ, at, metadata
 
 insee_tile = Table(
     "insee_tile",
@@ -66,7 +64,6 @@ insee_tile = Table(
     Column("i_est_200", SmallInteger),
     Column("lcog_geo", Text),
     Column("source_file", Text, nullable=False),
-    PrimaryKeyConstraint("id", name="insee_tile_pkey"),
     Index("insee_tile_geom", "geom", postgresql_using="gist"),
     Index("insee_tile_source", "source_file"),
 )
@@ -108,8 +105,7 @@ address = Table(
         "source = ANY (ARRAY['ban'::text, 'bal'::text, 'synthetic'::text])",
         name="address_source_check",
     ),
-    PrimaryKeyConstraint("id", name="address_pkey"),
-    UniqueConstraint("ban_id", name="address_ban_id_key"),
+    UniqueConstraint("ban_id"),
     Index("address_geocode_number", "code_insee", "nom_voie", "numero"),
     Index("address_geom", "geom", postgresql_using="gist"),
     Index("address_source", "source_file"),
@@ -131,7 +127,6 @@ district = Table(
     CheckConstraint(
         "kind = ANY (ARRAY['bureau_de_vote'::text, 'iris'::text])", name="district_kind_check"
     ),
-    PrimaryKeyConstraint("code", name="district_pkey"),
     Index("district_commune", "commune_code"),
     Index("district_geom", "geom", postgresql_using="gist"),
     Index("district_geom_3035", "geom_3035", postgresql_using="gist"),
@@ -144,7 +139,6 @@ district_version = Table(
     Column("one", Boolean, primary_key=True, server_default=text("true")),
     Column("version", BigInteger, nullable=False),
     CheckConstraint("one", name="district_version_one_check"),
-    PrimaryKeyConstraint("one", name="district_version_pkey"),
 )
 
 
@@ -154,14 +148,8 @@ election = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("name", Text, nullable=False),
     Column("source_file", Text, nullable=False),
-    Column(
-        "loaded_at",
-        DateTime(timezone=True),
-        nullable=False,
-        server_default=text("clock_timestamp()"),
-    ),
-    PrimaryKeyConstraint("id", name="election_pkey"),
-    UniqueConstraint("name", name="election_name_key"),
+    at("loaded_at", "clock_timestamp()"),
+    UniqueConstraint("name"),
 )
 
 
@@ -177,13 +165,7 @@ election_result = Table(
     Column("exprimes", Integer),
     Column("blancs", Integer),
     Column("nuls", Integer),
-    ForeignKeyConstraint(
-        ["election_id"],
-        ["election.id"],
-        ondelete="CASCADE",
-        name="election_result_election_id_fkey",
-    ),
-    PrimaryKeyConstraint("election_id", "district_code", name="election_result_pkey"),
+    ForeignKeyConstraint(["election_id"], ["election.id"], ondelete="CASCADE"),
     Index("election_result_district", "district_code"),
 )
 
@@ -197,15 +179,7 @@ election_candidate_result = Table(
     Column("nuance", Text),
     Column("label", Text),
     Column("voix", Integer),
-    ForeignKeyConstraint(
-        ["election_id"],
-        ["election.id"],
-        ondelete="CASCADE",
-        name="election_candidate_result_election_id_fkey",
-    ),
-    PrimaryKeyConstraint(
-        "election_id", "district_code", "position", name="election_candidate_result_pkey"
-    ),
+    ForeignKeyConstraint(["election_id"], ["election.id"], ondelete="CASCADE"),
 )
 
 
@@ -216,19 +190,13 @@ import_run = Table(
     Column("kind", Text, nullable=False),
     Column("source_file", Text, nullable=False),
     Column("source", Text),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column(
-        "finished_at",
-        DateTime(timezone=True),
-        nullable=False,
-        server_default=text("clock_timestamp()"),
-    ),
+    Column("started_at", TZ, nullable=False),
+    at("finished_at", "clock_timestamp()"),
     Column("rows_read", BigInteger, nullable=False),
     Column("rows_loaded", BigInteger, nullable=False),
     Column("rows_skipped", BigInteger, nullable=False, server_default=text("0")),
     Column("rows_rejected", BigInteger, nullable=False, server_default=text("0")),
     Column("details", JSONB),
-    PrimaryKeyConstraint("id", name="import_run_pkey"),
 )
 
 
@@ -240,7 +208,6 @@ geocode_street = Table(
     Column("voie_norm", Text, nullable=False),
     Column("n", Integer, nullable=False),
     Column("voie_core", Text, Computed("porte_street_core(voie_norm)", persisted=True)),
-    PrimaryKeyConstraint("code_insee", "nom_voie", name="geocode_street_pkey"),
     Index("geocode_street_core", "code_insee", "voie_core"),
     Index("geocode_street_norm", "code_insee", "voie_norm"),
 )
@@ -266,9 +233,6 @@ geocode_commune = Table(
             " ELSE translate(left(code_insee, 2), 'AB', '00') END",
             persisted=True,
         ),
-    ),
-    PrimaryKeyConstraint(
-        "code_insee", "code_postal", "nom_commune", "nom_ancienne", name="geocode_commune_pkey"
     ),
     Index(
         "geocode_commune_ancienne", "ancienne_norm", postgresql_where="(ancienne_norm <> ''::text)"
@@ -303,7 +267,6 @@ door_district = Table(
     Column("district_code", Text, nullable=False),
     Column("block", BigInteger, nullable=False),
     Column("households", REAL, nullable=False),
-    PrimaryKeyConstraint("address_id", name="door_district_pkey"),
     Index("door_district_block", "block"),
     Index("door_district_code", "district_code"),
 )
@@ -327,7 +290,6 @@ district_alloc = Table(
         "weight >= 0::double precision AND weight <= 1.000001::double precision",
         name="district_alloc_weight_check",
     ),
-    PrimaryKeyConstraint("district_code", "tile_id", name="district_alloc_pkey"),
     Index("district_alloc_block", "block"),
     Index("district_alloc_tile", "tile_id"),
 )
@@ -358,7 +320,6 @@ district_profile = Table(
     Column("doors", Integer, nullable=False, server_default=text("0")),
     Column("door_households", Double, nullable=False, server_default=text("0")),
     Column("alloc_version", BigInteger, nullable=False, server_default=text("0")),
-    PrimaryKeyConstraint("district_code", name="district_profile_pkey"),
     Index("district_profile_version", "alloc_version"),
 )
 
@@ -369,16 +330,15 @@ allocation_state = Table(
     Column("id", SmallInteger, primary_key=True, server_default=text("1")),
     Column("stale", Boolean, nullable=False, server_default=text("true")),
     Column("version", BigInteger, nullable=False, server_default=text("0")),
-    Column("refreshed_at", DateTime(timezone=True)),
+    Column("refreshed_at", TZ),
     Column("tiles", Integer),
     Column("doors", Integer),
     Column("districts", Integer),
     Column("pairs", Integer),
     Column("full_pending", Boolean, nullable=False, server_default=text("true")),
-    Column("run_started_at", DateTime(timezone=True)),
+    Column("run_started_at", TZ),
     Column("run_blocks_done", BigInteger, nullable=False, server_default=text("0")),
     CheckConstraint("id = 1", name="allocation_state_id_check"),
-    PrimaryKeyConstraint("id", name="allocation_state_pkey"),
 )
 
 
@@ -386,13 +346,7 @@ allocation_dirty = Table(
     "allocation_dirty",
     metadata,
     Column("block", BigInteger, primary_key=True),
-    Column(
-        "marked_at",
-        DateTime(timezone=True),
-        nullable=False,
-        server_default=text("clock_timestamp()"),
-    ),
-    PrimaryKeyConstraint("block", name="allocation_dirty_pkey"),
+    at("marked_at", "clock_timestamp()"),
 )
 
 
@@ -400,5 +354,4 @@ allocation_dirty_district = Table(
     "allocation_dirty_district",
     metadata,
     Column("district_code", Text, primary_key=True),
-    PrimaryKeyConstraint("district_code", name="allocation_dirty_district_pkey"),
 )
