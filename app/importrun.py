@@ -102,4 +102,3 @@ def lost_connection(exc: BaseException) -> bool:
     import asyncpg
 
     return isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError)
-
