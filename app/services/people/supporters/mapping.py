@@ -18,26 +18,28 @@ CONSENT_FIELDS = CONSENT_FIELDS_OF_ROW
 FIELDS = (*PERSONAL, *ADDRESS_PARTS, "last_contact_at", *CONSENT_FIELDS)
 
 
-def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
-    """(csv column -> field, defaults) from the JSON mapping; identity when no mapping is given."""
-    if raw:
-        try:
-            m = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
-        if not isinstance(m, dict):
-            raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
-        columns = m.get("columns", {}) or {}
-        defaults = m.get("defaults", {}) or {}
-        if not isinstance(columns, dict) or not isinstance(defaults, dict):
-            raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
-    else:
-        columns = {h: h for h in header if h in FIELDS}
-        defaults = {}
+def _load(raw: str) -> tuple[dict, dict]:
+    """The ``columns`` and ``defaults`` objects of a JSON ``--mapping`` / ``mapping`` value."""
+    try:
+        m = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
+    if not isinstance(m, dict):
+        raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
+    columns, defaults = m.get("columns", {}) or {}, m.get("defaults", {}) or {}
+    if not isinstance(columns, dict) or not isinstance(defaults, dict):
+        raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
+    return columns, defaults
+
+
+def _check_columns(columns: dict[str, str], header: list[str], fields: tuple[str, ...]) -> None:
+    """Each mapped column is in the file's header and names one of ``fields``."""
     for col, fld in columns.items():
-        if fld not in FIELDS:
+        if fld not in fields:
             raise InvalidInput(
-                f"column {col!r} is mapped to unknown field {fld!r}; fields: {', '.join(FIELDS)}",
+                _("column {col!r} is mapped to unknown field {fld!r}; fields: {fields}").format(
+                    col=col, fld=fld, fields=", ".join(fields)
+                ),
                 field="mapping.columns",
             )
         if col not in header:
@@ -45,6 +47,16 @@ def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], d
                 f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
                 field="mapping.columns",
             )
+
+
+def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """(csv column -> field, defaults) from the JSON mapping; identity when no mapping is given."""
+    if raw:
+        columns, defaults = _load(raw)
+    else:
+        columns = {h: h for h in header if h in FIELDS}
+        defaults = {}
+    _check_columns(columns, header, FIELDS)
     for fld in defaults:
         if fld not in FIELDS or fld in PERSONAL:
             raise InvalidInput(
@@ -78,28 +90,8 @@ def parse_source_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, 
     the built-in mapping), defaults for consent fields only."""
     if not raw:
         return {}, {}
-    try:
-        m = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
-    if not isinstance(m, dict):
-        raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
-    columns, defaults = m.get("columns", {}) or {}, m.get("defaults", {}) or {}
-    if not isinstance(columns, dict) or not isinstance(defaults, dict):
-        raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
-    for col, fld in columns.items():
-        if fld not in sources.CANONICAL:
-            raise InvalidInput(
-                _("column {col!r} is mapped to unknown field {fld!r}; fields: {fields}").format(
-                    col=col, fld=fld, fields=", ".join(sources.CANONICAL)
-                ),
-                field="mapping.columns",
-            )
-        if col not in header:
-            raise InvalidInput(
-                f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
-                field="mapping.columns",
-            )
+    columns, defaults = _load(raw)
+    _check_columns(columns, header, sources.CANONICAL)
     for fld in defaults:
         if fld not in sources.CONSENT:
             raise InvalidInput(
