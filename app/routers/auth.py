@@ -166,14 +166,9 @@ async def totp_confirm(
     """Turn two-factor sign-in on with a first code; sign in again to get a 2FA session.
 
     Wrong codes are throttled like passwords (429 with ``Retry-After``)."""
+    client = client_address(request)
     await service.totp_switch(
-        db,
-        session,
-        settings,
-        user_id=user_id,
-        code=data.code,
-        client=client_address(request),
-        on=True,
+        db, session, settings, user_id=user_id, code=data.code, client=client, on=True
     )
     return Response(status_code=204)
 
@@ -189,13 +184,8 @@ async def totp_disable(
 ) -> Response:
     """Turn two-factor sign-in off (needs a current code); ends every sign-in of the account,
     this one included. Wrong codes are throttled like passwords."""
+    client = client_address(request)
     await service.totp_switch(
-        db,
-        session,
-        settings,
-        user_id=user_id,
-        code=data.code,
-        client=client_address(request),
-        on=False,
+        db, session, settings, user_id=user_id, code=data.code, client=client, on=False
     )
     return Response(status_code=204)
