@@ -37,6 +37,7 @@ from typing import Any
 import asyncpg
 
 from app.csvsafe import SafeWriter
+from app.dburl import asyncpg_dsn, connect_long_job  # noqa: F401 (asyncpg_dsn: tests use it here)
 from app.errors import ImportFailed
 from app.importrun import ImportRun, OnProgress
 
@@ -179,25 +180,10 @@ def fail(path: Path, reason: str, line: int | None = None, **extra: Any) -> Impo
 # ---------------------------------------------------------------- database
 
 
-def asyncpg_dsn(url: str) -> str:
-    """A libpq-style DSN from a SQLAlchemy URL (drops the +driver part)."""
-    scheme, sep, rest = url.partition("://")
-    return "postgresql://" + rest if sep else url
-
-
 @asynccontextmanager
 async def connect(owner_url: str):
     """A raw asyncpg connection as the schema owner."""
-    from app.dburl import CLIENT_CHECK_MS
-
-    conn = await asyncpg.connect(
-        asyncpg_dsn(owner_url),
-        server_settings={
-            "application_name": "porte-import",
-            "jit": "off",
-            "client_connection_check_interval": CLIENT_CHECK_MS,
-        },
-    )
+    conn = await connect_long_job(owner_url, "porte-import")
     try:
         yield conn
     finally:
