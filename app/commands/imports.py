@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 import typer
 
+from app.commands import command_group
 from app.commands.progress import progress_bar
 from app.errors import ImportFailed
 from app.i18n import _
@@ -101,11 +102,9 @@ def _import(importer: Callable[..., Any], file: Path, common: _Common, **options
 
 def register(cli: typer.Typer) -> None:
     """Add the ``import`` group."""
-    imp = typer.Typer(
-        help="Import public reference data (one transaction each; re-importing replaces).",
-        no_args_is_help=True,
+    imp = command_group(
+        cli, "import", "Import public reference data (one transaction each; re-importing replaces)."
     )
-    cli.add_typer(imp, name="import")
 
     @imp.command()
     def tiles(
