@@ -21,6 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app.authz import ROLES
 from app.tables.meta import (
     TZ,
     at,
@@ -147,7 +148,7 @@ membership = Table(
     *user_ref("user_id", ondelete="CASCADE", primary_key=True),
     Column("role", Text, nullable=False),
     at("created_at"),
-    one_of("role", "admin", "organiser", "analyst", "volunteer"),
+    one_of("role", *ROLES),
     Index("membership_user", "user_id"),
 )
 
@@ -172,7 +173,7 @@ member_invitation = Table(
         name="email_check",
     ),
     CheckConstraint("expires_at > created_at", name="check"),
-    one_of("role", "admin", "organiser", "analyst", "volunteer"),
+    one_of("role", *ROLES),
     UniqueConstraint("campaign_id", "token_hash"),
     Index("member_invitation_created", "campaign_id", "created_at"),
     Index("member_invitation_email", "campaign_id", "email"),
