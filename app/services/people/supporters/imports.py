@@ -37,6 +37,7 @@ from app.services.people.supporters.core import (
     CONSENT_FIELDS_OF_ROW,
     PERSONAL,
     NewSupporter,
+    explain_duplicate,
     find_duplicates,
     geocode_items,
     hash_identifiers,
@@ -539,7 +540,9 @@ class ImportRun:
                     {
                         "row": line,
                         "field": "email" if "e-mail" in reason else "phone",
-                        "reason": f"duplicate: {reason}",
+                        "reason": _("duplicate: {reason}").format(
+                            reason=explain_duplicate(reason)
+                        ),
                     }
                 )
             else:
@@ -559,7 +562,7 @@ class ImportRun:
         self.loaded += len(kept)
         self.geocoded.update(s.geo.level if s.geo else "none" for s in kept)
         self.needs_review += sum(
-            1 for s in kept if s.address and (not s.geo or s.geo.level != "housenumber")
+            1 for s in kept if s.address and s.geo and s.geo.level != "housenumber"
         )
         for s in kept:
             bases = {c.basis for c in s.bases}
