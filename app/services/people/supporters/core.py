@@ -19,8 +19,8 @@ from sqlalchemy.exc import DBAPIError
 
 from app.db import CUSTOM_PLAN_FROM, custom_plans
 from app.errors import Conflict, InvalidInput, NotFound
-from app.i18n import N_, _
 from app.frenchdata import CHANNEL_LABELS, PURPOSE_LABELS, parse_datetime, to_code
+from app.i18n import N_, _
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
 from app.services.people.geocoder import (

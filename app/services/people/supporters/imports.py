@@ -540,9 +540,7 @@ class ImportRun:
                     {
                         "row": line,
                         "field": "email" if "e-mail" in reason else "phone",
-                        "reason": _("duplicate: {reason}").format(
-                            reason=explain_duplicate(reason)
-                        ),
+                        "reason": _("duplicate: {reason}").format(reason=explain_duplicate(reason)),
                     }
                 )
             else:

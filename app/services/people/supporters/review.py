@@ -20,8 +20,8 @@ from app.services.people.supporters.core import (
     ROW_COLUMNS,
     _datetime,
     decrypt_row,
-    no_placement_note,
     encrypt_location,
+    no_placement_note,
 )
 
 # Waiting for a door: an address below housenumber level, and the person agreed to 'mapping'
@@ -135,9 +135,7 @@ async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> di
         if f in patch:
             v = (patch[f] or "").strip() or None
             if v and len(v) > MAX_LEN[f]:
-                raise InvalidInput(
-                    _("is longer than {n} characters").format(n=MAX_LEN[f]), field=f
-                )
+                raise InvalidInput(_("is longer than {n} characters").format(n=MAX_LEN[f]), field=f)
             if v and f == "email":
                 v = normalise_email(v)
             if v and f == "phone":
