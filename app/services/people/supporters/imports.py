@@ -29,7 +29,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.errors import ImportFailed, InvalidInput, NotFound, PorteError
-from app.i18n import _
+from app.i18n import N_, _, number, role_name
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher
 from app.services.people.supporters import basis, sources
@@ -61,17 +61,19 @@ class TooLarge(PorteError):
     """The upload is over the size or row limit (413)."""
 
     status = 413
-    title = "File too large"
+    title = N_("File too large")
 
 
 def too_large(what: str) -> TooLarge:
     """The 413 error for an upload over a limit."""
     return TooLarge(
-        f"{what}. One upload holds at most {MAX_ROWS:,} rows and {MAX_BYTES // 2**20} MB. Split "
-        "the file into parts under these limits (keep the header line in each part) and import "
-        "them one after the other (with valid_rows_only=false each part is all or nothing); or, "
-        "for a big member file, the campaign admin imports it whole on the server, streamed in "
-        f"one transaction with no size limit: `{CLI_COMMAND}`.",
+        _(
+            "{what}. One upload holds at most {rows} rows and {mb} MB. Split the file into parts "
+            "under these limits (keep the header line in each part) and import them one after "
+            "the other (with valid_rows_only=false each part is all or nothing); or, for a big "
+            "member file, the campaign admin imports it whole on the server, streamed in one "
+            "transaction with no size limit: `{command}`."
+        ).format(what=what, rows=number(MAX_ROWS), mb=MAX_BYTES // 2**20, command=CLI_COMMAND),
         extra={"max_rows": MAX_ROWS, "max_bytes": MAX_BYTES, "command": CLI_COMMAND},
     )
 
@@ -82,32 +84,42 @@ def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], d
         try:
             m = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
+            raise InvalidInput(
+                _("is not valid JSON ({error})").format(error=exc.msg), field="mapping"
+            ) from exc
         if not isinstance(m, dict):
-            raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
+            raise InvalidInput(
+                _('must be {{"columns": {{...}}, "defaults": {{...}}}}').format(), field="mapping"
+            )
         columns = m.get("columns", {}) or {}
         defaults = m.get("defaults", {}) or {}
         if not isinstance(columns, dict) or not isinstance(defaults, dict):
-            raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
+            raise InvalidInput(_("columns and defaults must be JSON objects"), field="mapping")
     else:
         columns = {h: h for h in header if h in FIELDS}
         defaults = {}
     for col, fld in columns.items():
         if fld not in FIELDS:
             raise InvalidInput(
-                f"column {col!r} is mapped to unknown field {fld!r}; fields: {', '.join(FIELDS)}",
+                _("column {col!r} is mapped to unknown field {fld!r}; fields: {fields}").format(
+                    col=col, fld=fld, fields=", ".join(FIELDS)
+                ),
                 field="mapping.columns",
             )
         if col not in header:
             raise InvalidInput(
-                f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
+                _("maps column {col!r}, which is not in the file's header ({header})").format(
+                    col=col, header=", ".join(header)
+                ),
                 field="mapping.columns",
             )
     for fld in defaults:
         if fld not in FIELDS or fld in PERSONAL:
             raise InvalidInput(
-                f"unknown or personal field {fld!r} in defaults (only consent_* fields and "
-                "last_contact_at may have a file-wide default)",
+                _(
+                    "unknown or personal field {fld!r} in defaults (only consent_* fields and "
+                    "last_contact_at may have a file-wide default)"
+                ).format(fld=fld),
                 field="mapping.defaults",
             )
     return columns, defaults
@@ -134,8 +146,8 @@ def _row_to_raw(row: dict[str, str], columns: dict[str, str], defaults: dict) ->
 # ---------------------------------------------------------------- reading CSV
 ENCODING_LABELS = {
     "utf-8": "UTF-8",
-    "utf-8-sig": "UTF-8 with a byte-order mark",
-    "utf-16": "UTF-16 (with its byte-order mark)",
+    "utf-8-sig": N_("UTF-8 with a byte-order mark"),
+    "utf-16": N_("UTF-16 (with its byte-order mark)"),
     "cp1252": "Windows-1252 (Latin-1)",
     "latin-1": "ISO-8859-1 (Latin-1)",
 }
@@ -155,7 +167,7 @@ class CsvInfo:
         """For the report."""
         names = {",": "comma", ";": "semicolon", "\t": "tab"}
         return {
-            "encoding": ENCODING_LABELS.get(self.encoding, self.encoding),
+            "encoding": _(ENCODING_LABELS.get(self.encoding, self.encoding)),
             "delimiter": names.get(self.delimiter, self.delimiter),
             "duplicated_columns": self.duplicates,
         }
@@ -171,7 +183,7 @@ def _unique_header(names: list[str]) -> tuple[list[str], list[str], dict[str, in
     """Unique column names: a repeated name gets ' (2)', ' (3)'...; empty names are numbered."""
     base = [n.strip() or f"(column {i + 1})" for i, n in enumerate(names)]
     if not any(n.strip() for n in names):
-        raise InvalidInput("is empty: expected a header line and rows", field="file")
+        raise InvalidInput(_("is empty: expected a header line and rows"), field="file")
     seen: Counter = Counter()
     unique = []
     for n in base:
@@ -236,13 +248,13 @@ def _rows(reader: Any, header: list[str]) -> Iterator[Row]:
 def read_csv(fh: IO[bytes], size: int | None) -> tuple[CsvInfo, list[Row]]:
     """Header and (line number, row) of an uploaded CSV (``;``, ``,`` or tab), within limits."""
     if size is not None and size > MAX_BYTES:
-        raise too_large(f"The file is {size / 2**20:.1f} MB")
+        raise too_large(_("The file is {mb} MB").format(mb=number(size / 2**20, 1)))
     data = fh.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        raise too_large("The file is larger than the limit")
+        raise too_large(_("The file is larger than the limit"))
     lines = data.count(b"\n")
     if lines > MAX_ROWS + 1:
-        raise too_large(f"The file has {lines:,} lines")
+        raise too_large(_("The file has {n} lines").format(n=number(lines)))
     textdata, encoding = _decode(data)
     delimiter = _delimiter(textdata.split("\n", 1)[0])
     reader = csv.reader(io.StringIO(textdata, newline=""), delimiter=delimiter)
@@ -250,13 +262,16 @@ def read_csv(fh: IO[bytes], size: int | None) -> tuple[CsvInfo, list[Row]]:
         header, base, dups = _unique_header(next(reader))
         rows = list(_rows(reader, header))
     except StopIteration:
-        raise InvalidInput("is empty: expected a header line and rows", field="file") from None
+        raise InvalidInput(_("is empty: expected a header line and rows"), field="file") from None
     except csv.Error as exc:
         raise InvalidInput(
-            f"cannot be read as CSV after line {reader.line_num} ({exc})", field="file"
+            _("cannot be read as CSV after line {line} ({error})").format(
+                line=reader.line_num, error=exc
+            ),
+            field="file",
         ) from exc
     if len(rows) > MAX_ROWS:
-        raise too_large(f"The file has {len(rows):,} rows")
+        raise too_large(_("The file has {n} rows").format(n=number(len(rows))))
     return CsvInfo(header, base, dups, encoding, delimiter), rows
 
 
@@ -276,7 +291,7 @@ class CsvStream:
                 header, base, dups = _unique_header(next(self.reader))
             except StopIteration:
                 raise InvalidInput(
-                    "is empty: expected a header line and rows", field="file"
+                    _("is empty: expected a header line and rows"), field="file"
                 ) from None
             self.info = CsvInfo(header, base, dups, encoding, _delimiter(first))
             self.header = header
@@ -311,7 +326,10 @@ class CsvStream:
             ) from exc
         except csv.Error as exc:
             raise InvalidInput(
-                f"cannot be read as CSV after line {reader.line_num} ({exc})", field="file"
+                _("cannot be read as CSV after line {line} ({error})").format(
+                    line=reader.line_num, error=exc
+                ),
+                field="file",
             ) from exc
         if chunk:
             yield chunk
@@ -348,12 +366,16 @@ def parse_source_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, 
     try:
         m = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
+        raise InvalidInput(
+            _("is not valid JSON ({error})").format(error=exc.msg), field="mapping"
+        ) from exc
     if not isinstance(m, dict):
-        raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
+        raise InvalidInput(
+            _('must be {{"columns": {{...}}, "defaults": {{...}}}}').format(), field="mapping"
+        )
     columns, defaults = m.get("columns", {}) or {}, m.get("defaults", {}) or {}
     if not isinstance(columns, dict) or not isinstance(defaults, dict):
-        raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
+        raise InvalidInput(_("columns and defaults must be JSON objects"), field="mapping")
     for col, fld in columns.items():
         if fld not in sources.CANONICAL:
             raise InvalidInput(
@@ -364,7 +386,9 @@ def parse_source_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, 
             )
         if col not in header:
             raise InvalidInput(
-                f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
+                _("maps column {col!r}, which is not in the file's header ({header})").format(
+                    col=col, header=", ".join(header)
+                ),
                 field="mapping.columns",
             )
     for fld in defaults:
@@ -475,9 +499,11 @@ class ImportRun:
                     await ctx.session.execute(_SEEN_CREATE)
             except DBAPIError as exc:
                 raise ImportFailed(
-                    "The database role of this import may not create the temporary table it "
-                    "uses to find duplicates across the file; nothing was imported. Grant it: "
-                    "GRANT TEMPORARY ON DATABASE <database> TO <role>."
+                    _(
+                        "The database role of this import may not create the temporary table "
+                        "it uses to find duplicates across the file; nothing was imported. "
+                        "Grant it: GRANT TEMPORARY ON DATABASE <database> TO <role>."
+                    )
                 ) from exc
         return run
 
@@ -696,10 +722,12 @@ def _why_none_of(s: NewSupporter) -> str:
 
 def refused(rejected: int, rows: int, *, how: str) -> str:
     """What to tell when an all-or-nothing import met invalid rows."""
-    verb = "is" if rejected == 1 else "are"
     return (
-        f"{rejected:,} of {rows:,} rows {verb} invalid, so nothing was imported (all or nothing). "
-        f"{how}"
+        _("{rejected} of {rows} row(s) invalid, so nothing was imported (all or nothing).").format(
+            rejected=number(rejected), rows=number(rows)
+        )
+        + " "
+        + how
     ).strip()
 
 
@@ -743,8 +771,10 @@ async def import_csv(
             refused(
                 run.rejected_count,
                 len(rows),
-                how="Fix the rows listed in 'rejected', or send valid_rows_only=true to import "
-                "the valid rows only.",
+                how=_(
+                    "Fix the rows listed in 'rejected', or send valid_rows_only=true to import "
+                    "the valid rows only."
+                ),
             ),
             extra={"report": report},
         )
@@ -794,7 +824,7 @@ async def import_stream(
         if on_chunk:
             on_chunk(run, time.perf_counter() - t0)
     if run.rows == 0:
-        raise ImportFailed("The file has a header line but no rows: nothing to import.")
+        raise ImportFailed(_("The file has a header line but no rows: nothing to import."))
     if dry_run:
         return run
     if run.doomed:
@@ -829,11 +859,15 @@ async def admin_context(
     account = (await session.execute(_ACCOUNT, {"e": email})).first()
     if account is None:
         raise NotFound(
-            f"No account {email}. The import is made in the name of an admin of the campaign: "
-            "give the e-mail they sign in with."
+            _(
+                "No account {email}. The import is made in the name of an admin of the "
+                "campaign: give the e-mail they sign in with."
+            ).format(email=email)
         )
     if not account.is_active:
-        raise ImportFailed(f"The account {email} is disabled; it cannot import supporters.")
+        raise ImportFailed(
+            _("The account {email} is disabled; it cannot import supporters.").format(email=email)
+        )
     from app.db import set_tenant
 
     await set_tenant(session, None, account.id)  # row-level security: this account's campaigns
@@ -846,15 +880,29 @@ async def admin_context(
     ).all()
     if not found:
         raise NotFound(
-            f"{email} is not a member of any campaign "
-            + (f"with id {cid}" if cid else f"named {campaign.strip()!r} (exact name, with case)")
-            + ". Check it, or give the campaign id (GET /campaigns lists the campaigns of a "
-            "signed-in account)."
+            (
+                _(
+                    "{email} is not a member of any campaign with id {cid}. Check it, or give the "
+                    "campaign id (GET /campaigns lists the campaigns of a signed-in account)."
+                )
+                if cid
+                else _(
+                    "{email} is not a member of any campaign named {name!r} (exact name, with "
+                    "case). Check it, or give the campaign id (GET /campaigns lists the campaigns "
+                    "of a signed-in account)."
+                )
+            ).format(email=email, cid=cid, name=campaign.strip())
         )
     if len(found) > 1:
         raise ImportFailed(
-            f"{len(found)} campaigns of {email} are named {campaign.strip()!r}: give the campaign "
-            f"id instead ({', '.join(str(r.id) for r in found)})."
+            _(
+                "{n} campaigns of {email} are named {name!r}: give the campaign id instead ({ids})."
+            ).format(
+                n=len(found),
+                email=email,
+                name=campaign.strip(),
+                ids=", ".join(str(r.id) for r in found),
+            )
         )
     cid, name = found[0].id, found[0].name
     standing = (
@@ -870,10 +918,12 @@ async def admin_context(
     if standing is None or standing["role"] != "admin":
         role = standing["role"] if standing else "no"
         raise ImportFailed(
-            f"{email} has the {role} role in campaign {name!r}, not admin: only an admin of the "
-            "campaign, accountable for its supporter file, may import supporters. An admin can "
-            "change roles (PATCH /campaigns/{cid}/members/{user_id}), or give another admin's "
-            "e-mail."
+            _(
+                "{email} has the {role} role in campaign {name!r}, not admin: only an admin of "
+                "the campaign, accountable for its supporter file, may import supporters. An "
+                "admin can change roles (PATCH /campaigns/{{cid}}/members/{{user_id}}), or give "
+                "another admin's e-mail."
+            ).format(email=email, role=role_name(role) if standing else _("no"), name=name)
         )
     ctx = CampaignContext(
         campaign_id=cid,
