@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from app.errors import ImportFailed
+from app.i18n import _, number
 from app.services.reference.imports.common import (
     Fault,
     ImportReport,
@@ -109,7 +110,9 @@ def parse_communes(value: str | None) -> frozenset[str] | None:
     bad = sorted(c for c in codes if not _COMMUNE.match(c))
     if bad:
         raise ImportFailed(
-            f"--commune: {', '.join(bad)} is not a 5-character INSEE commune code (e.g. 92002).",
+            _("--commune: {codes} is not a 5-character INSEE commune code (e.g. 92002).").format(
+                codes=", ".join(bad)
+            ),
             extra={"field": "commune"},
         )
     return codes
@@ -173,31 +176,41 @@ class _Rows:
             if not (-180.0 <= flon <= 180.0 and -90.0 <= flat <= 90.0):
                 raise ValueError
         except ValueError:
-            self.log.reject(line, "lon/lat", f"no valid WGS84 point ({lon!r}, {lat!r})")
+            self.log.reject(
+                line,
+                "lon/lat",
+                _("no valid WGS84 point ({lon!r}, {lat!r})").format(lon=lon, lat=lat),
+            )
             return False
         if not row[c["id"]]:
-            self.log.reject(line, "id", "empty id")
+            self.log.reject(line, "id", _("empty id"))
             return False
         if code not in self.commune_codes:
             if not _COMMUNE.match(code):
-                self.log.reject(line, "code_insee", f"{code!r} is not an INSEE code")
+                self.log.reject(
+                    line, "code_insee", _("{code!r} is not an INSEE code").format(code=code)
+                )
                 return False
             self.commune_codes.add(code)
         i_hh = c.get("households")
         if i_hh is not None and not (row[i_hh].isascii() and _positive(row[i_hh])):
-            self.log.reject(line, "households", f"{row[i_hh]!r} is not a positive number")
+            self.log.reject(
+                line, "households", _("{value!r} is not a positive number").format(value=row[i_hh])
+            )
             return False
         return True
 
     def _bad_number(self, line: int, num: str) -> None:
         if num == BAL_NO_NUMBER:
-            self.log.skip(line, "numero", "named place without a number (BAL 99999)")
+            self.log.skip(line, "numero", _("named place without a number (BAL 99999)"))
         elif num == "":
-            self.log.reject(line, "numero", "empty house number")
+            self.log.reject(line, "numero", _("empty house number"))
         elif num.isascii() and num.isdigit():
-            self.log.reject(line, "numero", f"{num!r} is too large a house number")
+            self.log.reject(
+                line, "numero", _("{value!r} is too large a house number").format(value=num)
+            )
         else:
-            self.log.reject(line, "numero", f"{num!r} is not a house number")
+            self.log.reject(line, "numero", _("{value!r} is not a house number").format(value=num))
 
     def _slow(self, block: str | bytes, line: int) -> pa.Table:
         """Row by row (quotes, blank lines, wrong field counts): the table to load."""
@@ -218,7 +231,9 @@ class _Rows:
                     continue
                 self.log.reject(
                     reader.line_num, "",
-                    f"{len(row)} fields instead of {ncols} (wrong delimiter or unquoted value?)",
+                    _(
+                        "{n} fields instead of {expected} (wrong delimiter or unquoted value?)"
+                    ).format(n=len(row), expected=ncols),
                 )  # fmt: skip
                 continue
             ok = self.accept(row, reader.line_num)
@@ -466,9 +481,11 @@ def _detect_format(path: Path, header: list[str]) -> str:
     shown = ", ".join(header[:10])
     raise fail(
         path,
-        "not a BAN or BAL address file: expected the BAN columns (id, numero, rep, nom_voie, "
-        "code_insee, lon, lat, …) or the BAL columns (cle_interop, numero, suffixe, voie_nom, "
-        f"commune_insee, long, lat, …). The header has: {shown}.",
+        _(
+            "not a BAN or BAL address file: expected the BAN columns (id, numero, rep, nom_voie, "
+            "code_insee, lon, lat, …) or the BAL columns (cle_interop, numero, suffixe, "
+            "voie_nom, commune_insee, long, lat, …). The header has: {shown}."
+        ).format(shown=shown),
         line=1,
     )
 
@@ -507,7 +524,7 @@ async def import_addresses(
             cols = find_columns(path, inp.header, spec, REQUIRED)
             src = source or fmt
             if src not in ("ban", "bal", "synthetic"):
-                raise fail(path, f"source {src!r} must be ban, bal or synthetic.")
+                raise fail(path, _("source {src!r} must be ban, bal or synthetic.").format(src=src))
             progress = Progress(f"addresses {path.name}", inp.size, quiet)
             rows = _Rows(inp, cols, fmt, communes, log, src, path.name, progress, fault)
             try:
@@ -517,18 +534,21 @@ async def import_addresses(
                             loaded = await _load(conn, rows, path, communes, defer_indexes)
                             log.check(max_rejects)
                             if rows.read == 0:
-                                raise fail(path, "the file has a header but no rows.", line=2)
+                                raise fail(path, _("the file has a header but no rows."), line=2)
                             if loaded == 0:
                                 raise fail(
                                     path,
-                                    "no door to load: every row was skipped, rejected or "
-                                    "filtered out"
-                                    + (
-                                        f" by --commune {','.join(sorted(communes))}"
+                                    (
+                                        _(
+                                            "no door to load: every row was skipped, rejected "
+                                            "or filtered out by --commune {communes}."
+                                        )
                                         if communes
-                                        else ""
-                                    )
-                                    + ".",
+                                        else _(
+                                            "no door to load: every row was skipped, rejected "
+                                            "or filtered out."
+                                        )
+                                    ).format(communes=",".join(sorted(communes or ()))),
                                 )
                             replaced = (
                                 await conn.execute(
@@ -548,9 +568,13 @@ async def import_addresses(
                             n_replaced = int(replaced.split()[-1])
                             if n_replaced:
                                 report.notes.append(
-                                    f"{n_replaced:,} synthetic demo doors of "
-                                    f"{', '.join(sorted(rows.commune_codes))} were replaced by "
-                                    "these real doors."
+                                    _(
+                                        "{n} synthetic demo doors of {communes} were replaced "
+                                        "by these real doors."
+                                    ).format(
+                                        n=number(n_replaced),
+                                        communes=", ".join(sorted(rows.commune_codes)),
+                                    )
                                 )
                             report.seconds = now() - t0
                             await record_run(conn, report, source=src, started=started_wall)
@@ -761,15 +785,19 @@ async def _duplicate(conn, path: Path, exc, delimiter: str, encoding: str) -> Im
     if len(lines) > 1:
         return fail(
             path,
-            f"duplicated id {ident!r} on lines {', '.join(map(str, lines[:10]))}: every door id "
-            "must be unique. Remove the duplicates and import again.",
+            _(
+                "duplicated id {ident!r} on lines {lines}: every door id must be unique. Remove "
+                "the duplicates and import again."
+            ).format(ident=ident, lines=", ".join(map(str, lines[:10]))),
             line=lines[1],
         )
     other = await conn.fetchval("SELECT source_file FROM address WHERE ban_id = $1", ident)
     return fail(
         path,
-        f"id {ident!r} (line {lines[0] if lines else '?'}) is already loaded from "
-        f"{other or 'another file'}; a door id may come from one file only.",
+        _(
+            "id {ident!r} (line {line}) is already loaded from {other}; a door id may come from "
+            "one file only."
+        ).format(ident=ident, line=lines[0] if lines else "?", other=other or _("another file")),
         line=lines[0] if lines else None,
     )
 

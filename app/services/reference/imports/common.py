@@ -28,6 +28,7 @@ import asyncpg
 
 from app.csvsafe import SafeWriter
 from app.errors import ImportFailed
+from app.i18n import _, number
 
 csv.field_size_limit(1 << 24)
 
@@ -77,16 +78,28 @@ class ImportReport:
 
     def summary(self) -> str:
         """A few lines for people."""
-        lines = [
-            f"{self.kind}: {self.path.name}: {self.rows_read:,} rows read, "
-            f"{self.rows_loaded:,} loaded, {self.rows_skipped:,} skipped, "
-            f"{self.rows_rejected:,} rejected"
-            + (f", {self.rows_filtered:,} filtered out" if self.rows_filtered else "")
-            + f" in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s).",
-        ]
+        counts = _(
+            "{kind}: {file}: {read} rows read, {loaded} loaded, {skipped} skipped, "
+            "{rejected} rejected"
+        ).format(
+            kind=self.kind,
+            file=self.path.name,
+            read=number(self.rows_read),
+            loaded=number(self.rows_loaded),
+            skipped=number(self.rows_skipped),
+            rejected=number(self.rows_rejected),
+        )
+        if self.rows_filtered:
+            counts += _(", {n} filtered out").format(n=number(self.rows_filtered))
+        counts += _(" in {seconds} s ({rate} rows/s).").format(
+            seconds=number(self.seconds, 2), rate=number(self.rows_per_second)
+        )
+        lines = [counts]
         lines += [f"  {n}" for n in self.notes]
         if self.report_path and (self.rows_skipped or self.rows_rejected):
-            lines.append(f"  Skipped/rejected rows are listed in {self.report_path}")
+            lines.append(
+                _("  Skipped/rejected rows are listed in {path}").format(path=self.report_path)
+            )
         return "\n".join(lines)
 
 
@@ -139,13 +152,22 @@ class RejectLog:
         """Refuse the import when there are more rejected rows than allowed."""
         if self.rejected > max_rejects:
             listed = "; ".join(
-                f"line {ln}, column {col or '-'}: {why}" for ln, col, why in self.first
-            )
+                _("line {line}, column {column}: {reason}").format(
+                    line=ln, column=col or "-", reason=why
+                )
+                for ln, col, why in self.first
+            ) + ("; …" if self.rejected > len(self.first) else "")
             raise ImportFailed(
-                f"{self.path}: {self.rejected:,} row(s) rejected ({listed}"
-                + ("; …" if self.rejected > len(self.first) else "")
-                + f"). Nothing was imported. All rejected rows are listed in {self.report_path}; "
-                "fix them, or pass --max-rejects N to load the other rows anyway.",
+                _(
+                    "{file}: {n} row(s) rejected ({listed}). Nothing was imported. All rejected "
+                    "rows are listed in {report}; fix them, or pass --max-rejects N to load the "
+                    "other rows anyway."
+                ).format(
+                    file=self.path,
+                    n=number(self.rejected),
+                    listed=listed,
+                    report=self.report_path,
+                ),
                 extra={"file": str(self.path), "line": self.first[0][0] if self.first else None},
             )
 
@@ -160,9 +182,9 @@ def default_report_path(path: Path) -> Path:
 
 def fail(path: Path, reason: str, line: int | None = None, **extra: Any) -> ImportFailed:
     """An ImportFailed naming the file (and line) with what to do next."""
-    where = f"{path}" + (f", line {line}" if line else "")
+    where = f"{path}" + (_(", line {line}").format(line=line) if line else "")
     return ImportFailed(
-        f"{where}: {reason} Nothing was imported.",
+        _("{where}: {reason} Nothing was imported.").format(where=where, reason=reason),
         extra={"file": str(path), "line": line, **extra},
     )
 
@@ -288,9 +310,9 @@ def open_csv(
     ``delimiter`` forces one.
     """
     if not path.exists():
-        raise fail(path, "no such file.")
+        raise fail(path, _("no such file."))
     if path.stat().st_size == 0:
-        raise fail(path, "the file is empty (0 bytes).")
+        raise fail(path, _("the file is empty (0 bytes)."))
     raw = open(path, "rb")  # noqa: SIM115
     counter = _Counting(raw)
     buffered = io.BufferedReader(counter, buffer_size=1 << 20)
@@ -305,9 +327,9 @@ def open_csv(
             line = first_undecodable_line(path, encoding) or 1
             raise fail(path, _encoding_reason(exc, encoding), line=line) from None
         except (gzip.BadGzipFile, EOFError, OSError) as exc:
-            raise fail(path, f"cannot be read as gzip ({exc}).") from None
+            raise fail(path, _("cannot be read as gzip ({error}).").format(error=exc)) from None
         if not first.strip():
-            raise fail(path, "the file is empty (no header line).", line=1)
+            raise fail(path, _("the file is empty (no header line)."), line=1)
         found = {d: first.count(d) for d in (";", ",", "\t", "|")}
         if delimiter is None:
             allowed = [d for d in delimiters if found.get(d, 0) > 0]
@@ -316,9 +338,15 @@ def open_csv(
                 if found[other] > 0:
                     raise fail(
                         path,
-                        f"wrong delimiter: the header is separated by {_show(other)}, "
-                        f"this format uses {' or '.join(_show(d) for d in delimiters)}. "
-                        f"Convert the file or pass --delimiter '{other}' if that is intended.",
+                        _(
+                            "wrong delimiter: the header is separated by {found}, this format "
+                            "uses {allowed}. Convert the file or pass --delimiter '{other}' if "
+                            "that is intended."
+                        ).format(
+                            found=_show(other),
+                            allowed=_(" or ").join(_show(d) for d in delimiters),
+                            other=other,
+                        ),
                         line=1,
                     )
                 delimiter = delimiters[0]
@@ -332,8 +360,10 @@ def open_csv(
             if found[other] > 0 and other != delimiter:
                 raise fail(
                     path,
-                    f"wrong delimiter: the header is one column when split on {_show(delimiter)}"
-                    f" but is separated by {_show(other)}.",
+                    _(
+                        "wrong delimiter: the header is one column when split on {used} but is "
+                        "separated by {found}."
+                    ).format(used=_show(delimiter), found=_show(other)),
                     line=1,
                 )
         reader = csv.reader(text, delimiter=delimiter)
@@ -353,16 +383,16 @@ def open_csv(
 
 
 def _show(d: str) -> str:
-    return {"\t": "tabs", ";": "';'", ",": "','", "|": "'|'"}.get(d, repr(d))
+    return {"\t": _("tabs"), ";": "';'", ",": "','", "|": "'|'"}.get(d, repr(d))
 
 
 def _encoding_reason(exc: UnicodeDecodeError, encoding: str) -> str:
     bad = exc.object[exc.start : exc.start + 1].hex() if exc.object else "?"
-    return (
-        f"unknown encoding: byte 0x{bad} is not valid {encoding.replace('-sig', '')}. "
-        "Convert the file to UTF-8 (e.g. `iconv -f cp1252 -t utf-8`) or pass --encoding cp1252 "
-        "(or latin-1) if you know its encoding."
-    )
+    return _(
+        "unknown encoding: byte 0x{byte} is not valid {encoding}. Convert the file to UTF-8 "
+        "(e.g. `iconv -f cp1252 -t utf-8`) or pass --encoding cp1252 (or latin-1) if you know "
+        "its encoding."
+    ).format(byte=bad, encoding=encoding.replace("-sig", ""))
 
 
 def first_undecodable_line(path: Path, encoding: str) -> int | None:
@@ -385,8 +415,8 @@ def _explain(path: Path, encoding: str, line_num: int, exc: Exception) -> Except
         line = first_undecodable_line(path, encoding) or line_num + 1
         return fail(path, _encoding_reason(exc, encoding), line=line)
     if isinstance(exc, csv.Error):
-        return fail(path, f"malformed CSV ({exc}).", line=line_num + 1)
-    return fail(path, f"the file is truncated or corrupt ({exc}).")
+        return fail(path, _("malformed CSV ({error}).").format(error=exc), line=line_num + 1)
+    return fail(path, _("the file is truncated or corrupt ({error}).").format(error=exc))
 
 
 class SplitReader:
@@ -415,7 +445,7 @@ class SplitReader:
             while buf.count('"') % 2:  # a quoted value runs over the next line
                 more = next(text, None)
                 if more is None:
-                    raise csv.Error("unexpected end of file inside a quoted value")
+                    raise csv.Error(_("unexpected end of file inside a quoted value"))
                 buf += more
                 n += 1
             yield next(csv.reader(io.StringIO(buf, newline=""), delimiter=delim))
@@ -459,9 +489,15 @@ class _LineReader:
                 line = first_undecodable_line(self._path, self._encoding) or self.line_num + 1
                 raise fail(self._path, _encoding_reason(exc, self._encoding), line=line) from None
             except csv.Error as exc:
-                raise fail(self._path, f"malformed CSV ({exc}).", line=self.line_num + 1) from None
+                raise fail(
+                    self._path,
+                    _("malformed CSV ({error}).").format(error=exc),
+                    line=self.line_num + 1,
+                ) from None
             except (EOFError, OSError) as exc:
-                raise fail(self._path, f"the file is truncated or corrupt ({exc}).") from None
+                raise fail(
+                    self._path, _("the file is truncated or corrupt ({error}).").format(error=exc)
+                ) from None
             yield row
 
 
@@ -488,11 +524,15 @@ def find_columns(
                 break
     missing = [n for n in required if n not in found]
     if missing:
-        wanted = ", ".join(f"{n} (one of: {'/'.join(spec[n])})" for n in missing)
+        wanted = ", ".join(
+            _("{name} (one of: {names})").format(name=n, names="/".join(spec[n])) for n in missing
+        )
         shown = ", ".join(header[:12]) + (", …" if len(header) > 12 else "")
         raise fail(
             path,
-            f"missing required column(s): {wanted}. The header has: {shown}.",
+            _("missing required column(s): {wanted}. The header has: {shown}.").format(
+                wanted=wanted, shown=shown
+            ),
             line=line,
         )
     return found
@@ -553,7 +593,6 @@ def translate_db_error(path: Path, exc: asyncpg.PostgresError) -> ImportFailed:
     detail = getattr(exc, "detail", None) or ""
     if isinstance(exc, asyncpg.DiskFullError):
         from app.dbfaults import disk_full_advice
-        from app.i18n import _
 
         return ImportFailed(
             _("{file}: the import stopped: {error}.").format(
@@ -564,14 +603,19 @@ def translate_db_error(path: Path, exc: asyncpg.PostgresError) -> ImportFailed:
             extra={"file": str(path), "line": None, "reason": "disk_full"},
         )
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
-        table = getattr(exc, "table_name", None) or "campaign data"
+        table = getattr(exc, "table_name", None) or _("campaign data")
         return fail(
             path,
-            f"rows this import would remove or replace are still used by {table} ({detail}). "
-            "Campaign data (turfs, assignments, visits, flags) keeps the doors and districts it "
-            "refers to: keep those rows in the file, or end what uses them first.",
+            _(
+                "rows this import would remove or replace are still used by {table} ({detail}). "
+                "Campaign data (turfs, assignments, visits, flags) keeps the doors and districts "
+                "it refers to: keep those rows in the file, or end what uses them first."
+            ).format(table=table, detail=detail),
         )
-    return fail(path, f"the database refused the data: {exc}. {detail}".strip())
+    return fail(
+        path,
+        (_("the database refused the data: {error}.").format(error=exc) + f" {detail}").strip(),
+    )
 
 
 # ---------------------------------------------------------------- progress
@@ -599,7 +643,7 @@ class Progress:
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 DownloadColumn(),
-                TextColumn("{task.fields[rows]:>12,} rows"),
+                TextColumn("{task.fields[rows]:>12,} " + _("rows")),
                 TimeElapsedColumn(),
                 TimeRemainingColumn(),
                 console=Console(stderr=True),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
+from app.i18n import _
 from app.services.reference.imports.common import (
     ImportReport,
     RejectLog,
@@ -82,7 +83,7 @@ def _int(value: str) -> int | None:
     if f is None:
         return None
     if not f.is_integer():
-        raise ValueError(f"{value!r} is not a whole number")
+        raise ValueError(_("{value!r} is not a whole number").format(value=value))
     return int(f)
 
 
@@ -129,14 +130,15 @@ def detect_layout(path: Path, header: list[str]) -> Layout:
     if key is None and (commune is None or bv is None):
         raise fail(
             path,
-            "missing required column: the polling-station code (codeBureauVote), or the commune "
-            f"and station columns (Code commune + Code BV). The header has: "
-            f"{', '.join(header[:12])}{', …' if len(header) > 12 else ''}.",
+            _(
+                "missing required column: the polling-station code (codeBureauVote), or the "
+                "commune and station columns (Code commune + Code BV). The header has: {shown}."
+            ).format(shown=", ".join(header[:12]) + (", …" if len(header) > 12 else "")),
             line=1,
         )
     totals = {k: first(v) for k, v in TOTALS.items()}
     if totals["inscrits"] is None:
-        raise fail(path, "missing required column: Inscrits.", line=1)
+        raise fail(path, _("missing required column: Inscrits."), line=1)
     totals = {k: v for k, v in totals.items() if v is not None}
 
     split = [_split(h) for h in header]
@@ -168,7 +170,7 @@ def detect_layout(path: Path, header: list[str]) -> Layout:
     if "voix" not in cand:
         raise fail(
             path,
-            "missing required column: Voix (long format) or Voix 1, Voix 2, … (wide format).",
+            _("missing required column: Voix (long format) or Voix 1, Voix 2, … (wide format)."),
             line=1,
         )
     return Layout("long", key, commune, dep, bv, totals, {0: cand})
@@ -241,14 +243,20 @@ async def import_results(
                 line = inp.reader.line_num
                 report.rows_read += 1
                 if len(row) != n:
-                    log.reject(line, "", f"{len(row)} fields instead of {n}")
+                    log.reject(
+                        line,
+                        "",
+                        _("{n} fields instead of {expected}").format(n=len(row), expected=n),
+                    )
                     continue
                 code = _station(row, lay)
                 if not KEY.match(code):
                     log.reject(
                         line,
                         "codeBureauVote",
-                        f"{code!r} is not a polling-station code like 92002_0001",
+                        _("{code!r} is not a polling-station code like 92002_0001").format(
+                            code=code
+                        ),
                     )
                     continue
                 try:
@@ -259,8 +267,10 @@ async def import_results(
                 if lay.fmt == "wide" and code in stations:
                     raise fail(
                         path,
-                        f"duplicated polling station {code} on lines {station_line[code]} and "
-                        f"{line}: a wide results file has one row per station.",
+                        _(
+                            "duplicated polling station {code} on lines {first} and {line}: a "
+                            "wide results file has one row per station."
+                        ).format(code=code, first=station_line[code], line=line),
                         line=line,
                     )
                 if code not in stations:
@@ -287,7 +297,9 @@ async def import_results(
                         if (code, position) in candidates:
                             raise fail(
                                 path,
-                                f"duplicated candidate {position} for polling station {code}.",
+                                _(
+                                    "duplicated candidate {position} for polling station {code}."
+                                ).format(position=position, code=code),
                                 line=line,
                             )
                         nuance = row[cols["nuance"]].strip() if "nuance" in cols else None
@@ -303,23 +315,27 @@ async def import_results(
                     continue
         log.check(max_rejects)
         if report.rows_read == 0:
-            raise fail(path, "the file has a header but no rows.", line=2)
+            raise fail(path, _("the file has a header but no rows."), line=2)
         try:
             async with connect(owner_url) as conn, conn.transaction():
                 known = {r["code"] for r in await conn.fetch("SELECT code FROM district")}
                 if not known:
                     raise fail(
                         path,
-                        "no district is loaded yet: import the districts first "
-                        "(porte import districts FILE).",
+                        _(
+                            "no district is loaded yet: import the districts first "
+                            "(porte import districts FILE)."
+                        ),
                     )
                 unmatched = sorted(set(stations) - known)
                 if len(unmatched) == len(stations):
                     raise fail(
                         path,
-                        f"none of the {len(stations)} polling-station codes matches a loaded "
-                        f"district (e.g. {unmatched[0]}). Check that the file covers the same "
-                        "area as the districts and that the codes look like 92002_0001.",
+                        _(
+                            "none of the {n} polling-station codes matches a loaded district "
+                            "(e.g. {example}). Check that the file covers the same area as the "
+                            "districts and that the codes look like 92002_0001."
+                        ).format(n=len(stations), example=unmatched[0]),
                     )
                 eid = await conn.fetchval(
                     "INSERT INTO election (name, source_file) VALUES ($1, $2)"
@@ -357,7 +373,9 @@ async def import_results(
                         station_line[code],
                         "codeBureauVote",
                         "unmatched",
-                        f"polling station {code} has results but no contour (kept)",
+                        _("polling station {code} has results but no contour (kept)").format(
+                            code=code
+                        ),
                     )
                 report.rows_loaded = report.rows_read - log.rejected - log.skipped
                 report.rows_rejected, report.rows_skipped = log.rejected, log.skipped
@@ -370,12 +388,18 @@ async def import_results(
                     unmatched=unmatched,
                     candidates=len(candidates),
                 )
-                report.notes.append(
-                    f"election {name!r}: {len(stations)} polling stations ({lay.fmt} format), "
-                    f"{len(stations) - len(unmatched)} joined to a district"
-                    + (f"; no contour for {', '.join(unmatched)} (kept)" if unmatched else "")
-                    + "."
+                note = _(
+                    "election {name!r}: {n} polling stations ({format} format), {joined} joined "
+                    "to a district"
+                ).format(
+                    name=name,
+                    n=len(stations),
+                    format=lay.fmt,
+                    joined=len(stations) - len(unmatched),
                 )
+                if unmatched:
+                    note += _("; no contour for {codes} (kept)").format(codes=", ".join(unmatched))
+                report.notes.append(note + ".")
                 await record_run(conn, report, source="interieur", started=started_wall)
         except asyncpg.PostgresError as exc:
             raise translate_db_error(path, exc) from None
