@@ -44,7 +44,7 @@ async def test_sign_in_refresh_rotation_and_reuse_revokes_family(access_app, acc
         # The first token was rotated: presenting it again is a theft signal.
         reuse = await c.post("/auth/refresh", json={"refresh_token": first})
         assert reuse.status_code == 401
-        assert "already used" in reuse.json()["detail"]
+        assert "a déjà servi" in reuse.json()["detail"]
         # ...and the whole family is revoked, including the legitimate latest token.
         after = await c.post("/auth/refresh", json={"refresh_token": second})
         assert after.status_code == 401
@@ -159,7 +159,7 @@ async def test_totp_enrol_sign_in_replay_and_required_campaign(access_app, acces
         h = {"Authorization": f"Bearer {tok}"}
         # The campaign requires a second factor: refused until the account has one.
         refused = await c.get(f"/campaigns/{cid}", headers=h)
-        assert refused.status_code == 403 and "two-factor" in refused.json()["detail"]
+        assert refused.status_code == 403 and "double authentification" in refused.json()["detail"]
 
         enrol = await c.post("/auth/totp/enrol", headers=h)
         assert enrol.status_code == 200, enrol.text

@@ -32,13 +32,13 @@ def test_geocode_command_writes_levels_and_scores(sample_db, tmp_path):
     assert rows[0]["ref"] == "a" and rows[0]["address_id"] and float(rows[0]["score"]) > 0.9
     assert "département 75" in rows[1]["reason"]
     bad = CliRunner().invoke(cli, ["geocode", str(src)], env=_env(sample_db))
-    assert bad.exit_code == 2 and "Column 'address' not found" in bad.output
+    assert bad.exit_code == 2 and "Colonne 'address' introuvable" in bad.output
 
 
 def test_purge_dry_run_changes_nothing(sample_db):
     res = CliRunner().invoke(cli, ["purge", "--dry-run"], env=_env(sample_db))
     assert res.exit_code == 0, res.output
-    assert "dry run: nothing changed" in res.output
+    assert "essai à blanc : rien n'a changé" in res.output
 
 
 def test_geocode_output_cannot_start_a_formula(sample_db, tmp_path):

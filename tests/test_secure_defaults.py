@@ -90,7 +90,7 @@ async def test_development_generates_keeps_and_uses_its_own_secrets(
         assert len(live.secret_key.encode()) >= 32 and len(live.hmac_key.encode()) >= 32
         assert live.data_key_id in live.data_key_map
         # ...and the start says so, and where.
-        assert str(path) in caplog.text and "generated" in caplog.text
+        assert str(path) in caplog.text and "générés" in caplog.text  # French by default
     finally:
         await app.state.db.dispose()
 
@@ -157,7 +157,7 @@ def test_production_never_generates_secrets(tmp_path):
             owner_database_url="postgresql://nobody@127.0.0.1:1/none",
             **values,
         )
-        with pytest.raises(SystemExit, match="Refusing to start in production"):
+        with pytest.raises(SystemExit, match="Refus de démarrer en mode production"):
             create_app(settings)
     assert not any(tmp_path.iterdir()), "production wrote no secrets file"
 
@@ -197,8 +197,8 @@ async def test_production_refuses_a_role_that_could_read_across_campaigns(
     try:
         for url, why in [
             (urls.owner, "BYPASSRLS"),  # the schema owner: BYPASSRLS and owner of every table
-            (urls.owner, "owns"),
-            (_url(pg_cluster, su, "pw", name), "superuser"),
+            (urls.owner, "possède"),
+            (_url(pg_cluster, su, "pw", name), "superutilisateur"),
             (_url(pg_cluster, byp, "pw", name), "BYPASSRLS"),
             (_url(pg_cluster, own, "pw", name), "visit"),
         ]:
