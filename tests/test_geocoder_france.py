@@ -207,7 +207,7 @@ async def test_street_types_and_suffixes(france, line, street, number, rep):
 
 
 # ------------------------------------------------------------------ honesty
-async def test_no_guess_in_another_commune(france):
+async def test_no_guess_in_another_commune(france, english):
     engine, _doors = france
     # Villiers-Saint-Frédéric shares 78640 with Saint-Germain-de-la-Grange, whose doors are
     # loaded (with a "Rue de la Gare"), but its own are not
@@ -216,7 +216,7 @@ async def test_no_guess_in_another_commune(france):
     # two loaded communes named Sainte-Colombe with the same street, no postcode: no door
     r = await _one(engine, "3 rue de la Mairie, Sainte-Colombe")
     assert r.level == "none" and r.address_id is None and r.code_insee is None, r
-    assert "plusieurs communes" in r.reason and "département" not in r.reason
+    assert "several communes" in r.reason and "département" not in r.reason
     # the postcode (even a digit off) tells them apart
     r = await _one(engine, "3 rue de la Mairie, 77650 Sainte-Colombe")
     assert r.code_insee == "77404" and r.level == "housenumber", r

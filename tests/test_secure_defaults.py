@@ -56,7 +56,7 @@ def _forged(user_id: uuid.UUID, key: str) -> dict[str, str]:
 
 
 async def test_development_generates_keeps_and_uses_its_own_secrets(
-    access_urls, access_owner, tmp_path, caplog
+    access_urls, access_owner, tmp_path, caplog, english
 ):
     db_dir = tmp_path / "db"
     caplog.set_level(logging.WARNING, logger="porte")
@@ -90,7 +90,7 @@ async def test_development_generates_keeps_and_uses_its_own_secrets(
         assert len(live.secret_key.encode()) >= 32 and len(live.hmac_key.encode()) >= 32
         assert live.data_key_id in live.data_key_map
         # ...and the start says so, and where.
-        assert str(path) in caplog.text and "générés" in caplog.text  # French by default
+        assert str(path) in caplog.text and "generated" in caplog.text
     finally:
         await app.state.db.dispose()
 
@@ -146,7 +146,7 @@ def test_weak_or_malformed_secrets_stop_the_start(mode, override, named, tmp_pat
     create_app(settings.model_copy(update={"mode": "test"}))
 
 
-def test_production_never_generates_secrets(tmp_path):
+def test_production_never_generates_secrets(tmp_path, english):
     for missing in ("secret_key", "data_keys", "hmac_key"):
         values = {**GOOD, missing: DEFAULT_SECRET if missing == "secret_key" else ""}
         settings = Settings(
@@ -157,7 +157,7 @@ def test_production_never_generates_secrets(tmp_path):
             owner_database_url="postgresql://nobody@127.0.0.1:1/none",
             **values,
         )
-        with pytest.raises(SystemExit, match="Refus de démarrer en mode production"):
+        with pytest.raises(SystemExit, match="Refusing to start in production"):
             create_app(settings)
     assert not any(tmp_path.iterdir()), "production wrote no secrets file"
 
@@ -175,7 +175,7 @@ async def _start(settings: Settings) -> None:
 
 
 async def test_production_refuses_a_role_that_could_read_across_campaigns(
-    pg_cluster, make_db, caplog
+    pg_cluster, make_db, caplog, english
 ):
     urls = make_db("roles")
     name = urls.name
@@ -197,8 +197,8 @@ async def test_production_refuses_a_role_that_could_read_across_campaigns(
     try:
         for url, why in [
             (urls.owner, "BYPASSRLS"),  # the schema owner: BYPASSRLS and owner of every table
-            (urls.owner, "possède"),
-            (_url(pg_cluster, su, "pw", name), "superutilisateur"),
+            (urls.owner, "owns"),
+            (_url(pg_cluster, su, "pw", name), "superuser"),
             (_url(pg_cluster, byp, "pw", name), "BYPASSRLS"),
             (_url(pg_cluster, own, "pw", name), "visit"),
         ]:

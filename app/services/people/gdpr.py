@@ -235,7 +235,7 @@ async def flag_door(
 async def object_to_visits(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     """Objection to door-to-door visits (GDPR art. 21): flag the supporter's door."""
     r = await _row(ctx, supporter_id)
-    address_id, _, _ = decrypt_location(
+    address_id, _lon, _lat = decrypt_location(
         Cipher.from_settings(ctx.settings), ctx.campaign_id, supporter_id, r.key_id, r._mapping
     )
     if address_id is None:
