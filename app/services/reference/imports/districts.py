@@ -324,7 +324,7 @@ async def _records(path, layer, wanted, fields, epsg, log, report, counter, prog
                     )
                 seen[code] = line
                 if not present[i]:
-                    log.reject(line, "geometry", "no geometry")
+                    log.reject(line, "geometry", _("no geometry"))
                     continue
                 g = _polygonal(geoms[i], line, log, report)
                 if g is None:
