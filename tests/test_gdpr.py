@@ -321,6 +321,9 @@ async def test_withdrawing_mapping_only_leaves_the_counts_but_keeps_the_contact(
         json={"purposes": ["newsletter"]},
     )
     assert r.status_code == 422 and r.json()["field"] == "purposes"
+    # the refusal says which consent is missing, and which stand
+    assert "aucun consentement en cours pour « newsletter »" in r.json()["detail"]
+    assert "(en cours : contact)" in r.json()["detail"]
     listed = await client.get(w.url("/supporters?level=manual"), headers=w.headers["admin"])
     assert [i["id"] for i in listed.json()["items"]] == [ids[1]]
 
