@@ -38,7 +38,7 @@ def test_geocode_command_writes_levels_and_scores(sample_db, tmp_path):
 def test_purge_dry_run_changes_nothing(sample_db):
     res = CliRunner().invoke(cli, ["--lang", "en", "purge", "--dry-run"], env=_env(sample_db))
     assert res.exit_code == 0, res.output
-    assert "essai à blanc : rien n'a changé" in res.output
+    assert "dry run: nothing changed" in res.output
 
 
 def test_geocode_output_cannot_start_a_formula(sample_db, tmp_path):
