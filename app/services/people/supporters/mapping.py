@@ -23,12 +23,16 @@ def _load(raw: str) -> tuple[dict, dict]:
     try:
         m = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
+        raise InvalidInput(
+            _("is not valid JSON ({error})").format(error=exc.msg), field="mapping"
+        ) from exc
     if not isinstance(m, dict):
-        raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
+        raise InvalidInput(
+            _('must be {{"columns": {{...}}, "defaults": {{...}}}}').format(), field="mapping"
+        )
     columns, defaults = m.get("columns", {}) or {}, m.get("defaults", {}) or {}
     if not isinstance(columns, dict) or not isinstance(defaults, dict):
-        raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
+        raise InvalidInput(_("columns and defaults must be JSON objects"), field="mapping")
     return columns, defaults
 
 
@@ -44,7 +48,9 @@ def _check_columns(columns: dict[str, str], header: list[str], fields: tuple[str
             )
         if col not in header:
             raise InvalidInput(
-                f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
+                _("maps column {col!r}, which is not in the file's header ({header})").format(
+                    col=col, header=", ".join(header)
+                ),
                 field="mapping.columns",
             )
 
@@ -60,8 +66,10 @@ def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], d
     for fld in defaults:
         if fld not in FIELDS or fld in PERSONAL:
             raise InvalidInput(
-                f"unknown or personal field {fld!r} in defaults (only consent_* fields and "
-                "last_contact_at may have a file-wide default)",
+                _(
+                    "unknown or personal field {fld!r} in defaults (only consent_* fields and "
+                    "last_contact_at may have a file-wide default)"
+                ).format(fld=fld),
                 field="mapping.defaults",
             )
     return columns, defaults
