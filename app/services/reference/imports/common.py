@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 
@@ -232,6 +232,17 @@ async def record_run(
         report.rows_rejected,
         json.dumps({"notes": report.notes, **report.details}),
     )
+
+
+class RunOptions(TypedDict, total=False):
+    """What every reference importer takes for its run and hands to ``ReferenceImport``:
+    ``max_rejects`` (rows that may be rejected and the good ones still loaded; default 0),
+    ``report_path`` (where the rejected rows go; default ``<file>.rejects.csv``) and
+    ``on_progress`` (the commands' progress display)."""
+
+    max_rejects: int
+    report_path: Path | None
+    on_progress: OnProgress | None
 
 
 class ReferenceImport(ImportRun):

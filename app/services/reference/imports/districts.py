@@ -12,14 +12,14 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from app.i18n import N_, _
-from app.importrun import OnProgress
 from app.services.reference.imports.common import (
     ImportReport,
     ReferenceImport,
     RejectLog,
+    RunOptions,
     fail,
 )
 
@@ -172,9 +172,7 @@ async def import_districts(
     name_field: str | None = None,
     kind: str = "bureau_de_vote",
     crs: str | None = None,
-    max_rejects: int = 0,
-    report_path: Path | None = None,
-    on_progress: OnProgress | None = None,
+    **options: Unpack[RunOptions],
 ) -> ImportReport:
     """Import district polygons (GeoJSON/GeoPackage, any CRS) in one transaction.
 
@@ -182,9 +180,7 @@ async def import_districts(
     COPY as they come: memory does not grow with the file (69,000 national polling stations).
     """
     path = Path(path)
-    with ReferenceImport(
-        "districts", path, report_path=report_path, max_rejects=max_rejects, on_progress=on_progress
-    ) as run:
+    with ReferenceImport("districts", path, **options) as run:
         if kind not in ("bureau_de_vote", "iris"):
             raise fail(path, _("--kind {kind!r} must be bureau_de_vote or iris.").format(kind=kind))
         layout = _layout(path, layer, code_field, name_field, crs)
