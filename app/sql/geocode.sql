@@ -95,12 +95,21 @@ near AS (
 by_postcode AS (
     SELECT i.idx, c.*, 3 AS pcm
     FROM input i CROSS JOIN LATERAL (
-        SELECT * FROM geocode_commune c WHERE c.code_postal = i.postcode OFFSET 0) c
+        SELECT * FROM geocode_commune c WHERE c.code_postal = i.postcode
+          AND (i.city_norm IS NULL OR least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3)
+        OFFSET 0) c
     WHERE i.idx NOT IN (SELECT idx FROM named)
     UNION ALL
     SELECT n.idx, c.*, 2
-    FROM near n CROSS JOIN LATERAL (
-        SELECT * FROM geocode_commune c WHERE c.code_postal = n.pc OFFSET 0) c
+    FROM near n JOIN input i USING (idx) CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c WHERE c.code_postal = n.pc AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
+        OFFSET 0) c
 ),
 postcode_fits AS (
     -- rows whose (near) postcode has a commune within two edits of the name typed
@@ -118,7 +127,11 @@ others AS (
     UNION ALL
     SELECT i.idx, c.*, 1
     FROM input i CROSS JOIN LATERAL (
-        SELECT * FROM geocode_commune c WHERE c.dept = i.dept OFFSET 0) c
+        SELECT * FROM geocode_commune c WHERE c.dept = i.dept AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
+        OFFSET 0) c
     WHERE i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
       AND i.idx NOT IN (SELECT idx FROM postcode_fits)
     UNION ALL
@@ -127,27 +140,51 @@ others AS (
         SELECT * FROM geocode_commune c
         WHERE left(c.city_norm, 3) = left(i.city_norm, 3)
           AND length(c.city_norm) BETWEEN length(i.city_norm) - 3 AND length(i.city_norm) + 3
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE right(c.city_norm, 3) = right(i.city_norm, 3)
           AND length(c.city_norm) BETWEEN length(i.city_norm) - 3 AND length(i.city_norm) + 3
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE left(c.city_norm, 2) = left(i.city_norm, 2)
           AND right(c.city_norm, 2) = right(i.city_norm, 2) AND length(i.city_norm) <= 7
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE porte_letters(c.city_norm) = porte_letters(i.city_norm)
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE left(c.ancienne_norm, 3) = left(i.city_norm, 3) AND c.ancienne_norm <> ''
           AND length(c.ancienne_norm) BETWEEN length(i.city_norm) - 3
                                           AND length(i.city_norm) + 3
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE right(c.ancienne_norm, 3) = right(i.city_norm, 3) AND c.ancienne_norm <> ''
           AND length(c.ancienne_norm) BETWEEN length(i.city_norm) - 3
                                           AND length(i.city_norm) + 3
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         OFFSET 0) c
     WHERE i.dept IS NULL AND i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
 ),
