@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from app.i18n import reset_language, set_language
 from app.services.people.geocoder import (
     geocode,
     norm_city,
@@ -214,7 +215,11 @@ async def test_no_guess_in_another_commune(france):
     r = await _one(engine, "1 rue de la Gare, 78640 Villiers-Saint-Frédéric")
     assert r.level == "none" and r.code_insee is None, r
     # two loaded communes named Sainte-Colombe with the same street, no postcode: no door
-    r = await _one(engine, "3 rue de la Mairie, Sainte-Colombe")
+    token = set_language("en")  # the reason is checked in English
+    try:
+        r = await _one(engine, "3 rue de la Mairie, Sainte-Colombe")
+    finally:
+        reset_language(token)
     assert r.level == "none" and r.address_id is None and r.code_insee is None, r
     assert "several communes" in r.reason and "département" not in r.reason
     # the postcode (even a digit off) tells them apart
