@@ -10,10 +10,12 @@
 --    city of an arrondissement), the communes of the postcode, of a postcode one digit away,
 --    of the postal département, then of the country (names of about the same length sharing
 --    the first or last three letters); a misspelt name counts only within one edit (two: a swap of letters, or a name of 9 letters
---    or more; three: 15 or more). Kept: the best candidate and those within 0.03 of it.
+--    or more; three: 15 or more). Kept: the best candidate and those within 0.03 of it. Found
+--    once per distinct (postcode, commune) of the batch ("places").
 -- 2. Street within those communes: normalised name, then the name without its type, then the
 --    best trigram similarity or edit distance among the commune's own streets (never a national
---    search); a misspelt commune name needs its street exactly.
+--    search; the streets a slip or two away first); a misspelt commune name needs its street
+--    exactly.
 -- 3. Door: exact number and suffix, else interpolated between same-side neighbours.
 -- A best street found in two cities with close scores (namesakes typed with no postcode) is an
 -- ambiguity, unless only one of them holds the number typed: no door, no commune.
