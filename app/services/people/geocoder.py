@@ -20,7 +20,7 @@ import time
 import unicodedata
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -239,25 +239,41 @@ def _is_postcode(s: str, m: re.Match) -> bool:
 
 
 async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[GeocodeResult]:
-    """Geocode parsed addresses, one SQL pass per batch of ``BATCH``; results in input order."""
+    """Geocode parsed addresses, one SQL pass per batch of ``BATCH``; results in input order.
+    An address typed the same way twice in a batch (a household) is looked up once."""
     out: list[GeocodeResult] = []
     for start in range(0, len(items), BATCH):
         batch = list(items[start : start + BATCH])
         await _split_cities(conn, batch)
-        binds = _binds(batch)
-        if len(batch) >= CUSTOM_PLAN_FROM:
-            # planned for the batch's size; the statement restores the setting itself
-            binds["plan_mode"] = (await conn.execute(_CUSTOM_PLANS)).one()[0]
-            sql = _SQL
-        else:
-            # a few addresses: PostgreSQL's generic plan, after five runs (see _SQL_ONE)
-            binds["plan_mode"] = None
-            rows = await _fetch_small(conn, binds)
-            out.extend(_result(p, r) for p, r in zip(batch, rows, strict=True))
-            continue
-        rows = (await conn.execute(sql, binds)).mappings().all()
-        out.extend(_result(p, r) for p, r in zip(batch, rows, strict=True))
+        first: dict[tuple, int] = {}
+        uniq: list[ParsedAddress] = []
+        where: list[int] = []
+        for p in batch:
+            key = _same_address(p)
+            if key not in first:
+                first[key] = len(uniq)
+                uniq.append(p)
+            where.append(first[key])
+        res = await _geocode_batch(conn, uniq)
+        out.extend(replace(res[j]) for j in where)
     return out
+
+
+def _same_address(p: ParsedAddress) -> tuple:
+    return (p.housenumber, p.suffix, p.street, p.postcode, p.city)
+
+
+async def _geocode_batch(conn: Any, batch: list[ParsedAddress]) -> list[GeocodeResult]:
+    binds = _binds(batch)
+    if len(batch) < CUSTOM_PLAN_FROM:
+        # a few addresses: PostgreSQL's generic plan, after five runs (see _SQL_ONE)
+        binds["plan_mode"] = None
+        rows = await _fetch_small(conn, binds)
+    else:
+        # planned for the batch's size; the statement restores the setting itself
+        binds["plan_mode"] = (await conn.execute(_CUSTOM_PLANS)).one()[0]
+        rows = (await conn.execute(_SQL, binds)).mappings().all()
+    return [_result(p, r) for p, r in zip(batch, rows, strict=True)]
 
 
 async def geocode(conn: Any, lines: Iterable[str]) -> list[GeocodeResult]:
