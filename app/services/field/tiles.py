@@ -79,13 +79,6 @@ def _mvt_params(ctx: CampaignContext, z: int, x: int, y: int) -> list[Any]:
     return [ctx.campaign_id, z, x, y, s.mvt_extent, s.mvt_buffer]
 
 
-async def _layer_tile(ctx: CampaignContext, name: str, z: int, x: int, y: int, *extra: Any) -> Tile:
-    """The tile that ``app/sql/<name>.sql`` builds (tile parameters, then ``extra``), read in
-    the caller's tenant transaction."""
-    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
-        return _tile(await conn.fetchval(sql(name), *_mvt_params(ctx, z, x, y), *extra))
-
-
 async def doors_tile(
     ctx: CampaignContext, z: int, x: int, y: int, *, tile_cache: TileCache, tile_audit: TileAudit
 ) -> Tile:
@@ -138,9 +131,15 @@ async def turfs_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     check_tile(z, x, y)
     if ctx.role == "analyst":
         raise Forbidden("Analysts see district aggregates only, not turfs.")
-    volunteer = ctx.role == "volunteer"
-    mine = (volunteer, ctx.principal.user_id, ctx.assignment_id)
-    return await _layer_tile(ctx, "tiles_turfs", z, x, y, *mine)
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+        data = await conn.fetchval(
+            sql("tiles_turfs"),
+            *_mvt_params(ctx, z, x, y),
+            ctx.role == "volunteer",
+            ctx.principal.user_id,
+            ctx.assignment_id,
+        )
+    return _tile(data)
 
 
 async def districts_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
@@ -148,4 +147,8 @@ async def districts_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     check_tile(z, x, y)
     if ctx.role == "volunteer":
         raise Forbidden("District scores are for organisers and analysts.")
-    return await _layer_tile(ctx, "tiles_districts", z, x, y, ctx.k_threshold)
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+        data = await conn.fetchval(
+            sql("tiles_districts"), *_mvt_params(ctx, z, x, y), ctx.k_threshold
+        )
+    return _tile(data)
