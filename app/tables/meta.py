@@ -57,13 +57,15 @@ def serial_id() -> Column:
     return Column("id", BigInteger, Identity(always=True), primary_key=True, autoincrement=True)
 
 
-def child_key(parent: str, column: str) -> tuple[Column, Column, ForeignKeyConstraint]:
+def child_key(
+    parent: str, column: str, type_: Any = Uuid
+) -> tuple[Column, Column, ForeignKeyConstraint]:
     """The key of a table of rows that belong to one row of ``parent`` (a table keyed by
-    ``campaign_id, id``): ``campaign_id`` and ``column`` lead the key, and the rows go with their
-    parent."""
+    ``campaign_id, id``; ``type_``: the type of that ``id``): ``campaign_id`` and ``column`` lead
+    the key, and the rows go with their parent."""
     return (
         Column("campaign_id", Uuid, primary_key=True),
-        Column(column, Uuid, primary_key=True),
+        Column(column, type_, primary_key=True),
         tenant_ref(column, parent, ondelete="CASCADE"),
     )
 
