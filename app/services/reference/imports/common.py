@@ -199,6 +199,25 @@ def fail(path: Path, reason: str, line: int | None = None, **extra: Any) -> Impo
     )
 
 
+def pick_field(
+    columns: list[str], wanted: str | None, candidates: list[str], path: Path, what: str
+) -> str | None:
+    """The file's field for ``what`` (a name marked with ``N_``): ``wanted`` when given (any
+    case; refused when the file has no such field), else the first of ``candidates`` the file
+    has (None when it has none)."""
+    lower = {c.lower(): c for c in columns}
+    if wanted:
+        if wanted.lower() not in lower:
+            raise fail(
+                path,
+                _("the {what} field {wanted!r} is not in the file (fields: {fields}).").format(
+                    what=_(what), wanted=wanted, fields=", ".join(columns)
+                ),
+            )
+        return lower[wanted.lower()]
+    return next((lower[c.lower()] for c in candidates if c.lower() in lower), None)
+
+
 # ---------------------------------------------------------------- database
 
 
