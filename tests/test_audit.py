@@ -173,7 +173,7 @@ async def test_purge_keeps_twelve_months(access_urls, access_owner, aworld):
 async def test_audit_csv_cannot_start_a_formula_in_any_spreadsheet(
     access_app, aworld, access_owner, access_settings
 ):
-    """Issue 12 §6: only a cell's first character was neutralised. An account's e-mail such as
+    """Only a cell's first character was neutralised. An account's e-mail such as
     ``x;=HYPERLINK(..)@…`` became a formula in a spreadsheet splitting on ';' (French locale)."""
     w = aworld
     email = 'x;=hyperlink("http://evil.test")@example.test'

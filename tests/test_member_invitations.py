@@ -1,5 +1,5 @@
-"""Who may create campaigns, and members who join by an invitation they accept (issue 12 §4;
-issue 19: organisers invite volunteers by e-mail, no shell needed). Mail goes through a real
+"""Who may create campaigns, and members who join by an invitation they accept; organisers
+invite volunteers by e-mail, no shell needed. Mail goes through a real
 SMTP sink (tests/fixtures_mail.py) and the links are read from it."""
 
 from __future__ import annotations

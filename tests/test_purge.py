@@ -163,7 +163,7 @@ async def test_purge_removes_what_is_due_and_keeps_door_flags(make_db):
 
 
 async def test_unhandled_privacy_requests_are_deleted_after_a_month(make_db):
-    """Issue 12 §6: a pending request (it holds the person's address, encrypted) was kept for
+    """A pending request (it holds the person's address, encrypted) was kept for
     ever. `porte purge` deletes requests not handled within 30 days; handled ones follow the
     audit retention as before; the run's audit event counts them."""
     urls = make_db("purge_pending")

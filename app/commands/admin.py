@@ -14,6 +14,7 @@ import uuid
 
 import typer
 
+from app.authz import ADMIN
 from app.i18n import _, role_name
 
 MIN_PASSWORD = 10
@@ -157,7 +158,7 @@ async def create_account(
                         "INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, :r) "
                         "ON CONFLICT (campaign_id, user_id) DO UPDATE SET role = EXCLUDED.role"
                     ),
-                    {"c": campaign, "u": uid, "r": role or "admin"},
+                    {"c": campaign, "u": uid, "r": role or ADMIN},
                 )
         return uid, not existing
     finally:
@@ -335,7 +336,7 @@ def register(cli: typer.Typer) -> None:
         if campaign:
             typer.echo(
                 _("Account {email} created (id {uid}) as {role} of campaign {campaign}.").format(
-                    email=email, uid=uid, role=role_name(role or "admin"), campaign=campaign
+                    email=email, uid=uid, role=role_name(role or ADMIN), campaign=campaign
                 )
             )
         else:

@@ -275,7 +275,7 @@ async def published_visited(session: Any, campaign_id: uuid.UUID, k: int) -> dic
     counts only): what the ranking's coverage and its visited_doors are made of."""
     current = (
         await session.execute(
-            text("SELECT max(number) FROM canvass_round WHERE campaign_id = :c"),
+            text("SELECT number FROM current_round(:c)"),
             {"c": campaign_id},
         )
     ).scalar()

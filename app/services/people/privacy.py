@@ -16,9 +16,11 @@ import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import text
 
+from app.context import CampaignContext
 from app.db import set_tenant
 from app.errors import InvalidInput, NotFound, TooManyRequests
 from app.i18n import _, current
+from app.schemas.people import PrivacyNoticeIn
 from app.services.access import audit
 from app.services.access.crypto import Cipher, aad, normalise_email
 from app.services.people.gdpr import flag_door
@@ -136,10 +138,10 @@ async def throttle(db: Any, client: str | None, *, now: datetime | None = None) 
         )
 
 
-async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
+async def set_notice(ctx: CampaignContext, body: PrivacyNoticeIn) -> dict[str, Any]:
     """Set the controller's identity and contacts shown on the notice (admin)."""
-    ctrl = (body.get("controller") or "").strip()
-    email = (body.get("contact_email") or "").strip()
+    ctrl = body.controller.strip()
+    email = body.contact_email.strip()
     if not ctrl:
         raise InvalidInput("is required: the person or party responsible", field="controller")
     email = normalise_email(email, field="contact_email")
@@ -156,15 +158,15 @@ async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
             "c": ctx.campaign_id,
             "ctrl": ctrl,
             "e": email,
-            "pa": body.get("postal_address"),
-            "dpo": body.get("dpo_contact"),
-            "v": body.get("notice_version") or "v1",
+            "pa": body.postal_address,
+            "dpo": body.dpo_contact,
+            "v": body.notice_version or "v1",
         },
     )
     return {
         "controller": ctrl,
         "contact_email": email,
-        "notice_version": body.get("notice_version") or "v1",
+        "notice_version": body.notice_version or "v1",
     }
 
 

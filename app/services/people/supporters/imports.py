@@ -28,6 +28,7 @@ from typing import IO, Any
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from app.authz import ADMIN
 from app.errors import ImportFailed, InvalidInput, NotFound, PorteError
 from app.i18n import _
 from app.services.access import audit
@@ -866,7 +867,7 @@ async def admin_context(
         .mappings()
         .first()
     )
-    if standing is None or standing["role"] != "admin":
+    if standing is None or standing["role"] != ADMIN:
         role = standing["role"] if standing else "no"
         raise ImportFailed(
             f"{email} has the {role} role in campaign {name!r}, not admin: only an admin of the "
@@ -876,7 +877,7 @@ async def admin_context(
         )
     ctx = CampaignContext(
         campaign_id=cid,
-        role="admin",
+        role=ADMIN,
         principal=Principal(user_id=account.id),
         session=session,
         k_threshold=standing["k_threshold"],
