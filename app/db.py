@@ -26,6 +26,10 @@ from sqlalchemy.ext.asyncio import (
 from app.config import Settings
 from app.dburl import CLIENT_CHECK_MS, _asyncpg, resolve_urls  # noqa: F401 (re-exported)
 
+# What a service that runs SQL takes when it needs no campaign context: a session (a request's,
+# or a command's) or a connection (``async with engine.begin() as conn``).
+Executor = AsyncSession | AsyncConnection
+
 
 def make_engine(
     url: str,
@@ -61,6 +65,28 @@ def make_engine(
         hide_parameters=True,
         connect_args=connect_args,
     )
+
+
+@asynccontextmanager
+async def owner_engine(
+    settings: Settings, *, pool_size: int = 1, statement_timeout_s: float | None = None
+) -> AsyncIterator[AsyncEngine]:
+    """The schema owner's engine, for the commands and maintenance work (migrations aside): the
+    one way to reach the database as the owner. The URL is the settings' owner URL, else the
+    private cluster's (``resolve_urls``); the pool and connect waits are the settings'; the
+    engine is disposed on leaving. Services receive the engine (or a connection of it), never a
+    URL. The owner bypasses row-level security: never serve a request with it."""
+    engine = make_engine(
+        resolve_urls(settings)[1],
+        pool_size=pool_size,
+        statement_timeout_s=statement_timeout_s,
+        pool_timeout_s=settings.pool_timeout_s,
+        application_name="porte-owner",
+    )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 async def statement_timeout(conn: AsyncSession | AsyncConnection, seconds: float) -> None:

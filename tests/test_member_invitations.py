@@ -374,7 +374,7 @@ async def test_purge_forgets_invitations_a_month_after_they_stopped_working(make
                     ),
                     {"c": cid, "e": email, "u": uid, "cr": created, "ex": expires, "ac": accepted},
                 )
-        done = await purge(urls.owner)
+        done = await purge(engine)
         assert done[str(cid)]["member_invitations"] == 2
         async with engine.connect() as conn:
             left = {

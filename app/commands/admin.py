@@ -455,7 +455,17 @@ def register(cli: typer.Typer) -> None:
         ),
     ) -> None:
         """Delete audit events older than the retention period."""
+        from app.config import get_settings
+        from app.db import owner_engine
         from app.services.access.audit import purge_audit
 
-        n = purge_audit(_owner_url(), days)
+        settings = get_settings()
+
+        async def run() -> int:
+            async with owner_engine(settings) as engine:
+                return await purge_audit(
+                    engine, days=days if days is not None else settings.audit_retention_days
+                )
+
+        n = asyncio.run(run())
         typer.echo(_("{n} audit events older than the retention period deleted.").format(n=n))

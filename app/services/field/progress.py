@@ -17,7 +17,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -26,6 +26,9 @@ from app.authz import ANALYST
 from app.context import CampaignContext
 from app.errors import Forbidden
 from app.i18n import _
+
+if TYPE_CHECKING:
+    from app.db import Executor
 
 OUTCOMES = ("not_home", "talked", "refused", "moved", "no_access", "do_not_knock")
 
@@ -270,7 +273,7 @@ def _protected_round(key: tuple, rnd: int, k: int) -> disclosure.ProgressPublica
     return disclosure.protect_progress(doors, counts, rounds=[rnd], outcomes=OUTCOMES, k=k)
 
 
-async def published_visited(session: Any, campaign_id: uuid.UUID, k: int) -> dict[str, int]:
+async def published_visited(session: Executor, campaign_id: uuid.UUID, k: int) -> dict[str, int]:
     """Doors visited in the current round per district, as analysts may read them (published
     counts only): what the ranking's coverage and its visited_doors are made of."""
     current = (

@@ -65,7 +65,7 @@ def _params(
 
 
 async def list_objections(
-    ctx: Any,
+    ctx: CampaignContext,
     *,
     origin: str | None = None,
     since: datetime | None = None,

@@ -22,12 +22,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
 from app.db import CUSTOM_PLAN_FROM
 from app.i18n import _
+
+if TYPE_CHECKING:
+    from app.db import Executor
 
 LEVELS = ("housenumber", "interpolated", "street", "commune", "none")
 BATCH = 1000
@@ -232,7 +235,7 @@ def _is_postcode(s: str, m: re.Match) -> bool:
     return bool(after) and not after[0].isdigit() and not _DATE_BEFORE.search(s[: m.start()])
 
 
-async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[GeocodeResult]:
+async def geocode_parsed(conn: Executor, items: Sequence[ParsedAddress]) -> list[GeocodeResult]:
     """Geocode parsed addresses, one SQL pass per batch of ``BATCH``; results in input order."""
     out: list[GeocodeResult] = []
     for start in range(0, len(items), BATCH):
@@ -252,7 +255,7 @@ async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[Geoc
     return out
 
 
-async def geocode(conn: Any, lines: Iterable[str]) -> list[GeocodeResult]:
+async def geocode(conn: Executor, lines: Iterable[str]) -> list[GeocodeResult]:
     """Geocode one-line addresses (``conn``: an AsyncSession or AsyncConnection)."""
     return await geocode_parsed(conn, [parse_address(x) for x in lines])
 
@@ -383,7 +386,7 @@ def throughput(n: int, seconds: float) -> str:
     return f"{n} addresses in {seconds:.1f} s ({rate:.0f}/s)"
 
 
-async def geocode_timed(conn: Any, lines: Sequence[str]) -> tuple[list[GeocodeResult], float]:
+async def geocode_timed(conn: Executor, lines: Sequence[str]) -> tuple[list[GeocodeResult], float]:
     """Geocode and return the elapsed seconds (benchmarks, CLI)."""
     t0 = time.perf_counter()
     res = await geocode(conn, lines)

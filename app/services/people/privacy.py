@@ -10,7 +10,7 @@ import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -25,6 +25,9 @@ from app.services.access import audit
 from app.services.access.crypto import Cipher, aad, normalise_email
 from app.services.people.gdpr import flag_door
 from app.services.people.geocoder import geocode
+
+if TYPE_CHECKING:
+    from app.db import Database, Executor
 
 _env = Environment(
     loader=FileSystemLoader(str(resources.files("app") / "templates")),
@@ -63,7 +66,7 @@ def visit_retention(election: date, explicit: date | None) -> date:
     return election + timedelta(days=31)
 
 
-async def notice_html(session: Any, campaign_id: uuid.UUID, link_hours: int = 48) -> str:
+async def notice_html(session: Executor, campaign_id: uuid.UUID, link_hours: int = 48) -> str:
     """The French privacy notice page (``link_hours``: validity of the form's e-mailed links)."""
     c = await _campaign(session, campaign_id)
     return _env.get_template("privacy.html").render(
@@ -82,7 +85,7 @@ async def notice_html(session: Any, campaign_id: uuid.UUID, link_hours: int = 48
     )
 
 
-async def qr_svg(session: Any, campaign_id: uuid.UUID, base_url: str) -> str:
+async def qr_svg(session: Executor, campaign_id: uuid.UUID, base_url: str) -> str:
     """An SVG QR code pointing at the notice, for door leaflets."""
     await _campaign(session, campaign_id)
     buf = io.BytesIO()
@@ -115,7 +118,7 @@ _THROTTLE = text(
 )
 
 
-async def throttle(db: Any, client: str | None, *, now: datetime | None = None) -> None:
+async def throttle(db: Database, client: str | None, *, now: datetime | None = None) -> None:
     """Refuse a flood of form submissions from one address (the form needs no account).
 
     Counted in PostgreSQL (``rate_event``), in a transaction of its own committed at once, so
@@ -179,7 +182,7 @@ _PENDING = text(
 
 
 async def list_requests(
-    ctx: Any, *, include_done: bool = False, limit: int = 50, offset: int = 0
+    ctx: CampaignContext, *, include_done: bool = False, limit: int = 50, offset: int = 0
 ) -> dict[str, Any]:
     """Requests from the public form; pending objections with their address decrypted (admin)."""
     rows = (
@@ -218,7 +221,7 @@ async def list_requests(
 
 
 async def resolve_request(
-    ctx: Any, request_id: uuid.UUID, address_id: int | None
+    ctx: CampaignContext, request_id: uuid.UUID, address_id: int | None
 ) -> dict[str, Any]:
     """Close a pending objection: flag the chosen door (or none), then forget the address."""
     row = (

@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -44,6 +44,11 @@ from app.services.people.supporters.core import (
     store,
     validate,
 )
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.context import CampaignContext
+    from app.db import Executor
 
 MAX_ROWS = 50_000
 MAX_BYTES = 20 * 1024 * 1024
@@ -704,7 +709,7 @@ def refused(rejected: int, rows: int, *, how: str) -> str:
 
 
 async def import_csv(
-    ctx: Any,
+    ctx: CampaignContext,
     fh: IO[bytes],
     *,
     size: int | None,
@@ -753,7 +758,7 @@ async def import_csv(
 
 
 async def import_stream(
-    ctx: Any,
+    ctx: CampaignContext,
     stream: CsvStream,
     *,
     mapping: str | None,
@@ -815,7 +820,7 @@ _CAMPAIGNS = text(
 
 
 async def admin_context(
-    session: Any, settings: Any, *, campaign: str, admin_email: str, client: str
+    session: Executor, settings: Settings, *, campaign: str, admin_email: str, client: str
 ) -> Any:
     """The campaign context of an import run on the server in the name of ``admin_email``.
 

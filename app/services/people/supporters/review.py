@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -22,6 +22,9 @@ from app.services.people.supporters.core import (
     encrypt_location,
 )
 
+if TYPE_CHECKING:
+    from app.context import CampaignContext
+
 _REVIEW = text(
     f"SELECT {ROW_COLUMNS} FROM supporter "
     "WHERE campaign_id = :c AND status = 'active' AND address_enc IS NOT NULL "
@@ -34,7 +37,7 @@ _STREET_DOORS = text(
 )
 
 
-async def review_list(ctx: Any, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+async def review_list(ctx: CampaignContext, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """Supporters whose address is below housenumber level, with suggested doors (admin)."""
     cipher = Cipher.from_settings(ctx.settings)
     rows = (
@@ -79,7 +82,9 @@ _HAS_MAPPING = text(
 )
 
 
-async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> dict[str, Any]:
+async def update(
+    ctx: CampaignContext, supporter_id: uuid.UUID, patch: dict[str, Any]
+) -> dict[str, Any]:
     """Rectify personal fields, fix the address text (re-geocoded) or pick a door (admin)."""
     r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
     if r is None or r.status != "active":
