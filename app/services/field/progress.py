@@ -1,8 +1,8 @@
 """Live progress per turf, district and campaign: doors, visited, flagged, outcomes, by round.
 
 Computed on request from the visit table, so it moves as visits arrive. A door counts for the
-turf whose door list holds it (a door is in at most one active turf). Status rule (COMMON.md):
-flagged beats visited; visited = a visit in the current round.
+turf whose door list holds it (a door is in at most one active turf). Status rule (docs/field.md,
+SQL ``door_status()``): flagged beats visited; visited = a visit in the current round.
 
 Admins and organisers see every door of the campaign, so their progress is exact, per turf,
 per turf's district and for the campaign. Analysts see aggregates only, decided by
