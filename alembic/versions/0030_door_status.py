@@ -17,7 +17,7 @@ index probe of ``door_flag`` and of ``visit`` per door), and row-level security 
 caller's own query.
 
 Revision ID: 0030_door_status
-Revises: 0014_privacy_confirmation
+Revises: 0031_allocation_step_plan
 """
 
 from alembic import op
@@ -25,7 +25,7 @@ from alembic import op
 from app.migration_helpers import APP_ROLE
 
 revision = "0030_door_status"
-down_revision = "0014_privacy_confirmation"
+down_revision = "0031_allocation_step_plan"
 branch_labels = None
 depends_on = None
 
