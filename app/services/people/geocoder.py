@@ -332,9 +332,9 @@ def _result(p: ParsedAddress, r: Any) -> GeocodeResult:
         # the reason is stored next to the supporter unencrypted: no part of the address in it
         # beyond the département
         dept = _dept(p.postcode)
-        where = f" (département {dept})" if dept else ""
+        where = _(" (département {dept})").format(dept=dept) if dept else ""
         if not (p.postcode or p.city):
-            res.reason = "no postcode and no commune recognised in the address: add them"
+            res.reason = _("no postcode and no commune recognised in the address: add them")
         elif r["ambiguous"] or (r["n_cities"] or 0) > 1:
             res.reason = _(
                 "several communes match the commune and postcode given{where} and the street "
@@ -349,34 +349,35 @@ def _result(p: ParsedAddress, r: Any) -> GeocodeResult:
                 "supporter on the map by hand."
             ).format(where=where)
         else:
-            res.reason = (
-                "no doors are loaded for this commune"
-                + where
-                + ": the address is outside the loaded address files. Import the BAN file of "
-                "that département, or place the supporter on the map by hand."
-            )
+            res.reason = _(
+                "no doors are loaded for this commune{where}: the address is outside the loaded "
+                "address files. Import the BAN file of that département, or place the supporter "
+                "on the map by hand."
+            ).format(where=where)
     elif level == "commune":
         if r["no_street"]:
-            res.reason = "no street given"
+            res.reason = _("no street given: add the street to place the supporter at a door")
         elif r["synthetic_doors"]:
-            res.reason = (
+            res.reason = _(
                 "street not found: the doors loaded for this commune are SYNTHETIC (generated "
                 "for the demo, not its real streets). Import the commune's BAN file "
                 "(`porte import addresses`) to place supporters at their doors."
             )
         else:
-            res.reason = (
+            res.reason = _(
                 "street not found in this commune (check the spelling, or pick the door by hand)"
             )
     elif level == "street":
         res.reason = (
-            "no house number given"
+            _("no house number given: pick the door among the street's doors")
             if r["no_number"]
-            else "this number is not among the loaded doors of the street and cannot be "
-            "interpolated between two neighbours on the same side"
+            else _(
+                "this number is not among the loaded doors of the street and cannot be "
+                "interpolated between two neighbours on the same side"
+            )
         )
     elif level == "interpolated":
-        res.reason = "number not loaded: position interpolated between same-side neighbours"
+        res.reason = _("number not loaded: position interpolated between same-side neighbours")
     return res
 
 
