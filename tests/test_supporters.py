@@ -416,7 +416,7 @@ async def test_french_dates_and_labels_are_read(client, world, owner_engine):
 
 
 async def test_review_list_leaves_out_who_refused_mapping_and_says_so(client, world):
-    """Issue 19 point 6: a supporter who did not agree to 'mapping' is not offered for placing
+    """A supporter who did not agree to 'mapping' is not offered for placing
     (no suggested door the server would then refuse); the list says how many it leaves out and
     why, and so does the refusal to place them by hand."""
     h = world.headers["admin"]
