@@ -223,3 +223,20 @@ async def test_an_unknown_street_says_when_the_communes_doors_are_synthetic(owne
     # the BAL gives no postcode to check the typed one against (its département agrees).
     assert bruz.level == "commune" and bruz.commune == "Bruz"
     assert "SYNTHETIC" not in bruz.reason and "vérifiez l'orthographe" in bruz.reason
+
+
+async def test_a_batch_with_repeated_addresses_answers_each_row_as_one_at_a_time(
+    owner_engine, doors
+):
+    """A household typed twice is looked up once in a batch; every row still gets its own
+    answer, in order, the same as that address geocoded alone (the one-address path)."""
+    lines = [c.typed for c in typed_cases(doors)[:12]] + ["12 rue Inconnue, 35170 Bruz"]
+    batch = [lines[i % len(lines)] for i in (0, 1, 0, 2, 3, 1, 4, 5, 6, 0, 7, 8, 9, 10, 11, 12)]
+    batch += lines[:10] + [lines[12]]  # 27 rows: the batch path (custom plans)
+    async with owner_engine.connect() as conn:
+        together = await geocode(conn, batch)
+        alone = {line: (await geocode(conn, [line]))[0] for line in lines}
+    assert len(together) == len(batch)
+    for line, r in zip(batch, together, strict=True):
+        assert r == alone[line], line
+    assert together[0] is not together[2]  # each row its own result
