@@ -1,12 +1,12 @@
-"""Ranking of districts: where to knock first, and why (issue 6)."""
+"""Ranking of districts: where to knock first, and why."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
 
+from app.schemas.ranking import WeightsIn
 from app.security import CampaignScope, ReplicaScope
 from app.services.ranking import service
 
@@ -27,19 +27,6 @@ SwingFrom = Annotated[
         "recent other loaded election with the side)"
     ),
 ]
-
-
-class WeightsIn(BaseModel):
-    """Custom weights (factor -> weight), optionally on top of a preset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: dict[str, Any] = Field(default_factory=dict)
-    preset: str | None = None
-    election: str | None = None
-    swing_from: str | None = None
-    side: str | None = Field(default=None, max_length=200)
-    communes: list[str] | None = None
 
 
 @router.get("/campaigns/{campaign_id}/ranking")

@@ -1,4 +1,4 @@
--- Full ranking of a campaign's districts in ONE pass (issue 6).
+-- Full ranking of a campaign's districts in ONE pass.
 --
 -- Binds: :campaign_id uuid, :k int (suppression threshold), :weights jsonb {factor: weight},
 --        :election_id int (NULL = no election), :side text[] (upper-case tokens; NULL = no side),

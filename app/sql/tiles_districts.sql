@@ -1,5 +1,5 @@
 -- District outlines (polling stations, IRIS) with the campaign's ranking score and aggregates.
--- The score comes from the campaign's latest ranking (issue 6's ranking_cache: computed by
+-- The score comes from the campaign's latest ranking (the ranking_cache: computed by
 -- GET /ranking; districts have no score until it ran once). Its counts are the published ones
 -- (app/disclosure.py: supporters and visited doors hidden there are already blank); counts
 -- below k are left out too, as in the ranking API (apply_k). Binds: $1 campaign_id uuid, $2 z,
