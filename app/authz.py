@@ -42,6 +42,8 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", "/campaigns"): SIGNED_IN,
     ("GET", "/campaigns/{campaign_id}"): ALL,
     ("PATCH", "/campaigns/{campaign_id}"): ADMIN_ONLY,
+    ("GET", "/campaigns/{campaign_id}/territory"): PLANNERS,
+    ("PUT", "/campaigns/{campaign_id}/territory"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
     ("POST", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
     ("PATCH", "/campaigns/{campaign_id}/members/{user_id}"): ADMIN_ONLY,

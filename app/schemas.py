@@ -41,6 +41,32 @@ CampaignName = Annotated[
 ]
 
 
+class TerritoryIn(BaseModel):
+    """What a campaign covers: communes, constituencies, départements, or the whole country."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["country", "departement", "constituency", "communes"] = Field(
+        description="country (every district loaded), departement, constituency or communes"
+    )
+    codes: list[Annotated[str, StringConstraints(max_length=20)]] = Field(
+        default_factory=list,
+        max_length=5000,
+        description="INSEE commune codes (92002), département codes (92, 2A, 971), constituency "
+        "codes (92-13); empty for the whole country",
+    )
+
+
+class TerritoryOut(BaseModel):
+    """A campaign's territory and what it covers."""
+
+    kind: str
+    codes: list[str]
+    districts: int = Field(description="Districts (polling stations, IRIS) in the territory")
+    communes: int
+    updated_at: datetime | None = None
+
+
 class CampaignCreate(BaseModel):
     """A new campaign; its creator becomes its admin."""
 
@@ -54,6 +80,9 @@ class CampaignCreate(BaseModel):
     supporter_retention_months: int = Field(36, ge=1, le=120)
     k_threshold: int = Field(11, ge=2, le=1000, description="Smallest count ever shown.")
     require_2fa: bool = Field(False, description="Admins and organisers must sign in with TOTP.")
+    territory: TerritoryIn | None = Field(
+        None, description="What the campaign covers (default: the whole country)."
+    )
 
 
 class CampaignPatch(BaseModel):

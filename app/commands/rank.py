@@ -42,9 +42,10 @@ async def _rank(
                 election=election,
                 side=side,
                 swing_from=swing_from,
+                limit=limit,
             )
         result["districts"] = [ranking.apply_k(d, row.k_threshold) for d in result["districts"]]
-        return ranking.top(result, limit), row.name
+        return result, row.name
     finally:
         await engine.dispose()
 
@@ -111,6 +112,7 @@ def register(cli: typer.Typer) -> None:
         for f in absent:
             console.print(f"[yellow]Left out[/yellow] {f['name']}: {f['reason']}")
         console.print(
-            f"{result['total_districts']} districts ranked. Explain one with "
-            f"GET /campaigns/{campaign}/districts/<code>."
+            f"{result['total_districts']} districts ranked (territory: "
+            f"{result['territory']['kind']} {' '.join(result['territory']['codes'])}). "
+            f"Explain one with GET /campaigns/{campaign}/districts/<code>."
         )

@@ -19,8 +19,12 @@ async def priority_zones(
     preset: str | None = Query(None, description="mobilisation | persuasion | coverage"),
     election: str | None = None,
     side: str | None = None,
+    limit: int | None = Query(
+        None, ge=1, description="Only the first N districts (default: the whole territory)"
+    ),
 ) -> Response:
-    """District polygons with rank, score, contributions and aggregates; counts below k blank."""
+    """District polygons of the campaign's territory with rank, score, contributions and
+    aggregates; counts below k blank."""
     media_type = service.check_format(ext)
     gdf, meta = await service.priority_zones_frame(
         ctx.session,
@@ -29,6 +33,7 @@ async def priority_zones(
         preset=preset,
         election=election,
         side=side,
+        limit=limit,
     )
     title = f"Priority zones - campaign {ctx.campaign_id}"
     body = await run_in_threadpool(service.render, gdf, meta, ext, title=title)
@@ -37,7 +42,12 @@ async def priority_zones(
         action="export.priority_zones",
         object=f"priority-zones.{ext}",
         rows=len(gdf),
-        details={"preset": preset, "election": meta["election"]["name"], "side": meta["side"]},
+        details={
+            "preset": preset,
+            "election": meta["election"]["name"],
+            "side": meta["side"],
+            "limit": limit,
+        },
     )
     filename = f"priority-zones.{ext}"
     disposition = "inline" if ext in ("html", "geojson") else "attachment"

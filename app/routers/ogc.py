@@ -62,7 +62,7 @@ async def conformance(ctx: CampaignScope, f: Fmt = None) -> JSONResponse:
 @router.get(PREFIX + "/collections")
 async def collections(request: Request, ctx: CampaignScope, f: Fmt = None) -> JSONResponse:
     """The collections: districts, tiles, priority-zones."""
-    return _json(await service.collections(ctx.session, _base(request, ctx)))
+    return _json(await service.collections(ctx, _base(request, ctx)))
 
 
 @router.get(PREFIX + "/collections/{collection_id}")
@@ -70,7 +70,7 @@ async def collection(
     collection_id: str, request: Request, ctx: CampaignScope, f: Fmt = None
 ) -> JSONResponse:
     """One collection's metadata and extent."""
-    return _json(await service.collection(ctx.session, _base(request, ctx), collection_id))
+    return _json(await service.collection(ctx, _base(request, ctx), collection_id))
 
 
 @router.get(PREFIX + "/collections/{collection_id}/schema")

@@ -1,4 +1,4 @@
-"""Ranking of districts: where to knock first, and why (issue 6)."""
+"""Ranking of districts: where to knock first, and why (paginated; one district explained)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from app.errors import InvalidInput
+from app.i18n import _
 from app.security import CampaignScope
 from app.services.ranking import service
 
@@ -39,7 +41,11 @@ class WeightsIn(BaseModel):
     election: str | None = None
     swing_from: str | None = None
     side: str | None = Field(default=None, max_length=200)
-    communes: list[str] | None = None
+    communes: list[str] | None = Field(
+        default=None,
+        description="No longer a ranking setting: the campaign's territory (PUT "
+        "/campaigns/{campaign_id}/territory) limits every list and map.",
+    )
 
 
 @router.get("/campaigns/{campaign_id}/ranking")
@@ -48,12 +54,26 @@ async def get_ranking(
     preset: Preset = None,
     election: Election = None,
     side: Side = None,
-    limit: Annotated[int | None, Query(ge=1, le=100000)] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="Districts per page")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Districts to skip (ranks 1..offset)")] = 0,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Keyset paging: districts ranked after this rank (next_after)"),
+    ] = None,
     swing_from: SwingFrom = None,
 ) -> dict:
-    """Ranked districts, each with its score and per-factor contributions (they add up)."""
+    """A page of ranked districts, each with its score and per-factor contributions (they add
+    up); ``total_districts`` and ``next_after`` tell what is left. No geometry: the map reads
+    the district vector tiles."""
     return await service.ranking_for(
-        ctx, preset=preset, election=election, side=side, limit=limit, swing_from=swing_from
+        ctx,
+        preset=preset,
+        election=election,
+        side=side,
+        limit=limit,
+        offset=offset,
+        after=after,
+        swing_from=swing_from,
     )
 
 
@@ -81,6 +101,14 @@ async def get_weights(ctx: CampaignScope) -> dict:
 @router.put("/campaigns/{campaign_id}/weights")
 async def put_weights(data: WeightsIn, ctx: CampaignScope) -> dict:
     """Set custom weights (unknown factor -> 422 naming it); the ranking is recomputed."""
+    if data.communes is not None:
+        raise InvalidInput(
+            _(
+                "communes is no longer a ranking setting: set the campaign's territory with "
+                'PUT /campaigns/{cid}/territory {{"kind": "communes", "codes": [...]}}.'
+            ).format(cid=ctx.campaign_id),
+            field="communes",
+        )
     return await service.save_settings(
         ctx.session,
         ctx.campaign_id,
@@ -89,6 +117,5 @@ async def put_weights(data: WeightsIn, ctx: CampaignScope) -> dict:
         preset=data.preset,
         election=data.election,
         side=data.side,
-        communes=data.communes,
         swing_from=data.swing_from,
     )

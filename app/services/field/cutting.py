@@ -20,6 +20,8 @@ from sqlalchemy import text
 from app.context import CampaignContext
 from app.errors import Conflict, InvalidInput, NotFound
 from app.geo.turf_split import CutPlan, cut_plan
+from app.i18n import _
+from app.services.access import territory
 from app.services.field.turfs import DoorRows, archive_turfs, insert_turf, parse_polygon
 
 MIN_DOORS_PER_TURF, MAX_DOORS_PER_TURF = 5, 2000
@@ -193,6 +195,14 @@ async def cut_districts(
             f"Unknown district(s): {', '.join(missing[:10])}. List them with GET /districts.",
             field="code" if len(codes) == 1 else "districts",
         )
+    away = await territory.outside(ctx.session, ctx.campaign_id, codes)
+    if away:
+        raise InvalidInput(
+            _("Outside the campaign's territory: {codes}. Change the territory first.").format(
+                codes=", ".join(away[:10])
+            ),
+            field="code" if len(codes) == 1 else "districts",
+        )
     if not dry_run:
         for code in sorted(codes):
             await _try_lock(ctx, code, f"district {code}")
@@ -208,7 +218,7 @@ async def cut_districts(
         )
     }
     if existing and not req.replace:
-        code, (n, _) = next(iter(existing.items()))
+        code, (n, _ids) = next(iter(existing.items()))
         raise Conflict(
             f"District {code} already has {n} active turf(s). Look at them first; to cut again, "
             'send "replace": true (their turfs are archived; refused while one is assigned).',

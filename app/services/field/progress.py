@@ -4,6 +4,8 @@ Computed on request from the visit table (no cache), so it moves as visits arriv
 counts for the turf whose door list holds it (a door is in at most one active turf). Status rule
 (COMMON.md): flagged beats visited; visited = a visit in the current round.
 Analysts see district and campaign levels only, with outcome and flag counts below k suppressed.
+Campaign and district figures cover the turfs of the campaign's territory (``campaign_district``;
+turfs outside every district count only when the territory is the whole country).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import text
 from app.authz import ANALYST
 from app.context import CampaignContext
 from app.errors import Forbidden
+from app.services.access import territory
 
 OUTCOMES = ("not_home", "talked", "refused", "moved", "no_access", "do_not_knock")
 
@@ -26,6 +29,12 @@ _TURF_DOORS = """
         WHERE campaign_id = :c
           AND (CASE WHEN CAST(:turf AS uuid) IS NULL THEN status = 'active' ELSE id = :turf END)
           AND (CAST(:district AS text) IS NULL OR district_code = :district)
+          AND (CAST(:turf AS uuid) IS NOT NULL
+               OR EXISTS (SELECT 1 FROM campaign_district cd WHERE cd.campaign_id = :c
+                          AND cd.district_code = turf.district_code)
+               OR (district_code IS NULL AND EXISTS (
+                   SELECT 1 FROM campaign_territory ct WHERE ct.campaign_id = :c
+                   AND ct.kind = 'country')))
     ),
     d AS (
         SELECT td.turf_id, td.address_id,
@@ -112,6 +121,8 @@ async def _per_turf(
     ctx: CampaignContext, *, turf_id: uuid.UUID | None = None, district: str | None = None
 ) -> tuple[dict[uuid.UUID, dict[str, Any]], int | None, list[Any]]:
     params = {"c": ctx.campaign_id, "turf": turf_id, "district": district}
+    if turf_id is None:
+        await territory.ensure(ctx.session, ctx.campaign_id)
     rounds = (await ctx.session.execute(_ROUNDS_LIST, params)).all()
     current = rounds[-1].number if rounds else None
     turfs: dict[uuid.UUID, dict[str, Any]] = {}

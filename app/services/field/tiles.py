@@ -11,7 +11,10 @@ Who gets what:
   At z <= ``GRID_MAX_ZOOM`` doors are aggregated into counts by status per grid cell.
 - turfs: outlines with progress; volunteers only their assigned turfs; analysts none (as in the
   field API, docs/field.md).
-- districts: outlines, with the ranking score when issue 6's cache has one (not for volunteers).
+- districts: outlines of the campaign's territory with its own ranking's score and aggregates
+  (>= k), not for volunteers. Shapes simplified per zoom (zooms 9-12); at zoom 8 and below, a
+  national or départemental campaign gets districts merged by commune. Kept in memory per worker
+  while the territory, the ranking and the districts are unchanged (same cache as the doors).
 """
 
 from __future__ import annotations
@@ -180,13 +183,54 @@ async def turfs_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     return _tile(data)
 
 
-async def districts_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
-    """The district layer (with scores when the ranking cache has them); not for volunteers."""
+DISTRICT_SHAPES = (9, 12)  # zooms with simplified district shapes (district_shape.level)
+COMMUNE_SHAPES = (5, 8)  # zooms where large territories are drawn by commune (commune_shape)
+LARGE_TERRITORIES = frozenset({"country", "departement"})
+# What a district tile shows depends on: the territory (kind and district list), the ranking the
+# map draws (and when it was last computed), the districts themselves.
+_MAP_VERSION = """
+SELECT t.kind, t.version, r.districts, m.scoring_id,
+       extract(epoch FROM s.computed_at)::float8 AS computed
+FROM campaign_territory t
+CROSS JOIN reference_state r
+LEFT JOIN ranking_default m ON m.campaign_id = t.campaign_id
+LEFT JOIN ranking_scoring s ON s.campaign_id = m.campaign_id AND s.id = m.scoring_id
+WHERE t.campaign_id = $1
+"""
+
+
+def district_layer(z: int, kind: str) -> tuple[str, int | None]:
+    """Which statement and shape level draw the districts layer at zoom ``z``."""
+    if z <= COMMUNE_SHAPES[1] and kind in LARGE_TERRITORIES:
+        return "tiles_communes", max(z, COMMUNE_SHAPES[0])
+    if z > DISTRICT_SHAPES[1]:
+        return "tiles_districts", None  # full polygons: a tile covers a few streets
+    return "tiles_districts", max(z, DISTRICT_SHAPES[0])
+
+
+async def districts_tile(
+    ctx: CampaignContext, z: int, x: int, y: int, *, tile_cache: TileCache | None = None
+) -> Tile:
+    """The district layer of the territory with the map's ranking; not for volunteers."""
     check_tile(z, x, y)
     if ctx.role == "volunteer":
         raise Forbidden("District scores are for organisers and analysts.")
+    key = ("districts", ctx.campaign_id, z, x, y)
     async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
-        data = await conn.fetchval(
-            sql("tiles_districts"), *_mvt_params(ctx, z, x, y), ctx.k_threshold
-        )
-    return _tile(data)
+        state = await conn.fetchrow(_MAP_VERSION, ctx.campaign_id)
+        kind = state["kind"] if state else "country"
+        version = (
+            (state["version"], state["districts"], state["scoring_id"] or 0, state["computed"] or 0)
+            if state
+            else (0, 0, 0, 0)
+        ) + (ctx.k_threshold,)
+        cache = tile_cache if tile_cache is not None and tile_cache.enabled else None
+        tile = cache.get(key, version) if cache else None
+        if tile is not None:
+            return tile
+        name, level = district_layer(z, kind)
+        data = await conn.fetchval(sql(name), *_mvt_params(ctx, z, x, y), ctx.k_threshold, level)
+    tile = _tile(data)
+    if cache:
+        cache.put(key, version, tile, len(tile.data) + 200)
+    return tile

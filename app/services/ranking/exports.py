@@ -49,6 +49,51 @@ _GEOMS = text(
 )
 
 
+def weighted_factors(meta: dict[str, Any]) -> list[str]:
+    """The factors with a weight (each gets a ``c_<factor>`` contribution column)."""
+    return [f["name"] for f in meta["factors"] if f["weight"]]
+
+
+def zone_columns(weighted: list[str]) -> list[str]:
+    """The columns of a priority zone, in order (without the geometry)."""
+    columns = ["rank", "code", "name", "commune_code", "commune_name", "score", "damping"]
+    columns += ["reasons"] + [f"c_{name}" for name in weighted]
+    columns += [f"v_{name}" for name in rk.FACTORS if name not in COUNT_FACTORS]
+    for name in COUNTS:
+        columns += [name, f"{name}_suppressed"]
+    return columns
+
+
+def zone_record(d: dict[str, Any], weighted: list[str]) -> dict[str, Any]:
+    """One ranked district (counts below k already blank) as a flat priority-zone record."""
+    rec: dict[str, Any] = {
+        "rank": d["rank"],
+        "code": d["code"],
+        "name": d["name"],
+        "commune_code": d["commune_code"],
+        "commune_name": d["commune_name"],
+        "score": round(d["score"], 6),
+        "damping": round(d["damping"], 6),
+        "reasons": "; ".join(rk.reasons(d)),
+    }
+    contrib = {c["factor"]: c for c in d["contributions"]}
+    for name in weighted:
+        c = contrib.get(name)
+        rec[f"c_{name}"] = round(c["contribution"], 6) if c else 0.0
+    for name in rk.FACTORS:
+        if name in COUNT_FACTORS:
+            continue  # the count itself is a column below
+        value = d["values"].get(name)
+        rec[f"v_{name}"] = None if value is None else round(value, 6)
+    for name in COUNTS:
+        value = d["counts"].get(name)
+        if value is not None and name not in INTEGER_COUNTS:
+            value = round(value, 1)
+        rec[name] = value
+        rec[f"{name}_suppressed"] = bool(d["counts"][f"{name}_suppressed"])
+    return rec
+
+
 async def priority_zones_frame(
     session: AsyncSession,
     campaign_id: uuid.UUID,
@@ -57,43 +102,19 @@ async def priority_zones_frame(
     preset: str | None = None,
     election: str | None = None,
     side: str | None = None,
+    limit: int | None = None,
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
-    """The campaign's ranked districts as one flat table (EPSG:4326), counts below k blank."""
+    """The campaign's ranked districts (the first ``limit``, or every district of its
+    territory) as one flat table (EPSG:4326), counts below k blank."""
     result = await rk.ranking(
-        session, campaign_id, k=k, preset=preset, election=election, side=side
+        session, campaign_id, k=k, preset=preset, election=election, side=side, limit=limit
     )
     districts = [apply_k(d, k) for d in result["districts"]]
     geoms = dict((await session.execute(_GEOMS, {"codes": [d["code"] for d in districts]})).all())
-    weighted = [f["name"] for f in result["factors"] if f["weight"]]
-    records = []
-    for d in districts:
-        rec: dict[str, Any] = {
-            "rank": d["rank"],
-            "code": d["code"],
-            "name": d["name"],
-            "commune_code": d["commune_code"],
-            "commune_name": d["commune_name"],
-            "score": round(d["score"], 6),
-            "damping": round(d["damping"], 6),
-            "reasons": "; ".join(rk.reasons(d)),
-        }
-        contrib = {c["factor"]: c for c in d["contributions"]}
-        for name in weighted:
-            c = contrib.get(name)
-            rec[f"c_{name}"] = round(c["contribution"], 6) if c else 0.0
-        for name in rk.FACTORS:
-            if name in COUNT_FACTORS:
-                continue  # the count itself is a column below
-            value = d["values"].get(name)
-            rec[f"v_{name}"] = None if value is None else round(value, 6)
-        for name in COUNTS:
-            value = d["counts"].get(name)
-            if value is not None and name not in INTEGER_COUNTS:
-                value = round(value, 1)
-            rec[name] = value
-            rec[f"{name}_suppressed"] = bool(d["counts"][f"{name}_suppressed"])
-        records.append(rec)
-    frame = pd.DataFrame.from_records(records)
+    weighted = weighted_factors(result)
+    frame = pd.DataFrame.from_records(
+        [zone_record(d, weighted) for d in districts], columns=zone_columns(weighted)
+    )
     # Typed columns even when every value is blank (no side chosen, every count below k): a
     # column of None alone would be written as text and read back as such by GIS tools.
     for column in frame.columns:
@@ -107,7 +128,17 @@ async def priority_zones_frame(
     gdf = gpd.GeoDataFrame(frame, geometry=geometry, crs=4326)
     meta = {
         key: result[key]
-        for key in ("weights", "election", "side", "factors", "rules", "k", "current_round")
+        for key in (
+            "weights",
+            "election",
+            "side",
+            "factors",
+            "rules",
+            "k",
+            "current_round",
+            "territory",
+            "total_districts",
+        )
     }
     return gdf, meta
 
@@ -187,7 +218,8 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
 
     data["fill"] = [colour(s) for s in data["score"]]
     data["explain"] = [
-        f"Rank {r} of {len(gdf)} - score {s:.2f}" + (f" (x{d:.2f} for coverage)" if d < 1 else "")
+        f"Rank {r} of {meta['total_districts']} - score {s:.2f}"
+        + (f" (x{d:.2f} for coverage)" if d < 1 else "")
         for r, s, d in zip(data["rank"], data["score"], data["damping"], strict=True)
     ]
     data["why"] = data["reasons"].fillna("").str.replace("; ", "<br>", regex=False)

@@ -31,9 +31,12 @@ from typing import Any
 import shapely
 from sqlalchemy import text
 
+from app.context import CampaignContext
 from app.errors import InvalidInput, NotFound
-from app.services.access import audit
+from app.services.access import audit, territory
 from app.services.ranking import exports
+from app.services.ranking import service as rk
+from app.services.ranking import sql as ranking_sql
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -88,24 +91,40 @@ COLLECTIONS: dict[str, dict[str, str]] = {
     },
 }
 
-_EXTENT = {
-    "districts": "SELECT ST_Extent(geom) FROM district",
-    "tiles": "SELECT ST_Extent(ST_Transform(geom, 4326)) FROM insee_tile",
-    "priority-zones": "SELECT ST_Extent(geom) FROM district",
-}
-_DISTRICTS = text(
-    "SELECT code, kind, name, commune_code, commune_name, ST_AsGeoJSON(geom, 7) AS g, "
-    "count(*) OVER () AS matched FROM district "
-    "WHERE (CAST(:code AS text) IS NULL OR code = :code) AND (CAST(:x0 AS float8) IS NULL OR "
-    "geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) ORDER BY code LIMIT :limit OFFSET :offset"
+# Every collection is limited to the campaign's territory (campaign_district). The tiles' extent
+# is the districts' one widened by a tile (200 m): exact enough, and no pass over 2 million tiles.
+_EXTENT = text(
+    "SELECT ST_AsText(ST_Expand(ST_Extent(d.geom)::geometry, :margin)) FROM district d "
+    "JOIN campaign_district cd ON cd.campaign_id = :c AND cd.district_code = d.code"
 )
+_DISTRICTS = text(
+    "SELECT d.code, d.kind, d.name, d.commune_code, d.commune_name, "
+    "ST_AsGeoJSON(d.geom, 7) AS g, count(*) OVER () AS matched FROM district d "
+    "JOIN campaign_district cd ON cd.campaign_id = :c AND cd.district_code = d.code "
+    "WHERE (CAST(:code AS text) IS NULL OR d.code = :code) AND (CAST(:x0 AS float8) IS NULL OR "
+    "d.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) "
+    "ORDER BY d.code LIMIT :limit OFFSET :offset"
+)
+# A tile belongs to the territory when some of it is allocated to one of its districts.
 _TILES = text(
     "SELECT id, ind, men, men_pauv, log_soc, ind_snv / nullif(ind, 0) AS living_standard, "
     "i_est_200, ST_AsGeoJSON(ST_Transform(geom, 4326), 7) AS g, count(*) OVER () AS matched "
     "FROM insee_tile WHERE (CAST(:code AS text) IS NULL OR id = :code) AND "
     "(CAST(:x0 AS float8) IS NULL OR geom && "
     "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 3035)) "
+    "AND (:country OR id IN (SELECT al.tile_id FROM district_alloc al JOIN campaign_district cd "
+    "     ON cd.campaign_id = :c AND cd.district_code = al.district_code)) "
     "ORDER BY id LIMIT :limit OFFSET :offset"
+)
+_ZONES = text(
+    ranking_sql.ROW
+    + ", ST_AsGeoJSON(d.geom, 7) AS g, count(*) OVER () AS matched "
+    + ranking_sql.ROW_FROM
+    + "WHERE sc.campaign_id = :c AND sc.scoring_id = :s "
+    "AND (CAST(:code AS text) IS NULL OR sc.district_code = :code) "
+    "AND (CAST(:x0 AS float8) IS NULL OR "
+    "ST_Intersects(d.geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))) "
+    "ORDER BY sc.rank LIMIT :limit OFFSET :offset"
 )
 
 
@@ -235,18 +254,20 @@ def api_document(base: str) -> dict[str, Any]:
     }
 
 
-async def _extent(session: Any, cid: str) -> list[float] | None:
-    box = (await session.execute(text(f"SELECT ST_AsText(({_EXTENT[cid]}))"))).scalar()
+async def _extent(ctx: CampaignContext, cid: str) -> list[float] | None:
+    margin = 0.003 if cid == "tiles" else 0.0
+    box = (await ctx.session.execute(_EXTENT, {"c": ctx.campaign_id, "margin": margin})).scalar()
     if not box:
         return None
     return list(shapely.from_wkt(box).bounds)
 
 
-async def collection(session: Any, base: str, cid: str) -> dict[str, Any]:
-    """One collection's metadata, with links to its items and its schema."""
+async def collection(ctx: CampaignContext, base: str, cid: str) -> dict[str, Any]:
+    """One collection's metadata (extent: the campaign's territory), links to items and schema."""
     _check(cid)
+    await territory.ensure(ctx.session, ctx.campaign_id)
     meta = COLLECTIONS[cid]
-    bbox = await _extent(session, cid)
+    bbox = await _extent(ctx, cid)
     here = f"{base}/collections/{cid}"
     out: dict[str, Any] = {
         "id": cid,
@@ -267,11 +288,11 @@ async def collection(session: Any, base: str, cid: str) -> dict[str, Any]:
     return out
 
 
-async def collections(session: Any, base: str) -> dict[str, Any]:
+async def collections(ctx: CampaignContext, base: str) -> dict[str, Any]:
     """Every collection."""
     return {
         "links": [_link(f"{base}/collections", "self")],
-        "collections": [await collection(session, base, cid) for cid in COLLECTIONS],
+        "collections": [await collection(ctx, base, cid) for cid in COLLECTIONS],
     }
 
 
@@ -286,16 +307,17 @@ def _zone_type(name: str) -> str:
     return "string"
 
 
-async def _fields(ctx: Any, cid: str) -> dict[str, str]:
+async def _fields(ctx: CampaignContext, cid: str) -> dict[str, str]:
     if cid == "districts":
         return DISTRICT_FIELDS
     if cid == "tiles":
         return TILE_FIELDS
-    gdf, _ = await exports.priority_zones_frame(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
-    return {name: _zone_type(name) for name in gdf.columns if name != "geometry"}
+    prepared = await rk.prepare(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
+    columns = exports.zone_columns(exports.weighted_factors(prepared["header"]))
+    return {name: _zone_type(name) for name in columns}
 
 
-async def schema(ctx: Any, base: str, cid: str, shape: str | None) -> dict[str, Any]:
+async def schema(ctx: CampaignContext, base: str, cid: str, shape: str | None) -> dict[str, Any]:
     """JSON Schema of a collection's features: Part 5 "returnables" or a GeoJSON Feature."""
     _check(cid)
     if shape not in (None, "feature"):
@@ -371,17 +393,48 @@ def _suppress_tile(row: Any, k: int) -> dict[str, Any]:
     return props
 
 
-async def _zones(ctx: Any, box: Any, feature_id: str | None) -> Any:
-    gdf, _ = await exports.priority_zones_frame(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
-    if feature_id is not None:
-        gdf = gdf[gdf["code"] == feature_id]
-    if box:
-        gdf = gdf[gdf.intersects(shapely.box(*box))]
-    return gdf
+async def _zones(ctx: CampaignContext, binds: dict[str, Any]) -> tuple[list[dict], int]:
+    """A page of priority zones (by rank, in the bbox), as GeoJSON features; how many match."""
+    prepared = await rk.prepare(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
+    snap, scoring, header = prepared["snapshot"], prepared["scoring"], prepared["header"]
+    weighted = exports.weighted_factors(header)
+    fields = {name: _zone_type(name) for name in exports.zone_columns(weighted)}
+    rows = (
+        await ctx.session.execute(
+            _ZONES, {**binds, "c": ctx.campaign_id, "s": scoring.id, "snap": snap.id}
+        )
+    ).all()
+    features, matched = [], 0
+    for row in rows:
+        matched = row.matched
+        d = rk.apply_k(
+            rk.district_from_row(row, snap.names, header["weights"], scoring.weights),
+            ctx.k_threshold,
+        )
+        props = _typed(exports.zone_record(d, weighted), fields)
+        features.append(
+            {"type": "Feature", "id": d["code"], "geometry": json.loads(row.g), "properties": props}
+        )
+    if not rows and binds["offset"]:
+        first = (
+            await ctx.session.execute(
+                _ZONES,
+                {
+                    **binds,
+                    "c": ctx.campaign_id,
+                    "s": scoring.id,
+                    "snap": snap.id,
+                    "offset": 0,
+                    "limit": 1,
+                },
+            )
+        ).first()
+        matched = first.matched if first else 0
+    return features, matched
 
 
 async def items(
-    ctx: Any,
+    ctx: CampaignContext,
     base: str,
     cid: str,
     *,
@@ -414,14 +467,7 @@ async def items(
     features: list[dict[str, Any]] = []
     matched = 0
     if cid == "priority-zones":
-        gdf = await _zones(ctx, box, feature_id)
-        fields = {name: _zone_type(name) for name in gdf.columns if name != "geometry"}
-        matched = len(gdf)
-        page = gdf.iloc[offset : offset + limit]
-        for feature in json.loads(page.to_json(na="null", drop_id=True))["features"]:
-            feature["id"] = feature["properties"]["code"]
-            feature["properties"] = _typed(feature["properties"], fields)
-            features.append(feature)
+        features, matched = await _zones(ctx, binds)
         if offset == 0 and (feature_id is None or features):
             await audit.record(
                 ctx,
@@ -432,6 +478,8 @@ async def items(
             )
     else:
         sql = _DISTRICTS if cid == "districts" else _TILES
+        kind = await territory.ensure_kind(ctx.session, ctx.campaign_id)
+        binds.update(c=ctx.campaign_id, country=kind == "country")
         rows = (await ctx.session.execute(sql, binds)).all()
         for row in rows:
             matched = row.matched

@@ -1,11 +1,14 @@
 """Supporter counts per district and per INSEE 200 m tile, with cells below k suppressed.
 
-Counted: ``status = 'active' AND geom IS NOT NULL`` (placed at a door, interpolated, or placed
-by hand; only supporters who agreed to the 'mapping' purpose are ever placed). Computed live from
-``supporter`` in the caller's transaction, so an erasure or withdrawal is reflected in the same
-request. A cell with fewer than k supporters (zero included) is published as suppressed
-(``count = None``). No exact total is published beside suppressed cells: ``published_total`` is
-the sum of the published cells only, so no suppressed value can be recovered by subtraction.
+Limited to the campaign's territory (``campaign_district``): districts outside it are not listed,
+and tiles count only supporters inside one of its districts (every supporter when the territory
+is the whole country). Counted: ``status = 'active' AND geom IS NOT NULL`` (placed at a door,
+interpolated, or placed by hand; only supporters who agreed to the 'mapping' purpose are ever
+placed). Computed live from ``supporter`` in the caller's transaction, so an erasure or
+withdrawal is reflected in the same request. A cell with fewer than k supporters (zero
+included) is published as suppressed (``count = None``). No exact total is published beside
+suppressed cells: ``published_total`` is the sum of the published cells only, so no suppressed
+value can be recovered by subtraction.
 """
 
 from __future__ import annotations
@@ -16,18 +19,25 @@ from typing import Any, Literal
 
 from sqlalchemy import text
 
+from app.services.access import territory
+
 _BY_DISTRICT = text(
     """
-    WITH placed AS (
+    WITH here AS (
+        SELECT d.code, d.geom FROM district d
+        JOIN campaign_district cd ON cd.campaign_id = :c AND cd.district_code = d.code
+        WHERE d.kind = :kind
+    ),
+    placed AS (
         SELECT DISTINCT ON (s.id) s.id, d.code
         FROM supporter s
-        JOIN district d ON d.kind = :kind AND ST_Covers(d.geom, s.geom)
+        JOIN here d ON ST_Covers(d.geom, s.geom)
         WHERE s.campaign_id = :c AND s.status = 'active' AND s.geom IS NOT NULL
         ORDER BY s.id, d.code  -- contours overlap by a few m²: count each supporter once
     )
     SELECT d.code AS key, count(p.id)::int AS n
-    FROM district d LEFT JOIN placed p ON p.code = d.code
-    WHERE d.kind = :kind AND (CAST(:codes AS text[]) IS NULL OR d.code = ANY(:codes))
+    FROM here d LEFT JOIN placed p ON p.code = d.code
+    WHERE CAST(:codes AS text[]) IS NULL OR d.code = ANY(:codes)
     GROUP BY d.code ORDER BY d.code
     """
 )
@@ -37,7 +47,11 @@ _BY_TILE = text(
            || 'E' || (floor(ST_X(p) / 200) * 200)::bigint AS key,
            count(*)::int AS n
     FROM (SELECT ST_Transform(s.geom, 3035) AS p FROM supporter s
-          WHERE s.campaign_id = :c AND s.status = 'active' AND s.geom IS NOT NULL) x
+          WHERE s.campaign_id = :c AND s.status = 'active' AND s.geom IS NOT NULL
+            AND (:country OR EXISTS (
+                SELECT 1 FROM district d
+                JOIN campaign_district cd ON cd.campaign_id = :c AND cd.district_code = d.code
+                WHERE ST_Covers(d.geom, s.geom)))) x
     GROUP BY 1 ORDER BY 1
     """
 )
@@ -87,12 +101,13 @@ async def supporter_counts(
     as in ``insee_tile``) are listed only when published (≥ k): a listed small tile would reveal
     that supporters live there.
     """
+    kind = await territory.ensure_kind(session, campaign_id)
     if by == "district":
         rows = await session.execute(
             _BY_DISTRICT, {"c": campaign_id, "kind": district_kind, "codes": codes}
         )
     elif by == "tile":
-        rows = await session.execute(_BY_TILE, {"c": campaign_id})
+        rows = await session.execute(_BY_TILE, {"c": campaign_id, "country": kind == "country"})
     else:
         raise ValueError("by must be 'district' or 'tile'")
     out = SupporterCounts(by=by, k=k)

@@ -17,6 +17,8 @@ ADDRESSES_DIR = REPO_ROOT / "data" / "addresses"
 TILES = SAMPLE_DIR / "filosofi2019_carreaux_200m_9213.csv"
 TILES_GPKG = SAMPLE_DIR / "filosofi2019_carreaux_200m_9213.gpkg"
 DISTRICTS = SAMPLE_DIR / "contours_bv_9213.geojson"
+# Every polling station of 92-13 with its constituency (the same data.gouv.fr file, as CSV).
+CONSTITUENCIES = SAMPLE_DIR / "bureaux_de_vote_9213.csv"
 # Loaded in this order: the last one is "the last loaded election" shown by /districts.
 ELECTIONS = [
     ("legislatives_2022_t2", SAMPLE_DIR / "legislatives_2022_t2_bv_9213.csv"),
@@ -33,6 +35,7 @@ async def load_sample_async(
 ) -> dict[str, Any]:
     """Import every sample file (each import is its own transaction); return the reports."""
     from app.services.reference.imports.addresses import import_addresses
+    from app.services.reference.imports.constituencies import import_constituencies
     from app.services.reference.imports.districts import import_districts
     from app.services.reference.imports.results import import_results
     from app.services.reference.imports.synthetic import generate_doors
@@ -56,6 +59,11 @@ async def load_sample_async(
 
     show(await import_tiles(owner_url, TILES, quiet=quiet, report_path=rp(TILES)))
     show(await import_districts(owner_url, DISTRICTS, quiet=quiet, report_path=rp(DISTRICTS)))
+    show(
+        await import_constituencies(
+            owner_url, CONSTITUENCIES, quiet=quiet, report_path=rp(CONSTITUENCIES)
+        )
+    )
     for name, path in ELECTIONS:
         show(
             await import_results(owner_url, path, election=name, quiet=quiet, report_path=rp(path))
@@ -79,6 +87,10 @@ async def load_sample_async(
     state = await refresh_if_stale(owner_url)
     if not quiet:
         print(f"Tile-to-district allocation refreshed ({state.pairs or 0:,} tile/district pairs).")
+    from app.services.reference.imports.common import connect
+
+    async with connect(owner_url) as conn:
+        await conn.execute("SELECT porte_refresh_district_shapes()")
     return out
 
 

@@ -1,0 +1,77 @@
+-- The campaign's own factors (consented supporters, coverage of the current round) and the
+-- coverage damping, for every district of a ranking snapshot, in ONE statement; returns their
+-- mean, standard deviation and count. Run after ranking_values.sql, and alone when only the
+-- campaign's supporters or visits changed (the public-data factors are left as they are).
+--
+-- Binds: :campaign_id uuid, :snapshot_id bigint, :k int (suppression threshold),
+--        :has_round boolean (the campaign has a canvass round), :si / :ci int (positions of
+--        the supporters and coverage factors in the value arrays, app/services/ranking/factors.py).
+--
+-- A supporter placed on a door takes the door's district (indexed join); the others (geocoded to
+-- a street or placed by hand) are located by their point, in the territory's districts only.
+-- Supporter and visited-door counts below k are scored as 0 and stored blank, flagged suppressed.
+WITH
+sup AS (
+    SELECT x.district_code, count(*) AS n
+    FROM (
+        SELECT CASE
+                   WHEN s.address_id IS NOT NULL THEN dd.district_code
+                   ELSE (SELECT d.code FROM district d
+                         JOIN campaign_district cd ON cd.campaign_id = :campaign_id
+                                                  AND cd.district_code = d.code
+                         WHERE ST_Intersects(d.geom, s.geom) ORDER BY d.code LIMIT 1)
+               END AS district_code
+        FROM supporter s
+        LEFT JOIN door_district dd ON dd.address_id = s.address_id
+        WHERE s.campaign_id = :campaign_id AND s.status = 'active' AND s.geom IS NOT NULL
+    ) x
+    WHERE x.district_code IS NOT NULL
+    GROUP BY x.district_code
+),
+visited AS (
+    SELECT dd.district_code, count(DISTINCT v.address_id) AS n
+    FROM visit v
+    JOIN door_district dd ON dd.address_id = v.address_id
+    WHERE :has_round AND v.campaign_id = :campaign_id
+      AND v.round_id = (SELECT cr.id FROM canvass_round cr WHERE cr.campaign_id = :campaign_id
+                        ORDER BY cr.number DESC LIMIT 1)
+    GROUP BY dd.district_code
+),
+val AS (
+    SELECT r.district_code,
+           coalesce(sup.n, 0) AS sup_n,
+           CASE WHEN :has_round THEN coalesce(visited.n, 0) END AS vis_n,
+           CASE WHEN coalesce(sup.n, 0) >= :k THEN sup.n ELSE 0 END::double precision AS s,
+           CASE WHEN NOT :has_round OR coalesce(r.doors, 0) = 0 THEN NULL
+                WHEN coalesce(visited.n, 0) >= :k THEN visited.n::double precision / r.doors
+                ELSE 0 END AS c
+    FROM ranking_value r
+    LEFT JOIN sup ON sup.district_code = r.district_code
+    LEFT JOIN visited ON visited.district_code = r.district_code
+    WHERE r.campaign_id = :campaign_id AND r.snapshot_id = :snapshot_id
+),
+stats AS (
+    SELECT avg(s) AS s_mean, stddev_pop(s) AS s_sd, count(s)::int AS s_n,
+           avg(c) AS c_mean, stddev_pop(c) AS c_sd, count(c)::int AS c_n
+    FROM val
+),
+updated AS (
+    UPDATE ranking_value r SET
+        v[:si] = val.s,
+        v[:ci] = val.c,
+        z[:si] = CASE WHEN val.s IS NULL OR coalesce(st.s_sd, 0) = 0 THEN 0
+                      ELSE (val.s - st.s_mean) / st.s_sd END,
+        z[:ci] = CASE WHEN val.c IS NULL OR coalesce(st.c_sd, 0) = 0 THEN 0
+                      ELSE (val.c - st.c_mean) / st.c_sd END,
+        damping = 1 - coalesce(least(greatest(val.c, 0), 1), 0),
+        supporters = CASE WHEN val.sup_n >= :k THEN val.sup_n END,
+        supporters_suppressed = val.sup_n < :k,
+        visited_doors = CASE WHEN val.vis_n >= :k THEN val.vis_n END,
+        visited_doors_suppressed = coalesce(val.vis_n < :k, false)
+    FROM val CROSS JOIN stats st
+    WHERE r.campaign_id = :campaign_id AND r.snapshot_id = :snapshot_id
+      AND r.district_code = val.district_code
+    RETURNING 1
+)
+SELECT (SELECT count(*) FROM updated)::int AS districts, st.*
+FROM stats st
