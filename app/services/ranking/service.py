@@ -194,6 +194,8 @@ def factor_report(weights: dict[str, float], snap: snapshots.Snapshot) -> list[d
             what = "supporters" if name == "supporters" else "visited doors"
             status = "no_variation"
             reason = f"no district has k or more {what} yet (counted as 0): contributes 0"
+        elif not sd and f.needs == "doors" and not mean:
+            status, reason = "no_variation", _no_value_reason(name)
         elif not sd:
             status, reason = "no_variation", "same value in every district: contributes 0"
         else:
