@@ -15,8 +15,18 @@ from tests.fixtures_ranking import ranking_env, two_areas_env  # noqa: F401
 
 
 def test_the_sql_stores_factors_in_the_catalogue_order():
+    """The statements write the factors out by array position: they must agree with the
+    catalogue (order, and one term per factor)."""
+    from importlib import resources
+
     assert declared_factors() == list(factors.NAMES)
     assert factors.NAMES[-2:] == factors.CAMPAIGN_FACTORS
+    sql_dir = resources.files("app") / "sql"
+    values = (sql_dir / "ranking_values.sql").read_text()
+    scoring = (sql_dir / "ranking_scoring.sql").read_text()
+    reference = len(factors.REFERENCE_FACTORS)
+    assert values.count("avg(v[") == values.count("porte_z(raw.v[") == reference
+    assert scoring.count("v.z[") == len(factors.NAMES)
 
 
 async def test_pages_by_offset_and_by_rank_cover_the_ranking_once(client, world):

@@ -35,6 +35,12 @@ depends_on = None
 
 
 RANKING = """
+-- A z-score, 0 where the value is missing or the factor has no spread (the ranking's rule).
+-- Plain SQL, immutable: inlined into the statements that use it, no call per district.
+CREATE FUNCTION porte_z(x double precision, mean double precision, sd double precision)
+RETURNS double precision LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN x IS NULL OR sd IS NULL OR sd = 0 THEN 0 ELSE (x - mean) / sd END
+$$;
 CREATE TABLE ranking_snapshot (
     campaign_id uuid NOT NULL REFERENCES campaign(id) ON DELETE CASCADE,
     id bigint GENERATED ALWAYS AS IDENTITY,
@@ -55,6 +61,7 @@ CREATE TABLE ranking_value (
     campaign_id uuid NOT NULL,
     snapshot_id bigint NOT NULL,
     district_code text NOT NULL,
+    commune_code text,
     v double precision[] NOT NULL,
     z double precision[] NOT NULL,
     damping double precision NOT NULL DEFAULT 1,
@@ -248,6 +255,7 @@ def downgrade() -> None:
         op.execute(f"DROP TABLE IF EXISTS {table}")
     for table in reversed(CAMPAIGN_TABLES):
         op.execute(f"DROP TABLE IF EXISTS {table}")
+    op.execute("DROP FUNCTION IF EXISTS porte_z(float8, float8, float8)")
     op.execute(
         """
         CREATE TABLE ranking_cache (

@@ -5,7 +5,9 @@
 --
 -- Binds: :campaign_id uuid, :snapshot_id bigint, :k int (suppression threshold),
 --        :has_round boolean (the campaign has a canvass round), :si / :ci int (positions of
---        the supporters and coverage factors in the value arrays, app/services/ranking/factors.py).
+--        the supporters and coverage factors in the value arrays, app/services/ranking/factors.py),
+--        :supporters boolean (count the supporters again; false: keep the stored ones, when only
+--        visits changed).
 --
 -- A supporter placed on a door takes the door's district (indexed join); the others (geocoded to
 -- a street or placed by hand) are located by their point, in the territory's districts only.
@@ -23,7 +25,8 @@ sup AS (
                END AS district_code
         FROM supporter s
         LEFT JOIN door_district dd ON dd.address_id = s.address_id
-        WHERE s.campaign_id = :campaign_id AND s.status = 'active' AND s.geom IS NOT NULL
+        WHERE :supporters AND s.campaign_id = :campaign_id AND s.status = 'active'
+          AND s.geom IS NOT NULL
     ) x
     WHERE x.district_code IS NOT NULL
     GROUP BY x.district_code
@@ -41,7 +44,8 @@ val AS (
     SELECT r.district_code,
            coalesce(sup.n, 0) AS sup_n,
            CASE WHEN :has_round THEN coalesce(visited.n, 0) END AS vis_n,
-           CASE WHEN coalesce(sup.n, 0) >= :k THEN sup.n ELSE 0 END::double precision AS s,
+           CASE WHEN NOT :supporters THEN r.v[:si]
+                WHEN coalesce(sup.n, 0) >= :k THEN sup.n ELSE 0 END::double precision AS s,
            CASE WHEN NOT :has_round OR coalesce(r.doors, 0) = 0 THEN NULL
                 WHEN coalesce(visited.n, 0) >= :k THEN visited.n::double precision / r.doors
                 ELSE 0 END AS c
@@ -59,13 +63,13 @@ updated AS (
     UPDATE ranking_value r SET
         v[:si] = val.s,
         v[:ci] = val.c,
-        z[:si] = CASE WHEN val.s IS NULL OR coalesce(st.s_sd, 0) = 0 THEN 0
-                      ELSE (val.s - st.s_mean) / st.s_sd END,
-        z[:ci] = CASE WHEN val.c IS NULL OR coalesce(st.c_sd, 0) = 0 THEN 0
-                      ELSE (val.c - st.c_mean) / st.c_sd END,
+        z[:si] = porte_z(val.s, st.s_mean, st.s_sd),
+        z[:ci] = porte_z(val.c, st.c_mean, st.c_sd),
         damping = 1 - coalesce(least(greatest(val.c, 0), 1), 0),
-        supporters = CASE WHEN val.sup_n >= :k THEN val.sup_n END,
-        supporters_suppressed = val.sup_n < :k,
+        supporters = CASE WHEN NOT :supporters THEN r.supporters
+                          WHEN val.sup_n >= :k THEN val.sup_n END,
+        supporters_suppressed = CASE WHEN NOT :supporters THEN r.supporters_suppressed
+                                     ELSE val.sup_n < :k END,
         visited_doors = CASE WHEN val.vis_n >= :k THEN val.vis_n END,
         visited_doors_suppressed = coalesce(val.vis_n < :k, false)
     FROM val CROSS JOIN stats st

@@ -19,7 +19,7 @@ from datetime import datetime
 from sqlalchemy import text
 
 from app.services.ranking import sql
-from app.services.ranking.factors import POSITION
+from app.services.ranking.factors import NAMES
 from app.services.ranking.inputs import Conn
 from app.services.ranking.snapshot import Snapshot
 
@@ -80,8 +80,7 @@ async def ensure(
             "snapshot_id": snap.id,
             "scoring_id": saved.id,
             "k": k,
-            "positions": [POSITION[n] for n in applied],
-            "weights": list(applied.values()),
+            "w": [applied.get(name, 0.0) for name in NAMES],
         },
     )
     if row is None:

@@ -355,12 +355,13 @@ async def ranking(
     swing_from: str | None = None,
     limit: int | None = None,
     after: int = 0,
+    weights: dict[str, float] | None = None,
     refresh: bool = False,
 ) -> dict[str, Any]:
     """The campaign's ranked districts from rank ``after`` + 1 (all of them when no limit).
 
     Counts are as stored (below-k supporter and visit counts already blank): readers apply
-    ``apply_k`` for the rest.
+    ``apply_k`` for the rest. ``weights`` and ``refresh``: see ``prepare``.
     """
     prepared = await prepare(
         conn,
@@ -370,6 +371,7 @@ async def ranking(
         election=election,
         side=side,
         swing_from=swing_from,
+        weights=weights,
         refresh=refresh,
     )
     snap, scoring, result = prepared["snapshot"], prepared["scoring"], prepared["header"]

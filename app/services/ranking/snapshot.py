@@ -158,7 +158,8 @@ async def ensure(
         districts, mean, sd, n = await _build_values(conn, campaign_id, sid, inputs)
     else:
         districts = row.districts
-    await _campaign_factors(conn, campaign_id, sid, inputs, k, mean, sd, n)
+    supporters = full or stored.get("supporters") != now["supporters"]
+    await _campaign_factors(conn, campaign_id, sid, inputs, k, (mean, sd, n), supporters)
     saved = (
         await conn.execute(
             sql.SAVE_SNAPSHOT,
@@ -233,11 +234,12 @@ async def _campaign_factors(
     sid: int,
     inputs: Inputs,
     k: int,
-    mean: list,
-    sd: list,
-    n: list,
+    stats: tuple[list, list, list],
+    supporters: bool,
 ) -> None:
-    """Supporters, coverage and damping of every district (ranking_campaign_factors.sql)."""
+    """Coverage and damping of every district, and its supporters when they changed
+    (ranking_campaign_factors.sql); their stats written into ``stats``."""
+    mean, sd, n = stats
     si, ci = (POSITION[name] for name in CAMPAIGN_FACTORS)
     row = (
         await conn.execute(
@@ -249,6 +251,7 @@ async def _campaign_factors(
                 "has_round": inputs.has_round,
                 "si": si,
                 "ci": ci,
+                "supporters": supporters,
             },
         )
     ).one()
