@@ -37,6 +37,15 @@ from app.services.access import audit, territory
 from app.services.ranking import exports
 from app.services.ranking import service as rk
 from app.services.ranking import sql as ranking_sql
+from app.services.ranking.ogc_openapi import (  # noqa: F401  (the router reads them here)
+    DEFAULT_LIMIT,
+    GEOJSON,
+    JSON,
+    JSON_SCHEMA,
+    MAX_LIMIT,
+    OPENAPI,
+)
+from app.services.ranking.ogc_openapi import api_document as _api_document
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -44,11 +53,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-GEOJSON, JSON = "application/geo+json", "application/json"
-OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-JSON_SCHEMA = "application/schema+json"
+
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
-DEFAULT_LIMIT, MAX_LIMIT = 100, 10000
 TILE_COUNTS = ("ind", "men", "men_pauv", "log_soc")
 
 # Property types (JSON Schema) of the two reference collections; priority zones: _zone_type.
@@ -159,99 +165,9 @@ def conformance() -> dict[str, Any]:
     return {"conformsTo": CONFORMANCE}
 
 
-def _param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "style": "form",
-        "explode": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def _get(summary: str, media_type: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "parameters": parameters,
-            "responses": {
-                "200": {"description": summary, "content": {media_type: {}}},
-                "401": {"description": "No or expired bearer token."},
-                "403": {"description": "Your role in this campaign may not read it."},
-                "404": {"description": "No such campaign, collection or feature."},
-            },
-        }
-    }
-
-
 def api_document(base: str) -> dict[str, Any]:
-    """OpenAPI 3.0 definition of this campaign's OGC API (QGIS reads the limit maximum here)."""
-    ref = {name: {"$ref": f"#/components/parameters/{name}"} for name in ("limit", "bbox")}
-    collection = {"name": "collectionId", "in": "path", "required": True}
-    collection["schema"] = {"type": "string", "enum": list(COLLECTIONS)}
-    feature = {"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}}
-    offset = _param(
-        "offset",
-        {"type": "integer", "minimum": 0, "maximum": 2_000_000_000, "default": 0},
-        "Features to skip (paging).",
-    )
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Porte-à-porte - OGC API Features",
-            "version": "1.0.0",
-            "description": "Read-only reference data and this campaign's priority zones. Every "
-            "request needs the header Authorization: Bearer <token> of an admin, organiser or "
-            "analyst of the campaign.",
-        },
-        "servers": [{"url": base}],
-        "security": [{"bearer": []}],
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "parameters": {
-                "limit": _param(
-                    "limit",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                    f"Features per page; above {MAX_LIMIT} is lowered to {MAX_LIMIT}.",
-                ),
-                "bbox": _param(
-                    "bbox",
-                    {
-                        "type": "array",
-                        "minItems": 4,
-                        "maxItems": 4,
-                        "items": {"type": "number"},
-                    },
-                    "minx,miny,maxx,maxy in longitude/latitude (CRS84).",
-                ),
-            },
-        },
-        "paths": {
-            "/": _get("Landing page", JSON, []),
-            "/api": _get("This API definition", OPENAPI, []),
-            "/conformance": _get("Conformance classes", JSON, []),
-            "/collections": _get("Collections", JSON, []),
-            "/collections/{collectionId}": _get("One collection", JSON, [collection]),
-            "/collections/{collectionId}/schema": _get(
-                "Properties of the collection's features", JSON_SCHEMA, [collection]
-            ),
-            "/collections/{collectionId}/items": _get(
-                "Features (paged with limit/offset, next links)",
-                GEOJSON,
-                [collection, ref["limit"], ref["bbox"], offset],
-            ),
-            "/collections/{collectionId}/items/{featureId}": _get(
-                "One feature", GEOJSON, [collection, feature]
-            ),
-        },
-    }
+    """OpenAPI 3.0 definition of this campaign's OGC API (``ogc_openapi``)."""
+    return _api_document(base, list(COLLECTIONS))
 
 
 async def _extent(ctx: CampaignContext, cid: str) -> list[float] | None:
@@ -433,6 +349,50 @@ async def _zones(ctx: CampaignContext, binds: dict[str, Any]) -> tuple[list[dict
     return features, matched
 
 
+async def _reference_items(
+    ctx: CampaignContext, cid: str, binds: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of districts or tiles of the territory, as features; how many match."""
+    sql = _DISTRICTS if cid == "districts" else _TILES
+    kind = await territory.ensure_kind(ctx.session, ctx.campaign_id)
+    binds = {**binds, "c": ctx.campaign_id, "country": kind == "country"}
+    rows = (await ctx.session.execute(sql, binds)).all()
+    features, matched = [], 0
+    for row in rows:
+        matched = row.matched
+        if cid == "districts":
+            fid = row.code
+            props = {name: getattr(row, name) for name in DISTRICT_FIELDS}
+        else:
+            fid = row.id
+            props = _typed(_suppress_tile(row, ctx.k_threshold), TILE_FIELDS)
+        features.append(
+            {"type": "Feature", "id": fid, "geometry": json.loads(row.g), "properties": props}
+        )
+    if not rows and binds["offset"]:
+        first = (await ctx.session.execute(sql, {**binds, "offset": 0, "limit": 1})).first()
+        matched = first.matched if first else 0
+    return features, matched
+
+
+def _page_links(
+    base: str, cid: str, bbox: str | None, limit: int, offset: int, matched: int
+) -> list[dict[str, str]]:
+    here = f"{base}/collections/{cid}/items"
+    extra = f"&bbox={bbox}" if bbox else ""
+    links = [
+        _link(f"{here}?limit={limit}&offset={offset}{extra}", "self", GEOJSON),
+        _link(f"{base}/collections/{cid}", "collection"),
+    ]
+    if offset + limit < matched:
+        links.append(_link(f"{here}?limit={limit}&offset={offset + limit}{extra}", "next", GEOJSON))
+    if offset > 0:
+        links.append(
+            _link(f"{here}?limit={limit}&offset={max(offset - limit, 0)}{extra}", "prev", GEOJSON)
+        )
+    return links
+
+
 async def items(
     ctx: CampaignContext,
     base: str,
@@ -464,8 +424,6 @@ async def items(
     }
     if box:
         binds.update(zip(("x0", "y0", "x1", "y1"), box, strict=True))
-    features: list[dict[str, Any]] = []
-    matched = 0
     if cid == "priority-zones":
         features, matched = await _zones(ctx, binds)
         if offset == 0 and (feature_id is None or features):
@@ -477,24 +435,7 @@ async def items(
                 details={"bbox": bbox, "limit": limit},
             )
     else:
-        sql = _DISTRICTS if cid == "districts" else _TILES
-        kind = await territory.ensure_kind(ctx.session, ctx.campaign_id)
-        binds.update(c=ctx.campaign_id, country=kind == "country")
-        rows = (await ctx.session.execute(sql, binds)).all()
-        for row in rows:
-            matched = row.matched
-            if cid == "districts":
-                fid = row.code
-                props = {name: getattr(row, name) for name in DISTRICT_FIELDS}
-            else:
-                fid = row.id
-                props = _typed(_suppress_tile(row, ctx.k_threshold), TILE_FIELDS)
-            features.append(
-                {"type": "Feature", "id": fid, "geometry": json.loads(row.g), "properties": props}
-            )
-        if not rows and offset:
-            matched = (await ctx.session.execute(sql, {**binds, "offset": 0, "limit": 1})).first()
-            matched = matched.matched if matched else 0
+        features, matched = await _reference_items(ctx, cid, binds)
     if feature_id is not None:
         if not features:
             raise NotFound(f"No feature {feature_id!r} in collection {cid!r}.")
@@ -504,18 +445,7 @@ async def items(
             _link(f"{base}/collections/{cid}", "collection"),
         ]
         return feature
-    here = f"{base}/collections/{cid}/items"
-    extra = f"&bbox={bbox}" if bbox else ""
-    links = [
-        _link(f"{here}?limit={limit}&offset={offset}{extra}", "self", GEOJSON),
-        _link(f"{base}/collections/{cid}", "collection"),
-    ]
-    if offset + limit < matched:
-        links.append(_link(f"{here}?limit={limit}&offset={offset + limit}{extra}", "next", GEOJSON))
-    if offset > 0:
-        links.append(
-            _link(f"{here}?limit={limit}&offset={max(offset - limit, 0)}{extra}", "prev", GEOJSON)
-        )
+    links = _page_links(base, cid, bbox, limit, offset, matched)
     return {
         "type": "FeatureCollection",
         "features": features,

@@ -169,40 +169,9 @@ async def import_constituencies(
         df = _read(path, layer, delimiter, encoding)
         if len(df) == 0:
             raise fail(path, "the file has no rows.")
-        columns = [c for c in df.columns if c != "geometry"]
-        code_col = _pick(columns, code_field, CODE_FIELDS, path, "code")
-        if code_col is None:
-            raise fail(
-                path,
-                f"no constituency code field found (tried {', '.join(CODE_FIELDS)}); the fields "
-                f"are {', '.join(columns)}. Name it with --code-field.",
-            )
-        name_col = _pick(columns, None, NAME_FIELDS, path, "name")
-        dep_col = _pick(columns, None, DEPARTEMENT_FIELDS, path, "département")
-        station_col = _pick(columns, None, STATION_FIELDS, path, "polling station")
-        commune_col = _pick(columns, None, COMMUNE_FIELDS, path, "commune")
-        has_geometry = "geometry" in getattr(df, "columns", []) and station_col is None
-        level = "district" if station_col else None if has_geometry else "commune"
-        if level == "commune" and commune_col is None:
-            raise fail(
-                path,
-                "neither contours (a polygon layer) nor polling stations "
-                f"({', '.join(STATION_FIELDS)}) nor communes ({', '.join(COMMUNE_FIELDS)}) "
-                f"were found beside the code; the fields are {', '.join(columns)}.",
-            )
-        constituencies, parts = _rows(
-            df,
-            report,
-            log,
-            code_col,
-            name_col,
-            dep_col,
-            level,
-            station_col or commune_col,
-            has_geometry,
-            crs,
-            path,
-        )
+        layout = _layout(df, code_field, path)
+        code_col, level = layout["code_col"], layout["level"]
+        constituencies, parts = _rows(df, report, log, layout, crs, path)
         log.check(max_rejects)
         if not constituencies:
             raise fail(path, "no constituency to load: every row was rejected.")
@@ -231,22 +200,52 @@ async def import_constituencies(
     return report
 
 
+def _layout(df: Any, code_field: str | None, path: Path) -> dict[str, Any]:
+    """Which columns hold what, and what the file lists: contours (level None), polling
+    stations ("district") or communes ("commune")."""
+    columns = [c for c in df.columns if c != "geometry"]
+    code_col = _pick(columns, code_field, CODE_FIELDS, path, "code")
+    if code_col is None:
+        raise fail(
+            path,
+            f"no constituency code field found (tried {', '.join(CODE_FIELDS)}); the fields "
+            f"are {', '.join(columns)}. Name it with --code-field.",
+        )
+    station_col = _pick(columns, None, STATION_FIELDS, path, "polling station")
+    commune_col = _pick(columns, None, COMMUNE_FIELDS, path, "commune")
+    has_geometry = "geometry" in getattr(df, "columns", []) and station_col is None
+    level = "district" if station_col else None if has_geometry else "commune"
+    if level == "commune" and commune_col is None:
+        raise fail(
+            path,
+            "neither contours (a polygon layer) nor polling stations "
+            f"({', '.join(STATION_FIELDS)}) nor communes ({', '.join(COMMUNE_FIELDS)}) "
+            f"were found beside the code; the fields are {', '.join(columns)}.",
+        )
+    return {
+        "code_col": code_col,
+        "name_col": _pick(columns, None, NAME_FIELDS, path, "name"),
+        "dep_col": _pick(columns, None, DEPARTEMENT_FIELDS, path, "département"),
+        "level": level,
+        "part_col": station_col or commune_col,
+        "has_geometry": has_geometry,
+    }
+
+
 def _rows(
     df: Any,
     report: ImportReport,
     log: RejectLog,
-    code_col: str,
-    name_col: str | None,
-    dep_col: str | None,
-    level: str | None,
-    part_col: str | None,
-    has_geometry: bool,
+    layout: dict[str, Any],
     crs: str | None,
     path: Path,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, set[str]]]:
     """Constituencies (code -> departement, number, name, geometries) and their listed parts."""
     import shapely
     from pyproj import CRS
+
+    code_col, name_col, dep_col = layout["code_col"], layout["name_col"], layout["dep_col"]
+    level, part_col, has_geometry = layout["level"], layout["part_col"], layout["has_geometry"]
 
     epsg = None
     if has_geometry:
