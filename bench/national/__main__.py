@@ -2,8 +2,9 @@
 
 Builds, in a throwaway PostGIS cluster, 69,069 polling stations (759 scaled copies of the real
 92-13 sample's 91 stations: one constituency each, 4 communes each, 8 per département), about
-2.4 million INSEE tiles and 5 million doors (``--doors 26000000`` for the full size when the disk
-allows), writes them to files in the published formats (Filosofi CSV, contours GeoJSON, BAN CSV),
+2.4 million populated INSEE tiles and 5 million doors (``--doors 26000000`` for the full size
+when the disk allows), writes them to files in the published formats (Filosofi CSV, contours
+GeoJSON, BAN CSV),
 then imports the files with the service's importers, each in its own process. Every row is
 SYNTHETIC and labelled so (``source = 'synthetic'``, names "(synthetic)"). Then it prints, each
 with its target (issue "National scale"):
@@ -46,7 +47,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 PYTHON = sys.executable
 PER_DEP = 8  # copies (constituencies) per département
-SAMPLE_DOORS_PER_BLOCK = 15_400  # synthetic doors of the 92-13 sample (one copy, one block)
 TARGETS = {
     "import peak memory (MB)": 500,
     "first allocation (s)": 20 * 60,
@@ -102,13 +102,11 @@ async def build(owner: str, copies: int, doors: int) -> dict[str, int]:
 
     print("Loading the 92-13 sample (the shapes every copy repeats)...", flush=True)
     await load_sample_async(owner, quiet=True)
-    scale = 2.5  # each copy covers 6.25 times the sample: ~3,150 tiles
-    blocks = 9  # 3 x 3 blocks of the sample's tiles and doors fill a scaled copy
-    modulo = max(1, round(SAMPLE_DOORS_PER_BLOCK * blocks * copies / doors))
+    scale = 2.7  # each copy covers 7.3 times the sample: ~3,200 populated tiles
     engine = create_async_engine(owner)
     t = time.perf_counter()
     print(
-        f"Building the SYNTHETIC country: {copies} copies x 91 stations, 1 door in {modulo}...",
+        f"Building the SYNTHETIC country: {copies} copies x 91 stations, ~{doors:,} doors...",
         flush=True,
     )
     async with engine.begin() as conn:
@@ -116,7 +114,7 @@ async def build(owner: str, copies: int, doors: int) -> dict[str, int]:
             (HERE / "synthetic.sql").read_text(),
             copies=copies,
             scale=scale,
-            door_modulo=modulo,
+            doors=doors,
             cols=28,
             per_dep=PER_DEP,
         ):

@@ -1,7 +1,7 @@
 -- SYNTHETIC country for the national benchmark, built from the real 92-13 sample (run as owner,
 -- after the sample is loaded). Nothing here is real: every row says 'synthetic'.
 -- Binds (replaced as text): :copies (759 -> 69,069 polling stations), :scale (each copy covers
--- scale^2 times the sample's area), :door_modulo (keep 1 synthetic door in N), :cols (copies per
+-- scale^2 times the sample's area), :doors (how many doors to keep, about), :cols (copies per
 -- row of the grid), :per_dep (copies per département).
 --
 -- Copy c of the 91 stations is scaled by `scale` around the sample's lower-left corner and moved
@@ -79,6 +79,14 @@ FROM district d
 JOIN syn.commune cm ON cm.orig = d.commune_code
 CROSS JOIN syn.cp cp CROSS JOIN syn.ext ext;
 
+-- How many doors the copies could hold, to keep about :doors of them.
+CREATE TABLE syn.door_budget AS
+SELECT least(1.0, 1.002 * CAST(:doors AS float8) / (count(*) * CAST(:copies AS float8))) AS keep
+FROM address a CROSS JOIN syn.blk blk CROSS JOIN syn.ext ext
+WHERE a.source = 'synthetic'
+  AND ST_X(ST_Transform(a.geom, 3035)) + blk.bx < ext.x0 + CAST(:scale AS float8) * ext.w
+  AND ST_Y(ST_Transform(a.geom, 3035)) + blk.by < ext.y0 + CAST(:scale AS float8) * ext.h;
+
 -- A door keeps its original commune, renumbered in its copy (doors are moved, not scaled: the
 -- commune is approximate near borders, as it does not matter to the allocation).
 CREATE TABLE syn.door AS
@@ -90,10 +98,10 @@ FROM (
                         4326) AS p
     FROM address a
     JOIN syn.commune cm ON cm.orig = a.code_insee
-    CROSS JOIN syn.cp cp CROSS JOIN syn.blk blk CROSS JOIN syn.ext ext
+    CROSS JOIN syn.cp cp CROSS JOIN syn.blk blk CROSS JOIN syn.ext ext CROSS JOIN syn.door_budget b
     WHERE a.source = 'synthetic'
-      AND abs(hashtext(a.id || ':' || cp.c || ':' || blk.i || ':' || blk.j))
-          % CAST(:door_modulo AS int) = 0
+      AND abs(hashtext(a.id || ':' || cp.c || ':' || blk.i || ':' || blk.j)) % 1000000
+          < 1000000 * b.keep
       AND ST_X(ST_Transform(a.geom, 3035)) + blk.bx < ext.x0 + CAST(:scale AS float8) * ext.w
       AND ST_Y(ST_Transform(a.geom, 3035)) + blk.by < ext.y0 + CAST(:scale AS float8) * ext.h
 ) x;
