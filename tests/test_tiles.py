@@ -205,6 +205,28 @@ async def test_district_tile_scores_with_k(client, owner_engine, settings):
         for f in features(await client.get(tile_url, headers=h), "districts")
     }
     assert again == {c: p["score"] for c, p in props.items()}
+    # new campaign weights: once the campaign's ranking is computed again, the map follows
+    # (the cached tile is keyed on the ranking it draws)
+    r = await client.put(
+        world.url("/weights"),
+        json={"weights": {"door_count": 1}},
+        headers=world.headers["admin"],
+    )
+    assert r.status_code == 200, r.text
+    reranked = {
+        x["code"]: x
+        for x in (
+            await client.get(world.url("/ranking"), params={"limit": 1000}, headers=h)
+        ).json()["districts"]
+    }
+    moved = {
+        f["properties"]["code"]: f["properties"]
+        for f in features(await client.get(tile_url, headers=h), "districts")
+    }
+    for code, p in moved.items():
+        assert p["score"] == pytest.approx(round(reranked[code]["score"], 3), abs=1e-9)
+        assert p["rank"] == reranked[code]["rank"]
+    assert moved != props
 
 
 async def test_low_zoom_district_tiles_are_merged_by_commune(client, owner_engine, settings):

@@ -187,14 +187,15 @@ DISTRICT_SHAPES = (9, 12)  # zooms with simplified district shapes (district_sha
 COMMUNE_SHAPES = (5, 8)  # zooms where large territories are drawn by commune (commune_shape)
 LARGE_TERRITORIES = frozenset({"country", "departement"})
 # What a district tile shows depends on: the territory (kind and district list), the ranking the
-# map draws (and when it was last computed), the districts themselves.
+# map draws (when it was last computed, and its stored values' counts), the districts themselves.
 _MAP_VERSION = """
 SELECT t.kind, t.version, r.districts, m.scoring_id,
-       extract(epoch FROM s.computed_at)::float8 AS computed
+       extract(epoch FROM s.computed_at)::float8 AS computed, sn.version AS values_version
 FROM campaign_territory t
 CROSS JOIN reference_state r
 LEFT JOIN ranking_default m ON m.campaign_id = t.campaign_id
 LEFT JOIN ranking_scoring s ON s.campaign_id = m.campaign_id AND s.id = m.scoring_id
+LEFT JOIN ranking_snapshot sn ON sn.campaign_id = m.campaign_id AND sn.id = m.snapshot_id
 WHERE t.campaign_id = $1
 """
 
@@ -220,9 +221,15 @@ async def districts_tile(
         state = await conn.fetchrow(_MAP_VERSION, ctx.campaign_id)
         kind = state["kind"] if state else "country"
         version = (
-            (state["version"], state["districts"], state["scoring_id"] or 0, state["computed"] or 0)
+            (
+                state["version"],
+                state["districts"],
+                state["scoring_id"] or 0,
+                state["computed"] or 0,
+                state["values_version"] or 0,
+            )
             if state
-            else (0, 0, 0, 0)
+            else (0, 0, 0, 0, 0)
         ) + (ctx.k_threshold,)
         cache = tile_cache if tile_cache is not None and tile_cache.enabled else None
         tile = cache.get(key, version) if cache else None
