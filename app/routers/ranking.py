@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
-from fastapi.responses import ORJSONResponse
+import orjson
+from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
@@ -14,6 +14,12 @@ from app.security import CampaignScope
 from app.services.ranking import service
 
 router = APIRouter(tags=["ranking"])
+
+
+def _json(data: dict) -> Response:
+    """orjson: a page of 1,000 districts is serialised in milliseconds, not tens of them."""
+    return Response(orjson.dumps(data, default=str), media_type="application/json")
+
 
 Preset = Annotated[
     str | None,
@@ -62,12 +68,11 @@ async def get_ranking(
         Query(ge=0, description="Keyset paging: districts ranked after this rank (next_after)"),
     ] = None,
     swing_from: SwingFrom = None,
-) -> ORJSONResponse:
+) -> Response:
     """A page of ranked districts, each with its score and per-factor contributions (they add
     up); ``total_districts`` and ``next_after`` tell what is left. No geometry: the map reads
     the district vector tiles."""
-    # orjson: a page of 1,000 districts is serialised in milliseconds, not tens of them
-    return ORJSONResponse(
+    return _json(
         await service.ranking_for(
             ctx,
             preset=preset,
@@ -89,9 +94,9 @@ async def get_district(
     election: Election = None,
     side: Side = None,
     swing_from: SwingFrom = None,
-) -> ORJSONResponse:
+) -> Response:
     """One district's rank, score and the full breakdown of its score."""
-    return ORJSONResponse(
+    return _json(
         await service.district_for(
             ctx, code, preset=preset, election=election, side=side, swing_from=swing_from
         )
