@@ -275,3 +275,38 @@ async def test_low_zoom_district_tiles_are_merged_by_commune(client, owner_engin
     )
     assert {f["properties"]["code"][:5] for f in town} == {"92071"}
     assert len(town) == len(by_commune["92071"])
+
+
+async def test_stored_map_features_draw_the_same_tiles_as_cutting_them_now(
+    client, owner_engine, settings
+):
+    """The features cut in advance (map_tile_feature) and the same tile cut at request time from
+    the simplified shapes give the same features, attributes and geometries."""
+    import asyncpg
+
+    world = await make_world(owner_engine, settings)
+    h = world.headers["analyst"]
+    assert (await client.get(world.url("/ranking"), headers=h)).status_code == 200
+    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(
+            "SELECT set_config('porte.campaign_id', $1, false)", str(world.campaign_id)
+        )
+        for z, stored, live, level in (
+            (10, "tiles_districts_stored", "tiles_districts", 10),
+            (12, "tiles_districts_stored", "tiles_districts", 12),
+            (8, "tiles_communes_stored", "tiles_communes", 8),
+        ):
+            x, y = tile_of(2.29, 48.755, z)
+            cid = world.campaign_id
+            a = await conn.fetchval(tiles_service.sql(stored), cid, z, x, y, 11)
+            b = await conn.fetchval(tiles_service.sql(live), cid, z, x, y, 4096, 64, 11, level)
+            fa = mapbox_vector_tile.decode(a)["districts"]["features"]
+            fb = mapbox_vector_tile.decode(b)["districts"]["features"]
+            key = lambda f: f["properties"]["code"]  # noqa: E731
+            assert len(fa) == len(fb) > 0
+            for f, g in zip(sorted(fa, key=key), sorted(fb, key=key), strict=True):
+                assert f["properties"] == g["properties"]
+                assert f["geometry"] == g["geometry"]
+    finally:
+        await conn.close()

@@ -16,8 +16,9 @@ change of weights is one weighted sum and a sort, and a page or an explanation i
 ``ranking_cache`` (a whole ranking as one JSON document per preset) is dropped.
 
 Reference tables (owner): ``district_shape`` (each district in EPSG:3857 simplified for zooms
-9-12) and ``commune_shape`` (districts merged by commune, simplified for zooms 5-8), refreshed by
-``porte_refresh_district_shapes()`` for the districts whose geometry changed
+9-12), ``commune_shape`` (districts merged by commune, simplified for zooms 5-8) and
+``map_tile_feature`` (both cut and encoded for every tile they touch at those zooms), refreshed by
+``porte_refresh_district_shapes()`` for the districts whose geometry or names changed
 (``district_shape_source`` keeps the hash each was built from).
 
 Revision ID: 0020_ranking_precompute
@@ -147,6 +148,21 @@ CREATE TABLE district_shape_source (
     commune_code text,
     geom_hash text NOT NULL
 );
+-- Each district (zooms 9-12) and merged commune (zooms 5-8) cut and encoded for every map tile it
+-- touches (ST_AsMVTGeom, extent 4096, buffer 64: the service's defaults), with what the tile
+-- shows of it: a district tile reads its features by key, no clipping at request time.
+CREATE TABLE map_tile_feature (
+    z smallint NOT NULL,
+    x integer NOT NULL,
+    y integer NOT NULL,
+    code text NOT NULL,
+    kind text NOT NULL,
+    name text,
+    commune_name text,
+    geom geometry NOT NULL,
+    PRIMARY KEY (z, x, y, code)
+);
+CREATE INDEX map_tile_feature_code ON map_tile_feature (code);
 CREATE TABLE district_shape (
     district_code text NOT NULL,
     level smallint NOT NULL,
@@ -162,6 +178,26 @@ CREATE TABLE commune_shape (
 );
 """
 
+# The map tiles (z, x, y) a web-mercator geometry touches (with the 64/4096 buffer), and the
+# geometry cut and encoded for each (ST_AsMVTGeom, extent 4096, buffer 64).
+TILE_CUTS = """
+CREATE FUNCTION porte_tile_cuts(g geometry, z integer)
+RETURNS TABLE (x integer, y integer, g geometry)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT tx, ty, cut
+    FROM (SELECT 40075016.68557849 / 2 ^ z AS size, 20037508.342789244 AS o) k
+    CROSS JOIN LATERAL generate_series(
+        floor((ST_XMin(g) + k.o) / k.size - 1.0 / 64)::int,
+        floor((ST_XMax(g) + k.o) / k.size + 1.0 / 64)::int) tx
+    CROSS JOIN LATERAL generate_series(
+        floor((k.o - ST_YMax(g)) / k.size - 1.0 / 64)::int,
+        floor((k.o - ST_YMin(g)) / k.size + 1.0 / 64)::int) ty
+    CROSS JOIN LATERAL (SELECT ST_AsMVTGeom(g, ST_TileEnvelope(z, tx, ty), 4096, 64, true)
+                        AS cut) m
+    WHERE m.cut IS NOT NULL AND tx >= 0 AND ty >= 0 AND tx < 2 ^ z AND ty < 2 ^ z
+$$
+"""
+
 # Half a screen pixel (256-pixel tiles) at each zoom, in web-mercator metres.
 REFRESH_SHAPES = """
 CREATE FUNCTION porte_refresh_district_shapes() RETURNS integer
@@ -172,7 +208,9 @@ BEGIN
     PERFORM pg_advisory_xact_lock(hashtext('porte_refresh_district_shapes'));
     DROP TABLE IF EXISTS shape_now, shape_changed, commune_changed;
     CREATE TEMP TABLE shape_now ON COMMIT DROP AS
-    SELECT code AS district_code, commune_code, md5(ST_AsEWKB(geom)) AS geom_hash
+    SELECT code AS district_code, commune_code,
+           md5(ST_AsEWKB(geom) || convert_to(concat_ws('|', kind, name, commune_name), 'UTF8'))
+               AS geom_hash
     FROM district;
     CREATE TEMP TABLE shape_changed ON COMMIT DROP AS
     SELECT coalesce(n.district_code, o.district_code) AS district_code,
@@ -193,6 +231,14 @@ BEGIN
     FROM district d
     JOIN shape_changed c ON c.district_code = d.code
     CROSS JOIN (VALUES (9), (10), (11), (12)) l(level);
+    DELETE FROM map_tile_feature f USING shape_changed c
+    WHERE f.z BETWEEN 9 AND 12 AND f.code = c.district_code;
+    INSERT INTO map_tile_feature (z, x, y, code, kind, name, commune_name, geom)
+    SELECT s.level, t.x, t.y, d.code, d.kind, d.name, d.commune_name, t.g
+    FROM district_shape s
+    JOIN shape_changed c ON c.district_code = s.district_code
+    JOIN district d ON d.code = s.district_code
+    CROSS JOIN LATERAL porte_tile_cuts(s.geom, s.level) t;
     DELETE FROM district_shape_source s USING shape_changed c
     WHERE s.district_code = c.district_code;
     INSERT INTO district_shape_source SELECT n.* FROM shape_now n
@@ -214,6 +260,13 @@ BEGIN
     CROSS JOIN (VALUES (5), (6), (7), (8)) l(level)
     WHERE m.geom IS NOT NULL;
     DELETE FROM commune_shape WHERE ST_IsEmpty(geom);
+    DELETE FROM map_tile_feature f USING commune_changed c
+    WHERE f.z BETWEEN 5 AND 8 AND f.code = c.commune_code;
+    INSERT INTO map_tile_feature (z, x, y, code, kind, name, commune_name, geom)
+    SELECT s.level, t.x, t.y, s.commune_code, 'commune', s.commune_name, s.commune_name, t.g
+    FROM commune_shape s
+    JOIN commune_changed c ON c.commune_code = s.commune_code
+    CROSS JOIN LATERAL porte_tile_cuts(s.geom, s.level) t;
     RETURN changed;
 END $$
 """
@@ -241,8 +294,9 @@ def upgrade() -> None:
     # tiles search the shapes (every level in one index: a partial index per level would not
     # serve the tile statement's generic plan, where the level is a parameter).
     op.execute("CREATE INDEX commune_shape_geom ON commune_shape USING gist (geom)")
-    for table in ("district_shape_source", "district_shape", "commune_shape"):
+    for table in ("district_shape_source", "district_shape", "commune_shape", "map_tile_feature"):
         reference_table(table)
+    op.execute(TILE_CUTS)
     op.execute(REFRESH_SHAPES)
     op.execute("REVOKE ALL ON FUNCTION porte_refresh_district_shapes() FROM PUBLIC")
     op.execute("SELECT porte_refresh_district_shapes()")
@@ -251,7 +305,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Back to the one-document ranking cache (empty: rankings are recomputed on demand)."""
     op.execute("DROP FUNCTION IF EXISTS porte_refresh_district_shapes()")
-    for table in ("commune_shape", "district_shape", "district_shape_source"):
+    op.execute("DROP FUNCTION IF EXISTS porte_tile_cuts(geometry, integer)")
+    for table in ("map_tile_feature", "commune_shape", "district_shape", "district_shape_source"):
         op.execute(f"DROP TABLE IF EXISTS {table}")
     for table in reversed(CAMPAIGN_TABLES):
         op.execute(f"DROP TABLE IF EXISTS {table}")

@@ -11,8 +11,7 @@ WITH bounds AS (
 map AS (SELECT scoring_id FROM ranking_default WHERE campaign_id = $1),
 mvt AS (
     SELECT ST_AsMVTGeom(cs.geom, b.env, $5::int, $6::int, true) AS geom,
-           cs.commune_code AS code, cs.commune_name AS name, 'commune' AS kind,
-           cs.commune_name, rc.districts,
+           cs.commune_code AS code, cs.commune_name AS name, 'commune' AS kind, rc.districts,
            round(rc.score::numeric, 3)::float8 AS score,
            rc.best_rank AS rank,
            CASE WHEN rc.doors >= $7::int THEN rc.doors END AS doors,

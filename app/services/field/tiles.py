@@ -188,8 +188,10 @@ COMMUNE_SHAPES = (5, 8)  # zooms where large territories are drawn by commune (c
 LARGE_TERRITORIES = frozenset({"country", "departement"})
 # What a district tile shows depends on: the territory (kind and district list), the ranking the
 # map draws (when it was last computed, and its stored values' counts), the districts themselves.
+# The same query turns parallel workers off for the tile: their start-up costs more than a tile.
 _MAP_VERSION = """
-SELECT t.kind, t.version, r.districts, m.scoring_id,
+SELECT set_config('max_parallel_workers_per_gather', '0', true) AS serial,
+       t.kind, t.version, r.districts, m.scoring_id,
        extract(epoch FROM s.computed_at)::float8 AS computed, sn.version AS values_version
 FROM campaign_territory t
 CROSS JOIN reference_state r
@@ -200,12 +202,22 @@ WHERE t.campaign_id = $1
 """
 
 
-def district_layer(z: int, kind: str) -> tuple[str, int | None]:
-    """Which statement and shape level draw the districts layer at zoom ``z``."""
+STORED = (4096, 64)  # extent and buffer of the features cut in advance (map_tile_feature)
+
+
+def district_layer(z: int, kind: str, stored: bool = True) -> tuple[str, int | None]:
+    """Which statement (and shape level) draw the districts layer at zoom ``z``: features cut
+    in advance for zooms 5-12 when the tile settings are the defaults (``stored``), else cut now
+    from the shapes simplified for the zoom, or from the full polygons above zoom 12."""
     if z <= COMMUNE_SHAPES[1] and kind in LARGE_TERRITORIES:
-        return "tiles_communes", max(z, COMMUNE_SHAPES[0])
+        level = max(z, COMMUNE_SHAPES[0])
+        return (
+            ("tiles_communes_stored", None) if stored and z >= level else ("tiles_communes", level)
+        )
     if z > DISTRICT_SHAPES[1]:
         return "tiles_districts", None  # full polygons: a tile covers a few streets
+    if stored and z >= DISTRICT_SHAPES[0]:
+        return "tiles_districts_stored", None
     return "tiles_districts", max(z, DISTRICT_SHAPES[0])
 
 
@@ -235,8 +247,13 @@ async def districts_tile(
         tile = cache.get(key, version) if cache else None
         if tile is not None:
             return tile
-        name, level = district_layer(z, kind)
-        data = await conn.fetchval(sql(name), *_mvt_params(ctx, z, x, y), ctx.k_threshold, level)
+        settings = (ctx.settings.mvt_extent, ctx.settings.mvt_buffer)
+        name, level = district_layer(z, kind, stored=settings == STORED)
+        if name.endswith("_stored"):
+            data = await conn.fetchval(sql(name), ctx.campaign_id, z, x, y, ctx.k_threshold)
+        else:
+            params = _mvt_params(ctx, z, x, y)
+            data = await conn.fetchval(sql(name), *params, ctx.k_threshold, level)
     tile = _tile(data)
     if cache:
         cache.put(key, version, tile, len(tile.data) + 200)
