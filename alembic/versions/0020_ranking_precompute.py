@@ -220,6 +220,7 @@ BEGIN
     WHERE n.geom_hash IS DISTINCT FROM o.geom_hash
        OR n.commune_code IS DISTINCT FROM o.commune_code;
     SELECT count(*) INTO changed FROM shape_changed;
+    UPDATE reference_state SET shaped = districts;
     IF changed = 0 THEN
         RETURN 0;
     END IF;
@@ -290,6 +291,9 @@ def upgrade() -> None:
     )
 
     run_script(SHAPES)
+    # The district counter the shapes were built for: until they are rebuilt after a change of
+    # districts, the tiles are cut at request time (correct, slower).
+    op.execute("ALTER TABLE reference_state ADD COLUMN shaped bigint NOT NULL DEFAULT -1")
     # District tiles find districts with district.geom's index, then their shape by key; commune
     # tiles search the shapes (every level in one index: a partial index per level would not
     # serve the tile statement's generic plan, where the level is a parameter).
@@ -306,6 +310,7 @@ def downgrade() -> None:
     """Back to the one-document ranking cache (empty: rankings are recomputed on demand)."""
     op.execute("DROP FUNCTION IF EXISTS porte_refresh_district_shapes()")
     op.execute("DROP FUNCTION IF EXISTS porte_tile_cuts(geometry, integer)")
+    op.execute("ALTER TABLE reference_state DROP COLUMN IF EXISTS shaped")
     for table in ("map_tile_feature", "commune_shape", "district_shape", "district_shape_source"):
         op.execute(f"DROP TABLE IF EXISTS {table}")
     for table in reversed(CAMPAIGN_TABLES):

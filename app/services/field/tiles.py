@@ -191,7 +191,7 @@ LARGE_TERRITORIES = frozenset({"country", "departement"})
 # The same query turns parallel workers off for the tile: their start-up costs more than a tile.
 _MAP_VERSION = """
 SELECT set_config('max_parallel_workers_per_gather', '0', true) AS serial,
-       t.kind, t.version, r.districts, m.scoring_id,
+       t.kind, t.version, r.districts, r.shaped, m.scoring_id,
        extract(epoch FROM s.computed_at)::float8 AS computed, sn.version AS values_version
 FROM campaign_territory t
 CROSS JOIN reference_state r
@@ -236,19 +236,22 @@ async def districts_tile(
             (
                 state["version"],
                 state["districts"],
+                state["shaped"],
                 state["scoring_id"] or 0,
                 state["computed"] or 0,
                 state["values_version"] or 0,
             )
             if state
-            else (0, 0, 0, 0, 0)
+            else (0, 0, 0, 0, 0, 0)
         ) + (ctx.k_threshold,)
         cache = tile_cache if tile_cache is not None and tile_cache.enabled else None
         tile = cache.get(key, version) if cache else None
         if tile is not None:
             return tile
         settings = (ctx.settings.mvt_extent, ctx.settings.mvt_buffer)
-        name, level = district_layer(z, kind, stored=settings == STORED)
+        # features cut in advance only while they were built for the districts as they are
+        current = state is not None and state["shaped"] == state["districts"]
+        name, level = district_layer(z, kind, stored=settings == STORED and current)
         if name.endswith("_stored"):
             data = await conn.fetchval(sql(name), ctx.campaign_id, z, x, y, ctx.k_threshold)
         else:
