@@ -550,7 +550,8 @@ def mvt(app_url: str, owner: str, c: dict, args: argparse.Namespace) -> dict[str
         ("tile cache on (default)", {}),
     ):
         port = _free_port()
-        proc = start([*uvicorn, str(port)], {**env, **extra}, port, "/health")
+        # ready when a cheap public route answers (/health counts every door: seconds here)
+        proc = start([*uvicorn, str(port)], {**env, **extra}, port, "/m/config.json")
         try:
             base = f"http://127.0.0.1:{port}"
             if not results:
