@@ -4,7 +4,8 @@
 that is missing from the table is refused (fail closed), and ``tests/test_authz_matrix.py`` walks
 ``app.routes`` and fails when a route is missing.
 
-Values: a set of campaign roles, or PUBLIC (no sign-in), or SIGNED_IN (any account, no campaign).
+Values: a set of campaign roles, or PUBLIC (no sign-in), or SIGNED_IN (any account, no campaign),
+or a server-level right of the account (SERVER_ADMIN, CAMPAIGN_CREATOR: see ``SERVER_RIGHTS``).
 The role ``volunteer`` covers both volunteer accounts and invite-link sessions.
 """
 
@@ -14,6 +15,12 @@ from typing import Final
 
 PUBLIC: Final = "public"
 SIGNED_IN: Final = "signed_in"
+# Server-level rights, held by accounts (not by campaign roles). Server admins are made on the
+# server (`porte admin create|rights --server-admin`); they may give the right to create
+# campaigns, which `porte admin create|rights --can-create-campaigns` also gives.
+SERVER_ADMIN: Final = "server_admin"
+CAMPAIGN_CREATOR: Final = "campaign_creator"  # accounts that may create campaigns (and admins)
+SERVER_RIGHTS: Final = (SERVER_ADMIN, CAMPAIGN_CREATOR)
 ADMIN, ORGANISER, ANALYST, VOLUNTEER = "admin", "organiser", "analyst", "volunteer"
 ROLES: Final = (ADMIN, ORGANISER, ANALYST, VOLUNTEER)
 
@@ -27,31 +34,46 @@ Rule = str | frozenset[str]
 ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     # ---- foundation (issue 3): public reference data, no personal data
     ("GET", "/health"): PUBLIC,
+    ("GET", "/health/ready"): PUBLIC,
+    ("GET", "/health/live"): PUBLIC,
     ("GET", "/districts"): PUBLIC,
     ("GET", "/districts/{code}"): PUBLIC,
+    ("GET", "/elections"): PUBLIC,
+    ("GET", "/elections/{election}/sides"): PUBLIC,
     # ---- access (issue 4)
     ("POST", "/auth/token"): PUBLIC,
     ("POST", "/auth/refresh"): PUBLIC,
     ("POST", "/auth/logout"): PUBLIC,
     ("POST", "/auth/invite"): PUBLIC,
     ("GET", "/auth/me"): SIGNED_IN,
+    ("PATCH", "/auth/me"): SIGNED_IN,
     ("POST", "/auth/totp/enrol"): SIGNED_IN,
     ("POST", "/auth/totp/confirm"): SIGNED_IN,
     ("POST", "/auth/totp/disable"): SIGNED_IN,
+    ("POST", "/auth/password"): SIGNED_IN,
     ("GET", "/campaigns"): SIGNED_IN,
-    ("POST", "/campaigns"): SIGNED_IN,
+    ("POST", "/campaigns"): CAMPAIGN_CREATOR,
+    ("GET", "/server/accounts"): SERVER_ADMIN,
+    ("PATCH", "/server/accounts/{user_id}"): SERVER_ADMIN,
     ("GET", "/campaigns/{campaign_id}"): ALL,
     ("PATCH", "/campaigns/{campaign_id}"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/territory"): PLANNERS,
     ("PUT", "/campaigns/{campaign_id}/territory"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
-    ("POST", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
+    # Adding a member is an invitation by e-mail: admins any role, organisers volunteers only.
+    ("POST", "/campaigns/{campaign_id}/members"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/member-invitations"): STAFF,
+    ("DELETE", "/campaigns/{campaign_id}/member-invitations/{invitation_id}"): STAFF,
+    ("POST", "/invitations/preview"): PUBLIC,
+    ("POST", "/invitations/accept"): SIGNED_IN,
+    ("POST", "/invitations/register"): PUBLIC,
     ("PATCH", "/campaigns/{campaign_id}/members/{user_id}"): ADMIN_ONLY,
     ("DELETE", "/campaigns/{campaign_id}/members/{user_id}"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/invites"): STAFF,
     ("POST", "/campaigns/{campaign_id}/invites"): STAFF,
     ("DELETE", "/campaigns/{campaign_id}/invites/{invite_id}"): STAFF,
     ("GET", "/campaigns/{campaign_id}/invites/{invite_id}/qr.svg"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/invites/{invite_id}/link"): STAFF,
     ("GET", "/campaigns/{campaign_id}/audit"): ADMIN_ONLY,
     # ---- supporters and GDPR (issue 5)
     ("POST", "/campaigns/{campaign_id}/supporters"): ADMIN_ONLY,
@@ -68,6 +90,11 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/privacy/{campaign_id}"): PUBLIC,
     ("GET", "/privacy/{campaign_id}/qr.svg"): PUBLIC,
     ("POST", "/privacy/{campaign_id}/objection"): PUBLIC,
+    # ---- the public form cannot be used against people (issue 12)
+    ("GET", "/privacy/{campaign_id}/confirm"): PUBLIC,
+    ("POST", "/privacy/{campaign_id}/confirm"): PUBLIC,
+    ("GET", "/campaigns/{campaign_id}/door-objections"): ADMIN_ONLY,
+    ("POST", "/campaigns/{campaign_id}/door-objections/revert"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/privacy-requests"): ADMIN_ONLY,
     ("POST", "/campaigns/{campaign_id}/privacy-requests/{request_id}/resolve"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/supporters"): ADMIN_ONLY,
@@ -96,6 +123,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("POST", "/campaigns/{campaign_id}/cut"): STAFF,
     ("GET", "/campaigns/{campaign_id}/assignments"): frozenset({ADMIN, ORGANISER, VOLUNTEER}),
     ("POST", "/campaigns/{campaign_id}/assignments"): STAFF,
+    ("GET", "/campaigns/{campaign_id}/volunteers"): STAFF,
     ("POST", "/campaigns/{campaign_id}/assignments/{assignment_id}/end"): STAFF,
     ("GET", "/campaigns/{campaign_id}/assignments/{assignment_id}/doors"): frozenset(
         {ADMIN, ORGANISER, VOLUNTEER}
@@ -108,7 +136,9 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ),
     ("GET", "/campaigns/{campaign_id}/progress"): PLANNERS,
     # ---- maps (issue 8)
-    ("GET", "/m/config.json"): PUBLIC,  # basemap URL and attribution for the map pages
+    ("GET", "/m/config.json"): PUBLIC,  # which basemap the map pages draw
+    # ---- the campaign's own basemap (issue 14): open map data, same origin
+    ("GET", "/basemap/{z}/{x}/{y}.mvt"): PUBLIC,
     ("GET", "/campaigns/{campaign_id}/tiles/doors/{z}/{x}/{y}.mvt"): frozenset(
         {ADMIN, ORGANISER, VOLUNTEER}
     ),

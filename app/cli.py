@@ -6,6 +6,8 @@ import typer
 
 from app.commands import (
     admin,
+    allocation,
+    basemap,
     db,
     demo,
     geocode,
@@ -24,9 +26,48 @@ cli = typer.Typer(
 )
 
 
+def choose_language(lang: str | None) -> str:
+    """The language of the command's messages: ``--lang``, else ``PORTE_LANG`` (environment or
+    .env), else French. ``fr_FR.UTF-8`` and ``en-GB`` count as ``fr`` and ``en``."""
+    from app.i18n import DEFAULT, SUPPORTED
+
+    if lang is None:
+        try:
+            from app.config import Settings
+
+            return Settings().lang
+        except Exception:  # noqa: BLE001 - an unrelated setting is wrong: its command will say so
+            return DEFAULT
+    code = lang.strip().lower().replace("_", "-").split("-")[0].split(".")[0]
+    if code not in SUPPORTED:
+        raise typer.BadParameter(
+            f"'{lang}' is not a language of Porte-à-porte: use fr or en.", param_hint="--lang"
+        )
+    return code
+
+
+@cli.callback()
+def _root(
+    ctx: typer.Context,
+    lang: str | None = typer.Option(
+        None,
+        "--lang",
+        envvar="PORTE_LANG",
+        help="Language of the messages: fr (default) or en; also PORTE_LANG.",
+    ),
+) -> None:
+    """Porte-à-porte: door-to-door canvassing maps that keep precise addresses private."""
+    from app.i18n import reset_language, set_language
+
+    token = set_language(choose_language(lang))
+    ctx.call_on_close(lambda: reset_language(token))
+
+
 # Each command module registers its commands with ``register(cli)``.
 for _module in (
     admin,
+    allocation,
+    basemap,
     db,
     demo,
     geocode,

@@ -8,6 +8,7 @@ request or a URL.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -25,6 +26,7 @@ class Principal:
     invite_id: uuid.UUID | None = None
     invite_campaign_id: uuid.UUID | None = None
     mfa: bool = False  # the access token was obtained with a TOTP code
+    version: int | None = None  # the account's token version when the token was issued
 
     @property
     def is_invite(self) -> bool:
@@ -48,7 +50,16 @@ class CampaignContext:
     extras: dict[str, Any] = field(default_factory=dict)
     doors_version: int = 0  # campaign_change.doors when the request began (door-tile cache)
     conn: Any = None  # hot routes: the asyncpg connection (no session), see hot_campaign_context
+    # "replica" when ``session``/``conn`` read the streaming replica (app.replica); writes then
+    # go through ``write_session()``, a transaction on the primary opened on first use.
+    read_from: str = "primary"
+    writer: Callable[[], Awaitable[AsyncSession]] | None = None
 
     @property
     def user_id(self) -> uuid.UUID | None:
         return self.principal.user_id
+
+    async def write_session(self) -> AsyncSession:
+        """Where this request writes (audit events...): ``session``, or the primary's session
+        when the request reads from the replica."""
+        return self.session if self.writer is None else await self.writer()

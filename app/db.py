@@ -24,17 +24,50 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings
-from app.dburl import _asyncpg, resolve_urls  # noqa: F401 (re-exported)
+from app.dburl import CLIENT_CHECK_MS, _asyncpg, resolve_urls  # noqa: F401 (re-exported)
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
-    """An asyncpg engine; JIT off (short queries), app name for pg_stat_activity."""
+def make_engine(
+    url: str,
+    *,
+    pool_size: int = 10,
+    statement_timeout_s: float | None = None,
+    pool_timeout_s: float = 30,
+    application_name: str = "porte",
+    connect_timeout_s: float | None = None,
+) -> AsyncEngine:
+    """An asyncpg engine; JIT off (short queries), app name for pg_stat_activity.
+
+    Every engine of the service and its commands is made here (tests/test_db_errors.py checks).
+    Bound parameters never appear in error messages or logs (``hide_parameters``): they may be
+    a supporter's address. ``statement_timeout_s`` caps every statement (None: the server's).
+    """
+    server_settings = {
+        "jit": "off",
+        "application_name": application_name,
+        "client_connection_check_interval": CLIENT_CHECK_MS,
+    }
+    if statement_timeout_s:
+        server_settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
+    connect_args: dict = {"server_settings": server_settings}
+    if connect_timeout_s:
+        connect_args["timeout"] = connect_timeout_s
     return create_async_engine(
         url,
         pool_size=pool_size,
         max_overflow=pool_size,
         pool_pre_ping=False,
-        connect_args={"server_settings": {"jit": "off", "application_name": "porte"}},
+        pool_timeout=pool_timeout_s,
+        hide_parameters=True,
+        connect_args=connect_args,
+    )
+
+
+async def statement_timeout(conn: AsyncSession | AsyncConnection, seconds: float) -> None:
+    """Give the rest of this transaction's statements ``seconds`` each (exports, imports)."""
+    await conn.execute(
+        text("SELECT set_config('statement_timeout', :ms, true)"),
+        {"ms": str(int(seconds * 1000))},
     )
 
 
@@ -60,11 +93,23 @@ class Database:
 
     def __init__(self, settings: Settings):
         self.url, self.owner_url = resolve_urls(settings)
-        self.engine = make_engine(self.url, pool_size=settings.db_pool_size)
+        self.settings = settings
+        self.engine = make_engine(
+            self.url,
+            pool_size=settings.db_pool_size,
+            statement_timeout_s=settings.statement_timeout_s,
+            pool_timeout_s=settings.pool_timeout_s,
+        )
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         self._hot_size = max(2, settings.db_pool_size // 2)
         self._hot: asyncpg.Pool | None = None
         self._hot_lock = asyncio.Lock()
+        # Reads that tolerate lag may go to a streaming replica (app.replica, docs/scale.md).
+        self.replica = None
+        if settings.replica_url:
+            from app.replica import Replica
+
+            self.replica = Replica(settings)
 
     async def hot_pool(self) -> asyncpg.Pool:
         """The asyncpg pool of the hot paths, opened on first use."""
@@ -76,11 +121,21 @@ class Database:
                         min_size=self._hot_size,
                         max_size=self._hot_size,
                         connection_class=_HotConnection,
-                        server_settings={"jit": "off", "application_name": "porte-hot"},
+                        timeout=self.settings.pool_timeout_s,
+                        server_settings={
+                            "jit": "off",
+                            "application_name": "porte-hot",
+                            "client_connection_check_interval": CLIENT_CHECK_MS,
+                            "statement_timeout": str(
+                                int(self.settings.tile_statement_timeout_s * 1000)
+                            ),
+                        },
                     )
         return self._hot
 
     async def dispose(self) -> None:
+        if self.replica is not None:
+            await self.replica.dispose()
         if self._hot is not None:
             await self._hot.close()
             self._hot = None
@@ -162,3 +217,52 @@ async def tenant_transaction(
             await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
+
+
+# ---------------------------------------------------------------- the service's own role
+# What makes the service's role able to step around row-level security: being a superuser,
+# having BYPASSRLS (itself, or through a role it may SET ROLE to), or owning a campaign table
+# (an owner is exempt from its table's policies unless forced, and may drop them).
+_ROLE_CHECK = text(
+    """
+    SELECT r.rolname AS role, r.rolsuper AS superuser, r.rolbypassrls AS bypassrls,
+        (SELECT array_agg(DISTINCT s.rolname::text ORDER BY s.rolname::text) FROM pg_roles s
+          WHERE s.oid <> r.oid AND (s.rolsuper OR s.rolbypassrls)
+            AND pg_has_role(r.oid, s.oid, 'MEMBER')) AS privileged_roles,
+        (SELECT array_agg(c.relname::text ORDER BY c.relname::text) FROM pg_class c
+          JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+            AND pg_has_role(r.oid, c.relowner, 'MEMBER')
+            AND (c.relrowsecurity OR c.relname = 'campaign' OR EXISTS (
+                SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid
+                  AND a.attname = 'campaign_id' AND NOT a.attisdropped))) AS owned_tables
+    FROM pg_roles r WHERE r.rolname = current_user
+    """
+)
+
+
+async def service_role_problems(engine: AsyncEngine) -> list[str]:
+    """Why the role the service connects as could read across campaigns (empty: it cannot)."""
+    from app.i18n import _
+
+    async with engine.connect() as conn:
+        row = (await conn.execute(_ROLE_CHECK)).one()
+    out = []
+    if row.superuser:
+        out.append(_("the role {role} is a superuser").format(role=row.role))
+    if row.bypassrls:
+        out.append(_("the role {role} has BYPASSRLS").format(role=row.role))
+    if row.privileged_roles:
+        out.append(
+            _("the role {role} is a member of {roles} (superuser or BYPASSRLS)").format(
+                role=row.role, roles=", ".join(row.privileged_roles)
+            )
+        )
+    if row.owned_tables:
+        shown = ", ".join(row.owned_tables[:5]) + (" …" if len(row.owned_tables) > 5 else "")
+        out.append(
+            _("the role {role} owns {n} campaign table(s) ({tables})").format(
+                role=row.role, n=len(row.owned_tables), tables=shown
+            )
+        )
+    return out

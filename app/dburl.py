@@ -10,6 +10,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from app.config import Settings
 
+# How often (ms) a backend running a long statement checks that its client is still there. A
+# command or worker killed with `kill -9` mid-statement (an index rebuild, an allocation step)
+# would otherwise leave its backend running, locks held, until the statement ends; with the check
+# the backend aborts within this time and rolls back (PostgreSQL >= 14, any role may set it).
+CLIENT_CHECK_MS = "2000"
+
 
 def resolve_urls(settings: Settings) -> tuple[str, str]:
     """(service URL, owner URL): from settings, else from the private cluster."""

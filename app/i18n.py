@@ -1,7 +1,8 @@
 """Languages: French by default, English on request.
 
 Messages are written in English in the code, wrapped in ``_()``; ``app/locale/fr/LC_MESSAGES/
-messages.po`` gives their French form (``pybabel extract`` finds them, see docs/architecture.md).
+messages.po`` gives their French form (``./dev i18n`` extracts them: app/i18n_catalogue.py and
+the README, "Languages").
 The language of the current request or command lives in a context variable: the HTTP middleware
 sets it from ``Accept-Language`` (default ``PORTE_LANG``, ``fr``); the command line from
 ``--lang`` / ``PORTE_LANG``. ``_()`` translates at once, so call it where the message is built.
@@ -60,6 +61,33 @@ def _(message: str) -> str:
     if lang == "en":
         return message
     return _catalogue(lang).get(message, message)
+
+
+def N_(message: str) -> str:
+    """Mark ``message`` for the catalogue without translating it: for texts defined once (a
+    module's table) and translated with ``_()`` where they are shown, in the caller's language."""
+    return message
+
+
+_ROLES = {
+    "admin": N_("admin"),
+    "organiser": N_("organiser"),
+    "analyst": N_("analyst"),
+    "volunteer": N_("volunteer"),
+}
+
+
+def role_name(role: str) -> str:
+    """A campaign role as people read it (``organiser`` -> ``organisateur`` in French)."""
+    return _(_ROLES[role]) if role in _ROLES else role
+
+
+def number(value: float, digits: int = 0) -> str:
+    """A number as people of the current language write it (``12 345,6`` in French)."""
+    from babel.numbers import format_decimal
+
+    fmt = "#,##0" + ("." + "0" * digits if digits > 0 else "")
+    return format_decimal(value, format=fmt, locale=current())
 
 
 def negotiate(accept_language: str | None, default: str = DEFAULT) -> str:

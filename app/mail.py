@@ -17,6 +17,7 @@ from email.utils import make_msgid
 
 from app.config import Settings
 from app.errors import ServiceUnavailable
+from app.i18n import _
 
 log = logging.getLogger("porte.mail")
 
@@ -45,7 +46,7 @@ async def send_mail(settings: Settings, *, to: str, subject: str, body: str) -> 
     """
     if not settings.smtp_host:
         raise ServiceUnavailable(
-            "No mail server is configured (PORTE_SMTP_HOST): the message could not be sent.",
+            _("No mail server is configured (PORTE_SMTP_HOST): the message could not be sent."),
             retry_after=3600,
         )
     message = EmailMessage()
@@ -59,6 +60,6 @@ async def send_mail(settings: Settings, *, to: str, subject: str, body: str) -> 
     except (OSError, smtplib.SMTPException) as exc:
         log.warning("mail not sent: %s", type(exc).__name__)
         raise ServiceUnavailable(
-            "The mail server did not accept the message; try again later.", retry_after=60
+            _("The mail server did not accept the message; try again later."), retry_after=60
         ) from exc
     log.info("mail sent (%s)", subject)

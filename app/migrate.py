@@ -5,20 +5,26 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from app.config import REPO_ROOT
+from app.config import Settings, get_settings
+from app.paths import ALEMBIC_DIR
 
 
 def alembic_config(owner_url: str) -> Config:
-    """Alembic config pointing at the repository's migrations and this owner URL."""
-    cfg = Config(str(REPO_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    """Alembic config pointing at the migrations (checkout or installed package), this owner URL."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(ALEMBIC_DIR))
     cfg.attributes["owner_url"] = owner_url
     return cfg
 
 
-def upgrade(owner_url: str, revision: str = "head") -> None:
-    """Migrate the database to ``revision`` (as the schema owner)."""
+def upgrade(owner_url: str, revision: str = "head", settings: Settings | None = None) -> None:
+    """Migrate the database to ``revision`` (as the schema owner); at head, also write the
+    server's retention policy from the settings (``PORTE_VISIT_RETENTION_MAX_*``)."""
     command.upgrade(alembic_config(owner_url), revision)
+    if revision == "head":
+        from app.services.people.purge import apply_retention_policy_sync
+
+        apply_retention_policy_sync(owner_url, settings or get_settings())
 
 
 def downgrade(owner_url: str, revision: str = "base") -> None:

@@ -8,6 +8,9 @@ invoked as root (PostgreSQL refuses to run as root) the server runs as the unpri
 - ``porte_owner``: owns the schema, runs migrations and imports of public data (BYPASSRLS for
   maintenance across campaigns);
 - ``porte_app``: the service's role; owns nothing, no BYPASSRLS, subject to row-level security.
+
+A fourth, ``porte_replicator`` (REPLICATION, nothing else), is made when a streaming replica is
+first created from the cluster (``create_standby``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import os
 import pwd
 import secrets
 import shutil
+import stat
 import subprocess
 import time
 from dataclasses import dataclass
@@ -25,6 +29,7 @@ from pathlib import Path
 
 SYSTEM_USER = "porte"
 DB_NAME = "porte"
+REPLICATION_ROLE = "porte_replicator"
 CREDENTIALS = "porte-credentials.json"
 DEBIAN_PACKAGES = ["postgresql-15", "postgresql-15-postgis-3", "postgresql-contrib"]
 
@@ -225,8 +230,33 @@ class Cluster:
             raise ClusterError(f"SQL failed: {res.stderr.strip()}")
         return res.stdout
 
+    def _check_reachable(self) -> None:
+        """Refuse, with the way out, a data directory the server's user cannot reach."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ClusterError(
+                f"Cannot create the database folder {self.data_dir}: {exc.strerror}. "
+                "Choose another one with PORTE_DB_DIR (a folder you can write to)."
+            ) from exc
+        if os.geteuid() != 0:
+            return
+        # As root the server runs as the unprivileged user `porte`: every parent folder must let
+        # it through (execute permission), or initdb fails with a cryptic "permission denied".
+        for folder in [*reversed(self.data_dir.parents), self.data_dir]:
+            if folder == self.data_dir:
+                break
+            if self._run(["test", "-x", str(folder)]).returncode != 0:
+                raise ClusterError(
+                    f"The database server runs as the system user '{SYSTEM_USER}', which cannot "
+                    f"enter {folder} (mode {stat.filemode(folder.stat().st_mode)}), so it cannot "
+                    f"reach {self.data_dir}. Set PORTE_DB_DIR to a folder it can reach, e.g. "
+                    "/var/lib/porte-a-porte/db, or let it through with "
+                    f"`chmod o+x {folder}`."
+                )
+
     def _initdb(self) -> None:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._check_reachable()
         os.chmod(self.data_dir, 0o755)
         self._chown(self.data_dir)
         res = self._run(
@@ -260,6 +290,16 @@ class Cluster:
                 "synchronous_commit = on\n"
                 "max_wal_size = 2GB\n"
                 "jit = off\n"
+                "# streaming replication: a hot standby can follow this cluster (create_standby)\n"
+                "wal_level = replica\n"
+                "max_wal_senders = 10\n"
+                "wal_keep_size = 512MB\n"
+                "hot_standby = on\n"
+            )
+        with (self.pgdata / "pg_hba.conf").open("a") as fh:
+            fh.write(
+                "# Porte-à-porte: streaming replicas connect as porte_replicator (password)\n"
+                f"host replication {REPLICATION_ROLE} 127.0.0.1/32 scram-sha-256\n"
             )
 
     def _provision(self) -> None:
@@ -272,14 +312,76 @@ class Cluster:
         os.chmod(self.credentials_path, 0o600)
         self.create_database(DB_NAME)
 
+    def ensure_replication_role(self) -> str:
+        """The replication role's password (the role is created on first use)."""
+        creds = self.credentials()
+        if REPLICATION_ROLE not in creds:
+            creds[REPLICATION_ROLE] = secrets.token_urlsafe(24)
+            self.psql(
+                f"CREATE ROLE {REPLICATION_ROLE} LOGIN REPLICATION "
+                f"PASSWORD '{creds[REPLICATION_ROLE]}'"
+            )
+            self.credentials_path.write_text(json.dumps(creds))
+            os.chmod(self.credentials_path, 0o600)
+        return creds[REPLICATION_ROLE]
+
+    def create_standby(self, data_dir: Path, port: int) -> Cluster:
+        """A hot standby of this (running) cluster, streaming from it, started; returned.
+
+        ``pg_basebackup -R`` over TCP as ``porte_replicator``: the same path a standby on another
+        host takes (there, allow its address in pg_hba.conf and listen on it). The standby has
+        the same roles and passwords (a physical copy); reads only.
+        """
+        standby = Cluster(data_dir, port)
+        if standby.is_initialised():
+            raise ClusterError(f"{standby.pgdata} already holds a cluster.")
+        password = self.ensure_replication_role()
+        standby._check_reachable()
+        os.chmod(standby.data_dir, 0o755)
+        standby._chown(standby.data_dir)
+        conninfo = (
+            f"host=127.0.0.1 port={self.port} user={REPLICATION_ROLE} password={password} "
+            "application_name=porte_standby"
+        )
+        res = self._run(
+            [
+                self.bins.tool("pg_basebackup"),
+                "-d",
+                conninfo,
+                "-D",
+                str(standby.pgdata),
+                "-R",  # standby.signal + primary_conninfo
+                "-X",
+                "stream",
+                "--checkpoint=fast",
+                "--no-sync",  # a fresh copy; the server syncs what it writes from here on
+            ]
+        )
+        if res.returncode != 0:
+            shutil.rmtree(standby.pgdata, ignore_errors=True)
+            raise ClusterError(f"pg_basebackup failed:\n{res.stderr}")
+        with (standby.pgdata / "postgresql.conf").open("a") as fh:
+            fh.write(
+                "\n# Porte-à-porte standby (later lines win)\n"
+                f"port = {port}\n"
+                f"unix_socket_directories = '{standby.pgdata}'\n"
+                "hot_standby = on\n"
+            )
+        shutil.copy(self.credentials_path, standby.credentials_path)
+        os.chmod(standby.credentials_path, 0o600)
+        standby.start()
+        return standby
+
     def create_database(self, name: str, template: str | None = None) -> None:
-        """Create a database owned by porte_owner with PostGIS and pg_trgm installed."""
+        """Create a database owned by porte_owner with PostGIS, pg_trgm, unaccent and
+        fuzzystrmatch installed."""
         tmpl = f" TEMPLATE {template}" if template else ""
         self.psql(f'CREATE DATABASE "{name}" OWNER porte_owner{tmpl}')
         if not template:
             self.psql(
                 "CREATE EXTENSION IF NOT EXISTS postgis; CREATE EXTENSION IF NOT EXISTS pg_trgm;"
                 "CREATE EXTENSION IF NOT EXISTS unaccent;"
+                "CREATE EXTENSION IF NOT EXISTS fuzzystrmatch;"
                 f'GRANT CONNECT ON DATABASE "{name}" TO porte_app;'
                 "REVOKE CREATE ON SCHEMA public FROM PUBLIC;"
                 "ALTER SCHEMA public OWNER TO porte_owner;",

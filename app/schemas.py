@@ -2,13 +2,41 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 import uuid
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+
+from app.i18n import _
 
 Role = Literal["admin", "organiser", "analyst", "volunteer"]
+
+# A flat (apartment) as a volunteer can name it: 1 to 6 capital letters, digits or hyphens, with at
+# least one digit (12, 3B, A-12, 12BIS, -1), or one letter alone (a staircase or building: A).
+# Words are refused ("POUR", "CONTRE", "RN", "vote RN"): this column must not become a note about
+# the household. The same rule is a CHECK on visit.flat (migration 0017_smaller_holes).
+FLAT_MAX = 6
+FLAT_PATTERN = r"^(?:[A-Z]|[A-Z-]{0,5}[0-9][0-9A-Z-]{0,5})$"
+_FLAT = re.compile(FLAT_PATTERN, re.ASCII)
+
+
+def normalise_flat(value: str) -> str:
+    """The flat in capitals, or ValueError saying what a flat may be."""
+    flat = value.strip().upper()
+    if len(flat) > FLAT_MAX or not _FLAT.fullmatch(flat):
+        raise ValueError(
+            _(
+                "a flat is 1 to {n} letters, digits or hyphens with at least one digit "
+                "(12, 3B, A-12) or a single letter (A); words and sentences are not accepted"
+            ).format(n=FLAT_MAX)
+        )
+    return flat
+
+
+Flat = Annotated[str, StringConstraints(max_length=40), AfterValidator(normalise_flat)]
 Email = Annotated[
     str,
     StringConstraints(
@@ -29,6 +57,7 @@ class CampaignOut(BaseModel):
     supporter_retention_months: int
     k_threshold: int
     require_2fa: bool
+    supporter_cells: Literal["district", "tile"] = "district"
     role: str
     flagged_audit_events: int | None = Field(
         None, description="Admins only: audit events flagged as bursts in the last 30 days."
@@ -75,11 +104,19 @@ class CampaignCreate(BaseModel):
     name: CampaignName
     election_date: date
     visit_retention_date: date | None = Field(
-        None, description="When visit outcomes are deleted; default: election date + 1 month."
+        None,
+        description=(
+            "When visit outcomes are deleted; default: election date + 1 month; at most the "
+            "election date + the server's longest delay (default 1 month 7 days)."
+        ),
     )
     supporter_retention_months: int = Field(36, ge=1, le=120)
     k_threshold: int = Field(11, ge=2, le=1000, description="Smallest count ever shown.")
     require_2fa: bool = Field(False, description="Admins and organisers must sign in with TOTP.")
+    supporter_cells: Literal["district", "tile"] = Field(
+        "district",
+        description="The one partition supporter counts are published on (docs/privacy.md).",
+    )
     territory: TerritoryIn | None = Field(
         None, description="What the campaign covers (default: the whole country)."
     )
@@ -96,6 +133,7 @@ class CampaignPatch(BaseModel):
     supporter_retention_months: int | None = Field(None, ge=1, le=120)
     k_threshold: int | None = Field(None, ge=2, le=1000)
     require_2fa: bool | None = None
+    supporter_cells: Literal["district", "tile"] | None = None
 
 
 class TokenOut(BaseModel):
@@ -129,13 +167,51 @@ class InviteSessionOut(BaseModel):
     expires_at: datetime
 
 
+def _one_plain_line(value: str) -> str:
+    """A name on one line: no control, format or separator characters (the database's CHECK
+    refuses control characters; this is stricter, so nothing valid here fails there)."""
+    bad = next(
+        (c for c in value if unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")),
+        None,
+    )
+    if bad is not None:
+        raise ValueError(
+            _("must be one line of plain text (character U+{code} refused)").format(
+                code=f"{ord(bad):04X}"
+            )
+        )
+    return value
+
+
+DisplayName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=80),
+    AfterValidator(_one_plain_line),
+]
+
+
 class MeOut(BaseModel):
-    """The signed-in account."""
+    """The signed-in account, with its server-level rights."""
 
     id: uuid.UUID
     email: str
+    display_name: str | None = None
     totp_enabled: bool
     mfa: bool
+    can_create_campaigns: bool = False
+    server_admin: bool = False
+
+
+Password = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+class PasswordChangeIn(BaseModel):
+    """Change one's own password: the current one, then the new one (10 characters or more)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: Password
+    new_password: Password
 
 
 class TotpEnrolOut(BaseModel):
@@ -153,12 +229,94 @@ class TotpCodeIn(BaseModel):
 
 
 class MemberIn(BaseModel):
-    """Add an existing account to the campaign."""
+    """Invite someone to the campaign by e-mail, with the role they will have."""
 
     model_config = ConfigDict(extra="forbid")
 
     email: Email
     role: Role
+
+
+class MemberInvitationOut(BaseModel):
+    """An invitation to join a campaign (the same answer whether the address has an account)."""
+
+    id: uuid.UUID
+    email: str
+    role: Role
+    status: Literal["pending", "accepted", "expired", "revoked"]
+    invited_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+    accepted_at: datetime | None = None
+
+
+InvitationToken = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+]
+
+
+class InvitationTokenIn(BaseModel):
+    """The token of an invitation link (after ``#invitation=``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: InvitationToken
+
+
+class InvitationPreviewOut(BaseModel):
+    """What an invitation link offers, for the page it opens (its holder only)."""
+
+    campaign_id: uuid.UUID
+    campaign_name: str
+    email: str
+    role: Role
+    expires_at: datetime
+    account_exists: bool
+
+
+class InvitationRegisterIn(BaseModel):
+    """Create the account an invitation was sent to, and join the campaign."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    token: InvitationToken
+    password: Password
+    display_name: DisplayName | None = None
+
+
+class MePatch(BaseModel):
+    """What the account's holder may change about it: the name organisers see."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: DisplayName | None
+
+
+class InvitationAcceptedOut(BaseModel):
+    """The campaign joined, and the role in it."""
+
+    campaign_id: uuid.UUID
+    campaign_name: str
+    role: Role
+
+
+class AccountRightsOut(BaseModel):
+    """An account and its server-level rights (server admins)."""
+
+    id: uuid.UUID
+    email: str
+    is_active: bool
+    can_create_campaigns: bool
+    server_admin: bool
+    created_at: datetime
+
+
+class AccountRightsPatch(BaseModel):
+    """Give or take the right to create campaigns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    can_create_campaigns: bool
 
 
 class MemberPatch(BaseModel):

@@ -10,11 +10,14 @@ row-level security scopes every query.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -26,11 +29,18 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.authz import PUBLIC, SIGNED_IN, STAFF, rule_for
+from app.authz import (
+    CAMPAIGN_CREATOR,
+    SERVER_ADMIN,
+    SERVER_RIGHTS,
+    STAFF,
+    rule_for,
+)
 from app.config import Settings
 from app.context import CampaignContext, Principal
 from app.db import Database, set_tenant
 from app.errors import Forbidden, NotFound, Unauthorized
+from app.i18n import _
 
 JWT_ALGORITHM = "HS256"
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -52,6 +62,25 @@ def verify_password(password: str, hashed: str) -> bool:
 
 
 DUMMY_HASH = hash_password(secrets.token_urlsafe(16))  # equal-time answer for unknown accounts
+
+# argon2id takes ~0.2 s and 64 MiB per call: run it in worker threads (the C code releases the
+# GIL, so the event loop keeps serving meanwhile), at most two at a time per process.
+_ARGON2_SLOTS = threading.BoundedSemaphore(2)
+
+
+def _slotted(fn, *args):
+    with _ARGON2_SLOTS:
+        return fn(*args)
+
+
+async def verify_password_async(password: str, hashed: str) -> bool:
+    """``verify_password`` off the event loop."""
+    return await asyncio.to_thread(_slotted, verify_password, password, hashed)
+
+
+async def hash_password_async(password: str) -> str:
+    """``hash_password`` off the event loop."""
+    return await asyncio.to_thread(_slotted, hash_password, password)
 
 
 def token_hash(token: str) -> str:
@@ -85,12 +114,25 @@ def decode_token(settings: Settings, token: str, typ: str) -> dict[str, Any]:
     return claims
 
 
-def access_token(settings: Settings, user_id: uuid.UUID, *, mfa: bool = False) -> str:
-    """A short-lived access token for one account (``mfa``: signed in with a second factor)."""
+def access_token(settings: Settings, user_id: uuid.UUID, *, version: int, mfa: bool = False) -> str:
+    """A short-lived access token for one account (``mfa``: signed in with a second factor).
+
+    ``version`` is the account's token version (``app_user.token_version``): the token works
+    only while it is current (logout, a new password, two-factor turned off bump it)."""
     return encode_token(
         settings,
-        {"sub": str(user_id), "typ": "access", "mfa": bool(mfa)},
+        {"sub": str(user_id), "typ": "access", "mfa": bool(mfa), "ver": int(version)},
         timedelta(minutes=settings.access_token_minutes),
+    )
+
+
+def session_ended() -> Unauthorized:
+    """The answer to a token whose sign-in has ended (its account's token version moved on)."""
+    return Unauthorized(
+        _(
+            "Your session has ended (signed out, new password, two-factor sign-in turned off or "
+            "account disabled): sign in again."
+        )
     )
 
 
@@ -135,7 +177,9 @@ def get_database(request: Request) -> Database:
 
 
 def client_address(request: Request) -> str | None:
-    """The client's address as the server sees it (behind a proxy: run uvicorn --proxy-headers)."""
+    """The client's address as the server sees it. Behind a reverse proxy, run
+    ``porte serve --proxy-headers --forwarded-allow-ips <proxy>``: uvicorn then puts the real
+    client (X-Forwarded-For, from the trusted proxy only) here, for throttling and the audit."""
     return request.client.host if request.client else None
 
 
@@ -160,7 +204,12 @@ def _principal_from(settings: Settings, token: str) -> tuple[Principal, float]:
             )
         else:
             claims = decode_token(settings, token, "access")
-            principal = Principal(user_id=uuid.UUID(claims["sub"]), mfa=claims.get("mfa") is True)
+            version = claims["ver"]
+            if not isinstance(version, int) or isinstance(version, bool):
+                raise TypeError("ver")
+            principal = Principal(
+                user_id=uuid.UUID(claims["sub"]), mfa=claims.get("mfa") is True, version=version
+            )
         return principal, float(claims["exp"])
     except (KeyError, ValueError, TypeError) as exc:  # signed by us but malformed: refuse anyway
         raise Unauthorized("Invalid token: sign in again.") from exc
@@ -203,40 +252,87 @@ async def current_principal(
 async def current_user_id(
     principal: Annotated[Principal, Depends(current_principal)], session: Session
 ) -> uuid.UUID:
-    """The signed-in account (invite sessions are refused); the session is scoped to it."""
+    """The signed-in account (invite sessions are refused); the session is scoped to it.
+
+    The token's version must be the account's current one: logout, a new password or two-factor
+    turned off end every access token at its next request."""
     if principal.user_id is None:
         raise Forbidden("An invite session cannot do this; sign in with an account.")
     await set_tenant(session, None, principal.user_id)
-    active = (
+    row = (
         await session.execute(
-            text("SELECT is_active FROM app_user WHERE id = :u"), {"u": principal.user_id}
+            text("SELECT is_active, token_version FROM app_user WHERE id = :u"),
+            {"u": principal.user_id},
         )
-    ).scalar()
-    if not active:
+    ).first()
+    if row is None or not row.is_active:
         raise Unauthorized("This account no longer exists or was disabled; ask your admin.")
+    if row.token_version != principal.version:
+        raise session_ended()
     return principal.user_id
 
 
 CurrentUserId = Annotated[uuid.UUID, Depends(current_user_id)]
 
 
+async def server_right(request: Request, user_id: CurrentUserId, session: Session) -> uuid.UUID:
+    """The signed-in account, when it holds the server-level right the route needs
+    (``app.authz``: SERVER_ADMIN or CAMPAIGN_CREATOR); 403 otherwise, and for routes missing
+    from the table (fail closed)."""
+    route = request.scope.get("route")
+    rule = rule_for(request.method, getattr(route, "path", ""))
+    if rule not in SERVER_RIGHTS:
+        raise Forbidden("This route has no authorization rule; nobody may call it.")
+    row = (
+        await session.execute(
+            text("SELECT can_create_campaigns, server_admin FROM app_user WHERE id = :u"),
+            {"u": user_id},
+        )
+    ).one()
+    if rule == SERVER_ADMIN and not row.server_admin:
+        raise Forbidden(_("Only a server admin may do this."))
+    if rule == CAMPAIGN_CREATOR and not (row.can_create_campaigns or row.server_admin):
+        raise Forbidden(
+            _(
+                "Your account may not create campaigns. A server admin can give it the right, or "
+                "it is given on the server: `porte admin rights EMAIL --can-create-campaigns`."
+            )
+        )
+    return user_id
+
+
+ServerRight = Annotated[uuid.UUID, Depends(server_right)]
+
+
 # ---------------------------------------------------------------- campaign scope
 __all__ = ["CampaignContext", "Principal"]  # re-exported for the routers
 
 # The caller's standing in a campaign and the transaction's tenant, in one round trip
-# (function in alembic/versions/0009_door_versions.py).
-STANDING_SQL = "SELECT * FROM porte_enter($1, $2, $3)"
-STANDING_TEXT = text("SELECT * FROM porte_enter(:c, :u, :i)")  # the same, SQLAlchemy binds
+# (function in alembic/versions/0015_session_versions.py): the account's token version is
+# checked there too, so a signed-out token is refused where the membership is read.
+STANDING_SQL = "SELECT * FROM porte_enter($1, $2, $3, $4)"
+STANDING_TEXT = text("SELECT * FROM porte_enter(:c, :u, :i, :v)")  # the same, SQLAlchemy binds
+
+
+def standing_binds(campaign_id: uuid.UUID, principal: Principal) -> dict[str, Any]:
+    """The binds of ``STANDING_TEXT`` for this caller."""
+    return {
+        "c": campaign_id,
+        "u": principal.user_id,
+        "i": principal.invite_id,
+        "v": principal.version,
+    }
 
 
 def route_rule(request: Request) -> frozenset[str]:
     """The roles allowed on this campaign route (app.authz); refuse routes missing from it."""
     route = request.scope.get("route")
     rule = rule_for(request.method, getattr(route, "path", ""))
-    if rule is None or rule in (PUBLIC, SIGNED_IN):
-        # Fail closed: a campaign route missing from app.authz.ROUTE_ROLES serves no one.
+    if not isinstance(rule, frozenset):
+        # Fail closed: a campaign route missing from app.authz.ROUTE_ROLES (or given an
+        # account-level rule) serves no one.
         raise Forbidden("This route has no authorization rule; nobody may call it.")
-    return rule  # type: ignore[return-value]
+    return rule
 
 
 def check_standing(
@@ -245,8 +341,11 @@ def check_standing(
     """Refuse a caller whose standing (a ``porte_enter`` row, or None) does not allow the route.
 
     404 for a campaign the caller is not part of (existence does not leak), 401 for an expired or
-    revoked invite, 403 for a role outside the route's rule or a missing second factor.
+    revoked invite or an ended sign-in, 403 for a role outside the route's rule or a missing
+    second factor.
     """
+    if standing is not None and standing["session_ended"]:
+        raise session_ended()
     if standing is None:
         if principal.is_invite and principal.invite_campaign_id == campaign_id:
             raise Unauthorized("This invite link has expired or was revoked; ask your organiser.")
@@ -300,7 +399,12 @@ async def campaign_context(
         (
             await session.execute(
                 STANDING_TEXT,
-                {"c": campaign_id, "u": principal.user_id, "i": principal.invite_id},
+                {
+                    "c": campaign_id,
+                    "u": principal.user_id,
+                    "i": principal.invite_id,
+                    "v": principal.version,
+                },
             )
         )
         .mappings()
@@ -328,9 +432,9 @@ async def hot_campaign_context(
     if principal.is_invite and principal.invite_campaign_id != campaign_id:
         raise NotFound("No such campaign, or you are not a member of it.")
     pool = await request.app.state.db.hot_pool()
-    async with pool.acquire() as conn:
+    async with pool.acquire(timeout=request.app.state.settings.pool_timeout_s) as conn:
         standing = await conn.fetchrow(
-            STANDING_SQL, campaign_id, principal.user_id, principal.invite_id
+            STANDING_SQL, campaign_id, principal.user_id, principal.invite_id, principal.version
         )
         check_standing(principal, campaign_id, rule, standing)
         ctx = _context(request, campaign_id, principal, standing, None)
@@ -340,4 +444,143 @@ async def hot_campaign_context(
 
 # Released when the route function returns, before the response is sent.
 HotCampaignScope = Annotated[CampaignContext, Depends(hot_campaign_context, scope="function")]
-SCOPE_DEPENDENCIES = (campaign_context, hot_campaign_context)
+
+
+# ---------------------------------------------------------------- lag-tolerant reads (replica)
+def _may_use_replica(request: Request) -> Any:
+    """The replica, when one is configured and this request has not been sent back to the
+    primary (``app.replica.ReplicaFallback``)."""
+    from app.replica import PRIMARY_KEY
+
+    if request.scope.get("state", {}).get(PRIMARY_KEY):
+        return None
+    return request.app.state.db.replica
+
+
+async def _standing_on_primary(
+    request: Request, campaign_id: uuid.UUID, principal: Principal
+) -> Any:
+    """The caller's standing read on the primary, in a short transaction of its own."""
+    async with request.app.state.db.transaction() as primary:
+        return (
+            (await primary.execute(STANDING_TEXT, standing_binds(campaign_id, principal)))
+            .mappings()
+            .first()
+        )
+
+
+def _retry_on_primary(replica: Any, exc: Exception) -> None:
+    """Turn a failure of the replica under a request into ``ReplicaRetry`` (run it again on the
+    primary); other errors go on as they are."""
+    from app.replica import ReplicaRetry, failure
+
+    reason = failure(exc)
+    if reason is None:
+        return
+    replica.failed(exc)
+    raise ReplicaRetry(reason) from exc
+
+
+async def replica_campaign_context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> AsyncIterator[CampaignContext]:
+    """``campaign_context`` for reads that tolerate a few seconds of lag (app.replica).
+
+    Same rules and answers. The standing is read on the primary; ``ctx.session`` reads the
+    replica (tenant set, row-level security as on the primary) and ``ctx.write_session()`` writes
+    on the primary. Without a usable replica this is ``campaign_context`` on the primary.
+    """
+    rule = route_rule(request)
+    if principal.is_invite and principal.invite_campaign_id != campaign_id:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    db: Database = request.app.state.db
+    replica = _may_use_replica(request)
+    async with AsyncExitStack() as stack:
+        session = None
+        if replica is not None:
+            session = await replica.read_session(stack, campaign_id, principal.user_id)
+        if session is None:  # the primary serves everything, in one transaction
+            primary = await stack.enter_async_context(db.transaction())
+            standing = (
+                (await primary.execute(STANDING_TEXT, standing_binds(campaign_id, principal)))
+                .mappings()
+                .first()
+            )
+            check_standing(principal, campaign_id, rule, standing)
+            yield _context(request, campaign_id, principal, standing, primary)
+            return
+        standing = await _standing_on_primary(request, campaign_id, principal)
+        check_standing(principal, campaign_id, rule, standing)
+        ctx = _context(request, campaign_id, principal, standing, session)
+        ctx.read_from = "replica"
+        writer: list[AsyncSession] = []
+
+        async def write_session() -> AsyncSession:
+            if not writer:
+                primary = await stack.enter_async_context(db.transaction())
+                await set_tenant(primary, campaign_id, principal.user_id)
+                writer.append(primary)
+            return writer[0]
+
+        ctx.writer = write_session
+        try:
+            yield ctx
+        except Exception as exc:
+            _retry_on_primary(replica, exc)
+            raise
+
+
+# hot_campaign_context as a context manager (the route's exception is thrown into it, so its
+# connection goes back to the pool at once).
+_hot_primary = asynccontextmanager(hot_campaign_context)
+
+
+async def replica_hot_campaign_context(
+    request: Request,
+    campaign_id: uuid.UUID,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> AsyncIterator[CampaignContext]:
+    """``hot_campaign_context`` for map tiles that tolerate lag: ``ctx.conn`` is a replica
+    connection (the route opens its tenant transaction on it as usual); the standing is read on
+    the primary. Without a usable replica this is ``hot_campaign_context``."""
+    rule = route_rule(request)
+    if principal.is_invite and principal.invite_campaign_id != campaign_id:
+        raise NotFound("No such campaign, or you are not a member of it.")
+    replica = _may_use_replica(request)
+    async with AsyncExitStack() as stack:
+        conn = None if replica is None else await replica.hot_connection(stack)
+        if conn is None:
+            async with _hot_primary(request, campaign_id, principal) as ctx:
+                yield ctx
+            return
+        settings = request.app.state.settings
+        pool = await request.app.state.db.hot_pool()
+        async with pool.acquire(timeout=settings.pool_timeout_s) as primary:
+            standing = await primary.fetchrow(
+                STANDING_SQL, campaign_id, principal.user_id, principal.invite_id, principal.version
+            )
+        check_standing(principal, campaign_id, rule, standing)
+        ctx = _context(request, campaign_id, principal, standing, None)
+        ctx.conn = conn
+        ctx.read_from = "replica"
+        try:
+            yield ctx
+        except Exception as exc:
+            _retry_on_primary(replica, exc)
+            raise
+
+
+# Routes whose reads tolerate a few seconds of lag (ranking, exports, OGC, district tiles,
+# analyst aggregates) take these instead of CampaignScope / HotCampaignScope: docs/scale.md.
+ReplicaScope = Annotated[CampaignContext, Depends(replica_campaign_context, scope="function")]
+HotReplicaScope = Annotated[
+    CampaignContext, Depends(replica_hot_campaign_context, scope="function")
+]
+SCOPE_DEPENDENCIES = (
+    campaign_context,
+    hot_campaign_context,
+    replica_campaign_context,
+    replica_hot_campaign_context,
+)

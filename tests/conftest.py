@@ -28,6 +28,15 @@ from tests.fixtures_mail import mail_sink
 
 TEMPLATE = "porte_template"
 
+# Commands the tests run read their settings from the environment: test mode, and any local
+# secrets file (development and demo modes, app/local_secrets.py) in a throwaway place, never in
+# the checkout.
+os.environ.setdefault("PORTE_MODE", "test")
+os.environ.setdefault(
+    "PORTE_SECRETS_FILE",
+    str(Path(tempfile.mkdtemp(prefix="porte-test-secrets-")) / "porte-secrets.json"),
+)
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -89,10 +98,13 @@ def make_settings(urls: DbUrls, **overrides) -> Settings:
         secret_key="test-secret-key-" + "x" * 32,
         data_keys=json.dumps({"test1": key}),
         data_key_id="test1",
-        hmac_key="test-hmac-key",
+        hmac_key="test-hmac-key-" + "h" * 32,  # 32 bytes at least, as outside test mode
         db_pool_size=5,
         smtp_host="127.0.0.1",
         smtp_port=mail_sink().port,
+        pool_timeout_s=30,  # a loaded 2-core test machine must not turn waits into 503s
+        # no basemap unless a test installs one (never the checkout's .porte/basemap.pmtiles)
+        basemap=Path(tempfile.gettempdir()) / "porte-test-no-basemap.pmtiles",
     )
     values.update(overrides)
     return Settings(**values)

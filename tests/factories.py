@@ -17,14 +17,23 @@ PASSWORD = "correct horse battery staple"
 _PW_HASH = hash_password(PASSWORD)
 
 
-async def make_user(engine: AsyncEngine, email: str | None = None) -> uuid.UUID:
-    """An account whose password is ``PASSWORD``."""
+async def make_user(
+    engine: AsyncEngine,
+    email: str | None = None,
+    *,
+    can_create_campaigns: bool = False,
+    server_admin: bool = False,
+) -> uuid.UUID:
+    """An account whose password is ``PASSWORD`` (with these server-level rights)."""
     email = email or f"user-{uuid.uuid4().hex[:8]}@example.test"
     async with engine.begin() as conn:
         return (
             await conn.execute(
-                text("INSERT INTO app_user (email, password_hash) VALUES (:e, :h) RETURNING id"),
-                {"e": email.lower(), "h": _PW_HASH},
+                text(
+                    "INSERT INTO app_user (email, password_hash, can_create_campaigns, "
+                    "server_admin) VALUES (:e, :h, :c, :s) RETURNING id"
+                ),
+                {"e": email.lower(), "h": _PW_HASH, "c": can_create_campaigns, "s": server_admin},
             )
         ).scalar_one()
 
@@ -70,7 +79,7 @@ class World:
 
 def bearer(settings: Settings, user_id: uuid.UUID) -> dict[str, str]:
     """Authorization header for an account."""
-    return {"Authorization": f"Bearer {access_token(settings, user_id)}"}
+    return {"Authorization": f"Bearer {access_token(settings, user_id, version=0)}"}
 
 
 async def make_world(engine: AsyncEngine, settings: Settings, *, k: int = 11) -> World:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -209,17 +210,25 @@ class LiveServer:
 
 
 @pytest.fixture(scope="session")
-def live_server(sample_db) -> Iterator[LiveServer]:
-    """The app on the sample database, served over HTTP by uvicorn in a thread."""
+def placeholder_basemap(sample_db, tmp_path_factory) -> Path:
+    """The demo's placeholder basemap, built from the sample database (a few seconds)."""
+    from app.commands.basemap import build_placeholder_file
+
+    out = tmp_path_factory.mktemp("basemap") / "placeholder.pmtiles"
+    build_placeholder_file(sample_db.owner, out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def live_server(sample_db, placeholder_basemap) -> Iterator[LiveServer]:
+    """The app on the sample database with default map settings (its own basemap, no third
+    party), served over HTTP by uvicorn in a thread."""
     from app.main import create_app
     from tests.conftest import make_settings
 
     port = free_port()
-    # The basemap points at a closed local port: the maps must work without it.
     settings = make_settings(
-        sample_db,
-        public_base_url=f"http://127.0.0.1:{port}",
-        basemap_url=f"http://127.0.0.1:{free_port()}/{{z}}/{{x}}/{{y}}.png",
+        sample_db, public_base_url=f"http://127.0.0.1:{port}", basemap=placeholder_basemap
     )
     with uvicorn_thread(create_app(settings), port) as url:
         yield LiveServer(url, settings)

@@ -116,7 +116,6 @@ async def ensure_reference_schema(engine: AsyncEngine) -> None:
             await conn.execute(text(ddl))
         for table in REFERENCE:
             await conn.execute(text(f"GRANT SELECT ON {table} TO {APP_ROLE}"))
-        await conn.execute(text("SELECT porte_install_allocation_triggers()"))
 
 
 def _box(x0: float, y0: float, x1: float, y1: float) -> str:

@@ -212,3 +212,50 @@ async def test_assign_to_an_existing_invite_and_time_window_checks(client, world
         headers=org,
     )
     assert twice.status_code == 409
+
+
+async def _email(owner_engine, user_id) -> str:
+    async with owner_engine.connect() as conn:
+        return (
+            await conn.execute(text("SELECT email FROM app_user WHERE id = :u"), {"u": user_id})
+        ).scalar_one()
+
+
+async def test_organisers_list_volunteers_and_assign_by_email(client, world, owner_engine):
+    """Volunteers by name: the organiser lists them and assigns a turf with an e-mail."""
+    org = world.headers["organiser"]
+    email = await _email(owner_engine, world.users["volunteer"])
+    listed = await client.get(world.url("/volunteers"), headers=org)
+    assert listed.status_code == 200, listed.text
+    (vol,) = listed.json()["volunteers"]  # staff accounts are not listed
+    assert vol["email"] == email and vol["active_assignments"] == []
+    assert not {"supporters", "address", "doors"} & set(vol)
+
+    turf = await draw(client, world, box(*BRUZ_CENTRE, 0.0008))
+    made = await client.post(
+        world.url("/assignments"),
+        json={"turf_id": turf["id"], "volunteer_email": email.upper()},
+        headers=org,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["volunteer_user_id"] == str(world.users["volunteer"])
+    again = (await client.get(world.url(f"/volunteers?q={email[:8]}"), headers=org)).json()
+    (vol,) = again["volunteers"]
+    assert [a["turf_name"] for a in vol["active_assignments"]] == [turf["name"]]
+
+    # An e-mail that is not a member's: 422 naming the field, nothing assigned.
+    unknown = await client.post(
+        world.url("/assignments"),
+        json={"turf_id": turf["id"], "volunteer_email": "nobody@example.test"},
+        headers=org,
+    )
+    assert unknown.status_code == 422 and unknown.json()["field"] == "volunteer_email"
+    both = await client.post(
+        world.url("/assignments"),
+        json={"turf_id": turf["id"], "volunteer_email": email, "invite_id": made.json()["id"]},
+        headers=org,
+    )
+    assert both.status_code == 422
+    for role in ("analyst", "volunteer"):
+        denied = await client.get(world.url("/volunteers"), headers=world.headers[role])
+        assert denied.status_code == 403

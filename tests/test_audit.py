@@ -168,3 +168,35 @@ async def test_purge_keeps_twelve_months(access_urls, access_owner, aworld):
             .all()
         )
     assert left == ["recent.view"]
+
+
+async def test_audit_csv_cannot_start_a_formula_in_any_spreadsheet(
+    access_app, aworld, access_owner, access_settings
+):
+    """Issue 12 §6: only a cell's first character was neutralised. An account's e-mail such as
+    ``x;=HYPERLINK(..)@…`` became a formula in a spreadsheet splitting on ';' (French locale)."""
+    w = aworld
+    email = 'x;=hyperlink("http://evil.test")@example.test'
+    async with access_owner.begin() as conn:
+        await conn.execute(
+            text("UPDATE app_user SET email = :e WHERE id = :u"),
+            {"e": email, "u": w.users["organiser"]},
+        )
+    org = Principal(user_id=w.users["organiser"])
+    await _record_many(
+        access_app, access_settings, w.campaign_id, org, "organiser", ["+doors.view"]
+    )
+    async with client_for(access_app) as c:
+        r = await c.get(
+            w.url("/audit"),
+            params={"format": "csv", "actor": str(org.user_id)},
+            headers=w.headers["admin"],
+        )
+    assert r.status_code == 200
+    for delimiter in (",", ";"):
+        cells = [v for row in csv.reader(io.StringIO(r.text), delimiter=delimiter) for v in row]
+        risky = [v for v in cells if v.lstrip(" ").startswith(("=", "+", "-", "@", "\t", "\r"))]
+        assert risky == [], risky
+    (row,) = list(csv.DictReader(io.StringIO(r.text)))
+    assert row["actor_email"] == 'x;\'=hyperlink("http://evil.test")@example.test'
+    assert row["action"] == "'+doors.view"

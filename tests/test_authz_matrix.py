@@ -10,7 +10,9 @@ added by anyone is covered as soon as it exists. The expected answer comes from
 - a role outside the route's set gets 403; an allowed role never gets 401/403 (404/422 are fine:
   path ids and bodies are made up), never a 5xx, and never sees the other campaign's ids or name;
 - invite sessions act as volunteers; expired or revoked invites get 401 on campaign routes;
-  invite sessions get 403 on account-only (SIGNED_IN) routes.
+  invite sessions get 403 on account-only (SIGNED_IN) routes;
+- server-level rights (SERVER_ADMIN, CAMPAIGN_CREATOR): only the ``server_admin`` caller (an
+  account with that right and no campaign) is let in; every other account gets 403.
 """
 
 from __future__ import annotations
@@ -27,9 +29,9 @@ import pytest
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter
 
-from app.authz import PUBLIC, ROLES, ROUTE_ROLES, SIGNED_IN
-from app.security import SCOPE_DEPENDENCIES
-from tests.factories import make_invite, make_world
+from app.authz import PUBLIC, ROLES, ROUTE_ROLES, SERVER_RIGHTS, SIGNED_IN
+from app.security import SCOPE_DEPENDENCIES, server_right
+from tests.factories import bearer, make_invite, make_user, make_world
 from tests.fixtures_access import *  # noqa: F403
 from tests.fixtures_access import client_for
 
@@ -38,6 +40,7 @@ CALLERS = (
     "anonymous",
     *ROLES,
     "outsider",
+    "server_admin",
     "invite",
     "expired_invite",
     "revoked_invite",
@@ -79,6 +82,10 @@ def _collection_app():
 
 
 ROUTES = [(m, r.path) for m, r in _routes_of(_collection_app())]
+
+
+def _depends_on(dependant, call) -> bool:
+    return any(d.call is call or _depends_on(d, call) for d in dependant.dependencies)
 
 
 def _depends_on_scope(dependant) -> bool:
@@ -136,6 +143,9 @@ async def matrix(access_owner, access_settings) -> Matrix:
     headers: dict[str, dict[str, str]] = {"anonymous": {}}
     headers.update(a.headers)
     headers["outsider"] = b.headers["admin"]
+    headers["server_admin"] = bearer(
+        access_settings, await make_user(access_owner, server_admin=True)
+    )
     headers["invite"] = (await make_invite(access_owner, access_settings, a.campaign_id))[1]
     headers["expired_invite"] = (
         await make_invite(
@@ -166,8 +176,10 @@ def expected(rule, caller: str, route_is_campaign: bool) -> str:
         return "401"
     if rule == SIGNED_IN:
         return "403" if invite else "allow"
+    if rule in SERVER_RIGHTS:
+        return "allow" if caller == "server_admin" else "403"
     assert route_is_campaign
-    if caller == "outsider":
+    if caller in ("outsider", "server_admin"):  # a server admin is no member of the campaign
         return "404"
     if caller in ("expired_invite", "revoked_invite"):
         return "401"
@@ -207,6 +219,8 @@ def test_campaign_routes_use_the_campaign_scope():
             wrong.append(f"{method} {route.path}: role rule but nothing enforces it")
         if scoped and not isinstance(rule, frozenset) and rule is not None:
             wrong.append(f"{method} {route.path}: CampaignScope needs a set of roles, not {rule}")
+        if rule in SERVER_RIGHTS and not _depends_on(route.dependant, server_right):
+            wrong.append(f"{method} {route.path}: server-level rule but nothing enforces it")
     assert not wrong, "\n".join(wrong)
 
 
@@ -233,7 +247,8 @@ async def test_route_answers_what_the_table_says(method, path, matrix, access_ap
             elif want == "allow":
                 if got in (401, 403):
                     problems.append(f"{caller}: allowed by the table but got {got} {r.text[:200]}")
-                elif got < 300 and caller != "outsider":  # B's own data is theirs to see
+                elif got < 300 and caller not in ("outsider", "server_admin"):
+                    # B's own data is B's to see; a server admin lists accounts (not campaigns)
                     leaked = [s for s in matrix.forbidden if s in r.text]
                     if leaked:
                         problems.append(f"{caller}: 2xx shows another campaign's data {leaked}")

@@ -1,7 +1,9 @@
 """The maps in a real browser: Debian's Chromium through Playwright, phone viewport 360x640.
 
-The app runs under uvicorn on 127.0.0.1 (tests/fixtures_browser.py) with a basemap URL that
-cannot be reached, so these tests also prove the maps work without their basemap.
+The app runs under uvicorn on 127.0.0.1 (tests/fixtures_browser.py) with default map settings and
+the demo's placeholder basemap: every request the pages make must go to that one origin, the
+CSP must block nothing they need, and axe-core (vendored in tests/vendor) must find no serious or
+critical accessibility violation.
 """
 
 from __future__ import annotations
@@ -21,11 +23,81 @@ from tests.fixtures_browser import make_turf_world
 # the fixtures this module uses (pytest finds them by name in the module)
 browser = fixtures_browser.browser
 live_server = fixtures_browser.live_server
+placeholder_basemap = fixtures_browser.placeholder_basemap
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PHONE = {"width": 360, "height": 640}
+AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
+
+
+class Watch:
+    """Every request a browser context makes, and every CSP violation its pages report."""
+
+    def __init__(self, ctx, page=None):
+        self.urls: list[str] = []
+        self.csp: list[str] = []
+        ctx.on("request", lambda r: self.urls.append(r.url))
+        ctx.on("page", self.page)
+        if page is not None:
+            self.page(page)
+
+    def page(self, page) -> None:
+        page.on(
+            "console",
+            lambda m: self.csp.append(m.text) if "Content Security Policy" in m.text else None,
+        )
+
+    def assert_same_origin(self, base: str) -> None:
+        others = [u for u in self.urls if not u.startswith((base + "/", "data:", "blob:"))]
+        assert others == [], others
+        assert self.csp == [], self.csp
+
+
+async def _axe(page, context: str = "body") -> None:
+    """axe-core's WCAG 2 A/AA rules: no serious or critical violation."""
+    if not await page.evaluate("() => !!window.axe"):
+        await page.evaluate(AXE.read_text())  # run by the driver: the page's CSP does not apply
+    found = await page.evaluate(
+        """async (sel) => {
+             const r = await axe.run(document.querySelector(sel), {
+               runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa']},
+               resultTypes: ['violations']});
+             return r.violations.filter(v => ['serious', 'critical'].includes(v.impact))
+               .map(v => `${v.id} (${v.impact}): ${v.nodes.slice(0, 3).map(n => n.target)
+                                                      .join(' | ')}`);
+           }""",
+        context,
+    )
+    assert found == [], found
+
+
+async def _marks(page) -> list[dict]:
+    """The door marks on the map: their box on screen and how many doors each stands for."""
+    return await page.evaluate(
+        """() => [...document.querySelectorAll('#map .door-hit')].map(el => {
+             const r = el.getBoundingClientRect();
+             return {x: r.left, y: r.top, w: r.width, h: r.height,
+                     n: Number(el.dataset.count), door: el.dataset.door || null};
+           })"""
+    )
+
+
+def _assert_legible(marks: list[dict], n_doors: int) -> None:
+    """Every door is under exactly one mark; marks are >= 44 px and no two overlap."""
+    assert sum(m["n"] for m in marks) == n_doors
+    for m in marks:
+        assert m["w"] >= 44 and m["h"] >= 44, m
+    for i, a in enumerate(marks):
+        for b in marks[i + 1 :]:
+            apart = (
+                a["x"] + a["w"] <= b["x"]
+                or b["x"] + b["w"] <= a["x"]
+                or a["y"] + a["h"] <= b["y"]
+                or b["y"] + b["h"] <= a["y"]
+            )
+            assert apart, (a, b)
 
 
 async def _visits(engine, cid) -> list:
@@ -70,6 +142,16 @@ async def _invite_link(live, tw, assignment_id) -> str:
     return made.json()["link"]
 
 
+async def _door_states(page) -> dict[str, int]:
+    """Doors per status, read from the list (one row per door)."""
+    return await page.evaluate(
+        """() => { const c = {pending: 0, visited: 0, flagged: 0};
+             for (const el of document.querySelectorAll('#list .door-row > .door'))
+               for (const k of Object.keys(c)) if (el.classList.contains('door-' + k)) c[k]++;
+             return c; }"""
+    )
+
+
 async def _tap_in_list(page, door: int, outcome: str) -> None:
     """Open the list, tap a door, tap an outcome (two taps after the list)."""
     if await page.locator("#list-view").is_hidden():
@@ -94,36 +176,48 @@ async def test_volunteer_canvasses_online_then_offline(
 ):
     tw = await make_turf_world(owner_engine, live_server.settings)
     cid = tw.world.campaign_id
+    n = len(tw.doors_a)
     link = await _invite_link(live_server, tw, tw.assignment_a)
     assert "/m/#invite=" in link
     ctx = await browser.new_context(viewport=PHONE, locale="fr-FR", service_workers="allow")
-    requests: list[str] = []
-    ctx.on("request", lambda r: requests.append(r.url))
+    watch = Watch(ctx)
     page = await ctx.new_page()
     try:
         await page.goto(link)
         await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
         # the invite token left the address bar once exchanged
         assert "invite=" not in page.url
-        pending = page.locator("#map .door-pending")
-        assert await pending.count() == len(tw.doors_a)
-        assert await page.locator("#map .door-visited, #map .door-flagged").count() == 0
-        assert "Hors ligne" in await page.inner_text("#net") or True  # French page
+        _assert_legible(await _marks(page), n)
+        assert await _door_states(page) == {"pending": n, "visited": 0, "flagged": 0}
         assert await page.inner_text("#btn-locate") == "Me localiser"
-        await page.wait_for_selector("#notice:not([hidden])")  # basemap unreachable, said so
+        assert await page.locator("#notice").is_hidden()  # the basemap is there
+        assert await page.locator(".walk-line").count() == 1
+        attribution = await page.inner_text(".leaflet-control-attribution")
+        assert "Placeholder map, not streets" in attribution
+        # the turf is saved for offline use: doors, then the basemap tiles around it
+        await page.wait_for_selector(
+            "#offline-status[data-wanted]", state="attached", timeout=30000
+        )
+        saved = await page.evaluate("({...document.getElementById('offline-status').dataset})")
+        assert int(saved["wanted"]) > 0 and saved["tiles"] == saved["wanted"], saved
+        said = await page.text_content("#offline-status")
+        assert re.fullmatch(r"Secteur enregistré pour le hors-ligne : \d+,\d Mo\.", said), said
+        await _axe(page)
 
-        # tap a door on the map (two taps), then two more from the list
-        marker = page.locator(f'#map [data-door="{tw.doors_a[0]}"]')
-        await marker.dispatch_event("click")
+        # "next door" opens door no. 1, then follows the walking order
+        await page.click("#btn-next")
         await page.wait_for_selector("#panel:not([hidden])")
+        assert "Porte n° 1" in await page.inner_text("#panel-status")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "volunteer-door-panel.png"))
         await page.click('#outcomes [data-outcome="talked"]')
-        await page.wait_for_selector(f'#map [data-door="{tw.doors_a[0]}"] .door-visited')
+        await page.click("#btn-next")
+        assert "Porte n° 2" in await page.inner_text("#panel-status")
+        await page.click("#panel-close")
         await _tap_in_list(page, tw.doors_a[1], "not_home")
         await _tap_in_list(page, tw.doors_a[2], "refused")
         await page.click("#btn-view")  # back to the map
-        assert await page.locator("#map .door-visited").count() == 3
+        assert (await _door_states(page))["visited"] == 3
         await _wait_queue(page, 0)
         stored = await _settled_visits(owner_engine, cid, 3)
         assert sorted((v.address_id, v.outcome) for v in stored) == sorted(
@@ -132,8 +226,7 @@ async def test_volunteer_canvasses_online_then_offline(
 
         await page.reload()
         await page.wait_for_selector("body[data-loaded='1']")
-        assert await page.locator("#map .door-visited").count() == 3
-        assert await page.locator("#map .door-pending").count() == len(tw.doors_a) - 3
+        assert await _door_states(page) == {"pending": n - 3, "visited": 3, "flagged": 0}
 
         # offline: five more doors, the page says they wait, a reload still opens the page
         await page.wait_for_function(
@@ -144,12 +237,24 @@ async def test_volunteer_canvasses_online_then_offline(
             await _tap_in_list(page, door, "not_home")
         await _wait_queue(page, 5)
         assert "5" in await page.inner_text("#queue")
+        basemap: list = []
+        page.on("response", lambda r: basemap.append(r) if "/basemap/" in r.url else None)
         await page.reload()
         await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
         await _wait_queue(page, 5)
-        assert await page.locator("#map .door-visited").count() == 8
+        assert (await _door_states(page))["visited"] == 8
+        _assert_legible(await _marks(page), n)
+        # the streets are there: basemap tiles drawn, every one from the service worker's cache
+        await page.wait_for_function(
+            "() => document.querySelectorAll('#map .leaflet-tile-loaded').length > 0",
+            timeout=15000,
+        )
+        assert basemap, "no basemap tile was asked for offline"
+        assert all(r.from_service_worker and r.status in (200, 204) for r in basemap), [
+            (r.url, r.status, r.from_service_worker) for r in basemap
+        ]
+        assert any(r.status == 200 for r in basemap)
         assert len(await _visits(owner_engine, cid)) == 3
-        ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "volunteer-map-offline.png"))
 
         await ctx.set_offline(False)
@@ -189,7 +294,8 @@ async def test_volunteer_canvasses_online_then_offline(
             [str(tw.assignment_b), *_tile_b()],
         )
         assert denied[0] in (403, 404) and denied[1] == 204
-        assert not [u for u in requests if "/supporters" in u]
+        assert not [u for u in watch.urls if "/supporters" in u]
+        watch.assert_same_origin(live_server.url)
     finally:
         await ctx.close()
 
@@ -297,6 +403,7 @@ async def test_organiser_map_shows_turfs_and_doors(
     tw = await make_turf_world(owner_engine, live_server.settings)
     email = await _email(owner_engine, tw.world.users["organiser"])
     ctx = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="en-GB")
+    watch = Watch(ctx)
     tiles: list[str] = []
     ctx.on("response", lambda r: tiles.append(f"{r.status} {r.url}") if ".mvt" in r.url else None)
     page = await ctx.new_page()
@@ -320,6 +427,9 @@ async def test_organiser_map_shows_turfs_and_doors(
         await page.screenshot(path=str(ARTIFACTS / "organiser-map.png"))
         assert any(re.search(r"^200 .*/tiles/turfs/", t) for t in tiles), tiles
         assert any(re.search(r"^200 .*/tiles/doors/", t) for t in tiles), tiles
+        assert any(re.search(r"^200 .*/basemap/", t) for t in tiles), tiles
+        await _axe(page)
+        watch.assert_same_origin(live_server.url)
     finally:
         await ctx.close()
 
@@ -332,8 +442,8 @@ async def test_analyst_map_requests_no_door_layer(
     tw = await make_turf_world(owner_engine, live_server.settings, n_doors=4)
     email = await _email(owner_engine, tw.world.users["analyst"])
     ctx = await browser.new_context(viewport=PHONE, locale="fr-FR")
-    urls: list[str] = []
-    ctx.on("request", lambda r: urls.append(r.url))
+    watch = Watch(ctx)
+    urls = watch.urls
     page = await ctx.new_page()
     try:
         await page.goto(f"{live_server.url}/analyst/?campaign={tw.world.campaign_id}")
@@ -354,7 +464,301 @@ async def test_analyst_map_requests_no_door_layer(
             u for u in urls if re.search(r"/tiles/(doors|turfs)/|/assignments|/supporters", u)
         ]
         assert forbidden == []
+        assert [u for u in urls if "/basemap/" in u]
+        await _axe(page)
+        watch.assert_same_origin(live_server.url)
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(path=str(ARTIFACTS / "analyst-map.png"))
+    finally:
+        await ctx.close()
+
+
+async def test_dense_turf_stays_legible_at_every_zoom(browser, live_server, owner_engine):
+    """80 doors of 92-13 with buildings of flats: at the opening zoom and two zooms in, every
+    door is under exactly one mark, no two marks (44 px targets) overlap, flats show a count."""
+    async with owner_engine.connect() as conn:
+        b = (
+            await conn.execute(
+                text(
+                    "SELECT lon, lat FROM address WHERE households >= 4 AND source = 'synthetic' "
+                    "ORDER BY id LIMIT 1"
+                )
+            )
+        ).one()
+    tw = await make_turf_world(
+        owner_engine,
+        live_server.settings,
+        n_doors=80,
+        spot_a=(b.lon, b.lat),
+        where_a="source = 'synthetic'",
+    )
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    ctx = await browser.new_context(viewport=PHONE, locale="fr-FR")
+    page = await ctx.new_page()
+    try:
+        await page.goto(link)
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        marks = await _marks(page)
+        _assert_legible(marks, 80)
+        assert any(m["n"] > 1 for m in marks)  # close doors share a mark at the opening zoom
+        ARTIFACTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(ARTIFACTS / "volunteer-dense-turf.png"))
+        for _ in range(2):
+            await page.click(".leaflet-control-zoom-in")
+            await page.wait_for_timeout(400)
+            _assert_legible(await _marks(page), 80)
+        assert await page.locator("#map .flats").count() > 0  # homes of a building: a count
+        # a mark of several doors: tapping it zooms in, or (same spot) offers the doors
+        group = page.locator("#map .door-hit[data-doors]").first
+        if await group.count():
+            before = len(await _marks(page))
+            await group.dispatch_event("click")
+            await page.wait_for_timeout(400)
+            chooser = await page.locator("#panel-doors:not([hidden])").count()
+            assert chooser or len(await _marks(page)) != before
+    finally:
+        await ctx.close()
+
+
+async def _open_and_queue_one(browser, live_server, tw, link):
+    """Open the invite link, wait for the turf to be saved offline, record one door offline."""
+    ctx = await browser.new_context(viewport=PHONE, locale="fr-FR", service_workers="allow")
+    page = await ctx.new_page()
+    await page.goto(link)
+    await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+    await page.wait_for_selector("#offline-status[data-wanted]", state="attached", timeout=30000)
+    await page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=10000)
+    await ctx.set_offline(True)
+    await _tap_in_list(page, tw.doors_a[0], "not_home")
+    await _wait_queue(page, 1)
+    return ctx, page
+
+
+async def _phone_holds_nothing(page) -> None:
+    """No session, no queue, no copy of the doors, no basemap tile of the turf (the sign-in page
+    may since have cached the public map config and world-scale tiles)."""
+    left = await page.evaluate(
+        """async () => {
+             const urls = [];
+             for (const k of await caches.keys()) {
+               if (k.endsWith('-shell')) continue;
+               for (const r of await (await caches.open(k)).keys()) urls.push(r.url);
+             }
+             return {session: localStorage.getItem('porte.m.session'), urls,
+                     dbs: (await indexedDB.databases()).map(d => d.name)};
+           }"""
+    )
+    assert left["session"] is None and left["dbs"] == [], left
+    turf = [u for u in left["urls"] if "/assignments/" in u or re.search(r"/basemap/1[2-9]/", u)]
+    assert turf == [], turf
+
+
+async def test_revoked_invite_wipes_the_phone_and_says_why(browser, live_server, owner_engine):
+    """Fails on the old code, which kept the doors and the queue after a revocation."""
+    tw = await make_turf_world(owner_engine, live_server.settings, n_doors=4)
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    ctx, page = await _open_and_queue_one(browser, live_server, tw, link)
+    try:
+        async with httpx.AsyncClient(base_url=live_server.url) as c:
+            invites = await c.get(tw.world.url("/invites"), headers=tw.world.headers["organiser"])
+            (invite,) = invites.json()
+            gone = await c.delete(
+                tw.world.url(f"/invites/{invite['id']}"), headers=tw.world.headers["organiser"]
+            )
+            assert gone.status_code == 204
+        await ctx.set_offline(False)  # back online: the page tries to send, is refused (401)
+        await page.wait_for_selector("#notice.important:has-text('révoqué')", timeout=20000)
+        said = await page.inner_text("#notice")
+        assert "effacés de ce téléphone" in said
+        assert "1 résultat(s) n'ont pas pu être envoyés" in said
+        assert await page.locator("#signin:not([hidden])").count() == 1
+        await _phone_holds_nothing(page)
+    finally:
+        await ctx.close()
+
+
+async def test_assignment_end_wipes_the_phone_after_sending(browser, live_server, owner_engine):
+    """Fails on the old code (nothing was wiped). The queue is sent first, then the turf is wiped
+    when the assignment's end passes (even with the page left open)."""
+    tw = await make_turf_world(owner_engine, live_server.settings, n_doors=4)
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE assignment SET ends_at = now() + interval '10 seconds' WHERE id = :a"),
+            {"a": tw.assignment_a},
+        )
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    ctx, page = await _open_and_queue_one(browser, live_server, tw, link)
+    try:
+        await ctx.set_offline(False)
+        await _wait_queue(page, 0)
+        await page.wait_for_selector(
+            "#notice.important:has-text('attribution est terminée')", timeout=20000
+        )
+        assert "n'ont pas pu" not in await page.inner_text("#notice")
+        stored = await _settled_visits(owner_engine, tw.world.campaign_id, 1)
+        assert [(v.address_id, v.outcome) for v in stored] == [(tw.doors_a[0], "not_home")]
+        await _phone_holds_nothing(page)
+    finally:
+        await ctx.close()
+
+
+async def test_storage_refused_keeps_the_doors_and_says_how_much_map(
+    browser, live_server, owner_engine
+):
+    """The phone refuses space after two basemap tiles: the page says how much of the turf's map
+    is saved, and the doors (stored first) are still there offline."""
+    tw = await make_turf_world(owner_engine, live_server.settings, n_doors=6)
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    ctx = await browser.new_context(viewport=PHONE, locale="en-GB", service_workers="allow")
+    # the page's own cache writes fail like a full phone after the second one
+    await ctx.add_init_script(
+        """(() => { const put = Cache.prototype.put; let n = 0;
+             Cache.prototype.put = function (...a) {
+               if (++n > 2) return Promise.reject(new DOMException('full', 'QuotaExceededError'));
+               return put.apply(this, a); }; })()"""
+    )
+    page = await ctx.new_page()
+    try:
+        await page.goto(link)
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        await page.wait_for_selector(
+            "#offline-status[data-wanted]", state="attached", timeout=30000
+        )
+        said = await page.text_content("#offline-status")
+        assert said.startswith("The phone refuses more space: your doors are saved"), said
+        assert re.search(r"the basemap only for \d+% of the turf", said), said
+        saved = await page.evaluate("({...document.getElementById('offline-status').dataset})")
+        assert int(saved["tiles"]) < int(saved["wanted"])
+        await page.wait_for_function("() => navigator.serviceWorker.controller !== null")
+        await ctx.set_offline(True)
+        await page.reload()
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        assert sum(m["n"] for m in await _marks(page)) == 6
+        assert "Offline: saved copy of your turf" in await page.inner_text("#notice")
+    finally:
+        await ctx.close()
+
+
+async def test_organiser_page_greets_in_french_and_switches_to_english(
+    browser, live_server, owner_engine
+):
+    """French by default (titles, roles, the API's refusals through Accept-Language, a greeting
+    by name); the FR | EN switch turns the page, and what the API says, into English."""
+    tw = await make_turf_world(owner_engine, live_server.settings, n_doors=4)
+    organiser = tw.world.users["organiser"]
+    email = await _email(owner_engine, organiser)
+    async with owner_engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE app_user SET display_name = 'Camille Martin' WHERE id = :u"),
+            {"u": organiser},
+        )
+    ctx = await browser.new_context(viewport={"width": 1000, "height": 700}, locale="fr-FR")
+    watch = Watch(ctx)
+    page = await ctx.new_page()
+    try:
+        await page.goto(f"{live_server.url}/organiser/?campaign={tw.world.campaign_id}")
+        assert await page.inner_text("h1") == "Organisation du porte-à-porte"
+        await page.fill("input[name=email]", email)
+        await page.fill("input[name=password]", "not the password")
+        await page.click("#signin-form button[type=submit]")
+        await page.wait_for_function(
+            "() => document.getElementById('signin-error').textContent.length > 0"
+        )
+        assert await page.inner_text("#signin-error") == "E-mail ou mot de passe incorrect."
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("#signin-form button[type=submit]")
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        await page.wait_for_function(
+            "() => document.getElementById('greeting').textContent.length > 0"
+        )
+        assert await page.inner_text("#greeting") == "Bonjour Camille Martin"
+        assert "(organisateur)" in await page.inner_text("#campaign")
+        assert await page.evaluate("document.documentElement.lang") == "fr"
+        assert await page.title() == "Porte-à-porte — organisation"
+        assert await page.get_attribute('#lang button[data-lang="fr"]', "aria-pressed") == "true"
+        await _axe(page, "header")
+
+        await page.click('#lang button[data-lang="en"]')
+        await page.wait_for_url("**lang=en**")
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        await page.wait_for_function(
+            "() => document.getElementById('greeting').textContent.startsWith('Hello')"
+        )
+        assert await page.inner_text("#greeting") == "Hello Camille Martin"
+        assert await page.inner_text("h1") == "Canvassing organiser"
+        assert "(organiser)" in await page.inner_text("#campaign")
+        assert await page.evaluate("document.documentElement.lang") == "en"
+        # the choice is kept on the device: the volunteer page follows it
+        assert await page.evaluate("localStorage.getItem('porte.lang')") == "en"
+        # and the API answers this page in English
+        said = await page.evaluate(
+            """async () => { try { await Porte.api('/districts/NOPE'); }
+                             catch (e) { return e.message; } }"""
+        )
+        assert said.startswith("No district with code 'NOPE'")
+        watch.assert_same_origin(live_server.url)
+    finally:
+        await ctx.close()
+
+
+async def test_queue_waits_as_long_as_retry_after_says_with_jitter(
+    browser, live_server, owner_engine
+):
+    """The server answers the first batch 503 with Retry-After: 3 (as while the database or
+    the server restarts). The phone keeps the visit, says when it tries again, sends nothing
+    before 3 s even when another visit is recorded meanwhile, then sends both once; the wait
+    is Retry-After plus up to 50 % of random jitter."""
+    import json
+    import time
+
+    tw = await make_turf_world(owner_engine, live_server.settings)
+    cid = tw.world.campaign_id
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    ctx = await browser.new_context(viewport=PHONE, locale="en-GB")
+    page = await ctx.new_page()
+    posts: list[float] = []
+
+    async def visits(route):
+        posts.append(time.monotonic())
+        if len(posts) > 1:
+            await route.continue_()
+            return
+        body = {"title": "Service unavailable", "status": 503, "retry_after": 3,
+                "detail": "The database cannot answer right now."}  # fmt: skip
+        await route.fulfill(
+            status=503,
+            headers={"Retry-After": "3", "Content-Type": "application/problem+json"},
+            body=json.dumps(body),
+        )
+
+    try:
+        await page.route(re.compile(r".*/campaigns/[^/]+/visits$"), visits)
+        await page.goto(link)
+        await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+        # The delay the queue computes for "Retry-After: 3": never less, at most 4.5 s, spread.
+        delays = await page.evaluate(
+            "() => Array.from({length: 400}, () => PorteM.retryDelay({retryAfter: 3}, 1))"
+        )
+        assert min(delays) >= 3000 and max(delays) <= 4500, (min(delays), max(delays))
+        assert max(delays) - min(delays) > 750, "no jitter"
+        # Without Retry-After (network down): 2 s, 4 s, 8 s ... capped at 5 min, jittered.
+        grows = await page.evaluate("() => [1, 2, 3, 12, 40].map(k => PorteM.retryDelay(null, k))")
+        for k, (low, got) in enumerate(zip([2000, 4000, 8000, 300000, 300000], grows, strict=True)):
+            assert low <= got <= low * 1.5, (k, got)
+
+        await _tap_in_list(page, tw.doors_a[0], "talked")
+        await page.wait_for_function("() => document.body.dataset.retryIn", timeout=15000)
+        wait = int(await page.evaluate("() => document.body.dataset.retryIn"))
+        assert 3000 <= wait <= 4500, wait
+        assert "3 s" in await page.inner_text("#toast") or "4 s" in await page.inner_text("#toast")
+        await _tap_in_list(page, tw.doors_a[1], "not_home")  # calls sync(): must not send yet
+        await _wait_queue(page, 0)
+        assert len(posts) == 2, posts  # the refused try, then one retry with both visits
+        gap = posts[1] - posts[0]
+        assert wait / 1000 - 0.2 <= gap <= wait / 1000 + 3, (gap, wait)
+        stored = await _settled_visits(owner_engine, cid, 2)
+        assert sorted((v.address_id, v.outcome) for v in stored) == sorted(
+            [(tw.doors_a[0], "talked"), (tw.doors_a[1], "not_home")]
+        )
     finally:
         await ctx.close()

@@ -10,7 +10,7 @@ from tests.fixtures_access import client_for, new_email
 
 
 async def test_create_and_list_only_own_campaigns(access_app, access_owner, access_settings):
-    me = await make_user(access_owner)
+    me = await make_user(access_owner, can_create_campaigns=True)
     stranger = await make_user(access_owner)
     theirs = await make_campaign(access_owner, members={stranger: "admin"})
     h = bearer(access_settings, me)
@@ -36,7 +36,7 @@ async def test_create_and_list_only_own_campaigns(access_app, access_owner, acce
 async def test_create_rejects_bad_values_naming_the_field(
     access_app, access_owner, access_settings
 ):
-    h = bearer(access_settings, await make_user(access_owner))
+    h = bearer(access_settings, await make_user(access_owner, can_create_campaigns=True))
     base = {"name": "X", "election_date": "2032-03-14"}
     async with client_for(access_app) as c:
         for extra, field in [
@@ -54,30 +54,28 @@ async def test_create_rejects_bad_values_naming_the_field(
         assert ok.status_code == 201 and ok.json()["k_threshold"] == 2
 
 
-async def test_members_add_change_remove_and_keep_an_admin(
+async def test_members_change_remove_and_keep_an_admin(
     access_app, aworld, access_owner, access_settings
 ):
+    """Joining is by invitation (tests/test_member_invitations.py); roles change and members
+    leave here."""
     w = aworld
     h = w.headers["admin"]
-    email = new_email()
-    newcomer = await make_user(access_owner, email)
+    newcomer = await make_user(access_owner)
+    async with access_owner.begin() as conn:
+        from sqlalchemy import text
+
+        await conn.execute(
+            text("INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, 'analyst')"),
+            {"c": w.campaign_id, "u": newcomer},
+        )
     async with client_for(access_app) as c:
-        r = await c.post(
-            w.url("/members"), headers=h, json={"email": email.upper(), "role": "analyst"}
+        bad_role = await c.post(
+            w.url("/members"), headers=h, json={"email": new_email(), "role": "boss"}
         )
-        assert r.status_code == 201, r.text
-        assert r.json()["role"] == "analyst" and r.json()["user_id"] == str(newcomer)
-        again = await c.post(w.url("/members"), headers=h, json={"email": email, "role": "admin"})
-        assert again.status_code == 409
-        nobody = await c.post(
-            w.url("/members"), headers=h, json={"email": new_email(), "role": "admin"}
-        )
-        assert nobody.status_code == 404 and nobody.json()["field"] == "email"
-        assert "porte admin create" in nobody.json()["detail"]
-        bad_role = await c.post(w.url("/members"), headers=h, json={"email": email, "role": "boss"})
         assert bad_role.status_code == 422 and bad_role.json()["field"] == "role"
 
-        # The newcomer now sees the campaign as analyst.
+        # The newcomer sees the campaign as analyst.
         nh = bearer(access_settings, newcomer)
         assert (await c.get(w.url(), headers=nh)).json()["role"] == "analyst"
         p = await c.patch(w.url(f"/members/{newcomer}"), headers=h, json={"role": "organiser"})
@@ -209,9 +207,10 @@ async def test_demo_campaign_is_idempotent(access_urls, access_owner, access_app
         await asyncio.to_thread(create_demo_campaign, access_urls.owner, "x")
 
 
-async def test_admin_updates_settings_audited(access_app, aworld, access_owner):
+async def test_admin_updates_settings_audited(access_app, aworld, access_owner, access_settings):
     w = aworld
     h = w.headers["admin"]
+    creator = bearer(access_settings, await make_user(access_owner, can_create_campaigns=True))
     async with client_for(access_app) as c:
         r = await c.patch(w.url(), headers=h, json={"k_threshold": 15, "name": "Renamed"})
         assert r.status_code == 200, r.text
@@ -226,7 +225,7 @@ async def test_admin_updates_settings_audited(access_app, aworld, access_owner):
         assert lock.status_code == 422 and lock.json()["field"] == "require_2fa"
         assert (await c.patch(w.url(), headers=w.headers["organiser"], json={})).status_code == 403
         evil = await c.post(
-            "/campaigns", headers=h, json={"name": "a\x00b", "election_date": "2032-03-14"}
+            "/campaigns", headers=creator, json={"name": "a\x00b", "election_date": "2032-03-14"}
         )
         assert evil.status_code == 422  # NUL cannot be stored: bad input, not a 500
     async with access_owner.connect() as conn:
@@ -242,3 +241,49 @@ async def test_admin_updates_settings_audited(access_app, aworld, access_owner):
             )
         ).scalar_one()
     assert details["k_threshold"] == {"from": 11, "to": 15}
+
+
+async def test_visit_retention_is_capped_in_the_api_and_the_database(
+    access_app, aworld, access_owner, access_settings
+):
+    """Issue 12 §6: 2099 was accepted. Now at most election + 1 month 7 days (the default
+    policy), refused with 422 by the API and by a trigger whoever writes."""
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.exc import IntegrityError
+
+    w = aworld  # election 2026-03-15
+    h = w.headers["admin"]
+    async with client_for(access_app) as c:
+        for day in ("2099-01-01", "2026-04-23"):
+            r = await c.patch(w.url(), headers=h, json={"visit_retention_date": day})
+            assert r.status_code == 422, r.text
+            assert r.json()["field"] == "visit_retention_date"
+            assert "2026-04-22" in r.json()["detail"]
+        ok = await c.patch(w.url(), headers=h, json={"visit_retention_date": "2026-04-22"})
+        assert ok.status_code == 200 and ok.json()["visit_retention_date"] == "2026-04-22"
+        # Moving the election earlier would leave the date beyond the cap: refused too.
+        r = await c.patch(w.url(), headers=h, json={"election_date": "2026-03-01"})
+        assert r.status_code == 422 and r.json()["field"] == "visit_retention_date"
+        both = {"election_date": "2026-03-01", "visit_retention_date": "2026-04-08"}
+        assert (await c.patch(w.url(), headers=h, json=both)).status_code == 200
+        created = await c.post(
+            "/campaigns",
+            headers=h,
+            json={
+                "name": "Far",
+                "election_date": "2032-03-14",
+                "visit_retention_date": "2099-01-01",
+            },
+        )
+        assert created.status_code in (403, 422), created.text
+        if created.status_code == 422:
+            assert created.json()["field"] == "visit_retention_date"
+    for sql in (
+        "UPDATE campaign SET visit_retention_date = '2099-01-01' WHERE id = :c",
+        "INSERT INTO campaign (name, election_date, visit_retention_date) "
+        "VALUES ('Far', '2032-03-14', '2099-01-01')",
+    ):
+        with pytest.raises(IntegrityError, match="campaign_visit_retention_cap|visit_retention"):
+            async with access_owner.begin() as conn:
+                await conn.execute(text(sql), {"c": w.campaign_id})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import numpy as np
+import pytest
 from shapely.geometry import MultiPoint, Point
 from sqlalchemy import text
 
@@ -33,10 +34,11 @@ def _check_cut(body, rows, expected_doors: set[int], label: str) -> None:
     door_ids = [r.address_id for r in rows]
     assert len(door_ids) == len(set(door_ids)), "a door is in two turfs"
     assert set(door_ids) == expected_doors, "a door was left out (or added)"
-    sizes = np.array([t["door_count"] for t in body["turfs"]])
+    key = {"doors": "door_count", "households": "households", "minutes": "minutes"}
+    sizes = np.array([t[key[body["balance_on"]]] for t in body["turfs"]])
     mean = sizes.mean()
     assert np.all(np.abs(sizes - mean) <= 0.15 * mean), (sizes.min(), sizes.max(), mean)
-    assert abs(mean - body["doors_per_turf"]) <= 0.5 * body["doors_per_turf"]
+    assert abs(mean - body["turf_size"]) <= 0.5 * body["turf_size"]
     # Contiguity: no turf's outline (convex hull of its doors) holds another turf's door.
     lon = np.array([r.lon for r in rows])
     lat = np.array([r.lat for r in rows])
@@ -221,3 +223,105 @@ async def test_cut_a_list_of_districts_and_campaigns_stay_apart(
         headers=other.headers["organiser"],
     )
     assert mine.status_code == 201
+
+
+async def _households_by_door(owner_engine, code):
+    async with owner_engine.connect() as conn:
+        return {
+            r.id: r.households or 1
+            for r in await conn.execute(
+                text(
+                    "SELECT a.id, a.households FROM address a JOIN district d "
+                    "ON ST_Intersects(d.geom, a.geom) WHERE d.code = :d"
+                ),
+                {"d": code},
+            )
+        }
+
+
+async def _district_with_flats(owner_engine) -> tuple[str, int]:
+    """The sample's polling station mixing houses and flats most: (code, largest door)."""
+    async with owner_engine.connect() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "SELECT d.code, max(a.households) AS biggest FROM district d JOIN address a "
+                    "ON ST_Intersects(d.geom, a.geom) GROUP BY d.code HAVING count(*) >= 60 "
+                    "ORDER BY stddev_pop(a.households) / avg(a.households) DESC, d.code LIMIT 1"
+                )
+            )
+        ).one()
+    return row.code, row.biggest
+
+
+async def test_cut_balances_households_by_default(client, world, owner_engine):
+    """In flats the work is the households: the default cut balances them, not doors."""
+    code, biggest = await _district_with_flats(owner_engine)
+    households = await _households_by_door(owner_engine, code)
+    assert biggest >= 5 * np.median(list(households.values()))  # houses and flats here
+    size = max(120, 8 * biggest)  # a building is one door: the turf must hold several
+    r = await client.post(
+        world.url(f"/districts/{code}/cut"),
+        json={"turf_size": size},
+        headers=world.headers["organiser"],
+    )
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert body["balance_on"] == "households" and body["balance"]["measure"] == "households"
+    rows = await _turf_doors(owner_engine, world.campaign_id)
+    _check_cut(body, rows, set(households), f"sample {code} by households")
+    # Every turf reports the three measures, and they add up to the stored doors.
+    per_turf: dict[str, float] = {}
+    for row in rows:
+        per_turf[str(row.turf_id)] = per_turf.get(str(row.turf_id), 0) + households[row.address_id]
+    for t in body["turfs"]:
+        assert t["households"] == pytest.approx(per_turf[t["id"]], abs=0.1)
+        assert t["minutes"] == pytest.approx(
+            (30 * t["door_count"] + 90 * t["households"]) / 60, 0.01
+        )
+    # The same district balanced on doors leaves the households far apart: the measure matters.
+    by_doors = await client.post(
+        world.url(f"/districts/{code}/cut?dry_run=true"),
+        json={"doors_per_turf": round(body["doors"] / len(body["turfs"])), "replace": True},
+        headers=world.headers["organiser"],
+    )
+    assert by_doors.status_code == 200, by_doors.text
+    spread = [t["households"] for t in by_doors.json()["turfs"]]
+    assert max(spread) > 1.3 * min(spread)
+
+
+async def test_cut_balances_estimated_minutes(client, world, owner_engine):
+    code, _ = await largest_district(owner_engine)
+    r = await client.post(
+        world.url(f"/districts/{code}/cut?dry_run=true"),
+        json={
+            "balance": "minutes",
+            "turf_size": 240,
+            "seconds_per_door": 45,
+            "seconds_per_household": 60,
+        },
+        headers=world.headers["organiser"],
+    )
+    assert r.status_code == 200, r.text
+    turfs = r.json()["turfs"]
+    minutes = np.array([t["minutes"] for t in turfs])
+    assert np.all(np.abs(minutes - minutes.mean()) <= 0.15 * minutes.mean())
+    for t in turfs:
+        assert t["minutes"] == pytest.approx(
+            (45 * t["door_count"] + 60 * t["households"]) / 60, 0.01
+        )
+
+
+async def test_cut_size_errors_name_the_field(client, world):
+    org = world.headers["organiser"]
+    url = world.url("/districts/92002_0001/cut?dry_run=true")
+    for body in (
+        {},
+        {"balance": "doors"},
+        {"balance": "minutes", "turf_size": 5},
+        {"balance": "votes", "turf_size": 50},
+        {"doors_per_turf": 50, "balance": "households"},
+    ):
+        r = await client.post(url, json=body, headers=org)
+        assert r.status_code == 422, (body, r.text)
+        assert r.json()["detail"], body

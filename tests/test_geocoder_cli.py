@@ -39,3 +39,21 @@ def test_purge_dry_run_changes_nothing(sample_db):
     res = CliRunner().invoke(cli, ["purge", "--dry-run"], env=_env(sample_db))
     assert res.exit_code == 0, res.output
     assert "dry run: nothing changed" in res.output
+
+
+def test_geocode_output_cannot_start_a_formula(sample_db, tmp_path):
+    """`porte geocode` writes the file back for a spreadsheet: cells of the file (a hostile
+    supporter form) and of the geocoder are neutralised (issue 12 §6)."""
+    src = tmp_path / "in.csv"
+    src.write_text(
+        'ref;adresse\n"=HYPERLINK(""http://evil.test"")";12 rue Maurice Ravel, 35170 Bruz\n',
+        encoding="utf-8",
+    )
+    out = tmp_path / "out.csv"
+    res = CliRunner().invoke(
+        cli, ["geocode", str(src), "--column", "adresse", "-o", str(out)], env=_env(sample_db)
+    )
+    assert res.exit_code == 0, res.output
+    (row,) = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert row["ref"] == '\'=HYPERLINK("http://evil.test")' and row["level"] == "housenumber"
+    assert float(row["score"]) > 0.9  # numbers stay numbers

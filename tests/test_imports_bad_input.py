@@ -398,6 +398,37 @@ async def test_duplicated_district_code(loaded_db, tmp_path):
     )
 
 
+async def test_districts_are_read_in_batches(loaded_db, make_db, tmp_path, monkeypatch):
+    """Features are read, checked and sent a batch at a time (bounded memory on national files):
+    feature numbers, rejected rows and duplicated codes are judged across batches alike."""
+    from app.services.reference.imports import districts as districts_module
+
+    monkeypatch.setattr(districts_module, "BATCH", 3)
+    flat = [[2.29, 48.75], [2.30, 48.75], [2.31, 48.75], [2.29, 48.75]]
+
+    def ring(i):
+        x = 2.29 + i * 0.01
+        return [[x, 48.75], [x + 0.01, 48.75], [x + 0.01, 48.76], [x, 48.75]]
+
+    codes = [f"92002_{i:04d}" for i in range(1, 9)]
+    features = [_feature(c, flat if i in (2, 6) else ring(i)) for i, c in enumerate(codes, 1)]
+    f = tmp_path / "batches.geojson"
+    f.write_text(_fc(features))
+    urls = make_db("batches")
+    report = await import_districts(urls.owner, f, quiet=True, max_rejects=2)
+    assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (8, 6, 2)
+    assert [r["line"] for r in read_report(report.report_path)] == ["2", "6"]
+    loaded = await fetch(urls.owner, "SELECT code FROM district ORDER BY code")
+    assert [r["code"] for r in loaded] == [c for i, c in enumerate(codes, 1) if i not in (2, 6)]
+    dup = tmp_path / "dupbatch.geojson"
+    dup.write_text(_fc([*features[:6], _feature(codes[0], ring(7))]))
+    await refused(
+        loaded_db,
+        import_districts(loaded_db.owner, dup, quiet=True, max_rejects=5),
+        r"dupbatch\.geojson, line 7: duplicated district code '92002_0001' in features 1 and 7",
+    )
+
+
 async def test_district_reimport_reprojects_any_crs(make_db, tmp_path):
     """The same contours in Lambert-93 give the same districts (to a millimetre)."""
     import pyogrio
@@ -501,3 +532,25 @@ async def test_reimport_cannot_remove_doors_still_referenced(make_db, tmp_path):
         r"doors\.csv: rows this import would remove or replace are still used by"
         r" uses_door",
     )
+
+
+def test_reject_reports_cannot_start_a_formula(tmp_path):
+    """Reports quote the file's column names and values: a cell (or, for a spreadsheet that
+    splits on ',' or ';', a piece of one) starting with = + - @ is neutralised (issue 12 §6)."""
+    import csv as csv_module
+
+    from app.services.reference.imports.common import RejectLog
+
+    log = RejectLog(tmp_path / "in.csv", tmp_path / "in.csv.rejects.csv")
+    log.reject(3, "=cmd|' /C calc'!A0", "'1;=HYPERLINK(\"http://evil.test\")' is not a number")
+    log.skip(4, "-2+3", "@SUM(1)")
+    path = log.close()
+    text = path.read_text(encoding="utf-8")
+    for delimiter in (",", ";"):
+        cells = [
+            v for row in csv_module.reader(text.splitlines(), delimiter=delimiter) for v in row
+        ]
+        assert not [v for v in cells if v.startswith(("=", "+", "-", "@"))], cells
+    rows = read_report(path)
+    assert [r["column"] for r in rows] == ["'=cmd|' /C calc'!A0", "'-2+3"]
+    assert rows[1]["reason"] == "'@SUM(1)" and rows[0]["line"] == "3"

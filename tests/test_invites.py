@@ -27,7 +27,7 @@ async def test_invite_flow_open_use_revoke(access_app, aworld, access_owner, acc
         inv = r.json()
         token = inv["token"]
         assert token.startswith(f"{w.campaign_id}.")
-        assert inv["link"] == f"{access_settings.public_base_url}/m/#invite={token}"
+        assert inv["link"] == f"{access_settings.base_url}/m/#invite={token}"
         assert inv["status"] == "active" and inv["assignment_id"] is None
         expires = datetime.fromisoformat(inv["expires_at"])
         assert abs(expires - (datetime.now(UTC) + timedelta(days=7))) < timedelta(minutes=1)
@@ -204,3 +204,27 @@ async def test_guessing_invite_links_is_throttled_atomically(
     async with client_for(access_app) as phone:
         for _ in range(limit + 2):  # opening a real link again and again is never a failure
             assert (await phone.post("/auth/invite", json={"token": token})).status_code == 200
+
+
+async def test_an_active_invite_link_is_shown_again_and_audited(access_app, aworld, access_owner):
+    w = aworld
+    async with client_for(access_app) as c:
+        inv = (await c.post(w.url("/invites"), headers=w.headers["organiser"], json={})).json()
+        again = await c.get(w.url(f"/invites/{inv['id']}/link"), headers=w.headers["organiser"])
+        assert again.status_code == 200, again.text
+        assert again.json()["link"] == inv["link"] and again.json()["token"] == inv["token"]
+        assert "token_hash" not in again.json()
+        for role in ("analyst", "volunteer"):
+            denied = await c.get(w.url(f"/invites/{inv['id']}/link"), headers=w.headers[role])
+            assert denied.status_code == 403
+        await c.delete(w.url(f"/invites/{inv['id']}"), headers=w.headers["admin"])
+        revoked = await c.get(w.url(f"/invites/{inv['id']}/link"), headers=w.headers["admin"])
+        assert revoked.status_code == 409
+    async with access_owner.connect() as conn:
+        actions = (
+            await conn.execute(
+                text("SELECT action FROM audit_event WHERE campaign_id = :c ORDER BY id"),
+                {"c": w.campaign_id},
+            )
+        ).scalars()
+        assert "access.invite.link" in list(actions)

@@ -24,9 +24,13 @@ async def test_pages_and_vendored_libraries_are_served(client, settings):
     assert (await client.get("/static/vendor/leaflet/leaflet.css")).status_code == 200
     licence = await client.get("/static/vendor/leaflet.vectorgrid/LICENSE.txt")
     assert licence.status_code == 200 and "BEER-WARE" in licence.text
+    for vendored in ("protomaps-leaflet.js", "LICENSE", "THIRD-PARTY-LICENSES.txt"):
+        resp = await client.get(f"/static/vendor/protomaps-leaflet/{vendored}")
+        assert resp.status_code == 200, vendored
+    assert "Protomaps LLC" in (await client.get("/static/vendor/protomaps-leaflet/LICENSE")).text
     config = (await client.get("/m/config.json")).json()
-    assert config["basemap_url"] == settings.basemap_url
-    assert set(config) == {"basemap_url", "basemap_attribution", "public_base_url"}
+    assert set(config) == {"basemap", "raster_url", "raster_attribution", "public_base_url"}
+    assert config["raster_url"] is None  # no third party by default
 
 
 async def test_every_asset_the_service_worker_caches_exists(client):

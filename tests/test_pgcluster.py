@@ -66,12 +66,12 @@ def test_default_data_dir_is_reachable_by_the_service_user(monkeypatch, tmp_path
     """As root, a checkout under a private folder (e.g. /root) puts the cluster in /var/lib."""
     import os
 
-    from app import config
+    from app import config, paths
 
     private = tmp_path / "private"
     (private / "checkout").mkdir(parents=True)
     os.chmod(private, 0o700)
-    monkeypatch.setattr(config, "REPO_ROOT", private / "checkout")
+    monkeypatch.setattr(paths, "state_dir", lambda: private / "checkout" / ".porte")
     if os.geteuid() == 0:
         assert config.default_db_dir() == Path("/var/lib/porte-a-porte/db")
     else:
@@ -80,3 +80,31 @@ def test_default_data_dir_is_reachable_by_the_service_user(monkeypatch, tmp_path
     open_parents = all(p.stat().st_mode & 0o001 for p in (private / "checkout").parents)
     if open_parents:
         assert config.default_db_dir() == private / "checkout" / ".porte" / "db"
+
+
+def test_db_start_in_an_unreachable_folder_says_what_to_do(tmp_path, monkeypatch):
+    """PORTE_DB_DIR under a folder the server's user cannot enter: a clear refusal, no initdb."""
+    import os
+    import stat
+
+    if pgcluster.find_binaries() is None:
+        pytest.skip("PostgreSQL binaries are not installed")
+    private = tmp_path / "private"
+    private.mkdir()
+    os.chmod(private, 0o700)
+    monkeypatch.setenv("PORTE_DB_DIR", str(private / "db"))
+    monkeypatch.setenv("PORTE_DB_PORT", "1")
+    try:
+        result = CliRunner().invoke(cli, ["db", "start"])
+        if os.geteuid() == 0:  # the server runs as `porte`, which cannot enter `private`
+            assert result.exit_code != 0
+            assert "PORTE_DB_DIR" in result.output and str(private) in result.output
+            assert "initdb failed" not in result.output
+            assert not (private / "db" / "pgdata").exists()
+        else:  # as an ordinary user the folder is ours: refuse a read-only one instead
+            os.chmod(private, stat.S_IRUSR | stat.S_IXUSR)
+            monkeypatch.setenv("PORTE_DB_DIR", str(private / "db2"))
+            result = CliRunner().invoke(cli, ["db", "start"])
+            assert result.exit_code != 0 and "PORTE_DB_DIR" in result.output
+    finally:
+        os.chmod(private, 0o755)

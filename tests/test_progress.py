@@ -76,14 +76,22 @@ async def test_progress_moves_with_visits_per_turf_district_and_campaign(
     listed = (await client.get(world.url("/turfs"), headers=org)).json()["turfs"]
     assert listed[0]["visited"] == 13
 
-    # Analysts: no turf level, outcome counts below k suppressed (k = 11).
+    # Analysts: no turf level; talked (2) is below k = 11, and not_home is hidden with it, else
+    # talked = visited - not_home = 13 - 11 (the example; shown by the previous code).
     analyst = world.headers["analyst"]
     assert (await client.get(world.url("/progress?level=turf"), headers=analyst)).status_code == 403
     seen = (await client.get(world.url("/progress"), headers=analyst)).json()
     assert "turfs" not in seen
-    assert seen["campaign"]["outcomes"]["not_home"] == 11
-    assert seen["campaign"]["outcomes"]["talked"] is None
-    assert seen["campaign"]["visited"] == 13
+    camp = seen["campaign"]
+    assert camp["visited"] == 13 and camp["doors"] == len(doors)
+    assert camp["outcomes"]["talked"] is None and camp["outcomes"]["not_home"] is None
+    assert camp["outcomes"]["refused"] == 0  # zeros describe nobody
+    assert camp["rounds"]["1"]["outcomes"] == camp["outcomes"]
+    # no count that would tie the outcomes to the doors or the rounds to each other
+    assert not {"pending", "visits", "flagged"} & set(camp)
+    [area] = seen["districts"]  # Bruz's doors lie outside every polling station of the sample
+    assert area["district_code"] is None and area["visited"] == 13
+    assert area["outcomes"]["talked"] is None and area["outcomes"]["not_home"] is None
     assert (
         await client.get(world.url("/progress"), headers=world.headers["volunteer"])
     ).status_code == 403

@@ -160,3 +160,134 @@ async def test_purge_removes_what_is_due_and_keeps_door_flags(make_db):
     again = await purge(urls.owner, today=today)  # idempotent
     assert all(v == 0 for k, v in again[str(past)].items() if k != "visits_due")
     await engine.dispose()
+
+
+async def test_unhandled_privacy_requests_are_deleted_after_a_month(make_db):
+    """Issue 12 §6: a pending request (it holds the person's address, encrypted) was kept for
+    ever. `porte purge` deletes requests not handled within 30 days; handled ones follow the
+    audit retention as before; the run's audit event counts them."""
+    urls = make_db("purge_pending")
+    engine = create_async_engine(urls.owner)
+    uid = await make_user(engine)
+    cid = await make_campaign(engine, members={uid: "admin"}, election_date=date(2030, 3, 17))
+    async with engine.begin() as conn:
+        for days, status in ((45, "pending"), (10, "pending"), (45, "done")):
+            await conn.execute(
+                text(
+                    "INSERT INTO privacy_request (campaign_id, kind, status, outcome, key_id, "
+                    "address_enc, received_at) VALUES (:c, 'objection', :s, 'waiting', 'k', "
+                    "'\\x00'::bytea, now() - make_interval(days => :d))"
+                ),
+                {"c": cid, "s": status, "d": days},
+            )
+    done = await purge(urls.owner)
+    assert done[str(cid)]["privacy_requests_unhandled"] == 1
+    async with engine.connect() as conn:
+        left = (
+            await conn.execute(
+                text(
+                    "SELECT status, extract(day FROM now() - received_at)::int FROM "
+                    "privacy_request WHERE campaign_id = :c ORDER BY 1, 2"
+                ),
+                {"c": cid},
+            )
+        ).all()
+        event = (
+            await conn.execute(
+                text(
+                    "SELECT details FROM audit_event WHERE campaign_id = :c "
+                    "AND action = 'retention.purge'"
+                ),
+                {"c": cid},
+            )
+        ).scalar_one()
+    assert [tuple(r) for r in left] == [("done", 45), ("pending", 10)]
+    assert event["privacy_requests_unhandled"] == 1
+    await engine.dispose()
+
+
+async def test_the_retention_policy_follows_the_settings(make_db):
+    """PORTE_VISIT_RETENTION_MAX_*: written to the database by the owner (migrate, purge); a
+    shorter maximum brings campaigns back within it; the service's role cannot change it."""
+    import pytest
+    from sqlalchemy.exc import DBAPIError
+
+    from app.config import Settings
+    from app.services.people.purge import apply_retention_policy
+
+    urls = make_db("purge_policy")
+    engine = create_async_engine(urls.owner)
+    uid = await make_user(engine)
+    cid = await make_campaign(engine, members={uid: "admin"}, election_date=date(2026, 3, 15))
+    longer = Settings(visit_retention_max_months=3, visit_retention_max_days=0)
+    async with engine.begin() as conn:
+        await apply_retention_policy(conn, longer)
+        await conn.execute(
+            text("UPDATE campaign SET visit_retention_date = '2026-06-15' WHERE id = :c"),
+            {"c": cid},
+        )
+    await purge(urls.owner, settings=Settings())  # back to the default: 1 month 7 days
+    async with engine.connect() as conn:
+        kept = (
+            await conn.execute(
+                text("SELECT visit_retention_date::text FROM campaign WHERE id = :c"), {"c": cid}
+            )
+        ).scalar_one()
+    assert kept == "2026-04-22"
+    with pytest.raises(ValueError, match="6 months"):
+        Settings(visit_retention_max_months=6, visit_retention_max_days=1)
+    app_engine = create_async_engine(urls.app)
+    with pytest.raises(DBAPIError, match="permission denied"):
+        async with app_engine.begin() as conn:
+            await conn.execute(text("UPDATE retention_policy SET visit_max = '10 years'"))
+    await app_engine.dispose()
+    await engine.dispose()
+
+
+async def test_purge_every_runs_on_a_schedule_until_stopped(make_db):
+    """`porte purge --every` (the compose file's daily job) purges again after each interval
+    and stops cleanly on SIGTERM."""
+    import asyncio
+    import os
+    import signal
+    import sys
+
+    urls = make_db("purge_every")
+    engine = create_async_engine(urls.owner)
+    uid = await make_user(engine)
+    cid = await make_campaign(engine, members={uid: "admin"})
+    env = {**os.environ, "DATABASE_URL": urls.app, "OWNER_DATABASE_URL": urls.owner}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "app.cli",
+        "purge",
+        "--every",
+        "1s",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    runs = 0
+    try:
+        for _ in range(300):
+            async with engine.connect() as conn:
+                runs = (
+                    await conn.execute(
+                        text(
+                            "SELECT count(*) FROM audit_event WHERE campaign_id = :c "
+                            "AND action = 'retention.purge'"
+                        ),
+                        {"c": cid},
+                    )
+                ).scalar_one()
+            if runs >= 3 or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+        await engine.dispose()
+    assert runs >= 3, (out.decode(), err.decode())
+    assert proc.returncode == 0, err.decode()
+    assert out.decode().count("campaigns checked") >= 3

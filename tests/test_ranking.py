@@ -174,7 +174,8 @@ async def test_district_breakdown_and_roles(env):
 
 async def test_cache_is_used_then_invalidated_by_visits(env):
     """A second request is served from the cache; visits in the current round invalidate it
-    and damp the visited district (k = 2 here so that 3 visited doors count)."""
+    and damp the visited district (k = 2 here so that 3 visited doors count). Visited doors are
+    the ones analysts may read in the progress (doors of active turfs, app.disclosure)."""
     client, _, area, engine, settings = env
     world = await make_world(engine, settings, k=2)
     h = world.headers["organiser"]
@@ -201,6 +202,23 @@ async def test_cache_is_used_then_invalidated_by_visits(env):
             )
             .scalars()
             .all()
+        )
+        turf = (
+            await conn.execute(
+                text(
+                    "INSERT INTO turf (campaign_id, name, district_code, geom) SELECT :c, 'C', "
+                    "code, geom FROM district WHERE code = :d RETURNING id"
+                ),
+                {"c": world.campaign_id, "d": area.code("C")},
+            )
+        ).scalar_one()
+        await conn.execute(
+            text(
+                "INSERT INTO turf_door (campaign_id, turf_id, address_id, seq) "
+                "SELECT :c, :t, address_id, row_number() OVER (ORDER BY address_id) "
+                "FROM door_district WHERE district_code = :d"
+            ),
+            {"c": world.campaign_id, "t": turf, "d": area.code("C")},
         )
         for door in doors:
             await conn.execute(

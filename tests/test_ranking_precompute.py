@@ -3,8 +3,6 @@ the refresh of the stored values when (and only when) their inputs change."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from sqlalchemy import text
 
@@ -12,6 +10,7 @@ from app.services.ranking import factors
 from app.services.ranking.sql import declared_factors
 from tests.factories import make_world
 from tests.fixtures_ranking import ranking_env, two_areas_env  # noqa: F401
+from tests.fixtures_supporters import person
 
 
 def test_the_sql_stores_factors_in_the_catalogue_order():
@@ -164,9 +163,10 @@ async def test_the_stored_values_follow_their_inputs(ranking_env):  # noqa: F811
     assert again["cached"] is False
     assert await _snapshot_versions(engine, w.campaign_id) == (version, scorings + 1)
 
-    # three consented supporters on C's doors (k = 2): the supporters factor moves, nothing else
-    async with engine.begin() as conn:
-        await conn.execute(text("SET CONSTRAINTS supporter_requires_consent DEFERRED"))
+    # three consented supporters on C's doors (k = 2), placed through the API (their door is
+    # encrypted; the ranking counts their clear district cell): the supporters factor moves,
+    # nothing else
+    async with engine.connect() as conn:
         doors = (
             (
                 await conn.execute(
@@ -180,24 +180,19 @@ async def test_the_stored_values_follow_their_inputs(ranking_env):  # noqa: F811
             .scalars()
             .all()
         )
-        for door in doors:
-            sid = uuid.uuid4()
-            await conn.execute(
-                text(
-                    "INSERT INTO supporter (campaign_id, id, status, geom, address_id, "
-                    "geocode_level) SELECT :c, :s, 'active', geom, id, 'manual' FROM address "
-                    "WHERE id = :a"
-                ),
-                {"c": w.campaign_id, "s": sid, "a": door},
-            )
-            await conn.execute(
-                text(
-                    "INSERT INTO supporter_consent (campaign_id, supporter_id, purpose, given_at, "
-                    "given_by_subject, channel, wording_version, notice_version, collected_by) "
-                    "VALUES (:c, :s, 'mapping', now(), true, 'form', 'test', 'test', 'test')"
-                ),
-                {"c": w.campaign_id, "s": sid},
-            )
+    for i, door in enumerate(doors):
+        r = await client.post(
+            w.url("/supporters"),
+            headers=w.headers["admin"],
+            json=person(700 + i, address="somewhere we cannot place"),
+        )
+        assert r.status_code == 201, r.text
+        r = await client.patch(
+            w.url(f"/supporters/{r.json()['id']}"),
+            headers=w.headers["admin"],
+            json={"address_id": door},
+        )
+        assert r.status_code == 200, r.text
     moved = await rank()
     assert moved["cached"] is False
     c = next(d for d in moved["districts"] if d["code"] == area.code("C"))

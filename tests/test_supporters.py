@@ -106,8 +106,8 @@ async def test_personal_columns_are_ciphertext(client, world, owner_engine, sett
             await conn.execute(
                 text(
                     "SELECT key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
-                    "email_hmac, geom IS NOT NULL AS placed FROM supporter WHERE campaign_id = :c "
-                    "AND id = :i"
+                    "email_hmac, point_enc IS NOT NULL AS placed FROM supporter "
+                    "WHERE campaign_id = :c AND id = :i"
                 ),
                 {"c": world.campaign_id, "i": sid},
             )
@@ -367,3 +367,45 @@ async def test_rotation_keeps_every_row_readable(make_db):
         )
     assert await rotate(urls.owner, new) == 0  # idempotent
     await engine.dispose()
+
+
+async def test_french_dates_and_labels_are_read(client, world, owner_engine):
+    """A French spreadsheet: jj/mm/aaaa dates (Paris time), purposes and channels in words."""
+    h = world.headers["admin"]
+    rows = [
+        "Gil Test;gil@example.test;;;10/01/2026;contact|cartographie;",
+        "Hana Test;hana@example.test;;;10/01/2026 18:30;bénévolat, Lettre d'info;",
+    ]
+    mapping = json.loads(MAPPING)
+    mapping["defaults"]["consent_channel"] = "Porte-à-porte"
+    r = await client.post(
+        world.url("/supporters/import"),
+        headers=h,
+        files={"file": ("s.csv", _csv(rows), "text/csv")},
+        data={"mapping": json.dumps(mapping)},
+    )
+    assert r.status_code == 200, r.text
+    async with owner_engine.connect() as conn:
+        got = (
+            await conn.execute(
+                text(
+                    "SELECT given_at AT TIME ZONE 'Europe/Paris' AS local, purpose, channel "
+                    "FROM supporter_consent WHERE campaign_id = :c ORDER BY given_at, purpose"
+                ),
+                {"c": world.campaign_id},
+            )
+        ).all()
+    assert [(str(g.local), g.purpose, g.channel) for g in got] == [
+        ("2026-01-10 00:00:00", "contact", "door"),
+        ("2026-01-10 00:00:00", "mapping", "door"),
+        ("2026-01-10 18:30:00", "newsletter", "door"),
+        ("2026-01-10 18:30:00", "volunteering", "door"),
+    ]
+    # An American date is not silently read as French: 13th month is refused, naming the field.
+    bad = await client.post(
+        world.url("/supporters"),
+        headers=h,
+        json=person(30, consent={**CONSENT, "given_at": "01/13/2026"}),
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "consent.given_at"
+    assert "dd/mm/yyyy" in bad.json()["detail"]

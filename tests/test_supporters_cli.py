@@ -119,7 +119,7 @@ async def _counts(owner_engine, cid) -> dict[str, int]:
         r = (
             await conn.execute(
                 text(
-                    "SELECT count(*) AS n, count(geom) AS placed, "
+                    "SELECT count(*) AS n, count(point_enc) AS placed, "
                     "count(*) FILTER (WHERE geocode_level = 'housenumber') AS housenumber, "
                     "count(phone_enc) AS phones, "
                     "(SELECT count(*) FROM supporter_consent c WHERE c.campaign_id = :c) "
@@ -198,7 +198,7 @@ async def test_a_synthetic_file_above_the_http_cap_imports_completely(
     # the audit event names the admin and says it came from the command line
     (ev,) = await _audit(owner_engine, world.campaign_id)
     assert ev["actor_user_id"] == world.users["admin"] and ev["role"] == "admin"
-    assert ev["row_count"] == n and ev["client"] == "command line"
+    assert ev["row_count"] == n and ev["client"] == "command-line"
     assert ev["details"]["via"] == "command line" and ev["details"]["file"] == "members.csv"
     assert ev["details"]["rows"] == n and ev["details"]["rejected"] == 0
 

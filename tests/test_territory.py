@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services.reference.codes import departement_of, normalise_constituency
-from tests.factories import make_world
+from tests.factories import bearer, make_user, make_world
 from tests.fixtures_ranking import two_areas_env  # noqa: F401
 
 SCEAUX = "92071"
@@ -133,8 +133,8 @@ async def test_territory_changes_are_audited(client, world, owner_engine):
     assert details[1]["to"] == {"kind": "country", "codes": []}
 
 
-async def test_territory_at_campaign_creation(client, world):
-    h = world.headers["admin"]
+async def test_territory_at_campaign_creation(client, owner_engine, settings):
+    h = bearer(settings, await make_user(owner_engine, can_create_campaigns=True))
     body = {"name": "Municipales Sceaux", "election_date": "2032-03-14"}
     bad = await client.post(
         "/campaigns",

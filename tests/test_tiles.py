@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import time
+
 import mapbox_vector_tile
 import pytest
 from sqlalchemy import text
@@ -129,22 +132,90 @@ async def test_z14_doors_are_aggregated_and_small(client, tw, owner_engine):
     assert all(p["doors"] == p["pending"] + p["visited"] + p["flagged"] for p in props)
 
 
-async def test_door_tiles_are_audited_once_a_minute(client, tw, owner_engine):
-    h = tw.world.headers["organiser"]
-    assert (await client.get(url(tw, "doors", 17, SPOT_A), headers=h)).status_code == 200
-    assert (await client.get(url(tw, "doors", 17, SPOT_B), headers=h)).status_code == 200
+async def _tile_events(owner_engine, campaign_id) -> list:
     async with owner_engine.connect() as conn:
-        rows = (
+        return (
             await conn.execute(
                 text(
-                    "SELECT action, role, row_count, object FROM audit_event "
-                    "WHERE campaign_id = :c AND action = 'tiles.doors.view'"
+                    "SELECT role, row_count, object, details, flagged FROM audit_event "
+                    "WHERE campaign_id = :c AND action = 'tiles.doors.view' ORDER BY id"
                 ),
-                {"c": tw.world.campaign_id},
+                {"c": campaign_id},
             )
         ).all()
-    assert len(rows) == 1
-    assert rows[0].role == "organiser" and rows[0].row_count > 0
+
+
+@contextlib.contextmanager
+def _audit_with(app, audit):
+    """Serve with this tile audit (app.state is not monkeypatch-friendly)."""
+    kept = app.state.tile_audit
+    app.state.tile_audit = audit
+    try:
+        yield audit
+    finally:
+        app.state.tile_audit = kept
+
+
+def _frozen(app, settings, **overrides):
+    """A tile audit whose clock stays in one minute (no window split by a minute boundary)."""
+    from app.services.field.tile_audit import TileAudit
+
+    minute = 60 * (int(time.time()) // 60) + 1
+    return TileAudit(app.state.db, settings.model_copy(update=overrides), clock=lambda: minute)
+
+
+async def test_door_tiles_are_audited_per_viewer_minute_with_count_and_box(
+    client, app, tw, owner_engine, settings
+):
+    """Issue 12 §6: the minute's event named one tile, hiding a crawl. Now one event per viewer
+    and minute with the number of tiles, the doors they held and their bounding box."""
+    h = tw.world.headers["organiser"]
+    asked = [(17, SPOT_A), (17, SPOT_B), (16, SPOT_A), (17, SPOT_A)]
+    with _audit_with(app, _frozen(app, settings)) as audit:
+        for z, spot in asked:
+            assert (await client.get(url(tw, "doors", z, spot), headers=h)).status_code == 200
+        # z14 (aggregated counts) and empty tiles show no door: not counted.
+        assert (await client.get(url(tw, "doors", 14, SPOT_A), headers=h)).status_code == 200
+        empty = await client.get(tw.world.url("/tiles/doors/16/0/0.mvt"), headers=h)
+        assert empty.status_code == 204
+    assert await _tile_events(owner_engine, tw.world.campaign_id) == []  # written after the minute
+    assert await audit.flush(everything=True) == 1
+    (event,) = await _tile_events(owner_engine, tw.world.campaign_id)
+    d = event.details
+    assert event.role == "organiser" and not event.flagged
+    assert d["tiles"] == 4 and d["zooms"] == [16, 17] and event.row_count == d["doors"] > 0
+    west, south, east, north = d["bbox"]
+    for lon, lat in (SPOT_A, SPOT_B):
+        assert west <= lon <= east and south <= lat <= north
+    assert east - west < 0.02 and north - south < 0.02  # the tiles' box, not the town
+    assert event.object.startswith("4 door tiles, z16-17, bbox ")
+    assert d["window_end"] > d["window_start"]
+
+
+async def test_a_bulk_crawl_is_flagged_and_workers_add_up(client, app, tw, owner_engine, settings):
+    """More tiles in a minute than PORTE_AUDIT_TILE_BURST: the event is flagged. Two workers
+    each write their share; the documented query adds them up per viewer and minute."""
+    from app.services.field.tile_audit import TILE_MINUTES_SQL
+
+    workers = [_frozen(app, settings, audit_tile_burst=5) for _ in range(2)]
+    h = tw.world.headers["organiser"]
+    x0, y0 = tile_of(*SPOT_A, 18)
+    crawl = [(x0 + i, y0 + j) for i in range(-2, 3) for j in range(-2, 3)]
+    served = 0
+    for n, (x, y) in enumerate(crawl):
+        with _audit_with(app, workers[n % 2]):
+            r = await client.get(tw.world.url(f"/tiles/doors/18/{x}/{y}.mvt"), headers=h)
+        served += r.status_code == 200
+    assert served > 10
+    for w in workers:
+        await w.flush(everything=True)
+    events = await _tile_events(owner_engine, tw.world.campaign_id)
+    assert len(events) == 2 and all(e.flagged for e in events)
+    async with owner_engine.connect() as conn:
+        (minute,) = (await conn.execute(text(TILE_MINUTES_SQL), {"c": tw.world.campaign_id})).all()
+    assert minute.tiles == served and minute.workers == 2 and minute.flagged
+    assert minute.doors == sum(e.row_count for e in events)
+    assert minute.west < SPOT_A[0] < minute.east and minute.south < SPOT_A[1] < minute.north
 
 
 async def test_turf_tile_progress_by_role(client, tw, owner_engine):

@@ -196,3 +196,88 @@ async def test_analysts_cannot_record_and_staff_can_anywhere(client, world, owne
     assert (await _post(client, world, [visit(doors[0])], role="analyst")).status_code == 403
     r = await _post(client, world, [visit(doors[0])], role="organiser")
     assert r.json()["created"] == 1
+
+
+# A flat is named, never described (issue 12 §6): the API and the database hold the same rule.
+FLATS_OK = {"12": "12", "3b": "3B", " a ": "A", "A-12": "A-12", "12bis": "12BIS", "-1": "-1"}
+FLATS_REFUSED = ["vote RN", "RN", "contre", "POUR", "LFI", "1234567", "3 B", "é1", "", "12;1"]
+
+
+async def test_flat_is_a_designation_never_a_note(client, world, owner_engine):
+    """`flat` took any 20 characters ("vote RN" was stored): now 422, naming the field."""
+    _, _, doors = await assigned_turf(client, world, owner_engine)
+    for bad in FLATS_REFUSED:
+        r = await _post(client, world, [visit(doors[0], flat=bad)])
+        assert r.status_code == 422, (bad, r.text)
+        assert r.json()["field"] == "visits.0.flat", r.text
+    assert await count_visits(owner_engine, world.campaign_id) == 0
+    sent = [visit(doors[i], flat=given) for i, given in enumerate(FLATS_OK)]
+    r = await _post(client, world, sent)
+    assert r.status_code == 200 and r.json()["created"] == len(FLATS_OK), r.text
+    async with owner_engine.connect() as conn:
+        stored = dict(
+            (
+                await conn.execute(
+                    text("SELECT address_id, flat FROM visit WHERE campaign_id = :c"),
+                    {"c": world.campaign_id},
+                )
+            ).all()
+        )
+    assert [stored[doors[i]] for i in range(len(FLATS_OK))] == list(FLATS_OK.values())
+
+
+async def test_the_database_refuses_what_the_api_refuses(client, world, owner_engine):
+    """The CHECK on visit.flat holds even for a writer that skips the API (the owner here)."""
+    from sqlalchemy.exc import IntegrityError
+
+    from app.schemas import normalise_flat
+
+    _, _, doors = await assigned_turf(client, world, owner_engine)
+    async with owner_engine.connect() as conn:
+        round_id = (
+            await conn.execute(
+                text("SELECT id FROM canvass_round WHERE campaign_id = :c LIMIT 1"),
+                {"c": world.campaign_id},
+            )
+        ).scalar_one()
+    samples = [*FLATS_OK.values(), *FLATS_REFUSED, "3b", "AB", "A1B2C3", "-", "É1", "Z"]
+    for value in samples:
+        try:
+            normalise_flat(value)
+            api_ok = value == value.strip().upper()  # the API stores the normalised form
+        except ValueError:
+            api_ok = False
+        try:
+            async with owner_engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "INSERT INTO visit (campaign_id, id, address_id, round_id, outcome, "
+                        "flat, visited_at) VALUES (:c, gen_random_uuid(), :a, :r, 'talked', "
+                        ":f, now())"
+                    ),
+                    {"c": world.campaign_id, "a": doors[0], "r": round_id, "f": value},
+                )
+            db_ok = True
+        except IntegrityError:
+            db_ok = False
+        assert db_ok == api_ok, value
+
+
+async def test_outcomes_in_french_words_are_recorded_as_codes(client, world, owner_engine):
+    """A paper walk sheet typed in later: "absent", "Refusé", "pas d'accès" beside the codes."""
+    _, _, doors = await assigned_turf(client, world, owner_engine)
+    words = {"absent": "not_home", "Refusé": "refused", "pas d'accès": "no_access"}
+    items = [visit(doors[i], word) for i, word in enumerate(words)]
+    r = await _post(client, world, items)
+    assert r.status_code == 200, r.text
+    async with owner_engine.connect() as conn:
+        stored = {
+            str(row.id): row.outcome
+            for row in await conn.execute(
+                text("SELECT id, outcome FROM visit WHERE campaign_id = :c"),
+                {"c": world.campaign_id},
+            )
+        }
+    assert sorted(stored.values()) == sorted(words.values())
+    bad = await _post(client, world, [visit(doors[0], "pour nous")])
+    assert bad.status_code == 422 and "outcome" in bad.json()["field"]

@@ -20,10 +20,12 @@ Campaign tables (RLS):
 
 ``campaign_change.supporters`` counts committed transactions that changed a campaign's supporters
 (deferred row trigger, once per transaction, like ``doors`` in 0009): the ranking's precompute
-refreshes its supporter factor when it moves.
+refreshes its supporter factor when it moves. ``campaign_change.turfs`` does the same for turfs
+(created, archived): the visited doors analysts read, and the ranking's coverage with them, count
+the doors of active turfs only (app/services/field/progress.py).
 
 Revision ID: 0019_territory
-Revises: 0012_drop_totp_plaintext
+Revises: 0014_privacy_confirmation
 """
 
 from alembic import op
@@ -31,7 +33,7 @@ from alembic import op
 from app.migration_helpers import APP_ROLE, reference_table, run_script
 
 revision = "0019_territory"
-down_revision = "0012_drop_totp_plaintext"
+down_revision = "0014_privacy_confirmation"
 branch_labels = None
 depends_on = None
 
@@ -230,6 +232,31 @@ CREATE TRIGGER supporter_truncated AFTER TRUNCATE ON supporter
 FOR EACH STATEMENT EXECUTE FUNCTION porte_supporters_changed_all();
 """
 
+TURFS_CHANGED = """
+CREATE FUNCTION porte_turfs_changed() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+DECLARE
+    c uuid := CASE WHEN TG_OP = 'DELETE' THEN OLD.campaign_id ELSE NEW.campaign_id END;
+BEGIN
+    IF current_setting('porte.turfs_changed', true) IS DISTINCT FROM c::text THEN
+        UPDATE campaign_change SET turfs = turfs + 1 WHERE campaign_id = c;
+        PERFORM set_config('porte.turfs_changed', c::text, true);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER turf_changed
+AFTER INSERT OR UPDATE OR DELETE ON turf DEFERRABLE INITIALLY DEFERRED
+FOR EACH ROW EXECUTE FUNCTION porte_turfs_changed();
+CREATE FUNCTION porte_turfs_changed_all() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+BEGIN
+    UPDATE campaign_change SET turfs = turfs + 1;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER turf_truncated AFTER TRUNCATE ON turf
+FOR EACH STATEMENT EXECUTE FUNCTION porte_turfs_changed_all();
+"""
+
 
 def _campaign_rls(table: str, privileges: str) -> None:
     op.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
@@ -273,10 +300,17 @@ def upgrade() -> None:
 
     op.execute("ALTER TABLE campaign_change ADD COLUMN supporters bigint NOT NULL DEFAULT 0")
     run_script(SUPPORTERS_CHANGED)
+    op.execute("ALTER TABLE campaign_change ADD COLUMN turfs bigint NOT NULL DEFAULT 0")
+    run_script(TURFS_CHANGED)
 
 
 def downgrade() -> None:
     """Back to the communes ranking setting; constituencies and territories dropped."""
+    op.execute("DROP TRIGGER IF EXISTS turf_truncated ON turf")
+    op.execute("DROP TRIGGER IF EXISTS turf_changed ON turf")
+    op.execute("DROP FUNCTION IF EXISTS porte_turfs_changed_all()")
+    op.execute("DROP FUNCTION IF EXISTS porte_turfs_changed()")
+    op.execute("ALTER TABLE campaign_change DROP COLUMN IF EXISTS turfs")
     op.execute("DROP TRIGGER IF EXISTS supporter_truncated ON supporter")
     op.execute("DROP TRIGGER IF EXISTS supporter_changed ON supporter")
     op.execute("DROP FUNCTION IF EXISTS porte_supporters_changed_all()")

@@ -1,6 +1,7 @@
-"""`porte admin create|password EMAIL` and `porte audit purge`: accounts and audit retention.
+"""`porte admin create|password|rights|reset-2fa EMAIL` and `porte audit purge`.
 
-Passwords are typed at a hidden prompt (twice), never passed as arguments, so they stay out of
+Passwords are typed at a hidden prompt (twice), or read from standard input with
+``--password-stdin`` (scripts, provisioning), never passed as arguments, so they stay out of
 shell history and process lists.
 """
 
@@ -8,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import sys
 import uuid
 
 import typer
+
+from app.i18n import _, role_name
 
 MIN_PASSWORD = 10
 
@@ -22,18 +26,47 @@ def _owner_url() -> str:
     return resolve_urls(get_settings())[1]
 
 
+def read_password_stdin() -> str:
+    """Read a new password from the first line of standard input (no prompt, no echo)."""
+
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        typer.secho(_("No password on standard input."), fg="red", err=True)
+        raise typer.Exit(2)
+    if len(password) < MIN_PASSWORD:
+        typer.secho(
+            _("The password on standard input is shorter than {n} characters.").format(
+                n=MIN_PASSWORD
+            ),
+            fg="red",
+            err=True,
+        )
+        raise typer.Exit(2)
+    return password
+
+
+def new_password(from_stdin: bool) -> str:
+    """A new password: from standard input, or asked twice at a hidden prompt."""
+    return read_password_stdin() if from_stdin else ask_password()
+
+
 def ask_password() -> str:
     """Read a new password twice at a hidden prompt."""
-    for _ in range(3):
-        first = getpass.getpass("Password (not shown): ")
+    for _try in range(3):
+        first = getpass.getpass(_("Password (not shown): "))
         if len(first) < MIN_PASSWORD:
-            typer.secho(f"Use at least {MIN_PASSWORD} characters.", fg="red", err=True)
+            typer.secho(
+                _("Use at least {n} characters.").format(n=MIN_PASSWORD),
+                fg="red",
+                err=True,
+            )
             continue
-        if getpass.getpass("Same password again: ") != first:
-            typer.secho("The two passwords differ; try again.", fg="red", err=True)
+        if getpass.getpass(_("Same password again: ")) != first:
+            typer.secho(_("The two passwords differ; try again."), fg="red", err=True)
             continue
         return first
-    typer.secho("No password set.", fg="red", err=True)
+    typer.secho(_("No password set."), fg="red", err=True)
     raise typer.Exit(1)
 
 
@@ -45,12 +78,19 @@ async def create_account(
     campaign: uuid.UUID | None,
     role: str | None,
     reset: bool = False,
+    can_create_campaigns: bool = False,
+    server_admin: bool = False,
+    display_name: str | None = None,
 ) -> tuple[uuid.UUID, bool]:
-    """Create (or with ``reset`` re-password) an account, optionally adding it to a campaign."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+    """Create (or with ``reset`` re-password) an account, optionally adding it to a campaign.
 
-    engine = create_async_engine(owner_url)
+    A new password ends every sign-in of the account (refresh and access tokens: trigger
+    ``app_user_sign_ins_end``)."""
+    from sqlalchemy import text
+
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
     try:
         async with engine.begin() as conn:
             existing = (
@@ -58,12 +98,16 @@ async def create_account(
             ).scalar()
             if existing and not reset:
                 raise ValueError(
-                    f"{email} already has an account. Reset its password with "
-                    f"`porte admin password {email}`."
+                    _(
+                        "{email} already has an account. Reset its password with "
+                        "`porte admin password {email}`."
+                    ).format(email=email)
                 )
             if not existing and reset:
                 raise ValueError(
-                    f"No account {email}; create it with `porte admin create {email}`."
+                    _("No account {email}; create it with `porte admin create {email}`.").format(
+                        email=email
+                    )
                 )
             if existing:
                 await conn.execute(
@@ -83,10 +127,17 @@ async def create_account(
                 uid = (
                     await conn.execute(
                         text(
-                            "INSERT INTO app_user (email, password_hash) VALUES (:e, :h) "
+                            "INSERT INTO app_user (email, password_hash, can_create_campaigns, "
+                            "server_admin, display_name) VALUES (:e, :h, :cc, :sa, :n) "
                             "RETURNING id"
                         ),
-                        {"e": email, "h": password_hash},
+                        {
+                            "e": email,
+                            "n": display_name,
+                            "h": password_hash,
+                            "cc": can_create_campaigns or server_admin,
+                            "sa": server_admin,
+                        },
                     )
                 ).scalar_one()
             if campaign is not None:
@@ -97,7 +148,9 @@ async def create_account(
                 ).scalar()
                 if not found:
                     raise ValueError(
-                        f"No campaign {campaign}. List them with the API (GET /campaigns)."
+                        _(
+                            "No campaign {campaign}. List them with the API (GET /campaigns)."
+                        ).format(campaign=campaign)
                     )
                 await conn.execute(
                     text(
@@ -114,9 +167,10 @@ async def create_account(
 async def account_exists(owner_url: str, email: str) -> bool:
     """Whether an account uses this e-mail."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(owner_url)
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
     try:
         async with engine.connect() as conn:
             found = await conn.execute(
@@ -130,9 +184,10 @@ async def account_exists(owner_url: str, email: str) -> bool:
 async def reset_second_factor(owner_url: str, email: str) -> bool:
     """Clear an account's TOTP and end its sign-ins; False when there is no such account."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(owner_url)
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
     try:
         async with engine.begin() as conn:
             uid = (
@@ -158,10 +213,43 @@ async def reset_second_factor(owner_url: str, email: str) -> bool:
         await engine.dispose()
 
 
+async def set_rights(
+    owner_url: str,
+    email: str,
+    *,
+    can_create_campaigns: bool | None,
+    server_admin: bool | None,
+) -> dict | None:
+    """Change an account's server-level rights (None: leave as is); None when no such account."""
+    from sqlalchemy import text
+
+    from app.db import make_engine
+
+    engine = make_engine(owner_url)
+    try:
+        async with engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "UPDATE app_user SET "
+                        "can_create_campaigns = coalesce(:cc, can_create_campaigns), "
+                        "server_admin = coalesce(:sa, server_admin) WHERE email = :e "
+                        "RETURNING can_create_campaigns, server_admin"
+                    ),
+                    {"e": email, "cc": can_create_campaigns, "sa": server_admin},
+                )
+            ).first()
+            return dict(row._mapping) if row else None
+    finally:
+        await engine.dispose()
+
+
 def _valid_email(email: str) -> str:
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
-        typer.secho(f"'{email}' is not an e-mail address.", fg="red", err=True)
+        typer.secho(
+            _("'{email}' is not an e-mail address.").format(email=email), fg="red", err=True
+        )
         raise typer.Exit(2)
     return email
 
@@ -178,57 +266,120 @@ def register(cli: typer.Typer) -> None:
         role: str | None = typer.Option(
             None, help="Role in --campaign: admin (default), organiser, analyst, volunteer."
         ),
+        can_create_campaigns: bool = typer.Option(
+            False, "--can-create-campaigns", help="The account may create campaigns."
+        ),
+        server_admin: bool = typer.Option(
+            False,
+            "--server-admin",
+            help="Server admin: may create campaigns and give other accounts that right.",
+        ),
+        password_stdin: bool = typer.Option(
+            False,
+            "--password-stdin",
+            help="Read the password from the first line of standard input (no prompt).",
+        ),
+        name: str | None = typer.Option(
+            None, "--name", help="The name organisers see beside the e-mail (80 characters)."
+        ),
     ) -> None:
-        """Create an account; the password is asked twice and never shown."""
+        """Create an account; the password is asked twice (or read from standard input with
+        --password-stdin) and never shown."""
         from app.authz import ROLES
         from app.security import hash_password
 
         email = _valid_email(email)
+        name = (name or "").strip() or None
+        if name is not None and (len(name) > 80 or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+            typer.secho(_("--name: one line of at most 80 characters."), fg="red", err=True)
+            raise typer.Exit(2)
         if role is not None and role not in ROLES:
             typer.secho(
-                f"Unknown role '{role}': use one of {', '.join(ROLES)}.", fg="red", err=True
+                _("Unknown role '{role}': use one of {roles}.").format(
+                    role=role, roles=", ".join(ROLES)
+                ),
+                fg="red",
+                err=True,
             )
             raise typer.Exit(2)
         if role is not None and campaign is None:
-            typer.secho("--role needs --campaign.", fg="red", err=True)
+            typer.secho(_("--role needs --campaign."), fg="red", err=True)
             raise typer.Exit(2)
         if asyncio.run(account_exists(_owner_url(), email)):
             typer.secho(
-                f"{email} already has an account. Reset its password with "
-                f"`porte admin password {email}`.",
+                _(
+                    "{email} already has an account. Reset its password with "
+                    "`porte admin password {email}`."
+                ).format(email=email),
                 fg="red",
                 err=True,
             )
             raise typer.Exit(1)
-        password = ask_password()
+        password = new_password(password_stdin)
         try:
-            uid, _ = asyncio.run(
+            uid, _created = asyncio.run(
                 create_account(
-                    _owner_url(), email, hash_password(password), campaign=campaign, role=role
+                    _owner_url(),
+                    email,
+                    hash_password(password),
+                    campaign=campaign,
+                    role=role,
+                    can_create_campaigns=can_create_campaigns,
+                    server_admin=server_admin,
+                    display_name=name,
                 )
             )
         except ValueError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
-        where = f" as {role or 'admin'} of campaign {campaign}" if campaign else ""
-        typer.echo(f"Account {email} created (id {uid}){where}.")
-        if campaign is None:
-            typer.echo("Sign in at POST /auth/token, then create a campaign with POST /campaigns.")
+        if campaign:
+            typer.echo(
+                _("Account {email} created (id {uid}) as {role} of campaign {campaign}.").format(
+                    email=email, uid=uid, role=role_name(role or "admin"), campaign=campaign
+                )
+            )
+        else:
+            typer.echo(_("Account {email} created (id {uid}).").format(email=email, uid=uid))
+
+        if server_admin:
+            typer.echo(_("It is a server admin: it may create campaigns and give that right."))
+        elif can_create_campaigns:
+            typer.echo(
+                _("It may create campaigns: sign in (POST /auth/token), then POST /campaigns.")
+            )
+        elif campaign is None:
+            typer.echo(
+                _(
+                    "It may not create campaigns: give it the right with `porte admin rights "
+                    "{email} --can-create-campaigns`, or invite it to a campaign (POST "
+                    "/campaigns/{{id}}/members)."
+                ).format(email=email)
+            )
 
     @admin.command("password")
-    def password(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:
-        """Set a new password for an account (asked twice, never shown)."""
+    def password(
+        email: str = typer.Argument(..., help="E-mail of the account."),
+        password_stdin: bool = typer.Option(
+            False,
+            "--password-stdin",
+            help="Read the password from the first line of standard input (no prompt).",
+        ),
+    ) -> None:
+        """Set a new password for an account (asked twice, or read from standard input with
+        --password-stdin; never shown). Every sign-in of the account ends at once."""
         from app.security import hash_password
 
         email = _valid_email(email)
         if not asyncio.run(account_exists(_owner_url(), email)):
             typer.secho(
-                f"No account {email}; create it with `porte admin create {email}`.",
+                _("No account {email}; create it with `porte admin create {email}`.").format(
+                    email=email
+                ),
                 fg="red",
                 err=True,
             )
             raise typer.Exit(1)
-        new = ask_password()
+        new = new_password(password_stdin)
         try:
             asyncio.run(
                 create_account(
@@ -238,18 +389,59 @@ def register(cli: typer.Typer) -> None:
         except ValueError as exc:
             typer.secho(str(exc), fg="red", err=True)
             raise typer.Exit(1) from exc
-        typer.echo(f"Password of {email} changed.")
+        typer.echo(_("Password of {email} changed.").format(email=email))
+
+        typer.echo(_("Every sign-in of this account has ended."))
+
+    @admin.command("rights")
+    def rights(
+        email: str = typer.Argument(..., help="E-mail of the account."),
+        can_create_campaigns: bool | None = typer.Option(
+            None,
+            "--can-create-campaigns/--no-can-create-campaigns",
+            help="Give (or take) the right to create campaigns.",
+        ),
+        server_admin: bool | None = typer.Option(
+            None,
+            "--server-admin/--no-server-admin",
+            help="Make (or unmake) a server admin, who may give the right to create campaigns.",
+        ),
+    ) -> None:
+        """Show or change an account's server-level rights."""
+
+        email = _valid_email(email)
+        row = asyncio.run(
+            set_rights(
+                _owner_url(),
+                email,
+                can_create_campaigns=can_create_campaigns,
+                server_admin=server_admin,
+            )
+        )
+        if row is None:
+            typer.secho(_("No account {email}.").format(email=email), fg="red", err=True)
+            raise typer.Exit(1)
+        yes, no = _("yes"), _("no")
+        typer.echo(
+            _("{email}: may create campaigns: {cc}; server admin: {sa}.").format(
+                email=email,
+                cc=yes if row["can_create_campaigns"] else no,
+                sa=yes if row["server_admin"] else no,
+            )
+        )
 
     @admin.command("reset-2fa")
     def reset_2fa(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:
         """Turn two-factor sign-in off for an account that lost its authenticator."""
         email = _valid_email(email)
         if not asyncio.run(reset_second_factor(_owner_url(), email)):
-            typer.secho(f"No account {email}.", fg="red", err=True)
+            typer.secho(_("No account {email}.").format(email=email), fg="red", err=True)
             raise typer.Exit(1)
         typer.echo(
-            f"Two-factor sign-in of {email} is off and its sign-ins are ended. It can enrol a new "
-            "authenticator after signing in (POST /auth/totp/enrol)."
+            _(
+                "Two-factor sign-in of {email} is off and its sign-ins are ended. It can enrol "
+                "a new authenticator after signing in (POST /auth/totp/enrol)."
+            ).format(email=email)
         )
 
     audit = typer.Typer(help="The audit log of views and exports of personal data.")
@@ -265,4 +457,4 @@ def register(cli: typer.Typer) -> None:
         from app.services.access.audit import purge_audit
 
         n = purge_audit(_owner_url(), days)
-        typer.echo(f"{n} audit events older than the retention period deleted.")
+        typer.echo(_("{n} audit events older than the retention period deleted.").format(n=n))

@@ -1,12 +1,14 @@
-"""`porte db start | stop | status | url | migrate`: the private PostGIS cluster."""
+"""`porte db start | stop | status | url | migrate | replica`: the private PostGIS cluster."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
 from app.config import get_settings
+from app.i18n import _
 from app.pgcluster import Cluster, ClusterError
 
 
@@ -40,12 +42,16 @@ def register(cli: typer.Typer) -> None:
             c.start(install=install)
         except ClusterError as exc:
             _fail(exc)
-        typer.echo(f"PostGIS cluster running on 127.0.0.1:{c.port} (data in {c.data_dir}).")
+        typer.echo(
+            _("PostGIS cluster running on 127.0.0.1:{port} (data in {data_dir}).").format(
+                port=c.port, data_dir=c.data_dir
+            )
+        )
         if migrate:
             from app.migrate import upgrade
 
             upgrade(c.url("owner"))
-            typer.echo("Database schema is up to date.")
+            typer.echo(_("Database schema is up to date."))
 
     @db.command()
     def stop() -> None:
@@ -55,7 +61,7 @@ def register(cli: typer.Typer) -> None:
             c.stop()
         except ClusterError as exc:
             _fail(exc)
-        typer.echo("PostGIS cluster stopped.")
+        typer.echo(_("PostGIS cluster stopped."))
 
     @db.command()
     def status() -> None:
@@ -85,4 +91,26 @@ def register(cli: typer.Typer) -> None:
         from app.migrate import upgrade
 
         upgrade(resolve_urls(get_settings())[1], revision)
-        typer.echo(f"Database migrated to {revision}.")
+        typer.echo(_("Database migrated to {revision}.").format(revision=revision))
+
+    @db.command()
+    def replica(
+        data_dir: Path = typer.Argument(..., help="Folder of the new standby (must not exist)."),
+        port: int = typer.Option(..., "--port", help="Port of the standby (127.0.0.1)."),
+    ) -> None:
+        """Make a streaming replica (hot standby) of the private cluster and start it."""
+        c = _cluster()
+        try:
+            if not c.is_running():
+                raise ClusterError(_("The private cluster is not running: `porte db start` first."))
+            standby = c.create_standby(data_dir, port)
+        except ClusterError as exc:
+            _fail(exc)
+        typer.echo(
+            _(
+                "Streaming replica running on 127.0.0.1:{port} (data in {dir}). Reads that "
+                "tolerate lag go to it once the service has:\n    PORTE_REPLICA_URL={url}\n"
+                "Start it again later with PORTE_DB_DIR={dir} PORTE_DB_PORT={port} "
+                "porte db start --no-migrate (docs/scale.md)."
+            ).format(port=port, dir=standby.data_dir, url=standby.url("app"))
+        )

@@ -8,20 +8,33 @@ import secrets
 
 import typer
 
+from app.i18n import _
+
 
 async def _seed(settings, owner_url: str, password: str) -> dict:
-    """Demo campaign and accounts, then turfs, assignments and an invite through the API."""
-    from sqlalchemy.ext.asyncio import create_async_engine
+    """Demo campaign and accounts, then turfs, assignments, an invite and SYNTHETIC supporters
+    through the API."""
+    import httpx
 
     from app.commands.demo_field import seed_field
     from app.commands.demo_seed import create_demo_campaign_async
+    from app.commands.demo_supporters import seed_supporters
+    from app.db import make_engine
+    from app.main import create_app
 
-    engine = create_async_engine(owner_url)
+    engine = make_engine(owner_url)
     try:
         info = await create_demo_campaign_async(engine, password)
     finally:
         await engine.dispose()
     info.update(await seed_field(settings, info["campaign_id"], password))
+    app = create_app(settings)
+    try:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://demo") as c:
+            info.update(await seed_supporters(settings, info["campaign_id"], password, client=c))
+    finally:
+        await app.state.db.dispose()
     return info
 
 
@@ -30,10 +43,11 @@ def sample_loaded(owner_url: str) -> bool:
     import asyncio
 
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.db import make_engine
 
     async def _check() -> bool:
-        engine = create_async_engine(owner_url)
+        engine = make_engine(owner_url)
         try:
             async with engine.connect() as conn:
                 row = (
@@ -52,6 +66,41 @@ def sample_loaded(owner_url: str) -> bool:
     return asyncio.run(_check())
 
 
+def _demo_basemap(settings, owner_url: str, *, rebuild: bool) -> None:
+    """Serve the basemap the campaign installed (PORTE_BASEMAP) if any; else a placeholder built
+    from the loaded layers, next to the database, and say plainly that it is one."""
+    from app.commands.basemap import build_placeholder_file
+    from app.services.field.basemap import BasemapError, open_archive
+
+    if settings.basemap.exists():
+        try:
+            archive = open_archive(settings.basemap)
+        except BasemapError as exc:
+            msg = _("Basemap at {path} not usable: {detail}")
+            typer.secho(msg.format(path=settings.basemap, detail=exc.detail), fg="red")
+        else:
+            msg = _("Basemap: {path} ({name}).")
+            typer.echo(msg.format(path=settings.basemap, name=archive.info()["name"]))
+            archive.close()
+            return
+    out = settings.db_dir.parent / "demo-basemap.pmtiles"
+    if rebuild or not out.exists():
+        typer.echo(_("Building the placeholder basemap from the sample's layers..."))
+        info = build_placeholder_file(owner_url, out)
+        msg = _("  {tiles} tiles, {size} MB: {path}")
+        size = f"{info['size_bytes'] / 1e6:.1f}"
+        typer.echo(msg.format(tiles=info["tiles"], size=size, path=out))
+    os.environ["PORTE_BASEMAP"] = str(out)
+    typer.secho(
+        _(
+            "Basemap: a PLACEHOLDER built from the sample (communes, polling stations, door "
+            "points, street labels), not a street map. Install a real OpenStreetMap extract with "
+            "`porte basemap import FILE.pmtiles` (docs/maps.md)."
+        ),
+        fg="yellow",
+    )
+
+
 def register(cli: typer.Typer) -> None:
     """Add ``demo``."""
 
@@ -68,11 +117,13 @@ def register(cli: typer.Typer) -> None:
         from app.commands.demo_field import DEMO_DISTRICT
         from app.config import get_settings
         from app.db import resolve_urls
+        from app.local_secrets import announce_once
         from app.migrate import upgrade
         from app.pgcluster import Cluster, ClusterError
 
         os.environ["PORTE_MODE"] = "demo"
         settings = get_settings()
+        announce_once(settings, lambda m: typer.secho(m, fg="yellow"))
         if settings.database_url is None:
             cluster = Cluster(settings.db_dir, settings.db_port)
             try:
@@ -93,9 +144,16 @@ def register(cli: typer.Typer) -> None:
         else:
             typer.echo("Sample data already loaded (use --reload-sample to re-import).")
 
+        _demo_basemap(settings, owner_url, rebuild=reload_sample)
+
         password = os.environ.get("PORTE_DEMO_PASSWORD") or secrets.token_urlsafe(9)
-        base = f"http://{host}:{port}"
+        from app.config import base_url_for
+
+        base = base_url_for(host, port)
         os.environ.setdefault("PORTE_PUBLIC_BASE_URL", base)
+        from app.commands.demo_mail import start_demo_mail
+
+        sink = start_demo_mail(settings)  # before the app's settings are read: they point at it
         app_url, owner_url = resolve_urls(settings)
         settings = get_settings().model_copy(
             update={"database_url": app_url, "owner_database_url": owner_url}
@@ -105,11 +163,31 @@ def register(cli: typer.Typer) -> None:
         typer.echo(f"  campaign id : {info['campaign_id']} (election {info['election_date']})")
         for email in info["accounts"]:
             typer.echo(f"  {email:<24} password: {password}")
+        from app.commands.demo_seed import DEMO_SIDE
+        from app.i18n import _
+
         typer.echo(
-            f"  {info['turfs']} turfs cut in polling station {DEMO_DISTRICT}; one assigned to "
-            "volunteer@demo.local, one to this invite link (open it on a phone):"
+            _(
+                "  {turfs} turfs of about 150 households cut in polling station {district}; "
+                "three assigned to volunteer@demo.local, one to this invite link (open it on "
+                "a phone):"
+            ).format(turfs=info["turfs"], district=DEMO_DISTRICT)
         )
         typer.echo(f"  {info['invite_link']}")
+        if info.get("visits"):
+            typer.echo(
+                _(
+                    "  {visits} SYNTHETIC visits recorded over {rounds} rounds by "
+                    "volunteer@demo.local: grey doors on the maps, GET /campaigns/{cid}/progress."
+                ).format(visits=info["visits"], rounds=info["rounds"], cid=info["campaign_id"])
+            )
+        typer.echo(
+            _(
+                "  The campaign's side is {side} (a nuance of the sample's elections, chosen only "
+                "because it ran in all of them): the ranking's side, closeness and swing factors "
+                "count. Choose yours: GET /elections/{{id}}/sides, PUT /campaigns/{cid}/weights."
+            ).format(side=DEMO_SIDE, cid=info["campaign_id"])
+        )
         typer.echo(f"  API docs    : {base}/docs")
         typer.echo(f"  organiser map: {base}/organiser/   analyst map: {base}/analyst/")
         typer.secho(
@@ -117,7 +195,38 @@ def register(cli: typer.Typer) -> None:
             "import your département's BAN file to replace them.",
             fg="yellow",
         )
-        if serve:
-            import uvicorn
+        typer.secho(
+            _(
+                "  {n} SYNTHETIC consented supporters (made-up people, consent recorded per "
+                "purpose): as admin@demo.local try GET /campaigns/{cid}/supporters/review, "
+                "/supporters/aggregates (cells below k suppressed) and the GDPR rights "
+                '(docs/privacy.md, "Trying them on the demo").'
+            ).format(n=info["supporters"], cid=info["campaign_id"]),
+            fg="yellow",
+        )
+        if sink is not None:
+            typer.echo(
+                _(
+                    "  Mail is not sent out (no PORTE_SMTP_HOST): a local sink on 127.0.0.1:{port} "
+                    "writes every message (invitations, the privacy form's confirmation links) "
+                    "to {folder}, one .eml file each (plain text): open the newest to follow "
+                    "its link."
+                ).format(port=sink.port, folder=sink.folder)
+            )
+        if settings.local_secrets is not None:
+            typer.echo(
+                _(
+                    "  Secrets (token signing, data keys of the supporters): {path} - keep it "
+                    "with the cluster."
+                ).format(path=settings.local_secrets.path)
+            )
+        try:
+            if serve:
+                import uvicorn
 
-            uvicorn.run("app.main:create_app", factory=True, host=host, port=port, log_level="info")
+                uvicorn.run(
+                    "app.main:create_app", factory=True, host=host, port=port, log_level="info"
+                )
+        finally:
+            if sink is not None:
+                sink.stop()

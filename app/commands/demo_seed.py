@@ -12,12 +12,16 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.authz import ROLES
 from app.security import hash_password, token_hash
 
 DEMO_NAME = "Démo 92-13"
+# The demo's side: a real nuance of the sample's results, chosen only because it ran in every
+# election of the sample (so the side's score, closeness and swing all count). A campaign picks
+# its own (GET /elections/{id}/sides, then PUT /campaigns/{id}/weights {"side": ...}).
+DEMO_SIDE = "ENS"
 DEMO_DOMAIN = "demo.local"
 # The last municipal elections were held on 15 and 22 March 2026; councils sit for six years, so
 # the next ones fall in March 2032. Their exact date is only set by decree about a year before;
@@ -45,13 +49,15 @@ async def create_demo_campaign_async(
             user_ids[role] = (
                 await conn.execute(
                     text(
-                        "INSERT INTO app_user (email, password_hash) VALUES (:e, :h) "
+                        "INSERT INTO app_user (email, password_hash, can_create_campaigns) "
+                        "VALUES (:e, :h, :cc) "
                         "ON CONFLICT (email) DO UPDATE SET password_hash = EXCLUDED.password_hash,"
                         " is_active = true, totp_enabled = false, totp_secret_enc = NULL,"
-                        " totp_key_id = NULL "
+                        " totp_key_id = NULL, can_create_campaigns = EXCLUDED.can_create_campaigns "
                         "RETURNING id"
                     ),
-                    {"e": email, "h": pw_hash},
+                    # The demo's admin may create campaigns of its own, to try that too.
+                    {"e": email, "h": pw_hash, "cc": role == "admin"},
                 )
             ).scalar_one()
         cid = (
@@ -66,9 +72,10 @@ async def create_demo_campaign_async(
                 await conn.execute(
                     text(
                         "INSERT INTO campaign (name, election_date, visit_retention_date, "
-                        "created_by) VALUES (:n, :d, :r, :u) RETURNING id"
+                        "created_by, side) VALUES (:n, :d, :r, :u, :s) RETURNING id"
                     ),
                     {
+                        "s": DEMO_SIDE,
                         "n": DEMO_NAME,
                         "d": NEXT_MUNICIPAL_ELECTION,
                         "r": one_month_after(NEXT_MUNICIPAL_ELECTION),
@@ -153,14 +160,14 @@ def invite_token_for(secret_key: str, campaign_id: uuid.UUID, invite_id: uuid.UU
 def create_demo_campaign(owner_url: str, password: str) -> dict[str, Any]:
     """Create or refresh "Démo 92-13" and its four accounts; refuses in production mode."""
     from app.config import get_settings
-    from app.db import _asyncpg
+    from app.db import _asyncpg, make_engine
 
     settings = get_settings()
     if settings.mode == "production":
         raise RuntimeError("The demo creates known accounts: it never runs in production mode.")
 
     async def _run() -> dict[str, Any]:
-        engine = create_async_engine(_asyncpg(owner_url))
+        engine = make_engine(_asyncpg(owner_url))
         try:
             return await create_demo_campaign_async(
                 engine, password, secret_key=settings.secret_key

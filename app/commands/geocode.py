@@ -13,6 +13,7 @@ import typer
 
 from app.config import get_settings
 from app.dburl import resolve_urls
+from app.i18n import _
 
 OUT_COLUMNS = [
     "level",
@@ -37,8 +38,8 @@ def register(cli: typer.Typer) -> None:
         output: Path | None = typer.Option(None, "-o", help="Output CSV (default: stdout)."),
     ) -> None:
         """Geocode FILE with the local geocoder; writes it back with level, score, lon, lat…"""
-        from sqlalchemy.ext.asyncio import create_async_engine
-
+        from app.csvsafe import SafeDictWriter
+        from app.db import make_engine
         from app.services.people.geocoder import BATCH, geocode_parsed, parse_address
 
         with open(file, encoding="utf-8-sig", newline="") as fh:
@@ -51,15 +52,16 @@ def register(cli: typer.Typer) -> None:
             header = list(reader.fieldnames or [])
         if column not in header:
             typer.secho(
-                f"Column {column!r} not found; the header has: {', '.join(header)}. "
-                "Use --column NAME.",
+                _(
+                    "Column {column!r} not found; the header has: {columns}. Use --column NAME."
+                ).format(column=column, columns=", ".join(header)),
                 fg="red",
                 err=True,
             )
             raise typer.Exit(2)
 
         async def run():
-            engine = create_async_engine(resolve_urls(get_settings())[0], pool_size=1)
+            engine = make_engine(resolve_urls(get_settings())[0], pool_size=1)
             out = []
             t0 = time.perf_counter()
             async with engine.connect() as conn:
@@ -69,8 +71,11 @@ def register(cli: typer.Typer) -> None:
                         conn, [parse_address(r[column] or "") for r in part]
                     )
                     typer.echo(
-                        f"  {len(out)}/{len(rows)} addresses "
-                        f"({len(out) / (time.perf_counter() - t0):.0f}/s)",
+                        _("  {done}/{total} addresses ({rate:.0f}/s)").format(
+                            done=len(out),
+                            total=len(rows),
+                            rate=len(out) / (time.perf_counter() - t0),
+                        ),
                         err=True,
                     )
             await engine.dispose()
@@ -83,7 +88,8 @@ def register(cli: typer.Typer) -> None:
                 if output
                 else sys.stdout
             )
-            w = csv.DictWriter(fh, fieldnames=header + [c for c in OUT_COLUMNS if c not in header])
+            # The output is for a spreadsheet: no cell (the file's or the geocoder's) can run.
+            w = SafeDictWriter(fh, fieldnames=header + [c for c in OUT_COLUMNS if c not in header])
             w.writeheader()
             for r, g in zip(rows, results, strict=True):
                 d = g.as_dict()
@@ -92,8 +98,8 @@ def register(cli: typer.Typer) -> None:
         for g in results:
             levels[g.level] = levels.get(g.level, 0) + 1
         typer.echo(
-            "Levels: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(levels.items()))
-            + ". Anything below housenumber goes to the review list after import.",
+            _(
+                "Levels: {levels}. Anything below housenumber goes to the review list after import."
+            ).format(levels=", ".join(f"{k} {v}" for k, v in sorted(levels.items()))),
             err=True,
         )

@@ -13,6 +13,7 @@ from pathlib import Path
 import typer
 
 from app.errors import ImportFailed
+from app.i18n import _
 
 FileArg = typer.Argument(..., help="The file to import.", show_default=False)
 MaxRejects = typer.Option(
@@ -21,7 +22,7 @@ MaxRejects = typer.Option(
 Report = typer.Option(
     None, "--report", help="Where to write rejected rows (default: FILE.rejects.csv)."
 )
-Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar.")
+Quiet = typer.Option(False, "--quiet", "-q", help="No progress bar (the summary is still shown).")
 AsJson = typer.Option(False, "--json", help="Print the summary as JSON.")
 
 
@@ -47,19 +48,34 @@ def _run(coro, as_json: bool) -> None:
     except OSError as exc:
         err.print(f"[bold red]Import failed:[/] {exc}. Nothing was imported.", highlight=False)
         raise typer.Exit(1) from None
+    except Exception as exc:
+        # The database went away mid-import (restarted, connection cut): the transaction was
+        # never committed, so nothing of this run is stored.
+        import asyncpg
+
+        if not isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+            raise
+        err.print(
+            _(
+                "[bold red]Import failed:[/] the database connection was lost ({error}). Nothing "
+                "was imported; run the same command again once the database is back."
+            ).format(error=exc),
+            highlight=False,
+        )
+        raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         Console().print(report.summary(), highlight=False)
-    # Tiles, doors or districts changed: re-allocate tile counts to districts now, once, rather
-    # than in the first ranking request.
-    from app.services.reference.allocation import refresh_if_stale
+    # Tiles, doors or districts changed: rebuild the allocation of the blocks they touch now, in
+    # resumable steps, rather than in the first ranking request.
+    from app.commands.allocation import run_refresh
 
     if not as_json:
-        err.print("Refreshing the tile-to-district allocation used by the ranking...")
-    asyncio.run(refresh_if_stale(_owner_url()))
+        err.print(_("Refreshing the tile-to-district allocation used by the ranking..."))
+    run_refresh(quiet=as_json)
     if not as_json:
-        err.print("Refreshing district shapes for the maps and the campaigns' territories...")
+        err.print(_("Refreshing district shapes for the maps and the campaigns' territories..."))
     asyncio.run(refresh_maps_and_territories(_owner_url()))
 
 

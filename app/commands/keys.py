@@ -22,10 +22,14 @@ def register(cli: typer.Typer) -> None:
 
     @keys.command()
     def generate() -> None:
-        """Print a new data key (added to the existing ones) and, if missing, HMAC/secret keys."""
+        """Print a new data key (added to the existing ones) and the HMAC and secret keys the
+        environment lacks (in development and demo modes, those of the local secrets file, so
+        that data already stored stays readable)."""
+        from app.config import Settings
         from app.services.access.crypto import generate_key
 
         s = get_settings()
+        given = Settings()  # the environment alone, without the local secrets file
         kid = datetime.now(UTC).strftime("k%Y%m%d%H%M%S")
         kmap = dict(s.data_key_map)
         kmap[kid] = generate_key()
@@ -33,14 +37,17 @@ def register(cli: typer.Typer) -> None:
             "# Put these in the service's environment, restart it, then run "
             "`porte keys rotate`. Keep the old keys until the rotation has finished."
         )
+        if s.local_secrets is not None:
+            typer.echo(f"# Values not in the environment come from {s.local_secrets.path}.")
         typer.echo(f"PORTE_DATA_KEYS='{json.dumps(kmap)}'")
         typer.echo(f"PORTE_DATA_KEY_ID={kid}")
-        if not s.hmac_key:
-            typer.echo(f"PORTE_HMAC_KEY={secrets.token_urlsafe(32)}")
+        if not given.hmac_key:
+            typer.echo(f"PORTE_HMAC_KEY={s.hmac_key or secrets.token_urlsafe(48)}")
         else:
             typer.echo("# PORTE_HMAC_KEY is set: keep it (duplicate detection depends on it).")
-        if s.secret_key == DEFAULT_SECRET:
-            typer.echo(f"PORTE_SECRET_KEY={secrets.token_urlsafe(48)}")
+        if given.secret_key == DEFAULT_SECRET:
+            current = s.secret_key if s.secret_key != DEFAULT_SECRET else None
+            typer.echo(f"PORTE_SECRET_KEY={current or secrets.token_urlsafe(48)}")
 
     @keys.command()
     def rotate(batch: int = typer.Option(500, help="Rows per transaction.")) -> None:

@@ -18,11 +18,13 @@ async def _rank(
 ) -> tuple[dict, str]:
     from sqlalchemy import text
 
+    from app import disclosure
     from app.config import get_settings
     from app.db import make_engine, resolve_urls, set_tenant
     from app.services.ranking import service as ranking
 
-    _, owner_url = resolve_urls(get_settings())
+    settings = get_settings()
+    _, owner_url = resolve_urls(settings)
     engine = make_engine(owner_url, pool_size=1)
     try:
         async with engine.connect() as conn, conn.begin():
@@ -43,8 +45,9 @@ async def _rank(
                 side=side,
                 swing_from=swing_from,
                 limit=limit,
+                settings=settings,
             )
-        result["districts"] = [ranking.apply_k(d, row.k_threshold) for d in result["districts"]]
+        result["districts"] = [disclosure.apply_k(d, row.k_threshold) for d in result["districts"]]
         return result, row.name
     finally:
         await engine.dispose()

@@ -16,16 +16,25 @@ Exit codes: 0 every row stored; 3 ``--valid-rows-only`` stored the valid rows an
 from __future__ import annotations
 
 import asyncio
-import csv
 import getpass
 import socket
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 import typer
 
 EXIT_PARTIAL = 3
+
+
+class Source(StrEnum):
+    """The CRMs whose exports ``--from`` reads (``auto``: recognised from the header)."""
+
+    nationbuilder = "nationbuilder"
+    civicrm = "civicrm"
+    digitalebox = "digitalebox"
+    auto = "auto"
 
 
 def _say(message: str, *, err: bool = True, fg: str | None = None) -> None:
@@ -52,11 +61,12 @@ class _ReportFile:
         self.rows = 0
 
     def write(self, rejected: list[dict[str, Any]]) -> None:
+        from app.csvsafe import SafeWriter
         from app.services.people.supporters.imports import REPORT_COLUMNS, report_rows
 
         if self._w is None:
             self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self._w = csv.writer(self._fh)
+            self._w = SafeWriter(self._fh)
             self._w.writerow(REPORT_COLUMNS)
         self._w.writerows(report_rows(rejected))
         self.rows += len(rejected)
@@ -84,46 +94,155 @@ async def _import(
     report: _ReportFile,
     chunk_rows: int,
     quiet: bool,
+    source: str | None = None,
+    tags: str | None = None,
+    dry_run: bool = False,
 ) -> tuple[Any, Any]:
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     from app.config import get_settings
     from app.db import make_engine, resolve_urls
+    from app.i18n import _
     from app.services.people.supporters.imports import CsvStream, admin_context, import_stream
 
     settings = get_settings()
     engine = make_engine(resolve_urls(settings)[0], pool_size=1)  # the service's role
     stream = CsvStream(file, chunk_rows)
     try:
-        async with async_sessionmaker(engine)() as session, session.begin():
-            ctx = await admin_context(
-                session, settings, campaign=campaign, admin_email=admin, client="command line"
-            )
-            if not quiet:
-                _say(
-                    f"Importing {file.name} into campaign {ctx.extras['campaign_name']!r} "
-                    f"for {admin.strip().lower()}, {chunk_rows:,} rows at a time "
-                    f"({'valid rows only' if valid_rows_only else 'all or nothing'})..."
+        async with async_sessionmaker(engine)() as session:
+            tx = await session.begin()
+            try:
+                ctx = await admin_context(
+                    session, settings, campaign=campaign, admin_email=admin, client="command-line"
                 )
-            run = await import_stream(
-                ctx,
-                stream,
-                mapping=mapping,
-                valid_rows_only=valid_rows_only,
-                on_rejected=report.write,
-                on_chunk=None if quiet else _progress,
-                audit_details={
-                    "via": "command line",
-                    "os_user": getpass.getuser(),
-                    "host": socket.gethostname(),
-                    "file": file.name,
-                },
-            )
+                if not quiet:
+                    what = _("Checking (dry run, nothing is stored)") if dry_run else _("Importing")
+                    _say(
+                        _(
+                            "{what} {file} into campaign {campaign!r} for {admin}, {n:,} rows at "
+                            "a time ({mode})..."
+                        ).format(
+                            what=what,
+                            file=file.name,
+                            campaign=ctx.extras["campaign_name"],
+                            admin=admin.strip().lower(),
+                            n=chunk_rows,
+                            mode=_("valid rows only") if valid_rows_only else _("all or nothing"),
+                        )
+                    )
+                run = await import_stream(
+                    ctx,
+                    stream,
+                    mapping=mapping,
+                    valid_rows_only=valid_rows_only,
+                    on_rejected=report.write,
+                    on_chunk=None if quiet else _progress,
+                    on_start=None if quiet else _started,
+                    audit_details={
+                        "via": "command line",
+                        "os_user": getpass.getuser(),
+                        "host": socket.gethostname(),
+                        "file": file.name,
+                    },
+                    source=source,
+                    tags=tags,
+                    dry_run=dry_run,
+                )
+            except BaseException:
+                await tx.rollback()
+                raise
+            if dry_run:
+                await tx.rollback()  # the dry run stores nothing (not even its duplicate index)
+            else:
+                await tx.commit()
         return ctx, run
     finally:
         stream.close()
         report.close()
         await engine.dispose()
+
+
+def _started(run: Any) -> None:
+    if run.source_note:
+        _say(run.source_note[:1].upper() + run.source_note[1:] + ".")
+
+
+def _print_source_report(run: Any, *, dry_run: bool) -> None:
+    """The columns, bases, refusals, opt-outs, duplicates, geocoding and tags of a CRM import."""
+    from app.i18n import _
+
+    rep = run.report()
+    f = rep["file"]
+    line = _("File: {encoding}, {delimiter}-separated.").format(
+        encoding=f["encoding"], delimiter=f["delimiter"]
+    )
+    if f["duplicated_columns"]:
+        line += " " + _(
+            "Repeated column names: {names} (the first non-empty value is used)."
+        ).format(names=", ".join(f"{n} ×{c}" for n, c in f["duplicated_columns"].items()))
+    _say(line, err=False)
+    _say(_("Columns:"), err=False)
+    width = min(max(len(c["column"]) for c in rep["columns"]), 34)
+    for c in rep["columns"]:
+        if "maps_to" in c:
+            _say(f"  {c['column']:<{width}}  -> {c['use']}", err=False)
+        else:
+            _say(
+                f"  {c['column']:<{width}}  " + _("dropped: {why}").format(why=c["why"]),
+                err=False,
+            )
+    verb = _("would be imported") if dry_run else _("imported")
+    loaded = rep.get("would_load", rep.get("loaded", 0))
+    _say(
+        _(
+            "Rows: {rows:,} read, {loaded:,} {verb}, {refused:,} refused, {rejected:,} rejected."
+        ).format(
+            rows=rep["rows"],
+            loaded=loaded,
+            verb=verb,
+            refused=rep["refused_count"],
+            rejected=rep["rejected_count"],
+        ),
+        err=False,
+    )
+
+    def counts(d: dict) -> str:
+        return ", ".join(f"{k} {v:,}" for k, v in sorted(d.items())) or _("none")
+
+    _say(_("By legal basis: {counts}.").format(counts=counts(rep["by_basis"])), err=False)
+    _say(_("By purpose: {counts}.").format(counts=counts(rep["purposes"])), err=False)
+    if rep["refused_reasons"]:
+        _say(_("Refused rows, by reason:"), err=False)
+        for reason, n in sorted(rep["refused_reasons"].items(), key=lambda x: -x[1]):
+            _say(f"  {n:>7,}  {reason}", err=False)
+    if rep["opt_outs_and_left_out"]:
+        _say(_("Opt-outs honoured and values left out:"), err=False)
+        for item in rep["opt_outs_and_left_out"].values():
+            _say(f"  {item['rows']:>7,}  {item['what']}", err=False)
+    d = rep["duplicates"]
+    _say(
+        _(
+            "Duplicates (keyed hash of e-mail and phone): {f:,} in the file, {c:,} already in the "
+            "campaign."
+        ).format(f=d["in_file"], c=d["in_campaign"]),
+        err=False,
+    )
+    g = rep["geocoding"]
+    line = _(
+        "Geocoding: door {door:,}, street {street:,}, commune {commune:,}, none {none:,}"
+    ).format(**g)
+    if rep["why_none"]:
+        line += " (" + _("why none: {why}").format(why=counts(rep["why_none"])) + ")"
+    _say(line + ".", err=False)
+    t = rep["tags"]
+    if t["kept"] or t["dropped"]:
+        _say(
+            _("Tags kept: {kept}. Not in --tags, dropped: {dropped}.").format(
+                kept=counts(t["kept"]), dropped=counts(t["dropped"])
+            ),
+            err=False,
+        )
+    _say(rep["legal_note"], err=False)
 
 
 def register(cli: typer.Typer) -> None:
@@ -137,7 +256,11 @@ def register(cli: typer.Typer) -> None:
     @group.command("import")
     def import_(
         file: Path = typer.Argument(
-            ..., exists=True, dir_okay=False, readable=True, help="CSV, UTF-8, `;` or `,`."
+            ...,
+            exists=True,
+            dir_okay=False,
+            readable=True,
+            help="CSV (UTF-8, UTF-16 or Latin-1; `;`, `,` or tab).",
         ),
         campaign: str = typer.Option(..., "--campaign", help="Campaign id, or its exact name."),
         admin: str = typer.Option(
@@ -160,11 +283,26 @@ def register(cli: typer.Typer) -> None:
             5_000, "--chunk-rows", min=1, help="Rows read, checked and stored at a time."
         ),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
+        source: Source | None = typer.Option(
+            None,
+            "--from",
+            help="Read FILE as this CRM's people export: nationbuilder, civicrm, digitalebox or "
+            "auto (built-in mapping; each row under a lawful basis or refused).",
+        ),
+        tags: str | None = typer.Option(
+            None, "--tags", help="With --from: the tags to keep, comma-separated (others dropped)."
+        ),
+        dry_run: bool = typer.Option(
+            False,
+            "--dry-run",
+            help="Read and check the whole file, report what would happen, store nothing.",
+        ),
     ) -> None:
         """Import supporters (all or nothing unless --valid-rows-only); rejected rows to a CSV."""
         from sqlalchemy.exc import DBAPIError
 
         from app.errors import ImportFailed, PorteError
+        from app.i18n import _
 
         report_file = _ReportFile(report or file.with_name(file.name + ".rejects.csv"))
         try:
@@ -184,6 +322,9 @@ def register(cli: typer.Typer) -> None:
                     report=report_file,
                     chunk_rows=chunk_rows,
                     quiet=quiet,
+                    source=source.value if source else None,
+                    tags=tags,
+                    dry_run=dry_run,
                 )
             )
         except KeyboardInterrupt:
@@ -211,6 +352,15 @@ def register(cli: typer.Typer) -> None:
             )
             raise typer.Exit(1) from None
         except DBAPIError as exc:
+            from app.dbfaults import disk_full_advice, is_disk_full
+
+            if is_disk_full(exc):
+                first = str(exc.orig).splitlines()[0]
+                _say(
+                    _("Import failed: {error}.").format(error=first) + " " + disk_full_advice(),
+                    fg="red",
+                )
+                raise typer.Exit(1) from None
             # e.g. the same person added through the API while the import ran (unique index)
             _say(
                 f"Import failed: the database refused it ({type(exc.orig).__name__}: "
@@ -218,6 +368,34 @@ def register(cli: typer.Typer) -> None:
                 fg="red",
             )
             raise typer.Exit(1) from None
+        if run.reader is not None:
+            _print_source_report(run, dry_run=dry_run)
+        if dry_run:
+            if run.reader is None:
+                _say(
+                    _("{ok:,} of {n:,} rows would be imported; {bad:,} rejected.").format(
+                        ok=run.loaded, n=run.rows, bad=run.rejected_count
+                    ),
+                    err=False,
+                )
+            if report_file.rows:
+                _say(
+                    _(
+                        "The rows that would not come are listed in {path} (row, field, reason)."
+                    ).format(path=report_file.path),
+                    err=False,
+                )
+            _say(_("Dry run: nothing was stored."), err=False)
+            if run.doomed:
+                _say(
+                    _(
+                        "As asked (all or nothing), this import would store nothing: fix the "
+                        "rejected rows or add --valid-rows-only."
+                    ),
+                    fg="yellow",
+                )
+                raise typer.Exit(1)
+            return
         levels = ", ".join(f"{k} {v:,}" for k, v in sorted(run.geocoded.items())) or "none"
         _say(
             f"Imported {run.loaded:,} of {run.rows:,} rows into campaign "
@@ -231,8 +409,16 @@ def register(cli: typer.Typer) -> None:
                 f"GET /campaigns/{ctx.campaign_id}/supporters/review.",
                 err=False,
             )
-        if run.ignored_columns:
+        if run.ignored_columns and run.reader is None:
             _say(f"Columns not stored: {', '.join(run.ignored_columns)}.", err=False)
+        if run.refused_count:
+            _say(
+                _(
+                    "{n:,} rows were refused (no lawful basis, or opted out) and not stored: "
+                    "see {path} (row, field, reason)."
+                ).format(n=run.refused_count, path=report_file.path),
+                err=False,
+            )
         _say(
             f"Recorded in the campaign's audit log (supporter.import, by {ctx.extras['email']}, "
             "from the command line).",

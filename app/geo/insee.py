@@ -10,6 +10,8 @@ import math
 import re
 from typing import NamedTuple
 
+from app.i18n import _
+
 SRID = 3035
 _ID = re.compile(r"^CRS3035RES(\d+)(m|km)N(\d+)E(\d+)$", re.IGNORECASE)
 
@@ -50,21 +52,31 @@ def parse_tile_id(value: str) -> Tile:
     m = _ID.match(value.strip()) if isinstance(value, str) else None
     if not m:
         raise TileIdError(
-            f"{value!r} is not an INSPIRE grid id (expected like CRS3035RES200mN2875800E3756000)"
+            _(
+                "{value!r} is not an INSPIRE grid id (expected like CRS3035RES200mN2875800E3756000)"
+            ).format(value=value)
         )
     size = int(m.group(1)) * (1000 if m.group(2).lower() == "km" else 1)
     north, east = int(m.group(3)), int(m.group(4))
     if size <= 0:
-        raise TileIdError(f"{value!r}: the grid resolution must be positive")
+        raise TileIdError(_("{value!r}: the grid resolution must be positive").format(value=value))
     if north % size or east % size:
-        raise TileIdError(f"{value!r}: the corner N{north} E{east} is not on the {size} m grid")
+        raise TileIdError(
+            _("{value!r}: the corner N{north} E{east} is not on the {size} m grid").format(
+                value=value, north=north, east=east, size=size
+            )
+        )
     return Tile(east, north, size)
 
 
 def tile_id(east: int, north: int, size: int = 200) -> str:
     """The INSPIRE id of the square with this lower-left corner and side (metres)."""
     if size <= 0 or east % size or north % size:
-        raise TileIdError(f"E{east} N{north} is not a corner of the {size} m grid")
+        raise TileIdError(
+            _("E{east} N{north} is not a corner of the {size} m grid").format(
+                east=east, north=north, size=size
+            )
+        )
     return f"CRS3035RES{size}mN{north}E{east}"
 
 

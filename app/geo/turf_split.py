@@ -7,10 +7,11 @@ intersection of half-planes): turfs never interleave, and they are about as comp
 doors allow. When street names are known, each cut may move a little (within a balance budget)
 to the position that splits the fewest streets, so streets stay whole where possible.
 
-Balance: every group's doors-per-turf stays within 60 % of ``tolerance`` of the global mean
-``n / k`` (so ±9 % for the ±15 % promise), plus one door of rounding.
-``k = round(n / doors_per_turf)`` (at least 1), so the mean is the closest achievable to the
-requested size.
+Balance: each door weighs what the organiser balances on: 1 (doors), its households (the work
+in flats), or its estimated seconds of work. Every group's weight-per-turf stays within 60 % of
+``tolerance`` of the global mean ``W / k`` (so ±9 % for the ±15 % promise), plus one door of
+rounding (a tower block of 200 flats is one door: it cannot be split, and the plan says so).
+``k = round(W / per_turf)`` (at least 1), so the mean is the closest achievable to the request.
 
 Coordinates: metres in a local equirectangular projection centred on the doors (error well
 under 0.1 % over a commune), see ``project_local``.
@@ -69,11 +70,14 @@ def project_local(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, LocalPr
 
 
 # ---------------------------------------------------------------- splitting
-def turf_count(n_doors: int, doors_per_turf: int) -> int:
-    """How many turfs: the count whose mean size is nearest ``doors_per_turf`` (at least 1)."""
-    if doors_per_turf < 1:
-        raise ValueError("doors_per_turf must be at least 1")
-    return max(1, round(n_doors / doors_per_turf))
+def turf_count(total: float, per_turf: float) -> int:
+    """How many turfs: the count whose mean size is nearest ``per_turf`` (at least 1).
+
+    ``total`` and ``per_turf`` are in the measure the cut balances: doors, households or seconds.
+    """
+    if per_turf <= 0:
+        raise ValueError("per_turf must be positive")
+    return max(1, round(total / per_turf))
 
 
 def _principal_axis(centred: np.ndarray) -> np.ndarray:
@@ -97,21 +101,64 @@ def _streets_cut(street_seq: np.ndarray) -> np.ndarray:
     return np.cumsum(diff)[: n + 1]
 
 
+def _cut_position(
+    cum: np.ndarray, k1: int, k2: int, mean: float, band: float, streets: np.ndarray | None
+) -> int:
+    """Where to cut a sorted group: ``cum[c]`` is the weight of its first ``c`` doors.
+
+    The exact cut puts ``k1 / (k1 + k2)`` of the weight first. With street names and a balance
+    budget, the cut may move to any position keeping both halves within ``band`` of ``mean`` per
+    turf, choosing the one that splits the fewest streets (then the nearest to exact).
+    """
+    m = len(cum) - 1
+    total = cum[-1]
+    target = int(np.clip(np.searchsorted(cum, total * k1 / (k1 + k2)), 1, m - 1))
+    # The exact position is between two doors: take the side nearer the exact weight.
+    if target > 1 and abs(cum[target - 1] - total * k1 / (k1 + k2)) < abs(
+        cum[target] - total * k1 / (k1 + k2)
+    ):
+        target -= 1
+    if streets is None or band <= 0:
+        return target
+    first_lo, first_hi = k1 * mean * (1 - band), k1 * mean * (1 + band)
+    second_lo, second_hi = k2 * mean * (1 - band), k2 * mean * (1 + band)
+    positions = np.arange(1, m)
+    w_first = cum[1:m]
+    ok = (
+        (w_first >= first_lo)
+        & (w_first <= first_hi)
+        & (total - w_first >= second_lo)
+        & (total - w_first <= second_hi)
+    )
+    if not ok.any():
+        return target
+    candidates = positions[ok]
+    crossing = _streets_cut(streets)[candidates]
+    score = crossing * (m + 1) + np.abs(candidates - target)
+    return int(candidates[int(np.argmin(score))])
+
+
 def split_doors(
     xy: np.ndarray,
-    doors_per_turf: int,
+    per_turf: float,
     streets: np.ndarray | None = None,
     tolerance: float = 0.15,
+    weights: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Label each door with its turf (0..k-1); labels follow a spatially coherent order."""
+    """Label each door with its turf (0..k-1); labels follow a spatially coherent order.
+
+    ``weights`` is each door's share of the measure being balanced (1 a door when None: doors;
+    the door's households; or its estimated seconds of work). ``per_turf`` is in that measure.
+    """
     xy = np.asarray(xy, dtype=float)
     n = len(xy)
     labels = np.zeros(n, dtype=np.int64)
     if n == 0:
         return labels
-    k_total = turf_count(n, doors_per_turf)
-    mean = n / k_total
-    # Every group's doors-per-turf must stay within this band around the global mean; a cut
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
+    k_total = min(n, turf_count(float(w.sum()), per_turf))
+    mean = float(w.sum()) / k_total
+    # Every group's measure-per-turf must stay within this band around the global mean; a cut
     # may move anywhere that keeps both halves inside it (exact halving always does), so the
     # final turfs stay within the band plus one door of rounding, whatever the depth.
     band = tolerance * 0.6 if streets is not None else 0.0
@@ -120,46 +167,42 @@ def split_doors(
     next_label = 0
     while stack:
         idx, k = stack.pop()
-        if k == 1:
+        if k == 1 or len(idx) == 1:
             labels[idx] = next_label
             next_label += 1
             continue
         k1 = k // 2
-        k2 = k - k1
         pts = xy[idx]
         centred = pts - pts.mean(axis=0)
         proj = centred @ _principal_axis(centred)
         order = np.argsort(proj, kind="stable")
-        m = len(idx)
-        target = round(m * k1 / k)
-        cut = target
-        if street_arr is not None and band > 0:
-            lo = max(1, math.ceil(k1 * mean * (1 - band)), m - math.floor(k2 * mean * (1 + band)))
-            hi = min(
-                m - 1, math.floor(k1 * mean * (1 + band)), m - math.ceil(k2 * mean * (1 - band))
-            )
-            lo, hi = min(lo, target), max(hi, target)
-            if hi > lo:
-                crossing = _streets_cut(street_arr[idx][order])[lo : hi + 1]
-                # Fewest split streets; among equals, the cut nearest the exact balance.
-                score = crossing * (m + 1) + np.abs(np.arange(lo, hi + 1) - target)
-                cut = lo + int(np.argmin(score))
+        cum = np.concatenate([[0.0], np.cumsum(w[idx][order])])
+        cut = _cut_position(
+            cum, k1, k - k1, mean, band, None if street_arr is None else street_arr[idx][order]
+        )
+        # A part never gets more turfs than doors (a tower block cannot be split).
+        k1 = min(k1, cut)
+        k2 = min(k - k1, len(idx) - cut)
         # Second half pushed first so that the first half is labelled first (neighbours close).
-        stack.append((idx[order[cut:]], k - k1))
+        stack.append((idx[order[cut:]], k2))
         stack.append((idx[order[:cut]], k1))
     return labels
 
 
-def balance(labels: np.ndarray) -> dict[str, float]:
-    """Sizes of the turfs: min, max, mean and the largest relative deviation from the mean."""
-    sizes = np.bincount(np.asarray(labels)) if len(labels) else np.zeros(0, dtype=int)
+def balance(labels: np.ndarray, weights: np.ndarray | None = None) -> dict[str, float]:
+    """Sizes of the turfs (in ``weights``, doors when None): min, max, mean, largest deviation."""
+    sizes = (
+        np.bincount(np.asarray(labels), weights=weights)
+        if len(labels)
+        else np.zeros(0, dtype=float)
+    )
     if len(sizes) == 0:
         return {"turfs": 0, "min": 0, "max": 0, "mean": 0.0, "max_deviation": 0.0}
     mean = float(sizes.mean())
     return {
         "turfs": int(len(sizes)),
-        "min": int(sizes.min()),
-        "max": int(sizes.max()),
+        "min": float(sizes.min()),
+        "max": float(sizes.max()),
         "mean": mean,
         "max_deviation": float(np.abs(sizes - mean).max() / mean),
     }
@@ -213,16 +256,20 @@ class CutPlan:
 def cut_plan(
     lon: np.ndarray,
     lat: np.ndarray,
-    doors_per_turf: int,
+    per_turf: float,
     *,
     streets: np.ndarray | None = None,
     parity: np.ndarray | None = None,
     households: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
     tolerance: float = 0.15,
 ) -> CutPlan:
-    """Split doors into turfs and give each a walking order, length, compactness and outline."""
+    """Split doors into turfs and give each a walking order, length, compactness and outline.
+
+    ``weights`` (one a door by default) is the measure balanced, ``per_turf`` its target.
+    """
     xy, proj = project_local(lon, lat)
-    labels = split_doors(xy, doors_per_turf, streets, tolerance)
+    labels = split_doors(xy, per_turf, streets, tolerance, weights)
     turfs: list[TurfPlan] = []
     order_all = np.argsort(labels, kind="stable")
     bounds = np.searchsorted(labels[order_all], np.arange(labels.max() + 2 if len(labels) else 0))
@@ -251,4 +298,4 @@ def cut_plan(
     if streets is not None and len(labels):
         pairs = np.unique(np.column_stack([np.asarray(streets), labels]), axis=0)
         split = int(len(pairs) - len(np.unique(pairs[:, 0])))
-    return CutPlan(turfs=turfs, balance=balance(labels), streets_split=split)
+    return CutPlan(turfs=turfs, balance=balance(labels, weights), streets_split=split)

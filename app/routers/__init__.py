@@ -8,7 +8,9 @@ from app.routers import (
     assignments,
     audit,
     auth,
+    basemap,
     campaigns,
+    elections,
     exports,
     gdpr,
     invites,
@@ -20,10 +22,12 @@ from app.routers import (
     ranking,
     reference,
     rounds,
+    server,
     supporters,
     tiles,
     turfs,
     visits,
+    volunteers,
 )
 
 # Order matters only for the OpenAPI listing; the pages module also mounts static files.
@@ -31,7 +35,9 @@ ROUTERS = (
     assignments,
     audit,
     auth,
+    basemap,
     campaigns,
+    elections,
     exports,
     gdpr,
     invites,
@@ -43,10 +49,12 @@ ROUTERS = (
     ranking,
     reference,
     rounds,
+    server,
     supporters,
     tiles,
     turfs,
     visits,
+    volunteers,
 )
 
 

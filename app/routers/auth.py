@@ -11,6 +11,8 @@ from app.schemas import (
     InviteSessionOut,
     InviteTokenIn,
     MeOut,
+    MePatch,
+    PasswordChangeIn,
     RefreshIn,
     TokenOut,
     TotpCodeIn,
@@ -41,8 +43,10 @@ async def sign_in(
 ) -> TokenOut:
     """Sign in with e-mail (``username``) and password, plus ``totp`` when two-factor is on.
 
-    Five failures a minute per account or per address answer 429 with ``Retry-After``. A wrong
-    e-mail and a wrong password get the same answer.
+    Five failures a minute from one address, or at one account from one address, answer 429 with
+    ``Retry-After``; an account under attack lets each failing address one guess a minute, and
+    still lets its owner in from an address without failures. A wrong e-mail and a wrong
+    password get the same answer.
     """
     pair = await service.sign_in(
         db,
@@ -72,9 +76,37 @@ async def refresh(data: RefreshIn, db: DatabaseDep, settings: SettingsDep) -> To
 
 @router.post("/logout", status_code=204)
 async def logout(data: RefreshIn, db: DatabaseDep) -> Response:
-    """End a sign-in: its refresh tokens stop working (access tokens expire within minutes)."""
+    """End a sign-in: its refresh tokens stop working, and every access token of the account
+    at once (other sign-ins of the account get a new one at their next refresh)."""
     await service.logout(db, token=data.refresh_token)
     return Response(status_code=204)
+
+
+@router.post("/password", response_model=TokenOut)
+async def change_password(
+    request: Request,
+    data: PasswordChangeIn,
+    user_id: CurrentUserId,
+    principal: Annotated[Principal, Depends(current_principal)],
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> TokenOut:
+    """Change your password (the current one is asked). Every sign-in of the account ends; the
+    answer is a new sign-in for this session."""
+    pair = await service.change_password(
+        db,
+        settings,
+        user_id=user_id,
+        current=data.current_password,
+        new=data.new_password,
+        client=client_address(request),
+        mfa=principal.mfa,
+    )
+    return TokenOut(
+        access_token=pair.access_token,
+        refresh_token=pair.refresh_token,
+        expires_in=pair.expires_in,
+    )
 
 
 @router.post("/invite", response_model=InviteSessionOut)
@@ -101,6 +133,19 @@ async def me(
     return await service.me(session, user_id=user_id, mfa=principal.mfa)
 
 
+@router.patch("/me", response_model=MeOut)
+async def update_me(
+    data: MePatch,
+    user_id: CurrentUserId,
+    session: Session,
+    principal: Annotated[Principal, Depends(current_principal)],
+) -> dict:
+    """Set the name organisers see beside your e-mail (``null`` clears it)."""
+    return await service.set_display_name(
+        session, user_id=user_id, display_name=data.display_name, mfa=principal.mfa
+    )
+
+
 @router.post("/totp/enrol", response_model=TotpEnrolOut)
 async def totp_enrol(user_id: CurrentUserId, session: Session, settings: SettingsDep) -> dict:
     """Start two-factor sign-in: scan the QR code, then confirm with a code.
@@ -111,17 +156,34 @@ async def totp_enrol(user_id: CurrentUserId, session: Session, settings: Setting
 
 @router.post("/totp/confirm", status_code=204)
 async def totp_confirm(
-    data: TotpCodeIn, user_id: CurrentUserId, session: Session, settings: SettingsDep
+    request: Request,
+    data: TotpCodeIn,
+    user_id: CurrentUserId,
+    session: Session,
+    db: DatabaseDep,
+    settings: SettingsDep,
 ) -> Response:
-    """Turn two-factor sign-in on with a first code; sign in again to get a 2FA session."""
-    await service.totp_confirm(session, settings, user_id=user_id, code=data.code)
+    """Turn two-factor sign-in on with a first code; sign in again to get a 2FA session.
+
+    Wrong codes are throttled like passwords (429 with ``Retry-After``)."""
+    await service.totp_confirm(
+        db, session, settings, user_id=user_id, code=data.code, client=client_address(request)
+    )
     return Response(status_code=204)
 
 
 @router.post("/totp/disable", status_code=204)
 async def totp_disable(
-    data: TotpCodeIn, user_id: CurrentUserId, session: Session, settings: SettingsDep
+    request: Request,
+    data: TotpCodeIn,
+    user_id: CurrentUserId,
+    session: Session,
+    db: DatabaseDep,
+    settings: SettingsDep,
 ) -> Response:
-    """Turn two-factor sign-in off (needs a current code); ends your other sign-ins."""
-    await service.totp_disable(session, settings, user_id=user_id, code=data.code)
+    """Turn two-factor sign-in off (needs a current code); ends every sign-in of the account,
+    this one included. Wrong codes are throttled like passwords."""
+    await service.totp_disable(
+        db, session, settings, user_id=user_id, code=data.code, client=client_address(request)
+    )
     return Response(status_code=204)

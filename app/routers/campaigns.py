@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from app.schemas import CampaignCreate, CampaignOut, CampaignPatch, TerritoryIn, TerritoryOut
-from app.security import CampaignScope, CurrentUserId, Session
+from app.security import CampaignScope, CurrentUserId, ServerRight, Session
 from app.services.access import campaigns as service
 from app.services.access import territory
 
@@ -20,9 +20,10 @@ async def list_campaigns(user_id: CurrentUserId, session: Session) -> list[Campa
 
 @router.post("/campaigns", response_model=CampaignOut, status_code=201)
 async def create_campaign(
-    data: CampaignCreate, user_id: CurrentUserId, session: Session
+    data: CampaignCreate, user_id: ServerRight, session: Session
 ) -> CampaignOut:
-    """Create a campaign; you become its admin."""
+    """Create a campaign; you become its admin. Needs the right to create campaigns (given on
+    the server with `porte admin rights EMAIL --can-create-campaigns`, or by a server admin)."""
     return await service.create_campaign(session, user_id=user_id, data=data)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
-from app.security import CampaignScope
+from app.db import statement_timeout
+from app.security import ReplicaScope
 from app.services.access import audit
 from app.services.ranking import exports as service
 
@@ -15,7 +16,7 @@ router = APIRouter(tags=["exports"])
 @router.get("/campaigns/{campaign_id}/exports/priority-zones.{ext}")
 async def priority_zones(
     ext: str,
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     preset: str | None = Query(None, description="mobilisation | persuasion | coverage"),
     election: str | None = None,
     side: str | None = None,
@@ -26,6 +27,7 @@ async def priority_zones(
     """District polygons of the campaign's territory with rank, score, contributions and
     aggregates; counts below k blank."""
     media_type = service.check_format(ext)
+    await statement_timeout(ctx.session, ctx.settings.export_statement_timeout_s)
     gdf, meta = await service.priority_zones_frame(
         ctx.session,
         ctx.campaign_id,
@@ -34,6 +36,7 @@ async def priority_zones(
         election=election,
         side=side,
         limit=limit,
+        settings=ctx.settings,
     )
     title = f"Priority zones - campaign {ctx.campaign_id}"
     body = await run_in_threadpool(service.render, gdf, meta, ext, title=title)
@@ -50,12 +53,14 @@ async def priority_zones(
         },
     )
     filename = f"priority-zones.{ext}"
-    disposition = "inline" if ext in ("html", "geojson") else "attachment"
-    return Response(
-        body,
-        media_type=media_type,
-        headers={
-            "Content-Disposition": f'{disposition}; filename="{filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    headers = {
+        "Content-Disposition": f"{'inline' if ext == 'geojson' else 'attachment'}; "
+        f'filename="{filename}"',
+        "Cache-Control": "no-store",
+    }
+    if ext == "html":
+        # A file to share, never a page of this origin: downloaded (attachment), and even if a
+        # browser shows it, its scripts run sandboxed in an opaque origin (no access to the
+        # app's storage, tokens or API) and it may load nothing from anywhere.
+        headers["Content-Security-Policy"] = service.HTML_EXPORT_CSP
+    return Response(body, media_type=media_type, headers=headers)

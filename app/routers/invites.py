@@ -15,7 +15,7 @@ router = APIRouter(tags=["invites"])
 
 @router.post("/campaigns/{campaign_id}/invites", response_model=InviteOut, status_code=201)
 async def create_invite(data: InviteIn, ctx: CampaignScope) -> dict:
-    """Create an invite link (the only answer that contains the link itself)."""
+    """Create an invite link (shown again later with GET .../link, audited)."""
     return await service.create_invite(
         ctx, assignment_id=data.assignment_id, label=data.label, expires_at=data.expires_at
     )
@@ -32,6 +32,12 @@ async def revoke_invite(invite_id: uuid.UUID, ctx: CampaignScope) -> Response:
     """Revoke an invite: phones using it lose access at their next request."""
     await service.revoke_invite(ctx, invite_id=invite_id)
     return Response(status_code=204)
+
+
+@router.get("/campaigns/{campaign_id}/invites/{invite_id}/link", response_model=InviteOut)
+async def invite_link(invite_id: uuid.UUID, ctx: CampaignScope) -> dict:
+    """An active invite's link again, to send or show (audited)."""
+    return await service.invite_link_again(ctx, invite_id=invite_id)
 
 
 @router.get(

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
 from app.i18n import _
-from app.security import CampaignScope
+from app.security import CampaignScope, ReplicaScope
 from app.services.ranking import service
 
 router = APIRouter(tags=["ranking"])
@@ -57,7 +57,7 @@ class WeightsIn(BaseModel):
 
 @router.get("/campaigns/{campaign_id}/ranking")
 async def get_ranking(
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     preset: Preset = None,
     election: Election = None,
     side: Side = None,
@@ -89,7 +89,7 @@ async def get_ranking(
 @router.get("/campaigns/{campaign_id}/districts/{code}")
 async def get_district(
     code: str,
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     preset: Preset = None,
     election: Election = None,
     side: Side = None,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+import asyncpg
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.dbfaults import Unavailable, classify
+from app.i18n import _
 from app.security import DatabaseDep, Session
 from app.services.reference import public as service
 
@@ -16,20 +19,36 @@ GEOJSON = "application/geo+json"
 
 
 @router.get("/health")
+@router.get("/health/ready")
 async def health(db: DatabaseDep) -> Any:
-    """Database and PostGIS versions, data counts; says when the demo doors are synthetic."""
+    """Readiness: database and PostGIS versions, data counts (503 while the database is down)."""
     try:
         async with db.transaction() as session:
-            return await service.health(session)
-    except (OSError, SQLAlchemyError) as exc:
+            body = await service.health(session)
+            body = {**body, "database": {**body["database"], "status": "available"}}
+            if db.replica is not None:  # lag-tolerant reads (docs/scale.md)
+                body["replica"] = db.replica.status()
+            return body
+    except (OSError, TimeoutError, SQLAlchemyError, asyncpg.PostgresError) as exc:
+        down = classify(exc) or Unavailable(type(exc).__name__, 5)
         return JSONResponse(
             {
                 "status": "error",
-                "detail": f"The database cannot be reached ({type(exc).__name__}). "
-                "Check DATABASE_URL, or run `porte db start`.",
+                "database": {"status": "unavailable", "reason": down.reason},
+                "detail": _(
+                    "The database cannot answer ({reason}). Check DATABASE_URL, or run "
+                    "`porte db start`; this service keeps running and recovers by itself."
+                ).format(reason=down.said()),
             },
             status_code=503,
+            headers={"Retry-After": str(down.retry_after)},
         )
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    """Liveness: the process answers (200 even while the database is down: do not restart)."""
+    return {"status": "alive"}
 
 
 @router.get("/districts", response_class=JSONResponse)

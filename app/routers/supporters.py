@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, Query, UploadFile
 
-from app.security import CampaignScope
+from app.security import CampaignScope, ReplicaScope
 from app.services.people import privacy as privacy_service
 from app.services.people.supporters import core, imports, review
 from app.services.people.supporters.aggregates import supporter_counts
@@ -37,15 +37,34 @@ async def list_supporters(
 @router.post("/campaigns/{campaign_id}/supporters/import")
 async def import_supporters(
     ctx: CampaignScope,
-    file: Annotated[UploadFile, File(description="CSV, UTF-8, `;` or `,` separated")],
+    file: Annotated[
+        UploadFile, File(description="CSV (UTF-8 or Latin-1), `;`, `,` or tab separated")
+    ],
     mapping: Annotated[
         str | None, Form(description='{"columns": {...}, "defaults": {...}}')
     ] = None,
     valid_rows_only: Annotated[bool, Form()] = False,
+    source: Annotated[
+        Literal["nationbuilder", "civicrm", "digitalebox", "auto"] | None,
+        Form(description="Read the file as this CRM's people export (built-in mapping)"),
+    ] = None,
+    tags: Annotated[
+        str | None, Form(description="Tags to keep from a CRM export, comma-separated")
+    ] = None,
+    dry_run: Annotated[bool, Form(description="Report what would happen; store nothing")] = False,
 ) -> dict:
-    """Import a consented supporter file: all or nothing unless valid_rows_only=true."""
+    """Import a supporter file: all or nothing unless valid_rows_only=true. With ``source``, a
+    NationBuilder, CiviCRM or DigitaleBox export, each row under a lawful basis or refused."""
     return await imports.import_csv(
-        ctx, file.file, size=file.size, mapping=mapping, valid_rows_only=valid_rows_only
+        ctx,
+        file.file,
+        size=file.size,
+        mapping=mapping,
+        valid_rows_only=valid_rows_only,
+        source=source,
+        tags=tags,
+        dry_run=dry_run,
+        file_name=file.filename or "",
     )
 
 
@@ -61,13 +80,19 @@ async def review_supporters(
 
 @router.get("/campaigns/{campaign_id}/supporters/aggregates")
 async def supporter_aggregates(
-    ctx: CampaignScope,
+    ctx: ReplicaScope,
     by: Literal["district", "tile"] = "district",
-    district_kind: Literal["bureau_de_vote", "iris"] = "bureau_de_vote",
+    district_kind: Literal["bureau_de_vote", "iris"] | None = None,
 ) -> dict:
-    """Supporters per district or INSEE tile; cells below the campaign's k are suppressed."""
+    """Supporters per cell of the campaign's one partition (district or INSEE tile, campaign
+    setting supporter_cells); cells below the campaign's k, zero included, are hidden."""
     res = await supporter_counts(
-        ctx.session, ctx.campaign_id, k=ctx.k_threshold, by=by, district_kind=district_kind
+        ctx.session,
+        ctx.campaign_id,
+        k=ctx.k_threshold,
+        by=by,
+        district_kind=district_kind,
+        settings=ctx.settings,
     )
     return res.as_dict()
 

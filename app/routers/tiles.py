@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.security import HotCampaignScope
+from app.security import HotCampaignScope, HotReplicaScope
 from app.services.field import tiles as service
 
 router = APIRouter(tags=["maps"])
@@ -37,7 +37,9 @@ async def doors_tile(ctx: HotCampaignScope, request: Request, z: int, x: int, y:
     analysts get 403.
     """
     state = request.app.state
-    tile = await service.doors_tile(ctx, z, x, y, tile_cache=state.tile_cache, db=state.db)
+    tile = await service.doors_tile(
+        ctx, z, x, y, tile_cache=state.tile_cache, tile_audit=state.tile_audit
+    )
     # Statuses change as visits arrive: the client must revalidate (cheap with the ETag).
     return tile_response(request, tile, "private, no-cache")
 
@@ -51,7 +53,7 @@ async def turfs_tile(ctx: HotCampaignScope, request: Request, z: int, x: int, y:
 
 @router.get(f"{PREFIX}/districts/{{z}}/{{x}}/{{y}}.mvt", responses=TILE_RESPONSES)
 async def districts_tile(
-    ctx: HotCampaignScope, request: Request, z: int, x: int, y: int
+    ctx: HotReplicaScope, request: Request, z: int, x: int, y: int
 ) -> Response:
     """District outlines of the campaign's territory with its ranking's score and aggregates
     (>= k); merged by commune at zoom 8 and below for a national or départemental campaign."""

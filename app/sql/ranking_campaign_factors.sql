@@ -7,38 +7,23 @@
 --        :has_round boolean (the campaign has a canvass round), :si / :ci int (positions of
 --        the supporters and coverage factors in the value arrays, app/services/ranking/factors.py),
 --        :supporters boolean (count the supporters again; false: keep the stored ones, when only
---        visits changed).
+--        visits changed), :published_supporters and :published_visited jsonb ({district code:
+--        count}).
 --
--- A supporter placed on a door takes the door's district (indexed join); the others (geocoded to
--- a street or placed by hand) are located by their point, in the territory's districts only.
--- Supporter and visited-door counts below k are scored as 0 and stored blank, flagged suppressed.
+-- Supporters and visited doors enter as PUBLISHED counts only (app/disclosure.py, computed by
+-- app/services/people/supporters/aggregates.py and app/services/field/progress.py, the same
+-- numbers analysts read there): a district whose count is hidden (below k, or hidden with one so
+-- that it cannot be worked out by subtraction) is absent from the binds, scored as 0 and stored
+-- blank, flagged suppressed. No raw count is read here.
 WITH
 sup AS (
-    SELECT x.district_code, count(*) AS n
-    FROM (
-        SELECT CASE
-                   WHEN s.address_id IS NOT NULL THEN dd.district_code
-                   ELSE (SELECT d.code FROM district d
-                         JOIN campaign_district cd ON cd.campaign_id = :campaign_id
-                                                  AND cd.district_code = d.code
-                         WHERE ST_Intersects(d.geom, s.geom) ORDER BY d.code LIMIT 1)
-               END AS district_code
-        FROM supporter s
-        LEFT JOIN door_district dd ON dd.address_id = s.address_id
-        WHERE :supporters AND s.campaign_id = :campaign_id AND s.status = 'active'
-          AND s.geom IS NOT NULL
-    ) x
-    WHERE x.district_code IS NOT NULL
-    GROUP BY x.district_code
+    SELECT key AS district_code, value::bigint AS n
+    FROM jsonb_each_text(CAST(:published_supporters AS jsonb))
 ),
 visited AS (
-    SELECT dd.district_code, count(DISTINCT v.address_id) AS n
-    FROM visit v
-    JOIN door_district dd ON dd.address_id = v.address_id
-    WHERE :has_round AND v.campaign_id = :campaign_id
-      AND v.round_id = (SELECT cr.id FROM canvass_round cr WHERE cr.campaign_id = :campaign_id
-                        ORDER BY cr.number DESC LIMIT 1)
-    GROUP BY dd.district_code
+    SELECT key AS district_code, value::bigint AS n
+    FROM jsonb_each_text(CAST(:published_visited AS jsonb))
+    WHERE :has_round
 ),
 val AS (
     SELECT r.district_code,

@@ -2,7 +2,9 @@
 -- aggregates of the campaign's own ranking (ranking_default: its saved weights and election, as
 -- the analyst map lists it; districts have no score until that ranking ran once). Geometries are
 -- the ones simplified for the zoom (district_shape, zooms 9-12; $8 NULL or a district without a
--- shape yet: the full polygon). Counts below k are left out, as in the ranking API (apply_k).
+-- shape yet: the full polygon). Its counts are the published ones (app/disclosure.py: supporters
+-- and visited doors hidden there are already blank); counts below k are left out too, as in the
+-- ranking API (apply_k).
 -- Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer, $7 k, $8 shape level.
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,

@@ -72,7 +72,9 @@ flagged AS (
     FROM checked
     WHERE problem IS NULL AND outcome = 'do_not_knock'
     ORDER BY address_id
-    ON CONFLICT (campaign_id, address_id) DO NOTHING
+    -- a flag the public form had set is now the volunteer's: no longer revertible in bulk
+    ON CONFLICT (campaign_id, address_id) DO UPDATE SET request_id = NULL
+        WHERE door_flag.request_id IS NOT NULL
 )
 SELECT c.ord, c.id, c.address_id,
        CASE WHEN ins.id IS NOT NULL THEN 'created'

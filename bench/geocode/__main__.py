@@ -1,5 +1,7 @@
 """`python -m bench.geocode`: our local geocoder vs addok on Bruz's real doors.
 
+(`python -m bench.geocode --national`: the same on a SYNTHETIC national BAN, see national.py.)
+
 1. starts a throwaway PostGIS cluster, migrates it, imports Bruz's BAL (5,760 real doors);
 2. builds the typed queries DERIVED from those doors (tests/fixtures_geocode.py: abbreviations,
    typos, wrong postcode, bis/ter… each with its expected door) plus queries for doors that are
@@ -309,8 +311,13 @@ async def prepare(owner_url: str):
 
 
 def main() -> None:
-    """Run the benchmark and print the figures."""
+    """Run the benchmark and print the figures (``--national``: bench/geocode/national.py)."""
     sys.path.insert(0, str(ROOT))
+    if "--national" in sys.argv[1:]:
+        from bench.geocode.national import main as national
+
+        national(sys.argv[1:])
+        return
     from app.migrate import upgrade
     from app.pgcluster import Cluster
 

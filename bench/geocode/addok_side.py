@@ -15,10 +15,13 @@ from addok.core import search  # noqa: E402  (config must be loaded first)
 with open(sys.argv[1]) as fh:
     queries = json.load(fh)
 out = []
+latencies = []
 search(queries[0], limit=1)  # warm-up
 t0 = time.perf_counter()
 for q in queries:
+    t = time.perf_counter()
     res = search(q, limit=1)
+    latencies.append(time.perf_counter() - t)
     if not res:
         out.append(None)
         continue
@@ -35,4 +38,4 @@ for q in queries:
     )
 elapsed = time.perf_counter() - t0
 with open(sys.argv[2], "w") as fh:
-    json.dump({"seconds": elapsed, "results": out}, fh)
+    json.dump({"seconds": elapsed, "results": out, "latencies": latencies}, fh)

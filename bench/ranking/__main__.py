@@ -91,9 +91,14 @@ async def populate_campaign(owner_url: str, supporters: int, visits: int) -> uui
         await conn.execute(text("SET CONSTRAINTS supporter_requires_consent DEFERRED"))
         await conn.execute(
             text(
-                "INSERT INTO supporter (campaign_id, status, geom, address_id, geocode_level) "
-                "SELECT :c, 'active', geom, id, 'manual' FROM address ORDER BY md5(id::text) "
-                "LIMIT :n"
+                # SYNTHETIC supporters at random doors: only the clear cells the ranking reads
+                # (no encrypted door: nothing here is personal data)
+                "INSERT INTO supporter (campaign_id, status, tile_id, bv_code, iris_code, "
+                "cells_version, geocode_level) "
+                "SELECT :c, 'active', c.tile_id, c.bv_code, c.iris_code, "
+                "(SELECT version FROM district_version), 'manual' "
+                "FROM (SELECT lon, lat FROM address ORDER BY md5(id::text) LIMIT :n) a "
+                "CROSS JOIN LATERAL porte_point_cells(a.lon, a.lat) c"
             ),
             {"c": cid, "n": supporters},
         )

@@ -359,7 +359,9 @@ def main() -> None:
         from app.security import access_token
 
         token = access_token(
-            Settings(secret_key=SECRET, access_token_minutes=240), uuid.UUID(str(built["user"]))
+            Settings(secret_key=SECRET, access_token_minutes=240),
+            uuid.UUID(str(built["user"])),
+            version=0,
         )
         ours_port, cold_port, tipg_port = _free_port(), _free_port(), _free_port()
         w = str(args.workers)

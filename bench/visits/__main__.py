@@ -176,7 +176,8 @@ async def wait_ready(base: str, proc: subprocess.Popen, log: Path, wait_s: float
 async def prepare(base: str, seeded: dict, settings: Settings, phones: int, per: int) -> list:
     """Cut the doors into turfs and assign one to each phone, through the API."""
     cid = seeded["campaign_id"]
-    admin = {"Authorization": f"Bearer {access_token(settings, seeded['users']['admin'])}"}
+    admin_token = access_token(settings, seeded["users"]["admin"], version=0)
+    admin = {"Authorization": f"Bearer {admin_token}"}
     x0, y0, x1, y1 = seeded["bbox"]
     area = {"type": "Polygon", "coordinates": [[[x0, y0], [x1, y0], [x1, y1], [x0, y1], [x0, y0]]]}
     async with httpx.AsyncClient(base_url=base, timeout=120) as c:
@@ -198,7 +199,7 @@ async def prepare(base: str, seeded: dict, settings: Settings, phones: int, per:
             )
             if r.status_code != 201:
                 raise SystemExit(f"assignment failed: {r.status_code} {r.text[:500]}")
-            headers = {"Authorization": f"Bearer {access_token(settings, uid)}"}
+            headers = {"Authorization": f"Bearer {access_token(settings, uid, version=0)}"}
             doors = await c.get(
                 f"/campaigns/{cid}/assignments/{r.json()['id']}/doors", headers=headers
             )

@@ -3,7 +3,12 @@
 (function () {
   "use strict";
   const t = Porte.translator({
-    fr: { title: "Priorités par bureau de vote", signout: "Se déconnecter", signin: "Connexion",
+    fr: {
+          hello: "Bonjour {name}", hello_anonymous: "Bonjour",
+          role_admin: "administrateur", role_organiser: "organisateur", role_analyst: "analyste",
+          role_volunteer: "bénévole", campaign_label: "Campagne", map_label: "Carte",
+          page_title: "Porte-à-porte — analyse",
+          title: "Priorités par bureau de vote", signout: "Se déconnecter", signin: "Connexion",
           email: "E-mail", password: "Mot de passe", totp: "Code à deux facteurs (si activé)",
           submit: "Se connecter", click_help: "Touchez un bureau pour voir pourquoi il est classé ainsi.",
           top: "Premiers bureaux", k_help: "Les effectifs inférieurs au seuil k sont masqués.",
@@ -14,7 +19,12 @@
           supporters: "Sympathisants", visited_doors: "Portes faites", households: "Ménages",
           legend: "Score (plus haut = plus prioritaire)", no_ranking: "Classement indisponible : {detail}",
           commune: "Commune ({n} bureaux) : score moyen {score}, meilleur rang {rank}. Zoomez pour voir ses bureaux." },
-    en: { title: "Priorities by polling station", signout: "Sign out", signin: "Sign in",
+    en: {
+          hello: "Hello {name}", hello_anonymous: "Hello",
+          role_admin: "admin", role_organiser: "organiser", role_analyst: "analyst",
+          role_volunteer: "volunteer", campaign_label: "Campaign", map_label: "Map",
+          page_title: "Door to door — analysis",
+          title: "Priorities by polling station", signout: "Sign out", signin: "Sign in",
           email: "E-mail", password: "Password", totp: "Two-factor code (if enabled)", submit: "Sign in",
           click_help: "Tap a station to see why it ranks where it does.", top: "Top stations",
           k_help: "Counts below the k threshold are hidden.",

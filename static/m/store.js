@@ -1,7 +1,8 @@
 /* IndexedDB storage of the volunteer page: the queue of visits (client UUIDs) and cached data.
  * Store "visits": {id, campaign_id, assignment_id, address_id, outcome, flat, visited_at,
  *                  state: "queued" | "sent" | "rejected", error}
- * Store "kv": {k, v} (last copy of the assignment's doors, per assignment). */
+ * Store "kv": {k, v} (last copy of the assignment's doors, and what was saved for offline use,
+ *              per assignment). */
 (function (global) {
   "use strict";
   const NAME = "porte-m", VERSION = 1;
@@ -54,5 +55,16 @@
       const row = await reqp(db.transaction("kv").objectStore("kv").get(k));
       return row ? row.v : undefined; },
     set: (k, v) => tx("kv", "readwrite", (s) => { s.put({ k, v }); }),
+    /** Close and delete the whole database (visits and cached turf) from this phone. */
+    destroy: async () => {
+      if (dbp) {
+        try { (await dbp).close(); } catch (e) { /* never opened */ }
+        dbp = null;
+      }
+      await new Promise((resolve) => {
+        const req = indexedDB.deleteDatabase(NAME);
+        req.onsuccess = req.onerror = req.onblocked = () => resolve();
+      });
+    },
   };
 })(window);

@@ -3,7 +3,12 @@
 (function () {
   "use strict";
   const t = Porte.translator({
-    fr: { title: "Organisation du porte-à-porte", signout: "Se déconnecter", signin: "Connexion",
+    fr: {
+          hello: "Bonjour {name}", hello_anonymous: "Bonjour",
+          role_admin: "administrateur", role_organiser: "organisateur", role_analyst: "analyste",
+          role_volunteer: "bénévole", campaign_label: "Campagne", map_label: "Carte",
+          page_title: "Porte-à-porte — organisation",
+          title: "Organisation du porte-à-porte", signout: "Se déconnecter", signin: "Connexion",
           email: "E-mail", password: "Mot de passe", totp: "Code à deux facteurs (si activé)",
           submit: "Se connecter", pending: "À faire", visited: "Faite (tour en cours)",
           flagged: "Ne pas frapper", grid_help: "Jusqu'au zoom 14, les portes sont comptées par carré.",
@@ -13,7 +18,12 @@
           basemap: "Fond de carte injoignable : secteurs et portes restent affichés.",
           cell: "{doors} portes : {pending} à faire, {visited} faites, {flagged} à ne pas frapper",
           door: "Porte n° {id} : {status}", no_turfs: "Aucun secteur pour l'instant." },
-    en: { title: "Canvassing organiser", signout: "Sign out", signin: "Sign in", email: "E-mail",
+    en: {
+          hello: "Hello {name}", hello_anonymous: "Hello",
+          role_admin: "admin", role_organiser: "organiser", role_analyst: "analyst",
+          role_volunteer: "volunteer", campaign_label: "Campaign", map_label: "Map",
+          page_title: "Door to door — organiser",
+          title: "Canvassing organiser", signout: "Sign out", signin: "Sign in", email: "E-mail",
           password: "Password", totp: "Two-factor code (if enabled)", submit: "Sign in",
           pending: "To do", visited: "Done (current round)", flagged: "Do not knock",
           grid_help: "Up to zoom 14, doors are counted per square.", turfs: "Turfs", turf: "Turf",

@@ -7,23 +7,28 @@ Action names are ``<object>.<verb>`` (``doors.view``, ``supporters.export``...).
 counts towards the burst detector except the administrative ``access.*`` ones (member changes,
 invites, reading the audit log itself): an actor with more than ``settings.audit_burst_threshold``
 counted events in one hour gets each further event ``flagged``, shown to the campaign's admins.
+The public privacy form has no actor: its door objections are recorded with role ``public`` and
+the sender's coarse network (``coarse_client``), and flagged once the campaign received more than
+``settings.privacy_objection_alert_per_hour`` of them in an hour.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
+import ipaddress
 import json
 import logging
+import re
 import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from app.csvsafe import rows_to_csv
 from app.errors import InvalidInput
+from app.i18n import _
 
 if TYPE_CHECKING:
     from app.context import CampaignContext
@@ -36,7 +41,7 @@ _INSERT = text(
     INSERT INTO audit_event (campaign_id, actor_user_id, actor_invite_id, role, action, object,
                              row_count, request_id, client, details, flagged)
     VALUES (:c, :u, :i, :r, :a, :o, :n, :rid, :cl, CAST(:d AS jsonb),
-            CAST(:a AS text) NOT LIKE 'access.%' AND (
+            CAST(:force AS boolean) OR CAST(:a AS text) NOT LIKE 'access.%' AND (
               SELECT count(*) FROM (
                 SELECT 1 FROM audit_event
                 WHERE campaign_id = :c AND at > now() - interval '1 hour'
@@ -48,6 +53,21 @@ _INSERT = text(
     RETURNING flagged
     """
 )
+
+
+_NOT_TOKEN = {
+    extra: re.compile(rf"[^-A-Za-z0-9._{re.escape(extra)}]") for extra in ("", ":%", ":%/")
+}
+
+
+def safe_token(value: str | None, limit: int, *, extra: str = "") -> str | None:
+    """``value`` reduced to an id's characters (letters, digits, '.', '_', '-' and ``extra``),
+    at most ``limit`` long; None when nothing is left. The database CHECKs the same
+    (migration 0017): a request id or an address never carries a sentence into the audit log."""
+    if value is None:
+        return None
+    kept = _NOT_TOKEN[extra].sub("", value)[:limit]
+    return kept or None
 
 
 async def write_event(
@@ -64,8 +84,16 @@ async def write_event(
     client: str | None = None,
     details: dict[str, Any] | None = None,
     burst_threshold: int = 200,
+    flag: bool = False,
 ) -> bool:
-    """Insert one event (the tenant must be set); return whether it was flagged as a burst."""
+    """Insert one event (the tenant must be set); return whether it was flagged as a burst.
+
+    ``flag`` flags it whatever the hourly count (e.g. a minute of door tiles above
+    ``settings.audit_tile_burst``, or a door objection of the public form beyond the campaign's
+    hourly alert threshold: the form has no actor to count). The request id and client address
+    are kept only as tokens (see ``safe_token``; a client may be a network such as
+    ``203.0.113.0/24``): they come from the client and must not carry text.
+    """
     flagged = (
         await session.execute(
             _INSERT,
@@ -77,20 +105,23 @@ async def write_event(
                 "a": action,
                 "o": object,
                 "n": rows,
-                "rid": request_id,
-                "cl": client,
+                "rid": safe_token(request_id, 64),
+                "cl": safe_token(client, 100, extra=":%/"),
                 "d": json.dumps(details, default=str) if details else None,
                 "t": burst_threshold,
+                "force": flag,
             },
         )
     ).scalar_one()
     if flagged:
         log.warning(
-            "audit burst: %s of campaign %s did %s (more than %d views/exports in an hour)",
-            user_id or f"invite {invite_id}",
+            "audit burst: %s of campaign %s did %s (%s)",
+            user_id or (f"invite {invite_id}" if invite_id else f"the public form ({client})"),
             campaign_id,
             action,
-            burst_threshold,
+            "over its alert threshold"
+            if flag
+            else f"more than {burst_threshold} views/exports in an hour",
         )
     return flagged
 
@@ -103,9 +134,10 @@ async def record(
     rows: int | None = None,
     details: dict[str, Any] | None = None,
 ) -> None:
-    """Record that precise locations or personal data were seen or exported (same transaction)."""
+    """Record that precise locations or personal data were seen or exported (the request's
+    transaction; on the primary when the request reads from the replica)."""
     await write_event(
-        ctx.session,
+        await ctx.write_session(),
         campaign_id=ctx.campaign_id,
         user_id=ctx.principal.user_id,
         invite_id=ctx.principal.invite_id,
@@ -118,6 +150,24 @@ async def record(
         details=details,
         burst_threshold=ctx.settings.audit_burst_threshold,
     )
+
+
+def coarse_client(address: str | None) -> str | None:
+    """The network a client address belongs to, never the address: its /24 (IPv4) or /48 (IPv6).
+
+    Used for requests nobody signs in for (the public privacy form). The network is enough to see
+    that many requests came from one place and to undo them together; the full address, which an
+    access provider can tie to one subscriber, would say who asked about which door."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return None
+    if ip.version == 6 and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    prefix = 24 if ip.version == 4 else 48
+    return str(ipaddress.ip_network(f"{ip}/{prefix}", strict=False))
 
 
 async def flagged_count(session: AsyncSession, campaign_id: uuid.UUID, days: int = 30) -> int:
@@ -178,7 +228,7 @@ async def list_events(
             params["action"] = action
             where.append("e.action = :action")
     if since and until and since > until:
-        raise InvalidInput("'since' is after 'until'.", field="since")
+        raise InvalidInput(_("'since' is after 'until'."), field="since")
     if since:
         params["since"] = since
         where.append("e.at >= :since")
@@ -201,20 +251,9 @@ async def list_events(
 
 
 def to_csv(events: list[dict[str, Any]]) -> str:
-    """The events as CSV (one header line); cells that a spreadsheet would run are neutralised."""
-    buf = io.StringIO()
-    writer = csv.writer(buf)
-    writer.writerow(COLUMNS)
-    for e in events:
-        cells = []
-        for col in COLUMNS:
-            v = e.get(col)
-            s = v.isoformat() if isinstance(v, datetime) else ("" if v is None else str(v))
-            if s[:1] in ("=", "+", "-", "@", "\t", "\r"):
-                s = "'" + s
-            cells.append(s)
-        writer.writerow(cells)
-    return buf.getvalue()
+    """The events as CSV (one header line); cells that a spreadsheet would run are neutralised
+    (``app.csvsafe``)."""
+    return rows_to_csv(COLUMNS, ([e.get(col) for col in COLUMNS] for e in events))
 
 
 # ---------------------------------------------------------------- retention
@@ -235,12 +274,12 @@ def purge_audit(owner_url: str, days: int | None = None) -> int:
     ``purge_audit_async``.
     """
     from app.config import get_settings
-    from app.db import _asyncpg
+    from app.db import _asyncpg, make_engine
 
     days = days if days is not None else get_settings().audit_retention_days
 
     async def _run() -> int:
-        engine = create_async_engine(_asyncpg(owner_url))
+        engine = make_engine(_asyncpg(owner_url))
         try:
             return await purge_audit_async(engine, days=days)
         finally:

@@ -1,10 +1,28 @@
 """Sign-in, refresh-token rotation, throttling of failed attempts, TOTP second factor.
 
-Failed attempts are kept in PostgreSQL (``auth_failure``) so that the limit holds across workers
-and servers. Sign-in counts an attempt *before* checking the password, atomically with the check
-of the limit (``reserve_attempt``: a per-account and per-address advisory lock, the count, the
-insert, one short transaction): N concurrent wrong passwords cannot all slip under the limit.
-A correct sign-in deletes the account's attempts again, its own included.
+Failed attempts are kept in PostgreSQL (``auth_failure``) so that the limits hold across workers
+and servers. An attempt is counted *before* the password (or code) is checked, atomically with
+the check of the limits (``reserve_attempt``: per-account and per-address advisory locks, the
+counts, the insert, one short transaction): N concurrent wrong passwords cannot all slip under.
+
+The limits (``PORTE_LOGIN_FAILURES_PER_MINUTE`` each, default 5 a minute):
+
+- per (account, address): one address guessing one account;
+- per address: one address spraying many accounts;
+- per account, but only against addresses that already failed on it: when an account is under
+  attack, each address gets one guess a minute at it, while an address that has not failed on it
+  (its owner, at home) is still let in with the right password and code. Five wrong passwords
+  typed by someone else therefore never lock the owner out.
+
+A correct sign-in deletes the failures of its (account, address) pair, its own attempt included;
+the right password without the second-factor code is not counted either. Turning two-factor
+sign-in on or off (``totp_confirm`` / ``totp_disable``) and changing one's password are throttled
+the same way.
+
+Every access token carries the account's token version (``app_user.token_version``, see
+migration 0015): logout bumps it, and a new password, two-factor turned off or a disabled account
+bump it by trigger, so those end every access token at its next request. A refresh chain ends
+``PORTE_SESSION_MAX_DAYS`` after its sign-in, however often it is refreshed.
 
 TOTP secrets are stored encrypted with the data keys (``app.services.access.crypto``), bound to the
 account by the associated data, and shown only once, in the enrolment answer.
@@ -29,14 +47,25 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.db import Database, set_tenant
 from app.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
-from app.security import DUMMY_HASH, access_token, token_hash, verify_password
+from app.i18n import N_, _
+from app.security import (
+    DUMMY_HASH,
+    access_token,
+    hash_password_async,
+    token_hash,
+    verify_password_async,
+)
 from app.services.access.crypto import TOTP_COLUMN, Cipher, DecryptionFailed, KeyError_, account_aad
 
 log = logging.getLogger("porte.auth")
 
 WINDOW_SECONDS = 60
-BAD_CREDENTIALS = "Wrong e-mail or password."  # the same answer whether or not the account exists
+BAD_CREDENTIALS = N_(
+    "Wrong e-mail or password."
+)  # the same answer whether or not the account exists
 TOTP_ISSUER = "Porte-à-porte"
+MIN_PASSWORD = 10
+NO_ADDRESS = "unknown"  # requests without a client address share one throttle bucket
 
 
 @dataclass(frozen=True)
@@ -55,31 +84,46 @@ def account_key(settings: Settings, email: str) -> str:
     ).hexdigest()
 
 
-# One statement: the key's and the address's failures in the window (and the failure whose
-# ageing-out lifts a block), and the new attempt recorded only when both are under the limit.
-# It runs after ``_LOCKS`` in the same transaction, so concurrent attempts count one by one.
+def totp_key(settings: Settings, user_id: uuid.UUID) -> str:
+    """Throttle key of an account's second-factor codes (turning two-factor on or off)."""
+    return hmac.new(
+        settings.secret_key.encode(), b"totp:" + str(user_id).encode(), hashlib.sha256
+    ).hexdigest()
+
+
+# One statement: the failures in the window of the pair (key, address), of the key and of the
+# address (with, for each, the failure whose ageing-out lifts a block), and the new attempt
+# recorded only when every limit allows it. It runs after ``_LOCKS`` in the same transaction,
+# so concurrent attempts count one by one.
 _RESERVE = text(
     """
-    WITH a AS (
+    WITH recent AS (
+        SELECT at, account_key, client FROM auth_failure
+        WHERE (account_key = :k OR client = :c) AND at > now() - make_interval(secs => :w)
+    ), p AS (
+        SELECT count(*) AS n, max(at) AS last,
+            (SELECT at FROM recent WHERE account_key = :k AND client = :c
+               ORDER BY at DESC OFFSET :off LIMIT 1) AS pivot
+        FROM recent WHERE account_key = :k AND client = :c
+    ), a AS (
         SELECT count(*) AS n,
-            (SELECT at FROM auth_failure WHERE account_key = :k
-               AND at > now() - make_interval(secs => :w) ORDER BY at DESC OFFSET :off LIMIT 1)
+            (SELECT at FROM recent WHERE account_key = :k ORDER BY at DESC OFFSET :off LIMIT 1)
             AS pivot
-        FROM auth_failure WHERE account_key = :k AND at > now() - make_interval(secs => :w)
+        FROM recent WHERE account_key = :k
     ), c AS (
         SELECT count(*) AS n,
-            (SELECT at FROM auth_failure WHERE client = :c
-               AND at > now() - make_interval(secs => :w) ORDER BY at DESC OFFSET :off LIMIT 1)
+            (SELECT at FROM recent WHERE client = :c ORDER BY at DESC OFFSET :off LIMIT 1)
             AS pivot
-        FROM auth_failure WHERE client = :c AND at > now() - make_interval(secs => :w)
+        FROM recent WHERE client = :c
     ), ins AS (
         INSERT INTO auth_failure (account_key, client)
-        SELECT :k, :c FROM a, c WHERE a.n < :lim AND c.n < :lim
+        SELECT :k, :c FROM p, a, c
+        WHERE p.n < :lim AND c.n < :lim AND NOT (a.n >= :lim AND p.n > 0)
         RETURNING id
     )
-    SELECT a.n AS a_n, a.pivot AS a_pivot, c.n AS c_n, c.pivot AS c_pivot,
-           (SELECT id FROM ins) AS id
-    FROM a, c
+    SELECT p.n AS p_n, p.last AS p_last, p.pivot AS p_pivot, a.n AS a_n, a.pivot AS a_pivot,
+           c.n AS c_n, c.pivot AS c_pivot, (SELECT id FROM ins) AS id
+    FROM p, a, c
     """
 )
 # Account first, then address: every transaction takes them in this order (no deadlock).
@@ -89,22 +133,29 @@ _LOCKS = text(
 )
 
 
-def _too_many(pivots: list[datetime]) -> TooManyRequests:
-    wait = max(
-        max(1, math.ceil(WINDOW_SECONDS - (datetime.now(UTC) - p).total_seconds())) for p in pivots
-    )
+def _wait(at: datetime) -> int:
+    """Seconds until a failure recorded ``at`` leaves the window (at least 1)."""
+    return max(1, math.ceil(WINDOW_SECONDS - (datetime.now(UTC) - at).total_seconds()))
+
+
+def _too_many(wait: int) -> TooManyRequests:
     return TooManyRequests(
-        f"Too many failed attempts. Wait {wait} seconds before trying again.", retry_after=wait
+        _("Too many failed attempts. Wait {wait} seconds before trying again.").format(wait=wait),
+        retry_after=wait,
     )
 
 
 async def reserve_attempt(
     session: AsyncSession, settings: Settings, *, key: str | None, client: str | None
 ) -> int:
-    """Count one attempt as a failure if the account and the address are under the limit, else
-    raise 429. Atomic per account and address; returns the attempt's id (see ``release_attempt``).
+    """Count one attempt as a failure if the limits allow it, else raise 429.
+
+    Limits per (key, address), per address, and per key against addresses that already failed
+    on it (see the module's docstring). Atomic per key and address; returns the attempt's id
+    (see ``release_attempt``). ``key`` None (invite links) counts the address alone.
     """
-    # pg_advisory_xact_lock is strict: a NULL key or address takes no lock (and counts nothing).
+    client = client or NO_ADDRESS
+    # pg_advisory_xact_lock is strict: a NULL key takes no lock (and counts nothing).
     await session.execute(_LOCKS, {"k": key, "c": client})
     limit = settings.login_failures_per_minute
     row = (
@@ -114,12 +165,18 @@ async def reserve_attempt(
     ).one()
     if row.id is not None:
         return row.id
-    pivots = [
-        p
-        for n, p in ((row.a_n, row.a_pivot), (row.c_n, row.c_pivot))
-        if n >= limit and p is not None
-    ]
-    raise _too_many(pivots or [datetime.now(UTC) - timedelta(seconds=WINDOW_SECONDS - 1)])
+    waits = []
+    if row.c_n >= limit and row.c_pivot is not None:
+        waits.append(_wait(row.c_pivot))
+    if row.p_n >= limit and row.p_pivot is not None:
+        waits.append(_wait(row.p_pivot))
+    if row.a_n >= limit and row.p_n > 0:
+        # Lifted when the account's count falls under the limit or this address's last failure
+        # on it ages out, whichever comes first.
+        candidates = [_wait(t) for t in (row.a_pivot, row.p_last) if t is not None]
+        if candidates:
+            waits.append(min(candidates))
+    raise _too_many(max(waits) if waits else WINDOW_SECONDS)
 
 
 async def release_attempt(db: Database, attempt: int) -> None:
@@ -135,30 +192,47 @@ async def forget_old_failures(db: Database) -> None:
 
 
 # ---------------------------------------------------------------- tokens
-async def _issue(
+async def issue_tokens(
     session: AsyncSession,
     settings: Settings,
     *,
     user_id: uuid.UUID,
     mfa: bool,
     family_id: uuid.UUID | None = None,
+    started_at: datetime | None = None,
 ) -> TokenPair:
+    """A new access token (with the account's current token version) and refresh token.
+
+    ``family_id`` and ``started_at`` continue a refresh chain; without them a new sign-in starts
+    one. A refresh token expires after ``refresh_token_days`` unused, and never later than
+    ``session_max_days`` after its chain's sign-in."""
+    now = datetime.now(UTC)
+    started_at = started_at or now
+    version = (
+        await session.execute(
+            text("SELECT token_version FROM app_user WHERE id = :u"), {"u": user_id}
+        )
+    ).scalar_one()
     refresh = secrets.token_urlsafe(32)
     await session.execute(
         text(
-            "INSERT INTO refresh_token (family_id, user_id, token_hash, mfa, expires_at) "
-            "VALUES (:f, :u, :h, :m, :e)"
+            "INSERT INTO refresh_token (family_id, user_id, token_hash, mfa, expires_at, "
+            "session_started_at) VALUES (:f, :u, :h, :m, :e, :s)"
         ),
         {
             "f": family_id or uuid.uuid4(),
             "u": user_id,
             "h": token_hash(refresh),
             "m": mfa,
-            "e": datetime.now(UTC) + timedelta(days=settings.refresh_token_days),
+            "e": min(
+                now + timedelta(days=settings.refresh_token_days),
+                started_at + timedelta(days=settings.session_max_days),
+            ),
+            "s": started_at,
         },
     )
     return TokenPair(
-        access_token=access_token(settings, user_id, mfa=mfa),
+        access_token=access_token(settings, user_id, version=version, mfa=mfa),
         refresh_token=refresh,
         expires_in=settings.access_token_minutes * 60,
     )
@@ -170,7 +244,9 @@ def _cipher(settings: Settings) -> Cipher:
         return Cipher.from_settings(settings)
     except KeyError_ as exc:
         raise KeyError_(
-            "Two-factor sign-in keeps its secrets encrypted with the data keys. " + exc.detail
+            _("Two-factor sign-in keeps its secrets encrypted with the data keys.")
+            + " "
+            + exc.detail
         ) from None
 
 
@@ -244,24 +320,24 @@ async def sign_in(
             )
         ).first()
     # Verify even for unknown accounts, so that timing says nothing either.
-    ok = verify_password(password, user.password_hash if user else DUMMY_HASH)
+    ok = await verify_password_async(password, user.password_hash if user else DUMMY_HASH)
     if not (ok and user is not None and user.is_active):
         await forget_old_failures(db)
-        raise Unauthorized(BAD_CREDENTIALS)
+        raise Unauthorized(_(BAD_CREDENTIALS))
     step = None
     if user.totp_enabled:
         code = (totp or "").strip()
         if not code:
             await release_attempt(db, attempt)  # the right password: not a failure
             raise Unauthorized(
-                "Enter the 6-digit code of your authenticator app (form field 'totp').",
+                _("Enter the 6-digit code of your authenticator app (form field 'totp')."),
                 extra={"totp_required": True},
             )
         secret = _open_secret(settings, user.id, user.totp_secret_enc, user.totp_key_id)
         step = _totp_step(secret, code, user.totp_last_step)
         if step is None:
             await forget_old_failures(db)
-            raise Unauthorized("Wrong or already used code.", extra={"totp_required": True})
+            raise Unauthorized(_("Wrong or already used code."), extra={"totp_required": True})
     async with db.transaction() as session:
         await set_tenant(session, None, user.id)
         if step is not None:
@@ -273,22 +349,26 @@ async def sign_in(
                 {"s": step, "u": user.id},
             )
             if used.rowcount != 1:  # the same code raced in twice
-                raise Unauthorized("Wrong or already used code.", extra={"totp_required": True})
-        await session.execute(text("DELETE FROM auth_failure WHERE account_key = :k"), {"k": key})
-        return await _issue(session, settings, user_id=user.id, mfa=user.totp_enabled)
+                raise Unauthorized(_("Wrong or already used code."), extra={"totp_required": True})
+        await session.execute(
+            text("DELETE FROM auth_failure WHERE account_key = :k AND client = :c"),
+            {"k": key, "c": client or NO_ADDRESS},
+        )
+        return await issue_tokens(session, settings, user_id=user.id, mfa=user.totp_enabled)
 
 
 async def refresh(db: Database, settings: Settings, *, token: str) -> TokenPair:
     """Rotate a refresh token. Presenting an already-rotated one revokes its whole family."""
-    invalid = Unauthorized("This refresh token is not valid any more: sign in again.")
+    invalid = Unauthorized(_("This refresh token is not valid any more: sign in again."))
     reused_family = None
     async with db.transaction() as session:
         row = (
             await session.execute(
                 text(
                     "SELECT r.id, r.family_id, r.user_id, r.mfa, r.expires_at, r.rotated_at, "
-                    "r.revoked_at, u.is_active FROM refresh_token r JOIN app_user u "
-                    "ON u.id = r.user_id WHERE r.token_hash = :h FOR UPDATE OF r"
+                    "r.revoked_at, r.session_started_at, u.is_active FROM refresh_token r "
+                    "JOIN app_user u ON u.id = r.user_id WHERE r.token_hash = :h "
+                    "FOR UPDATE OF r"
                 ),
                 {"h": token_hash(token)},
             )
@@ -307,31 +387,110 @@ async def refresh(db: Database, settings: Settings, *, token: str) -> TokenPair:
             reused_family = row.family_id
         elif row.expires_at <= datetime.now(UTC) or not row.is_active:
             raise invalid
+        elif row.session_started_at + timedelta(days=settings.session_max_days) <= datetime.now(
+            UTC
+        ):
+            raise Unauthorized(
+                _(
+                    "This sign-in began more than {days} days ago and has ended: sign in again."
+                ).format(days=settings.session_max_days)
+            )
         else:
             await session.execute(
                 text("UPDATE refresh_token SET rotated_at = now() WHERE id = :i"), {"i": row.id}
             )
-            return await _issue(
-                session, settings, user_id=row.user_id, mfa=row.mfa, family_id=row.family_id
+            return await issue_tokens(
+                session,
+                settings,
+                user_id=row.user_id,
+                mfa=row.mfa,
+                family_id=row.family_id,
+                started_at=row.session_started_at,
             )
     if reused_family is not None:
         raise Unauthorized(
-            "This refresh token was already used: every session of this sign-in is now ended. "
-            "Sign in again."
+            _(
+                "This refresh token was already used: every session of this sign-in is now ended. "
+                "Sign in again."
+            )
         )
     raise invalid
 
 
 async def logout(db: Database, *, token: str) -> None:
-    """Revoke the family of this refresh token (no answer about whether it existed)."""
+    """End a sign-in: revoke the family of this refresh token, and end every access token of
+    the account at once (its token version moves on; the account's other sign-ins get new
+    access tokens at their next refresh). No answer about whether the token existed."""
     async with db.transaction() as session:
+        row = (
+            await session.execute(
+                text("SELECT family_id, user_id FROM refresh_token WHERE token_hash = :h"),
+                {"h": token_hash(token)},
+            )
+        ).first()
+        if row is None:
+            return
         await session.execute(
             text(
                 "UPDATE refresh_token SET revoked_at = now() WHERE revoked_at IS NULL AND "
-                "family_id = (SELECT family_id FROM refresh_token WHERE token_hash = :h)"
+                "family_id = :f"
             ),
-            {"h": token_hash(token)},
+            {"f": row.family_id},
         )
+        await end_access_tokens(session, row.user_id)
+
+
+async def end_access_tokens(session: AsyncSession, user_id: uuid.UUID) -> None:
+    """Every access token of the account stops working at its next request."""
+    await session.execute(
+        text("UPDATE app_user SET token_version = token_version + 1 WHERE id = :u"),
+        {"u": user_id},
+    )
+
+
+async def change_password(
+    db: Database,
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    current: str,
+    new: str,
+    client: str | None,
+    mfa: bool = False,
+) -> TokenPair:
+    """Set a new password (the current one is required, and throttled like sign-in).
+
+    Every sign-in of the account ends (trigger ``app_user_sign_ins_end``); the answer is a new
+    sign-in for the caller."""
+    if len(new) < MIN_PASSWORD:
+        raise InvalidInput(
+            _("Use at least {n} characters.").format(n=MIN_PASSWORD), field="new_password"
+        )
+    if new == current:
+        raise InvalidInput(_("The new password is the current one."), field="new_password")
+    async with db.transaction() as session:
+        await set_tenant(session, None, user_id)
+        user = (
+            await session.execute(
+                text("SELECT email, password_hash, totp_enabled FROM app_user WHERE id = :u"),
+                {"u": user_id},
+            )
+        ).one()
+        key = account_key(settings, user.email)
+        attempt = await reserve_attempt(session, settings, key=key, client=client)
+    if not await verify_password_async(current, user.password_hash):
+        await forget_old_failures(db)
+        raise InvalidInput(_("This is not your current password."), field="current_password")
+    new_hash = await hash_password_async(new)  # outside any transaction: it takes a while
+    async with db.transaction() as session:
+        await set_tenant(session, None, user_id)
+        await session.execute(text("DELETE FROM auth_failure WHERE id = :i"), {"i": attempt})
+        await session.execute(
+            text("UPDATE app_user SET password_hash = :h WHERE id = :u"),
+            {"h": new_hash, "u": user_id},
+        )
+        # The session that changed it goes on as a new sign-in (with the second factor it had).
+        return await issue_tokens(session, settings, user_id=user_id, mfa=mfa)
 
 
 # ---------------------------------------------------------------- account, TOTP
@@ -339,10 +498,25 @@ async def me(session: AsyncSession, *, user_id: uuid.UUID, mfa: bool) -> dict:
     """The signed-in account."""
     row = (
         await session.execute(
-            text("SELECT id, email, totp_enabled FROM app_user WHERE id = :u"), {"u": user_id}
+            text(
+                "SELECT id, email, display_name, totp_enabled, can_create_campaigns, "
+                "server_admin FROM app_user WHERE id = :u"
+            ),
+            {"u": user_id},
         )
     ).one()
     return {**row._mapping, "mfa": mfa}
+
+
+async def set_display_name(
+    session: AsyncSession, *, user_id: uuid.UUID, display_name: str | None, mfa: bool
+) -> dict:
+    """Set (or clear) the name organisers see beside the account's e-mail."""
+    await session.execute(
+        text("UPDATE app_user SET display_name = :n WHERE id = :u"),
+        {"n": display_name, "u": user_id},
+    )
+    return await me(session, user_id=user_id, mfa=mfa)
 
 
 async def totp_enrol(session: AsyncSession, settings: Settings, *, user_id: uuid.UUID) -> dict:
@@ -354,7 +528,7 @@ async def totp_enrol(session: AsyncSession, settings: Settings, *, user_id: uuid
         )
     ).one()
     if row.totp_enabled:
-        raise Conflict("Two-factor sign-in is already on. Turn it off first to change devices.")
+        raise Conflict(_("Two-factor sign-in is already on. Turn it off first to change devices."))
     secret = pyotp.random_base32()
     blob, key_id = _seal_secret(settings, user_id, secret)
     await session.execute(
@@ -382,41 +556,69 @@ async def _check_code(
         )
     ).one()
     if row.totp_secret_enc is None:
-        raise Conflict("No authenticator enrolled: call POST /auth/totp/enrol first.")
+        raise Conflict(_("No authenticator enrolled: call POST /auth/totp/enrol first."))
     secret = _open_secret(settings, user_id, row.totp_secret_enc, row.totp_key_id)
     step = _totp_step(secret, code, row.totp_last_step)
     if step is None:
-        raise InvalidInput("Wrong or already used code.", field="code")
+        raise InvalidInput(_("Wrong or already used code."), field="code")
     await session.execute(
         text("UPDATE app_user SET totp_last_step = :s WHERE id = :u"), {"s": step, "u": user_id}
     )
 
 
+async def _throttled_code(
+    db: Database,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    code: str,
+    client: str | None,
+) -> None:
+    """Check a code like sign-in checks a password: the attempt is counted (in its own,
+    committed transaction) before the check, and un-counted in the request's when it is right,
+    so a stolen session cannot try the million codes to turn two-factor off."""
+    async with db.transaction() as counting:
+        attempt = await reserve_attempt(
+            counting, settings, key=totp_key(settings, user_id), client=client
+        )
+    await _check_code(session, settings, user_id, code)
+    await session.execute(text("DELETE FROM auth_failure WHERE id = :i"), {"i": attempt})
+
+
 async def totp_confirm(
-    session: AsyncSession, settings: Settings, *, user_id: uuid.UUID, code: str
+    db: Database,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    code: str,
+    client: str | None,
 ) -> None:
     """Turn two-factor sign-in on once the first code from the app checks out."""
-    await _check_code(session, settings, user_id, code)
+    await _throttled_code(db, session, settings, user_id=user_id, code=code, client=client)
     await session.execute(
         text("UPDATE app_user SET totp_enabled = true WHERE id = :u"), {"u": user_id}
     )
 
 
 async def totp_disable(
-    session: AsyncSession, settings: Settings, *, user_id: uuid.UUID, code: str
+    db: Database,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    user_id: uuid.UUID,
+    code: str,
+    client: str | None,
 ) -> None:
-    """Turn two-factor sign-in off (needs a current code); ends every refresh chain."""
-    await _check_code(session, settings, user_id, code)
+    """Turn two-factor sign-in off (needs a current code). Every sign-in of the account ends,
+    this one included (trigger ``app_user_sign_ins_end``: refresh tokens revoked, token version
+    bumped)."""
+    await _throttled_code(db, session, settings, user_id=user_id, code=code, client=client)
     await session.execute(
         text(
             "UPDATE app_user SET totp_enabled = false, totp_secret_enc = NULL, totp_key_id = NULL "
             "WHERE id = :u"
-        ),
-        {"u": user_id},
-    )
-    await session.execute(
-        text(
-            "UPDATE refresh_token SET revoked_at = now() WHERE user_id = :u AND revoked_at IS NULL"
         ),
         {"u": user_id},
     )

@@ -11,13 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.context import CampaignContext
 from app.db import set_tenant
 from app.errors import InvalidInput
+from app.i18n import _
 from app.schemas import CampaignCreate, CampaignOut, CampaignPatch
 from app.services.access import audit, territory
 from app.services.access.audit import flagged_count, write_event
 
 _COLUMNS = (
     "c.id, c.name, c.election_date, c.visit_retention_date, c.supporter_retention_months, "
-    "c.k_threshold, c.require_2fa"
+    "c.k_threshold, c.require_2fa, c.supporter_cells"
 )
 
 
@@ -30,6 +31,32 @@ def one_month_after(day: date) -> date:
         except ValueError:
             continue
     raise AssertionError("unreachable")
+
+
+_CAP = text("SELECT porte_visit_retention_cap(CAST(:d AS date))")
+
+
+async def check_visit_retention(session: AsyncSession, election: date, retention: date) -> None:
+    """Refuse (422) a visit retention date before the election or after election + the
+    retention policy's longest delay (``retention_policy``; a database trigger holds it too)."""
+    if retention < election:
+        raise InvalidInput(
+            _(
+                "Visit data would be deleted before the election: choose a date on or after "
+                "{election}."
+            ).format(election=election.isoformat()),
+            field="visit_retention_date",
+        )
+    cap = (await session.execute(_CAP, {"d": election})).scalar_one()
+    if retention > cap:
+        raise InvalidInput(
+            _(
+                "Visit outcomes may be kept until {cap} at the latest (the election date plus "
+                "the longest delay this server allows, PORTE_VISIT_RETENTION_MAX_MONTHS and "
+                "_DAYS): choose a date between {election} and {cap}."
+            ).format(cap=cap.isoformat(), election=election.isoformat()),
+            field="visit_retention_date",
+        )
 
 
 async def get_campaign(ctx: CampaignContext) -> CampaignOut:
@@ -60,12 +87,7 @@ async def create_campaign(
 ) -> CampaignOut:
     """Create a campaign whose first admin is its creator."""
     retention = data.visit_retention_date or one_month_after(data.election_date)
-    if retention < data.election_date:
-        raise InvalidInput(
-            "Visit data would be deleted before the election: choose a date on or after "
-            f"{data.election_date.isoformat()}.",
-            field="visit_retention_date",
-        )
+    await check_visit_retention(session, data.election_date, retention)
     chosen = None
     if data.territory is not None:
         chosen = await territory.validate(session, data.territory.kind, data.territory.codes)
@@ -74,8 +96,8 @@ async def create_campaign(
     await session.execute(
         text(
             "INSERT INTO campaign (id, name, election_date, visit_retention_date, "
-            "supporter_retention_months, k_threshold, require_2fa, created_by) "
-            "VALUES (:id, :n, :d, :r, :s, :k, :f, :u)"
+            "supporter_retention_months, k_threshold, require_2fa, supporter_cells, created_by) "
+            "VALUES (:id, :n, :d, :r, :s, :k, :f, :sc, :u)"
         ),
         {
             "id": cid,
@@ -85,6 +107,7 @@ async def create_campaign(
             "s": data.supporter_retention_months,
             "k": data.k_threshold,
             "f": data.require_2fa,
+            "sc": data.supporter_cells,
             "u": user_id,
         },
     )
@@ -113,6 +136,7 @@ async def create_campaign(
         supporter_retention_months=data.supporter_retention_months,
         k_threshold=data.k_threshold,
         require_2fa=data.require_2fa,
+        supporter_cells=data.supporter_cells,
         role="admin",
         flagged_audit_events=0,
     )
@@ -138,12 +162,10 @@ async def update_campaign(ctx: CampaignContext, *, data: CampaignPatch) -> Campa
             del changes[key]
     merged = {**current, **changes}
     if merged["visit_retention_date"] is not None and (
-        merged["visit_retention_date"] < merged["election_date"]
+        {"election_date", "visit_retention_date"} & changes.keys()
     ):
-        raise InvalidInput(
-            "Visit data would be deleted before the election: choose a date on or after "
-            f"{merged['election_date'].isoformat()}.",
-            field="visit_retention_date",
+        await check_visit_retention(
+            ctx.session, merged["election_date"], merged["visit_retention_date"]
         )
     if changes.get("require_2fa") and not ctx.principal.mfa:
         raise InvalidInput(

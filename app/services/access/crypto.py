@@ -201,7 +201,8 @@ class _Encrypted:
     where: str  # which rows hold ciphertexts
 
 
-_SUPPORTER_FIELDS = ("name", "email", "phone", "address", "notes")
+# The personal columns, then the exact door (id and point, migration 0013): one key id per row.
+_SUPPORTER_FIELDS = ("name", "email", "phone", "address", "notes", "address_id", "point")
 SUPPORTERS = _Encrypted(
     "supporter",
     ("campaign_id", "id"),
@@ -235,8 +236,8 @@ async def _reencrypt(
     own short transaction, rows locked with SKIP LOCKED so the service keeps running); a row
     whose key changed meanwhile is left alone. Returns the rows done."""
     from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
 
+    from app.db import make_engine
     from app.dburl import _asyncpg
 
     cipher = Cipher.from_settings(settings)
@@ -252,7 +253,7 @@ async def _reencrypt(
         + " AND ".join(f"{i} = :{i}" for i in where.ids)
         + f" AND {where.key_col} = :old"
     )
-    engine = create_async_engine(_asyncpg(owner_url), pool_size=1)
+    engine = make_engine(_asyncpg(owner_url), pool_size=1)
     done = 0
     try:
         while True:
@@ -278,8 +279,8 @@ async def _reencrypt(
 
 
 async def rotate(owner_url: str, settings: Settings, *, batch: int = 500, progress=None) -> int:
-    """Re-encrypt supporters' personal data and privacy requests' typed addresses under the
-    current key (see ``_reencrypt``). Returns rows done."""
+    """Re-encrypt supporters' personal data (their exact door included) and privacy requests'
+    typed addresses under the current key (see ``_reencrypt``). Returns rows done."""
     done = await _reencrypt(owner_url, settings, SUPPORTERS, batch=batch, progress=progress)
 
     def more(d: int) -> None:

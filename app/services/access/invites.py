@@ -22,13 +22,14 @@ from app.config import Settings
 from app.context import CampaignContext
 from app.db import Database, set_tenant
 from app.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from app.i18n import N_, _
 from app.security import invite_session_token, token_hash
 from app.services.access import audit
 from app.services.access.audit import write_event
 from app.services.access.auth import forget_old_failures, reserve_attempt
 
 DEFAULT_DAYS = 7
-INVALID_LINK = "This invite link is not valid, has expired or was revoked: ask your organiser."
+INVALID_LINK = N_("This invite link is not valid, has expired or was revoked: ask your organiser.")
 
 _COLUMNS = (
     "id, campaign_id, assignment_id, label, created_by, created_at, expires_at, revoked_at, "
@@ -49,7 +50,7 @@ def invite_token(settings: Settings, campaign_id: uuid.UUID, invite_id: uuid.UUI
 
 def invite_link(settings: Settings, token: str) -> str:
     """The URL to open on a phone."""
-    return f"{settings.public_base_url.rstrip('/')}/m/#invite={token}"
+    return f"{settings.base_url}/m/#invite={token}"
 
 
 def _out(ctx: CampaignContext, row: dict, *, token: str | None = None) -> dict:
@@ -64,8 +65,10 @@ async def _assignment_end(ctx: CampaignContext, assignment_id: uuid.UUID) -> dat
     exists = (await ctx.session.execute(text("SELECT to_regclass('assignment')"))).scalar()
     if exists is None:
         raise InvalidInput(
-            "Assignments are not available on this server yet: leave assignment_id out to "
-            "invite to the whole campaign.",
+            _(
+                "Assignments are not available on this server yet: leave assignment_id out to "
+                "invite to the whole campaign."
+            ),
             field="assignment_id",
         )
     row = (
@@ -75,9 +78,9 @@ async def _assignment_end(ctx: CampaignContext, assignment_id: uuid.UUID) -> dat
         )
     ).first()
     if row is None:
-        raise NotFound("No such assignment in this campaign.", field="assignment_id")
+        raise NotFound(_("No such assignment in this campaign."), field="assignment_id")
     if row.ended_at is not None or (row.ends_at is not None and row.ends_at <= datetime.now(UTC)):
-        raise InvalidInput("This assignment is already over.", field="assignment_id")
+        raise InvalidInput(_("This assignment is already over."), field="assignment_id")
     return row.ends_at
 
 
@@ -88,19 +91,22 @@ async def create_invite(
     label: str | None,
     expires_at: datetime | None,
 ) -> dict:
-    """Create an invite; the answer is the only time the link is given out (then: qr.svg)."""
+    """Create an invite; the link is in the answer (and again, audited, from ``/link``)."""
     now = datetime.now(UTC)
     cap = now + timedelta(days=ctx.settings.invite_max_days)
     if expires_at is not None:
         if expires_at.tzinfo is None:
             raise InvalidInput(
-                "Give a time zone (e.g. 2026-12-01T20:00:00+01:00).", field="expires_at"
+                _("Give a time zone (e.g. 2026-12-01T20:00:00+01:00)."), field="expires_at"
             )
         if expires_at <= now:
-            raise InvalidInput("The expiry must be in the future.", field="expires_at")
+            raise InvalidInput(_("The expiry must be in the future."), field="expires_at")
         if expires_at > cap + timedelta(minutes=1):
             raise InvalidInput(
-                f"An invite lasts at most {ctx.settings.invite_max_days} days.", field="expires_at"
+                _("An invite lasts at most {invite_max_days} days.").format(
+                    invite_max_days=ctx.settings.invite_max_days
+                ),
+                field="expires_at",
             )
     end = await _assignment_end(ctx, assignment_id) if assignment_id else None
     if expires_at is None:
@@ -149,7 +155,7 @@ async def _get(ctx: CampaignContext, invite_id: uuid.UUID) -> dict:
         )
     ).first()
     if row is None:
-        raise NotFound("No such invite in this campaign.", field="invite_id")
+        raise NotFound(_("No such invite in this campaign."), field="invite_id")
     return dict(row._mapping)
 
 
@@ -166,21 +172,44 @@ async def revoke_invite(ctx: CampaignContext, *, invite_id: uuid.UUID) -> None:
     await audit.record(ctx, action="access.invite.revoke", object=str(invite_id))
 
 
-async def invite_qr_svg(ctx: CampaignContext, *, invite_id: uuid.UUID) -> str:
-    """The invite link as an SVG QR code (active invites only)."""
+async def _active_token(ctx: CampaignContext, invite_id: uuid.UUID) -> tuple[dict, str]:
+    """An active invite and its token, derived again from the secret key."""
     row = await _get(ctx, invite_id)
     if row["status"] != "active":
-        raise Conflict(f"This invite is {row['status']}: create a new one.", field="invite_id")
+        said = {
+            "revoked": _("This invite was revoked: create a new one."),
+            "expired": _("This invite has expired: create a new one."),
+        }
+        raise Conflict(
+            said.get(row["status"], _("This invite is no longer active: create a new one.")),
+            field="invite_id",
+        )
     token = invite_token(ctx.settings, ctx.campaign_id, invite_id)
     if not hmac.compare_digest(token_hash(token), row["token_hash"]):
         raise Conflict(
-            "This invite was made with a previous secret key; its QR code cannot be drawn. "
-            "Create a new invite.",
+            _(
+                "This invite was made with a previous secret key; its link cannot be given again. "
+                "Create a new invite."
+            ),
             field="invite_id",
         )
+    return row, token
+
+
+async def invite_link_again(ctx: CampaignContext, *, invite_id: uuid.UUID) -> dict:
+    """An active invite's link and QR address, shown again (audited: the link opens the turf)."""
+    row, token = await _active_token(ctx, invite_id)
+    await audit.record(ctx, action="access.invite.link", object=str(invite_id))
+    row.pop("token_hash", None)
+    return _out(ctx, row, token=token)
+
+
+async def invite_qr_svg(ctx: CampaignContext, *, invite_id: uuid.UUID) -> str:
+    """The invite link as an SVG QR code (active invites only)."""
+    _row, token = await _active_token(ctx, invite_id)
     await audit.record(ctx, action="access.invite.qr", object=str(invite_id))
     return segno.make(invite_link(ctx.settings, token), error="m").svg_inline(
-        scale=6, border=4, title="Invite link"
+        scale=6, border=4, title=_("Invite link")
     )
 
 
@@ -222,7 +251,7 @@ async def open_invite(
             )
     if row is None:
         await forget_old_failures(db)
-        raise Unauthorized(INVALID_LINK)
+        raise Unauthorized(_(INVALID_LINK))
     return {
         "access_token": invite_session_token(
             settings, invite_id=row.id, campaign_id=campaign_id, expires_at=row.expires_at

@@ -1,4 +1,6 @@
-"""Members of a campaign and their roles (admins only). A campaign always keeps one admin."""
+"""Members of a campaign and their roles (admins only). A campaign always keeps one admin.
+
+New members join by invitation (``app.services.access.member_invitations``)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from sqlalchemy import text
 
 from app.context import CampaignContext
 from app.errors import Conflict, NotFound
+from app.i18n import _
 from app.services.access import audit
 
 _SELECT = (
@@ -32,7 +35,7 @@ async def _member(ctx: CampaignContext, user_id: uuid.UUID) -> dict:
         )
     ).first()
     if row is None:
-        raise NotFound("No such member in this campaign.", field="user_id")
+        raise NotFound(_("No such member in this campaign."), field="user_id")
     return dict(row._mapping)
 
 
@@ -47,35 +50,7 @@ async def _keep_an_admin(ctx: CampaignContext, user_id: uuid.UUID) -> None:
         )
     ).scalar_one()
     if others == 0:
-        raise Conflict("This is the campaign's last admin: make someone else admin first.")
-
-
-async def add_member(ctx: CampaignContext, *, email: str, role: str) -> dict:
-    """Give an existing account a role in the campaign."""
-    user = (
-        await ctx.session.execute(
-            text("SELECT id FROM app_user WHERE email = :e AND is_active"), {"e": email.lower()}
-        )
-    ).first()
-    if user is None:
-        raise NotFound(
-            "No account with this e-mail. Create it on the server with "
-            f"`porte admin create {email}`, then add it here.",
-            field="email",
-        )
-    inserted = await ctx.session.execute(
-        text(
-            "INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, :r) "
-            "ON CONFLICT DO NOTHING"
-        ),
-        {"c": ctx.campaign_id, "u": user.id, "r": role},
-    )
-    if inserted.rowcount == 0:
-        raise Conflict(
-            "This account is already a member; change its role with PATCH.", field="email"
-        )
-    await audit.record(ctx, action="access.member.add", object=str(user.id), details={"role": role})
-    return await _member(ctx, user.id)
+        raise Conflict(_("This is the campaign's last admin: make someone else admin first."))
 
 
 async def change_role(ctx: CampaignContext, *, user_id: uuid.UUID, role: str) -> dict:

@@ -12,6 +12,8 @@ from sqlalchemy import text
 from app.authz import VOLUNTEER
 from app.context import CampaignContext
 from app.errors import Conflict, InvalidInput, NotFound
+from app.i18n import _
+from app.schemas import Email
 from app.services.field.rounds import start_round
 
 ACTIVE_SQL = (
@@ -26,16 +28,18 @@ class AssignmentCreate(BaseModel):
 
     turf_id: uuid.UUID
     volunteer_user_id: uuid.UUID | None = None
+    volunteer_email: Email | None = None
     invite_id: uuid.UUID | None = None
     starts_at: AwareDatetime | None = None
     ends_at: AwareDatetime | None = None
 
     @model_validator(mode="after")
     def _check(self) -> AssignmentCreate:
-        if self.volunteer_user_id and self.invite_id:
-            raise ValueError("give volunteer_user_id or invite_id, not both")
+        given = [self.volunteer_user_id, self.volunteer_email, self.invite_id]
+        if sum(v is not None for v in given) > 1:
+            raise ValueError(_("give one of volunteer_email, volunteer_user_id or invite_id"))
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
+            raise ValueError(_("ends_at must be after starts_at"))
         return self
 
 
@@ -60,13 +64,33 @@ async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dic
         )
     ).first()
     if turf is None:
-        raise NotFound("No such turf in this campaign.", field="turf_id")
+        raise NotFound(_("No such turf in this campaign."), field="turf_id")
     if turf.status != "active":
         raise Conflict(
-            f"The turf {turf.name!r} is archived; assign an active turf.", field="turf_id"
+            _("The turf {name!r} is archived; assign an active turf.").format(name=turf.name),
+            field="turf_id",
         )
     if body.ends_at is not None and body.ends_at <= datetime.now(body.ends_at.tzinfo):
-        raise InvalidInput("ends_at is already past; give a future end.", field="ends_at")
+        raise InvalidInput(_("ends_at is already past; give a future end."), field="ends_at")
+    if body.volunteer_email is not None:
+        found = (
+            await s.execute(
+                text(
+                    "SELECT m.user_id FROM membership m JOIN app_user u ON u.id = m.user_id "
+                    "WHERE m.campaign_id = :c AND u.email = :e AND u.is_active"
+                ),
+                {"c": c, "e": str(body.volunteer_email).lower()},
+            )
+        ).first()
+        if found is None:
+            raise InvalidInput(
+                _(
+                    "Nobody with this e-mail is a member of the campaign: invite them first, or "
+                    "assign the turf to an invite link. GET /campaigns/{id}/volunteers lists them."
+                ),
+                field="volunteer_email",
+            )
+        body = body.model_copy(update={"volunteer_user_id": found.user_id})
     if body.volunteer_user_id is not None:
         member = (
             await s.execute(
@@ -76,8 +100,10 @@ async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dic
         ).first()
         if member is None:
             raise InvalidInput(
-                "This account is not a member of the campaign; add it as a volunteer first, "
-                "or assign the turf to an invite link.",
+                _(
+                    "This account is not a member of the campaign; add it as a volunteer first, "
+                    "or assign the turf to an invite link."
+                ),
                 field="volunteer_user_id",
             )
     if body.invite_id is not None:
@@ -93,15 +119,17 @@ async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dic
             )
         ).first()
         if invite is None:
-            raise NotFound("No such invite in this campaign.", field="invite_id")
+            raise NotFound(_("No such invite in this campaign."), field="invite_id")
         if invite.revoked_at is not None or invite.expired:
             raise InvalidInput(
-                "This invite is revoked or expired; create a new one.", field="invite_id"
+                _("This invite is revoked or expired; create a new one."), field="invite_id"
             )
         if invite.bound_active:
             raise Conflict(
-                f"This invite is already used for the active assignment {invite.assignment_id}; "
-                "end it first or create another invite.",
+                _(
+                    "This invite is already used for the active assignment {assignment_id}; end it "
+                    "first or create another invite."
+                ).format(assignment_id=invite.assignment_id),
                 field="invite_id",
             )
     ended = (
@@ -160,7 +188,7 @@ async def get_assignment(ctx: CampaignContext, assignment_id: uuid.UUID) -> dict
         )
     ).first()
     if row is None:
-        raise NotFound("No such assignment (or it is not yours).", field="assignment_id")
+        raise NotFound(_("No such assignment (or it is not yours)."), field="assignment_id")
     return dict(row._mapping)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import shapely
@@ -20,22 +20,76 @@ from sqlalchemy import text
 from app.context import CampaignContext
 from app.errors import Conflict, InvalidInput, NotFound
 from app.geo.turf_split import CutPlan, cut_plan
-from app.i18n import _
+from app.i18n import N_, _
 from app.services.access import territory
 from app.services.field.turfs import DoorRows, archive_turfs, insert_turf, parse_polygon
 
 MIN_DOORS_PER_TURF, MAX_DOORS_PER_TURF = 5, 2000
 MAX_DISTRICTS = 200
+Measure = Literal["households", "doors", "minutes"]
+# The bounds of a turf's size in each measure (minutes: 15 min to 12 h of canvassing).
+SIZE_BOUNDS: dict[str, tuple[float, float]] = {
+    "doors": (MIN_DOORS_PER_TURF, MAX_DOORS_PER_TURF),
+    "households": (MIN_DOORS_PER_TURF, 20_000),
+    "minutes": (15, 720),
+}
 
 
 class CutRequest(BaseModel):
-    """Cut options for one district."""
+    """Cut options: the measure to balance and a turf's size in it.
+
+    ``balance`` is what each turf holds about the same amount of: ``households`` (the default:
+    in flats, the work is the households), ``doors``, or estimated ``minutes`` of canvassing
+    (``seconds_per_door`` to reach each door plus ``seconds_per_household`` at it).
+    ``doors_per_turf`` is the older shortcut for ``{"balance": "doors", "turf_size": N}``.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    doors_per_turf: int = Field(ge=MIN_DOORS_PER_TURF, le=MAX_DOORS_PER_TURF)
+    balance: Measure | None = None
+    turf_size: float | None = Field(default=None, gt=0)
+    doors_per_turf: int | None = Field(default=None, ge=MIN_DOORS_PER_TURF, le=MAX_DOORS_PER_TURF)
+    seconds_per_door: float = Field(default=30, ge=0, le=3600)
+    seconds_per_household: float = Field(default=90, ge=0, le=3600)
     replace: bool = False
     name_prefix: str | None = Field(default=None, max_length=100)
+
+    @model_validator(mode="after")
+    def _one_size(self) -> CutRequest:
+        if self.doors_per_turf is not None:
+            if self.turf_size is not None or self.balance not in (None, "doors"):
+                raise ValueError(
+                    _("give either 'doors_per_turf', or 'balance' with 'turf_size', not both")
+                )
+            self.balance, self.turf_size = "doors", float(self.doors_per_turf)
+        if self.turf_size is None:
+            raise ValueError(
+                _(
+                    "give the size of a turf: 'turf_size' (in households by default, or in the "
+                    "measure named by 'balance': doors, households, minutes)"
+                )
+            )
+        self.balance = self.balance or "households"
+        low, high = SIZE_BOUNDS[self.balance]
+        if not low <= self.turf_size <= high:
+            raise ValueError(
+                _("turf_size must be between {low:g} and {high:g} {unit} for a turf").format(
+                    low=low, high=high, unit=_(MEASURE_UNITS[self.balance])
+                )
+            )
+        return self
+
+    def weights(self, doors: DoorRows) -> np.ndarray:
+        """Each door's share of the balanced measure."""
+        if self.balance == "doors":
+            return np.ones(len(doors.ids))
+        if self.balance == "households":
+            return doors.households
+        return (self.seconds_per_door + self.seconds_per_household * doors.households) / 60.0
+
+    def minutes(self, door_count: int, households: float) -> float:
+        """Estimated minutes of canvassing for a turf."""
+        return (self.seconds_per_door * door_count + self.seconds_per_household * households) / 60
 
 
 class CutManyRequest(CutRequest):
@@ -47,7 +101,7 @@ class CutManyRequest(CutRequest):
     @model_validator(mode="after")
     def _one_target(self) -> CutManyRequest:
         if (self.districts is None) == (self.area is None):
-            raise ValueError("give either 'districts' (a list of codes) or 'area' (a polygon)")
+            raise ValueError(_("give either 'districts' (a list of codes) or 'area' (a polygon)"))
         return self
 
 
@@ -81,6 +135,7 @@ _AREA_DOORS = text(
     """
 )
 MAX_AREA_DOORS = 200_000
+MEASURE_UNITS = {"doors": N_("doors"), "households": N_("households"), "minutes": N_("minutes")}
 
 
 async def _try_lock(ctx: CampaignContext, key: str, what: str) -> None:
@@ -92,8 +147,10 @@ async def _try_lock(ctx: CampaignContext, key: str, what: str) -> None:
     ).scalar()
     if not got:
         raise Conflict(
-            f"Another organiser is cutting {what} right now. Wait for their cut to finish, "
-            "then look at the result before cutting again.",
+            _(
+                "Another organiser is cutting {what} right now. Wait for their cut to finish, "
+                "then look at the result before cutting again."
+            ).format(what=what),
             field="code",
         )
 
@@ -104,10 +161,11 @@ async def _plan(rows: list[Any], req: CutRequest) -> tuple[DoorRows, CutPlan]:
         cut_plan,
         doors.lon,
         doors.lat,
-        req.doors_per_turf,
+        req.turf_size,
         streets=doors.streets,
         parity=doors.parity,
         households=doors.households,
+        weights=req.weights(doors),
     )
     return doors, plan
 
@@ -116,6 +174,7 @@ async def _store(
     ctx: CampaignContext,
     doors: DoorRows,
     plan: CutPlan,
+    req: CutRequest,
     *,
     district: str | None,
     prefix: str,
@@ -146,6 +205,7 @@ async def _store(
                 "district_code": district,
                 "door_count": len(ids),
                 "households": round(t.households, 1),
+                "minutes": round(req.minutes(len(ids), t.households), 1),
                 "walk_length_m": round(t.walk_length_m, 1),
                 "input_order_length_m": round(t.input_order_length_m, 1),
                 "compactness": round(t.compactness, 3),
@@ -155,22 +215,36 @@ async def _store(
     return out
 
 
-def _summary(plans: list[CutPlan], turfs: list[dict[str, Any]]) -> dict[str, Any]:
-    sizes = np.asarray([t["door_count"] for t in turfs], dtype=float)
+_MEASURE_KEY = {"doors": "door_count", "households": "households", "minutes": "minutes"}
+
+
+def _summary(plans: list[CutPlan], turfs: list[dict[str, Any]], req: CutRequest) -> dict[str, Any]:
+    sizes = np.asarray([t[_MEASURE_KEY[req.balance]] for t in turfs], dtype=float)
     if len(sizes):
-        mean = float(sizes.mean())
         balance = {
+            "measure": req.balance,
             "turfs": len(sizes),
-            "min": int(sizes.min()),
-            "max": int(sizes.max()),
-            "mean": round(mean, 1),
+            "min": round(float(sizes.min()), 1),
+            "max": round(float(sizes.max()), 1),
+            "mean": round(float(sizes.mean()), 1),
             # per district: each district is balanced around its own mean
             "max_deviation": round(max(p.balance["max_deviation"] for p in plans if p.turfs), 4),
         }
     else:
-        balance = {"turfs": 0, "min": 0, "max": 0, "mean": 0.0, "max_deviation": 0.0}
+        balance = {
+            "measure": req.balance,
+            "turfs": 0,
+            "min": 0,
+            "max": 0,
+            "mean": 0.0,
+            "max_deviation": 0.0,
+        }
     return {
-        "doors": int(sizes.sum()) if len(sizes) else 0,
+        "doors": int(sum(t["door_count"] for t in turfs)),
+        "households": round(sum(t["households"] for t in turfs), 1),
+        "minutes": round(sum(t["minutes"] for t in turfs), 1),
+        "balance_on": req.balance,
+        "turf_size": req.turf_size,
         "balance": balance,
         "streets_split": sum(p.streets_split for p in plans),
         "walk_length_m": round(sum(t["walk_length_m"] for t in turfs), 1),
@@ -192,7 +266,9 @@ async def cut_districts(
     missing = [c for c in codes if c not in known]
     if missing:
         raise NotFound(
-            f"Unknown district(s): {', '.join(missing[:10])}. List them with GET /districts.",
+            _("Unknown district(s): {codes}. List them with GET /districts.").format(
+                codes=", ".join(missing[:10])
+            ),
             field="code" if len(codes) == 1 else "districts",
         )
     away = await territory.outside(ctx.session, ctx.campaign_id, codes)
@@ -205,7 +281,7 @@ async def cut_districts(
         )
     if not dry_run:
         for code in sorted(codes):
-            await _try_lock(ctx, code, f"district {code}")
+            await _try_lock(ctx, code, _("district {code}").format(code=code))
     existing = {
         r.district_code: (r.n, r.ids)
         for r in await ctx.session.execute(
@@ -220,13 +296,16 @@ async def cut_districts(
     if existing and not req.replace:
         code, (n, _ids) = next(iter(existing.items()))
         raise Conflict(
-            f"District {code} already has {n} active turf(s). Look at them first; to cut again, "
-            'send "replace": true (their turfs are archived; refused while one is assigned).',
+            _(
+                "District {code} already has {n} active turf(s). Look at them first; to cut "
+                'again, send "replace": true (their turfs are archived; refused while one is '
+                "assigned)."
+            ).format(code=code, n=n),
             field="code" if len(codes) == 1 else "districts",
             extra={"district_code": code},
         )
     if existing and req.replace and not dry_run:
-        await archive_turfs(ctx, [i for _, ids in existing.values() for i in ids])
+        await archive_turfs(ctx, [i for _n, ids in existing.values() for i in ids])
     plans: list[CutPlan] = []
     turfs: list[dict[str, Any]] = []
     taken: set[int] = set()
@@ -244,17 +323,16 @@ async def cut_districts(
         doors, plan = await _plan(rows, req)
         plans.append(plan)
         prefix = f"{req.name_prefix or code}"
-        turfs += await _store(ctx, doors, plan, district=code, prefix=prefix, dry_run=dry_run)
+        turfs += await _store(ctx, doors, plan, req, district=code, prefix=prefix, dry_run=dry_run)
     if not turfs:
         raise InvalidInput(
-            "No door to cut: these districts hold no address that is not already in a turf.",
+            _("No door to cut: these districts hold no address that is not already in a turf."),
             field="code" if len(codes) == 1 else "districts",
         )
     return {
         "dry_run": dry_run,
         "districts": codes,
-        "doors_per_turf": req.doors_per_turf,
-        **_summary(plans, turfs),
+        **_summary(plans, turfs, req),
         "turfs": turfs,
     }
 
@@ -265,7 +343,7 @@ async def cut_area(
     """Cut the free doors inside a drawn polygon into turfs (or preview it)."""
     geom = parse_polygon(area, field="area")
     if not dry_run:
-        await _try_lock(ctx, "area", "an area of this campaign")
+        await _try_lock(ctx, "area", _("an area of this campaign"))
     rows = (
         await ctx.session.execute(
             _AREA_DOORS,
@@ -278,22 +356,23 @@ async def cut_area(
     ).all()
     if not rows:
         raise InvalidInput(
-            "No door to cut inside this area (none loaded there, or all already in turfs).",
+            _("No door to cut inside this area (none loaded there, or all already in turfs)."),
             field="area",
         )
     if len(rows) > MAX_AREA_DOORS:
         raise InvalidInput(
-            f"The area holds more than {MAX_AREA_DOORS} doors; cut it district by district.",
+            _("The area holds more than {max} doors; cut it district by district.").format(
+                max=MAX_AREA_DOORS
+            ),
             field="area",
         )
     doors, plan = await _plan(rows, req)
     turfs = await _store(
-        ctx, doors, plan, district=None, prefix=req.name_prefix or "Zone", dry_run=dry_run
+        ctx, doors, plan, req, district=None, prefix=req.name_prefix or "Zone", dry_run=dry_run
     )
     return {
         "dry_run": dry_run,
         "districts": [],
-        "doors_per_turf": req.doors_per_turf,
-        **_summary([plan], turfs),
+        **_summary([plan], turfs, req),
         "turfs": turfs,
     }

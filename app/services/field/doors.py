@@ -13,6 +13,7 @@ from sqlalchemy import text
 from app.authz import ADMIN, ORGANISER, VOLUNTEER
 from app.context import CampaignContext
 from app.errors import Forbidden, NotFound
+from app.i18n import _
 from app.services.access import audit
 
 _SQL = text(resources.files("app.sql").joinpath("doors_assignment.sql").read_text("utf-8"))
@@ -35,7 +36,7 @@ async def assignment_doors(
     row = (
         await ctx.session.execute(
             text(
-                "SELECT a.id, a.volunteer_user_id, t.name AS turf, "
+                "SELECT a.id, a.volunteer_user_id, t.name AS turf, a.ends_at, "
                 "(a.ended_at IS NULL AND a.starts_at <= now() "
                 " AND (a.ends_at IS NULL OR a.ends_at > now())) AS active "
                 "FROM assignment a JOIN turf t ON t.campaign_id = a.campaign_id "
@@ -45,17 +46,19 @@ async def assignment_doors(
         )
     ).first()
     if row is None:
-        raise NotFound("No such assignment in this campaign.", field="assignment_id")
+        raise NotFound(_("No such assignment in this campaign."), field="assignment_id")
     if ctx.role == VOLUNTEER:
         mine = (ctx.user_id is not None and row.volunteer_user_id == ctx.user_id) or (
             ctx.assignment_id == assignment_id
         )
         if not mine:
-            raise NotFound("No such assignment in this campaign.", field="assignment_id")
+            raise NotFound(_("No such assignment in this campaign."), field="assignment_id")
         if not row.active:
             raise Forbidden(
-                "This assignment has ended (or not started yet): its doors are no longer shown. "
-                "Ask your organiser for a new one."
+                _(
+                    "This assignment has ended (or not started yet): its doors are no longer "
+                    "shown. Ask your organiser for a new one."
+                )
             )
     staff = ctx.role in (ADMIN, ORGANISER)
     rows = (
@@ -95,6 +98,8 @@ async def assignment_doors(
             "type": "FeatureCollection",
             "assignment": str(assignment_id),
             "turf": row.turf,
+            # the phone wipes its copy when this passes (static/m/app.js)
+            "ends_at": row.ends_at.isoformat() if row.ends_at else None,
             "round": rows[0].round_number if rows else None,
             "streets": list(streets),
             "features": features,

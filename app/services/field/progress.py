@@ -1,24 +1,35 @@
 """Live progress per turf, district and campaign: doors, visited, flagged, outcomes, by round.
 
-Computed on request from the visit table (no cache), so it moves as visits arrive. A door
-counts for the turf whose door list holds it (a door is in at most one active turf). Status rule
-(COMMON.md): flagged beats visited; visited = a visit in the current round.
-Analysts see district and campaign levels only, with outcome and flag counts below k suppressed.
-Campaign and district figures cover the turfs of the campaign's territory (``campaign_district``;
-turfs outside every district count only when the territory is the whole country).
+Computed on request from the visit table, so it moves as visits arrive. A door counts for the
+turf whose door list holds it (a door is in at most one active turf). Status rule (COMMON.md):
+flagged beats visited; visited = a visit in the current round.
+
+Admins and organisers see every door of the campaign's territory, so their progress is exact,
+per turf, per turf's district and for the campaign. Analysts see aggregates only, decided by
+app.disclosure: per district *of the door* (the partition the ranking uses, so that the
+ranking's visited doors are the same published counts) and for the campaign, per round, visited
+doors and doors by latest outcome, with primary and complementary suppression; districts where
+the campaign has fewer than k doors are left out (docs/privacy.md).
+
+Campaign and district figures cover the campaign's territory (``campaign_district``): for
+organisers the turfs of its districts, for analysts the doors of its districts (doors and turfs
+outside every district count only when the territory is the whole country).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import text
 
+from app import disclosure
 from app.authz import ANALYST
 from app.context import CampaignContext
 from app.errors import Forbidden
+from app.i18n import _
 from app.services.access import territory
 
 OUTCOMES = ("not_home", "talked", "refused", "moved", "no_access", "do_not_knock")
@@ -147,19 +158,6 @@ async def _per_turf(
     return turfs, current, rounds
 
 
-def _suppress(entry: dict[str, Any], k: int) -> dict[str, Any]:
-    """Analysts: counts of outcomes and flags below k become None."""
-
-    def cut(n: int) -> int | None:
-        return n if n == 0 or n >= k else None
-
-    entry["flagged"] = cut(entry["flagged"])
-    entry["outcomes"] = {o: cut(n) for o, n in entry["outcomes"].items()}
-    for stats in entry["rounds"].values():
-        stats["outcomes"] = {o: cut(n) for o, n in stats["outcomes"].items()}
-    return entry
-
-
 async def turf_progress(ctx: CampaignContext, turf_id: uuid.UUID) -> dict[str, Any]:
     """Progress of one turf (its own door list, archived or not)."""
     turfs, current, _ = await _per_turf(ctx, turf_id=turf_id)
@@ -173,9 +171,10 @@ async def progress(
     ctx: CampaignContext, *, level: str | None, district: str | None
 ) -> dict[str, Any]:
     """Campaign, district and turf progress of the active turfs (live)."""
-    analyst = ctx.role == ANALYST
-    if analyst and level == "turf":
-        raise Forbidden("Analysts see progress per district and campaign only.")
+    if ctx.role == ANALYST:
+        if level == "turf":
+            raise Forbidden(_("Analysts see progress per district and campaign only."))
+        return await analyst_progress(ctx, level=level, district=district)
     turfs, current, rounds = await _per_turf(ctx, district=district)
     campaign = _empty()
     districts: dict[str, dict[str, Any]] = defaultdict(_empty)
@@ -191,9 +190,8 @@ async def progress(
             {"number": r.number, "name": r.name, "started_at": r.started_at} for r in rounds
         ],
     }
-    k = ctx.k_threshold
     if level in (None, "campaign"):
-        out["campaign"] = _suppress(campaign, k) if analyst else campaign
+        out["campaign"] = campaign
     if level in (None, "district"):
         codes = [c for c in districts if c != "-"]
         if codes:
@@ -201,9 +199,171 @@ async def progress(
             for r in await ctx.session.execute(_DISTRICT_DOORS, {"codes": codes}):
                 districts[r.code]["doors_in_district"] = r.n
         out["districts"] = [
-            {"district_code": None if code == "-" else code, **(_suppress(e, k) if analyst else e)}
+            {"district_code": None if code == "-" else code, **e}
             for code, e in sorted(districts.items())
         ]
-    if level in (None, "turf") and not analyst:
+    if level in (None, "turf"):
         out["turfs"] = sorted(turfs.values(), key=lambda e: (e["district_code"] or "", e["name"]))
+    return out
+
+
+# ---------------------------------------------------------------- analysts (app.disclosure)
+# A door of the campaign's territory: its district is one of the territory's, or it lies outside
+# every district and the territory is the whole country.
+_IN_TERRITORY = """(
+    EXISTS (SELECT 1 FROM campaign_district cd WHERE cd.campaign_id = :c
+            AND cd.district_code = dd.district_code)
+    OR (dd.district_code IS NULL AND EXISTS (
+        SELECT 1 FROM campaign_territory ct WHERE ct.campaign_id = :c AND ct.kind = 'country')))"""
+# Doors of the active turfs by the district of the door ('-' outside every district), with the
+# number of active turfs holding them.
+_AREA_DOORS = text(
+    f"""
+    SELECT coalesce(dd.district_code, '-') AS area, count(*) AS doors,
+           count(DISTINCT td.turf_id) AS turfs
+    FROM turf_door td
+    JOIN turf t ON t.campaign_id = td.campaign_id AND t.id = td.turf_id AND t.status = 'active'
+    LEFT JOIN door_district dd ON dd.address_id = td.address_id
+    WHERE td.campaign_id = :c AND td.active AND {_IN_TERRITORY}
+    GROUP BY 1
+    """
+)
+# Doors of the active turfs by district, round and latest outcome in that round.
+_AREA_OUTCOMES = text(
+    f"""
+    WITH d AS (
+        SELECT td.address_id, coalesce(dd.district_code, '-') AS area
+        FROM turf_door td
+        JOIN turf t ON t.campaign_id = td.campaign_id AND t.id = td.turf_id
+                   AND t.status = 'active'
+        LEFT JOIN door_district dd ON dd.address_id = td.address_id
+        WHERE td.campaign_id = :c AND td.active AND {_IN_TERRITORY}
+    ),
+    latest AS (
+        SELECT DISTINCT ON (v.round_id, v.address_id) v.round_id, v.address_id, v.outcome
+        FROM visit v JOIN d ON d.address_id = v.address_id
+        WHERE v.campaign_id = :c
+          AND (CAST(:round AS int) IS NULL OR v.round_id = (
+              SELECT id FROM canvass_round WHERE campaign_id = :c AND number = :round))
+        ORDER BY v.round_id, v.address_id, v.visited_at DESC
+    )
+    SELECT d.area, r.number AS round, l.outcome, count(*) AS n
+    FROM latest l
+    JOIN d ON d.address_id = l.address_id
+    JOIN canvass_round r ON r.campaign_id = :c AND r.id = l.round_id
+    GROUP BY d.area, r.number, l.outcome
+    """
+)
+
+
+async def _area_counts(
+    session: Any, campaign_id: uuid.UUID, only_round: int | None = None
+) -> tuple[dict[str, int], dict[str, int], dict[str, dict[int, dict[str, int]]]]:
+    """Raw counts (never returned as such): doors and turfs per area, and per area, round and
+    outcome the doors whose latest outcome in that round it is (the territory's doors only)."""
+    await territory.ensure(session, campaign_id)
+    doors: dict[str, int] = {}
+    turfs: dict[str, int] = {}
+    for r in await session.execute(_AREA_DOORS, {"c": campaign_id}):
+        doors[r.area], turfs[r.area] = r.doors, r.turfs
+    counts: dict[str, dict[int, dict[str, int]]] = defaultdict(lambda: defaultdict(dict))
+    params = {"c": campaign_id, "round": only_round}
+    for r in await session.execute(_AREA_OUTCOMES, params):
+        counts[r.area][r.round][r.outcome] = r.n
+    return doors, turfs, counts
+
+
+def _round_key(
+    doors: dict[str, int], counts: dict[str, dict[int, dict[str, int]]], rnd: int
+) -> tuple:
+    return tuple(
+        (area, n, tuple(counts.get(area, {}).get(rnd, {}).get(o, 0) for o in OUTCOMES))
+        for area, n in sorted(doors.items())
+    )
+
+
+@lru_cache(maxsize=256)
+def _protected_round(key: tuple, rnd: int, k: int) -> disclosure.ProgressPublication:
+    """One round's table through app.disclosure (rounds share no relation, so each is
+    protected alone; cached per process, since only the current round keeps changing)."""
+    doors = {area: n for area, n, _ in key}
+    counts = {area: {rnd: dict(zip(OUTCOMES, row, strict=True))} for area, _, row in key}
+    return disclosure.protect_progress(doors, counts, rounds=[rnd], outcomes=OUTCOMES, k=k)
+
+
+async def published_visited(session: Any, campaign_id: uuid.UUID, k: int) -> dict[str, int]:
+    """Doors visited in the current round per district, as analysts may read them (published
+    counts only): what the ranking's coverage and its visited_doors are made of."""
+    current = (
+        await session.execute(
+            text("SELECT max(number) FROM canvass_round WHERE campaign_id = :c"),
+            {"c": campaign_id},
+        )
+    ).scalar()
+    if current is None:
+        return {}
+    doors, _, counts = await _area_counts(session, campaign_id, current)
+    pub = _protected_round(_round_key(doors, counts, current), current, k)
+    out = {}
+    for area, entry in pub.areas.items():
+        n = entry["rounds"][current]["visited"]
+        if area != "-" and n is not None and n >= k:
+            out[area] = n
+    return out
+
+
+async def analyst_progress(
+    ctx: CampaignContext, *, level: str | None, district: str | None
+) -> dict[str, Any]:
+    """Progress as analysts see it (see the module docstring); the whole campaign is protected
+    first and only then cut to ``level`` and ``district``, so that the published counts never
+    depend on what was asked."""
+    k = ctx.k_threshold
+    rounds = (await ctx.session.execute(_ROUNDS_LIST, {"c": ctx.campaign_id})).all()
+    current = rounds[-1].number if rounds else None
+    doors, turfs, counts = await _area_counts(ctx.session, ctx.campaign_id)
+    numbers = [r.number for r in rounds]
+    per_round = {n: _protected_round(_round_key(doors, counts, n), n, k) for n in numbers}
+
+    def entry(pick: Any, n_doors: int) -> dict[str, Any]:
+        by_round = {n: pick(per_round[n])["rounds"][n] for n in numbers}
+        now = by_round.get(current) if current is not None else None
+        return {
+            "doors": n_doors,
+            "visited": now["visited"] if now else 0,
+            "outcomes": now["outcomes"] if now else dict.fromkeys(OUTCOMES, 0),
+            "rounds": by_round,
+        }
+
+    shown = {a: n for a, n in doors.items() if n >= k}
+    out: dict[str, Any] = {
+        "current_round": current,
+        "rounds": [
+            {"number": r.number, "name": r.name, "started_at": r.started_at} for r in rounds
+        ],
+        "k": k,
+    }
+    if level in (None, "campaign"):
+        out["campaign"] = entry(lambda p: p.campaign, sum(shown.values())) | {
+            "doors_left_out": sum(n for n in doors.values() if n < k)
+        }
+    if level in (None, "district"):
+        codes = sorted(a for a in doors if district is None or a == district)
+        in_district = {}
+        named = [c for c in codes if c != "-"]
+        if named:
+            for r in await ctx.session.execute(_DISTRICT_DOORS, {"codes": named}):
+                in_district[r.code] = r.n
+        listed = []
+        for code in codes:
+            if code in shown:
+                e = entry(lambda p, code=code: p.areas[code], doors[code])
+            else:  # fewer than k doors: left out of every count (app.disclosure)
+                e = {"doors": doors[code], "too_small": True}
+                e.update(visited=None, outcomes=None, rounds=None)
+            e.update(turfs=turfs[code])
+            if code != "-":
+                e["doors_in_district"] = in_district.get(code, 0)
+            listed.append({"district_code": None if code == "-" else code, **e})
+        out["districts"] = listed
     return out

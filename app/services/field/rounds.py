@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import CampaignContext
+from app.i18n import _
 
 _CURRENT = text(
     "SELECT id, number, name, started_at FROM canvass_round WHERE campaign_id = :c "
@@ -33,7 +34,8 @@ async def current_round(session: AsyncSession, campaign_id: uuid.UUID) -> Any | 
 async def start_round(
     ctx: CampaignContext, name: str | None = None, *, only_if_none: bool = False
 ) -> dict[str, Any]:
-    """Start round n + 1 (serialised per campaign, so two clicks never make the same number)."""
+    """Start round n + 1 (serialised per campaign, so two clicks never make the same number),
+    named "Round n + 1" in the caller's language ("Tournée n + 1" in French) unless named."""
     await ctx.session.execute(
         text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"),
         {"k": f"round:{ctx.campaign_id}"},
@@ -42,16 +44,25 @@ async def start_round(
         cur = await current_round(ctx.session, ctx.campaign_id)
         if cur is not None:
             return _out(cur, current=True)
+    number = (
+        await ctx.session.execute(
+            text("SELECT coalesce(max(number), 0) + 1 FROM canvass_round WHERE campaign_id = :c"),
+            {"c": ctx.campaign_id},
+        )
+    ).scalar_one()
+    # Named in the language of whoever starts it ("Tournée 2" in French), unless named.
     row = (
         await ctx.session.execute(
             text(
                 "INSERT INTO canvass_round (campaign_id, number, name, created_by) "
-                "SELECT :c, coalesce(max(number), 0) + 1, "
-                "coalesce(:n, 'Round ' || (coalesce(max(number), 0) + 1)), :u "
-                "FROM canvass_round WHERE campaign_id = :c "
-                "RETURNING id, number, name, started_at"
+                "VALUES (:c, :num, :n, :u) RETURNING id, number, name, started_at"
             ),
-            {"c": ctx.campaign_id, "n": name, "u": ctx.user_id},
+            {
+                "c": ctx.campaign_id,
+                "num": number,
+                "n": name or _("Round {n}").format(n=number),
+                "u": ctx.user_id,
+            },
         )
     ).one()
     return _out(row, current=True)

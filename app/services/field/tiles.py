@@ -6,8 +6,9 @@ whose row-level security tenant is the campaign). The admin and organiser door l
 memory while the campaign's doors do not change (``app/services/field/tile_cache.py``).
 
 Who gets what:
-- doors: admin and organiser see every door in the tile with its status (audited); volunteers only
-  the doors of their active assignments; analysts never (403, enforced by ``app.authz`` too).
+- doors: admin and organiser see every door in the tile with its status; volunteers only the
+  doors of their active assignments; analysts never (403, enforced by ``app.authz`` too). Door
+  tiles are audited per viewer and minute (``tile_audit``).
   At z <= ``GRID_MAX_ZOOM`` doors are aggregated into counts by status per grid cell.
 - turfs: outlines with progress; volunteers only their assigned turfs; analysts none (as in the
   field API, docs/field.md).
@@ -20,20 +21,17 @@ Who gets what:
 from __future__ import annotations
 
 import hashlib
-import time
-import uuid
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from app.db import set_tenant, tenant_transaction
+from app.db import tenant_transaction
 from app.errors import Forbidden, InvalidInput
-from app.services.access.audit import write_event
 
 if TYPE_CHECKING:
     from app.context import CampaignContext
-    from app.db import Database
+    from app.services.field.tile_audit import TileAudit
     from app.services.field.tile_cache import TileCache
 
 MAX_ZOOM = 22
@@ -41,7 +39,6 @@ DOORS_MIN_ZOOM = 10  # below this a door tile would cover a whole département: 
 GRID_MAX_ZOOM = 14  # doors are aggregated per cell at and below this zoom
 GRID_CELLS = 32  # cells per tile side when aggregated: at most 1,024 features per tile
 STAFF = frozenset({"admin", "organiser"})
-AUDIT_EVERY_S = 60.0  # at most one door-tile audit event per viewer and minute (per process)
 
 
 @dataclass(frozen=True)
@@ -85,51 +82,16 @@ def _mvt_params(ctx: CampaignContext, z: int, x: int, y: int) -> list[Any]:
     return [ctx.campaign_id, z, x, y, s.mvt_extent, s.mvt_buffer]
 
 
-# (campaign, viewer, layer) -> (time of the last audit event, tiles served since)
-_last_audit: dict[tuple[uuid.UUID, str, str], float] = {}
-
-
-async def _audit_doors(
-    db: Database, ctx: CampaignContext, z: int, x: int, y: int, rows: int
-) -> None:
-    """Audit precise door locations seen, without one insert per tile.
-
-    The first door tile a viewer gets in a minute writes an audit event (who, when, which tile,
-    how many doors); tiles in the same minute are covered by it, cached or not. Aggregated tiles
-    (z <= 14) are counts, not locations, and are not audited.
-    """
-    viewer = str(ctx.principal.user_id or ctx.principal.invite_id)
-    key = (ctx.campaign_id, viewer, "doors")
-    now = time.monotonic()
-    last = _last_audit.get(key)
-    if last is not None and now - last < AUDIT_EVERY_S:
-        return
-    _last_audit[key] = now
-    if len(_last_audit) > 10_000:  # bounded memory: forget the oldest viewers
-        for k in sorted(_last_audit, key=_last_audit.__getitem__)[:5_000]:
-            del _last_audit[k]
-    async with db.transaction() as session:
-        await set_tenant(session, ctx.campaign_id, ctx.principal.user_id)
-        await write_event(
-            session,
-            campaign_id=ctx.campaign_id,
-            user_id=ctx.principal.user_id,
-            invite_id=ctx.principal.invite_id,
-            role=ctx.role,
-            action="tiles.doors.view",
-            object=f"tile {z}/{x}/{y}",
-            rows=rows,
-            request_id=ctx.request_id,
-            client=ctx.client,
-            details={"z": z, "x": x, "y": y, "covers_seconds": AUDIT_EVERY_S},
-            burst_threshold=ctx.settings.audit_burst_threshold,
-        )
-
-
 async def doors_tile(
-    ctx: CampaignContext, z: int, x: int, y: int, *, tile_cache: TileCache, db: Database
+    ctx: CampaignContext, z: int, x: int, y: int, *, tile_cache: TileCache, tile_audit: TileAudit
 ) -> Tile:
-    """The door layer for this caller (see the module docstring)."""
+    """The door layer for this caller (see the module docstring).
+
+    Door tiles above ``GRID_MAX_ZOOM`` show precise doors: each one served is counted in the
+    viewer's audit window of the minute (``app/services/field/tile_audit.py``: one event per
+    viewer and minute with the number of tiles and their bounding box). Aggregated tiles are
+    counts, not locations, and are not audited.
+    """
     check_tile(z, x, y)
     if ctx.role not in STAFF and ctx.role != "volunteer":
         raise Forbidden("Analysts see aggregates only: the door layer is not available to them.")
@@ -145,7 +107,7 @@ async def doors_tile(
         if staff:
             tile_cache.put(key, ctx.doors_version, tile, len(tile.data) + 200)
     if z > GRID_MAX_ZOOM and not tile.empty:
-        await _audit_doors(db, ctx, z, x, y, rows=tile.doors)
+        tile_audit.seen(ctx, z, x, y, tile.doors)
     return tile
 
 

@@ -21,6 +21,7 @@ from app.context import CampaignContext
 from app.errors import Conflict, InvalidInput, NotFound
 from app.geo.turf_split import compactness, project_local, turf_shape
 from app.geo.walk import path_length, walk_order
+from app.i18n import _
 
 MAX_VERTICES = 5000
 MAX_DOORS_PER_TURF = 3000
@@ -59,68 +60,90 @@ def _crs_name(obj: dict[str, Any]) -> str | None:
 def parse_polygon(geojson: Any, field: str = "geometry") -> shapely.Geometry:
     """Parse a GeoJSON Polygon/MultiPolygon (or Feature) in lon/lat; 422 saying what is wrong."""
     if not isinstance(geojson, dict):
-        raise InvalidInput("Send a GeoJSON Polygon or MultiPolygon object.", field=field)
+        raise InvalidInput(_("Send a GeoJSON Polygon or MultiPolygon object."), field=field)
     crs = _crs_name(geojson)
     if geojson.get("type") == "Feature":
         geometry = geojson.get("geometry")
         if not isinstance(geometry, dict):
-            raise InvalidInput("The Feature has no geometry.", field=field)
+            raise InvalidInput(_("The Feature has no geometry."), field=field)
         crs = crs or _crs_name(geometry)
         geojson = geometry
     else:
         crs = crs or _crs_name(geojson)
     if crs is not None and not any(crs.endswith(n) or crs == n for n in WGS84_NAMES):
         raise InvalidInput(
-            f"The polygon declares the coordinate system {crs!r}; send WGS84 longitude/latitude "
-            "(EPSG:4326 / CRS84) and leave 'crs' out.",
+            _(
+                "The polygon declares the coordinate system {crs!r}; send WGS84 "
+                "longitude/latitude (EPSG:4326 / CRS84) and leave 'crs' out."
+            ).format(crs=crs),
             field=f"{field}.crs",
         )
     gtype = geojson.get("type")
     if gtype not in ("Polygon", "MultiPolygon"):
         raise InvalidInput(
-            f"A turf must be a Polygon or MultiPolygon, not {gtype!r}.", field=f"{field}.type"
+            _("A turf must be a Polygon or MultiPolygon, not {gtype!r}.").format(gtype=gtype),
+            field=f"{field}.type",
         )
     coords = geojson.get("coordinates")
     polygons = [coords] if gtype == "Polygon" else coords
     if not isinstance(polygons, list) or not polygons:
-        raise InvalidInput("The polygon has no coordinates.", field=f"{field}.coordinates")
+        raise InvalidInput(_("The polygon has no coordinates."), field=f"{field}.coordinates")
     vertices = 0
     for p, rings in enumerate(polygons):
         if not isinstance(rings, list) or not rings:
-            raise InvalidInput(f"Polygon {p} has no ring.", field=f"{field}.coordinates")
+            raise InvalidInput(
+                _("Polygon {p} has no ring.").format(p=p), field=f"{field}.coordinates"
+            )
         for r, ring in enumerate(rings):
-            where = f"ring {r}" + (f" of polygon {p}" if gtype == "MultiPolygon" else "")
+            where = (
+                _("Ring {r} of polygon {p}").format(r=r, p=p)
+                if gtype == "MultiPolygon"
+                else _("Ring {r}").format(r=r)
+            )
             if not isinstance(ring, list) or len(ring) < 4:
                 raise InvalidInput(
-                    f"The {where} needs at least 4 positions (a closed triangle).",
+                    _("{where} needs at least 4 positions (a closed triangle).").format(
+                        where=where
+                    ),
                     field=f"{field}.coordinates",
                 )
             try:
                 pts = np.asarray([[float(c[0]), float(c[1])] for c in ring])
             except (TypeError, ValueError, IndexError) as exc:
                 raise InvalidInput(
-                    f"The {where} holds a position that is not [longitude, latitude].",
+                    _("{where} holds a position that is not [longitude, latitude].").format(
+                        where=where
+                    ),
                     field=f"{field}.coordinates",
                 ) from exc
             if not np.all(np.isfinite(pts)):
-                raise InvalidInput(f"The {where} holds a non-number.", field=f"{field}.coordinates")
+                raise InvalidInput(
+                    _("{where} holds a non-number.").format(where=where),
+                    field=f"{field}.coordinates",
+                )
             if np.any(np.abs(pts[:, 0]) > 180) or np.any(np.abs(pts[:, 1]) > 90):
                 raise InvalidInput(
-                    f"The {where} has coordinates like {pts[0].tolist()}: these look projected "
-                    "(metres, e.g. Lambert-93 EPSG:2154), not longitude/latitude. Send WGS84 "
-                    "longitude/latitude in degrees.",
+                    _(
+                        "{where} has coordinates like {example}: these look projected (metres, "
+                        "e.g. Lambert-93 EPSG:2154), not longitude/latitude. Send WGS84 "
+                        "longitude/latitude in degrees."
+                    ).format(where=where, example=pts[0].tolist()),
                     field=f"{field}.coordinates",
                 )
             if not np.array_equal(pts[0], pts[-1]):
                 raise InvalidInput(
-                    f"The {where} is not closed: its last position must repeat the first.",
+                    _("{where} is not closed: its last position must repeat the first.").format(
+                        where=where
+                    ),
                     field=f"{field}.coordinates",
                 )
             vertices += len(pts)
     if vertices > MAX_VERTICES:
         raise InvalidInput(
-            f"The polygon has {vertices} vertices; at most {MAX_VERTICES} are accepted. "
-            "Simplify the drawing.",
+            _(
+                "The polygon has {vertices} vertices; at most {max} are accepted. "
+                "Simplify the drawing."
+            ).format(vertices=vertices, max=MAX_VERTICES),
             field=field,
         )
     geom = shape(geojson)
@@ -129,18 +152,22 @@ def parse_polygon(geojson: Any, field: str = "geometry") -> shapely.Geometry:
         m = re.search(r"\[([-\d.eE+]+) ([-\d.eE+]+)\]", reason)
         where = [float(m.group(1)), float(m.group(2))] if m else None
         what = reason.split("[")[0].strip()
+        at = (
+            _(" at longitude {lon:.6f}, latitude {lat:.6f}").format(lon=where[0], lat=where[1])
+            if where
+            else ""
+        )
         if what.lower().startswith("self-intersection") or "Ring Self" in what:
-            msg = "The outline crosses itself"
+            msg = _("The outline crosses itself{at}. Redraw it so that edges do not cross.")
         else:
-            msg = f"The polygon is not valid ({what})"
-        at = f" at longitude {where[0]:.6f}, latitude {where[1]:.6f}" if where else ""
+            msg = _("The polygon is not valid ({what}){at}. Redraw it so that edges do not cross.")
         raise InvalidInput(
-            f"{msg}{at}. Redraw it so that edges do not cross.",
+            msg.format(what=what, at=at),
             field=field,
             extra={"where": where},
         )
     if geom.area == 0:
-        raise InvalidInput("The polygon has no area.", field=field)
+        raise InvalidInput(_("The polygon has no area."), field=field)
     return geom
 
 
@@ -213,7 +240,7 @@ class DoorRows:
     def from_rows(cls, rows: list[Any]) -> DoorRows:
         """Build from rows with id, lon, lat, numero, street, households."""
         street_names = [r.street for r in rows]
-        _, codes = np.unique(
+        _uniq, codes = np.unique(
             np.asarray(street_names, dtype=object).astype(str), return_inverse=True
         )
         return cls(
@@ -264,8 +291,10 @@ async def insert_turf(
     except IntegrityError as exc:
         if "turf_door_one_active_turf" in str(exc.orig):
             raise Conflict(
-                "Some of these doors were put in another turf at the same moment (another "
-                "organiser?). Reload the map and try again.",
+                _(
+                    "Some of these doors were put in another turf at the same moment (another "
+                    "organiser?). Reload the map and try again."
+                ),
                 field="geometry",
             ) from exc
         raise
@@ -283,14 +312,18 @@ async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
         alt = json.dumps(shapely.geometry.mapping(swapped(geom)))
         if (await session.execute(_LOADED_NEAR, {"g": alt})).scalar():
             raise InvalidInput(
-                "Longitude and latitude look swapped: with them exchanged the polygon lands on "
-                "the loaded area. GeoJSON positions are [longitude, latitude].",
+                _(
+                    "Longitude and latitude look swapped: with them exchanged the polygon lands on "
+                    "the loaded area. GeoJSON positions are [longitude, latitude]."
+                ),
                 field="geometry.coordinates",
                 extra={"where": [round(centre.x, 6), round(centre.y, 6)]},
             )
         raise InvalidInput(
-            "The polygon is outside the loaded area: no door or district lies in or near it. "
-            "Check that it is drawn in the right place.",
+            _(
+                "The polygon is outside the loaded area: no door or district lies in or near it. "
+                "Check that it is drawn in the right place."
+            ),
             field="geometry",
             extra={"where": [round(centre.x, 6), round(centre.y, 6)]},
         )
@@ -307,8 +340,10 @@ async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
     ).first()
     if hit is not None:
         raise InvalidInput(
-            f"The polygon overlaps the active turf {hit.name!r} ({hit.id}) around longitude "
-            f"{hit.lon:.6f}, latitude {hit.lat:.6f}. Redraw it beside that turf, or archive it.",
+            _(
+                "The polygon overlaps the active turf {name!r} ({id}) around longitude "
+                "{lon:.6f}, latitude {lat:.6f}. Redraw it beside that turf, or archive it."
+            ).format(name=hit.name, id=hit.id, lon=hit.lon, lat=hit.lat),
             field="geometry",
             extra={"turf_id": str(hit.id), "where": [round(hit.lon, 6), round(hit.lat, 6)]},
         )
@@ -321,26 +356,36 @@ async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
     if taken:
         r = taken[0]
         raise InvalidInput(
-            f"{len(taken)} door(s) inside already belong to the active turf {r.taken_name!r} "
-            f"({r.taken_by}), e.g. near longitude {r.lon:.6f}, latitude {r.lat:.6f}.",
+            _(
+                "{n} door(s) inside already belong to the active turf {name!r} "
+                "({taken_by}), e.g. near longitude {lon:.6f}, latitude {lat:.6f}."
+            ).format(
+                n=len(taken),
+                name=r.taken_name,
+                taken_by=r.taken_by,
+                lon=r.lon,
+                lat=r.lat,
+            ),
             field="geometry",
             extra={"turf_id": str(r.taken_by), "where": [round(r.lon, 6), round(r.lat, 6)]},
         )
     if not rows:
         raise InvalidInput(
-            "There is no door inside this polygon. Draw around the addresses to canvass.",
+            _("There is no door inside this polygon. Draw around the addresses to canvass."),
             field="geometry",
             extra={"where": [round(centre.x, 6), round(centre.y, 6)]},
         )
     if len(rows) > MAX_DOORS_PER_TURF:
         raise InvalidInput(
-            f"The polygon holds more than {MAX_DOORS_PER_TURF} doors, too many for one turf. "
-            "Draw a smaller one, or use the automatic cut.",
+            _(
+                "The polygon holds more than {max} doors, too many for one "
+                "turf. Draw a smaller one, or use the automatic cut."
+            ).format(max=MAX_DOORS_PER_TURF),
             field="geometry",
         )
     district = await _district_for(ctx, body.district_code, gjson)
     doors = DoorRows.from_rows(rows)
-    xy, _ = project_local(doors.lon, doors.lat)
+    xy, _scale = project_local(doors.lon, doors.lat)
     order = walk_order(xy, doors.streets, doors.parity)
     turf_id = await insert_turf(
         ctx,
@@ -364,7 +409,9 @@ async def _district_for(ctx: CampaignContext, code: str | None, gjson: str) -> s
         ).first()
         if found is None:
             raise InvalidInput(
-                f"Unknown district {code!r}; leave district_code out to have it found.",
+                _("Unknown district {code!r}; leave district_code out to have it found.").format(
+                    code=code
+                ),
                 field="district_code",
             )
         return code
@@ -406,7 +453,7 @@ async def get_turf(ctx: CampaignContext, turf_id: uuid.UUID) -> dict[str, Any]:
         )
     ).first()
     if row is None:
-        raise NotFound("No such turf in this campaign.", field="turf_id")
+        raise NotFound(_("No such turf in this campaign."), field="turf_id")
     out = _turf_out(row)
     out["progress"] = await turf_progress(ctx, turf_id)
     assignments = await ctx.session.execute(
@@ -475,8 +522,10 @@ async def archive_turfs(ctx: CampaignContext, turf_ids: list[uuid.UUID]) -> int:
     ).first()
     if busy is not None:
         raise Conflict(
-            f"The turf {busy.name!r} has an active assignment: end it first "
-            "(POST .../assignments/{id}/end).",
+            _(
+                "The turf {name!r} has an active assignment: end it first (POST "
+                ".../assignments/{{id}}/end)."
+            ).format(name=busy.name),
             field="turf_id",
         )
     res = await ctx.session.execute(
@@ -495,7 +544,7 @@ async def archive_turfs(ctx: CampaignContext, turf_ids: list[uuid.UUID]) -> int:
             )
         ).first()
         if exists is None:
-            raise NotFound("No such turf in this campaign.", field="turf_id")
+            raise NotFound(_("No such turf in this campaign."), field="turf_id")
     await ctx.session.execute(
         text(
             "UPDATE turf_door SET active = false WHERE campaign_id = :c AND turf_id = ANY(:ids) "

@@ -9,31 +9,44 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from importlib import resources
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from sqlalchemy import text
 
 from app.authz import ADMIN, ORGANISER
 from app.context import CampaignContext
 from app.errors import PorteError
+from app.frenchdata import OUTCOME_LABELS, to_code
+from app.i18n import N_, _
+from app.schemas import Flat
 
-Outcome = Literal["not_home", "talked", "refused", "moved", "no_access", "do_not_knock"]
+OutcomeCode = Literal["not_home", "talked", "refused", "moved", "no_access", "do_not_knock"]
+
+
+def _outcome_code(value: object) -> object:
+    """French words beside the codes ("absent" for not_home); anything else left to refuse."""
+    if isinstance(value, str):
+        return to_code(value, OUTCOME_LABELS) or value
+    return value
+
+
+Outcome = Annotated[OutcomeCode, BeforeValidator(_outcome_code)]
 MAX_BATCH = 10_000
 CLOCK_SKEW = timedelta(minutes=5)
 
 REASONS = {
-    "not_in_assignment": "This door is not in your active assignment.",
-    "assignment_ended": (
+    "not_in_assignment": N_("This door is not in your active assignment."),
+    "assignment_ended": N_(
         "Your assignment for this door has ended, so this visit was not recorded; "
         "tell your organiser what you saw."
     ),
-    "in_future": (
+    "in_future": N_(
         "The visit time is more than 5 minutes in the future: check the phone's date and time."
     ),
-    "before_round": "The visit time is before the first canvassing round started.",
-    "unknown_door": "There is no such door.",
-    "id_reused": (
+    "before_round": N_("The visit time is before the first canvassing round started."),
+    "unknown_door": N_("There is no such door."),
+    "id_reused": N_(
         "This visit id was already used for another door or by someone else; "
         "make a new UUID for every visit."
     ),
@@ -46,7 +59,7 @@ class BatchTooLarge(PorteError):
     """A batch above the cap (413)."""
 
     status = 413
-    title = "Batch too large"
+    title = N_("Batch too large")
 
 
 class VisitIn(BaseModel):
@@ -59,13 +72,15 @@ class VisitIn(BaseModel):
     doors: list[int] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
     outcome: Outcome
     visited_at: AwareDatetime
-    flat: str | None = Field(default=None, min_length=1, max_length=20)
+    flat: Flat | None = Field(
+        default=None, description="A flat of the building: 12, 3B, A-12 or one letter (A)."
+    )
     assignment_id: uuid.UUID | None = None
 
     @model_validator(mode="after")
     def _one_target(self) -> VisitIn:
         if (self.door is None) == (self.doors is None):
-            raise ValueError("give either 'door' (one door id) or 'doors' (a list of door ids)")
+            raise ValueError(_("give either 'door' (one door id) or 'doors' (a list of door ids)"))
         return self
 
 
@@ -105,8 +120,11 @@ async def record_visits(ctx: CampaignContext, batch: list[VisitIn]) -> dict[str,
     rows = expand(batch)
     if len(rows) > MAX_BATCH:
         raise BatchTooLarge(
-            f"This batch holds {len(rows)} visits; at most {MAX_BATCH} are accepted per request. "
-            "Send the queue in smaller batches (nothing from this one was recorded).",
+            _(
+                "This batch holds {n} visits; at most {max} are accepted per "
+                "request. Send the queue in smaller batches (nothing from this one was "
+                "recorded)."
+            ).format(n=len(rows), max=MAX_BATCH),
             field="visits",
         )
     # Duplicate ids inside one batch: the first counts, the others are answered like a replay.
@@ -137,7 +155,7 @@ async def record_visits(ctx: CampaignContext, batch: list[VisitIn]) -> dict[str,
     results = []
     counts = {"created": 0, "already_recorded": 0, "rejected": 0}
     seen: set[uuid.UUID] = set()
-    for vid, door, _ in rows:
+    for vid, door, _extra in rows:
         res = by_id[vid]
         if vid in seen:  # a duplicate inside this batch
             res = (
@@ -151,7 +169,7 @@ async def record_visits(ctx: CampaignContext, batch: list[VisitIn]) -> dict[str,
             out["result"] = res
             counts[res] += 1
         else:
-            out.update(result="rejected", reason=res, message=REASONS[res])
+            out.update(result="rejected", reason=res, message=_(REASONS[res]))
             counts["rejected"] += 1
         results.append(out)
     return {**counts, "results": results}

@@ -1,10 +1,13 @@
 """Local geocoder over the loaded doors (``address``, from BAN/BAL files). Never an outside service.
 
 A typed address is parsed here (number, bis/ter suffix, street, postcode, commune); the rest runs
-in PostgreSQL as ONE set-based query per batch (``app/sql/geocode.sql``): the commune by name or
-postcode, the street by its normalised name (``porte_norm_name``: case, accents, hyphens,
-abbreviations, articles) exactly and then by trigram similarity, the door by its number, or a point
-interpolated between the neighbours on the same side of the street.
+in PostgreSQL as ONE set-based query per batch (``app/sql/geocode.sql``): the commune by its name
+(or a former commune's, or "Paris" for its arrondissements), its postcode, a postcode one digit
+away checked against the name, a misspelt name within the postal département or the country;
+then the street by its normalised name (``porte_norm_name``: case, accents, hyphens,
+abbreviations, articles), by the name without its type, or by trigram similarity among the
+commune's streets; then the door by its number, or a point interpolated between the neighbours
+on the same side of the street. When the commune cannot be told apart, no door is given.
 
 Levels: ``housenumber`` (a loaded door), ``interpolated`` (between two doors of the same side),
 ``street``, ``commune``, ``none``; each with a score in [0, 1] and, below housenumber, a reason.
@@ -17,25 +20,41 @@ import time
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from importlib import resources
 from typing import Any
 
 from sqlalchemy import text
 
-from app.db import CUSTOM_PLAN_FROM, custom_plans
+from app.db import CUSTOM_PLAN_FROM
+from app.i18n import _
 
 LEVELS = ("housenumber", "interpolated", "street", "commune", "none")
 BATCH = 1000
-_SQL = text(resources.files("app.sql").joinpath("geocode.sql").read_text("utf-8"))
+_SQL_TEXT = resources.files("app.sql").joinpath("geocode.sql").read_text("utf-8")
+_SQL = text(_SQL_TEXT)
+# one address: the binds' sizes hidden from the planner (see the "arrays" CTE)
+_SQL_ONE = text(_SQL_TEXT.replace("\narrays AS (\n", "\narrays AS MATERIALIZED (\n", 1))
+assert _SQL_ONE.text != _SQL_TEXT
 _KNOWN_CITIES = text(
-    "SELECT c FROM unnest(CAST(:c AS text[])) AS c "
-    "WHERE EXISTS (SELECT 1 FROM geocode_commune g WHERE g.commune_norm = porte_norm_name(c))"
+    "SELECT c FROM unnest(CAST(:c AS text[])) AS c"
+    " WHERE EXISTS (SELECT 1 FROM geocode_commune g WHERE g.commune_norm = c)"
+    " OR EXISTS (SELECT 1 FROM geocode_commune g WHERE g.city_norm = c)"
+    " OR EXISTS (SELECT 1 FROM geocode_commune g WHERE g.ancienne_norm = c AND c <> '')"
 )
 
-_POSTCODE = re.compile(r"(?<!\d)(\d{2})\s?(\d{3})(?!\d)")
+# 5 digits (or 2 + 3), else 4 digits (a postcode with a digit missing, "7820" for 78290)
+_POSTCODE = re.compile(r"(?<!\d)(\d{2})\s?(\d{3})(?!\d)|(?<![\w/-])(\d{4})(?![\w/-])")
+# a 4-digit number after a day and month is a year ("rue du 8 mai 1945"), not a postcode
+_DATE_BEFORE = re.compile(
+    r"(janvier|fevrier|février|mars|avril|mai|juin|juillet|aout|août|septembre|octobre|"
+    r"novembre|decembre|décembre)\s*$",
+    re.IGNORECASE,
+)
 _NUMBER = re.compile(
     r"^\s*(?:n[°o]\s*)?(\d{1,5})(?:\s*[-/àa]\s*\d{1,5}(?!\d))?"  # 12, 12-14, n° 12
-    r"(?:\s*(bis|ter|quater|quinquies)\b|([a-zA-Z])(?![a-zA-Z])|\s+([a-qs-zA-QS-Z])(?=[\s,.]))?"
+    r"(?:\s*(bis|ter|quater|quinquies)(?![a-z])|([a-zA-Z])(?![a-zA-Z])"
+    r"|\s+([a-qs-zA-QS-Z])(?=[\s,.]|$))?"
     r"[\s,.]*(.*)$",
     re.IGNORECASE | re.DOTALL,
 )
@@ -79,6 +98,7 @@ _STOP = frozenset(("de", "du", "des", "la", "le", "les", "l", "d", "au", "aux", 
 _LIGATURES = str.maketrans({"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE", "ß": "ss"})
 
 
+@lru_cache(maxsize=1 << 16)
 def norm_name(value: str | None) -> str:
     """Comparison key of a street or commune name: 'Allée de la Noë' -> 'allee noe'."""
     if not value:
@@ -92,6 +112,37 @@ def norm_name(value: str | None) -> str:
         if w not in _STOP:
             out.append(w)
     return " ".join(out)
+
+
+# Street types that may be left out when typing ("12 Maurice Ravel" for "Rue Maurice Ravel"): the
+# same list as porte_street_core (migration 0018); tests/test_geocoder.py checks both agree.
+STREET_TYPES = frozenset((
+    "rue", "avenue", "boulevard", "place", "chemin", "allee", "impasse", "route", "square",
+    "cours", "quai", "faubourg", "residence", "lotissement", "hameau", "passage", "promenade",
+    "sentier", "ruelle", "venelle", "voie", "villa", "cite", "clos", "domaine", "esplanade",
+    "parvis", "mail", "traverse", "montee", "cour", "parc", "carrefour", "rampe", "levee",
+    "digue", "sente", "dreve", "za", "zi", "zac",
+))  # fmt: skip
+_CITY_WORDS = re.compile(r"\b(arrondissements?|arrondt|arrdt|arrt|arr|cedex)\b")
+_ORDINAL = re.compile(r"\b0*([0-9]+)(er|ere|eme|ieme|em|e|nd|nde)?\b")
+
+
+@lru_cache(maxsize=1 << 14)
+def norm_city(value: str | None) -> str:
+    """Comparison key of a commune name (= porte_norm_city): 'Paris 1er Arrondissement',
+    'PARIS 01' -> 'paris 1'; 'Le Blanc-Mesnil' -> 'blanc mesnil'; 'St-Malo' -> 'saint malo'."""
+    s = _CITY_WORDS.sub(" ", norm_name(value))
+    s = _ORDINAL.sub(r"\1", s)
+    return re.sub(" +", " ", s).strip()
+
+
+def street_core(norm: str) -> str:
+    """The normalised street name without its type (= porte_street_core): 'rue maurice ravel'
+    -> 'maurice ravel'; a name that is only a type stays."""
+    if norm.startswith("rond point "):
+        return norm[11:]
+    head, sep, rest = norm.partition(" ")
+    return rest if sep and head in STREET_TYPES else norm
 
 
 @dataclass
@@ -139,12 +190,11 @@ def parse_address(
         line = " ".join(x for x in (housenumber, street) if x)
     s = re.sub(r"\s+", " ", line.replace("\n", ", ")).strip(" ,")
     if p.postcode is None:
-        matches = list(_POSTCODE.finditer(s))
-        # a 5-digit number at the very start is a house number, not a postcode
-        matches = [m for m in matches if m.start() > 0 or len(s) == m.end()]
+        matches = [m for m in _POSTCODE.finditer(s) if _is_postcode(s, m)]
+        five = [m for m in matches if m.group(1)]
         if matches:
-            m = matches[-1]
-            p.postcode = m.group(1) + m.group(2)
+            m = (five or matches)[-1]
+            p.postcode = m.group(1) + m.group(2) if m.group(1) else m.group(3)
             before, after = s[: m.start()].strip(" ,"), s[m.end() :].strip(" ,")
             if after and p.city is None:
                 p.city, s = after, before
@@ -171,14 +221,33 @@ def parse_address(
     return p
 
 
+def _is_postcode(s: str, m: re.Match) -> bool:
+    """Is this match a postcode? Not a number at the very start (a house number); a 4-digit one
+    only before a commune name and not after a day and month (a year: "rue du 8 mai 1945")."""
+    if m.start() == 0 and len(s) != m.end():
+        return False
+    if m.group(3) is None:
+        return True
+    after = s[m.end() :].strip(" ,")
+    return bool(after) and not after[0].isdigit() and not _DATE_BEFORE.search(s[: m.start()])
+
+
 async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[GeocodeResult]:
     """Geocode parsed addresses, one SQL pass per batch of ``BATCH``; results in input order."""
     out: list[GeocodeResult] = []
     for start in range(0, len(items), BATCH):
         batch = list(items[start : start + BATCH])
         await _split_cities(conn, batch)
-        async with custom_plans(conn, when=len(batch) >= CUSTOM_PLAN_FROM):
-            rows = (await conn.execute(_SQL, _binds(batch))).mappings().all()
+        binds = _binds(batch)
+        if len(batch) >= CUSTOM_PLAN_FROM:
+            # planned for the batch's size; the statement restores the setting itself
+            binds["plan_mode"] = (await conn.execute(_CUSTOM_PLANS)).one()[0]
+            sql = _SQL
+        else:
+            # a few addresses: PostgreSQL's generic plan, after five runs (see _SQL_ONE)
+            binds["plan_mode"] = None
+            sql = _SQL_ONE
+        rows = (await conn.execute(sql, binds)).mappings().all()
         out.extend(_result(p, r) for p, r in zip(batch, rows, strict=True))
     return out
 
@@ -188,34 +257,47 @@ async def geocode(conn: Any, lines: Iterable[str]) -> list[GeocodeResult]:
     return await geocode_parsed(conn, [parse_address(x) for x in lines])
 
 
+_CUSTOM_PLANS = text(
+    "SELECT current_setting('plan_cache_mode'),"
+    " set_config('plan_cache_mode', 'force_custom_plan', true)"
+)
+
+
 def _binds(batch: Sequence[ParsedAddress]) -> dict[str, list]:
+    streets = [norm_name(p.street) for p in batch]
+    cities = [norm_city(p.city) for p in batch]
     return {
         "idx": list(range(len(batch))),
         "num": [p.housenumber for p in batch],
         "suf": [p.suffix for p in batch],
         "suf_alt": [_SUFFIX_ALT.get(p.suffix or "") for p in batch],
-        "street": [norm_name(p.street) for p in batch],
+        "street": streets,
+        "core": [street_core(x) for x in streets],
         "postcode": [p.postcode for p in batch],
-        "city": [norm_name(p.city) for p in batch],
+        "city": cities,
+        "dept": [p.postcode[:2] if p.postcode and len(p.postcode) >= 4 else None for p in batch],
     }
 
 
 async def _split_cities(conn: Any, batch: list[ParsedAddress]) -> None:
-    """No postcode, no comma ("12 rue X Bruz"): find the commune name at the end (one query)."""
-    todo = [p for p in batch if p.city is None and p.postcode is None and p.street]
+    """No commune after a comma or a postcode ("12 rue X Bruz", "12 rue X Bruz 35170"): find a
+    loaded commune's name at the end of the street (one query for the batch)."""
+    todo = [p for p in batch if p.city is None and p.street]
     if not todo:
         return
-    cands: dict[int, list[str]] = {}
+    cands: dict[int, list[tuple[str, str]]] = {}
     for i, p in enumerate(todo):
         words = p.street.split()
-        cands[i] = [" ".join(words[-k:]) for k in range(min(4, len(words) - 1), 0, -1)]
-    allc = sorted({c for v in cands.values() for c in v})
+        tails = (" ".join(words[-k:]) for k in range(min(5, len(words) - 1), 0, -1))
+        cands[i] = [(t, norm_city(t)) for t in tails]
+    allc = sorted({key for v in cands.values() for _t, key in v if key})
     known = set((await conn.execute(_KNOWN_CITIES, {"c": allc})).scalars().all()) if allc else set()
     for i, p in enumerate(todo):
-        for c in cands[i]:  # longest first
-            if c in known:
-                p.city = c
-                p.street = p.street[: len(p.street) - len(c)].strip(" ,")
+        for tail, key in cands[i]:  # longest first
+            rest = p.street[: len(p.street) - len(tail)].strip(" ,")
+            # "route de Rennes" with no commune: the street keeps its name
+            if key in known and street_core(norm_name(rest)) not in STREET_TYPES | {""}:
+                p.city, p.street = tail, rest
                 break
 
 
@@ -246,22 +328,43 @@ def _result(p: ParsedAddress, r: Any) -> GeocodeResult:
     if level == "none":
         # the reason is stored next to the supporter unencrypted: no part of the address in it
         # beyond the département
+        dept = _dept(p.postcode)
+        where = f" (département {dept})" if dept else ""
         if not (p.postcode or p.city):
             res.reason = "no postcode and no commune recognised in the address: add them"
+        elif r["ambiguous"] or (r["n_cities"] or 0) > 1:
+            res.reason = _(
+                "several communes match the commune and postcode given{where} and the street "
+                "does not tell them apart: check the commune name and the postcode, or place "
+                "the supporter on the map by hand."
+            ).format(where=where)
+        elif r["candidates"]:
+            res.reason = _(
+                "the street was not found in the commune closest to the commune and postcode "
+                "given{where}, and that commune is not certain (misspelt, or a postcode that "
+                "does not agree): its doors may not be loaded. Check the address, or place the "
+                "supporter on the map by hand."
+            ).format(where=where)
         else:
-            dept = _dept(p.postcode)
             res.reason = (
                 "no doors are loaded for this commune"
-                + (f" (département {dept})" if dept else "")
+                + where
                 + ": the address is outside the loaded address files. Import the BAN file of "
                 "that département, or place the supporter on the map by hand."
             )
     elif level == "commune":
-        res.reason = (
-            "no street given"
-            if r["no_street"]
-            else "street not found in this commune (check the spelling, or pick the door by hand)"
-        )
+        if r["no_street"]:
+            res.reason = "no street given"
+        elif r["synthetic_doors"]:
+            res.reason = (
+                "street not found: the doors loaded for this commune are SYNTHETIC (generated "
+                "for the demo, not its real streets). Import the commune's BAN file "
+                "(`porte import addresses`) to place supporters at their doors."
+            )
+        else:
+            res.reason = (
+                "street not found in this commune (check the spelling, or pick the door by hand)"
+            )
     elif level == "street":
         res.reason = (
             "no house number given"

@@ -1,17 +1,14 @@
-"""The public privacy notice of a campaign (GDPR art. 13/14), its QR code, the one-step form.
+"""The public privacy notice of a campaign (GDPR art. 13/14), its QR code, and the admin's view
+of the requests received on the public form (the form itself: ``privacy_form``).
 
-Public routes: the campaign's tenant is set for the transaction so that RLS still applies. The
-form never tells whether an e-mail is known (same answer either way) and stores no identity:
-an objection becomes a door flag; a withdrawal is matched by the keyed hash of the e-mail.
+Public routes: the campaign's tenant is set for the transaction so that RLS still applies.
 """
 
 from __future__ import annotations
 
 import io
-import time
 import uuid
-from collections import defaultdict, deque
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
 
@@ -21,15 +18,18 @@ from sqlalchemy import text
 
 from app.db import set_tenant
 from app.errors import InvalidInput, NotFound, TooManyRequests
+from app.i18n import _, current
 from app.services.access import audit
-from app.services.access.crypto import Cipher, Hasher, aad, normalise_email
-from app.services.people.gdpr import flag_door, withdraw_ids
+from app.services.access.crypto import Cipher, aad, normalise_email
+from app.services.people.gdpr import flag_door
 from app.services.people.geocoder import geocode
 
 _env = Environment(
     loader=FileSystemLoader(str(resources.files("app") / "templates")),
     autoescape=select_autoescape(["html"]),
 )
+_env.globals["_"] = _  # new texts of the pages are English in ``_()``, like the code's
+_env.globals["lang"] = current
 _CAMPAIGN = text(
     "SELECT c.id, c.name, c.election_date, c.visit_retention_date, c.supporter_retention_months, "
     "c.k_threshold, p.controller, p.contact_email, p.postal_address, p.dpo_contact, "
@@ -61,8 +61,8 @@ def visit_retention(election: date, explicit: date | None) -> date:
     return election + timedelta(days=31)
 
 
-async def notice_html(session: Any, campaign_id: uuid.UUID) -> str:
-    """The French privacy notice page."""
+async def notice_html(session: Any, campaign_id: uuid.UUID, link_hours: int = 48) -> str:
+    """The French privacy notice page (``link_hours``: validity of the form's e-mailed links)."""
     c = await _campaign(session, campaign_id)
     return _env.get_template("privacy.html").render(
         campaign=c,
@@ -76,6 +76,7 @@ async def notice_html(session: Any, campaign_id: uuid.UUID) -> str:
             "%d/%m/%Y"
         ),
         supporter_months=c.supporter_retention_months,
+        link_hours=link_hours,
     )
 
 
@@ -89,129 +90,50 @@ async def qr_svg(session: Any, campaign_id: uuid.UUID, base_url: str) -> str:
     return buf.getvalue().decode()
 
 
-FORM_LIMIT = 10  # submissions per client address and minute (per process)
-_recent: dict[str, deque[float]] = defaultdict(deque)
+FORM_LIMIT = 10  # submissions per client address and minute, across every worker and server
+_THROTTLE = text(
+    """
+    WITH recent AS (
+        SELECT count(*) AS n FROM rate_event
+        WHERE scope = 'privacy_form' AND client = :k
+          AND at > CAST(:at AS timestamptz) - interval '60 seconds'
+    ),
+    added AS (
+        INSERT INTO rate_event (scope, client, at)
+        SELECT 'privacy_form', :k, CAST(:at AS timestamptz) FROM recent WHERE n < :limit
+        RETURNING 1
+    ),
+    forgotten AS (
+        DELETE FROM rate_event
+        WHERE scope = 'privacy_form' AND client = :k
+          AND at < CAST(:at AS timestamptz) - interval '1 hour'
+    )
+    SELECT n FROM recent
+    """
+)
 
 
-def throttle(client: str | None, *, now: float | None = None) -> None:
-    """Refuse a flood of form submissions from one address (the form needs no account)."""
-    key = client or "-"
-    now = time.monotonic() if now is None else now
-    q = _recent[key]
-    while q and now - q[0] > 60:
-        q.popleft()
-    if len(q) >= FORM_LIMIT:
+async def throttle(db: Any, client: str | None, *, now: datetime | None = None) -> None:
+    """Refuse a flood of form submissions from one address (the form needs no account).
+
+    Counted in PostgreSQL (``rate_event``), in a transaction of its own committed at once, so
+    that the limit holds across workers and servers and failed submissions count too.
+    """
+    at = now or datetime.now(UTC)
+    async with db.transaction() as session:
+        # One count at a time per address (the count below then sees the others' rows).
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtext('porte_form:' || :k))"),
+            {"k": client or "-"},
+        )
+        n = (
+            await session.execute(_THROTTLE, {"k": client or "-", "at": at, "limit": FORM_LIMIT})
+        ).scalar_one()
+    if n >= FORM_LIMIT:
         raise TooManyRequests(
             "Too many requests from your connection: wait a minute and send the form again.",
             retry_after=60,
         )
-    q.append(now)
-    if len(_recent) > 10_000:  # forget idle clients
-        for k in [k for k, v in _recent.items() if not v or now - v[-1] > 60]:
-            del _recent[k]
-
-
-_REQUEST = text(
-    "INSERT INTO privacy_request (campaign_id, id, kind, status, outcome, key_id, address_enc) "
-    "VALUES (:c, :id, :k, :s, :o, :kid, :a)"
-)
-
-
-async def public_request(
-    session: Any,
-    settings: Any,
-    campaign_id: uuid.UUID,
-    *,
-    kind: str,
-    address: str | None,
-    email: str | None,
-) -> tuple[str, str]:
-    """Handle the one-step form; (html page, message). Stores no identity."""
-    c = await _campaign(session, campaign_id)
-    rid = uuid.uuid4()
-    if kind == "objection":
-        if not address or len(address.strip()) < 5 or len(address) > 300:
-            raise InvalidInput(
-                "give the address of the door (number, street, postcode, commune)", field="address"
-            )
-        g = (await geocode(session, [address]))[0]
-        if g.level == "housenumber" and g.address_id is not None:
-            await flag_door(session, campaign_id, g.address_id)
-            await session.execute(
-                _REQUEST,
-                {
-                    "c": campaign_id,
-                    "id": rid,
-                    "k": kind,
-                    "s": "done",
-                    "o": "door_flagged",
-                    "kid": None,
-                    "a": None,
-                },
-            )
-            msg = (
-                "C'est noté : cette porte ne sera plus proposée aux bénévoles de la campagne. "
-                "Aucune donnée vous identifiant n'a été enregistrée."
-            )
-        else:
-            cipher = Cipher.from_settings(settings)
-            enc = cipher.encrypt(address.strip(), ad=aad(campaign_id, rid, "address"))
-            await session.execute(
-                _REQUEST,
-                {
-                    "c": campaign_id,
-                    "id": rid,
-                    "k": kind,
-                    "s": "pending",
-                    "o": f"address_{g.level}",
-                    "kid": cipher.current,
-                    "a": enc,
-                },
-            )
-            msg = (
-                "Votre demande est enregistrée. Nous n'avons pas pu situer exactement cette "
-                "adresse : l'équipe de la campagne la traitera à la main sous un mois."
-            )
-    elif kind == "withdrawal":
-        if not email:
-            raise InvalidInput("give the e-mail address you gave the campaign", field="email")
-        norm = normalise_email(email)
-        h = Hasher.from_settings(settings).digest(campaign_id, "email", norm)
-        ids = (
-            (
-                await session.execute(
-                    text(
-                        "SELECT id FROM supporter WHERE campaign_id = :c AND email_hmac = :h "
-                        "AND status = 'active'"
-                    ),
-                    {"c": campaign_id, "h": h},
-                )
-            )
-            .scalars()
-            .all()
-        )
-        n = await withdraw_ids(session, campaign_id, list(ids), "privacy_form")
-        await session.execute(
-            _REQUEST,
-            {
-                "c": campaign_id,
-                "id": rid,
-                "k": kind,
-                "s": "done",
-                "o": "matched" if n else "no_match",
-                "kid": None,
-                "a": None,
-            },
-        )
-        msg = (
-            "Si cette adresse e-mail figure dans le fichier de la campagne, votre consentement "
-            "est retiré dès maintenant et vos coordonnées sont effacées. La preuve du retrait "
-            "est conservée sans votre identité."
-        )
-    else:
-        raise InvalidInput("must be 'objection' or 'withdrawal'", field="kind")
-    html = _env.get_template("privacy_done.html").render(campaign=c, message=msg)
-    return html, msg
 
 
 async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
@@ -247,8 +169,9 @@ async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
 
 
 _PENDING = text(
-    "SELECT id, kind, received_at, status, outcome, key_id, address_enc, resolved_at "
-    "FROM privacy_request WHERE campaign_id = :c AND (:all OR status = 'pending') "
+    "SELECT id, kind, received_at, status, outcome, key_id, address_enc, resolved_at, origin, "
+    "address_id, confirmed_at FROM privacy_request "
+    "WHERE campaign_id = :c AND (:all OR status = 'pending') "
     "ORDER BY received_at LIMIT :lim OFFSET :off"
 )
 
@@ -272,6 +195,9 @@ async def list_requests(
             "status": r.status,
             "outcome": r.outcome,
             "resolved_at": r.resolved_at,
+            "confirmed_at": r.confirmed_at,
+            "origin": r.origin,
+            "address_id": r.address_id,
             "address": None,
             "suggestion": None,
         }
@@ -316,10 +242,10 @@ async def resolve_request(
     await ctx.session.execute(
         text(
             "UPDATE privacy_request SET status = 'done', outcome = :o, address_enc = NULL, "
-            "key_id = NULL, resolved_at = now(), resolved_by = :u "
+            "key_id = NULL, resolved_at = now(), resolved_by = :u, address_id = :a "
             "WHERE campaign_id = :c AND id = :i"
         ),
-        {"o": outcome, "u": ctx.user_id, "c": ctx.campaign_id, "i": request_id},
+        {"o": outcome, "u": ctx.user_id, "c": ctx.campaign_id, "i": request_id, "a": address_id},
     )
     await audit.record(
         ctx, action="privacy_request.resolve", object=f"privacy_request:{request_id}", rows=1

@@ -5,21 +5,30 @@ Per campaign, in its own short transaction, as the schema owner (BYPASSRLS):
   archived first as anonymous counts per outcome in ``retention_archive``;
 - supporters ``supporter_retention_months`` after their last active contact, and withdrawal
   proofs the same delay after the withdrawal;
-- handled privacy-form requests and audit events older than ``audit_retention_days``.
+- handled (or reverted) privacy-form requests and audit events older than
+  ``audit_retention_days``, and requests whose e-mailed link expired unconfirmed (they hold the
+  hash of a dead link);
+- privacy-form requests still not handled (pending, or awaiting the person's confirmation) after
+  ``privacy_request_pending_days`` (default 30): deleted with what they hold, counted in the
+  run's audit event;
+- invitations to join a campaign 30 days after they were accepted, revoked or expired.
 Door flags are kept (an address and a date, no identity). Idempotent; ``dry_run`` only counts.
-Every run writes one audit event per campaign with the counts.
+Every run writes one audit event per campaign with the counts. Each run first applies the
+server's longest visit retention (``apply_retention_policy``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.db import _asyncpg
+from app.config import Settings
+from app.db import _asyncpg, make_engine
 from app.services.people.privacy import visit_retention
 
 _STEPS: list[tuple[str, str]] = [
@@ -36,8 +45,23 @@ _STEPS: list[tuple[str, str]] = [
     ),
     (
         "privacy_requests",
-        "FROM privacy_request WHERE campaign_id = :c AND status = 'done' "
-        "AND received_at < now() - make_interval(days => :audit_days)",
+        "FROM privacy_request WHERE campaign_id = :c AND ((status IN ('done', 'reverted') "
+        "AND received_at < now() - make_interval(days => :audit_days)) "
+        "OR (status = 'unconfirmed' AND expires_at < now()))",
+    ),
+    (
+        "privacy_requests_unhandled",
+        # (an unconfirmed request whose link expired is counted above)
+        "FROM privacy_request WHERE campaign_id = :c AND (status = 'pending' "
+        "OR (status = 'unconfirmed' AND expires_at >= now())) "
+        "AND received_at < now() - make_interval(days => :pending_days)",
+    ),
+    (
+        # Invitations to join hold an e-mail address: kept 30 days after they stopped working
+        # (accepted, revoked or expired), for the admin's list, then deleted.
+        "member_invitations",
+        "FROM member_invitation WHERE campaign_id = :c "
+        "AND coalesce(accepted_at, revoked_at, expires_at) < now() - interval '30 days'",
     ),
     (
         "audit_events",
@@ -48,7 +72,13 @@ _STEPS: list[tuple[str, str]] = [
 
 
 async def _purge_campaign(
-    conn: AsyncConnection, camp: Any, *, today: date, audit_days: int, dry_run: bool
+    conn: AsyncConnection,
+    camp: Any,
+    *,
+    today: date,
+    audit_days: int,
+    pending_days: int,
+    dry_run: bool,
 ) -> dict[str, Any]:
     due = today > visit_retention(camp.election_date, camp.visit_retention_date)
     has_visit = (await conn.execute(text("SELECT to_regclass('visit') IS NOT NULL"))).scalar()
@@ -57,6 +87,7 @@ async def _purge_campaign(
         "visits_due": due,
         "months": camp.supporter_retention_months,
         "audit_days": audit_days,
+        "pending_days": pending_days,
     }
     counts: dict[str, Any] = {}
     for name, where in _STEPS:
@@ -98,19 +129,67 @@ async def _purge_campaign(
     return counts
 
 
+async def apply_retention_policy(conn: AsyncConnection, settings: Settings) -> int:
+    """Write the server's longest visit retention (settings) into ``retention_policy`` and bring
+    campaigns that keep visits longer back to it; return how many campaigns changed.
+
+    Runs as the schema owner (``porte db migrate``, ``porte purge``): the service's role can
+    read the policy, never change it. Does nothing on a schema older than migration 0017.
+    """
+    if not (
+        await conn.execute(text("SELECT to_regclass('retention_policy') IS NOT NULL"))
+    ).scalar():
+        return 0
+    await conn.execute(
+        text(
+            "INSERT INTO retention_policy (id, visit_max) "
+            "VALUES (true, make_interval(months => :m, days => :d)) "
+            "ON CONFLICT (id) DO UPDATE SET visit_max = EXCLUDED.visit_max, updated_at = now() "
+            "WHERE retention_policy.visit_max IS DISTINCT FROM EXCLUDED.visit_max"
+        ),
+        {"m": settings.visit_retention_max_months, "d": settings.visit_retention_max_days},
+    )
+    result = await conn.execute(
+        text(
+            "UPDATE campaign SET visit_retention_date = porte_visit_retention_cap(election_date) "
+            "WHERE visit_retention_date > porte_visit_retention_cap(election_date)"
+        )
+    )
+    return result.rowcount
+
+
+def apply_retention_policy_sync(owner_url: str, settings: Settings) -> int:
+    """``apply_retention_policy`` for synchronous callers (``app.migrate.upgrade``)."""
+
+    async def _run() -> int:
+        engine = make_engine(_asyncpg(owner_url), pool_size=1)
+        try:
+            async with engine.begin() as conn:
+                return await apply_retention_policy(conn, settings)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(_run())
+
+
 async def purge(
     owner_url: str,
     *,
     dry_run: bool = False,
     today: date | None = None,
     audit_days: int = 365,
+    settings: Settings | None = None,
     progress: Any = None,
 ) -> dict[str, dict[str, Any]]:
     """Apply the retention rules to every campaign; campaign id -> counts (deleted or due)."""
     today = today or datetime.now(UTC).date()
-    engine = create_async_engine(_asyncpg(owner_url), pool_size=1)
+    settings = settings or Settings()
+    engine = make_engine(_asyncpg(owner_url), pool_size=1)
     out: dict[str, dict[str, Any]] = {}
     try:
+        if not dry_run:
+            async with engine.begin() as conn:
+                await apply_retention_policy(conn, settings)
         async with engine.connect() as conn:
             camps = (
                 await conn.execute(
@@ -124,7 +203,12 @@ async def purge(
         for camp in camps:
             async with engine.begin() as conn:
                 out[str(camp.id)] = await _purge_campaign(
-                    conn, camp, today=today, audit_days=audit_days, dry_run=dry_run
+                    conn,
+                    camp,
+                    today=today,
+                    audit_days=audit_days,
+                    pending_days=settings.privacy_request_pending_days,
+                    dry_run=dry_run,
                 )
             if progress:
                 progress(camp, out[str(camp.id)])

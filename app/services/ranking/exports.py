@@ -1,8 +1,9 @@
 """Exports of priority zones: district polygons with rank, score, contributions and aggregates.
 
 One table is built (``priority_zones_frame``) and written to every format from it, so that the
-k-suppression (every count below k blank, with a ``<count>_suppressed`` flag) is the same in
-GeoJSON, GeoPackage, Parquet, CSV and HTML. Door points are never part of an export.
+suppression decided by app.disclosure (every count hidden there, or public and below k, blank
+with a ``<count>_suppressed`` flag) is the same in GeoJSON, GeoPackage, Parquet, CSV and HTML.
+Door points are never part of an export.
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ import shapely
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
+from app.csvsafe import frame_to_csv
+from app.disclosure import COUNT_FACTORS, COUNTS, apply_k
 from app.errors import InvalidInput
 from app.services.ranking import service as rk
 
@@ -33,7 +37,6 @@ FORMATS = {
     "csv": "text/csv; charset=utf-8",
     "html": "text/html; charset=utf-8",
 }
-COUNTS, COUNT_FACTORS, apply_k = rk.COUNTS, rk.COUNT_FACTORS, rk.apply_k
 INTEGER_COUNTS = (
     "doors",
     "registered",
@@ -103,11 +106,19 @@ async def priority_zones_frame(
     election: str | None = None,
     side: str | None = None,
     limit: int | None = None,
+    settings: Settings | None = None,
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """The campaign's ranked districts (the first ``limit``, or every district of its
     territory) as one flat table (EPSG:4326), counts below k blank."""
     result = await rk.ranking(
-        session, campaign_id, k=k, preset=preset, election=election, side=side, limit=limit
+        session,
+        campaign_id,
+        k=k,
+        preset=preset,
+        election=election,
+        side=side,
+        limit=limit,
+        settings=settings,
     )
     districts = [apply_k(d, k) for d in result["districts"]]
     geoms = dict((await session.execute(_GEOMS, {"codes": [d["code"] for d in districts]})).all())
@@ -182,7 +193,7 @@ def render(gdf: gpd.GeoDataFrame, meta: dict[str, Any], ext: str, *, title: str)
     if ext == "csv":
         frame = pd.DataFrame(gdf.drop(columns="geometry"))
         frame["wkt"] = gdf.geometry.to_wkt(rounding_precision=7)
-        return frame.to_csv(index=False).encode()
+        return frame_to_csv(frame)  # no cell of a district's name can run as a formula
     return html_map(gdf, meta, title=title).encode()
 
 
@@ -193,6 +204,12 @@ def _leaflet_assets() -> tuple[str, str]:
     return (base / "leaflet.js").read_text(), (base / "leaflet.css").read_text()
 
 
+# Served with the HTML export (app/routers/exports.py): scripts and styles of the file itself
+# only, in a sandbox without allow-same-origin, nothing fetched, no form, not framed.
+HTML_EXPORT_CSP = (
+    "sandbox allow-scripts; default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
+)
 PALETTE = ("#fff5eb", "#fdd0a2", "#fd8d3c", "#d94801", "#7f2704")  # low -> high priority
 
 

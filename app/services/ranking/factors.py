@@ -95,7 +95,7 @@ _CATALOGUE = (
     Factor(
         "supporters",
         "Consented supporters",
-        "supporters (counted only when >= k)",
+        "supporters (published counts only: below k, or hidden with them, count 0)",
         "Campaign supporters, active and located",
         "supporters",
     ),
@@ -103,7 +103,7 @@ _CATALOGUE = (
         "coverage",
         "Coverage of the current round",
         "share of doors visited",
-        "Campaign visits in the current round (counted only when >= k doors)",
+        "Campaign visits in the current round (published counts of visited doors only)",
         "round",
     ),
 )
@@ -131,7 +131,8 @@ RULES = (
     "0, flagged 'missing'); a factor with no data or no spread contributes 0 and is listed with "
     "its reason. contribution = weight x z x damping, damping = 1 - coverage of the current "
     "round, and the score is the sum of the contributions. Supporter and visited-door counts "
-    "below k are counted as 0 and shown blank."
+    "enter as published: a count below k, or hidden with one (so that it cannot be worked out "
+    "by subtraction), counts as 0 and is shown blank."
 )
 
 

@@ -196,6 +196,12 @@ async def resolve(
             )
     else:
         await _resolve_swing(conn, campaign_id, inp, swing_from, state.swing_from_id)
+    if state.supporter_cells != "district":
+        inp.absent["supporters"] = _(
+            "this campaign publishes its supporter counts per 200 m tile (campaign setting "
+            "supporter_cells): a second set of counts per district would let small cells be "
+            "worked out by subtraction"
+        )
     inp.round_number = (await conn.execute(_ROUND, {"c": campaign_id})).scalar()
     inp.has_round = inp.round_number is not None
     if not inp.has_round:

@@ -31,6 +31,7 @@ from typing import Any
 import shapely
 from sqlalchemy import text
 
+from app import disclosure
 from app.context import CampaignContext
 from app.errors import InvalidInput, NotFound
 from app.services.access import audit, territory
@@ -228,7 +229,9 @@ async def _fields(ctx: CampaignContext, cid: str) -> dict[str, str]:
         return DISTRICT_FIELDS
     if cid == "tiles":
         return TILE_FIELDS
-    prepared = await rk.prepare(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
+    prepared = await rk.prepare(
+        ctx.session, ctx.campaign_id, k=ctx.k_threshold, settings=ctx.settings
+    )
     columns = exports.zone_columns(exports.weighted_factors(prepared["header"]))
     return {name: _zone_type(name) for name in columns}
 
@@ -300,18 +303,21 @@ def _typed(props: dict[str, Any], fields: dict[str, str]) -> dict[str, Any]:
 
 
 def _suppress_tile(row: Any, k: int) -> dict[str, Any]:
+    """INSEE's public counts, blanked below k like every count (app.disclosure.blank_below)."""
     props: dict[str, Any] = {"living_standard": row.living_standard, "imputed": row.i_est_200 == 1}
     for name in TILE_COUNTS:
         value = getattr(row, name)
-        hidden = value is not None and value < k
-        props[name] = None if hidden else value
-        props[f"{name}_suppressed"] = hidden
+        shown = disclosure.blank_below(value, k)
+        props[name] = shown
+        props[f"{name}_suppressed"] = value is not None and shown is None
     return props
 
 
 async def _zones(ctx: CampaignContext, binds: dict[str, Any]) -> tuple[list[dict], int]:
     """A page of priority zones (by rank, in the bbox), as GeoJSON features; how many match."""
-    prepared = await rk.prepare(ctx.session, ctx.campaign_id, k=ctx.k_threshold)
+    prepared = await rk.prepare(
+        ctx.session, ctx.campaign_id, k=ctx.k_threshold, settings=ctx.settings
+    )
     snap, scoring, header = prepared["snapshot"], prepared["scoring"], prepared["header"]
     weighted = exports.weighted_factors(header)
     fields = {name: _zone_type(name) for name in exports.zone_columns(weighted)}
@@ -323,7 +329,7 @@ async def _zones(ctx: CampaignContext, binds: dict[str, Any]) -> tuple[list[dict
     features, matched = [], 0
     for row in rows:
         matched = row.matched
-        d = rk.apply_k(
+        d = disclosure.apply_k(
             rk.district_from_row(row, snap.names, header["weights"], scoring.weights),
             ctx.k_threshold,
         )

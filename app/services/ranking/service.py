@@ -4,7 +4,14 @@ The entry points behind the API, the exports and ``porte rank``. A ranking is re
 steps, each kept until its inputs change: the campaign's territory (``access.territory``), the
 per-factor values and z-scores of its districts (``snapshot``), one weighted sum of them ranked
 (``scoring``). A page is then an index range scan by rank, an explanation one row by code. The
-counts below k are blanked here (``apply_k``) for every reader (API, exports, OGC, CLI).
+counts below k are blanked by ``app.disclosure.apply_k`` for every reader (API, exports, OGC,
+CLI).
+
+Supporters and visited doors enter the ranking as *published* counts only (app.disclosure: the
+supporter counts per district and the current round's visited doors per district that an analyst
+can read), never as raw counts: the score, its contributions, the factors' means and deviations,
+the coverage damping and every export are then functions of what is published, so none of them
+can reveal a hidden count (``snapshot._campaign_factors``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.config import Settings
 from app.context import CampaignContext
+from app.disclosure import COUNT_FACTORS, COUNTS, apply_k  # noqa: F401  (import surface)
 from app.errors import InvalidInput, NotFound
 from app.i18n import _
 from app.services.access import territory
@@ -37,58 +46,6 @@ from app.services.ranking.inputs import Conn, election_by
 from app.services.reference.allocation import ensure_allocation
 
 MAX_PAGE = 1000
-
-# Counts shown in exports and the API; every one below k is blanked and flagged.
-COUNTS = (
-    "population",
-    "households",
-    "poor_households",
-    "social_dwellings",
-    "doors",
-    "registered",
-    "abstentions",
-    "votes_cast",
-    "supporters",
-    "visited_doors",
-)
-# Factors whose value is one of those counts (blanked with it).
-COUNT_FACTORS = {
-    "population": "population",
-    "households": "households",
-    "door_count": "doors",
-    "registered": "registered",
-    "supporters": "supporters",
-}
-
-
-def apply_k(district: dict[str, Any], k: int) -> dict[str, Any]:
-    """A copy of a ranked district with every count below k blanked and flagged."""
-    out = dict(district)
-    counts = dict(district["counts"])
-    flags: dict[str, bool] = {}
-    for name in COUNTS:
-        value = counts.get(name)
-        already = bool(counts.get(f"{name}_suppressed"))
-        hide = already or (value is not None and value < k)
-        flags[name] = hide
-        counts[name] = None if hide else value
-        counts[f"{name}_suppressed"] = hide
-    out["counts"] = counts
-    contributions = []
-    for c in district["contributions"]:
-        c = dict(c)
-        count = COUNT_FACTORS.get(c["factor"])
-        if count and flags.get(count):
-            c["value"], c["suppressed"] = None, True
-        contributions.append(c)
-    out["contributions"] = contributions
-    values = dict(district["values"])
-    for factor, count in COUNT_FACTORS.items():
-        if flags.get(count):
-            values[factor] = None
-    out["values"] = values
-    return out
-
 
 # ---------------------------------------------------------------- settings
 _SETTINGS = text(
@@ -285,11 +242,14 @@ async def prepare(
     swing_from: str | None = None,
     weights: dict[str, float] | None = None,
     refresh: bool = False,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Territory, snapshot and scoring of a request, each refreshed if its inputs changed.
 
     ``weights`` (already validated) take the place of the preset and the campaign's weights;
-    ``refresh`` recomputes the snapshot and the scoring even when nothing changed (benchmarks).
+    ``refresh`` recomputes the snapshot and the scoring even when nothing changed (benchmarks);
+    ``settings`` give the data keys in case supporters' district codes must be recomputed after
+    a contour import (``ensure_cells``; the environment's settings when omitted).
     """
     await ensure_allocation(conn)
     territory_version = await territory.ensure(conn, campaign_id)
@@ -308,6 +268,7 @@ async def prepare(
         side=side,
         swing_from=swing_from,
         force=refresh,
+        settings=settings,
     )
     scoring = await scorings.ensure(conn, campaign_id, snap, weights, k=k, force=refresh)
     own = not (preset or election or side or swing_from) and weights_from != "given weights"
@@ -357,6 +318,7 @@ async def ranking(
     after: int = 0,
     weights: dict[str, float] | None = None,
     refresh: bool = False,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """The campaign's ranked districts from rank ``after`` + 1 (all of them when no limit).
 
@@ -373,6 +335,7 @@ async def ranking(
         swing_from=swing_from,
         weights=weights,
         refresh=refresh,
+        settings=settings,
     )
     snap, scoring, result = prepared["snapshot"], prepared["scoring"], prepared["header"]
     rows = await conn.execute(
@@ -403,6 +366,7 @@ async def explain(
     election: str | None = None,
     side: str | None = None,
     swing_from: str | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """One district's rank, score and full breakdown; 404 outside the territory."""
     prepared = await prepare(
@@ -413,6 +377,7 @@ async def explain(
         election=election,
         side=side,
         swing_from=swing_from,
+        settings=settings,
     )
     snap, scoring, out = prepared["snapshot"], prepared["scoring"], prepared["header"]
     row = (
@@ -450,6 +415,7 @@ async def ranking_for(
         swing_from=swing_from,
         limit=min(limit, MAX_PAGE),
         after=start,
+        settings=ctx.settings,
     )
     result["districts"] = [apply_k(d, ctx.k_threshold) for d in result["districts"]]
     result["limit"], result["offset"] = min(limit, MAX_PAGE), start
@@ -475,6 +441,7 @@ async def district_for(
         election=election,
         side=side,
         swing_from=swing_from,
+        settings=ctx.settings,
     )
     out["district"] = apply_k(out["district"], ctx.k_threshold)
     return out

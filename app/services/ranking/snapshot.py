@@ -4,14 +4,17 @@ A snapshot is what one ranking request asks for (election, side, swing reference
 campaign's territory: its values and z-scores per district (``ranking_value``), the per-factor
 mean, standard deviation and count, and the inputs it was resolved to. It is stamped with the
 version of everything it was computed from (``sql.STATE``): the allocation, the election
-results, the territory's district list, the campaign's doors (visits, flags, rounds) and
-supporters. On a request:
+results, the territory's district list, the campaign's doors (visits, flags, rounds), turfs
+and supporters. On a request:
 
 - every version unchanged: used as stored (no statement beyond two index reads);
 - allocation, elections or territory changed: rebuilt (``ranking_values.sql``, then the
   campaign's factors);
-- only visits or supporters changed: only the campaign's factors (supporters, coverage and the
-  damping) are recomputed (``ranking_campaign_factors.sql``).
+- only visits, turfs or supporters changed: only the campaign's factors (supporters, coverage
+  and the damping) are recomputed (``ranking_campaign_factors.sql``), from the counts
+  app.disclosure publishes (supporters per district: ``aggregates.published_district_counts``;
+  visited doors of the current round per district: ``progress.published_visited``, which counts
+  the doors of active turfs, hence the turfs' version).
 
 Concurrent requests of the same snapshot wait for the one refreshing it (advisory lock), then
 find it fresh.
@@ -28,13 +31,16 @@ from typing import Any
 
 from sqlalchemy import text
 
+from app.config import Settings
+from app.services.field.progress import published_visited
+from app.services.people.supporters.aggregates import published_district_counts
 from app.services.ranking import sql
 from app.services.ranking.factors import CAMPAIGN_FACTORS, NAMES, POSITION
 from app.services.ranking.inputs import Conn, Inputs, resolve
 
 KEEP = 4  # snapshots kept per campaign (besides the one the map draws)
 REFERENCE_VERSIONS = ("allocation", "elections", "territory")
-CAMPAIGN_VERSIONS = ("doors", "supporters")
+CAMPAIGN_VERSIONS = ("doors", "turfs", "supporters")
 
 _LOCK = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")
 _ROUND = text("SELECT max(number) FROM canvass_round WHERE campaign_id = :c")
@@ -69,6 +75,7 @@ def versions(state: Any, territory_version: int) -> dict[str, int]:
         "elections": int(state.elections),
         "territory": int(territory_version),
         "doors": int(state.doors),
+        "turfs": int(state.turfs),
         "supporters": int(state.supporters),
     }
 
@@ -76,12 +83,14 @@ def versions(state: Any, territory_version: int) -> dict[str, int]:
 def request_key(
     state: Any, *, k: int, election: str | None, side: str | None, swing_from: str | None
 ) -> str:
-    """What a snapshot is for: the request's choices, else the campaign's saved ones, and k."""
+    """What a snapshot is for: the request's choices, else the campaign's saved ones, k and the
+    partition its supporter counts are published on."""
     asked = [
         ["election", election, state.election_id],
         ["side", side or state.side or state.campaign_side],
         ["swing_from", swing_from, state.swing_from_id],
         ["k", k],
+        ["supporter_cells", state.supporter_cells],
     ]
     return hashlib.md5(json.dumps(asked, default=str).encode()).hexdigest()
 
@@ -122,8 +131,10 @@ async def ensure(
     side: str | None = None,
     swing_from: str | None = None,
     force: bool = False,
+    settings: Settings | None = None,
 ) -> Snapshot:
-    """The campaign's snapshot for this request, refreshed first when an input changed."""
+    """The campaign's snapshot for this request, refreshed first when an input changed.
+    ``settings``: the data keys, in case supporters' district codes must be recomputed."""
     key = request_key(state, k=k, election=election, side=side, swing_from=swing_from)
     now = versions(state, territory_version)
     binds = {"c": campaign_id, "k": key}
@@ -159,7 +170,7 @@ async def ensure(
     else:
         districts = row.districts
     supporters = full or stored.get("supporters") != now["supporters"]
-    await _campaign_factors(conn, campaign_id, sid, inputs, k, (mean, sd, n), supporters)
+    await _campaign_factors(conn, campaign_id, sid, inputs, k, (mean, sd, n), supporters, settings)
     saved = (
         await conn.execute(
             sql.SAVE_SNAPSHOT,
@@ -236,11 +247,17 @@ async def _campaign_factors(
     k: int,
     stats: tuple[list, list, list],
     supporters: bool,
+    settings: Settings | None = None,
 ) -> None:
     """Coverage and damping of every district, and its supporters when they changed
-    (ranking_campaign_factors.sql); their stats written into ``stats``."""
+    (ranking_campaign_factors.sql), from the published counts only; their stats written into
+    ``stats``."""
     mean, sd, n = stats
     si, ci = (POSITION[name] for name in CAMPAIGN_FACTORS)
+    counted: dict[str, int] = {}
+    if supporters and "supporters" not in inputs.absent:
+        counted = await published_district_counts(conn, campaign_id, k, settings) or {}
+    visited = await published_visited(conn, campaign_id, k) if inputs.has_round else {}
     row = (
         await conn.execute(
             sql.named("ranking_campaign_factors"),
@@ -252,6 +269,8 @@ async def _campaign_factors(
                 "si": si,
                 "ci": ci,
                 "supporters": supporters,
+                "published_supporters": json.dumps(counted),
+                "published_visited": json.dumps(visited),
             },
         )
     ).one()

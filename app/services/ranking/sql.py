@@ -31,12 +31,13 @@ def declared_factors(name: str = "ranking_values") -> list[str]:
 # campaign's side and k, and the version of every input (a snapshot is fresh while they match).
 STATE = text(
     """
-    SELECT c.side AS campaign_side, c.k_threshold,
+    SELECT c.side AS campaign_side, c.k_threshold, c.supporter_cells,
            s.weights, s.base_preset, s.election_id, s.swing_from_id, s.side, s.updated_at,
            t.kind AS territory_kind, t.codes AS territory_codes, t.version AS territory,
            t.refreshed_for, r.districts || ':' || r.constituencies AS reference,
            r.elections, a.version AS allocation, a.stale AS allocation_stale,
-           coalesce(ch.doors, 0) AS doors, coalesce(ch.supporters, 0) AS supporters,
+           coalesce(ch.doors, 0) AS doors, coalesce(ch.turfs, 0) AS turfs,
+           coalesce(ch.supporters, 0) AS supporters,
            m.scoring_id AS map_scoring
     FROM campaign c
     CROSS JOIN reference_state r

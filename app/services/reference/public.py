@@ -10,6 +10,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.errors import InvalidInput, NotFound
+from app.i18n import _, number
 
 VERSIONS = text("SELECT current_setting('server_version') AS pg, postgis_lib_version() AS postgis")
 COUNTS = text(
@@ -92,12 +93,14 @@ async def health(session: AsyncSession) -> dict[str, Any]:
     notes = []
     if c["synthetic_doors"]:
         notes.append(
-            f"{c['synthetic_doors']:,} of the {c['doors']:,} doors are SYNTHETIC demo doors "
-            "(generated from INSEE tiles, not real addresses). Import the BAN file of the "
-            "département with `porte import addresses` to replace them."
+            _(
+                "{synthetic} of the {doors} doors are SYNTHETIC demo doors (generated from INSEE "
+                "tiles, not real addresses). Import the BAN file of the département with "
+                "`porte import addresses` to replace them."
+            ).format(synthetic=number(c["synthetic_doors"]), doors=number(c["doors"]))
         )
     if not c["tiles"] and not c["districts"]:
-        notes.append("No reference data loaded yet: run `porte import sample` or `porte demo`.")
+        notes.append(_("No reference data loaded yet: run `porte import sample` or `porte demo`."))
     return {
         "status": "ok",
         "database": {"postgresql": v["pg"], "postgis": v["postgis"]},
@@ -118,15 +121,19 @@ def parse_bbox(value: str | None) -> tuple[float, float, float, float] | None:
         nums = []
     if len(nums) != 4 or any(n != n or n in (float("inf"), float("-inf")) for n in nums):
         raise InvalidInput(
-            f"bbox {value!r} must be four numbers minLon,minLat,maxLon,maxLat (WGS84), "
-            "e.g. 2.22,48.72,2.33,48.79.",
+            _(
+                "bbox {value!r} must be four numbers minLon,minLat,maxLon,maxLat (WGS84), e.g. "
+                "2.22,48.72,2.33,48.79."
+            ).format(value=value),
             field="bbox",
         )
     xmin, ymin, xmax, ymax = nums
     if not (-180 <= xmin <= xmax <= 180 and -90 <= ymin <= ymax <= 90):
         raise InvalidInput(
-            f"bbox {value!r}: longitudes must be within -180..180, latitudes within -90..90, "
-            "and min ≤ max.",
+            _(
+                "bbox {value!r}: longitudes must be within -180..180, latitudes within "
+                "-90..90, and min ≤ max."
+            ).format(value=value),
             field="bbox",
         )
     return xmin, ymin, xmax, ymax
@@ -158,7 +165,10 @@ async def list_districts(
     box = parse_bbox(bbox)
     if commune is not None and not _COMMUNE.match(commune):
         raise InvalidInput(
-            f"commune {commune!r} must be a 5-character INSEE code, e.g. 92002.", field="commune"
+            _("commune {commune!r} must be a 5-character INSEE code, e.g. 92002.").format(
+                commune=commune
+            ),
+            field="commune",
         )
     xmin, ymin, xmax, ymax = box or (None, None, None, None)
     rows = (
@@ -199,7 +209,9 @@ async def get_district(session: AsyncSession, code: str) -> dict[str, Any]:
     """One district as a GeoJSON Feature, with every loaded election's totals."""
     row = (await session.execute(DISTRICT, {"code": code})).mappings().first()
     if row is None:
-        raise NotFound(f"No district with code {code!r}. List them with GET /districts.")
+        raise NotFound(
+            _("No district with code {code!r}. List them with GET /districts.").format(code=code)
+        )
     feature = _feature(row)
     results = (await session.execute(RESULTS, {"code": code})).mappings().all()
     feature["properties"]["results"] = [dict(r) for r in results]

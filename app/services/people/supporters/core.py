@@ -8,6 +8,7 @@ Nothing personal is logged: errors name the field and the row number, never the 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -18,9 +19,15 @@ from sqlalchemy.exc import DBAPIError
 
 from app.db import CUSTOM_PLAN_FROM, custom_plans
 from app.errors import Conflict, InvalidInput, NotFound
+from app.frenchdata import CHANNEL_LABELS, PURPOSE_LABELS, parse_datetime, to_code
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
-from app.services.people.geocoder import GeocodeResult, geocode_parsed, parse_address
+from app.services.people.geocoder import (
+    GeocodeResult,
+    ParsedAddress,
+    geocode_parsed,
+    parse_address,
+)
 
 PURPOSES = ("contact", "mapping", "volunteering", "newsletter")
 CHANNELS = ("door", "form", "event", "membership")
@@ -29,17 +36,36 @@ PLACED_LEVELS = ("housenumber", "interpolated", "manual")  # these count in aggr
 MAX_LEN = {"name": 200, "email": 254, "phone": 40, "address": 300, "notes": 2000}
 
 
+BASES = ("consent", "member", "former_member", "regular_contact")
+# An import's consent columns -> the fields of a consent record.
+CONSENT_FIELDS_OF_ROW = {
+    "consent_given_at": "given_at",
+    "consent_purposes": "purposes",
+    "consent_channel": "channel",
+    "consent_wording_version": "wording_version",
+    "consent_notice_version": "notice_version",
+    "consent_collected_by": "collected_by",
+    "consent_given_by_subject": "given_by_subject",
+}
+
+
 @dataclass
 class Consent:
-    """A consent given by the person, for one or several purposes."""
+    """The legal basis of one or several purposes: a consent given by the person (as recorded
+    since the start), or membership / regular contact with the party (GDPR art. 9-2-d), then
+    with the ``evidence`` the file gave (``given_at`` is then the date of that evidence)."""
 
     purposes: list[str]
     given_at: datetime
-    channel: str
-    wording_version: str
-    notice_version: str
+    channel: str | None
+    wording_version: str | None
+    notice_version: str | None
     collected_by: str
     given_by_subject: bool = True
+    basis: str = "consent"
+    evidence: str | None = None
+    evidence_at: datetime | None = None
+    source: str | None = None
 
 
 @dataclass
@@ -57,6 +83,21 @@ class NewSupporter:
     email_hmac: bytes | None = None
     phone_hmac: bytes | None = None
     geo: GeocodeResult | None = None
+    # more bases for other purposes (imports from a CRM: consent for some, membership for others)
+    more: list[Consent] = field(default_factory=list)
+    parsed: ParsedAddress | None = None  # the address as the geocoder should read it
+    no_geocode: str | None = None  # why the address is not geocoded (e.g. not in France)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def bases(self) -> list[Consent]:
+        """Every basis of this supporter, one per group of purposes."""
+        return [self.consent, *self.more]
+
+    @property
+    def purposes(self) -> list[str]:
+        """Every purpose this supporter may be processed for."""
+        return sorted({p for c in self.bases for p in c.purposes})
 
 
 def _clean(value: Any) -> str | None:
@@ -76,6 +117,11 @@ def validate(raw: dict[str, Any], *, prefix: str = "") -> NewSupporter:
             field=f"{prefix}consent",
         )
     consent = validate_consent(c, prefix=f"{prefix}consent.")
+    return validate_person(raw, consent, prefix=prefix)
+
+
+def validate_person(raw: dict[str, Any], consent: Consent, *, prefix: str = "") -> NewSupporter:
+    """Check and normalise the personal fields of a supporter whose basis is already checked."""
     vals = {k: _clean(raw.get(k)) for k in PERSONAL}
     for k, v in vals.items():
         if v is not None and len(v) > MAX_LEN[k]:
@@ -101,10 +147,11 @@ def _datetime(value: Any, fieldname: str) -> datetime:
         dt = value
     else:
         try:
-            dt = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+            dt = parse_datetime(str(value))
         except ValueError as exc:
             raise InvalidInput(
-                "is not a date (expected ISO 8601, e.g. 2026-03-01 or 2026-03-01T18:30)",
+                "is not a date (expected dd/mm/yyyy, e.g. 01/03/2026 or 01/03/2026 18:30, "
+                "or ISO 8601, e.g. 2026-03-01)",
                 field=fieldname,
             ) from exc
     if dt.tzinfo is None:
@@ -127,7 +174,9 @@ def validate_consent(c: dict[str, Any], *, prefix: str = "consent.") -> Consent:
         )
     purposes = c.get("purposes")
     if isinstance(purposes, str):
-        purposes = [p.strip() for p in purposes.replace(",", "|").split("|") if p.strip()]
+        purposes = [p.strip() for p in re.split(r"[,;|]", purposes) if p.strip()]
+    if isinstance(purposes, list):
+        purposes = [to_code(str(p), PURPOSE_LABELS) or p for p in purposes]
     if not purposes:
         raise InvalidInput(
             f"list at least one purpose the person agreed to ({', '.join(PURPOSES)})",
@@ -139,6 +188,7 @@ def validate_consent(c: dict[str, Any], *, prefix: str = "consent.") -> Consent:
             f"unknown purpose {bad[0]!r}; allowed: {', '.join(PURPOSES)}", field=f"{prefix}purposes"
         )
     channel = _clean(c.get("channel"))
+    channel = (to_code(channel, CHANNEL_LABELS) or channel) if channel else channel
     if channel not in CHANNELS:
         raise InvalidInput(
             f"must be one of {', '.join(CHANNELS)} (where the consent was collected)",
@@ -169,31 +219,77 @@ _INSERT = text(
     """
     WITH s AS (
         INSERT INTO supporter (campaign_id, id, key_id, name_enc, email_enc, phone_enc,
-            address_enc, notes_enc, email_hmac, phone_hmac, address_id, geom, geocode_level,
-            geocode_score, geocode_note, last_contact_at)
-        SELECT :c, t.id, :k, t.n, t.e, t.p, t.a, t.o, t.eh, t.ph, t.aid,
-               CASE WHEN t.lon IS NULL THEN NULL
-                    ELSE ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326) END,
+            address_enc, notes_enc, email_hmac, phone_hmac, address_id_enc, point_enc, tile_id,
+            bv_code, iris_code, cells_version, geocode_level, geocode_score, geocode_note,
+            last_contact_at)
+        SELECT :c, t.id, :k, t.n, t.e, t.p, t.a, t.o, t.eh, t.ph, t.aid, t.pt, cell.tile_id,
+               cell.bv_code, cell.iris_code,
+               CASE WHEN t.lon IS NULL THEN NULL ELSE (SELECT version FROM district_version) END,
                t.lvl, t.sc, t.note, coalesce(t.lc, now())
         FROM unnest(CAST(:id AS uuid[]), CAST(:n AS bytea[]), CAST(:e AS bytea[]),
                     CAST(:p AS bytea[]), CAST(:a AS bytea[]), CAST(:o AS bytea[]),
-                    CAST(:eh AS bytea[]), CAST(:ph AS bytea[]), CAST(:aid AS bigint[]),
-                    CAST(:lon AS float8[]), CAST(:lat AS float8[]), CAST(:lvl AS text[]),
-                    CAST(:sc AS float8[]), CAST(:note AS text[]), CAST(:lc AS timestamptz[]))
-             AS t(id, n, e, p, a, o, eh, ph, aid, lon, lat, lvl, sc, note, lc)
+                    CAST(:eh AS bytea[]), CAST(:ph AS bytea[]), CAST(:aid AS bytea[]),
+                    CAST(:pt AS bytea[]), CAST(:lon AS float8[]), CAST(:lat AS float8[]),
+                    CAST(:lvl AS text[]), CAST(:sc AS float8[]), CAST(:note AS text[]),
+                    CAST(:lc AS timestamptz[]))
+             AS t(id, n, e, p, a, o, eh, ph, aid, pt, lon, lat, lvl, sc, note, lc)
+        -- the coarse cells the aggregates read; the point itself is stored only encrypted
+        LEFT JOIN LATERAL porte_point_cells(t.lon, t.lat) cell ON true
         RETURNING id
     )
     INSERT INTO supporter_consent (campaign_id, supporter_id, purpose, given_at,
-        given_by_subject, channel, wording_version, notice_version, collected_by, recorded_by)
-    SELECT :c, t.sid, t.purpose, t.given_at, t.gbs, t.channel, t.wv, t.nv, t.cb, :u
+        given_by_subject, channel, wording_version, notice_version, collected_by, recorded_by,
+        basis, evidence, evidence_at, source)
+    SELECT :c, t.sid, t.purpose, t.given_at, t.gbs, t.channel, t.wv, t.nv, t.cb, :u,
+           t.basis, t.ev, t.ev_at, t.src
     FROM unnest(CAST(:sid AS uuid[]), CAST(:purpose AS text[]),
                 CAST(:given_at AS timestamptz[]), CAST(:gbs AS boolean[]),
                 CAST(:channel AS text[]), CAST(:wv AS text[]), CAST(:nv AS text[]),
-                CAST(:cb AS text[]))
-         AS t(sid, purpose, given_at, gbs, channel, wv, nv, cb)
+                CAST(:cb AS text[]), CAST(:basis AS text[]), CAST(:ev AS text[]),
+                CAST(:ev_at AS timestamptz[]), CAST(:src AS text[]))
+         AS t(sid, purpose, given_at, gbs, channel, wv, nv, cb, basis, ev, ev_at, src)
     JOIN s ON s.id = t.sid
     """
 )
+
+
+def encrypt_location(
+    cipher: Cipher,
+    campaign_id: uuid.UUID,
+    supporter_id: uuid.UUID,
+    address_id: int | None,
+    lon: float | None,
+    lat: float | None,
+) -> tuple[bytes | None, bytes | None]:
+    """The exact door (id) and point (``"lon lat"``, exact float text), encrypted for this row."""
+    return (
+        cipher.encrypt(
+            None if address_id is None else str(int(address_id)),
+            ad=aad(campaign_id, supporter_id, "address_id"),
+        ),
+        cipher.encrypt(
+            None if lon is None or lat is None else f"{float(lon)!r} {float(lat)!r}",
+            ad=aad(campaign_id, supporter_id, "point"),
+        ),
+    )
+
+
+def decrypt_location(
+    cipher: Cipher, campaign_id: uuid.UUID, supporter_id: uuid.UUID, key_id: str | None, m: Any
+) -> tuple[int | None, float | None, float | None]:
+    """``(address_id, lon, lat)`` of a row read with ``address_id_enc`` and ``point_enc``."""
+    aid = m["address_id_enc"]
+    point = m["point_enc"]
+    address_id = (
+        int(cipher.decrypt(aid, key_id=key_id, ad=aad(campaign_id, supporter_id, "address_id")))
+        if aid is not None
+        else None
+    )
+    lon = lat = None
+    if point is not None:
+        text_ = cipher.decrypt(point, key_id=key_id, ad=aad(campaign_id, supporter_id, "point"))
+        lon, lat = (float(x) for x in text_.split())
+    return address_id, lon, lat
 
 
 def hash_identifiers(hasher: Hasher, campaign_id: uuid.UUID, items: list[NewSupporter]) -> None:
@@ -237,8 +333,15 @@ async def find_duplicates(
 
 async def geocode_items(session: Any, items: list[NewSupporter]) -> None:
     """Geocode the addresses of supporters who agreed to 'mapping' (one SQL pass per batch)."""
-    todo = [s for s in items if s.address and "mapping" in s.consent.purposes]
-    res = await geocode_parsed(session, [parse_address(s.address) for s in todo])
+    todo = []
+    for s in items:
+        if not s.address or "mapping" not in s.purposes:
+            continue
+        if s.no_geocode:
+            s.geo = GeocodeResult(level="none", score=0.0, reason=s.no_geocode)
+        else:
+            todo.append(s)
+    res = await geocode_parsed(session, [s.parsed or parse_address(s.address) for s in todo])
     for s, g in zip(todo, res, strict=True):
         s.geo = g
 
@@ -277,6 +380,7 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
             "eh",
             "ph",
             "aid",
+            "pt",
             "lon",
             "lat",
             "lvl",
@@ -288,6 +392,7 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
     for s in items:
         enc = {f: cipher.encrypt(getattr(s, f), ad=aad(cid, s.id, f)) for f in PERSONAL}
         aid, lon, lat, lvl, sc, note = _geo_columns(s)
+        aid_enc, point_enc = encrypt_location(cipher, cid, s.id, aid, lon, lat)
         for k, v in (
             ("id", s.id),
             ("n", enc["name"]),
@@ -297,7 +402,8 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
             ("o", enc["notes"]),
             ("eh", s.email_hmac),
             ("ph", s.phone_hmac),
-            ("aid", aid),
+            ("aid", aid_enc),
+            ("pt", point_enc),
             ("lon", lon),
             ("lat", lat),
             ("lvl", lvl),
@@ -307,22 +413,40 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
         ):
             cols[k].append(v)
     cons: dict[str, list] = {
-        k: [] for k in ("sid", "purpose", "given_at", "gbs", "channel", "wv", "nv", "cb")
+        k: []
+        for k in (
+            "sid",
+            "purpose",
+            "given_at",
+            "gbs",
+            "channel",
+            "wv",
+            "nv",
+            "cb",
+            "basis",
+            "ev",
+            "ev_at",
+            "src",
+        )
     }
     for s in items:
-        c = s.consent
-        for p in c.purposes:
-            for k, v in (
-                ("sid", s.id),
-                ("purpose", p),
-                ("given_at", c.given_at),
-                ("gbs", c.given_by_subject),
-                ("channel", c.channel),
-                ("wv", c.wording_version),
-                ("nv", c.notice_version),
-                ("cb", c.collected_by),
-            ):
-                cons[k].append(v)
+        for c in s.bases:
+            for p in c.purposes:
+                for k, v in (
+                    ("sid", s.id),
+                    ("purpose", p),
+                    ("given_at", c.given_at),
+                    ("gbs", c.given_by_subject),
+                    ("channel", c.channel),
+                    ("wv", c.wording_version),
+                    ("nv", c.notice_version),
+                    ("cb", c.collected_by),
+                    ("basis", c.basis),
+                    ("ev", c.evidence),
+                    ("ev_at", c.evidence_at),
+                    ("src", c.source),
+                ):
+                    cons[k].append(v)
     try:
         async with ctx.session.begin_nested():
             await ctx.session.execute(
@@ -335,6 +459,35 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
                 field="consent",
             ) from None
         raise
+    if any(s.tags for s in items):
+        await ctx.session.execute(
+            _TAGS,
+            {
+                "c": cid,
+                "sid": [s.id for s in items for _t in s.tags],
+                "tag": [t for s in items for t in s.tags],
+            },
+        )
+
+
+_TAGS = text(
+    "INSERT INTO supporter_tag (campaign_id, supporter_id, tag) "
+    "SELECT :c, t.sid, t.tag "
+    "FROM unnest(CAST(:sid AS uuid[]), CAST(:tag AS text[])) AS t(sid, tag) "
+    "ON CONFLICT DO NOTHING"
+)
+_TAGS_OF = text(
+    "SELECT supporter_id, array_agg(tag ORDER BY tag) AS tags FROM supporter_tag "
+    "WHERE campaign_id = :c AND supporter_id = ANY(CAST(:ids AS uuid[])) GROUP BY supporter_id"
+)
+
+
+async def tags_of(session: Any, campaign_id: uuid.UUID, ids: list) -> dict[str, list[str]]:
+    """The tags of these supporters (id as text -> sorted tags)."""
+    if not ids:
+        return {}
+    rows = await session.execute(_TAGS_OF, {"c": campaign_id, "ids": ids})
+    return {str(r.supporter_id): list(r.tags) for r in rows}
 
 
 def summary(s: NewSupporter) -> dict[str, Any]:
@@ -346,7 +499,7 @@ def summary(s: NewSupporter) -> dict[str, Any]:
         "geocode_score": g.score if g else None,
         "needs_review": (g.level != "housenumber") if g else bool(s.address),
         "geocode_note": g.reason if g else ("no mapping consent" if s.address else None),
-        "consent_purposes": s.consent.purposes,
+        "consent_purposes": s.purposes,
     }
 
 
@@ -370,23 +523,25 @@ async def create_one(ctx: Any, raw: dict[str, Any]) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- reading
-_ROW = text(
-    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
-    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
-    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at "
-    "FROM supporter WHERE campaign_id = :c AND id = :id"
+# Every column a supporter's views decrypt (``decrypt_row``).
+ROW_COLUMNS = (
+    "id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
+    "address_id_enc, point_enc, geocode_level, geocode_score, geocode_note, last_contact_at, "
+    "created_at, updated_at, withdrawn_at"
 )
+_ROW = text(f"SELECT {ROW_COLUMNS} FROM supporter WHERE campaign_id = :c AND id = :id")
 
 
 def decrypt_row(cipher: Cipher, campaign_id: uuid.UUID, r: Any) -> dict[str, Any]:
-    """A supporter row with its personal fields decrypted."""
+    """A supporter row with its personal fields and exact door decrypted."""
     m = r._mapping
+    address_id, lon, lat = decrypt_location(cipher, campaign_id, m["id"], m["key_id"], m)
     out = {
         "id": str(m["id"]),
         "status": m["status"],
-        "address_id": m["address_id"],
-        "lon": m["lon"],
-        "lat": m["lat"],
+        "address_id": address_id,
+        "lon": lon,
+        "lat": lat,
         "geocode_level": m["geocode_level"],
         "geocode_score": m["geocode_score"],
         "geocode_note": m["geocode_note"],
@@ -411,15 +566,13 @@ async def get_one(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     if r is None:
         raise NotFound("No such supporter in this campaign (erased, or never stored).")
     out = decrypt_row(Cipher.from_settings(ctx.settings), ctx.campaign_id, r)
+    out["tags"] = (await tags_of(ctx.session, ctx.campaign_id, [supporter_id])).get(out["id"], [])
     await audit.record(ctx, action="supporter.read", object=f"supporter:{supporter_id}", rows=1)
     return out
 
 
 _LIST = text(
-    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
-    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
-    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at FROM supporter "
-    "WHERE campaign_id = :c AND status = :st "
+    f"SELECT {ROW_COLUMNS} FROM supporter WHERE campaign_id = :c AND status = :st "
     "AND (CAST(:lvl AS text) IS NULL OR geocode_level = :lvl) "
     "ORDER BY created_at, id LIMIT :lim OFFSET :off"
 )
@@ -441,5 +594,8 @@ async def list_supporters(
     ).all()
     cipher = Cipher.from_settings(ctx.settings)
     items = [decrypt_row(cipher, ctx.campaign_id, r) for r in rows]
+    tags = await tags_of(ctx.session, ctx.campaign_id, [r.id for r in rows])
+    for item in items:
+        item["tags"] = tags.get(item["id"], [])
     await audit.record(ctx, action="supporter.list", object="supporters", rows=len(items))
     return {"items": items, "limit": limit, "offset": offset}

@@ -16,14 +16,14 @@ from app.services.people.supporters.core import (
     MAX_LEN,
     PERSONAL,
     PLACED_LEVELS,
+    ROW_COLUMNS,
     _datetime,
     decrypt_row,
+    encrypt_location,
 )
 
 _REVIEW = text(
-    "SELECT id, status, key_id, name_enc, email_enc, phone_enc, address_enc, notes_enc, "
-    "address_id, ST_X(geom) AS lon, ST_Y(geom) AS lat, geocode_level, geocode_score, "
-    "geocode_note, last_contact_at, created_at, updated_at, withdrawn_at FROM supporter "
+    f"SELECT {ROW_COLUMNS} FROM supporter "
     "WHERE campaign_id = :c AND status = 'active' AND address_enc IS NOT NULL "
     "AND geocode_level NOT IN ('housenumber', 'manual') "
     "ORDER BY geocode_score NULLS FIRST, created_at, id LIMIT :lim OFFSET :off"
@@ -62,9 +62,12 @@ _UPDATE = text(
     """
     UPDATE supporter SET key_id = :k, name_enc = :n, email_enc = :e, phone_enc = :p,
         address_enc = :a, notes_enc = :o, email_hmac = :eh, phone_hmac = :ph,
-        address_id = :aid,
-        geom = CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
-                    ELSE ST_SetSRID(ST_MakePoint(:lon, :lat), 4326) END,
+        address_id_enc = :aid, point_enc = :pt,
+        (tile_id, bv_code, iris_code) = (
+            SELECT c.tile_id, c.bv_code, c.iris_code
+            FROM porte_point_cells(CAST(:lon AS float8), CAST(:lat AS float8)) c),
+        cells_version = CASE WHEN CAST(:lon AS float8) IS NULL THEN NULL
+                             ELSE (SELECT version FROM district_version) END,
         geocode_level = :lvl, geocode_score = :sc, geocode_note = :note,
         last_contact_at = coalesce(CAST(:lc AS timestamptz), last_contact_at), updated_at = now()
     WHERE campaign_id = :c AND id = :id AND status = 'active'
@@ -119,6 +122,7 @@ async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> di
             lvl, sc = "none", None
             note = "no mapping consent" if cur["address"] else "no address"
     hasher = Hasher.from_settings(ctx.settings)
+    aid_enc, point_enc = encrypt_location(cipher, ctx.campaign_id, supporter_id, aid, lon, lat)
     params = {
         "c": ctx.campaign_id,
         "id": supporter_id,
@@ -135,7 +139,8 @@ async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> di
         },
         "eh": hasher.digest(ctx.campaign_id, "email", cur["email"]) if cur["email"] else None,
         "ph": hasher.digest(ctx.campaign_id, "phone", cur["phone"]) if cur["phone"] else None,
-        "aid": aid,
+        "aid": aid_enc,
+        "pt": point_enc,
         "lon": lon,
         "lat": lat,
         "lvl": lvl,

@@ -17,7 +17,6 @@ import gc
 import io
 import re
 import time
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +53,8 @@ BAN_SPEC = {
     "lon": ["lon", "long", "longitude"],
     "lat": ["lat", "latitude"],
     "households": ["households"],  # not BAN: used by the synthetic demo doors
+    "code_insee_ancienne_commune": ["code_insee_ancienne_commune"],
+    "nom_ancienne_commune": ["nom_ancienne_commune"],
 }
 BAL_SPEC = {
     "id": ["cle_interop"],
@@ -65,6 +66,9 @@ BAL_SPEC = {
     "nom_commune": ["commune_nom"],
     "lon": ["long", "lon"],
     "lat": ["lat"],
+    # a commune nouvelle's former commune (the geocoder knows the door by that name too)
+    "code_insee_ancienne_commune": ["commune_deleguee_insee"],
+    "nom_ancienne_commune": ["commune_deleguee_nom"],
 }
 REQUIRED = ["id", "numero", "nom_voie", "code_insee", "lon", "lat"]
 BAL_NO_NUMBER = "99999"  # BAL convention: a named place or street with no address
@@ -73,14 +77,18 @@ _COMMUNE = re.compile(r"^\d[\dAB]\d{3}$")
 
 UPSERT_FROM_STAGE = """
 INSERT INTO address (ban_id, numero, suffixe, nom_voie, code_postal, code_insee, nom_commune,
+                     code_insee_ancienne_commune, nom_ancienne_commune,
                      lon, lat, households, source, source_file)
 SELECT ban_id, numero, suffixe, nom_voie, code_postal, code_insee, nom_commune,
+       code_insee_ancienne_commune, nom_ancienne_commune,
        lon, lat, households, source, source_file
 FROM address_stage
 ON CONFLICT (ban_id) DO UPDATE SET
     numero = excluded.numero, suffixe = excluded.suffixe, nom_voie = excluded.nom_voie,
     code_postal = excluded.code_postal, code_insee = excluded.code_insee,
-    nom_commune = excluded.nom_commune, lon = excluded.lon, lat = excluded.lat,
+    nom_commune = excluded.nom_commune,
+    code_insee_ancienne_commune = excluded.code_insee_ancienne_commune,
+    nom_ancienne_commune = excluded.nom_ancienne_commune, lon = excluded.lon, lat = excluded.lat,
     households = excluded.households, source = excluded.source,
     source_file = excluded.source_file
 """
@@ -109,7 +117,7 @@ def parse_communes(value: str | None) -> frozenset[str] | None:
 
 _NAMES = (
     "id", "numero", "suffixe", "nom_voie", "code_postal", "code_insee", "nom_commune", "lon",
-    "lat", "households",
+    "lat", "households", "code_insee_ancienne_commune", "nom_ancienne_commune",
 )  # fmt: skip
 # Vectorised checks: a row passing them is certainly accepted by ``_Rows.accept`` (which decides,
 # with its exact messages, for every row that does not pass them).
@@ -137,10 +145,6 @@ class _Rows:
         self.timings: dict[str, float] = {}
         self.names = [n for n in _NAMES if n in cols]
         self.no_number = BAL_NO_NUMBER if fmt == "bal" else None
-        # Filled only when asked (the geocoder's trigger is off during a bulk load).
-        self.count_geocode = False
-        self.streets: Counter[tuple[str, str]] = Counter()
-        self.commune_rows: Counter[tuple[str, str, str]] = Counter()
         self.first_id: int | None = None  # set: ids are numbered here, from this one
 
     def columns(self) -> list[str]:
@@ -359,8 +363,6 @@ class _Rows:
             else:
                 line += block.count(lf)  # no lone \r in a vectorised block
             if table.num_rows:
-                if self.count_geocode:
-                    self._count(table)
                 pending.append(table)
                 npending += table.num_rows
             while npending >= CHUNK_ROWS:
@@ -370,20 +372,6 @@ class _Rows:
                 pending, npending = [rest], rest.num_rows
         if npending:
             yield self._flush(pa.concat_tables(pending))
-
-    def _count(self, t: pa.Table) -> None:
-        """Doors per street and per commune name/postcode, as the geocoder's trigger counts them
-        (migration 0005: empty values are NULL in the table; streets without a name left out)."""
-        code = t["code_insee"]
-        streets = pc.binary_join_element_wise(code, t["nom_voie"], "\x00")
-        streets = pc.filter(streets, pc.not_equal(t["nom_voie"], ""))
-        for r in pc.value_counts(streets).to_pylist():
-            key = r["values"].split("\x00")
-            self.streets[key[0], key[1]] += r["counts"]
-        parts = [t[k] if k in t.column_names else "" for k in ("code_postal", "nom_commune")]
-        for r in pc.value_counts(pc.binary_join_element_wise(code, *parts, "\x00")).to_pylist():
-            key = r["values"].split("\x00")
-            self.commune_rows[key[0], key[1], key[2]] += r["counts"]
 
     def _flush(self, t: pa.Table) -> bytes:
         n = t.num_rows
@@ -580,9 +568,11 @@ async def import_addresses(
 
 SECONDARY_INDEXES = """
 SELECT i.relname AS index, pg_get_indexdef(i.oid) AS indexdef,
-       c.conname AS constraint, pg_get_constraintdef(c.oid) AS constraintdef
+       c.conname AS constraint, pg_get_constraintdef(c.oid) AS constraintdef,
+       t.spcname AS tablespace
 FROM pg_index x
 JOIN pg_class i ON i.oid = x.indexrelid
+LEFT JOIN pg_tablespace t ON t.oid = i.reltablespace
 LEFT JOIN pg_constraint c ON c.conindid = x.indexrelid AND c.conrelid = x.indrelid
 WHERE x.indrelid = 'address'::regclass AND NOT x.indisprimary
   AND x.indpred IS NULL  -- partial indexes (e.g. synthetic doors) stay: few rows, no full scan
@@ -619,6 +609,9 @@ async def _drop_secondary_indexes(conn: asyncpg.Connection) -> list[str]:
     """
     rebuild = []
     for ix in await conn.fetch(SECONDARY_INDEXES):
+        # pg_get_indexdef leaves the tablespace out: an index kept elsewhere goes back there.
+        space = ix["tablespace"]
+        where = f' TABLESPACE "{space}"' if space else ""
         if ix["constraint"]:
             try:
                 async with conn.transaction():  # savepoint: kept if something depends on it
@@ -627,10 +620,11 @@ async def _drop_secondary_indexes(conn: asyncpg.Connection) -> list[str]:
                 continue
             rebuild.append(
                 f'ALTER TABLE address ADD CONSTRAINT "{ix["constraint"]}" {ix["constraintdef"]}'
+                + (f" USING INDEX{where}" if space else "")
             )
         else:
             await conn.execute(f'DROP INDEX "{ix["index"]}"')
-            rebuild.append(ix["indexdef"])
+            rebuild.append(ix["indexdef"] + where)
     return rebuild
 
 
@@ -650,18 +644,12 @@ async def _load(
             await conn.execute("LOCK TABLE address IN ACCESS EXCLUSIVE MODE")
             rebuild = await _drop_secondary_indexes(conn)
             geocode_trigger = await _drop_geocode_trigger(conn)
-            rows.count_geocode = geocode_trigger is not None
             rows.first_id = await conn.fetchval(f"SELECT nextval('{ID_SEQUENCE}')")
         t0 = now()
         await conn.copy_to_table("address", source=_aiter(rows.chunks()), **_copy_args(rows))
         rows.timings["copy_seconds"] = round(now() - t0, 2)
         if rows.first_id is not None and rows.sent:
             await conn.execute(f"SELECT setval('{ID_SEQUENCE}', $1)", rows.first_id + rows.sent - 1)
-        if geocode_trigger is not None:
-            t0 = now()
-            await _add_geocode_counts(conn, rows)
-            await conn.execute(geocode_trigger)
-            rows.timings["geocode_seconds"] = round(now() - t0, 2)
         if rebuild:
             rows.progress.close()
             t0 = now()
@@ -674,6 +662,11 @@ async def _load(
             t0 = now()
             await conn.execute("ANALYZE address")
             rows.timings["analyze_seconds"] = round(now() - t0, 2)
+        if geocode_trigger is not None:  # (after ANALYZE: the planner knows the new rows)
+            t0 = now()
+            await _add_geocode_counts(conn, rows.first_id, rows.sent)
+            await conn.execute(geocode_trigger)
+            rows.timings["geocode_seconds"] = round(now() - t0, 2)
         return rows.sent
     # Replace the same source: update doors in place (stable ids), drop the ones gone.
     await conn.execute(
@@ -702,23 +695,34 @@ async def _load(
 
 GEOCODE_TRIGGER = "geocode_index_insert"
 ID_SEQUENCE = "address_id_seq"
-# What the geocoder's insert trigger (migration 0005, porte_geocode_index_add) does with its
-# transition table, done from the counts the parser kept: a bulk load takes the trigger off (and
-# puts it back before commit), so that COPY neither keeps a copy of every row (a disabled trigger
-# still would) nor re-reads it. A test compares the result with a recount from ``address``.
+# What the geocoder's insert trigger (migration 0018, porte_geocode_index_add) does with its
+# transition table, done once over the doors just loaded: a bulk load takes the trigger off (and
+# puts it back before commit), so that COPY does not keep a copy of every row (a disabled trigger
+# still would). The counts are made by PostgreSQL (a grouped scan of the new ids, spilling to disk
+# past work_mem), not in Python, where a national file's ~2 M streets would take ~600 MB. A test
+# compares the result with a recount from ``address``.
 GEOCODE_ADD = [
+    # the name normalised once per distinct name (0.2 ms each; "Grande Rue" is in many communes)
     """
+    WITH g AS MATERIALIZED (
+        SELECT code_insee, nom_voie, count(*) AS n FROM address
+        WHERE id BETWEEN $1 AND $2 AND code_insee IS NOT NULL AND nom_voie IS NOT NULL
+        GROUP BY 1, 2
+    ), v AS MATERIALIZED (
+        SELECT nom_voie, porte_norm_name(nom_voie) AS voie_norm
+        FROM (SELECT DISTINCT nom_voie FROM g) d
+    )
     INSERT INTO geocode_street AS s (code_insee, nom_voie, voie_norm, n)
-    SELECT code_insee, nom_voie, porte_norm_name(nom_voie), n
-    FROM unnest($1::text[], $2::text[], $3::int[]) AS u(code_insee, nom_voie, n)
+    SELECT g.code_insee, g.nom_voie, v.voie_norm, g.n FROM g JOIN v USING (nom_voie)
     ON CONFLICT (code_insee, nom_voie) DO UPDATE SET n = s.n + excluded.n
     """,
     """
-    INSERT INTO geocode_commune AS c (code_insee, code_postal, nom_commune, commune_norm, n)
-    SELECT code_insee, code_postal, nom_commune, porte_norm_name(nom_commune), n
-    FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
-         AS u(code_insee, code_postal, nom_commune, n)
-    ON CONFLICT (code_insee, code_postal, nom_commune) DO UPDATE SET n = c.n + excluded.n
+    INSERT INTO geocode_commune AS c (code_insee, code_postal, nom_commune, nom_ancienne, n)
+    SELECT code_insee, coalesce(code_postal, ''), coalesce(nom_commune, ''),
+           coalesce(nom_ancienne_commune, ''), count(*)
+    FROM address WHERE id BETWEEN $1 AND $2 AND code_insee IS NOT NULL GROUP BY 1, 2, 3, 4
+    ON CONFLICT (code_insee, code_postal, nom_commune, nom_ancienne)
+    DO UPDATE SET n = c.n + excluded.n
     """,
 ]
 
@@ -739,22 +743,12 @@ async def _drop_geocode_trigger(conn: asyncpg.Connection) -> str | None:
     return sql
 
 
-async def _add_geocode_counts(conn: asyncpg.Connection, rows: _Rows) -> None:
-    """Add the loaded doors to ``geocode_street`` and ``geocode_commune``."""
-    streets, communes = rows.streets, rows.commune_rows
-    await conn.execute(
-        GEOCODE_ADD[0],
-        [k[0] for k in streets],
-        [k[1] for k in streets],
-        list(streets.values()),
-    )
-    await conn.execute(
-        GEOCODE_ADD[1],
-        [k[0] for k in communes],
-        [k[1] for k in communes],
-        [k[2] for k in communes],
-        list(communes.values()),
-    )
+async def _add_geocode_counts(conn: asyncpg.Connection, first_id: int, n: int) -> None:
+    """Add the ``n`` doors loaded from id ``first_id`` on to ``geocode_street`` and
+    ``geocode_commune``."""
+    if n:
+        for sql in GEOCODE_ADD:
+            await conn.execute(sql, first_id, first_id + n - 1)
 
 
 async def _duplicate(conn, path: Path, exc, delimiter: str, encoding: str) -> ImportFailed:

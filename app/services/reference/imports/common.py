@@ -26,6 +26,7 @@ from typing import Any
 
 import asyncpg
 
+from app.csvsafe import SafeWriter
 from app.errors import ImportFailed
 
 csv.field_size_limit(1 << 24)
@@ -84,7 +85,7 @@ class ImportReport:
             + f" in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s).",
         ]
         lines += [f"  {n}" for n in self.notes]
-        if self.report_path:
+        if self.report_path and (self.rows_skipped or self.rows_rejected):
             lines.append(f"  Skipped/rejected rows are listed in {self.report_path}")
         return "\n".join(lines)
 
@@ -105,7 +106,7 @@ class RejectLog:
         if self._writer is None:
             self.report_path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.report_path, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            self._writer = csv.writer(self._fh)
+            self._writer = SafeWriter(self._fh)  # reasons may quote the file's text
             self._writer.writerow(["line", "column", "outcome", "reason"])
         self._writer.writerow([line, column, outcome, reason])
 
@@ -509,8 +510,15 @@ def asyncpg_dsn(url: str) -> str:
 @asynccontextmanager
 async def connect(owner_url: str):
     """A raw asyncpg connection as the schema owner."""
+    from app.dburl import CLIENT_CHECK_MS
+
     conn = await asyncpg.connect(
-        asyncpg_dsn(owner_url), server_settings={"application_name": "porte-import", "jit": "off"}
+        asyncpg_dsn(owner_url),
+        server_settings={
+            "application_name": "porte-import",
+            "jit": "off",
+            "client_connection_check_interval": CLIENT_CHECK_MS,
+        },
     )
     try:
         yield conn
@@ -543,6 +551,18 @@ async def record_run(
 def translate_db_error(path: Path, exc: asyncpg.PostgresError) -> ImportFailed:
     """A database error during an import, told to a person."""
     detail = getattr(exc, "detail", None) or ""
+    if isinstance(exc, asyncpg.DiskFullError):
+        from app.dbfaults import disk_full_advice
+        from app.i18n import _
+
+        return ImportFailed(
+            _("{file}: the import stopped: {error}.").format(
+                file=path, error=str(exc).splitlines()[0].rstrip(".")
+            )
+            + " "
+            + disk_full_advice(),
+            extra={"file": str(path), "line": None, "reason": "disk_full"},
+        )
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
         table = getattr(exc, "table_name", None) or "campaign data"
         return fail(

@@ -9,6 +9,7 @@ same file updates its districts in place and removes those no longer in it.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import asyncpg
@@ -101,6 +102,54 @@ def _check_crs(path: Path, crs, bounds) -> None:
         )
 
 
+BATCH = 2_000  # features read, checked and sent at once (bounded memory at any file size)
+
+
+def _open(path: Path, layer: str | None) -> dict:
+    """The layer's fields, CRS, feature count and extent, without reading the features."""
+    import pyogrio
+
+    try:
+        return pyogrio.read_info(
+            path, layer=layer, force_feature_count=True, force_total_bounds=True
+        )
+    except Exception as exc:  # pyogrio's DataSourceError & co.
+        raise fail(path, f"cannot be read as GeoJSON or GeoPackage ({exc}).") from None
+
+
+def _polygonal(g, line: int, log: RejectLog, report: ImportReport):
+    """The feature's geometry as a polygon or multipolygon (repaired if invalid), or None when
+    it is rejected (logged)."""
+    import shapely
+
+    gtype = g.geom_type
+    if gtype not in ("Polygon", "MultiPolygon", "GeometryCollection"):
+        log.reject(line, "geometry", f"a {gtype} is not a polygon")
+        return None
+    if not g.is_valid:
+        why = shapely.is_valid_reason(g)
+        fixed = shapely.make_valid(g)
+        parts = []
+        for p in shapely.get_parts(fixed):
+            if p.geom_type == "MultiPolygon":
+                parts.extend(shapely.get_parts(p))
+            elif p.geom_type == "Polygon":
+                parts.append(p)
+        if not parts or sum(p.area for p in parts) == 0:
+            log.reject(line, "geometry", f"invalid geometry, cannot be repaired: {why}")
+            return None
+        log.note(line, "geometry", "repaired", f"invalid geometry repaired: {why}")
+        report.details["repaired"] = report.details.get("repaired", 0) + 1
+        return shapely.MultiPolygon(parts)
+    if gtype == "GeometryCollection":
+        parts = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]
+        if not parts:
+            log.reject(line, "geometry", "the collection holds no polygon")
+            return None
+        return shapely.MultiPolygon(parts)
+    return g
+
+
 async def import_districts(
     owner_url: str,
     path: Path | str,
@@ -114,10 +163,11 @@ async def import_districts(
     report_path: Path | None = None,
     quiet: bool = False,
 ) -> ImportReport:
-    """Import district polygons (GeoJSON/GeoPackage, any CRS) in one transaction."""
-    import numpy as np
-    import pyogrio
-    import shapely
+    """Import district polygons (GeoJSON/GeoPackage, any CRS) in one transaction.
+
+    The features are read in batches of ``BATCH`` (Arrow, through GDAL), checked and sent with
+    COPY as they come: memory does not grow with the file (69,000 national polling stations).
+    """
     from pyproj import CRS
 
     path = Path(path)
@@ -131,13 +181,11 @@ async def import_districts(
             raise fail(path, "no such file.")
         if path.stat().st_size == 0:
             raise fail(path, "the file is empty (0 bytes).")
-        try:
-            df = pyogrio.read_dataframe(path, layer=layer)
-        except Exception as exc:  # pyogrio's DataSourceError & co.
-            raise fail(path, f"cannot be read as GeoJSON or GeoPackage ({exc}).") from None
-        if len(df) == 0:
+        info = _open(path, layer)
+        total = int(info.get("features") or 0)
+        if total <= 0:
             raise fail(path, "the layer has no features.")
-        columns = [c for c in df.columns if c != "geometry"]
+        columns = [str(c) for c in info["fields"]]
         code_col = _pick(columns, code_field, CODE_FIELDS, path, "code")
         if code_col is None:
             raise fail(
@@ -149,96 +197,38 @@ async def import_districts(
         commune_col = _pick(columns, None, COMMUNE_FIELDS, path, "commune")
         commune_name_col = _pick(columns, None, COMMUNE_NAME_FIELDS, path, "commune name")
 
-        file_crs = CRS.from_user_input(crs) if crs else df.crs
+        declared = info.get("crs")
+        file_crs = (
+            CRS.from_user_input(crs) if crs else CRS.from_user_input(declared) if declared else None
+        )
         if file_crs is None:
             raise fail(path, "the file declares no CRS. Pass --crs (e.g. EPSG:2154).")
         epsg = file_crs.to_epsg()
         if epsg is None:
             raise fail(path, f"the CRS {file_crs.to_string()} has no EPSG code; pass --crs.")
-        geoms = np.asarray(df.geometry.values, dtype=object)
-        present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
-        if present.any():
-            _check_crs(path, file_crs, shapely.total_bounds(geoms[present]))
+        bounds = info.get("total_bounds")
+        if bounds is not None and all(b == b for b in bounds):  # NaN: no geometry at all
+            _check_crs(path, file_crs, bounds)
 
-        records = []
-        seen: dict[str, int] = {}
-        progress = Progress(f"districts {path.name}", len(df), quiet)
-        for i, rec in enumerate(
-            df[[c for c in (code_col, name_col, commune_col, commune_name_col) if c]].to_dict(
-                "records"
-            )
-        ):
-            line = i + 1  # feature number
-            report.rows_read += 1
-            code = str(rec[code_col] or "").strip() if rec[code_col] is not None else ""
-            if not code:
-                log.reject(line, code_col, "empty district code")
-                continue
-            if code in seen:
-                raise fail(
-                    path,
-                    f"duplicated district code {code!r} in features {seen[code]} and {line}. "
-                    "Each district must appear once (check --code-field).",
-                    line=line,
-                )
-            seen[code] = line
-            g = geoms[i]
-            if not present[i]:
-                log.reject(line, "geometry", "no geometry")
-                continue
-            gtype = g.geom_type
-            if gtype not in ("Polygon", "MultiPolygon", "GeometryCollection"):
-                log.reject(line, "geometry", f"a {gtype} is not a polygon")
-                continue
-            if not g.is_valid:
-                why = shapely.is_valid_reason(g)
-                fixed = shapely.make_valid(g)
-                parts = []
-                for p in shapely.get_parts(fixed):
-                    if p.geom_type == "MultiPolygon":
-                        parts.extend(shapely.get_parts(p))
-                    elif p.geom_type == "Polygon":
-                        parts.append(p)
-                if not parts or sum(p.area for p in parts) == 0:
-                    log.reject(line, "geometry", f"invalid geometry, cannot be repaired: {why}")
-                    continue
-                g = shapely.MultiPolygon(parts)
-                log.note(line, "geometry", "repaired", f"invalid geometry repaired: {why}")
-                report.details["repaired"] = report.details.get("repaired", 0) + 1
-            elif gtype == "GeometryCollection":
-                parts = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]
-                if not parts:
-                    log.reject(line, "geometry", "the collection holds no polygon")
-                    continue
-                g = shapely.MultiPolygon(parts)
-            wkb = shapely.to_wkb(shapely.set_srid(g, epsg), include_srid=True)
-            commune = (
-                str(rec[commune_col])
-                if commune_col and rec[commune_col] is not None
-                else code.split("_")[0]
-                if "_" in code
-                else None
-            )
-            records.append(
-                (
-                    line,
-                    code,
-                    str(rec[name_col]) if name_col and rec[name_col] is not None else None,
-                    commune,
-                    str(rec[commune_name_col])
-                    if commune_name_col and rec[commune_name_col] is not None
-                    else None,
-                    wkb,
-                )
-            )
-        progress.close(len(df))
-        log.check(max_rejects)
-        if not records:
-            raise fail(path, "no district to load: every feature was rejected.")
+        wanted = [c for c in (code_col, name_col, commune_col, commune_name_col) if c]
+        counter = {"loaded": 0}
+        progress = Progress(f"districts {path.name}", total, quiet)
+
+        async def records():
+            async for rec in _records(
+                path, layer, wanted, (code_col, name_col, commune_col, commune_name_col),
+                epsg, log, report, counter, progress,
+            ):  # fmt: skip
+                yield rec
+
         try:
             async with connect(owner_url) as conn, conn.transaction():
                 await conn.execute(CREATE_STAGE)
-                await conn.copy_records_to_table("district_stage", records=records)
+                await conn.copy_records_to_table("district_stage", records=records())
+                progress.close(total)
+                log.check(max_rejects)
+                if not counter["loaded"]:
+                    raise fail(path, "no district to load: every feature was rejected.")
                 await conn.execute(
                     "DELETE FROM district d WHERE d.source_file = $1 AND NOT EXISTS"
                     " (SELECT 1 FROM district_stage s WHERE s.code = d.code)",
@@ -248,7 +238,7 @@ async def import_districts(
                 empty = await conn.fetchval("SELECT count(*) FROM district WHERE ST_IsEmpty(geom)")
                 if empty:
                     raise fail(path, f"{empty} district(s) became empty after reprojection.")
-                report.rows_loaded = len(records)
+                report.rows_loaded = counter["loaded"]
                 report.rows_skipped, report.rows_rejected = log.skipped, log.rejected
                 report.details.update(crs=file_crs.to_string(), code_field=code_col)
                 if report.details.get("repaired"):
@@ -258,7 +248,75 @@ async def import_districts(
                 await record_run(conn, report, source=kind, started=started_wall)
         except asyncpg.PostgresError as exc:
             raise translate_db_error(path, exc) from None
+        finally:
+            progress.close(total)
     finally:
         report.report_path = log.close()
     report.seconds = now() - t0
     return report
+
+
+async def _records(path, layer, wanted, fields, epsg, log, report, counter, progress):
+    """The stage's records, batch by batch (``BATCH`` features read at once)."""
+    import numpy as np
+    import shapely
+    from pyogrio.raw import open_arrow
+
+    code_col, name_col, commune_col, commune_name_col = fields
+    seen: dict[str, int] = {}  # code -> feature number (69,000 national codes: a few MB)
+    line = 0
+    with ExitStack() as stack:
+        try:
+            meta, reader = stack.enter_context(
+                open_arrow(path, layer=layer, columns=wanted, use_pyarrow=True, batch_size=BATCH)
+            )
+        except Exception as exc:  # pyogrio's DataSourceError & co.
+            raise fail(path, f"cannot be read as GeoJSON or GeoPackage ({exc}).") from None
+        geom_name = meta.get("geometry_name") or "wkb_geometry"
+        for batch in reader:
+            data = batch.to_pydict()
+            geoms = shapely.from_wkb(np.array(data[geom_name], dtype=object))
+            present = ~(shapely.is_missing(geoms) | shapely.is_empty(geoms))
+            for i in range(batch.num_rows):
+                line += 1  # feature number
+                report.rows_read += 1
+                raw = data[code_col][i]
+                code = str(raw).strip() if raw is not None else ""
+                if not code:
+                    log.reject(line, code_col, "empty district code")
+                    continue
+                if code in seen:
+                    raise fail(
+                        path,
+                        f"duplicated district code {code!r} in features {seen[code]} and {line}. "
+                        "Each district must appear once (check --code-field).",
+                        line=line,
+                    )
+                seen[code] = line
+                if not present[i]:
+                    log.reject(line, "geometry", "no geometry")
+                    continue
+                g = _polygonal(geoms[i], line, log, report)
+                if g is None:
+                    continue
+                wkb = shapely.to_wkb(shapely.set_srid(g, epsg), include_srid=True)
+                commune_raw = data[commune_col][i] if commune_col else None
+                commune = (
+                    str(commune_raw)
+                    if commune_raw is not None
+                    else code.split("_")[0]
+                    if "_" in code
+                    else None
+                )
+                name = data[name_col][i] if name_col else None
+                commune_name = data[commune_name_col][i] if commune_name_col else None
+                counter["loaded"] += 1
+                yield (
+                    line,
+                    code,
+                    str(name) if name is not None else None,
+                    commune,
+                    str(commune_name) if commune_name is not None else None,
+                    wkb,
+                )
+            progress.update(line, line)

@@ -10,10 +10,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from app.config import REPO_ROOT
+from app.paths import DATA_DIR
 
-SAMPLE_DIR = REPO_ROOT / "data" / "sample_insee"
-ADDRESSES_DIR = REPO_ROOT / "data" / "addresses"
+SAMPLE_DIR = DATA_DIR / "sample_insee"
+ADDRESSES_DIR = DATA_DIR / "addresses"
 TILES = SAMPLE_DIR / "filosofi2019_carreaux_200m_9213.csv"
 TILES_GPKG = SAMPLE_DIR / "filosofi2019_carreaux_200m_9213.gpkg"
 DISTRICTS = SAMPLE_DIR / "contours_bv_9213.geojson"
@@ -28,12 +28,36 @@ ELECTIONS = [
 ]
 BRUZ_BAL = ADDRESSES_DIR / "bal_35047_bruz.csv"
 SYNTHETIC_NAME = "synthetic_doors_9213.csv"
+MAX_QUOTED = 5
 
 
 async def load_sample_async(
     owner_url: str, *, quiet: bool = False, report_dir: Path | None = None
 ) -> dict[str, Any]:
-    """Import every sample file (each import is its own transaction); return the reports."""
+    """Import every sample file (each import is its own transaction); return the reports.
+
+    ``quiet`` hides the progress bars, not the summaries. The generated doors and the reports go
+    to ``report_dir``, or to a temporary folder removed at the end (the few rows the sample's
+    files skip are quoted in the summary itself).
+    """
+    if report_dir is None:
+        with tempfile.TemporaryDirectory(prefix="porte-sample-") as tmp:
+            return await _load(owner_url, quiet=quiet, report_dir=Path(tmp), keep=False)
+    return await _load(owner_url, quiet=quiet, report_dir=Path(report_dir), keep=True)
+
+
+def _quote_rejects(report: Any) -> None:
+    """Copy the first rows of a report CSV into the summary (its folder is about to go)."""
+    path = report.report_path
+    if path is not None and path.exists():
+        lines = path.read_text("utf-8").splitlines()[1:]
+        report.notes += [f"line {row}" for row in lines[:MAX_QUOTED]]
+        if len(lines) > MAX_QUOTED:
+            report.notes.append(f"... and {len(lines) - MAX_QUOTED} more")
+    report.report_path = None
+
+
+async def _load(owner_url: str, *, quiet: bool, report_dir: Path, keep: bool) -> dict[str, Any]:
     from app.services.reference.imports.addresses import import_addresses
     from app.services.reference.imports.constituencies import import_constituencies
     from app.services.reference.imports.districts import import_districts
@@ -42,8 +66,7 @@ async def load_sample_async(
     from app.services.reference.imports.tiles import import_tiles
 
     # A private folder per call: parallel test sessions must not share the generated file.
-    report_dir = Path(report_dir or tempfile.mkdtemp(prefix="porte-sample-"))
-    report_dir.mkdir(parents=True, exist_ok=True)
+    report_dir.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 (once, before any I/O)
 
     def rp(path: Path) -> Path:
         return report_dir / (path.name + ".rejects.csv")
@@ -51,11 +74,12 @@ async def load_sample_async(
     out: dict[str, Any] = {}
 
     def show(report) -> None:
+        if not keep:
+            _quote_rejects(report)
         out[report.kind if report.kind != "results" else report.details["election"]] = (
             report.as_dict()
         )
-        if not quiet:
-            print(report.summary())
+        print(report.summary())
 
     show(await import_tiles(owner_url, TILES, quiet=quiet, report_path=rp(TILES)))
     show(await import_districts(owner_url, DISTRICTS, quiet=quiet, report_path=rp(DISTRICTS)))
@@ -85,8 +109,7 @@ async def load_sample_async(
     from app.services.reference.allocation import refresh_if_stale
 
     state = await refresh_if_stale(owner_url)
-    if not quiet:
-        print(f"Tile-to-district allocation refreshed ({state.pairs or 0:,} tile/district pairs).")
+    print(f"Tile-to-district allocation refreshed ({state.pairs or 0:,} tile/district pairs).")
     from app.services.reference.imports.common import connect
 
     async with connect(owner_url) as conn:
