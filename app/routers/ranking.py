@@ -27,7 +27,13 @@ Preset = Annotated[
 ]
 Election = Annotated[str | None, Query(description="Loaded election id or name (default: latest)")]
 Side = Annotated[
-    str | None, Query(description="Nuance code(s) or candidate label, comma-separated")
+    str | None,
+    Query(
+        max_length=200,
+        description="Our side: a nuance code (ENS), a party or list name (Ensemble), or a "
+        "candidate's name; several separated by commas (an alliance). Unknown or ambiguous: 422 "
+        "with the close matches. GET /elections/{id}/sides lists them.",
+    ),
 ]
 SwingFrom = Annotated[
     str | None,
@@ -47,7 +53,12 @@ class WeightsIn(BaseModel):
     preset: str | None = None
     election: str | None = None
     swing_from: str | None = None
-    side: str | None = Field(default=None, max_length=200)
+    side: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Our side: a nuance code, a party or list name, or a candidate's name "
+        "(comma-separated for an alliance); stored as the codes and labels it resolves to.",
+    )
     communes: list[str] | None = Field(
         default=None,
         description="No longer a ranking setting: the campaign's territory (PUT "

@@ -137,11 +137,18 @@ RULES = (
 
 
 def parse_side(side: str | None) -> list[str] | None:
-    """Side tokens (nuance codes or candidate labels), upper-cased; None when empty."""
+    """Side tokens (nuance codes or candidate labels), upper-cased; None when empty. Separated
+    by ``|`` when the text holds one (a label may hold a comma: ``join_side``), else by commas or
+    semicolons."""
     if not side:
         return None
-    tokens = [t.strip().upper() for t in re.split(r"[,;|]", side) if t.strip()]
-    return tokens or None
+    tokens = [t.strip().upper() for t in re.split(r"\|" if "|" in side else r"[,;]", side)]
+    return [t for t in tokens if t] or None
+
+
+def join_side(tokens: list[str]) -> str:
+    """Tokens as one text that ``parse_side`` splits back into them."""
+    return (" | " if any("," in t or ";" in t for t in tokens) else ", ").join(tokens)
 
 
 def validate_weights(weights: dict[str, Any]) -> dict[str, float]:

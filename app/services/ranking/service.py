@@ -37,6 +37,7 @@ from app.services.ranking.factors import (  # noqa: F401  (the import surface of
     FACTORS,
     PRESETS,
     RULES,
+    join_side,
     parse_side,
     preset_weights,
     reasons,
@@ -44,8 +45,33 @@ from app.services.ranking.factors import (  # noqa: F401  (the import surface of
 )
 from app.services.ranking.inputs import Conn, election_by
 from app.services.reference.allocation import ensure_allocation
+from app.services.reference.elections import resolve_side
 
 MAX_PAGE = 1000
+
+# ---------------------------------------------------------------- side by name
+# What was typed -> the tokens it resolved to, per version of the imported results
+# (reference_state.elections): resolving reads every side of every election.
+_RESOLVED: dict[tuple[str, int], str] = {}
+_RESOLVED_MAX = 512
+
+
+async def resolved_side(conn: Conn, side: str, elections: int | None = None) -> str:
+    """The side as the ranking matches and stores it: nuance codes and candidate or list labels
+    (``"Ensemble"`` -> ``"ENS, LENS"``, ``"Brégeon"`` -> ``"BREGEON MAUD"``), found by
+    ``resolve_side`` among the imported results; 422 (field ``side``) listing the close matches
+    when the name is unknown or fits several parties. ``elections``: the results' version, for the
+    cache (none: resolved again)."""
+    key = (side.strip(), elections if elections is not None else -1)
+    if elections is not None and key in _RESOLVED:
+        return _RESOLVED[key]
+    text_ = join_side(await resolve_side(conn, side))
+    if elections is not None:
+        if len(_RESOLVED) >= _RESOLVED_MAX:
+            _RESOLVED.clear()
+        _RESOLVED[key] = text_
+    return text_
+
 
 # ---------------------------------------------------------------- settings
 _SETTINGS = text(
@@ -79,7 +105,8 @@ async def save_settings(
     side: str | None,
     swing_from: str | None = None,
 ) -> dict[str, Any]:
-    """Validate and store custom weights (starting from a preset if given)."""
+    """Validate and store custom weights (starting from a preset if given). ``side`` is stored
+    as it resolves (``resolved_side``: codes and labels), so that the ranking compares codes."""
     base = preset_weights(preset) if preset else {}
     base.update(validate_weights(weights or {}))
     if not base:
@@ -93,6 +120,8 @@ async def save_settings(
                 "swing_from is the chosen election itself: choose an earlier one.",
                 field="swing_from",
             )
+    side_asked = side.strip() if side and side.strip() else None
+    side = await resolved_side(session, side_asked) if side_asked else None
     await session.execute(
         _SAVE,
         {
@@ -111,6 +140,7 @@ async def save_settings(
         "election_id": election_id,
         "swing_from_id": swing_from_id,
         "side": side,
+        "side_asked": side_asked,
     }
 
 
@@ -254,6 +284,9 @@ async def prepare(
     await ensure_allocation(conn)
     territory_version = await territory.ensure(conn, campaign_id)
     state = (await conn.execute(sql.STATE, {"c": campaign_id})).one()
+    side_asked = side
+    if side is not None:
+        side = await resolved_side(conn, side, state.elections)
     if weights is not None:
         weights_from = "given weights"
     else:
@@ -293,6 +326,7 @@ async def prepare(
                 "why": inp.swing_reason,
             },
             "side": inp.side_text,
+            "side_asked": side_asked,
             "current_round": inp.round_number,
             "k": k,
             "territory": {"kind": state.territory_kind, "codes": list(state.territory_codes)},
