@@ -35,7 +35,8 @@ async def test_a_side_given_by_name_ranks_on_its_votes(client, world, typed, tok
     assert _factor(body, "side_score")["status"] == "used", _factor(body, "side_score")
     # the same votes as the code itself: Maud Brégeon was Ensemble's candidate here
     by_code = await client.get(world.url("/ranking"), params={**params, "side": "ENS"}, headers=h)
-    assert [d["code"] for d in body["districts"]] == [d["code"] for d in by_code.json()["districts"]]
+    codes = [d["code"] for d in by_code.json()["districts"]]
+    assert [d["code"] for d in body["districts"]] == codes
     assert body["districts"][0]["score"] == pytest.approx(by_code.json()["districts"][0]["score"])
     # the district's explanation takes the same names
     code = body["districts"][0]["code"]
@@ -67,7 +68,7 @@ async def test_an_unknown_side_is_a_422_with_the_close_matches(client, world):
 
 
 async def test_an_ambiguous_side_is_a_422_listing_what_it_could_mean(client, world):
-    """"Divers" names the lists of several parties (centre, right, left, various): which one?"""
+    """ "Divers" names the lists of several parties (centre, right, left, various): which one?"""
     r = await client.get(
         world.url("/exports/priority-zones.csv"),
         params={"side": "Divers"},
