@@ -12,6 +12,8 @@ from tests.factories import make_world
 from tests.fixtures_ranking import ranking_env, two_areas_env  # noqa: F401
 from tests.fixtures_supporters import person
 
+EN = {"Accept-Language": "en"}  # these tests read English messages (French is the default)
+
 
 def test_the_sql_stores_factors_in_the_catalogue_order():
     """The statements write the factors out by array position: they must agree with the
@@ -29,7 +31,7 @@ def test_the_sql_stores_factors_in_the_catalogue_order():
 
 
 async def test_pages_by_offset_and_by_rank_cover_the_ranking_once(client, world):
-    h = world.headers["analyst"]
+    h = {**world.headers["analyst"], **EN}
     params = {"preset": "mobilisation", "side": "ENS", "election": "legislatives_2024_t1"}
     whole = await client.get(world.url("/ranking"), params={**params, "limit": 1000}, headers=h)
     whole = whole.json()
@@ -60,7 +62,7 @@ async def test_pages_by_offset_and_by_rank_cover_the_ranking_once(client, world)
 
 
 async def test_a_districts_explanation_matches_its_row_in_the_ranking(client, world):
-    h = world.headers["organiser"]
+    h = {**world.headers["organiser"], **EN}
     params = {"preset": "persuasion", "side": "ENS"}
     ranked = (
         await client.get(world.url("/ranking"), params={**params, "limit": 1000}, headers=h)
@@ -82,10 +84,10 @@ async def test_a_territory_without_results_ranks_and_explains_each_absence(two_a
     r = await client.put(
         w.url("/territory"),
         json={"kind": "communes", "codes": ["99002"]},
-        headers=w.headers["admin"],
+        headers={**w.headers["admin"], **EN},
     )
     assert r.status_code == 200, r.text
-    h = w.headers["analyst"]
+    h = {**w.headers["analyst"], **EN}
     for params, reason in (
         ({"preset": "persuasion", "side": "ENS"}, "no loaded election has results"),
         (
@@ -120,7 +122,7 @@ async def test_a_territory_without_results_ranks_and_explains_each_absence(two_a
     r = await client.put(
         w.url("/territory"),
         json={"kind": "communes", "codes": ["99009"]},
-        headers=w.headers["admin"],
+        headers={**w.headers["admin"], **EN},
     )
     body = (await client.get(w.url("/ranking"), headers=h)).json()
     report = {f["name"]: f for f in body["factors"]}
@@ -149,7 +151,7 @@ async def test_the_stored_values_follow_their_inputs(ranking_env):  # noqa: F811
     recomputed. A re-imported election result: everything is. The territory: likewise."""
     client, _, area, engine, settings = ranking_env
     w = await make_world(engine, settings, k=2)
-    h = w.headers["organiser"]
+    h = {**w.headers["organiser"], **EN}
     params = {"preset": "mobilisation", "side": "ENS", "election": "fixture 99001"}
 
     async def rank(**extra):
@@ -183,13 +185,13 @@ async def test_the_stored_values_follow_their_inputs(ranking_env):  # noqa: F811
     for i, door in enumerate(doors):
         r = await client.post(
             w.url("/supporters"),
-            headers=w.headers["admin"],
+            headers={**w.headers["admin"], **EN},
             json=person(700 + i, address="somewhere we cannot place"),
         )
         assert r.status_code == 201, r.text
         r = await client.patch(
             w.url(f"/supporters/{r.json()['id']}"),
-            headers=w.headers["admin"],
+            headers={**w.headers["admin"], **EN},
             json={"address_id": door},
         )
         assert r.status_code == 200, r.text
@@ -234,7 +236,7 @@ async def test_the_stored_values_follow_their_inputs(ranking_env):  # noqa: F811
     r = await client.put(
         w.url("/territory"),
         json={"kind": "communes", "codes": ["99001"]},
-        headers=w.headers["admin"],
+        headers={**w.headers["admin"], **EN},
     )
     assert r.status_code == 200 and r.json()["districts"] == 4
     after = await rank()

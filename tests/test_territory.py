@@ -323,4 +323,4 @@ async def test_constituency_files_in_their_three_shapes(two_areas_env, tmp_path)
     bad.write_text("codeCirconscription;codeBureauVote\n99-00;99001_A\n", encoding="utf-8")
     with pytest.raises(ImportFailed) as exc:
         await import_constituencies(owner, bad, quiet=True)
-    assert "not a constituency code" in exc.value.detail
+    assert "99-00" in exc.value.detail  # the rejected code is named (in the reader's language)

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.db import statement_timeout
+from app.i18n import _
 from app.security import ReplicaScope
 from app.services.access import audit
 from app.services.ranking import exports as service
@@ -38,7 +39,7 @@ async def priority_zones(
         limit=limit,
         settings=ctx.settings,
     )
-    title = f"Priority zones - campaign {ctx.campaign_id}"
+    title = _("Priority zones - campaign {cid}").format(cid=ctx.campaign_id)
     body = await run_in_threadpool(service.render, gdf, meta, ext, title=title)
     await audit.record(
         ctx,

@@ -92,6 +92,9 @@
         ol.appendChild(li);
       }
       first = (r.districts || [])[0];
+      if (r.empty) {  // nothing to rank: the server says why and what to do (its language)
+        $("notice").hidden = false; $("notice").textContent = `${r.empty.detail} ${r.empty.action}`;
+      }
     } catch (e) {
       $("notice").hidden = false; $("notice").textContent = t("no_ranking", { detail: e.message });
     }

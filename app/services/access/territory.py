@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.context import CampaignContext
 from app.errors import InvalidInput
-from app.i18n import _
+from app.i18n import _, number
 from app.services.access import audit
 from app.services.reference.codes import normalise_constituency
 
@@ -157,18 +157,38 @@ _KNOWN = {
 }
 
 
-def _unknown(kind: str, codes: list[str]) -> InvalidInput:
+async def _unknown(conn: Conn, kind: str, codes: list[str]) -> InvalidInput:
     listed = ", ".join(codes)
     if kind == "communes":
-        msg = _("Unknown communes (no polling station or IRIS of theirs is loaded): {codes}.")
+        # Name them, and say what is loaded for them: doors without contours is the usual case.
+        found = {
+            r.code: r
+            for r in await conn.execute(_COMMUNES_LOADED, {"codes": codes})
+            if r.name or r.doors or r.results
+        }
+        named = [{"code": c, "name": found[c].name if c in found else None} for c in codes]
+        msg = _(
+            "No polling-station or IRIS contour is loaded for these communes: {codes}. Import "
+            "their polling-station contours first (porte import districts FILE, docs/data.md), "
+            "then set the territory."
+        ).format(codes=_named(named))
+        with_doors = [c for c in codes if c in found and found[c].doors]
+        if with_doors:
+            msg += " " + _(
+                "Their doors are loaded ({doors} doors): only the contours are missing."
+            ).format(doors=number(sum(found[c].doors for c in with_doors)))
+        return InvalidInput(msg, field="codes", extra={"unknown": codes})
     elif kind == "departement":
-        msg = _("Unknown départements (no district of theirs is loaded): {codes}.")
+        msg = _(
+            "Unknown départements (no district of theirs is loaded): {codes}. Import their "
+            "polling-station contours first (porte import districts FILE, docs/data.md)."
+        )
     else:
         msg = _(
             "Unknown constituencies (import the constituency file first: porte import "
             "constituencies FILE): {codes}."
         )
-    return InvalidInput(msg.format(codes=listed), field="codes")
+    return InvalidInput(msg.format(codes=listed), field="codes", extra={"unknown": codes})
 
 
 async def validate(conn: Conn, kind: str, codes: list[str] | None) -> Territory:
@@ -178,7 +198,7 @@ async def validate(conn: Conn, kind: str, codes: list[str] | None) -> Territory:
         known = set((await conn.execute(text(_KNOWN[kind]), {"codes": clean})).scalars())
         unknown = [c for c in clean if c not in known]
         if unknown:
-            raise _unknown(kind, unknown)
+            raise await _unknown(conn, kind, unknown)
     return Territory(kind, clean)
 
 
@@ -243,3 +263,117 @@ async def set_territory(ctx: CampaignContext, kind: str, codes: list[str] | None
         },
     )
     return await describe(ctx.session, ctx.campaign_id)
+
+
+# ---------------------------------------------------------------- an empty territory, explained
+MAX_NAMED = 20  # communes named in an explanation (the rest are counted)
+_ANY_DISTRICT = text("SELECT EXISTS (SELECT 1 FROM district)")
+_TERRITORY = text(
+    "SELECT t.kind, t.codes, (SELECT count(*) FROM campaign_district cd "
+    "WHERE cd.campaign_id = t.campaign_id) AS districts "
+    "FROM campaign_territory t WHERE t.campaign_id = :c"
+)
+# The communes a constituency file names (directly, or through its polling stations' codes).
+_CONSTITUENCY_COMMUNES = text(
+    "SELECT DISTINCT CASE WHEN p.level = 'commune' THEN p.code ELSE split_part(p.code, '_', 1) "
+    "END FROM constituency_part p WHERE p.constituency_code = ANY (:codes) ORDER BY 1"
+)
+# Communes of a département seen in any loaded data (doors, results).
+_DEPARTEMENT_COMMUNES = text(
+    "SELECT code FROM (SELECT DISTINCT code_insee AS code FROM geocode_commune "
+    "UNION SELECT DISTINCT commune_code FROM election_result WHERE commune_code IS NOT NULL) x "
+    "WHERE porte_departement(code) = ANY (:codes) ORDER BY 1"
+)
+# What is loaded for each commune besides contours: its name and doors (geocoder's table of
+# communes), whether results name it.
+_COMMUNES_LOADED = text(
+    """
+    SELECT c.code,
+           (SELECT g.nom_commune FROM geocode_commune g WHERE g.code_insee = c.code
+            ORDER BY g.n DESC LIMIT 1) AS name,
+           (SELECT sum(g.n) FROM geocode_commune g WHERE g.code_insee = c.code)::bigint AS doors,
+           EXISTS (SELECT 1 FROM election_result r WHERE r.commune_code = c.code) AS results,
+           EXISTS (SELECT 1 FROM district d WHERE d.commune_code = c.code) AS contours
+    FROM unnest(CAST(:codes AS text[])) AS c(code)
+    ORDER BY c.code
+    """
+)
+
+
+def _named(communes: list[dict[str, Any]]) -> str:
+    shown = [f"{c['code']} ({c['name']})" if c["name"] else c["code"] for c in communes]
+    if len(shown) > MAX_NAMED:
+        more = len(shown) - MAX_NAMED
+        return _("{names} and {n} more").format(names=", ".join(shown[:MAX_NAMED]), n=more)
+    return ", ".join(shown)
+
+
+async def why_empty(conn: Conn, campaign_id: uuid.UUID) -> dict[str, Any] | None:
+    """Why the campaign's territory holds no district, and what to do; None when it holds some.
+
+    ``reason``: ``no_districts`` (no contour loaded on this server at all) or ``no_contours``
+    (none for the territory's communes, named in ``communes`` with what is loaded for them:
+    doors, election results), ``detail`` and ``action`` in words (the request's language)."""
+    await ensure(conn, campaign_id)
+    row = (await conn.execute(_TERRITORY, {"c": campaign_id})).first()
+    if row is None or row.districts:
+        return None
+    action = _(
+        "Import the polling-station contours of the territory's communes with "
+        "porte import districts FILE (the contours published on data.gouv.fr, see docs/data.md); "
+        "the ranking, the map and the exports follow at the next request. Or change the "
+        "territory: PUT /campaigns/{cid}/territory."
+    ).format(cid=campaign_id)
+    if not (await conn.execute(_ANY_DISTRICT)).scalar_one():
+        return {
+            "reason": "no_districts",
+            "detail": _(
+                "No polling-station or IRIS contour is loaded on this server yet: there is no "
+                "district to rank or to draw."
+            ),
+            "action": action,
+            "communes": [],
+        }
+    codes: list[str] = []
+    if row.kind == "communes":
+        codes = list(row.codes)
+    elif row.kind == "constituency":
+        codes = list((await conn.execute(_CONSTITUENCY_COMMUNES, {"codes": row.codes})).scalars())
+    elif row.kind == "departement":
+        codes = list((await conn.execute(_DEPARTEMENT_COMMUNES, {"codes": row.codes})).scalars())
+    communes = [
+        {
+            "code": r.code,
+            "name": r.name,
+            "doors": r.doors or 0,
+            "results": r.results,
+            "contours": r.contours,
+        }
+        for r in await conn.execute(_COMMUNES_LOADED, {"codes": codes})
+    ]
+    missing = [c for c in communes if not c["contours"]]
+    if missing:
+        detail = _("No polling-station contours are loaded for {communes}.").format(
+            communes=_named(missing)
+        )
+        with_doors = [c for c in missing if c["doors"]]
+        if with_doors:
+            detail += " " + _(
+                "Their doors are loaded ({doors} doors): only the contours are missing."
+            ).format(doors=number(sum(c["doors"] for c in with_doors)))
+    elif row.kind == "constituency":
+        detail = _(
+            "No loaded polling station lies in the constituency {codes}: the constituency file "
+            "names none of its communes or polling stations, and no loaded contour falls in its "
+            "outline."
+        ).format(codes=", ".join(row.codes))
+    else:
+        detail = _(
+            "No loaded polling station or IRIS lies in the territory {kind} {codes}."
+        ).format(kind=row.kind, codes=", ".join(row.codes))
+    return {
+        "reason": "no_contours",
+        "detail": detail,
+        "action": action,
+        "communes": communes,
+    }

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from app.db import tenant_transaction
 from app.errors import Forbidden, InvalidInput
+from app.i18n import _
 
 if TYPE_CHECKING:
     from app.context import CampaignContext
@@ -64,12 +65,24 @@ def sql(name: str) -> str:
 def check_tile(z: int, x: int, y: int) -> None:
     """Refuse tile coordinates outside the web-mercator pyramid, naming the field."""
     if not 0 <= z <= MAX_ZOOM:
-        raise InvalidInput(f"Zoom must be between 0 and {MAX_ZOOM}, got {z}.", field="z")
+        raise InvalidInput(
+            _("Zoom must be between 0 and {max}, got {z}.").format(max=MAX_ZOOM, z=z), field="z"
+        )
     side = 1 << z
     if not 0 <= x < side:
-        raise InvalidInput(f"At zoom {z}, x must be between 0 and {side - 1}, got {x}.", field="x")
+        raise InvalidInput(
+            _("At zoom {z}, x must be between 0 and {max}, got {x}.").format(
+                z=z, max=side - 1, x=x
+            ),
+            field="x",
+        )
     if not 0 <= y < side:
-        raise InvalidInput(f"At zoom {z}, y must be between 0 and {side - 1}, got {y}.", field="y")
+        raise InvalidInput(
+            _("At zoom {z}, y must be between 0 and {max}, got {y}.").format(
+                z=z, max=side - 1, y=y
+            ),
+            field="y",
+        )
 
 
 def _tile(data: bytes | None, doors: int = 0) -> Tile:
@@ -94,10 +107,13 @@ async def doors_tile(
     """
     check_tile(z, x, y)
     if ctx.role not in STAFF and ctx.role != "volunteer":
-        raise Forbidden("Analysts see aggregates only: the door layer is not available to them.")
+        raise Forbidden(_("Analysts see aggregates only: the door layer is not available to them."))
     if z < DOORS_MIN_ZOOM:
         raise InvalidInput(
-            f"The door layer starts at zoom {DOORS_MIN_ZOOM}; zoom in (got {z}).", field="z"
+            _("The door layer starts at zoom {min}; zoom in (got {z}).").format(
+                min=DOORS_MIN_ZOOM, z=z
+            ),
+            field="z",
         )
     staff = ctx.role in STAFF
     key = (ctx.campaign_id, z, x, y)
@@ -133,7 +149,7 @@ async def turfs_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     """The turf layer: outlines with progress; volunteers get only their own turfs."""
     check_tile(z, x, y)
     if ctx.role == "analyst":
-        raise Forbidden("Analysts see district aggregates only, not turfs.")
+        raise Forbidden(_("Analysts see district aggregates only, not turfs."))
     async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
         data = await conn.fetchval(
             sql("tiles_turfs"),
@@ -189,7 +205,7 @@ async def districts_tile(
     """The district layer of the territory with the map's ranking; not for volunteers."""
     check_tile(z, x, y)
     if ctx.role == "volunteer":
-        raise Forbidden("District scores are for organisers and analysts.")
+        raise Forbidden(_("District scores are for organisers and analysts."))
     key = ("districts", ctx.campaign_id, z, x, y)
     async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
         state = await conn.fetchrow(_MAP_VERSION, ctx.campaign_id)

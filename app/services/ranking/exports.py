@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.csvsafe import frame_to_csv
 from app.disclosure import COUNT_FACTORS, COUNTS, apply_k
-from app.errors import InvalidInput
+from app.errors import Conflict, InvalidInput
+from app.i18n import _, number
 from app.services.ranking import service as rk
 
 FORMATS = {
@@ -120,6 +121,13 @@ async def priority_zones_frame(
         limit=limit,
         settings=settings,
     )
+    if result["empty"] is not None:  # nothing to export: say why, and what to do
+        raise Conflict(
+            _("Nothing to export: {detail} {action}").format(
+                detail=result["empty"]["detail"], action=result["empty"]["action"]
+            ),
+            extra={"empty": result["empty"]},
+        )
     districts = [apply_k(d, k) for d in result["districts"]]
     geoms = dict((await session.execute(_GEOMS, {"codes": [d["code"] for d in districts]})).all())
     weighted = weighted_factors(result)
@@ -158,7 +166,10 @@ def check_format(ext: str) -> str:
     """The media type of an export format; 422 naming the field for an unknown one."""
     if ext not in FORMATS:
         raise InvalidInput(
-            f"Unknown export format {ext!r}. Choose one of: {', '.join(FORMATS)}.", field="format"
+            _("Unknown export format {ext!r}. Choose one of: {formats}.").format(
+                ext=ext, formats=", ".join(FORMATS)
+            ),
+            field="format",
         )
     return FORMATS[ext]
 
@@ -234,14 +245,17 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
         return PALETTE[min(idx, len(PALETTE) - 1)]
 
     data["fill"] = [colour(s) for s in data["score"]]
+    of = number(meta["total_districts"])
     data["explain"] = [
-        f"Rank {r} of {meta['total_districts']} - score {s:.2f}"
-        + (f" (x{d:.2f} for coverage)" if d < 1 else "")
+        _("Rank {rank} of {of} - score {score}").format(rank=number(r), of=of, score=number(s, 2))
+        + (_(" (x{damping} for coverage)").format(damping=number(d, 2)) if d < 1 else "")
         for r, s, d in zip(data["rank"], data["score"], data["damping"], strict=True)
     ]
     data["why"] = data["reasons"].fillna("").str.replace("; ", "<br>", regex=False)
     data["supporters_txt"] = [
-        f"< {meta['k']} (hidden)" if hidden else ("" if v is None or pd.isna(v) else str(v))
+        _("< {k} (hidden)").format(k=meta["k"])
+        if hidden
+        else ("" if v is None or pd.isna(v) else number(v))
         for v, hidden in zip(data["supporters"], data["supporters_suppressed"], strict=True)
     ]
     keep = ["code", "name", "explain", "why", "supporters_txt", "fill", "geometry"]
@@ -260,7 +274,7 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
     root.header.add_child(folium.Element(f"<title>{html.escape(title)}</title>"), name="title")
     folium.GeoJson(
         json.loads(data.to_json(na="null")),
-        name="Priority zones",
+        name=_("Priority zones"),
         style_function=lambda f: {
             "fillColor": f["properties"]["fill"],
             "color": "#333333",
@@ -270,7 +284,13 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
         highlight_function=lambda f: {"weight": 3},
         tooltip=folium.GeoJsonTooltip(
             fields=["code", "name", "explain", "why", "supporters_txt"],
-            aliases=["District", "Name", "Score", "Why (largest contributions)", "Supporters"],
+            aliases=[
+                _("District"),
+                _("Name"),
+                _("Score"),
+                _("Why (largest contributions)"),
+                _("Supporters"),
+            ],
             sticky=True,
         ),
     ).add_to(m)
@@ -281,29 +301,41 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
 
 
 def _legend(bins: list[float], meta: dict[str, Any]) -> str:
-    edges = ["lowest"] + [f"{b:.2f}" for b in bins]
+    edges = [html.escape(_("lowest"))] + [number(b, 2) for b in bins]
+    above = html.escape(_("score >"))
     rows = "".join(
         f'<div><span style="background:{c};display:inline-block;width:14px;height:14px;'
-        f'border:1px solid #333;margin-right:6px"></span>score &gt; {e}</div>'
+        f'border:1px solid #333;margin-right:6px"></span>{above} {e}</div>'
         if i
         else f'<div><span style="background:{c};display:inline-block;width:14px;height:14px;'
         f'border:1px solid #333;margin-right:6px"></span>{e}</div>'
         for i, (c, e) in enumerate(zip(PALETTE, edges, strict=False))
     )
-    weights = ", ".join(f"{html.escape(n)} {w:+g}" for n, w in meta["weights"].items())
+    weights = ", ".join(
+        f"{html.escape(_(rk.FACTORS[n].label) if n in rk.FACTORS else n)} "
+        f"{'+' if w >= 0 else '-'}{number(abs(w), 2)}"
+        for n, w in meta["weights"].items()
+    )
     absent = "; ".join(
-        f"{html.escape(f['name'])}: {html.escape(f['reason'] or '')}"
+        f"{html.escape(f['label'])}: {html.escape(f['reason'] or '')}"
         for f in meta["factors"]
         if f["status"] == "absent" and f["weight"]
     )
-    election = meta["election"]["name"] or "none"
+    election = meta["election"]["name"] or _("none")
+    heading = html.escape(_("Priority score")) + " " + html.escape(_("(darker = visit first)"))
     return (
         '<div id="porte-legend" style="position:fixed;bottom:20px;left:20px;z-index:1000;'
         "background:white;padding:8px 10px;border:1px solid #999;font:12px sans-serif;"
         'max-width:320px">'
-        "<b>Priority score</b> (darker = visit first)"
+        f"<b>{heading}</b>"
         + rows
-        + f"<div style='margin-top:6px'>Weights: {weights}<br>Election: {html.escape(election)}"
-        + (f"<br>Left out: {absent}" if absent else "")
-        + f"<br>Counts below {meta['k']} are hidden.</div></div>"
+        + "<div style='margin-top:6px'>"
+        + html.escape(_("Weights:"))
+        + f" {weights}<br>"
+        + html.escape(_("Election:"))
+        + f" {html.escape(election)}"
+        + (f"<br>{html.escape(_('Left out:'))} {absent}" if absent else "")
+        + "<br>"
+        + html.escape(_("Counts below {k} are hidden.").format(k=meta["k"]))
+        + "</div></div>"
     )

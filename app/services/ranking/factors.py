@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.errors import InvalidInput
+from app.i18n import N_, _, number
 
 
 @dataclass(frozen=True)
@@ -21,89 +22,122 @@ class Factor:
     """One thing the score may weigh: what it is, its unit and where it comes from."""
 
     name: str
-    label: str
+    label: str  # English msgids: ``shown()`` gives them in the current language
     unit: str
     source: str
     needs: str = "tiles"  # tiles | doors | election | side | swing | supporters | round
 
+    def shown(self) -> dict[str, str]:
+        """Name, label, unit and source as the reader reads them (current language)."""
+        return {
+            "name": self.name,
+            "label": _(self.label),
+            "unit": _(self.unit),
+            "source": _(self.source),
+        }
 
-FILOSOFI = "INSEE Filosofi 2019, 200 m tiles allocated to districts by doors (area where none)"
+
+FILOSOFI = N_("INSEE Filosofi 2019, 200 m tiles allocated to districts by doors (area where none)")
+# Labels, units and sources are English msgids, shown translated (``Factor.shown``).
 _CATALOGUE = (
-    Factor("population", "Population", "persons", FILOSOFI),
-    Factor("households", "Households", "households", FILOSOFI),
-    Factor("poor_share", "Poor households", "share of households", FILOSOFI),
-    Factor("social_housing_share", "Social housing", "share of dwellings", FILOSOFI),
-    Factor("owners_share", "Owner households", "share of households", FILOSOFI),
-    Factor("single_person_share", "Single-person households", "share of households", FILOSOFI),
-    Factor("large_family_share", "Households of 5+ persons", "share of households", FILOSOFI),
+    Factor("population", N_("Population"), N_("persons"), FILOSOFI),
+    Factor("households", N_("Households"), N_("households"), FILOSOFI),
+    Factor("poor_share", N_("Poor households"), N_("share of households"), FILOSOFI),
+    Factor("social_housing_share", N_("Social housing"), N_("share of dwellings"), FILOSOFI),
+    Factor("owners_share", N_("Owner households"), N_("share of households"), FILOSOFI),
+    Factor(
+        "single_person_share",
+        N_("Single-person households"),
+        N_("share of households"),
+        FILOSOFI,
+    ),
+    Factor(
+        "large_family_share", N_("Households of 5+ persons"), N_("share of households"), FILOSOFI
+    ),
     Factor(
         "living_standard",
-        "Mean standard of living",
-        "EUR per person per year",
-        FILOSOFI + " (ind_snv / ind)",
+        N_("Mean standard of living"),
+        N_("EUR per person per year"),
+        N_(
+            "INSEE Filosofi 2019, 200 m tiles allocated to districts by doors (area where none) "
+            "(ind_snv / ind)"
+        ),
     ),
-    Factor("age_18_24_share", "Aged 18-24", "share of persons", FILOSOFI),
-    Factor("age_25_39_share", "Aged 25-39", "share of persons", FILOSOFI),
-    Factor("age_40_54_share", "Aged 40-54", "share of persons", FILOSOFI),
-    Factor("age_55_64_share", "Aged 55-64", "share of persons", FILOSOFI),
-    Factor("age_65_79_share", "Aged 65-79", "share of persons", FILOSOFI),
-    Factor("age_80p_share", "Aged 80+", "share of persons", FILOSOFI),
+    Factor("age_18_24_share", N_("Aged 18-24"), N_("share of persons"), FILOSOFI),
+    Factor("age_25_39_share", N_("Aged 25-39"), N_("share of persons"), FILOSOFI),
+    Factor("age_40_54_share", N_("Aged 40-54"), N_("share of persons"), FILOSOFI),
+    Factor("age_55_64_share", N_("Aged 55-64"), N_("share of persons"), FILOSOFI),
+    Factor("age_65_79_share", N_("Aged 65-79"), N_("share of persons"), FILOSOFI),
+    Factor("age_80p_share", N_("Aged 80+"), N_("share of persons"), FILOSOFI),
     Factor(
         "imputed_share",
-        "Households from imputed tiles",
-        "share of households",
-        FILOSOFI + " (i_est_200 = 1)",
+        N_("Households from imputed tiles"),
+        N_("share of households"),
+        N_(
+            "INSEE Filosofi 2019, 200 m tiles allocated to districts by doors (area where none) "
+            "(i_est_200 = 1)"
+        ),
     ),
-    Factor("door_count", "Doors", "doors", "BAN/BAL addresses in the district", "doors"),
+    Factor(
+        "door_count", N_("Doors"), N_("doors"), N_("BAN/BAL addresses in the district"), "doors"
+    ),
     Factor(
         "households_per_door",
-        "Households per door (flats)",
-        "households per door",
-        "Filosofi households / BAN doors",
+        N_("Households per door (flats)"),
+        N_("households per door"),
+        N_("Filosofi households / BAN doors"),
         "doors",
     ),
     Factor(
         "registered",
-        "Registered voters",
-        "voters",
-        "Chosen election (Ministère de l'Intérieur results per polling station)",
+        N_("Registered voters"),
+        N_("voters"),
+        N_("Chosen election (Ministère de l'Intérieur results per polling station)"),
         "election",
     ),
-    Factor("abstention_rate", "Abstention", "share of registered", "Chosen election", "election"),
+    Factor(
+        "abstention_rate",
+        N_("Abstention"),
+        N_("share of registered"),
+        N_("Chosen election"),
+        "election",
+    ),
     Factor(
         "side_score",
-        "Our side's score",
-        "share of votes cast",
-        "Chosen election, votes of the campaign's side",
+        N_("Our side's score"),
+        N_("share of votes cast"),
+        N_("Chosen election, votes of the campaign's side"),
         "side",
     ),
     Factor(
         "closeness",
-        "Closeness of the result",
-        "1 - |our share - best rival's share|",
-        "Chosen election, campaign's side vs best other candidate",
+        N_("Closeness of the result"),
+        N_("1 - |our share - best rival's share|"),
+        N_("Chosen election, campaign's side vs best other candidate"),
         "side",
     ),
     Factor(
         "swing",
-        "Swing (absolute)",
-        "points of % of votes cast, absolute: |our share now - our share then|",
-        "Chosen election vs the reference (earlier) election, votes of the campaign's side; "
-        "the signed change (positive = our side gained) is each district's swing_change",
+        N_("Swing (absolute)"),
+        N_("points of % of votes cast, absolute: |our share now - our share then|"),
+        N_(
+            "Chosen election vs the reference (earlier) election, votes of the campaign's side; "
+            "the signed change (positive = our side gained) is each district's swing_change"
+        ),
         "swing",
     ),
     Factor(
         "supporters",
-        "Consented supporters",
-        "supporters (published counts only: below k, or hidden with them, count 0)",
-        "Campaign supporters, active and located",
+        N_("Consented supporters"),
+        N_("supporters (published counts only: below k, or hidden with them, count 0)"),
+        N_("Campaign supporters, active and located"),
         "supporters",
     ),
     Factor(
         "coverage",
-        "Coverage of the current round",
-        "share of doors visited",
-        "Campaign visits in the current round (published counts of visited doors only)",
+        N_("Coverage of the current round"),
+        N_("share of doors visited"),
+        N_("Campaign visits in the current round (published counts of visited doors only)"),
         "round",
     ),
 )
@@ -125,7 +159,7 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 DEFAULT_PRESET = "mobilisation"
 
-RULES = (
+RULES = N_(
     "Each factor is standardised across the districts of the campaign's territory (z = (value - "
     "mean) / standard deviation). A district with no value for a factor counts as the mean (z = "
     "0, flagged 'missing'); a factor with no data or no spread contributes 0 and is listed with "
@@ -157,14 +191,20 @@ def validate_weights(weights: dict[str, Any]) -> dict[str, float]:
     for name, value in weights.items():
         if name not in FACTORS:
             raise InvalidInput(
-                f"Unknown factor {name!r}. Known factors: {', '.join(FACTORS)}.",
+                _("Unknown factor {name!r}. Known factors: {known}.").format(
+                    name=name, known=", ".join(FACTORS)
+                ),
                 field=f"weights.{name}",
             )
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(f"The weight of {name!r} must be a number.", field=f"weights.{name}")
+            raise InvalidInput(
+                _("The weight of {name!r} must be a number.").format(name=name),
+                field=f"weights.{name}",
+            )
         if not -100 <= float(value) <= 100:
             raise InvalidInput(
-                f"The weight of {name!r} must be between -100 and 100.", field=f"weights.{name}"
+                _("The weight of {name!r} must be between -100 and 100.").format(name=name),
+                field=f"weights.{name}",
             )
         out[name] = float(value)
     return out
@@ -174,34 +214,53 @@ def preset_weights(preset: str) -> dict[str, float]:
     """The weights of a named preset; 422 for an unknown one."""
     if preset not in PRESETS:
         raise InvalidInput(
-            f"Unknown preset {preset!r}. Choose one of: {', '.join(PRESETS)}.", field="preset"
+            _("Unknown preset {preset!r}. Choose one of: {presets}.").format(
+                preset=preset, presets=", ".join(PRESETS)
+            ),
+            field="preset",
         )
     return dict(PRESETS[preset])
 
 
 def fmt(value: float, unit: str) -> str:
-    """A factor's value as a person reads it (shares in %, swings in points)."""
+    """A factor's value as a person reads it (shares in %, swings in points), in the current
+    language's number format (``65,1 %`` in French). ``unit``: the factor's English unit."""
     if unit.startswith("share") or unit.startswith("1 -"):
-        return f"{value * 100:.1f} %"
+        return _("{value} %").format(value=number(value * 100, 1))
     if unit.startswith("points"):
-        return f"{value:.1f} pts"
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}"
+        return _("{value} pts").format(value=number(value, 1))
+    if abs(value) >= 100:
+        return number(value)
+    return number(value, 2)
+
+
+def signed(value: float) -> str:
+    """A contribution with its sign (``+0,60``), in the current language's number format."""
+    return ("+" if value >= 0 else "-") + number(abs(value), 2)
 
 
 def reasons(district: dict[str, Any], n: int = 3) -> list[str]:
-    """The district's first ``n`` reasons, in words (largest contributions first)."""
+    """The district's first ``n`` reasons, in words (largest contributions first), in the
+    current language: ``Score de notre camp 65,1 % (0,6 écart-type au-dessus de la moyenne)
+    +0,60``."""
     out = []
     for c in district["contributions"]:
         if c["contribution"] == 0:
             continue
         f = FACTORS[c["factor"]]
-        value = "n/a" if c["value"] is None else fmt(c["value"], f.unit)
-        direction = "above" if c["standardised"] > 0 else "below"
+        value = _("n/a") if c["value"] is None else fmt(c["value"], f.unit)
+        text = (
+            _("{label} {value} ({sd} sd above mean) {contribution}")
+            if c["standardised"] > 0
+            else _("{label} {value} ({sd} sd below mean) {contribution}")
+        )
         out.append(
-            f"{f.label} {value} ({abs(c['standardised']):.1f} sd {direction} mean) "
-            f"{c['contribution']:+.2f}"
+            text.format(
+                label=_(f.label),
+                value=value,
+                sd=number(abs(c["standardised"]), 1),
+                contribution=signed(c["contribution"]),
+            )
         )
         if len(out) == n:
             break

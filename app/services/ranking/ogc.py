@@ -34,6 +34,7 @@ from sqlalchemy import text
 from app import disclosure
 from app.context import CampaignContext
 from app.errors import InvalidInput, NotFound
+from app.i18n import N_, _
 from app.services.access import audit, territory
 from app.services.ranking import exports
 from app.services.ranking import service as rk
@@ -83,18 +84,22 @@ GEOMETRY_FORMAT = {
 
 COLLECTIONS: dict[str, dict[str, str]] = {
     "districts": {
-        "title": "Districts (polling stations / IRIS)",
-        "description": "Reference polygons with code, name and commune (public data).",
+        "title": N_("Districts (polling stations / IRIS)"),
+        "description": N_("Reference polygons with code, name and commune (public data)."),
     },
     "tiles": {
-        "title": "INSEE Filosofi 200 m tiles",
-        "description": "Population, households, poor households, social dwellings, mean standard "
-        "of living; counts below the campaign's k are blank with a *_suppressed flag.",
+        "title": N_("INSEE Filosofi 200 m tiles"),
+        "description": N_(
+            "Population, households, poor households, social dwellings, mean standard of "
+            "living; counts below the campaign's k are blank with a *_suppressed flag."
+        ),
     },
     "priority-zones": {
-        "title": "Priority zones (this campaign's ranking)",
-        "description": "Districts with rank, score, contributions and aggregates; counts below k "
-        "are blank with a *_suppressed flag. Never door points.",
+        "title": N_("Priority zones (this campaign's ranking)"),
+        "description": N_(
+            "Districts with rank, score, contributions and aggregates; counts below k are blank "
+            "with a *_suppressed flag. Never door points."
+        ),
     },
 }
 
@@ -144,19 +149,23 @@ def _link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> d
 
 def _check(cid: str) -> None:
     if cid not in COLLECTIONS:
-        raise NotFound(f"No collection {cid!r}. Collections: {', '.join(COLLECTIONS)}.")
+        raise NotFound(
+            _("No collection {cid!r}. Collections: {known}.").format(
+                cid=cid, known=", ".join(COLLECTIONS)
+            )
+        )
 
 
 def landing(base: str) -> dict[str, Any]:
     """The landing page: what this service is and where its parts are (absolute links)."""
     return {
-        "title": "Porte-à-porte - OGC API Features",
-        "description": "Reference data and this campaign's priority zones (read-only).",
+        "title": _("Porte-à-porte - OGC API Features"),
+        "description": _("Reference data and this campaign's priority zones (read-only)."),
         "links": [
-            _link(f"{base}", "self", title="This document"),
-            _link(f"{base}/api", "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
-            _link(f"{base}/conformance", "conformance", title="Conformance classes"),
-            _link(f"{base}/collections", "data", title="Collections"),
+            _link(f"{base}", "self", title=_("This document")),
+            _link(f"{base}/api", "service-desc", OPENAPI, _("The API definition (OpenAPI 3.0)")),
+            _link(f"{base}/conformance", "conformance", title=_("Conformance classes")),
+            _link(f"{base}/collections", "data", title=_("Collections")),
         ],
     }
 
@@ -183,9 +192,13 @@ async def collection(ctx: CampaignContext, base: str, cid: str) -> dict[str, Any
     """One collection's metadata (extent: the campaign's territory), links to items and schema."""
     _check(cid)
     await territory.ensure(ctx.session, ctx.campaign_id)
-    meta = COLLECTIONS[cid]
+    meta = {key: _(text_) for key, text_ in COLLECTIONS[cid].items()}
     bbox = await _extent(ctx, cid)
     here = f"{base}/collections/{cid}"
+    if cid == "priority-zones":  # an empty territory: say why, and what to do
+        empty = await territory.why_empty(ctx.session, ctx.campaign_id)
+        if empty is not None:
+            meta["description"] += " " + empty["detail"] + " " + empty["action"]
     out: dict[str, Any] = {
         "id": cid,
         **meta,
@@ -194,8 +207,8 @@ async def collection(ctx: CampaignContext, base: str, cid: str) -> dict[str, Any
         "storageCrs": CRS84,
         "links": [
             _link(here, "self"),
-            _link(f"{here}/items", "items", GEOJSON, "The features (GeoJSON)"),
-            _link(f"{here}/schema", SCHEMA_REL, JSON_SCHEMA, "Properties and their types"),
+            _link(f"{here}/items", "items", GEOJSON, _("The features (GeoJSON)")),
+            _link(f"{here}/schema", SCHEMA_REL, JSON_SCHEMA, _("Properties and their types")),
             # GDAL <= 3.8 reads field types from this older relation, as a GeoJSON Feature schema.
             _link(f"{here}/schema?shape=feature", "describedBy", JSON_SCHEMA),
         ],
@@ -240,19 +253,21 @@ async def schema(ctx: CampaignContext, base: str, cid: str, shape: str | None) -
     """JSON Schema of a collection's features: Part 5 "returnables" or a GeoJSON Feature."""
     _check(cid)
     if shape not in (None, "feature"):
-        raise InvalidInput("shape must be 'feature' or absent.", field="shape")
+        raise InvalidInput(_("shape must be 'feature' or absent."), field="shape")
     fields = await _fields(ctx, cid)
     props: dict[str, Any] = {}
     for seq, (name, type_) in enumerate(fields.items(), start=1):
         props[name] = {"type": type_, "x-ogc-propertySeq": seq}
         if name.endswith("_suppressed"):
             counted = name.removesuffix("_suppressed")
-            props[name]["description"] = f"True when {counted} is below k and left blank."
+            props[name]["description"] = _("True when {count} is below k and left blank.").format(
+                count=counted
+            )
     url = f"{base}/collections/{cid}/schema"
     doc: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": url if shape is None else f"{url}?shape=feature",
-        "title": COLLECTIONS[cid]["title"],
+        "title": _(COLLECTIONS[cid]["title"]),
         "type": "object",
     }
     if shape is None:
@@ -279,8 +294,10 @@ def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
         parts = []
     if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
         raise InvalidInput(
-            "bbox must be four numbers minx,miny,maxx,maxy (longitude/latitude, CRS84) with "
-            "min <= max.",
+            _(
+                "bbox must be four numbers minx,miny,maxx,maxy (longitude/latitude, CRS84) with "
+                "min <= max."
+            ),
             field="bbox",
         )
     return parts[0], parts[1], parts[2], parts[3]
@@ -444,7 +461,11 @@ async def items(
         features, matched = await _reference_items(ctx, cid, binds)
     if feature_id is not None:
         if not features:
-            raise NotFound(f"No feature {feature_id!r} in collection {cid!r}.")
+            raise NotFound(
+                _("No feature {feature!r} in collection {cid!r}.").format(
+                    feature=feature_id, cid=cid
+                )
+            )
         feature = features[0]
         feature["links"] = [
             _link(f"{base}/collections/{cid}/items/{feature_id}", "self", GEOJSON),

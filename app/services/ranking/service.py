@@ -43,7 +43,7 @@ from app.services.ranking.factors import (  # noqa: F401  (the import surface of
     reasons,
     validate_weights,
 )
-from app.services.ranking.inputs import Conn, election_by
+from app.services.ranking.inputs import Conn, election_by, shown
 from app.services.reference.allocation import ensure_allocation
 from app.services.reference.elections import resolve_side
 
@@ -110,14 +110,14 @@ async def save_settings(
     base = preset_weights(preset) if preset else {}
     base.update(validate_weights(weights or {}))
     if not base:
-        raise InvalidInput("Give at least one weight or a preset.", field="weights")
+        raise InvalidInput(_("Give at least one weight or a preset."), field="weights")
     election_id = (await election_by(session, election, "election")).id if election else None
     swing_from_id = None
     if swing_from is not None:
         swing_from_id = (await election_by(session, swing_from, "swing_from")).id
         if swing_from_id == election_id:
             raise InvalidInput(
-                "swing_from is the chosen election itself: choose an earlier one.",
+                _("swing_from is the chosen election itself: choose an earlier one."),
                 field="swing_from",
             )
     side_asked = side.strip() if side and side.strip() else None
@@ -147,11 +147,11 @@ async def save_settings(
 def choose_weights(preset: str | None, state: Any) -> tuple[dict[str, float], str]:
     """The request's preset, else the campaign's weights, else the default preset."""
     if preset:
-        return preset_weights(preset), f"preset {preset}"
+        return preset_weights(preset), _("preset {name}").format(name=preset)
     if state.weights:
         saved = state.weights if isinstance(state.weights, dict) else json.loads(state.weights)
-        return {n: float(w) for n, w in saved.items()}, "campaign weights"
-    return preset_weights(DEFAULT_PRESET), f"preset {DEFAULT_PRESET} (default)"
+        return {n: float(w) for n, w in saved.items()}, _("campaign weights")
+    return preset_weights(DEFAULT_PRESET), _("preset {name} (default)").format(name=DEFAULT_PRESET)
 
 
 # ---------------------------------------------------------------- shaping
@@ -159,40 +159,44 @@ def _no_value_reason(name: str) -> str:
     needs = FACTORS[name].needs
     if needs == "tiles":
         return _(
-            "no INSEE tile is allocated to this territory's districts (import the tiles and "
-            "doors of its communes)"
+            "no INSEE tile is allocated to this territory's districts: import the Filosofi 200 m "
+            "tiles of its communes (porte import tiles FILE, docs/data.md); the allocation "
+            "follows by itself"
         )
     if needs == "doors":
-        return _("no door (BAN/BAL address) in this territory's districts")
+        return _(
+            "no door (BAN/BAL address) in this territory's districts: import the addresses of "
+            "its communes (porte import addresses FILE, docs/data.md)"
+        )
     return _("no value in any district of this territory")
 
 
 def factor_report(weights: dict[str, float], snap: snapshots.Snapshot) -> list[dict[str, Any]]:
-    """Each factor: its weight, whether it was used, and if not why; mean and spread."""
+    """Each factor: its weight, whether it was used, and if not why (and what to do); mean and
+    spread. In the reader's language."""
     report = []
     stats = snap.stats()
     for name, f in FACTORS.items():
         mean, sd, n = stats.get(name, (None, None, 0))
         if name in snap.inputs.absent:
-            status, reason = "absent", snap.inputs.absent[name]
+            status, reason = "absent", shown(snap.inputs.absent[name])
         elif not n:
             status, reason = "absent", _no_value_reason(name)
-        elif not sd and name in ("supporters", "coverage") and not mean:
-            what = "supporters" if name == "supporters" else "visited doors"
+        elif not sd and name == "supporters" and not mean:
             status = "no_variation"
-            reason = f"no district has k or more {what} yet (counted as 0): contributes 0"
+            reason = _("no district has k or more supporters yet (counted as 0): contributes 0")
+        elif not sd and name == "coverage" and not mean:
+            status = "no_variation"
+            reason = _("no district has k or more visited doors yet (counted as 0): contributes 0")
         elif not sd and f.needs == "doors" and not mean:
             status, reason = "no_variation", _no_value_reason(name)
         elif not sd:
-            status, reason = "no_variation", "same value in every district: contributes 0"
+            status, reason = "no_variation", _("same value in every district: contributes 0")
         else:
             status, reason = "used", None
         report.append(
             {
-                "name": name,
-                "label": f.label,
-                "unit": f.unit,
-                "source": f.source,
+                **f.shown(),
                 "weight": weights.get(name, 0.0),
                 "status": status,
                 "reason": reason,
@@ -287,8 +291,9 @@ async def prepare(
     side_asked = side
     if side is not None:
         side = await resolved_side(conn, side, state.elections)
+    given = weights is not None
     if weights is not None:
-        weights_from = "given weights"
+        weights_from = _("given weights")
     else:
         weights, weights_from = choose_weights(preset, state)
     snap = await snapshots.ensure(
@@ -304,7 +309,7 @@ async def prepare(
         settings=settings,
     )
     scoring = await scorings.ensure(conn, campaign_id, snap, weights, k=k, force=refresh)
-    own = not (preset or election or side or swing_from) and weights_from != "given weights"
+    own = not (preset or election or side or swing_from or given)
     if own and state.map_scoring != scoring.id:
         await scorings.make_default(conn, campaign_id, scoring, snap)
     inp = snap.inputs
@@ -318,12 +323,12 @@ async def prepare(
             "election": {
                 "id": inp.election_id,
                 "name": inp.election_name,
-                "why": inp.election_reason,
+                "why": shown(inp.election_reason),
             },
             "swing_from": {
                 "id": inp.swing_from_id,
                 "name": inp.swing_from_name,
-                "why": inp.swing_reason,
+                "why": shown(inp.swing_reason),
             },
             "side": inp.side_text,
             "side_asked": side_asked,
@@ -331,8 +336,10 @@ async def prepare(
             "k": k,
             "territory": {"kind": state.territory_kind, "codes": list(state.territory_codes)},
             "factors": factor_report(weights, snap),
-            "rules": RULES,
+            "rules": _(RULES),
             "total_districts": snap.districts,
+            # why there is nothing to rank, and what to do (None when there is something)
+            "empty": await territory.why_empty(conn, campaign_id) if not snap.districts else None,
             "computed_at": scoring.computed_at,
             "cached": not snap.refreshed and not scoring.recomputed,
         },
@@ -420,7 +427,23 @@ async def explain(
         )
     ).first()
     if row is None:
-        raise NotFound(f"No district {code!r} in this campaign's ranking (its territory).")
+        empty = out["empty"]
+        if empty is not None:
+            raise NotFound(
+                _("No district {code!r} in this campaign's ranking: {detail} {action}").format(
+                    code=code, detail=empty["detail"], action=empty["action"]
+                ),
+                field="code",
+                extra={"empty": empty},
+            )
+        raise NotFound(
+            _(
+                "No district {code!r} in this campaign's ranking (its territory): GET "
+                "/campaigns/{cid}/ranking lists them, GET /campaigns/{cid}/territory says what "
+                "it covers."
+            ).format(code=code, cid=campaign_id),
+            field="code",
+        )
     out["district"] = district_from_row(row, snap.names, out["weights"], scoring.weights)
     return out
 
@@ -492,8 +515,5 @@ async def weights_for(ctx: CampaignContext) -> dict[str, Any]:
         "side": row["side"] if row else None,
         "default_preset": DEFAULT_PRESET,
         "presets": PRESETS,
-        "factors": [
-            {"name": f.name, "label": f.label, "unit": f.unit, "source": f.source}
-            for f in FACTORS.values()
-        ],
+        "factors": [f.shown() for f in FACTORS.values()],
     }

@@ -36,7 +36,7 @@ from app.services.field.progress import published_visited
 from app.services.people.supporters.aggregates import published_district_counts
 from app.services.ranking import sql
 from app.services.ranking.factors import CAMPAIGN_FACTORS, NAMES, POSITION
-from app.services.ranking.inputs import Conn, Inputs, resolve
+from app.services.ranking.inputs import NO_ROUND, Conn, Inputs, because, resolve
 
 KEEP = 4  # snapshots kept per campaign (besides the one the map draws)
 REFERENCE_VERSIONS = ("allocation", "elections", "territory")
@@ -210,7 +210,7 @@ async def _refresh_round(conn: Conn, campaign_id: uuid.UUID, inputs: Inputs) -> 
     if inputs.has_round:
         inputs.absent.pop("coverage", None)
     else:
-        inputs.absent["coverage"] = "no canvass round started yet"
+        inputs.absent["coverage"] = because(NO_ROUND, cid=str(campaign_id))
 
 
 async def _build_values(

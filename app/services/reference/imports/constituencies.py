@@ -28,6 +28,7 @@ from typing import Any
 
 import asyncpg
 
+from app.i18n import N_, _, number
 from app.services.reference.codes import normalise_constituency
 from app.services.reference.imports.common import (
     ImportReport,
@@ -50,6 +51,12 @@ CODE_FIELDS = [
     "id_circo",
     "ID",
 ]
+# What a file lists, as the import's summary says it.
+CONTENT = {
+    None: N_("contours"),
+    "district": N_("polling stations"),
+    "commune": N_("communes"),
+}
 NAME_FIELDS = ["nomCirconscription", "nom_circonscription", "libelle", "nom", "name"]
 DEPARTEMENT_FIELDS = [
     "codeDepartement",
@@ -94,7 +101,9 @@ def _pick(columns: list[str], wanted: str | None, candidates: list[str], path: P
         if wanted.lower() not in lower:
             raise fail(
                 path,
-                f"the {what} field {wanted!r} is not in the file (fields: {', '.join(columns)}).",
+                _("the {what} field {wanted!r} is not in the file (fields: {fields}).").format(
+                    what=_(what), wanted=wanted, fields=", ".join(columns)
+                ),
             )
         return lower[wanted.lower()]
     return next((lower[c.lower()] for c in candidates if c.lower() in lower), None)
@@ -110,7 +119,10 @@ def _read(path: Path, layer: str | None, delimiter: str | None, encoding: str) -
             return pyogrio.read_dataframe(path, layer=layer)
         except Exception as exc:  # pyogrio's DataSourceError & co.
             raise fail(
-                path, f"cannot be read as GeoJSON, GeoPackage or Shapefile ({exc})."
+                path,
+                _("cannot be read as GeoJSON, GeoPackage or Shapefile ({error}).").format(
+                    error=exc
+                ),
             ) from None
     try:
         return pd.read_csv(
@@ -122,7 +134,10 @@ def _read(path: Path, layer: str | None, delimiter: str | None, encoding: str) -
             keep_default_na=False,
         )
     except (UnicodeDecodeError, pd.errors.ParserError, ValueError) as exc:
-        raise fail(path, f"cannot be read as CSV ({exc}). Try --delimiter or --encoding.") from None
+        raise fail(
+            path,
+            _("cannot be read as CSV ({error}). Try --delimiter or --encoding.").format(error=exc),
+        ) from None
 
 
 def _code(raw: Any, dep: str | None) -> str | None:
@@ -163,18 +178,18 @@ async def import_constituencies(
     log = RejectLog(path, report_path)
     try:
         if not path.exists():
-            raise fail(path, "no such file.")
+            raise fail(path, _("no such file."))
         if path.stat().st_size == 0:
-            raise fail(path, "the file is empty (0 bytes).")
+            raise fail(path, _("the file is empty (0 bytes)."))
         df = _read(path, layer, delimiter, encoding)
         if len(df) == 0:
-            raise fail(path, "the file has no rows.")
+            raise fail(path, _("the file has no rows."))
         layout = _layout(df, code_field, path)
         code_col, level = layout["code_col"], layout["level"]
         constituencies, parts = _rows(df, report, log, layout, crs, path)
         log.check(max_rejects)
         if not constituencies:
-            raise fail(path, "no constituency to load: every row was rejected.")
+            raise fail(path, _("no constituency to load: every row was rejected."))
         try:
             async with connect(owner_url) as conn, conn.transaction():
                 await _store(conn, path, constituencies, parts, level)
@@ -188,8 +203,14 @@ async def import_constituencies(
                     districts_placed=mapped,
                 )
                 report.notes.append(
-                    f"{len(constituencies)} constituencies ({level or 'contours'}); "
-                    f"{mapped:,} loaded districts placed in a constituency."
+                    _(
+                        "{n} constituencies ({content}); {placed} loaded districts placed in a "
+                        "constituency."
+                    ).format(
+                        n=number(len(constituencies)),
+                        content=_(CONTENT[level]),
+                        placed=number(mapped or 0),
+                    )
                 )
                 await record_run(conn, report, source=level or "contours", started=started_wall)
         except asyncpg.PostgresError as exc:
@@ -204,28 +225,35 @@ def _layout(df: Any, code_field: str | None, path: Path) -> dict[str, Any]:
     """Which columns hold what, and what the file lists: contours (level None), polling
     stations ("district") or communes ("commune")."""
     columns = [c for c in df.columns if c != "geometry"]
-    code_col = _pick(columns, code_field, CODE_FIELDS, path, "code")
+    code_col = _pick(columns, code_field, CODE_FIELDS, path, N_("code"))
     if code_col is None:
         raise fail(
             path,
-            f"no constituency code field found (tried {', '.join(CODE_FIELDS)}); the fields "
-            f"are {', '.join(columns)}. Name it with --code-field.",
+            _(
+                "no constituency code field found (tried {tried}); the fields are {fields}. Name "
+                "it with --code-field."
+            ).format(tried=", ".join(CODE_FIELDS), fields=", ".join(columns)),
         )
-    station_col = _pick(columns, None, STATION_FIELDS, path, "polling station")
-    commune_col = _pick(columns, None, COMMUNE_FIELDS, path, "commune")
+    station_col = _pick(columns, None, STATION_FIELDS, path, N_("polling station"))
+    commune_col = _pick(columns, None, COMMUNE_FIELDS, path, N_("commune"))
     has_geometry = "geometry" in getattr(df, "columns", []) and station_col is None
     level = "district" if station_col else None if has_geometry else "commune"
     if level == "commune" and commune_col is None:
         raise fail(
             path,
-            "neither contours (a polygon layer) nor polling stations "
-            f"({', '.join(STATION_FIELDS)}) nor communes ({', '.join(COMMUNE_FIELDS)}) "
-            f"were found beside the code; the fields are {', '.join(columns)}.",
+            _(
+                "neither contours (a polygon layer) nor polling stations ({stations}) nor "
+                "communes ({communes}) were found beside the code; the fields are {fields}."
+            ).format(
+                stations=", ".join(STATION_FIELDS),
+                communes=", ".join(COMMUNE_FIELDS),
+                fields=", ".join(columns),
+            ),
         )
     return {
         "code_col": code_col,
-        "name_col": _pick(columns, None, NAME_FIELDS, path, "name"),
-        "dep_col": _pick(columns, None, DEPARTEMENT_FIELDS, path, "département"),
+        "name_col": _pick(columns, None, NAME_FIELDS, path, N_("name")),
+        "dep_col": _pick(columns, None, DEPARTEMENT_FIELDS, path, N_("département")),
         "level": level,
         "part_col": station_col or commune_col,
         "has_geometry": has_geometry,
@@ -251,7 +279,7 @@ def _rows(
     if has_geometry:
         file_crs = CRS.from_user_input(crs) if crs else df.crs
         if file_crs is None or file_crs.to_epsg() is None:
-            raise fail(path, "the file declares no CRS with an EPSG code. Pass --crs.")
+            raise fail(path, _("the file declares no CRS with an EPSG code. Pass --crs."))
         epsg = file_crs.to_epsg()
     out: dict[str, dict[str, Any]] = {}
     parts: dict[str, set[str]] = defaultdict(set)
@@ -264,7 +292,11 @@ def _rows(
             dep = "0" + dep
         code = _code(rec.get(code_col), dep)
         if code is None:
-            log.reject(line, code_col, f"not a constituency code: {rec.get(code_col)!r}")
+            log.reject(
+                line,
+                code_col,
+                _("not a constituency code: {value!r}").format(value=rec.get(code_col)),
+            )
             continue
         entry = out.setdefault(
             code,
@@ -280,20 +312,22 @@ def _rows(
         if has_geometry:
             g = rec.get("geometry")
             if g is None or g.is_empty or g.geom_type not in ("Polygon", "MultiPolygon"):
-                log.reject(line, "geometry", "no polygon")
+                log.reject(line, "geometry", _("no polygon"))
                 continue
             entry["geoms"].append(g)
         elif level == "district":
             station = str(rec.get(part_col) or "").strip()
             if not station:
-                log.reject(line, part_col or "", "empty polling-station code")
+                log.reject(line, part_col or "", _("empty polling-station code"))
                 continue
             parts[code].add(station)
         else:
             commune = _commune(rec.get(part_col), dep)
             if commune is None:
                 log.reject(
-                    line, part_col or "", f"not an INSEE commune code: {rec.get(part_col)!r}"
+                    line,
+                    part_col or "",
+                    _("not an INSEE commune code: {value!r}").format(value=rec.get(part_col)),
                 )
                 continue
             parts[code].add(commune)
