@@ -146,3 +146,17 @@ async def world(owner_engine: AsyncEngine, settings: Settings):
     from tests.factories import make_world
 
     return await make_world(owner_engine, settings)
+
+
+@pytest.fixture
+def english() -> Iterator[None]:
+    """Messages in English for this test (French is the default): for tests that read a
+    service's or a library function's English text. API tests send ``Accept-Language: en``
+    instead, command-line tests ``--lang en``."""
+    from app.i18n import reset_language, set_language
+
+    token = set_language("en")
+    try:
+        yield
+    finally:
+        reset_language(token)

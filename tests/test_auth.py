@@ -44,7 +44,7 @@ async def test_sign_in_refresh_rotation_and_reuse_revokes_family(access_app, acc
         # The first token was rotated: presenting it again is a theft signal.
         reuse = await c.post("/auth/refresh", json={"refresh_token": first})
         assert reuse.status_code == 401
-        assert "already used" in reuse.json()["detail"]
+        assert "déjà servi" in reuse.json()["detail"]
         # ...and the whole family is revoked, including the legitimate latest token.
         after = await c.post("/auth/refresh", json={"refresh_token": second})
         assert after.status_code == 401

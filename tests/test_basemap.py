@@ -147,7 +147,7 @@ def test_pages_have_no_inline_script():
         assert not re.search(r"\son[a-z]+=", html), page  # no inline event handler
 
 
-def test_bad_archives_are_refused_with_the_reason_and_the_area(tmp_path, sample_db):
+def test_bad_archives_are_refused_with_the_reason_and_the_area(tmp_path, sample_db, english):
     target = tmp_path / "installed.pmtiles"
     text_file = tmp_path / "streets.mbtiles"
     text_file.write_bytes(b"SQLite format 3\x00" + b"\x00" * 200)
@@ -208,7 +208,7 @@ def test_placeholder_archive_is_small_and_gzipped(placeholder_basemap):
 
 
 def test_demo_builds_a_placeholder_unless_a_basemap_is_installed(
-    tmp_path, sample_db, monkeypatch, capsys
+    tmp_path, sample_db, monkeypatch, capsys, english
 ):
     from app.commands.demo import _demo_basemap
 

@@ -130,7 +130,7 @@ async def test_admin_cli_create_account(access_urls, access_owner, access_app, m
     result = await asyncio.to_thread(
         CliRunner().invoke,
         cli,
-        ["admin", "create", email, "--campaign", str(cid), "--role", "organiser"],
+        ["--lang", "en", "admin", "create", email, "--campaign", str(cid), "--role", "organiser"],
     )
     assert result.exit_code == 0, result.output
     assert "long enough" not in result.output  # the password is never echoed
@@ -143,7 +143,7 @@ async def test_admin_cli_create_account(access_urls, access_owner, access_app, m
         tok = {"Authorization": f"Bearer {r.json()['access_token']}"}
         assert (await c.get(f"/campaigns/{cid}", headers=tok)).json()["role"] == "organiser"
     again = await asyncio.to_thread(CliRunner().invoke, cli, ["admin", "create", email])
-    assert again.exit_code == 1 and "already has an account" in again.output
+    assert again.exit_code == 1 and "a déjà un compte" in again.output
     from sqlalchemy import text
 
     async with access_owner.begin() as conn:

@@ -31,12 +31,12 @@ def test_geocode_command_writes_levels_and_scores(sample_db, tmp_path):
     assert [r["level"] for r in rows] == ["housenumber", "none", "street"]
     assert rows[0]["ref"] == "a" and rows[0]["address_id"] and float(rows[0]["score"]) > 0.9
     assert "département 75" in rows[1]["reason"]
-    bad = CliRunner().invoke(cli, ["geocode", str(src)], env=_env(sample_db))
+    bad = CliRunner().invoke(cli, ["--lang", "en", "geocode", str(src)], env=_env(sample_db))
     assert bad.exit_code == 2 and "Column 'address' not found" in bad.output
 
 
 def test_purge_dry_run_changes_nothing(sample_db):
-    res = CliRunner().invoke(cli, ["purge", "--dry-run"], env=_env(sample_db))
+    res = CliRunner().invoke(cli, ["--lang", "en", "purge", "--dry-run"], env=_env(sample_db))
     assert res.exit_code == 0, res.output
     assert "dry run: nothing changed" in res.output
 

@@ -207,7 +207,7 @@ async def test_street_types_and_suffixes(france, line, street, number, rep):
 
 
 # ------------------------------------------------------------------ honesty
-async def test_no_guess_in_another_commune(france):
+async def test_no_guess_in_another_commune(france, english):
     engine, _doors = france
     # Villiers-Saint-Frédéric shares 78640 with Saint-Germain-de-la-Grange, whose doors are
     # loaded (with a "Rue de la Gare"), but its own are not

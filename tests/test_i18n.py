@@ -211,3 +211,36 @@ async def test_cli_output_from_the_database_in_both_languages(sample_db, monkeyp
     assert fr.exit_code == 1 and f"Aucun compte {who}." in fr.output
     en = await asyncio.to_thread(_porte, ["--lang", "en", "admin", "rights", who])
     assert en.exit_code == 1 and f"No account {who}." in en.output
+
+
+def test_no_function_hides_the_translation_function():
+    """A function that assigns ``_`` (``a, _, b = ...``) and also calls ``_()`` calls a string:
+    TypeError at run time, on the refusal path only (found on the invite links)."""
+    import ast
+    from pathlib import Path
+
+    import app
+
+    bad = []
+    for path in sorted(Path(app.__file__).parent.rglob("*.py")):
+        for fn in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            stores, calls = [], False
+            todo = [(child, False) for child in ast.iter_child_nodes(fn)]
+            while todo:
+                node, in_comp = todo.pop()
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+                    continue
+                in_comp = in_comp or isinstance(
+                    node, ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
+                )
+                named = isinstance(node, ast.Name) and node.id == "_"
+                if named and isinstance(node.ctx, ast.Store) and not in_comp:
+                    stores.append(node.lineno)
+                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "_":
+                    calls = True
+                todo.extend((child, in_comp) for child in ast.iter_child_nodes(node))
+            if stores and calls:
+                bad.append(f"{path.name}:{stores[0]} in {fn.name}()")
+    assert bad == [], f"rename the variable `_` in: {bad}"

@@ -252,7 +252,7 @@ async def _invoke(cli, args):
 # ---------------------------------------------------------------- tiles
 
 
-async def test_tile_id_that_does_not_parse(loaded_db, tmp_path):
+async def test_tile_id_that_does_not_parse(loaded_db, tmp_path, english):
     f = copy_lines(
         TILES,
         tmp_path / "tiles.csv",

@@ -46,7 +46,7 @@ def test_other_vintages_and_resolutions():
         "CRS3035RES200mN-200E0",
     ],
 )
-def test_ids_that_do_not_parse_say_why(bad):
+def test_ids_that_do_not_parse_say_why(bad, english):
     with pytest.raises(TileIdError, match="grid"):
         parse_tile_id(bad)
 

@@ -66,7 +66,7 @@ async def test_porte_serve_on_another_port_gives_links_to_that_port(
         PORTE_HMAC_KEY=settings.hmac_key,
     )
     proc = subprocess.Popen(  # noqa: ASYNC220 (a real server process, polled below)
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "app.cli", "--lang", "en", "serve", "--port", str(port)],
         env=env,
         cwd=tmp_path,
         stdout=subprocess.PIPE,

@@ -206,7 +206,7 @@ async def test_unhandled_privacy_requests_are_deleted_after_a_month(make_db):
     await engine.dispose()
 
 
-async def test_the_retention_policy_follows_the_settings(make_db):
+async def test_the_retention_policy_follows_the_settings(make_db, english):
     """PORTE_VISIT_RETENTION_MAX_*: written to the database by the owner (migrate, purge); a
     shorter maximum brings campaigns back within it; the service's role cannot change it."""
     import pytest
@@ -261,6 +261,8 @@ async def test_purge_every_runs_on_a_schedule_until_stopped(make_db):
         sys.executable,
         "-m",
         "app.cli",
+        "--lang",
+        "en",
         "purge",
         "--every",
         "1s",

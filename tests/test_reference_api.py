@@ -8,7 +8,7 @@ from tests.fixtures_imports import fetchval
 
 
 async def test_health_reports_versions_counts_and_synthetic_doors(client, sample_db):
-    r = await client.get("/health")
+    r = await client.get("/health", headers={"Accept-Language": "en"})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["status"] == "ok"

@@ -56,7 +56,7 @@ def _forged(user_id: uuid.UUID, key: str) -> dict[str, str]:
 
 
 async def test_development_generates_keeps_and_uses_its_own_secrets(
-    access_urls, access_owner, tmp_path, caplog
+    access_urls, access_owner, tmp_path, caplog, english
 ):
     db_dir = tmp_path / "db"
     caplog.set_level(logging.WARNING, logger="porte")
@@ -146,7 +146,7 @@ def test_weak_or_malformed_secrets_stop_the_start(mode, override, named, tmp_pat
     create_app(settings.model_copy(update={"mode": "test"}))
 
 
-def test_production_never_generates_secrets(tmp_path):
+def test_production_never_generates_secrets(tmp_path, english):
     for missing in ("secret_key", "data_keys", "hmac_key"):
         values = {**GOOD, missing: DEFAULT_SECRET if missing == "secret_key" else ""}
         settings = Settings(
@@ -175,7 +175,7 @@ async def _start(settings: Settings) -> None:
 
 
 async def test_production_refuses_a_role_that_could_read_across_campaigns(
-    pg_cluster, make_db, caplog
+    pg_cluster, make_db, caplog, english
 ):
     urls = make_db("roles")
     name = urls.name

@@ -95,12 +95,13 @@ def _env(sample_db, settings) -> dict[str, str]:
     }
 
 
-async def _porte(sample_db, settings, *args: str):
-    """Run ``porte supporters import ...`` (in a thread: the command runs its own event loop)."""
+async def _porte(sample_db, settings, *args: str, lang: str | None = None):
+    """Run ``porte supporters import ...`` (in a thread: the command runs its own event loop),
+    in the default language (French) or ``lang``."""
     return await asyncio.to_thread(
         CliRunner().invoke,
         cli,
-        ["supporters", "import", *args],
+        [*(["--lang", lang] if lang else []), "supporters", "import", *args],
         env=_env(sample_db, settings),
     )
 

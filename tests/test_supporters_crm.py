@@ -23,7 +23,8 @@ from sqlalchemy.exc import DBAPIError
 from app.errors import InvalidInput
 from app.services.people.supporters import basis, sources
 from app.services.people.supporters.imports import CsvStream, _decode, file_encoding
-from tests.test_supporters_cli import _admin_email, _porte
+from tests.test_supporters_cli import _admin_email
+from tests.test_supporters_cli import _porte as _porte_fr
 
 DATA = Path(__file__).parent / "data" / "crm"
 WRITTEN_ON = date(2026, 12, 1)
@@ -40,6 +41,11 @@ NB_MAPPING = {
         "consent_given_by_subject": True,
     },
 }
+
+
+async def _porte(sample_db, settings, *args: str):
+    """``porte supporters import`` with its messages in English (these tests read them)."""
+    return await _porte_fr(sample_db, settings, *args, lang="en")
 
 
 def shifted(name: str, tmp_path: Path) -> Path:
@@ -388,7 +394,7 @@ async def test_database_keeps_a_basis_for_every_supporter(owner_engine, world):
 
 
 # ----------------------------------------------------------------------------- no database
-def test_detection_and_column_plan():
+def test_detection_and_column_plan(english):
     nb = ["nationbuilder_id", "first_name", "email", "tag_list", "support_level", "primary_zip"]
     assert sources.detect(nb).system == "nationbuilder"
     civi = ["Contact ID", "Contact Type", "First Name", "Do Not Email", "Email", "Postal Code"]
@@ -412,7 +418,7 @@ def test_detection_and_column_plan():
     }
 
 
-def test_tags_allow_list_refuses_opinions():
+def test_tags_allow_list_refuses_opinions(english):
     assert sources.allow_list("Volunteer, Adhérent") == {"volunteer", "adherent"}
     for bad in ("sympathisant", "soutien-fort", "perceived_left", "indecis"):
         with pytest.raises(InvalidInput, match="names an opinion"):
@@ -465,7 +471,7 @@ def test_encodings_bom_and_repeated_columns(tmp_path):
     assert _decode(body.read())[1] == "utf-8-sig"
 
 
-def test_a_broken_byte_order_mark_is_a_clear_error():
+def test_a_broken_byte_order_mark_is_a_clear_error(english):
     with pytest.raises(InvalidInput, match="byte-order mark but is not valid UTF-16"):
         _decode(b"\xff\xfea\x00b")
     with pytest.raises(InvalidInput, match="byte-order mark but is not valid UTF-8"):

@@ -12,10 +12,11 @@ LON, LAT = BRUZ_CENTRE
 
 
 async def _draw(client, world, geometry, name="Centre", role="organiser"):
+    """Draw a turf; the refusals are read in English (French is the default)."""
     return await client.post(
         world.url("/turfs"),
         json={"name": name, "geometry": geometry},
-        headers=world.headers[role],
+        headers={**world.headers[role], "Accept-Language": "en"},
     )
 
 

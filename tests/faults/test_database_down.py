@@ -103,7 +103,7 @@ async def test_a_statement_past_its_timeout_is_503(fault_client, fault_owner, fa
         elapsed = time.monotonic() - started
         await conn.execute(text("ROLLBACK"))
     assert r.status_code == 503, r.text
-    assert "statement timeout" in r.json()["detail"]
+    assert "a pris trop de temps" in r.json()["detail"]
     assert elapsed < fault_settings.statement_timeout_s + 3
     assert await count_visits(fault_owner, world.campaign_id) == 0
     again = await _batch(fault_client, world, items)

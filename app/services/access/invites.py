@@ -217,7 +217,7 @@ async def open_invite(
     db: Database, settings: Settings, *, token: str, client: str | None, request_id: str | None
 ) -> dict:
     """Exchange an invite token for a session limited to the invite (no account, no questions)."""
-    cid_text, _, secret = token.strip().partition(".")
+    cid_text, _dot, secret = token.strip().partition(".")
     try:
         campaign_id = uuid.UUID(cid_text)
     except ValueError:
