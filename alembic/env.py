@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from app.config import get_settings
 from app.db import resolve_urls
+from app.tables import metadata
+from app.tables.meta import COMPARE_OPTIONS
 
 config = context.config
 
@@ -20,7 +22,8 @@ def _url() -> str:
 
 
 def _run(connection) -> None:
-    context.configure(connection=connection, target_metadata=None, compare_type=True)
+    # The declared schema (app/tables): `alembic revision --autogenerate` starts from it.
+    context.configure(connection=connection, target_metadata=metadata, **COMPARE_OPTIONS)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -137,11 +137,11 @@ async def loaded_db(make_db, tmp_path_factory):
 
     urls = make_db("imp")
     reports = tmp_path_factory.mktemp("reports")
-    await import_tiles(urls.owner, TILES, quiet=True, report_path=reports / "t.csv")
-    await import_districts(urls.owner, DISTRICTS, quiet=True, report_path=reports / "d.csv")
+    await import_tiles(urls.owner, TILES, report_path=reports / "t.csv")
+    await import_districts(urls.owner, DISTRICTS, report_path=reports / "d.csv")
     name, path = ELECTIONS[-1]
-    await import_results(urls.owner, path, election=name, quiet=True, report_path=reports / "r.csv")
-    await import_addresses(urls.owner, BRUZ_BAL, quiet=True, report_path=reports / "a.csv")
+    await import_results(urls.owner, path, election=name, report_path=reports / "r.csv")
+    await import_addresses(urls.owner, BRUZ_BAL, report_path=reports / "a.csv")
     return urls
 
 

@@ -42,7 +42,7 @@ async def test_an_empty_territory_explains_itself_everywhere(two_areas_env, tmp_
     client, _, _, engine, settings, owner = two_areas_env
     communes = tmp_path / "circonscription-vide.csv"
     communes.write_text("CODE DPT,CODE COMMUNE,CODE CIRC LEGISLATIVE\n99,007,7\n", encoding="utf-8")
-    await import_constituencies(owner, communes, quiet=True)
+    await import_constituencies(owner, communes)
     async with engine.begin() as conn:  # one SYNTHETIC door of 99007, far from the hand areas
         await conn.execute(
             text(

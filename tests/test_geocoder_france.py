@@ -86,7 +86,7 @@ async def france(make_db, tmp_path_factory):
     urls = make_db("france")
     path = tmp_path_factory.mktemp("ban") / "ban-synthetic.csv"
     doors = synthetic_ban(path)
-    await import_addresses(urls.owner, path, quiet=True, source="synthetic")
+    await import_addresses(urls.owner, path, source="synthetic")
     engine = create_async_engine(urls.owner, pool_size=1)
     yield engine, doors
     await engine.dispose()
@@ -272,7 +272,7 @@ async def test_bal_communes_deleguees_through_the_bulk_load(make_db, tmp_path):
             )
     path = tmp_path / "bal-synthetic.csv"
     path.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    rep = await import_addresses(urls.owner, path, quiet=True, defer_indexes=True)
+    rep = await import_addresses(urls.owner, path, defer_indexes=True)
     assert rep.rows_loaded == 20
     await assert_geocode_index_matches_doors(urls.owner)
     engine = create_async_engine(urls.owner, pool_size=1)

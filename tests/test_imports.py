@@ -28,9 +28,7 @@ BRUZ_BBOX = (-1.7835, 47.9815, -1.7115, 48.0685)
 
 async def test_bruz_bal_gives_5760_doors_inside_the_commune(make_db, tmp_path):
     urls = make_db("bal")
-    report = await import_addresses(
-        urls.owner, BRUZ_BAL, quiet=True, report_path=tmp_path / "bruz.rejects.csv"
-    )
+    report = await import_addresses(urls.owner, BRUZ_BAL, report_path=tmp_path / "bruz.rejects.csv")
     assert (report.rows_read, report.rows_loaded) == (5843, 5760)
     assert (report.rows_skipped, report.rows_rejected) == (83, 0)
     rows = read_report(report.report_path)
@@ -71,10 +69,10 @@ async def test_ban_csv_gz_commune_filter_and_reimport_keeps_ids(make_db, tmp_pat
     urls = make_db("ban")
     ban = bal_to_ban(tmp_path / "adresses-35.csv.gz")
     with pytest.raises(ImportFailed, match="filtered out by --commune 92002"):
-        await import_addresses(urls.owner, ban, communes="92002", quiet=True)
+        await import_addresses(urls.owner, ban, communes="92002")
     assert (await snapshot(urls.owner))["address"][0] == 0
 
-    first = await import_addresses(urls.owner, ban, communes="92002,35047", quiet=True)
+    first = await import_addresses(urls.owner, ban, communes="92002,35047")
     assert (first.rows_read, first.rows_loaded, first.rows_skipped) == (5760, 5760, 0)
     assert first.details["format"] == "ban"
     row = (
@@ -95,7 +93,7 @@ async def test_ban_csv_gz_commune_filter_and_reimport_keeps_ids(make_db, tmp_pat
     moved[BAN_HEADER.index("lat")] = "48.0400000"
     with gzip.open(ban, "wt", encoding="utf-8") as fh:
         fh.write("".join([lines[0], ";".join(moved), *lines[3:]]))
-    again = await import_addresses(urls.owner, ban, communes="35047", quiet=True)
+    again = await import_addresses(urls.owner, ban, communes="35047")
     assert again.rows_loaded == 5759
     after = dict(await fetch(urls.owner, "SELECT ban_id, id FROM address"))
     assert gone not in after and len(after) == 5759
@@ -109,7 +107,7 @@ async def test_ban_csv_gz_commune_filter_and_reimport_keeps_ids(make_db, tmp_pat
     plain = bal_to_ban(tmp_path / "copy.csv", limit=10)
     before = await snapshot(urls.owner)
     with pytest.raises(ImportFailed, match="already loaded from adresses-35.csv.gz"):
-        await import_addresses(urls.owner, plain, quiet=True)
+        await import_addresses(urls.owner, plain)
     assert await snapshot(urls.owner) == before
 
 
@@ -225,7 +223,7 @@ async def test_sample_import_and_reimport(make_db, tmp_path, monkeypatch, capsys
         ),
         encoding="utf-8",
     )
-    rep = await import_addresses(urls.owner, real, quiet=True)
+    rep = await import_addresses(urls.owner, real)
     assert rep.rows_loaded == 3 and "synthetic demo doors of 92071" in rep.notes[0]
     left = dict(
         await fetch(
@@ -252,7 +250,7 @@ async def test_values_with_backslash_tab_newline_are_stored_verbatim(make_db, tm
             )
         ],
     )
-    report = await import_addresses(urls.owner, f, quiet=True)
+    report = await import_addresses(urls.owner, f)
     assert report.rows_loaded == 1
     got = (await fetch(urls.owner, "SELECT nom_voie, suffixe, code_postal FROM address"))[0]
     assert tuple(got) == (odd, None, None)
@@ -294,10 +292,9 @@ async def test_bulk_load_rebuilds_every_index_and_still_catches_duplicates(make_
     before = [tuple(r) for r in await fetch(urls.owner, indexes)]
     triggers = [tuple(r) for r in await fetch(urls.owner, TRIGGERS)]
     # A door loaded first, the ordinary way: the bulk load's ids must follow it.
-    await import_addresses(urls.owner, bal_to_ban(tmp_path / "one.csv", prefix="o", limit=1),
-                           quiet=True)  # fmt: skip
+    await import_addresses(urls.owner, bal_to_ban(tmp_path / "one.csv", prefix="o", limit=1))
     rep = await import_addresses(
-        urls.owner, BRUZ_BAL, quiet=True, defer_indexes=True, report_path=tmp_path / "r.csv"
+        urls.owner, BRUZ_BAL, defer_indexes=True, report_path=tmp_path / "r.csv"
     )
     rebuilt = [i for i in before if i[0] != "address_pkey" and " WHERE " not in i[1]]
     assert rep.rows_loaded == 5760 and rep.details["indexes_rebuilt"] == len(rebuilt)
@@ -312,12 +309,12 @@ async def test_bulk_load_rebuilds_every_index_and_still_catches_duplicates(make_
     dup.write_text("".join([*lines, lines[2]]))
     snap = await snapshot(urls.owner)
     with pytest.raises(ImportFailed, match=r"duplicated id 'd35047_\w+' on lines 3, 22"):
-        await import_addresses(urls.owner, dup, quiet=True, defer_indexes=True)
+        await import_addresses(urls.owner, dup, defer_indexes=True)
     assert await snapshot(urls.owner) == snap
     assert [tuple(r) for r in await fetch(urls.owner, indexes)] == before
     assert [tuple(r) for r in await fetch(urls.owner, TRIGGERS)] == triggers
     # The sequence moved past the numbered ids: the next ordinary load follows them.
-    await import_addresses(urls.owner, tmp_path / "b.csv", quiet=True)
+    await import_addresses(urls.owner, tmp_path / "b.csv")
     assert await fetchval(urls.owner, "SELECT min(id) FROM address WHERE ban_id LIKE 'd%'") > hi
     await assert_geocode_index_matches_doors(urls.owner)
 
@@ -336,10 +333,10 @@ async def test_bulk_load_reports_rejected_rows_and_reimport_is_idempotent(make_d
     f.write_text("".join(src))
     snap = await snapshot(urls.owner)
     with pytest.raises(ImportFailed, match=r"2 row\(s\) rejected \(line 11, column lon/lat"):
-        await import_addresses(urls.owner, f, quiet=True, defer_indexes=True)
+        await import_addresses(urls.owner, f, defer_indexes=True)
     assert await snapshot(urls.owner) == snap
     assert [r["line"] for r in read_report(tmp_path / "bad.csv.rejects.csv")] == ["11", "21"]
-    rep = await import_addresses(urls.owner, f, quiet=True, defer_indexes=True, max_rejects=2)
+    rep = await import_addresses(urls.owner, f, defer_indexes=True, max_rejects=2)
     assert (rep.rows_read, rep.rows_loaded, rep.rows_rejected) == (300, 298, 2)
     await assert_geocode_index_matches_doors(urls.owner)
     loaded = await snapshot(urls.owner)
@@ -347,7 +344,7 @@ async def test_bulk_load_reports_rejected_rows_and_reimport_is_idempotent(make_d
         await fetch(urls.owner, GEOCODE_RECOUNT[0]),
         await fetch(urls.owner, GEOCODE_RECOUNT[2]),
     ]
-    again = await import_addresses(urls.owner, f, quiet=True, defer_indexes=True, max_rejects=2)
+    again = await import_addresses(urls.owner, f, defer_indexes=True, max_rejects=2)
     assert again.rows_loaded == 298
     after = await snapshot(urls.owner)
     assert after["address"] == loaded["address"]  # same rows, same ids, same values
@@ -383,7 +380,7 @@ async def test_blocks_of_any_size_give_the_same_doors_and_report(make_db, tmp_pa
     results = []
     for size in (97, 4096, 1 << 20):
         monkeypatch.setattr(addresses_module, "BLOCK_CHARS", size)
-        rep = await import_addresses(urls.owner, f, quiet=True, max_rejects=5)
+        rep = await import_addresses(urls.owner, f, max_rejects=5)
         report = [(r["line"], r["column"]) for r in read_report(tmp_path / "mixed.csv.rejects.csv")]
         results.append(
             (
@@ -406,8 +403,8 @@ async def test_tiles_from_geopackage_equal_tiles_from_csv(make_db, tmp_path):
     from app.services.reference.imports.tiles import import_tiles
 
     a, b = make_db("tcsv"), make_db("tgpkg")
-    await import_tiles(a.owner, TILES, quiet=True, report_path=tmp_path / "a.csv")
-    rep = await import_tiles(b.owner, TILES_GPKG, quiet=True, report_path=tmp_path / "b.csv")
+    await import_tiles(a.owner, TILES, report_path=tmp_path / "a.csv")
+    rep = await import_tiles(b.owner, TILES_GPKG, report_path=tmp_path / "b.csv")
     assert (rep.rows_read, rep.rows_loaded, rep.rows_rejected) == (504, 504, 0)
     q = (
         "SELECT md5(string_agg((t.id, ST_AsEWKB(t.geom), t.ind, t.men, t.men_pauv, t.ind_snv,"
@@ -431,13 +428,13 @@ async def test_ministry_layout_without_our_key_column(make_db, tmp_path):
     from app.services.reference.imports.sample import DISTRICTS, ELECTIONS
 
     urls = make_db("min")
-    await import_districts(urls.owner, DISTRICTS, quiet=True, report_path=tmp_path / "d.csv")
+    await import_districts(urls.owner, DISTRICTS, report_path=tmp_path / "d.csv")
     name, src = ELECTIONS[2]  # legislatives_2024_t1, wide
     f = tmp_path / "resultats-par-bureau.csv"
     rows = read_csv_rows(src)
     write_csv_rows(f, [r[1:] for r in rows], delimiter=";", encoding="cp1252")
     rep = await import_results(
-        urls.owner, f, election="t1", encoding="cp1252", report_path=tmp_path / "r.csv", quiet=True
+        urls.owner, f, election="t1", encoding="cp1252", report_path=tmp_path / "r.csv"
     )
     assert (rep.details["stations"], rep.details["matched"]) == (92, 91)
     assert rep.details["unmatched"] == ["92019_0020"]

@@ -51,7 +51,7 @@ async def test_wrong_delimiter(loaded_db, tmp_path):
     )
     await refused(
         loaded_db,
-        import_addresses(loaded_db.owner, f, quiet=True),
+        import_addresses(loaded_db.owner, f),
         r"comma\.csv, line 1",
         r"wrong delimiter.*','.*';'",
     )
@@ -66,7 +66,7 @@ async def test_missing_required_column(loaded_db, tmp_path):
     f = copy_lines(BRUZ_BAL, tmp_path / "nolat.csv", drop_lat)
     await refused(
         loaded_db,
-        import_addresses(loaded_db.owner, f, quiet=True),
+        import_addresses(loaded_db.owner, f),
         r"nolat\.csv, line 1",
         r"missing required column\(s\): lat",
     )
@@ -75,20 +75,16 @@ async def test_missing_required_column(loaded_db, tmp_path):
 async def test_empty_file_and_header_only(loaded_db, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_bytes(b"")
-    await refused(
-        loaded_db, import_addresses(loaded_db.owner, empty, quiet=True), r"empty\.csv", "empty"
-    )
+    await refused(loaded_db, import_addresses(loaded_db.owner, empty), r"empty\.csv", "empty")
     header = copy_lines(BRUZ_BAL, tmp_path / "header.csv", lambda i, line: line if i == 1 else None)
     await refused(
         loaded_db,
-        import_addresses(loaded_db.owner, header, quiet=True),
+        import_addresses(loaded_db.owner, header),
         r"header\.csv, line 2",
         "header but no rows",
     )
-    await refused(loaded_db, import_tiles(loaded_db.owner, empty, quiet=True), "empty")
-    await refused(
-        loaded_db, import_results(loaded_db.owner, empty, election="x", quiet=True), "empty"
-    )
+    await refused(loaded_db, import_tiles(loaded_db.owner, empty), "empty")
+    await refused(loaded_db, import_results(loaded_db.owner, empty, election="x"), "empty")
 
 
 async def test_unknown_encoding_names_the_line(loaded_db, tmp_path):
@@ -99,14 +95,14 @@ async def test_unknown_encoding_names_the_line(loaded_db, tmp_path):
     f.write_bytes("".join(lines).encode("cp1252"))
     await refused(
         loaded_db,
-        import_addresses(loaded_db.owner, f, quiet=True),
+        import_addresses(loaded_db.owner, f),
         rf"latin\.csv, line {first_accent}:",
         "unknown encoding",
         "--encoding",
     )
     # told the encoding, the same file loads
     ok = await import_addresses(
-        loaded_db.owner, f, encoding="cp1252", quiet=True, report_path=tmp_path / "r.csv"
+        loaded_db.owner, f, encoding="cp1252", report_path=tmp_path / "r.csv"
     )
     assert ok.rows_loaded == 400
     await fetch(loaded_db.owner, "DELETE FROM address WHERE source_file = 'latin.csv'")
@@ -120,7 +116,7 @@ async def test_duplicated_ids_name_both_lines(loaded_db, tmp_path):
     f.write_text("".join([*lines, lines[10]]), encoding="utf-8")
     await refused(
         loaded_db,
-        import_addresses(loaded_db.owner, f, quiet=True),
+        import_addresses(loaded_db.owner, f),
         r"dup\.csv, line 52",
         r"duplicated id 't35047_\w+' on lines 11, 52",
     )
@@ -135,12 +131,12 @@ async def test_rejected_row_refuses_unless_allowed(loaded_db, tmp_path):
     )
     await refused(
         loaded_db,
-        import_addresses(loaded_db.owner, f, quiet=True),
+        import_addresses(loaded_db.owner, f),
         r"badpoint\.csv: 1 row\(s\) rejected \(line 7, column lon/lat: no valid WGS84 point",
         r"--max-rejects",
     )
     assert read_report(tmp_path / "badpoint.csv.rejects.csv")[0]["line"] == "7"
-    report = await import_addresses(loaded_db.owner, f, max_rejects=1, quiet=True)
+    report = await import_addresses(loaded_db.owner, f, max_rejects=1)
     assert (report.rows_loaded, report.rows_rejected) == (29, 1)
     await fetch(loaded_db.owner, "DELETE FROM address WHERE source_file = 'badpoint.csv'")
     await fetch(loaded_db.owner, "DELETE FROM import_run WHERE source_file = 'badpoint.csv'")
@@ -159,7 +155,7 @@ async def test_numbers_postgresql_would_refuse_are_rejected_rows(loaded_db, tmp_
         20: lambda line: line.replace(";48.", ";+48.", 1),  # accepted: read as PostgreSQL would
     }
     f = copy_lines(src, tmp_path / "nums.csv", lambda i, line: edits.get(i, lambda x: x)(line))
-    report = await import_addresses(loaded_db.owner, f, max_rejects=3, quiet=True)
+    report = await import_addresses(loaded_db.owner, f, max_rejects=3)
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (40, 37, 3)
     got = [
         (r["line"], r["column"], r["reason"])
@@ -214,7 +210,7 @@ async def test_failure_half_way_leaves_nothing(loaded_db, tmp_path, monkeypatch,
     path = BRUZ_BAL if existing else bal_to_ban(tmp_path / "fresh.csv", prefix="t")
     before = await snapshot(loaded_db.owner)
     with pytest.raises(RuntimeError, match="injected"):
-        await import_addresses(loaded_db.owner, path, quiet=True, fault=crash)
+        await import_addresses(loaded_db.owner, path, fault=crash)
     assert sent[-1] == 2000 and len(sent) == 4
     assert await snapshot(loaded_db.owner) == before
 
@@ -260,7 +256,7 @@ async def test_tile_id_that_does_not_parse(loaded_db, tmp_path, english):
     )
     await refused(
         loaded_db,
-        import_tiles(loaded_db.owner, f, quiet=True),
+        import_tiles(loaded_db.owner, f),
         r"tiles\.csv: 1 row\(s\) rejected \(line 5, column id: 'CRS3035RES200mN28758E3755600'"
         r".*not on the 200 m grid",
     )
@@ -272,7 +268,7 @@ async def test_duplicated_tile_ids(loaded_db, tmp_path):
     f.write_text("".join([*lines[:10], lines[3], *lines[10:]]), encoding="utf-8")
     await refused(
         loaded_db,
-        import_tiles(loaded_db.owner, f, quiet=True),
+        import_tiles(loaded_db.owner, f),
         r"duplicated tile id\(s\): CRS3035RES200m\w+ on lines 4, 11",
     )
 
@@ -285,7 +281,7 @@ async def test_tiles_missing_column_and_wrong_crs(loaded_db, tmp_path):
     )
     await refused(
         loaded_db,
-        import_tiles(loaded_db.owner, f, quiet=True),
+        import_tiles(loaded_db.owner, f),
         r"noid\.csv, line 1: missing required column\(s\): id \(one of: idcar_200m",
     )
     # INSEE's GeoPackage relabelled as WGS84: the squares no longer match its geometry
@@ -297,7 +293,7 @@ async def test_tiles_missing_column_and_wrong_crs(loaded_db, tmp_path):
     pyogrio.write_dataframe(df, wrong)
     await refused(
         loaded_db,
-        import_tiles(loaded_db.owner, wrong, quiet=True),
+        import_tiles(loaded_db.owner, wrong),
         r"wrongcrs\.gpkg",
         "CRS is probably wrong",
     )
@@ -336,7 +332,7 @@ async def test_districts_in_an_unexpected_crs(loaded_db, tmp_path):
     )
     await refused(
         loaded_db,
-        import_districts(loaded_db.owner, lambert, quiet=True),
+        import_districts(loaded_db.owner, lambert),
         r"lambert\.geojson",
         "unexpected CRS",
         "not longitudes/latitudes",
@@ -351,7 +347,7 @@ async def test_districts_in_an_unexpected_crs(loaded_db, tmp_path):
     )
     await refused(
         loaded_db,
-        import_districts(loaded_db.owner, mislabelled, quiet=True),
+        import_districts(loaded_db.owner, mislabelled),
         "unexpected CRS",
         "outside the area of use of the declared EPSG:2154",
     )
@@ -365,14 +361,14 @@ async def test_invalid_geometry_rejected_or_repaired(loaded_db, make_db, tmp_pat
     f.write_text(_fc([_feature("92002_0097", ok), _feature("92002_0098", flat)]))
     await refused(
         loaded_db,
-        import_districts(loaded_db.owner, f, quiet=True),
+        import_districts(loaded_db.owner, f),
         r"bad\.geojson: 1 row\(s\) rejected \(line 2, column geometry: invalid geometry,"
         r" cannot be repaired",
     )
     urls = make_db("geo")
     g = tmp_path / "bowtie.geojson"
     g.write_text(_fc([_feature("92002_0097", ok), _feature("92002_0098", bowtie)]))
-    report = await import_districts(urls.owner, g, quiet=True)
+    report = await import_districts(urls.owner, g)
     assert report.rows_loaded == 2 and report.details["repaired"] == 1
     note = read_report(report.report_path)
     assert [(n["line"], n["outcome"]) for n in note] == [("2", "repaired")]
@@ -393,7 +389,7 @@ async def test_duplicated_district_code(loaded_db, tmp_path):
     f.write_text(_fc([_feature("92002_0097", ok), _feature("92002_0097", ok)]))
     await refused(
         loaded_db,
-        import_districts(loaded_db.owner, f, quiet=True),
+        import_districts(loaded_db.owner, f),
         r"dupd\.geojson, line 2: duplicated district code '92002_0097' in features 1 and 2",
     )
 
@@ -415,7 +411,7 @@ async def test_districts_are_read_in_batches(loaded_db, make_db, tmp_path, monke
     f = tmp_path / "batches.geojson"
     f.write_text(_fc(features))
     urls = make_db("batches")
-    report = await import_districts(urls.owner, f, quiet=True, max_rejects=2)
+    report = await import_districts(urls.owner, f, max_rejects=2)
     assert (report.rows_read, report.rows_loaded, report.rows_rejected) == (8, 6, 2)
     assert [r["line"] for r in read_report(report.report_path)] == ["2", "6"]
     loaded = await fetch(urls.owner, "SELECT code FROM district ORDER BY code")
@@ -424,7 +420,7 @@ async def test_districts_are_read_in_batches(loaded_db, make_db, tmp_path, monke
     dup.write_text(_fc([*features[:6], _feature(codes[0], ring(7))]))
     await refused(
         loaded_db,
-        import_districts(loaded_db.owner, dup, quiet=True, max_rejects=5),
+        import_districts(loaded_db.owner, dup, max_rejects=5),
         r"dupbatch\.geojson, line 7: duplicated district code '92002_0001' in features 1 and 7",
     )
 
@@ -437,9 +433,9 @@ async def test_district_reimport_reprojects_any_crs(make_db, tmp_path):
     df = pyogrio.read_dataframe(DISTRICTS).to_crs(2154)
     lam = tmp_path / "contours_2154.gpkg"
     pyogrio.write_dataframe(df, lam)
-    r1 = await import_districts(urls.owner, DISTRICTS, quiet=True)
+    r1 = await import_districts(urls.owner, DISTRICTS)
     await fetch(urls.owner, "CREATE TABLE first_load AS SELECT code, geom_3035 FROM district")
-    r2 = await import_districts(urls.owner, lam, quiet=True)
+    r2 = await import_districts(urls.owner, lam)
     assert r1.rows_loaded == r2.rows_loaded == 91
     assert r2.details["crs"] == "EPSG:2154"
     # the second file replaced the first's rows (same codes) with the same shapes
@@ -466,7 +462,7 @@ async def test_results_codes_that_match_nothing(loaded_db, tmp_path):
     )
     await refused(
         loaded_db,
-        import_results(loaded_db.owner, f, election="paris", quiet=True),
+        import_results(loaded_db.owner, f, election="paris"),
         r"paris\.csv",
         r"none of the 92 polling-station codes matches a loaded district"
         r" \(e\.g\. 75056_",
@@ -481,7 +477,7 @@ async def test_results_missing_column_and_bad_code(loaded_db, tmp_path):
     )
     await refused(
         loaded_db,
-        import_results(loaded_db.owner, f, election="x", quiet=True),
+        import_results(loaded_db.owner, f, election="x"),
         r"noins\.csv, line 1: missing required column: Inscrits",
     )
     g = copy_lines(
@@ -491,7 +487,7 @@ async def test_results_missing_column_and_bad_code(loaded_db, tmp_path):
     )
     await refused(
         loaded_db,
-        import_results(loaded_db.owner, g, election="x", quiet=True),
+        import_results(loaded_db.owner, g, election="x"),
         r"line 2, column codeBureauVote: '92002-0001' is not a polling-station code",
     )
     h = tmp_path / "dupbv.csv"
@@ -499,7 +495,7 @@ async def test_results_missing_column_and_bad_code(loaded_db, tmp_path):
     h.write_text("".join([*lines, lines[1]]), encoding="utf-8")
     await refused(
         loaded_db,
-        import_results(loaded_db.owner, h, election="x", quiet=True),
+        import_results(loaded_db.owner, h, election="x"),
         r"dupbv\.csv, line 94: duplicated polling station 92002_0001 on lines 2 and 94",
     )
 
@@ -507,7 +503,7 @@ async def test_results_missing_column_and_bad_code(loaded_db, tmp_path):
 async def test_results_reimport_replaces_the_election(loaded_db):
     name, path = ELECTIONS[-1]
     before = await snapshot(loaded_db.owner)
-    report = await import_results(loaded_db.owner, path, election=name, quiet=True)
+    report = await import_results(loaded_db.owner, path, election=name)
     assert report.details["matched"] == 91
     after = await snapshot(loaded_db.owner)
     for table in ("election", "election_result", "election_candidate_result"):
@@ -518,7 +514,7 @@ async def test_reimport_cannot_remove_doors_still_referenced(make_db, tmp_path):
     """A door referenced by campaign data (here a stand-in table) is not silently deleted."""
     urls = make_db("fk")
     src = bal_to_ban(tmp_path / "doors.csv", limit=10)
-    await import_addresses(urls.owner, src, quiet=True)
+    await import_addresses(urls.owner, src)
     await fetch(urls.owner, "CREATE TABLE uses_door (address_id bigint REFERENCES address(id))")
     await fetch(
         urls.owner,
@@ -528,7 +524,7 @@ async def test_reimport_cannot_remove_doors_still_referenced(make_db, tmp_path):
     src.write_text("".join([lines[0], *lines[2:]]))  # the first door is gone from the file
     await refused(
         urls,
-        import_addresses(urls.owner, src, quiet=True),
+        import_addresses(urls.owner, src),
         r"doors\.csv: rows this import would remove or replace are still used by"
         r" uses_door",
     )

@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from app.errors import InvalidInput
 from app.services.people.supporters import basis, sources
-from app.services.people.supporters.imports import CsvStream, _decode, file_encoding
+from app.services.people.supporters.csvfile import CsvStream, _decode, file_encoding
 from tests.test_supporters_cli import _admin_email
 from tests.test_supporters_cli import _porte as _porte_fr
 

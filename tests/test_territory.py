@@ -269,20 +269,20 @@ async def test_constituency_files_in_their_three_shapes(two_areas_env, tmp_path)
             }
         )
     )
-    rep = await import_constituencies(owner, contours, quiet=True)
+    rep = await import_constituencies(owner, contours)
     assert rep.details["content"] == "contours" and rep.details["constituencies"] == 2
     stations = tmp_path / "bureaux-test.csv"
     stations.write_text(
         "codeCirconscription;codeBureauVote\n99-03;99001_B\n99-03;99001_D\n", encoding="utf-8"
     )
-    rep = await import_constituencies(owner, stations, quiet=True)
+    rep = await import_constituencies(owner, stations)
     assert rep.details["content"] == "district"
     communes = tmp_path / "communes-test.csv"
     communes.write_text(
         "CODE DPT,CODE COMMUNE,CODE CIRC LEGISLATIVE\n99,002,4\n99,001,4\n99,001,5\n",
         encoding="utf-8",
     )
-    rep = await import_constituencies(owner, communes, quiet=True)
+    rep = await import_constituencies(owner, communes)
     assert rep.details["content"] == "commune"
     async with engine.connect() as conn:
         placed = dict(
@@ -315,12 +315,12 @@ async def test_constituency_files_in_their_three_shapes(two_areas_env, tmp_path)
     # Re-importing the station list without D moves D back to the eastern contour, and the
     # campaign's territory follows at its next request.
     stations.write_text("codeCirconscription;codeBureauVote\n99-03;99001_B\n", encoding="utf-8")
-    await import_constituencies(owner, stations, quiet=True)
+    await import_constituencies(owner, stations)
     ranked = (await client.get(w.url("/ranking"), headers=w.headers["analyst"])).json()
     assert {d["code"] for d in ranked["districts"]} == {area.code("B")}
 
     bad = tmp_path / "bad.csv"
     bad.write_text("codeCirconscription;codeBureauVote\n99-00;99001_A\n", encoding="utf-8")
     with pytest.raises(ImportFailed) as exc:
-        await import_constituencies(owner, bad, quiet=True)
+        await import_constituencies(owner, bad)
     assert "99-00" in exc.value.detail  # the rejected code is named (in the reader's language)

@@ -136,11 +136,12 @@ def register(cli: typer.Typer) -> None:
         upgrade(owner_url)
         typer.echo("Database schema is up to date.")
 
+        from app.commands.progress import progress_bar
         from app.services.reference.imports.sample import load_sample
 
         if reload_sample or not sample_loaded(owner_url):
             typer.echo("Loading the 92-13 sample (INSEE tiles, polling stations, results, doors)")
-            load_sample(owner_url)
+            load_sample(owner_url, on_progress=progress_bar(False))
         else:
             typer.echo("Sample data already loaded (use --reload-sample to re-import).")
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import typer
 
+from app.commands.progress import progress_bar
 from app.errors import ImportFailed
 from app.i18n import _
+from app.importrun import lost_connection
 
 FileArg = typer.Argument(..., help="The file to import.", show_default=False)
 MaxRejects = typer.Option(
@@ -49,11 +51,7 @@ def _run(coro, as_json: bool) -> None:
         err.print(f"[bold red]Import failed:[/] {exc}. Nothing was imported.", highlight=False)
         raise typer.Exit(1) from None
     except Exception as exc:
-        # The database went away mid-import (restarted, connection cut): the transaction was
-        # never committed, so nothing of this run is stored.
-        import asyncpg
-
-        if not isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        if not lost_connection(exc):
             raise
         err.print(
             _(
@@ -128,7 +126,7 @@ def register(cli: typer.Typer) -> None:
                 encoding=encoding,
                 max_rejects=max_rejects,
                 report_path=report,
-                quiet=quiet,
+                on_progress=progress_bar(quiet),
             ),
             as_json,
         )
@@ -158,7 +156,7 @@ def register(cli: typer.Typer) -> None:
                 encoding=encoding,
                 max_rejects=max_rejects,
                 report_path=report,
-                quiet=quiet,
+                on_progress=progress_bar(quiet),
             ),
             as_json,
         )
@@ -190,7 +188,7 @@ def register(cli: typer.Typer) -> None:
                 crs=crs,
                 max_rejects=max_rejects,
                 report_path=report,
-                quiet=quiet,
+                on_progress=progress_bar(quiet),
             ),
             as_json,
         )
@@ -223,7 +221,7 @@ def register(cli: typer.Typer) -> None:
                 crs=crs,
                 max_rejects=max_rejects,
                 report_path=report,
-                quiet=quiet,
+                on_progress=progress_bar(quiet),
             ),
             as_json,
         )
@@ -253,7 +251,7 @@ def register(cli: typer.Typer) -> None:
                 encoding=encoding,
                 max_rejects=max_rejects,
                 report_path=report,
-                quiet=quiet,
+                on_progress=progress_bar(quiet),
             ),
             as_json,
         )
@@ -264,7 +262,7 @@ def register(cli: typer.Typer) -> None:
         from app.services.reference.imports.sample import load_sample
 
         try:
-            load_sample(_owner_url(), quiet=quiet)
+            load_sample(_owner_url(), quiet=quiet, on_progress=progress_bar(quiet))
         except ImportFailed as exc:
             typer.secho(f"Import refused: {exc.detail}", fg="red", err=True)
             raise typer.Exit(1) from None

@@ -62,7 +62,7 @@ class _ReportFile:
 
     def write(self, rejected: list[dict[str, Any]]) -> None:
         from app.csvsafe import SafeWriter
-        from app.services.people.supporters.imports import REPORT_COLUMNS, report_rows
+        from app.services.people.supporters.import_report import REPORT_COLUMNS, report_rows
 
         if self._w is None:
             self._fh = open(self.path, "w", encoding="utf-8", newline="")  # noqa: SIM115
@@ -76,7 +76,10 @@ class _ReportFile:
             self._fh.close()
 
 
-def _progress(run: Any, elapsed: float) -> None:
+def _progress(event: Any) -> None:
+    if event.finished:
+        return
+    run, elapsed = event.run, event.run.seconds
     doomed = " · checking only: nothing will be stored" if run.doomed else ""
     _say(
         f"  {run.rows:>9,} rows read · {run.rejected_count:,} rejected · "
@@ -103,7 +106,9 @@ async def _import(
     from app.config import get_settings
     from app.db import make_engine, resolve_urls
     from app.i18n import _
-    from app.services.people.supporters.imports import CsvStream, admin_context, import_stream
+    from app.services.people.supporters.admin import admin_context
+    from app.services.people.supporters.csvfile import CsvStream
+    from app.services.people.supporters.imports import import_stream
 
     settings = get_settings()
     engine = make_engine(resolve_urls(settings)[0], pool_size=1)  # the service's role
@@ -136,7 +141,7 @@ async def _import(
                     mapping=mapping,
                     valid_rows_only=valid_rows_only,
                     on_rejected=report.write,
-                    on_chunk=None if quiet else _progress,
+                    on_progress=None if quiet else _progress,
                     on_start=None if quiet else _started,
                     audit_details={
                         "via": "command line",

@@ -302,7 +302,7 @@ async def prepare(owner_url: str):
     from tests.fixtures_geocode import load_doors, not_loaded_cases, typed_cases
 
     rejects = Path(tempfile.gettempdir()) / "bench-geocode-rejects.csv"
-    await import_addresses(owner_url, BAL, quiet=True, report_path=rejects)
+    await import_addresses(owner_url, BAL, report_path=rejects)
     engine = create_async_engine(owner_url, pool_size=1)
     async with engine.connect() as conn:
         doors = await load_doors(conn)

@@ -468,7 +468,7 @@ def main(argv: list[str]) -> None:
         from app.services.reference.imports.addresses import import_addresses
 
         t0 = time.perf_counter()
-        rep = asyncio.run(import_addresses(owner, csv_path, quiet=True, source="synthetic"))
+        rep = asyncio.run(import_addresses(owner, csv_path, source="synthetic"))
         print(f"  imported into PostGIS in {time.perf_counter() - t0:.0f} s "
               f"({rep.rows_loaded:,} doors)", flush=True)  # fmt: skip
         sizes = asyncio.run(_sizes(owner))

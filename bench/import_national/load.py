@@ -21,7 +21,9 @@ def main() -> None:
         from app.services.reference.imports.districts import import_districts as run
     else:
         raise SystemExit(f"unknown import {kind!r}: addresses, tiles or districts")
-    report = asyncio.run(run(url, file, quiet=False))
+    from app.commands.progress import ProgressBar
+
+    report = asyncio.run(run(url, file, on_progress=ProgressBar()))
     out = report.as_dict()
     out.pop("communes", None)
     out["peak_rss"] = peak_rss()

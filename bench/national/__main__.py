@@ -286,7 +286,7 @@ async def load_results_and_constituencies(owner: str, constituencies: Path) -> N
                 {"e": eid, "n": name},
             )
     await engine.dispose()
-    await import_constituencies(owner, constituencies, quiet=True)
+    await import_constituencies(owner, constituencies)
 
 
 async def timed_sql(owner: str, sql: str) -> tuple[float, object]:

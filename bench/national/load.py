@@ -22,17 +22,15 @@ def main() -> None:
     if kind == "tiles":
         from app.services.reference.imports.tiles import import_tiles
 
-        report = asyncio.run(import_tiles(url, path, quiet=True))
+        report = asyncio.run(import_tiles(url, path))
     elif kind == "districts":
         from app.services.reference.imports.districts import import_districts
 
-        report = asyncio.run(import_districts(url, path, quiet=True))
+        report = asyncio.run(import_districts(url, path))
     elif kind == "addresses":
         from app.services.reference.imports.addresses import import_addresses
 
-        report = asyncio.run(
-            import_addresses(url, path, communes=communes, source="synthetic", quiet=True)
-        )
+        report = asyncio.run(import_addresses(url, path, communes=communes, source="synthetic"))
     else:
         raise SystemExit(f"unknown kind {kind!r}: tiles, districts or addresses")
     status = Path("/proc/self/status").read_text()

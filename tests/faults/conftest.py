@@ -66,7 +66,7 @@ def fault_db() -> Iterator[FaultDb]:
     cluster.create_database("faults")
     urls = DbUrls("faults", cluster.url("app", "faults"), cluster.url("owner", "faults"))
     upgrade(urls.owner)
-    asyncio.run(import_addresses(urls.owner, BRUZ_BAL, quiet=True, report_path=base / "r.csv"))
+    asyncio.run(import_addresses(urls.owner, BRUZ_BAL, report_path=base / "r.csv"))
     yield FaultDb(cluster, urls)
     cluster.destroy()
     shutil.rmtree(base, ignore_errors=True)

@@ -1,41 +1,31 @@
 """CSV import of consented supporters: column mapping, per-row report, all or nothing.
 
-Two doors, one pipeline (``ImportRun``): the HTTP upload (``import_csv``, one chunk) and the
-command line for big member files (``porte supporters import``, ``import_stream``: chunks of
-``CHUNK_ROWS`` rows in one transaction, memory bounded by the chunk size). Both validate, check
-consent, hash identifiers, find duplicates, geocode, encrypt, store and audit the same way.
-
-Limits of the HTTP upload: ``MAX_ROWS`` rows and ``MAX_BYTES`` bytes. Bigger files are refused up
-front (413) with the limit and what to do: use the command line, or split the file. A refused
-import stores nothing.
+Two doors, one pipeline (``SupporterImport``, an ``ImportRun``: app/importrun.py): the HTTP upload
+(``import_csv``, one chunk) and the command line for big member files (``porte supporters import``,
+``import_stream``: chunks of ``CHUNK_ROWS`` rows in one transaction, memory bounded by the chunk
+size). Both validate, check consent, hash identifiers, find duplicates, geocode, encrypt, store and
+audit the same way. Reading the file is in ``csvfile`` (limits of the upload: ``MAX_ROWS`` rows,
+``MAX_BYTES`` bytes), the columns' mapping in ``mapping``, the report's CRM part and rejected-rows
+CSV in ``import_report``. A refused import stores nothing.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import io
-import json
-import re
-import time
-import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from app.errors import ImportFailed, InvalidInput, NotFound, PorteError
+from app.errors import ImportFailed, InvalidInput
 from app.i18n import _
+from app.importrun import ImportRun, OnProgress
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher
 from app.services.people.supporters import basis, sources
 from app.services.people.supporters.core import (
-    CONSENT_FIELDS_OF_ROW,
-    PERSONAL,
     NewSupporter,
     find_duplicates,
     geocode_items,
@@ -43,281 +33,24 @@ from app.services.people.supporters.core import (
     store,
     validate,
 )
+from app.services.people.supporters.csvfile import (
+    CHUNK_ROWS,
+    MAX_BYTES,
+    MAX_ROWS,
+    CsvInfo,
+    CsvStream,
+    Row,
+    TooLarge,
+    read_csv,
+)
+from app.services.people.supporters.import_report import refused, source_report
+from app.services.people.supporters.mapping import (
+    parse_mapping,
+    parse_source_mapping,
+    row_to_raw,
+)
 
-MAX_ROWS = 50_000
-MAX_BYTES = 20 * 1024 * 1024
-CHUNK_ROWS = 5_000
-CLI_COMMAND = "porte supporters import FILE --campaign <id or name> --admin <e-mail>"
-ADDRESS_PARTS = ("housenumber", "street", "postcode", "city")
-CONSENT_FIELDS = CONSENT_FIELDS_OF_ROW
-FIELDS = (*PERSONAL, *ADDRESS_PARTS, "last_contact_at", *CONSENT_FIELDS)
-REPORT_COLUMNS = ("row", "field", "reason")
-
-Row = tuple[int, dict[str, str]]  # (line number in the file, the row by column name)
-
-
-class TooLarge(PorteError):
-    """The upload is over the size or row limit (413)."""
-
-    status = 413
-    title = "File too large"
-
-
-def too_large(what: str) -> TooLarge:
-    """The 413 error for an upload over a limit."""
-    return TooLarge(
-        f"{what}. One upload holds at most {MAX_ROWS:,} rows and {MAX_BYTES // 2**20} MB. Split "
-        "the file into parts under these limits (keep the header line in each part) and import "
-        "them one after the other (with valid_rows_only=false each part is all or nothing); or, "
-        "for a big member file, the campaign admin imports it whole on the server, streamed in "
-        f"one transaction with no size limit: `{CLI_COMMAND}`.",
-        extra={"max_rows": MAX_ROWS, "max_bytes": MAX_BYTES, "command": CLI_COMMAND},
-    )
-
-
-def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
-    """(csv column -> field, defaults) from the JSON mapping; identity when no mapping is given."""
-    if raw:
-        try:
-            m = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
-        if not isinstance(m, dict):
-            raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
-        columns = m.get("columns", {}) or {}
-        defaults = m.get("defaults", {}) or {}
-        if not isinstance(columns, dict) or not isinstance(defaults, dict):
-            raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
-    else:
-        columns = {h: h for h in header if h in FIELDS}
-        defaults = {}
-    for col, fld in columns.items():
-        if fld not in FIELDS:
-            raise InvalidInput(
-                f"column {col!r} is mapped to unknown field {fld!r}; fields: {', '.join(FIELDS)}",
-                field="mapping.columns",
-            )
-        if col not in header:
-            raise InvalidInput(
-                f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
-                field="mapping.columns",
-            )
-    for fld in defaults:
-        if fld not in FIELDS or fld in PERSONAL:
-            raise InvalidInput(
-                f"unknown or personal field {fld!r} in defaults (only consent_* fields and "
-                "last_contact_at may have a file-wide default)",
-                field="mapping.defaults",
-            )
-    return columns, defaults
-
-
-def _row_to_raw(row: dict[str, str], columns: dict[str, str], defaults: dict) -> dict[str, Any]:
-    vals: dict[str, Any] = dict(defaults)
-    for col, fld in columns.items():
-        v = (row.get(col) or "").strip()
-        if v:
-            vals[fld] = v
-    if not vals.get("address") and any(vals.get(p) for p in ADDRESS_PARTS):
-        num_street = " ".join(str(vals[p]) for p in ("housenumber", "street") if vals.get(p))
-        pc_city = " ".join(str(vals[p]) for p in ("postcode", "city") if vals.get(p))
-        vals["address"] = ", ".join(x for x in (num_street, pc_city) if x)
-    consent = {v: vals[k] for k, v in CONSENT_FIELDS.items() if vals.get(k) not in (None, "")}
-    raw = {k: vals.get(k) for k in PERSONAL}
-    raw["last_contact_at"] = vals.get("last_contact_at")
-    # no date of consent for this row: no consent at all (file-wide defaults do not make one)
-    raw["consent"] = consent if consent.get("given_at") else None
-    return raw
-
-
-# ---------------------------------------------------------------- reading CSV
-ENCODING_LABELS = {
-    "utf-8": "UTF-8",
-    "utf-8-sig": "UTF-8 with a byte-order mark",
-    "utf-16": "UTF-16 (with its byte-order mark)",
-    "cp1252": "Windows-1252 (Latin-1)",
-    "latin-1": "ISO-8859-1 (Latin-1)",
-}
-
-
-@dataclass
-class CsvInfo:
-    """How a CSV was read: its header (unique names), as written, repeated names, encoding."""
-
-    header: list[str]
-    base: list[str]  # the names as written in the file (repeated names kept)
-    duplicates: dict[str, int]  # a name written more than once -> how many times
-    encoding: str
-    delimiter: str
-
-    def describe(self) -> dict[str, Any]:
-        """For the report."""
-        names = {",": "comma", ";": "semicolon", "\t": "tab"}
-        return {
-            "encoding": ENCODING_LABELS.get(self.encoding, self.encoding),
-            "delimiter": names.get(self.delimiter, self.delimiter),
-            "duplicated_columns": self.duplicates,
-        }
-
-
-def _delimiter(first_line: str) -> str:
-    counts = {d: first_line.count(d) for d in (";", ",", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
-def _unique_header(names: list[str]) -> tuple[list[str], list[str], dict[str, int]]:
-    """Unique column names: a repeated name gets ' (2)', ' (3)'...; empty names are numbered."""
-    base = [n.strip() or f"(column {i + 1})" for i, n in enumerate(names)]
-    if not any(n.strip() for n in names):
-        raise InvalidInput("is empty: expected a header line and rows", field="file")
-    seen: Counter = Counter()
-    unique = []
-    for n in base:
-        seen[n] += 1
-        unique.append(n if seen[n] == 1 else f"{n} ({seen[n]})")
-    return unique, base, {n: c for n, c in seen.items() if c > 1}
-
-
-def _decode(data: bytes) -> tuple[str, str]:
-    """Text of an upload: UTF-8 (with or without BOM), UTF-16 with BOM, else Windows-1252."""
-    try:
-        if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            return data.decode("utf-16"), "utf-16"
-        if data.startswith(codecs.BOM_UTF8):
-            return data[3:].decode("utf-8"), "utf-8-sig"
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(
-            _(
-                "starts with a byte-order mark but is not valid {encoding} (byte {at}); save it "
-                "again as CSV UTF-8"
-            ).format(encoding=exc.encoding.upper(), at=exc.start),
-            field="file",
-        ) from exc
-    try:
-        return data.decode("utf-8"), "utf-8"
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp1252"), "cp1252"
-    except UnicodeDecodeError:
-        return data.decode("latin-1"), "latin-1"
-
-
-def file_encoding(path: Path) -> str:
-    """The encoding of a file on disk, read once in blocks (memory bounded): UTF-8 if the whole
-    file is valid UTF-8, UTF-16 when it starts with its byte-order mark, else Windows-1252."""
-    with open(path, "rb") as fh:
-        head = fh.read(4)
-        if head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-            return "utf-16"
-        bom = head.startswith(codecs.BOM_UTF8)
-        fh.seek(0)
-        for enc in ("utf-8", "cp1252"):
-            decoder = codecs.getincrementaldecoder(enc)()
-            try:
-                while block := fh.read(1 << 20):
-                    decoder.decode(block)
-                decoder.decode(b"", final=True)
-                return ("utf-8-sig" if bom else "utf-8") if enc == "utf-8" else enc
-            except UnicodeDecodeError:
-                fh.seek(0)
-    return "latin-1"
-
-
-def _rows(reader: Any, header: list[str]) -> Iterator[Row]:
-    for values in reader:
-        if not any(v.strip() for v in values):
-            continue  # a blank line
-        yield reader.line_num, dict(zip(header, values, strict=False))
-
-
-def read_csv(fh: IO[bytes], size: int | None) -> tuple[CsvInfo, list[Row]]:
-    """Header and (line number, row) of an uploaded CSV (``;``, ``,`` or tab), within limits."""
-    if size is not None and size > MAX_BYTES:
-        raise too_large(f"The file is {size / 2**20:.1f} MB")
-    data = fh.read(MAX_BYTES + 1)
-    if len(data) > MAX_BYTES:
-        raise too_large("The file is larger than the limit")
-    lines = data.count(b"\n")
-    if lines > MAX_ROWS + 1:
-        raise too_large(f"The file has {lines:,} lines")
-    textdata, encoding = _decode(data)
-    delimiter = _delimiter(textdata.split("\n", 1)[0])
-    reader = csv.reader(io.StringIO(textdata, newline=""), delimiter=delimiter)
-    try:
-        header, base, dups = _unique_header(next(reader))
-        rows = list(_rows(reader, header))
-    except StopIteration:
-        raise InvalidInput("is empty: expected a header line and rows", field="file") from None
-    except csv.Error as exc:
-        raise InvalidInput(
-            f"cannot be read as CSV after line {reader.line_num} ({exc})", field="file"
-        ) from exc
-    if len(rows) > MAX_ROWS:
-        raise too_large(f"The file has {len(rows):,} rows")
-    return CsvInfo(header, base, dups, encoding, delimiter), rows
-
-
-class CsvStream:
-    """A CSV file on disk read chunk by chunk (``;``, ``,`` or tab; UTF-8, UTF-16 or
-    Windows-1252): memory bounded by a chunk."""
-
-    def __init__(self, path: Path, chunk_rows: int = CHUNK_ROWS):
-        self.path, self.chunk_rows = Path(path), chunk_rows
-        encoding = file_encoding(self.path)
-        self._fh = open(self.path, encoding=encoding, newline="")  # noqa: SIM115 (closed below)
-        try:
-            first = self._fh.readline()
-            self._fh.seek(0)
-            self.reader = csv.reader(self._fh, delimiter=_delimiter(first))
-            try:
-                header, base, dups = _unique_header(next(self.reader))
-            except StopIteration:
-                raise InvalidInput(
-                    "is empty: expected a header line and rows", field="file"
-                ) from None
-            self.info = CsvInfo(header, base, dups, encoding, _delimiter(first))
-            self.header = header
-        except UnicodeDecodeError as exc:
-            self.close()
-            raise InvalidInput(
-                _("is not valid {encoding} in its header line; save it again as CSV UTF-8").format(
-                    encoding=exc.encoding.upper()
-                ),
-                field="file",
-            ) from exc
-        except BaseException:
-            self.close()
-            raise
-
-    def chunks(self) -> Iterator[list[Row]]:
-        """Lists of up to ``chunk_rows`` (line number, row), in file order."""
-        chunk: list[Row] = []
-        reader = self.reader
-        try:
-            for row in _rows(reader, self.header):
-                chunk.append(row)
-                if len(chunk) >= self.chunk_rows:
-                    yield chunk
-                    chunk = []
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(
-                _("is not valid {encoding} after line {line}; save it again as CSV UTF-8").format(
-                    encoding=exc.encoding.upper(), line=reader.line_num
-                ),
-                field="file",
-            ) from exc
-        except csv.Error as exc:
-            raise InvalidInput(
-                f"cannot be read as CSV after line {reader.line_num} ({exc})", field="file"
-            ) from exc
-        if chunk:
-            yield chunk
-
-    def close(self) -> None:
-        """Close the file."""
-        self._fh.close()
+__all__ = ["CHUNK_ROWS", "MAX_BYTES", "MAX_ROWS", "CsvStream", "TooLarge", "import_csv"]
 
 
 # ---------------------------------------------------------------- the pipeline
@@ -339,47 +72,8 @@ _RETENTION = text("SELECT supporter_retention_months FROM campaign WHERE id = :c
 _DISTINCT_TAGS = 200  # distinct dropped tag names kept for the report (memory stays bounded)
 
 
-def parse_source_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], dict]:
-    """--mapping next to --from: columns -> the CRM fields of sources.CANONICAL (they win over
-    the built-in mapping), defaults for consent fields only."""
-    if not raw:
-        return {}, {}
-    try:
-        m = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
-    if not isinstance(m, dict):
-        raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
-    columns, defaults = m.get("columns", {}) or {}, m.get("defaults", {}) or {}
-    if not isinstance(columns, dict) or not isinstance(defaults, dict):
-        raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
-    for col, fld in columns.items():
-        if fld not in sources.CANONICAL:
-            raise InvalidInput(
-                _("column {col!r} is mapped to unknown field {fld!r}; fields: {fields}").format(
-                    col=col, fld=fld, fields=", ".join(sources.CANONICAL)
-                ),
-                field="mapping.columns",
-            )
-        if col not in header:
-            raise InvalidInput(
-                f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
-                field="mapping.columns",
-            )
-    for fld in defaults:
-        if fld not in sources.CONSENT:
-            raise InvalidInput(
-                _(
-                    "field {fld!r} may not have a file-wide default: only the consent fields "
-                    "({fields}) may"
-                ).format(fld=fld, fields=", ".join(sources.CONSENT)),
-                field="mapping.defaults",
-            )
-    return columns, defaults
-
-
 @dataclass
-class ImportRun:
+class SupporterImport(ImportRun):
     """One supporter import in one transaction, fed chunk by chunk (an upload is one chunk).
 
     With a ``reader`` (``--from nationbuilder|civicrm|digitalebox``), rows are read by the CRM's
@@ -414,6 +108,11 @@ class ImportRun:
     why_none: Counter = field(default_factory=Counter)
     tags_kept: Counter = field(default_factory=Counter)
     tags_dropped: Counter = field(default_factory=Counter)
+    file_name: str = ""
+    on_progress: OnProgress | None = None
+
+    def __post_init__(self) -> None:
+        ImportRun.__init__(self, "supporters", self.file_name, on_progress=self.on_progress)
 
     @property
     def header(self) -> list[str]:
@@ -433,7 +132,8 @@ class ImportRun:
         tags: str | None = None,
         dry_run: bool = False,
         file_name: str = "",
-    ) -> ImportRun:
+        on_progress: OnProgress | None = None,
+    ) -> SupporterImport:
         """Check the mapping and the keys; a multi-chunk run also opens its duplicate index."""
         reader, note = None, None
         if source:
@@ -467,6 +167,8 @@ class ImportRun:
             reader=reader,
             source_note=note,
             dry_run=dry_run,
+            file_name=file_name,
+            on_progress=on_progress,
         )
         if multi_chunk:
             try:
@@ -497,7 +199,7 @@ class ImportRun:
 
     def _read(self, line: int, row: dict[str, str], good: list, refused: list) -> None:
         if self.reader is None:
-            good.append((line, validate(_row_to_raw(row, self.columns, self.defaults))))
+            good.append((line, validate(row_to_raw(row, self.columns, self.defaults))))
             return
         out = self.reader.read(row)
         self.effects.update(out.effects)
@@ -624,44 +326,8 @@ class ImportRun:
                 loaded=self.loaded, geocoded=dict(self.geocoded), needs_review=self.needs_review
             )
         if self.reader is not None:
-            out.update(self.source_report())
+            out.update(source_report(self))
         return out
-
-    def source_report(self) -> dict[str, Any]:
-        """What a CRM import did: columns, bases, refusals, opt-outs, duplicates, geocoding."""
-        levels = self.geocoded
-        return {
-            "source": self.reader.plan.system,
-            "source_note": self.source_note,
-            "columns": self.reader.plan.rows(),
-            "dropped_columns": [c for c in self.reader.plan.rows() if "dropped" in c],
-            "by_basis": dict(self.by_basis),
-            "purposes": dict(self.purposes),
-            "refused_count": self.refused_count,
-            "refused": dict(self.refused_codes),
-            "refused_reasons": dict(self.refused_reasons),
-            "opt_outs_and_left_out": {
-                code: {"rows": n, "what": basis.effect_text(code)}
-                for code, n in self.effects.items()
-            },
-            "duplicates": {
-                "in_file": self.duplicates["in_file"],
-                "in_campaign": self.duplicates["in_campaign"],
-            },
-            "geocoding": {
-                "door": levels["housenumber"] + levels["interpolated"],
-                "street": levels["street"],
-                "commune": levels["commune"],
-                "none": levels["none"],
-            },
-            "why_none": {k: n for k, n in self.why_none.items() if k != "placed"},
-            "tags": {"kept": dict(self.tags_kept), "dropped": dict(self.tags_dropped)},
-            "legal_note": _(
-                "Members, former members and regular contacts come without consent under GDPR "
-                "art. 9-2-d only if this campaign is run by the party that keeps the file: their "
-                "data may not leave it without their consent (CNIL)."
-            ),
-        }
 
     async def audit(self, **details: Any) -> None:
         """The ``supporter.import`` audit event of a run that stored its rows."""
@@ -693,15 +359,6 @@ def _why_none_of(s: NewSupporter) -> str:
     return "placed"
 
 
-def refused(rejected: int, rows: int, *, how: str) -> str:
-    """What to tell when an all-or-nothing import met invalid rows."""
-    verb = "is" if rejected == 1 else "are"
-    return (
-        f"{rejected:,} of {rows:,} rows {verb} invalid, so nothing was imported (all or nothing). "
-        f"{how}"
-    ).strip()
-
-
 async def import_csv(
     ctx: Any,
     fh: IO[bytes],
@@ -719,7 +376,7 @@ async def import_csv(
     ``source`` reads the file as a CRM export (built-in mapping, lawful basis per row);
     ``dry_run`` stores nothing and answers the report of what the import would do."""
     info, rows = read_csv(fh, size)
-    run = await ImportRun.start(
+    run = await SupporterImport.start(
         ctx,
         info,
         mapping,
@@ -758,21 +415,22 @@ async def import_stream(
     mapping: str | None,
     valid_rows_only: bool,
     on_rejected: Callable[[list[dict[str, Any]]], None],
-    on_chunk: Callable[[ImportRun, float], None] | None = None,
+    on_progress: OnProgress | None = None,
     audit_details: dict[str, Any] | None = None,
     source: str | None = None,
     tags: str | None = None,
     dry_run: bool = False,
-    on_start: Callable[[ImportRun], None] | None = None,
-) -> ImportRun:
+    on_start: Callable[[SupporterImport], None] | None = None,
+) -> SupporterImport:
     """Import a big file chunk by chunk in the caller's transaction (``ctx.session``).
 
-    Rejected (and refused) rows go to ``on_rejected`` as they are found (not kept in memory).
+    Rejected (and refused) rows go to ``on_rejected`` as they are found (not kept in memory);
+    ``on_progress`` hears after each chunk (the run's counts are in ``event.run``).
     Raises ImportFailed, after reading the whole file, when all or nothing met invalid rows: the
     caller's transaction must then be rolled back (nothing stored). A ``dry_run`` never raises
     for invalid rows and stores nothing; the caller rolls its transaction back.
     """
-    run = await ImportRun.start(
+    run = await SupporterImport.start(
         ctx,
         stream.info,
         mapping,
@@ -782,16 +440,16 @@ async def import_stream(
         tags=tags,
         dry_run=dry_run,
         file_name=stream.path.name,
+        on_progress=on_progress,
     )
     if on_start:
         on_start(run)
-    t0 = time.perf_counter()
     for chunk in stream.chunks():
         rejected = await run.feed(chunk)
         if rejected:
             on_rejected(rejected)
-        if on_chunk:
-            on_chunk(run, time.perf_counter() - t0)
+        run.progress(run.rows, run.rows)
+    run.progress_finished()
     if run.rows == 0:
         raise ImportFailed("The file has a header line but no rows: nothing to import.")
     if dry_run:
@@ -802,97 +460,3 @@ async def import_stream(
         )
     await run.audit(**(audit_details or {}))
     return run
-
-
-# ---------------------------------------------------------------- the command line's admin
-_ACCOUNT = text("SELECT id, is_active, token_version FROM app_user WHERE email = :e")
-_CAMPAIGNS = text(
-    "SELECT c.id, c.name FROM campaign c JOIN membership m ON m.campaign_id = c.id "
-    "AND m.user_id = :u WHERE c.id = CAST(:id AS uuid) "
-    "OR (CAST(:id AS uuid) IS NULL AND c.name = :name) ORDER BY c.created_at"
-)
-
-
-async def admin_context(
-    session: Any, settings: Any, *, campaign: str, admin_email: str, client: str
-) -> Any:
-    """The campaign context of an import run on the server in the name of ``admin_email``.
-
-    The account must exist and be active, and be an admin member of the campaign (given by id
-    or exact name, among the account's campaigns); the transaction's tenant is then that campaign.
-    """
-    from app.context import CampaignContext, Principal
-    from app.security import STANDING_TEXT
-
-    email = admin_email.strip().lower()
-    account = (await session.execute(_ACCOUNT, {"e": email})).first()
-    if account is None:
-        raise NotFound(
-            f"No account {email}. The import is made in the name of an admin of the campaign: "
-            "give the e-mail they sign in with."
-        )
-    if not account.is_active:
-        raise ImportFailed(f"The account {email} is disabled; it cannot import supporters.")
-    from app.db import set_tenant
-
-    await set_tenant(session, None, account.id)  # row-level security: this account's campaigns
-    try:
-        cid: uuid.UUID | None = uuid.UUID(campaign.strip())
-    except ValueError:
-        cid = None
-    found = (
-        await session.execute(_CAMPAIGNS, {"id": cid, "name": campaign.strip(), "u": account.id})
-    ).all()
-    if not found:
-        raise NotFound(
-            f"{email} is not a member of any campaign "
-            + (f"with id {cid}" if cid else f"named {campaign.strip()!r} (exact name, with case)")
-            + ". Check it, or give the campaign id (GET /campaigns lists the campaigns of a "
-            "signed-in account)."
-        )
-    if len(found) > 1:
-        raise ImportFailed(
-            f"{len(found)} campaigns of {email} are named {campaign.strip()!r}: give the campaign "
-            f"id instead ({', '.join(str(r.id) for r in found)})."
-        )
-    cid, name = found[0].id, found[0].name
-    standing = (
-        (
-            await session.execute(
-                STANDING_TEXT,
-                {"c": cid, "u": account.id, "i": None, "v": account.token_version},
-            )
-        )
-        .mappings()
-        .first()
-    )
-    if standing is None or standing["role"] != "admin":
-        role = standing["role"] if standing else "no"
-        raise ImportFailed(
-            f"{email} has the {role} role in campaign {name!r}, not admin: only an admin of the "
-            "campaign, accountable for its supporter file, may import supporters. An admin can "
-            "change roles (PATCH /campaigns/{cid}/members/{user_id}), or give another admin's "
-            "e-mail."
-        )
-    ctx = CampaignContext(
-        campaign_id=cid,
-        role="admin",
-        principal=Principal(user_id=account.id),
-        session=session,
-        k_threshold=standing["k_threshold"],
-        election_date=standing["election_date"],
-        request_id=f"cli-{uuid.uuid4()}",
-        client=client,
-        settings=settings,
-    )
-    ctx.extras.update(campaign_name=name, email=email)
-    return ctx
-
-
-_QUOTED = re.compile(r"""'[^']*'|"[^"]*\"""")
-
-
-def report_rows(rejected: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
-    """Rows of the rejected-rows CSV: row number, field, reason, never a value from the file."""
-    for r in rejected:
-        yield [r["row"], r["field"] or "", _QUOTED.sub("(value not shown)", r["reason"])]

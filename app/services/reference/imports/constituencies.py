@@ -21,7 +21,6 @@ constituency is resolved again at the end (``porte_refresh_constituencies()``).
 
 from __future__ import annotations
 
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -29,15 +28,13 @@ from typing import Any
 import asyncpg
 
 from app.i18n import N_, _, number
+from app.importrun import OnProgress
 from app.services.reference.codes import normalise_constituency
 from app.services.reference.imports.common import (
     ImportReport,
+    ReferenceImport,
     RejectLog,
-    connect,
     fail,
-    now,
-    record_run,
-    translate_db_error,
 )
 
 CODE_FIELDS = [
@@ -169,14 +166,17 @@ async def import_constituencies(
     crs: str | None = None,
     max_rejects: int = 0,
     report_path: Path | None = None,
-    quiet: bool = False,
+    on_progress: OnProgress | None = None,
 ) -> ImportReport:
     """Import constituency contours or memberships (stations, communes) in one transaction."""
     path = Path(path)
-    started_wall, t0 = time.time(), now()
-    report = ImportReport("constituencies", path, path.name)
-    log = RejectLog(path, report_path)
-    try:
+    with ReferenceImport(
+        "constituencies",
+        path,
+        report_path=report_path,
+        max_rejects=max_rejects,
+        on_progress=on_progress,
+    ) as run:
         if not path.exists():
             raise fail(path, _("no such file."))
         if path.stat().st_size == 0:
@@ -184,41 +184,36 @@ async def import_constituencies(
         df = _read(path, layer, delimiter, encoding)
         if len(df) == 0:
             raise fail(path, _("the file has no rows."))
+        run.start_progress(len(df))
         layout = _layout(df, code_field, path)
         code_col, level = layout["code_col"], layout["level"]
-        constituencies, parts = _rows(df, report, log, layout, crs, path)
-        log.check(max_rejects)
+        constituencies, parts = _rows(df, run.report, run.log, layout, crs, path)
+        run.progress_finished(rows=run.report.rows_read)
+        run.check_rejects()
         if not constituencies:
             raise fail(path, _("no constituency to load: every row was rejected."))
-        try:
-            async with connect(owner_url) as conn, conn.transaction():
-                await _store(conn, path, constituencies, parts, level)
-                report.rows_loaded = report.rows_read - log.rejected - log.skipped
-                report.rows_skipped, report.rows_rejected = log.skipped, log.rejected
-                mapped = await conn.fetchval("SELECT porte_refresh_constituencies()")
-                report.details.update(
-                    code_field=code_col,
-                    content=level or "contours",
-                    constituencies=len(constituencies),
-                    districts_placed=mapped,
+        async with run.transaction(owner_url) as conn:
+            await _store(conn, path, constituencies, parts, level)
+            run.counted(loaded=run.report.rows_read - run.log.rejected - run.log.skipped)
+            mapped = await conn.fetchval("SELECT porte_refresh_constituencies()")
+            run.report.details.update(
+                code_field=code_col,
+                content=level or "contours",
+                constituencies=len(constituencies),
+                districts_placed=mapped,
+            )
+            run.report.notes.append(
+                _(
+                    "{n} constituencies ({content}); {placed} loaded districts placed in a "
+                    "constituency."
+                ).format(
+                    n=number(len(constituencies)),
+                    content=_(CONTENT[level]),
+                    placed=number(mapped or 0),
                 )
-                report.notes.append(
-                    _(
-                        "{n} constituencies ({content}); {placed} loaded districts placed in a "
-                        "constituency."
-                    ).format(
-                        n=number(len(constituencies)),
-                        content=_(CONTENT[level]),
-                        placed=number(mapped or 0),
-                    )
-                )
-                await record_run(conn, report, source=level or "contours", started=started_wall)
-        except asyncpg.PostgresError as exc:
-            raise translate_db_error(path, exc) from None
-    finally:
-        report.report_path = log.close()
-    report.seconds = now() - t0
-    return report
+            )
+            await run.record(conn, source=level or "contours")
+    return run.report
 
 
 def _layout(df: Any, code_field: str | None, path: Path) -> dict[str, Any]:

@@ -8,21 +8,18 @@ same file updates its districts in place and removes those no longer in it.
 
 from __future__ import annotations
 
-import time
+from collections.abc import AsyncIterator
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import asyncpg
-
+from app.importrun import OnProgress
 from app.services.reference.imports.common import (
     ImportReport,
-    Progress,
+    ReferenceImport,
     RejectLog,
-    connect,
     fail,
-    now,
-    record_run,
-    translate_db_error,
 )
 
 CODE_FIELDS = ["codeBureauVote", "code_bv", "code_bureau_vote", "code", "CODE_IRIS", "code_iris"]
@@ -161,108 +158,116 @@ async def import_districts(
     crs: str | None = None,
     max_rejects: int = 0,
     report_path: Path | None = None,
-    quiet: bool = False,
+    on_progress: OnProgress | None = None,
 ) -> ImportReport:
     """Import district polygons (GeoJSON/GeoPackage, any CRS) in one transaction.
 
     The features are read in batches of ``BATCH`` (Arrow, through GDAL), checked and sent with
     COPY as they come: memory does not grow with the file (69,000 national polling stations).
     """
+    path = Path(path)
+    with ReferenceImport(
+        "districts", path, report_path=report_path, max_rejects=max_rejects, on_progress=on_progress
+    ) as run:
+        if kind not in ("bureau_de_vote", "iris"):
+            raise fail(path, f"--kind {kind!r} must be bureau_de_vote or iris.")
+        layout = _layout(path, layer, code_field, name_field, crs)
+        run.start_progress(layout.total)
+        counter = {"loaded": 0}
+        records = _records(path, layer, layout, run, counter)
+        async with run.transaction(owner_url) as conn:
+            await conn.execute(CREATE_STAGE)
+            await conn.copy_records_to_table("district_stage", records=records)
+            run.progress_finished()
+            run.check_rejects()
+            if not counter["loaded"]:
+                raise fail(path, "no district to load: every feature was rejected.")
+            await conn.execute(
+                "DELETE FROM district d WHERE d.source_file = $1 AND NOT EXISTS"
+                " (SELECT 1 FROM district_stage s WHERE s.code = d.code)",
+                path.name,
+            )
+            await conn.execute(UPSERT, kind, path.name)
+            empty = await conn.fetchval("SELECT count(*) FROM district WHERE ST_IsEmpty(geom)")
+            if empty:
+                raise fail(path, f"{empty} district(s) became empty after reprojection.")
+            report = run.report
+            run.counted(loaded=counter["loaded"])
+            report.details.update(crs=layout.crs.to_string(), code_field=layout.fields[0])
+            if report.details.get("repaired"):
+                repaired = report.details["repaired"]
+                report.notes.append(f"{repaired} invalid geometries were repaired.")
+            await run.record(conn, source=kind)
+    return run.report
+
+
+@dataclass
+class _Layout:
+    """What the file holds: feature count, the fields used (code, name, commune code, commune
+    name; None when absent), its CRS and EPSG code."""
+
+    total: int
+    fields: tuple[str, str | None, str | None, str | None]
+    crs: Any
+    epsg: int
+
+
+def _layout(
+    path: Path,
+    layer: str | None,
+    code_field: str | None,
+    name_field: str | None,
+    crs: str | None,
+) -> _Layout:
+    """Open the layer and find its fields and CRS (``--crs`` overrides the declared one);
+    refuse a file without features, code field or usable CRS."""
     from pyproj import CRS
 
-    path = Path(path)
-    started_wall, t0 = time.time(), now()
-    report = ImportReport("districts", path, path.name)
-    log = RejectLog(path, report_path)
-    if kind not in ("bureau_de_vote", "iris"):
-        raise fail(path, f"--kind {kind!r} must be bureau_de_vote or iris.")
-    try:
-        if not path.exists():
-            raise fail(path, "no such file.")
-        if path.stat().st_size == 0:
-            raise fail(path, "the file is empty (0 bytes).")
-        info = _open(path, layer)
-        total = int(info.get("features") or 0)
-        if total <= 0:
-            raise fail(path, "the layer has no features.")
-        columns = [str(c) for c in info["fields"]]
-        code_col = _pick(columns, code_field, CODE_FIELDS, path, "code")
-        if code_col is None:
-            raise fail(
-                path,
-                f"no code field found (tried {', '.join(CODE_FIELDS)}); the fields are "
-                f"{', '.join(columns)}. Name it with --code-field.",
-            )
-        name_col = _pick(columns, name_field, NAME_FIELDS, path, "name")
-        commune_col = _pick(columns, None, COMMUNE_FIELDS, path, "commune")
-        commune_name_col = _pick(columns, None, COMMUNE_NAME_FIELDS, path, "commune name")
-
-        declared = info.get("crs")
-        file_crs = (
-            CRS.from_user_input(crs) if crs else CRS.from_user_input(declared) if declared else None
+    if not path.exists():
+        raise fail(path, "no such file.")
+    if path.stat().st_size == 0:
+        raise fail(path, "the file is empty (0 bytes).")
+    info = _open(path, layer)
+    total = int(info.get("features") or 0)
+    if total <= 0:
+        raise fail(path, "the layer has no features.")
+    columns = [str(c) for c in info["fields"]]
+    code_col = _pick(columns, code_field, CODE_FIELDS, path, "code")
+    if code_col is None:
+        raise fail(
+            path,
+            f"no code field found (tried {', '.join(CODE_FIELDS)}); the fields are "
+            f"{', '.join(columns)}. Name it with --code-field.",
         )
-        if file_crs is None:
-            raise fail(path, "the file declares no CRS. Pass --crs (e.g. EPSG:2154).")
-        epsg = file_crs.to_epsg()
-        if epsg is None:
-            raise fail(path, f"the CRS {file_crs.to_string()} has no EPSG code; pass --crs.")
-        bounds = info.get("total_bounds")
-        if bounds is not None and all(b == b for b in bounds):  # NaN: no geometry at all
-            _check_crs(path, file_crs, bounds)
-
-        wanted = [c for c in (code_col, name_col, commune_col, commune_name_col) if c]
-        counter = {"loaded": 0}
-        progress = Progress(f"districts {path.name}", total, quiet)
-
-        async def records():
-            async for rec in _records(
-                path, layer, wanted, (code_col, name_col, commune_col, commune_name_col),
-                epsg, log, report, counter, progress,
-            ):  # fmt: skip
-                yield rec
-
-        try:
-            async with connect(owner_url) as conn, conn.transaction():
-                await conn.execute(CREATE_STAGE)
-                await conn.copy_records_to_table("district_stage", records=records())
-                progress.close(total)
-                log.check(max_rejects)
-                if not counter["loaded"]:
-                    raise fail(path, "no district to load: every feature was rejected.")
-                await conn.execute(
-                    "DELETE FROM district d WHERE d.source_file = $1 AND NOT EXISTS"
-                    " (SELECT 1 FROM district_stage s WHERE s.code = d.code)",
-                    path.name,
-                )
-                await conn.execute(UPSERT, kind, path.name)
-                empty = await conn.fetchval("SELECT count(*) FROM district WHERE ST_IsEmpty(geom)")
-                if empty:
-                    raise fail(path, f"{empty} district(s) became empty after reprojection.")
-                report.rows_loaded = counter["loaded"]
-                report.rows_skipped, report.rows_rejected = log.skipped, log.rejected
-                report.details.update(crs=file_crs.to_string(), code_field=code_col)
-                if report.details.get("repaired"):
-                    report.notes.append(
-                        f"{report.details['repaired']} invalid geometries were repaired."
-                    )
-                await record_run(conn, report, source=kind, started=started_wall)
-        except asyncpg.PostgresError as exc:
-            raise translate_db_error(path, exc) from None
-        finally:
-            progress.close(total)
-    finally:
-        report.report_path = log.close()
-    report.seconds = now() - t0
-    return report
+    name_col = _pick(columns, name_field, NAME_FIELDS, path, "name")
+    commune_col = _pick(columns, None, COMMUNE_FIELDS, path, "commune")
+    commune_name_col = _pick(columns, None, COMMUNE_NAME_FIELDS, path, "commune name")
+    declared = info.get("crs")
+    file_crs = (
+        CRS.from_user_input(crs) if crs else CRS.from_user_input(declared) if declared else None
+    )
+    if file_crs is None:
+        raise fail(path, "the file declares no CRS. Pass --crs (e.g. EPSG:2154).")
+    epsg = file_crs.to_epsg()
+    if epsg is None:
+        raise fail(path, f"the CRS {file_crs.to_string()} has no EPSG code; pass --crs.")
+    bounds = info.get("total_bounds")
+    if bounds is not None and all(b == b for b in bounds):  # NaN: no geometry at all
+        _check_crs(path, file_crs, bounds)
+    return _Layout(total, (code_col, name_col, commune_col, commune_name_col), file_crs, epsg)
 
 
-async def _records(path, layer, wanted, fields, epsg, log, report, counter, progress):
+async def _records(
+    path: Path, layer: str | None, layout: _Layout, run: ReferenceImport, counter: dict
+) -> AsyncIterator[tuple]:
     """The stage's records, batch by batch (``BATCH`` features read at once)."""
     import numpy as np
     import shapely
     from pyogrio.raw import open_arrow
 
-    code_col, name_col, commune_col, commune_name_col = fields
+    code_col, name_col, commune_col, commune_name_col = layout.fields
+    wanted = [c for c in layout.fields if c]
+    epsg, log, report = layout.epsg, run.log, run.report
     seen: dict[str, int] = {}  # code -> feature number (69,000 national codes: a few MB)
     line = 0
     with ExitStack() as stack:
@@ -319,4 +324,4 @@ async def _records(path, layer, wanted, fields, epsg, log, report, counter, prog
                     str(commune_name) if commune_name is not None else None,
                     wkb,
                 )
-            progress.update(line, line)
+            run.progress(line, line)

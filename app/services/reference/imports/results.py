@@ -12,23 +12,15 @@ refused. Re-importing an election name replaces its results.
 from __future__ import annotations
 
 import re
-import time
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
 
-from app.services.reference.imports.common import (
-    ImportReport,
-    RejectLog,
-    connect,
-    fail,
-    now,
-    open_csv,
-    record_run,
-    translate_db_error,
-)
+from app.importrun import OnProgress
+from app.services.reference.imports.common import ImportReport, ReferenceImport, fail
+from app.services.reference.imports.csvinput import open_csv
 
 KEY = re.compile(r"^\d[\dAB]\d{3}_\w{4}$")
 TOTALS = {
@@ -203,6 +195,15 @@ def election_name_from(path: Path) -> str:
     return re.sub(r"_bv(_.*)?$", "", stem)
 
 
+@dataclass
+class _Results:
+    """What the file holds, per station and per candidate, keyed as the tables are."""
+
+    stations: dict[str, tuple] = field(default_factory=dict)
+    station_line: dict[str, int] = field(default_factory=dict)
+    candidates: dict[tuple[str, int], tuple] = field(default_factory=dict)
+
+
 async def import_results(
     owner_url: str,
     path: Path | str,
@@ -212,20 +213,17 @@ async def import_results(
     encoding: str = "utf-8-sig",
     max_rejects: int = 0,
     report_path: Path | None = None,
-    quiet: bool = False,
+    on_progress: OnProgress | None = None,
 ) -> ImportReport:
     """Import one election's results per polling station in one transaction."""
     path = Path(path)
     name = (election or election_name_from(path)).strip()
     if not name or len(name) > 100:
         raise fail(path, "--election must be a name of 1 to 100 characters.")
-    started_wall, t0 = time.time(), now()
-    report = ImportReport("results", path, path.name)
-    log = RejectLog(path, report_path)
-    stations: dict[str, tuple] = {}
-    station_line: dict[str, int] = {}
-    candidates: dict[tuple[str, int], tuple] = {}
-    try:
+    with ReferenceImport(
+        "results", path, report_path=report_path, max_rejects=max_rejects, on_progress=on_progress
+    ) as run:
+        found = _Results()
         with open_csv(
             path,
             delimiters=[";", ","],
@@ -233,153 +231,145 @@ async def import_results(
             encoding=encoding,
             hint_columns=KEY_FIELDS + ["inscrits"],
         ) as inp:
+            run.start_progress(inp.size)
             lay = detect_layout(path, inp.header)
             n = len(inp.header)
             for row in inp.reader:
-                if not row:
-                    continue
-                line = inp.reader.line_num
-                report.rows_read += 1
-                if len(row) != n:
-                    log.reject(line, "", f"{len(row)} fields instead of {n}")
-                    continue
-                code = _station(row, lay)
-                if not KEY.match(code):
-                    log.reject(
-                        line,
-                        "codeBureauVote",
-                        f"{code!r} is not a polling-station code like 92002_0001",
-                    )
-                    continue
-                try:
-                    totals = {k: _int(row[i]) for k, i in lay.totals.items()}
-                except ValueError as exc:
-                    log.reject(line, "totals", str(exc))
-                    continue
-                if lay.fmt == "wide" and code in stations:
-                    raise fail(
-                        path,
-                        f"duplicated polling station {code} on lines {station_line[code]} and "
-                        f"{line}: a wide results file has one row per station.",
-                        line=line,
-                    )
-                if code not in stations:
-                    stations[code] = (
-                        code,
-                        code.split("_")[0],
-                        totals.get("inscrits"),
-                        totals.get("votants"),
-                        totals.get("abstentions"),
-                        totals.get("exprimes"),
-                        totals.get("blancs"),
-                        totals.get("nuls"),
-                    )
-                    station_line[code] = line
-                try:
-                    for k, cols in lay.blocks.items():
-                        voix = _int(row[cols["voix"]])
-                        raw_pos = row[cols["position"]] if "position" in cols else ""
-                        position = _int(raw_pos) if raw_pos.strip() else None
-                        if voix is None and position is None:
-                            continue  # fewer candidates in this station
-                        if position is None:
-                            position = k
-                        if (code, position) in candidates:
-                            raise fail(
-                                path,
-                                f"duplicated candidate {position} for polling station {code}.",
-                                line=line,
-                            )
-                        nuance = row[cols["nuance"]].strip() if "nuance" in cols else None
-                        candidates[(code, position)] = (
-                            code,
-                            position,
-                            nuance or None,
-                            _label(row, cols),
-                            voix,
-                        )
-                except ValueError as exc:
-                    log.reject(line, "Voix", str(exc))
-                    continue
-        log.check(max_rejects)
-        if report.rows_read == 0:
+                if row:
+                    run.report.rows_read += 1
+                    _read_row(run, row, inp.reader.line_num, n, lay, found)
+                    if run.report.rows_read % 10_000 == 0:
+                        run.progress(inp.position, run.report.rows_read)
+            run.progress_finished()
+        run.check_rejects()
+        if run.report.rows_read == 0:
             raise fail(path, "the file has a header but no rows.", line=2)
-        try:
-            async with connect(owner_url) as conn, conn.transaction():
-                known = {r["code"] for r in await conn.fetch("SELECT code FROM district")}
-                if not known:
-                    raise fail(
-                        path,
-                        "no district is loaded yet: import the districts first "
-                        "(porte import districts FILE).",
-                    )
-                unmatched = sorted(set(stations) - known)
-                if len(unmatched) == len(stations):
-                    raise fail(
-                        path,
-                        f"none of the {len(stations)} polling-station codes matches a loaded "
-                        f"district (e.g. {unmatched[0]}). Check that the file covers the same "
-                        "area as the districts and that the codes look like 92002_0001.",
-                    )
-                eid = await conn.fetchval(
-                    "INSERT INTO election (name, source_file) VALUES ($1, $2)"
-                    " ON CONFLICT (name) DO UPDATE SET source_file = excluded.source_file,"
-                    " loaded_at = clock_timestamp() RETURNING id",
-                    name,
-                    path.name,
+        async with run.transaction(owner_url) as conn:
+            await _store(conn, run, name, lay, found)
+    return run.report
+
+
+def _read_row(
+    run: ReferenceImport, row: list[str], line: int, n: int, lay: Layout, found: _Results
+) -> None:
+    """One row: its station's totals and its candidates' votes, or a rejected row."""
+    log, stations, candidates = run.log, found.stations, found.candidates
+    if len(row) != n:
+        log.reject(line, "", f"{len(row)} fields instead of {n}")
+        return
+    code = _station(row, lay)
+    if not KEY.match(code):
+        why = f"{code!r} is not a polling-station code like 92002_0001"
+        log.reject(line, "codeBureauVote", why)
+        return
+    try:
+        totals = {k: _int(row[i]) for k, i in lay.totals.items()}
+    except ValueError as exc:
+        log.reject(line, "totals", str(exc))
+        return
+    if lay.fmt == "wide" and code in stations:
+        raise fail(
+            run.path,
+            f"duplicated polling station {code} on lines {found.station_line[code]} and "
+            f"{line}: a wide results file has one row per station.",
+            line=line,
+        )
+    if code not in stations:
+        stations[code] = (
+            code,
+            code.split("_")[0],
+            *(totals.get(k) for k in ("inscrits", "votants", "abstentions", "exprimes")),
+            *(totals.get(k) for k in ("blancs", "nuls")),
+        )
+        found.station_line[code] = line
+    try:
+        for k, cols in lay.blocks.items():
+            voix = _int(row[cols["voix"]])
+            raw_pos = row[cols["position"]] if "position" in cols else ""
+            position = _int(raw_pos) if raw_pos.strip() else None
+            if voix is None and position is None:
+                continue  # fewer candidates in this station
+            if position is None:
+                position = k
+            if (code, position) in candidates:
+                raise fail(
+                    run.path,
+                    f"duplicated candidate {position} for polling station {code}.",
+                    line=line,
                 )
-                await conn.execute("DELETE FROM election_result WHERE election_id = $1", eid)
-                await conn.execute(
-                    "DELETE FROM election_candidate_result WHERE election_id = $1", eid
-                )
-                await conn.copy_records_to_table(
-                    "election_result",
-                    records=[(eid, *s) for s in stations.values()],
-                    columns=[
-                        "election_id",
-                        "district_code",
-                        "commune_code",
-                        "inscrits",
-                        "votants",
-                        "abstentions",
-                        "exprimes",
-                        "blancs",
-                        "nuls",
-                    ],
-                )
-                await conn.copy_records_to_table(
-                    "election_candidate_result",
-                    records=[(eid, *c) for c in candidates.values()],
-                    columns=["election_id", "district_code", "position", "nuance", "label", "voix"],
-                )
-                for code in unmatched:
-                    log.note(
-                        station_line[code],
-                        "codeBureauVote",
-                        "unmatched",
-                        f"polling station {code} has results but no contour (kept)",
-                    )
-                report.rows_loaded = report.rows_read - log.rejected - log.skipped
-                report.rows_rejected, report.rows_skipped = log.rejected, log.skipped
-                report.details.update(
-                    election=name,
-                    election_id=eid,
-                    format=lay.fmt,
-                    stations=len(stations),
-                    matched=len(stations) - len(unmatched),
-                    unmatched=unmatched,
-                    candidates=len(candidates),
-                )
-                report.notes.append(
-                    f"election {name!r}: {len(stations)} polling stations ({lay.fmt} format), "
-                    f"{len(stations) - len(unmatched)} joined to a district"
-                    + (f"; no contour for {', '.join(unmatched)} (kept)" if unmatched else "")
-                    + "."
-                )
-                await record_run(conn, report, source="interieur", started=started_wall)
-        except asyncpg.PostgresError as exc:
-            raise translate_db_error(path, exc) from None
-    finally:
-        report.report_path = log.close()
-    report.seconds = now() - t0
-    return report
+            nuance = row[cols["nuance"]].strip() if "nuance" in cols else None
+            candidates[(code, position)] = (code, position, nuance or None, _label(row, cols), voix)
+    except ValueError as exc:
+        log.reject(line, "Voix", str(exc))
+
+
+STATION_COLUMNS = [
+    "election_id", "district_code", "commune_code", "inscrits", "votants", "abstentions",
+    "exprimes", "blancs", "nuls",
+]  # fmt: skip
+CANDIDATE_COLUMNS = ["election_id", "district_code", "position", "nuance", "label", "voix"]
+
+
+async def _store(
+    conn: asyncpg.Connection, run: ReferenceImport, name: str, lay: Layout, found: _Results
+) -> None:
+    """Replace the election's results; stations without a contour are kept and reported."""
+    path, stations = run.path, found.stations
+    known = {r["code"] for r in await conn.fetch("SELECT code FROM district")}
+    if not known:
+        raise fail(
+            path,
+            "no district is loaded yet: import the districts first (porte import districts FILE).",
+        )
+    unmatched = sorted(set(stations) - known)
+    if len(unmatched) == len(stations):
+        raise fail(
+            path,
+            f"none of the {len(stations)} polling-station codes matches a loaded "
+            f"district (e.g. {unmatched[0]}). Check that the file covers the same "
+            "area as the districts and that the codes look like 92002_0001.",
+        )
+    eid = await conn.fetchval(
+        "INSERT INTO election (name, source_file) VALUES ($1, $2)"
+        " ON CONFLICT (name) DO UPDATE SET source_file = excluded.source_file,"
+        " loaded_at = clock_timestamp() RETURNING id",
+        name,
+        path.name,
+    )
+    await conn.execute("DELETE FROM election_result WHERE election_id = $1", eid)
+    await conn.execute("DELETE FROM election_candidate_result WHERE election_id = $1", eid)
+    await conn.copy_records_to_table(
+        "election_result",
+        records=[(eid, *s) for s in stations.values()],
+        columns=STATION_COLUMNS,
+    )
+    await conn.copy_records_to_table(
+        "election_candidate_result",
+        records=[(eid, *c) for c in found.candidates.values()],
+        columns=CANDIDATE_COLUMNS,
+    )
+    for code in unmatched:
+        run.log.note(
+            found.station_line[code],
+            "codeBureauVote",
+            "unmatched",
+            f"polling station {code} has results but no contour (kept)",
+        )
+    run.counted(loaded=run.report.rows_read - run.log.rejected - run.log.skipped)
+    matched = len(stations) - len(unmatched)
+    run.report.details.update(
+        election=name,
+        election_id=eid,
+        format=lay.fmt,
+        stations=len(stations),
+        matched=matched,
+        unmatched=unmatched,
+        candidates=len(found.candidates),
+    )
+    run.report.notes.append(
+        f"election {name!r}: {len(stations)} polling stations ({lay.fmt} format), "
+        f"{matched} joined to a district"
+        + (f"; no contour for {', '.join(unmatched)} (kept)" if unmatched else "")
+        + "."
+    )
+    await run.record(conn, source="interieur")

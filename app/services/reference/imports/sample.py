@@ -10,6 +10,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from app.importrun import OnProgress
 from app.paths import DATA_DIR
 
 SAMPLE_DIR = DATA_DIR / "sample_insee"
@@ -32,18 +33,23 @@ MAX_QUOTED = 5
 
 
 async def load_sample_async(
-    owner_url: str, *, quiet: bool = False, report_dir: Path | None = None
+    owner_url: str,
+    *,
+    quiet: bool = False,
+    report_dir: Path | None = None,
+    on_progress: OnProgress | None = None,
 ) -> dict[str, Any]:
     """Import every sample file (each import is its own transaction); return the reports.
 
-    ``quiet`` hides the progress bars, not the summaries. The generated doors and the reports go
-    to ``report_dir``, or to a temporary folder removed at the end (the few rows the sample's
-    files skip are quoted in the summary itself).
+    The imports' progress goes to ``on_progress`` (not when ``quiet``), the summaries are
+    printed. The generated doors and the reports go to ``report_dir``, or to a temporary folder
+    removed at the end (the few rows the sample's files skip are quoted in the summary itself).
     """
+    progress = None if quiet else on_progress
     if report_dir is None:
         with tempfile.TemporaryDirectory(prefix="porte-sample-") as tmp:
-            return await _load(owner_url, quiet=quiet, report_dir=Path(tmp), keep=False)
-    return await _load(owner_url, quiet=quiet, report_dir=Path(report_dir), keep=True)
+            return await _load(owner_url, progress=progress, report_dir=Path(tmp), keep=False)
+    return await _load(owner_url, progress=progress, report_dir=Path(report_dir), keep=True)
 
 
 def _quote_rejects(report: Any) -> None:
@@ -57,7 +63,9 @@ def _quote_rejects(report: Any) -> None:
     report.report_path = None
 
 
-async def _load(owner_url: str, *, quiet: bool, report_dir: Path, keep: bool) -> dict[str, Any]:
+async def _load(
+    owner_url: str, *, progress: OnProgress | None, report_dir: Path, keep: bool
+) -> dict[str, Any]:
     from app.services.reference.imports.addresses import import_addresses
     from app.services.reference.imports.constituencies import import_constituencies
     from app.services.reference.imports.districts import import_districts
@@ -81,21 +89,27 @@ async def _load(owner_url: str, *, quiet: bool, report_dir: Path, keep: bool) ->
         )
         print(report.summary())
 
-    show(await import_tiles(owner_url, TILES, quiet=quiet, report_path=rp(TILES)))
-    show(await import_districts(owner_url, DISTRICTS, quiet=quiet, report_path=rp(DISTRICTS)))
+    show(await import_tiles(owner_url, TILES, on_progress=progress, report_path=rp(TILES)))
+    show(
+        await import_districts(
+            owner_url, DISTRICTS, on_progress=progress, report_path=rp(DISTRICTS)
+        )
+    )
     show(
         await import_constituencies(
-            owner_url, CONSTITUENCIES, quiet=quiet, report_path=rp(CONSTITUENCIES)
+            owner_url, CONSTITUENCIES, on_progress=progress, report_path=rp(CONSTITUENCIES)
         )
     )
     for name, path in ELECTIONS:
         show(
-            await import_results(owner_url, path, election=name, quiet=quiet, report_path=rp(path))
+            await import_results(
+                owner_url, path, election=name, on_progress=progress, report_path=rp(path)
+            )
         )
     synthetic = report_dir / SYNTHETIC_NAME
     totals = generate_doors(TILES, DISTRICTS, synthetic)
     rep = await import_addresses(
-        owner_url, synthetic, source="synthetic", quiet=quiet, report_path=rp(synthetic)
+        owner_url, synthetic, source="synthetic", on_progress=progress, report_path=rp(synthetic)
     )
     rep.kind = "synthetic_doors"
     rep.notes.append(
@@ -103,7 +117,9 @@ async def _load(owner_url: str, *, quiet: bool, report_dir: Path, keep: bool) ->
         f"{totals['households']:,.0f} households, generated from the INSEE tiles."
     )
     show(rep)
-    rep = await import_addresses(owner_url, BRUZ_BAL, quiet=quiet, report_path=rp(BRUZ_BAL))
+    rep = await import_addresses(
+        owner_url, BRUZ_BAL, on_progress=progress, report_path=rp(BRUZ_BAL)
+    )
     rep.kind = "bruz_doors"
     show(rep)
     from app.services.reference.allocation import refresh_if_stale
@@ -117,9 +133,14 @@ async def _load(owner_url: str, *, quiet: bool, report_dir: Path, keep: bool) ->
     return out
 
 
-def load_sample(owner_url: str, quiet: bool = False, report_dir: Path | None = None) -> dict:
+def load_sample(
+    owner_url: str,
+    quiet: bool = False,
+    report_dir: Path | None = None,
+    on_progress: OnProgress | None = None,
+) -> dict:
     """Synchronous wrapper (runs its own event loop, in a thread if one is already running)."""
-    coro = load_sample_async(owner_url, quiet=quiet, report_dir=report_dir)
+    coro = load_sample_async(owner_url, quiet=quiet, report_dir=report_dir, on_progress=on_progress)
     try:
         asyncio.get_running_loop()
     except RuntimeError:

@@ -8,26 +8,22 @@ for duplicated ids, then upserted: re-importing the same file replaces its tiles
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
 from app.geo.insee import TileIdError, parse_tile_id
+from app.importrun import OnProgress
 from app.services.reference.imports.common import (
     Fault,
     ImportReport,
-    Progress,
+    ReferenceImport,
     RejectLog,
-    connect,
     fail,
-    find_columns,
-    now,
-    open_csv,
-    record_run,
-    translate_db_error,
 )
+from app.services.reference.imports.csvinput import find_columns, open_csv
 
 COUNTS = [
     "ind", "men", "men_pauv", "men_1ind", "men_5ind", "men_prop", "men_fmp", "ind_snv",
@@ -139,11 +135,9 @@ def _csv_rows(inp, cols: dict[str, int]) -> Iterator[tuple[int, dict[str, object
 
 def _gpkg_rows(path: Path, layer: str | None, log: RejectLog):
     """Rows of a GeoPackage (or any GDAL layer), streamed in Arrow batches; each square derived
-    from an id is checked against the file's own polygon (reprojected)."""
-    import numpy as np
+    from an id is checked against the file's own polygon (reprojected). Returns the feature count
+    and the rows."""
     import pyogrio
-    import shapely
-    from pyogrio.raw import open_arrow
     from pyproj import CRS, Transformer
 
     try:
@@ -156,21 +150,36 @@ def _gpkg_rows(path: Path, layer: str | None, log: RejectLog):
     header = [str(f) for f in info["fields"]]
     cols = find_columns(path, header, SPEC, REQUIRED, line=None)
     names = {k: header[i] for k, i in cols.items()}
-    has_geometry = info.get("geometry_type") not in (None, "None")
-    to_file = None
-    if has_geometry:
+    squares = None
+    if info.get("geometry_type") not in (None, "None"):
         if info.get("crs") is None:
             raise fail(path, "the layer declares no CRS; cannot check the squares.")
         file_crs = CRS.from_user_input(info["crs"])
-        to_file = Transformer.from_crs(CRS.from_epsg(3035), file_crs, always_xy=True)
-        scale = 1e10 if file_crs.is_geographic else 1.0  # degrees² -> roughly m²
+        squares = _Squares(
+            Transformer.from_crs(CRS.from_epsg(3035), file_crs, always_xy=True),
+            1e10 if file_crs.is_geographic else 1.0,  # degrees² -> roughly m²
+            info["crs"],
+        )
+    return total, _gpkg_features(path, layer, names, squares, log)
 
-    def mismatch_of(ids: list, wkb: list) -> np.ndarray:
+
+class _Squares:
+    """Checks the squares derived from tile ids against the file's polygons (in its CRS)."""
+
+    def __init__(self, to_file: Any, scale: float, crs: str):
+        self.to_file, self.scale, self.crs = to_file, scale, crs
+
+    def mismatch(self, ids: list, wkb: list) -> tuple[Any, Any]:
+        """Area (m²) of the difference between each id's square and its polygon, and whether it
+        could be measured."""
+        import numpy as np
+        import shapely
+
         squares, valid = [], []
         for ident in ids:
             try:
                 xs, ys = zip(*parse_tile_id(str(ident)).corners(), strict=True)
-                fx, fy = to_file.transform(xs, ys)
+                fx, fy = self.to_file.transform(xs, ys)
                 squares.append(shapely.Polygon(list(zip(fx, fy, strict=True))))
                 valid.append(True)
             except (TileIdError, ValueError):
@@ -180,51 +189,48 @@ def _gpkg_rows(path: Path, layer: str | None, log: RejectLog):
         ok = np.array(valid) & ~shapely.is_missing(geoms)
         out = np.zeros(len(ids))
         sq = np.array(squares, dtype=object)
-        out[ok] = shapely.area(shapely.symmetric_difference(sq[ok], geoms[ok])) * scale
+        out[ok] = shapely.area(shapely.symmetric_difference(sq[ok], geoms[ok])) * self.scale
         return out, ok
 
-    def rows():
-        line = 0
-        first = True
-        wanted = [names[k] for k in cols]
-        with open_arrow(
-            path,
-            layer=layer,
-            columns=wanted,
-            read_geometry=has_geometry,
-            use_pyarrow=True,
-            batch_size=20_000,
-        ) as (meta, reader):
-            geom_name = meta.get("geometry_name") or "wkb_geometry"
-            for batch in reader:
-                data = batch.to_pydict()
-                n = batch.num_rows
-                if has_geometry:
-                    mismatch, checked = mismatch_of(data[names["id"]], data[geom_name])
-                    if (
-                        first
-                        and checked.any()
-                        and (mismatch[checked] > MAX_SQUARE_MISMATCH_M2).all()
-                    ):
-                        raise fail(
-                            path,
-                            "none of the squares derived from the tile ids matches the file's "
-                            f"geometry in its declared CRS ({info['crs']}): the CRS is probably "
-                            "wrong.",
-                        )
-                    first = False
-                for i in range(n):
-                    line += 1
-                    if has_geometry and mismatch[i] > MAX_SQUARE_MISMATCH_M2:
-                        log.reject(
-                            line, "geometry",
-                            f"INSEE's geometry differs from the square of its id by "
-                            f"{mismatch[i]:.1f} m²",
-                        )  # fmt: skip
-                        continue
-                    yield line, {k: data[names[k]][i] for k in cols}
 
-    return total, rows()
+def _gpkg_features(path: Path, layer: str | None, names: dict, squares: _Squares | None, log):
+    """(feature number, values) of the layer; a feature whose polygon is not its id's square is
+    rejected, and a first batch where none matches refuses the file (wrong CRS)."""
+    from pyogrio.raw import open_arrow
+
+    line = 0
+    first = True
+    with open_arrow(
+        path,
+        layer=layer,
+        columns=list(names.values()),
+        read_geometry=squares is not None,
+        use_pyarrow=True,
+        batch_size=20_000,
+    ) as (meta, reader):
+        geom_name = meta.get("geometry_name") or "wkb_geometry"
+        for batch in reader:
+            data = batch.to_pydict()
+            if squares is not None:
+                mismatch, checked = squares.mismatch(data[names["id"]], data[geom_name])
+                if first and checked.any() and (mismatch[checked] > MAX_SQUARE_MISMATCH_M2).all():
+                    raise fail(
+                        path,
+                        "none of the squares derived from the tile ids matches the file's "
+                        f"geometry in its declared CRS ({squares.crs}): the CRS is probably "
+                        "wrong.",
+                    )
+                first = False
+            for i in range(batch.num_rows):
+                line += 1
+                if squares is not None and mismatch[i] > MAX_SQUARE_MISMATCH_M2:
+                    log.reject(
+                        line, "geometry",
+                        f"INSEE's geometry differs from the square of its id by "
+                        f"{mismatch[i]:.1f} m²",
+                    )  # fmt: skip
+                    continue
+                yield line, {k: data[names[k]][i] for k in names}
 
 
 async def import_tiles(
@@ -236,34 +242,22 @@ async def import_tiles(
     encoding: str = "utf-8-sig",
     max_rejects: int = 0,
     report_path: Path | None = None,
-    quiet: bool = False,
+    on_progress: OnProgress | None = None,
     fault: Fault = None,
 ) -> ImportReport:
     """Import Filosofi tiles from a CSV (.csv/.csv.gz) or a GeoPackage in one transaction."""
     path = Path(path)
-    started_wall, t0 = time.time(), now()
-    report = ImportReport("tiles", path, path.name)
-    log = RejectLog(path, report_path)
-    counter = {"read": 0, "sent": 0}
     gis = path.suffix.lower() in (".gpkg", ".geojson", ".json", ".shp", ".fgb")
-    try:
+    with ReferenceImport(
+        "tiles", path, report_path=report_path, max_rejects=max_rejects, on_progress=on_progress
+    ) as run:
+        counter = {"read": 0, "sent": 0}
         if gis:
             if not path.exists():
                 raise fail(path, "no such file.")
-            total, rows = _gpkg_rows(path, layer, log)
-            await _load(
-                owner_url,
-                path,
-                _records(rows, log, counter),
-                log,
-                counter,
-                report,
-                max_rejects,
-                quiet,
-                total,
-                fault,
-                started_wall,
-            )
+            total, rows = _gpkg_rows(path, layer, run.log)
+            run.start_progress(total)
+            await _load(owner_url, run, _records(rows, run.log, counter), counter, fault)
         else:
             with open_csv(
                 path,
@@ -273,24 +267,10 @@ async def import_tiles(
                 hint_columns=SPEC["id"],
             ) as inp:
                 cols = find_columns(path, inp.header, SPEC, REQUIRED)
-                rows = _checked_csv_rows(inp, cols, log)
-                await _load(
-                    owner_url,
-                    path,
-                    _records(rows, log, counter),
-                    log,
-                    counter,
-                    report,
-                    max_rejects,
-                    quiet,
-                    None,
-                    fault,
-                    started_wall,
-                )
-    finally:
-        report.report_path = log.close()
-    report.seconds = now() - t0
-    return report
+                rows = _checked_csv_rows(inp, cols, run.log)
+                run.start_progress(None)
+                await _load(owner_url, run, _records(rows, run.log, counter), counter, fault)
+    return run.report
 
 
 def _checked_csv_rows(inp, cols, log):
@@ -302,16 +282,16 @@ def _checked_csv_rows(inp, cols, log):
 
 
 async def _load(
-    owner_url, path, records, log, counter, report, max_rejects, quiet, total, fault, started_wall
-):
-    progress = Progress(f"tiles {path.name}", total, quiet)
+    owner_url: str, run: ReferenceImport, records: Iterator[tuple], counter: dict, fault: Fault
+) -> None:
+    """Stage the records, refuse duplicated ids, replace this file's tiles; report, record."""
 
-    async def batches():
+    async def batches() -> AsyncIterator[tuple]:
         batch = []
         for rec in records:
             batch.append(rec)
             if len(batch) >= 10_000:
-                progress.update(counter["read"], counter["read"])
+                run.progress(counter["read"], counter["read"])
                 for r in batch:
                     yield r
                 batch = []
@@ -320,50 +300,43 @@ async def _load(
         for r in batch:
             yield r
 
-    try:
-        async with connect(owner_url) as conn:
-            try:
-                async with conn.transaction():
-                    await conn.execute(CREATE_STAGE)
-                    await conn.copy_records_to_table(
-                        "tile_stage", records=batches(), columns=STAGE_COLUMNS
-                    )
-                    log.check(max_rejects)
-                    if counter["read"] == 0:
-                        raise fail(path, "the file has a header but no rows.", line=2)
-                    dups = await conn.fetch(
-                        "SELECT id, array_agg(line ORDER BY line) AS lines FROM tile_stage"
-                        " GROUP BY id HAVING count(*) > 1 ORDER BY min(line) LIMIT 5"
-                    )
-                    if dups:
-                        listed = "; ".join(
-                            f"{d['id']} on lines {', '.join(map(str, d['lines']))}" for d in dups
-                        )
-                        raise fail(
-                            path,
-                            f"duplicated tile id(s): {listed}. Each tile must appear once.",
-                            line=dups[0]["lines"][1],
-                        )
-                    await conn.execute(
-                        "DELETE FROM insee_tile t WHERE t.source_file = $1 AND NOT EXISTS"
-                        " (SELECT 1 FROM tile_stage s WHERE s.id = t.id)",
-                        path.name,
-                    )
-                    await conn.execute(UPSERT, path.name)
-                    report.rows_read, report.rows_loaded = counter["read"], counter["sent"]
-                    report.rows_skipped, report.rows_rejected = log.skipped, log.rejected
-                    tot = await conn.fetchrow(
-                        "SELECT count(*) AS n, sum(ind) AS ind, sum(men) AS men,"
-                        " count(*) FILTER (WHERE i_est_200 = 1) AS imputed"
-                        " FROM insee_tile WHERE source_file = $1",
-                        path.name,
-                    )
-                    report.notes.append(
-                        f"{tot['n']:,} tiles from this file: {tot['ind'] or 0:,.1f} individuals, "
-                        f"{tot['men'] or 0:,.1f} households, {tot['imputed']:,} imputed tiles."
-                    )
-                    await record_run(conn, report, source="insee", started=started_wall)
-            except asyncpg.PostgresError as exc:
-                raise translate_db_error(path, exc) from None
-    finally:
-        progress.close(total)
+    name = run.path.name
+    async with run.transaction(owner_url) as conn:
+        await conn.execute(CREATE_STAGE)
+        await conn.copy_records_to_table("tile_stage", records=batches(), columns=STAGE_COLUMNS)
+        run.check_rejects()
+        if counter["read"] == 0:
+            raise run.fail("the file has a header but no rows.", line=2)
+        await _refuse_duplicates(conn, run)
+        await conn.execute(
+            "DELETE FROM insee_tile t WHERE t.source_file = $1 AND NOT EXISTS"
+            " (SELECT 1 FROM tile_stage s WHERE s.id = t.id)",
+            name,
+        )
+        await conn.execute(UPSERT, name)
+        run.counted(read=counter["read"], loaded=counter["sent"])
+        tot = await conn.fetchrow(
+            "SELECT count(*) AS n, sum(ind) AS ind, sum(men) AS men,"
+            " count(*) FILTER (WHERE i_est_200 = 1) AS imputed"
+            " FROM insee_tile WHERE source_file = $1",
+            name,
+        )
+        run.report.notes.append(
+            f"{tot['n']:,} tiles from this file: {tot['ind'] or 0:,.1f} individuals, "
+            f"{tot['men'] or 0:,.1f} households, {tot['imputed']:,} imputed tiles."
+        )
+        await run.record(conn, source="insee")
+
+
+async def _refuse_duplicates(conn: asyncpg.Connection, run: ReferenceImport) -> None:
+    """Each tile appears once in a file: name the first duplicated ids and their lines."""
+    dups = await conn.fetch(
+        "SELECT id, array_agg(line ORDER BY line) AS lines FROM tile_stage"
+        " GROUP BY id HAVING count(*) > 1 ORDER BY min(line) LIMIT 5"
+    )
+    if dups:
+        listed = "; ".join(f"{d['id']} on lines {', '.join(map(str, d['lines']))}" for d in dups)
+        raise run.fail(
+            f"duplicated tile id(s): {listed}. Each tile must appear once.",
+            line=dups[0]["lines"][1],
+        )

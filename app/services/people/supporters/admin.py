@@ -1,0 +1,94 @@
+"""The campaign context of a supporter import run on the server (``porte supporters import``),
+in the name of an admin of the campaign, checked as the API checks a caller."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import text
+
+from app.errors import ImportFailed, NotFound
+
+_ACCOUNT = text("SELECT id, is_active, token_version FROM app_user WHERE email = :e")
+_CAMPAIGNS = text(
+    "SELECT c.id, c.name FROM campaign c JOIN membership m ON m.campaign_id = c.id "
+    "AND m.user_id = :u WHERE c.id = CAST(:id AS uuid) "
+    "OR (CAST(:id AS uuid) IS NULL AND c.name = :name) ORDER BY c.created_at"
+)
+
+
+async def admin_context(
+    session: Any, settings: Any, *, campaign: str, admin_email: str, client: str
+) -> Any:
+    """The campaign context of an import run on the server in the name of ``admin_email``.
+
+    The account must exist and be active, and be an admin member of the campaign (given by id
+    or exact name, among the account's campaigns); the transaction's tenant is then that campaign.
+    """
+    from app.context import CampaignContext, Principal
+    from app.security import STANDING_TEXT
+
+    email = admin_email.strip().lower()
+    account = (await session.execute(_ACCOUNT, {"e": email})).first()
+    if account is None:
+        raise NotFound(
+            f"No account {email}. The import is made in the name of an admin of the campaign: "
+            "give the e-mail they sign in with."
+        )
+    if not account.is_active:
+        raise ImportFailed(f"The account {email} is disabled; it cannot import supporters.")
+    from app.db import set_tenant
+
+    await set_tenant(session, None, account.id)  # row-level security: this account's campaigns
+    try:
+        cid: uuid.UUID | None = uuid.UUID(campaign.strip())
+    except ValueError:
+        cid = None
+    found = (
+        await session.execute(_CAMPAIGNS, {"id": cid, "name": campaign.strip(), "u": account.id})
+    ).all()
+    if not found:
+        raise NotFound(
+            f"{email} is not a member of any campaign "
+            + (f"with id {cid}" if cid else f"named {campaign.strip()!r} (exact name, with case)")
+            + ". Check it, or give the campaign id (GET /campaigns lists the campaigns of a "
+            "signed-in account)."
+        )
+    if len(found) > 1:
+        raise ImportFailed(
+            f"{len(found)} campaigns of {email} are named {campaign.strip()!r}: give the campaign "
+            f"id instead ({', '.join(str(r.id) for r in found)})."
+        )
+    cid, name = found[0].id, found[0].name
+    standing = (
+        (
+            await session.execute(
+                STANDING_TEXT,
+                {"c": cid, "u": account.id, "i": None, "v": account.token_version},
+            )
+        )
+        .mappings()
+        .first()
+    )
+    if standing is None or standing["role"] != "admin":
+        role = standing["role"] if standing else "no"
+        raise ImportFailed(
+            f"{email} has the {role} role in campaign {name!r}, not admin: only an admin of the "
+            "campaign, accountable for its supporter file, may import supporters. An admin can "
+            "change roles (PATCH /campaigns/{cid}/members/{user_id}), or give another admin's "
+            "e-mail."
+        )
+    ctx = CampaignContext(
+        campaign_id=cid,
+        role="admin",
+        principal=Principal(user_id=account.id),
+        session=session,
+        k_threshold=standing["k_threshold"],
+        election_date=standing["election_date"],
+        request_id=f"cli-{uuid.uuid4()}",
+        client=client,
+        settings=settings,
+    )
+    ctx.extras.update(campaign_name=name, email=email)
+    return ctx
