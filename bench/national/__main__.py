@@ -333,10 +333,16 @@ async def make_campaign(owner: str, supporters: int, visits: int) -> dict:
         await conn.execute(text("SET CONSTRAINTS supporter_requires_consent DEFERRED"))
         await conn.execute(
             text(
-                "INSERT INTO supporter (campaign_id, status, geom, address_id, geocode_level) "
-                "SELECT :c, 'active', geom, id, 'manual' FROM address "
-                "WHERE abs(hashtext(id::text || 's')) % 1000 < 1000 * :n / "
-                "(SELECT count(*) FROM address)::float8"
+                # SYNTHETIC supporters at sampled doors: only the clear cells the ranking reads
+                # (their door would be encrypted; nothing here is personal data)
+                "INSERT INTO supporter (campaign_id, status, tile_id, bv_code, iris_code, "
+                "cells_version, geocode_level) "
+                "SELECT :c, 'active', c.tile_id, c.bv_code, c.iris_code, "
+                "(SELECT version FROM district_version), 'manual' "
+                "FROM (SELECT lon, lat FROM address "
+                "      WHERE abs(hashtext(id::text || 's')) % 1000 < 1000 * :n / "
+                "      (SELECT count(*) FROM address)::float8) a "
+                "CROSS JOIN LATERAL porte_point_cells(a.lon, a.lat) c"
             ),
             {"c": cid, "n": supporters},
         )
@@ -512,7 +518,9 @@ def mvt(app_url: str, owner: str, c: dict, args: argparse.Namespace) -> dict[str
     from app.security import access_token
 
     token = access_token(
-        Settings(secret_key=SECRET, access_token_minutes=240), uuid.UUID(str(c["users"]["analyst"]))
+        Settings(secret_key=SECRET, access_token_minutes=240),
+        uuid.UUID(str(c["users"]["analyst"])),
+        version=0,  # a new account's token version
     )
     headers = {"Authorization": f"Bearer {token}"}
     tiles = asyncio.run(map_tiles(owner, args.tiles_per_zoom))
