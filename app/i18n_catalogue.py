@@ -6,7 +6,8 @@
 ``./dev i18n`` runs both. It is what ``pybabel extract -F babel.cfg -k N_ -o messages.pot app``
 then ``pybabel update -i messages.pot -D messages -d app/locale --ignore-obsolete`` do, with
 babel's own API and without an intermediate file. Messages are found in ``_("…")`` and
-``N_("…")`` calls (babel's Python extractor, adjacent literals joined); a message with values is
+``N_("…")`` calls of the code (babel's Python extractor, adjacent literals joined) and of the
+HTML templates (``{{ _("…") }}``, Jinja's extractor); a message with values is
 written ``_("… {name} …").format(name=…)`` so that its translation can move ``{name}``.
 """
 
@@ -52,7 +53,7 @@ def extract(root: Path = APP) -> Catalog:
     template = Catalog(project="porte-a-porte", fuzzy=False)
     found = extract_from_dir(
         str(root),
-        method_map=[("**.py", "python")],
+        method_map=[("**.py", "python"), ("templates/**.html", "jinja2.ext:babel_extract")],
         keywords={**DEFAULT_KEYWORDS, "N_": None},
         comment_tags=("TRANSLATORS:",),
         strip_comment_tags=True,

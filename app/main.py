@@ -31,6 +31,7 @@ from app.local_secrets import announce_once, check_secrets, with_local_secrets
 
 log = logging.getLogger("porte")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
+_LANG_QUERY = re.compile(r"(?:^|&)lang=(fr|en)(?:&|$)")
 _WORDED = re.compile(r"json|text/(plain|csv)")
 
 SECURITY_HEADERS = {
@@ -96,6 +97,10 @@ class RequestContext:
         status = 0
         accept = next((v for k, v in scope["headers"] if k == b"accept-language"), b"")
         lang = negotiate(accept.decode("latin-1"), self.lang)
+        # a page opened from a link (the privacy notice's FR | EN links) may ask with ?lang=
+        asked = _LANG_QUERY.search(scope.get("query_string", b"").decode("latin-1"))
+        if asked:
+            lang = asked.group(1)
         lang_token = set_language(lang)
 
         async def send_with_headers(message: Message) -> None:

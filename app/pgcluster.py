@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.i18n import _
+
 SYSTEM_USER = "porte"
 DB_NAME = "porte"
 REPLICATION_ROLE = "porte_replicator"
@@ -76,13 +78,16 @@ def find_binaries() -> Binaries | None:
 def missing_message() -> str:
     """What to install when the server or PostGIS is missing."""
     has_pg = any((d / "initdb").exists() for d in _candidate_bindirs())
-    what = "PostGIS" if has_pg else "PostgreSQL and PostGIS"
-    return (
-        f"{what} not found on this machine. Install it with:\n"
-        f"    sudo apt-get install -y {' '.join(DEBIAN_PACKAGES)}\n"
-        "or run `porte db start --install` to let Porte-à-porte install it (root, Debian/Ubuntu). "
-        "Alternatively set DATABASE_URL to an existing PostGIS server."
+    head = (
+        _("PostGIS is not installed on this machine.")
+        if has_pg
+        else _("PostgreSQL and PostGIS are not installed on this machine.")
     )
+    return head + _(
+        " Install them with:\n    sudo apt-get install -y {packages}\nor run `porte db start "
+        "--install` to let Porte-à-porte install them (root, Debian/Ubuntu). Alternatively set "
+        "DATABASE_URL to an existing PostGIS server."
+    ).format(packages=" ".join(DEBIAN_PACKAGES))
 
 
 def install_packages() -> None:
@@ -126,7 +131,9 @@ class Cluster:
     def credentials(self) -> dict[str, str]:
         if not self.credentials_path.exists():
             raise ClusterError(
-                f"No cluster in {self.data_dir}. Run `porte db start` to create and start it."
+                _("No cluster in {path}. Run `porte db start` to create and start it.").format(
+                    path=self.data_dir
+                )
             )
         return json.loads(self.credentials_path.read_text())
 
@@ -189,7 +196,8 @@ class Cluster:
             if res.returncode != 0:
                 tail = self.log_path.read_text()[-2000:] if self.log_path.exists() else ""
                 raise ClusterError(
-                    f"PostgreSQL did not start (port {self.port} busy?).\n{res.stderr}\n{tail}"
+                    _("PostgreSQL did not start (port {port} busy?).").format(port=self.port)
+                    + f"\n{res.stderr}\n{tail}"
                 )
         if first:
             self._provision()
@@ -227,7 +235,7 @@ class Cluster:
             ]
         )
         if res.returncode != 0:
-            raise ClusterError(f"SQL failed: {res.stderr.strip()}")
+            raise ClusterError(_("SQL failed: {error}").format(error=res.stderr.strip()))
         return res.stdout
 
     def _check_reachable(self) -> None:
@@ -236,8 +244,10 @@ class Cluster:
             self.data_dir.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ClusterError(
-                f"Cannot create the database folder {self.data_dir}: {exc.strerror}. "
-                "Choose another one with PORTE_DB_DIR (a folder you can write to)."
+                _(
+                    "Cannot create the database folder {path}: {error}. Choose another one with "
+                    "PORTE_DB_DIR (a folder you can write to)."
+                ).format(path=self.data_dir, error=exc.strerror)
             ) from exc
         if os.geteuid() != 0:
             return
@@ -248,11 +258,17 @@ class Cluster:
                 break
             if self._run(["test", "-x", str(folder)]).returncode != 0:
                 raise ClusterError(
-                    f"The database server runs as the system user '{SYSTEM_USER}', which cannot "
-                    f"enter {folder} (mode {stat.filemode(folder.stat().st_mode)}), so it cannot "
-                    f"reach {self.data_dir}. Set PORTE_DB_DIR to a folder it can reach, e.g. "
-                    "/var/lib/porte-a-porte/db, or let it through with "
-                    f"`chmod o+x {folder}`."
+                    _(
+                        "The database server runs as the system user '{user}', which cannot "
+                        "enter {folder} (mode {mode}), so it cannot reach {path}. Set "
+                        "PORTE_DB_DIR to a folder it can reach, e.g. /var/lib/porte-a-porte/db, "
+                        "or let it through with `chmod o+x {folder}`."
+                    ).format(
+                        user=SYSTEM_USER,
+                        folder=folder,
+                        mode=stat.filemode(folder.stat().st_mode),
+                        path=self.data_dir,
+                    )
                 )
 
     def _initdb(self) -> None:
@@ -274,7 +290,7 @@ class Cluster:
             ]
         )
         if res.returncode != 0:
-            raise ClusterError(f"initdb failed:\n{res.stderr}")
+            raise ClusterError(_("initdb failed:") + f"\n{res.stderr}")
         conf = self.pgdata / "postgresql.conf"
         with conf.open("a") as fh:
             fh.write(
@@ -334,7 +350,7 @@ class Cluster:
         """
         standby = Cluster(data_dir, port)
         if standby.is_initialised():
-            raise ClusterError(f"{standby.pgdata} already holds a cluster.")
+            raise ClusterError(_("{path} already holds a cluster.").format(path=standby.pgdata))
         password = self.ensure_replication_role()
         standby._check_reachable()
         os.chmod(standby.data_dir, 0o755)
@@ -359,7 +375,7 @@ class Cluster:
         )
         if res.returncode != 0:
             shutil.rmtree(standby.pgdata, ignore_errors=True)
-            raise ClusterError(f"pg_basebackup failed:\n{res.stderr}")
+            raise ClusterError(_("pg_basebackup failed:") + f"\n{res.stderr}")
         with (standby.pgdata / "postgresql.conf").open("a") as fh:
             fh.write(
                 "\n# Porte-à-porte standby (later lines win)\n"

@@ -40,7 +40,7 @@ from app.config import Settings
 from app.context import CampaignContext, Principal
 from app.db import Database, set_tenant
 from app.errors import Forbidden, NotFound, Unauthorized
-from app.i18n import _
+from app.i18n import _, role_name
 
 JWT_ALGORITHM = "HS256"
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
@@ -106,11 +106,11 @@ def decode_token(settings: Settings, token: str, typ: str) -> dict[str, Any]:
             options={"require": ["exp", "iat", "typ"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise Unauthorized("Your session has expired: sign in again.") from exc
+        raise Unauthorized(_("Your session has expired: sign in again.")) from exc
     except jwt.PyJWTError as exc:
-        raise Unauthorized("Invalid token: sign in again.") from exc
+        raise Unauthorized(_("Invalid token: sign in again.")) from exc
     if claims.get("typ") != typ:
-        raise Unauthorized("Invalid token type.")
+        raise Unauthorized(_("Invalid token type."))
     return claims
 
 
@@ -195,7 +195,7 @@ def _principal_from(settings: Settings, token: str) -> tuple[Principal, float]:
         # Only to pick the expected type; decode_token then verifies signature, algorithm, expiry.
         unverified = jwt.decode(token, options={"verify_signature": False})
     except jwt.PyJWTError as exc:
-        raise Unauthorized("Invalid token: sign in again.") from exc
+        raise Unauthorized(_("Invalid token: sign in again.")) from exc
     try:
         if unverified.get("typ") == "invite":
             claims = decode_token(settings, token, "invite")
@@ -212,7 +212,7 @@ def _principal_from(settings: Settings, token: str) -> tuple[Principal, float]:
             )
         return principal, float(claims["exp"])
     except (KeyError, ValueError, TypeError) as exc:  # signed by us but malformed: refuse anyway
-        raise Unauthorized("Invalid token: sign in again.") from exc
+        raise Unauthorized(_("Invalid token: sign in again.")) from exc
 
 
 async def optional_principal(
@@ -245,7 +245,7 @@ async def current_principal(
 ) -> Principal:
     """The caller; 401 when anonymous."""
     if principal is None:
-        raise Unauthorized("Sign in first: send 'Authorization: Bearer <token>'.")
+        raise Unauthorized(_("Sign in first: send 'Authorization: Bearer <token>'."))
     return principal
 
 
@@ -257,7 +257,7 @@ async def current_user_id(
     The token's version must be the account's current one: logout, a new password or two-factor
     turned off end every access token at its next request."""
     if principal.user_id is None:
-        raise Forbidden("An invite session cannot do this; sign in with an account.")
+        raise Forbidden(_("An invite session cannot do this; sign in with an account."))
     await set_tenant(session, None, principal.user_id)
     row = (
         await session.execute(
@@ -266,7 +266,7 @@ async def current_user_id(
         )
     ).first()
     if row is None or not row.is_active:
-        raise Unauthorized("This account no longer exists or was disabled; ask your admin.")
+        raise Unauthorized(_("This account no longer exists or was disabled; ask your admin."))
     if row.token_version != principal.version:
         raise session_ended()
     return principal.user_id
@@ -282,7 +282,7 @@ async def server_right(request: Request, user_id: CurrentUserId, session: Sessio
     route = request.scope.get("route")
     rule = rule_for(request.method, getattr(route, "path", ""))
     if rule not in SERVER_RIGHTS:
-        raise Forbidden("This route has no authorization rule; nobody may call it.")
+        raise Forbidden(_("This route has no authorization rule; nobody may call it."))
     row = (
         await session.execute(
             text("SELECT can_create_campaigns, server_admin FROM app_user WHERE id = :u"),
@@ -331,7 +331,7 @@ def route_rule(request: Request) -> frozenset[str]:
     if not isinstance(rule, frozenset):
         # Fail closed: a campaign route missing from app.authz.ROUTE_ROLES (or given an
         # account-level rule) serves no one.
-        raise Forbidden("This route has no authorization rule; nobody may call it.")
+        raise Forbidden(_("This route has no authorization rule; nobody may call it."))
     return rule
 
 
@@ -348,16 +348,21 @@ def check_standing(
         raise session_ended()
     if standing is None:
         if principal.is_invite and principal.invite_campaign_id == campaign_id:
-            raise Unauthorized("This invite link has expired or was revoked; ask your organiser.")
-        raise NotFound("No such campaign, or you are not a member of it.")
+            raise Unauthorized(
+                _("This invite link has expired or was revoked; ask your organiser.")
+            )
+        raise NotFound(_("No such campaign, or you are not a member of it."))
     role = standing["role"]
     if standing["require_2fa"] and role in STAFF and not principal.mfa:
         raise Forbidden(
-            "This campaign requires two-factor sign-in for admins and organisers: turn it on "
-            "(POST /auth/totp/enrol, then /auth/totp/confirm) and sign in again with your code."
+            _(
+                "This campaign requires two-factor sign-in for admins and organisers: turn it "
+                "on (POST /auth/totp/enrol, then /auth/totp/confirm) and sign in again with your "
+                "code."
+            )
         )
     if role not in rule:
-        raise Forbidden(f"The {role} role may not do this.")
+        raise Forbidden(_("The {role} role may not do this.").format(role=role_name(role)))
 
 
 def _context(
@@ -394,7 +399,7 @@ async def campaign_context(
     """
     rule = route_rule(request)
     if principal.is_invite and principal.invite_campaign_id != campaign_id:
-        raise NotFound("No such campaign, or you are not a member of it.")
+        raise NotFound(_("No such campaign, or you are not a member of it."))
     standing = (
         (
             await session.execute(
@@ -430,7 +435,7 @@ async def hot_campaign_context(
     """
     rule = route_rule(request)
     if principal.is_invite and principal.invite_campaign_id != campaign_id:
-        raise NotFound("No such campaign, or you are not a member of it.")
+        raise NotFound(_("No such campaign, or you are not a member of it."))
     pool = await request.app.state.db.hot_pool()
     async with pool.acquire(timeout=request.app.state.settings.pool_timeout_s) as conn:
         standing = await conn.fetchrow(
@@ -494,7 +499,7 @@ async def replica_campaign_context(
     """
     rule = route_rule(request)
     if principal.is_invite and principal.invite_campaign_id != campaign_id:
-        raise NotFound("No such campaign, or you are not a member of it.")
+        raise NotFound(_("No such campaign, or you are not a member of it."))
     db: Database = request.app.state.db
     replica = _may_use_replica(request)
     async with AsyncExitStack() as stack:
@@ -547,7 +552,7 @@ async def replica_hot_campaign_context(
     the primary. Without a usable replica this is ``hot_campaign_context``."""
     rule = route_rule(request)
     if principal.is_invite and principal.invite_campaign_id != campaign_id:
-        raise NotFound("No such campaign, or you are not a member of it.")
+        raise NotFound(_("No such campaign, or you are not a member of it."))
     replica = _may_use_replica(request)
     async with AsyncExitStack() as stack:
         conn = None if replica is None else await replica.hot_connection(stack)

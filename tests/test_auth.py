@@ -159,7 +159,7 @@ async def test_totp_enrol_sign_in_replay_and_required_campaign(access_app, acces
         h = {"Authorization": f"Bearer {tok}"}
         # The campaign requires a second factor: refused until the account has one.
         refused = await c.get(f"/campaigns/{cid}", headers=h)
-        assert refused.status_code == 403 and "two-factor" in refused.json()["detail"]
+        assert refused.status_code == 403 and "double authentification" in refused.json()["detail"]
 
         enrol = await c.post("/auth/totp/enrol", headers=h)
         assert enrol.status_code == 200, enrol.text

@@ -146,7 +146,7 @@ async def test_sign_in_with_totp_after_key_rotation(make_db, monkeypatch):
         monkeypatch.setenv(name, value)
     result = await asyncio.to_thread(CliRunner().invoke, cli, ["keys", "rotate"])
     assert result.exit_code == 0, result.output
-    assert "1 account" in result.output and secret not in result.output
+    assert "1 compte(s)" in result.output and secret not in result.output
     row = await _totp_row(engine, uid)
     assert row.totp_key_id == "test2"
 

@@ -750,7 +750,7 @@ async def test_queue_waits_as_long_as_retry_after_says_with_jitter(
         await page.wait_for_function("() => document.body.dataset.retryIn", timeout=15000)
         wait = int(await page.evaluate("() => document.body.dataset.retryIn"))
         assert 3000 <= wait <= 4500, wait
-        # the toast rounds the wait up to whole seconds: 3 s, 4 s or 5 s
+        # the toast rounds the wait up to whole seconds (never sooner than it comes): 3, 4 or 5 s
         assert f"in {-(-wait // 1000)} s." in await page.inner_text("#toast")
         await _tap_in_list(page, tw.doors_a[1], "not_home")  # calls sync(): must not send yet
         await _wait_queue(page, 0)
@@ -763,3 +763,38 @@ async def test_queue_waits_as_long_as_retry_after_says_with_jitter(
         )
     finally:
         await ctx.close()
+
+
+async def test_volunteer_page_is_french_unless_the_phone_or_the_saved_choice_says_english(
+    browser, live_server, owner_engine
+):
+    """The phone page: French by default (a German phone too), English for a phone set to
+    English, and English on a French phone when the saved choice (``porte.lang``, which the
+    organiser page's FR | EN switch stores) says so; the API's words follow (Accept-Language)."""
+    tw = await make_turf_world(owner_engine, live_server.settings, n_doors=3)
+    link = await _invite_link(live_server, tw, tw.assignment_a)
+    cases = [
+        ("de-DE", None, "fr", "Me localiser", "Outils"),
+        ("en-GB", None, "en", "Locate me", "Tools"),
+        ("fr-FR", "en", "en", "Locate me", "Tools"),
+        ("en-US", "fr", "fr", "Me localiser", "Outils"),
+    ]
+    for locale, saved, lang, locate, tools in cases:
+        ctx = await browser.new_context(viewport=PHONE, locale=locale)
+        try:
+            page = await ctx.new_page()
+            if saved:
+                await page.add_init_script(f"localStorage.setItem('porte.lang', '{saved}')")
+            await page.goto(link)
+            await page.wait_for_selector("body[data-loaded='1']", timeout=20000)
+            assert await page.evaluate("document.documentElement.lang") == lang, locale
+            assert await page.inner_text("#btn-locate") == locate, locale
+            assert await page.get_attribute("nav.tools", "aria-label") == tools
+            said = await page.evaluate(
+                """async () => { try { await Porte.api('/districts/NOPE'); }
+                                 catch (e) { return e.message; } }"""
+            )
+            expected = "No district with code" if lang == "en" else "Aucun bureau de vote"
+            assert said.startswith(expected), (locale, said)
+        finally:
+            await ctx.close()

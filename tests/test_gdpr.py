@@ -321,6 +321,9 @@ async def test_withdrawing_mapping_only_leaves_the_counts_but_keeps_the_contact(
         json={"purposes": ["newsletter"]},
     )
     assert r.status_code == 422 and r.json()["field"] == "purposes"
+    # the refusal says which consent is missing, and which stand
+    assert "aucun consentement en cours pour « newsletter »" in r.json()["detail"]
+    assert "(en cours : contact)" in r.json()["detail"]
     listed = await client.get(w.url("/supporters?level=manual"), headers=w.headers["admin"])
     assert [i["id"] for i in listed.json()["items"]] == [ids[1]]
 
@@ -431,3 +434,14 @@ async def test_public_form_is_throttled_per_client_across_workers(settings):
     finally:
         await one.dispose()
         await two.dispose()
+
+
+async def test_objection_of_an_unplaced_supporter_says_what_to_do(client, world):
+    """A supporter not placed on a door yet: 409 saying to pick the door first (in French by
+    default; this refusal path once called a variable named `_` instead of the translation)."""
+    h = world.headers["admin"]
+    r = await client.post(world.url("/supporters"), headers=h, json=person(610))
+    assert r.status_code == 201, r.text
+    r = await client.post(world.url(f"/supporters/{r.json()['id']}/objection"), headers=h)
+    assert r.status_code == 409 and r.json()["field"] == "address_id"
+    assert r.json()["detail"].startswith("Ce sympathisant n'est pas encore placé sur une porte")

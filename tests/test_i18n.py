@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.i18n import _, current, number, reset_language, set_language
-from app.i18n_catalogue import extract, fields, problems, read
+from app.i18n_catalogue import LANGS, extract, fields, problems, read
 from tests.conftest import make_settings
 from tests.factories import make_world
 
@@ -32,8 +32,12 @@ def test_every_message_of_the_code_has_a_french_translation(template):
     """Every `_()`/`N_()` message of app/ (babel's extractor) is translated, not fuzzy, with the
     same {fields}. Fix with `./dev i18n`, then translate the new entries of messages.po."""
     assert sum(1 for m in template if m.id) > 300  # the extractor found the code's messages
-    wrong = problems(template, read("fr"))
-    assert wrong == [], "\n".join(wrong)
+    assert any(loc[0].startswith("app/templates/") for m in template for loc in m.locations), (
+        "the HTML templates' messages are extracted too"
+    )
+    for lang in LANGS:  # every catalogue, French and any language added later
+        wrong = problems(template, read(lang))
+        assert wrong == [], "\n".join(wrong)
 
 
 def test_the_check_finds_missing_fuzzy_and_mismatched_translations():
@@ -211,6 +215,37 @@ async def test_cli_output_from_the_database_in_both_languages(sample_db, monkeyp
     assert fr.exit_code == 1 and f"Aucun compte {who}." in fr.output
     en = await asyncio.to_thread(_porte, ["--lang", "en", "admin", "rights", who])
     assert en.exit_code == 1 and f"No account {who}." in en.output
+
+
+@pytest.mark.parametrize(
+    ("args", "fr", "en"),
+    [
+        (["db", "url"], "Aucune instance dans", "No cluster in"),
+        (["import", "addresses", "{empty}"], "le fichier est vide (0 octet)", "the file is empty"),
+        (["import", "sample", "--help"], "Usage", "Usage"),  # Typer's help stays as it is
+        (["keys", "generate"], "# Mettez ces valeurs", "# Put these in the service's"),
+    ],
+)
+async def test_each_command_group_speaks_french_and_english_with_lang(
+    args, fr, en, sample_db, tmp_path, monkeypatch
+):
+    monkeypatch.delenv("PORTE_LANG", raising=False)
+    monkeypatch.setenv("PORTE_DB_DIR", str(tmp_path / "no-cluster"))
+    monkeypatch.setenv("PORTE_DATABASE_URL", sample_db.app)
+    monkeypatch.setenv("PORTE_OWNER_DATABASE_URL", sample_db.owner)
+    if args[0] == "db":
+        monkeypatch.delenv("PORTE_DATABASE_URL")
+        monkeypatch.delenv("PORTE_OWNER_DATABASE_URL")
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    args = [a.format(empty=empty) for a in args]
+    french = await asyncio.to_thread(_porte, args)
+    english = await asyncio.to_thread(_porte, ["--lang", "en", *args])
+    said_fr, said_en = (" ".join(r.output.split()) for r in (french, english))  # rich wraps
+    assert fr in said_fr, french.output
+    assert en in said_en, english.output
+    if fr != en:
+        assert en not in said_fr and fr not in said_en
 
 
 def test_no_function_hides_the_translation_function():

@@ -22,6 +22,18 @@ from tests.fixtures_imports import (
     write_csv_rows,
 )
 
+
+@pytest.fixture(autouse=True)
+def _english():
+    """The imports' messages are asserted in English here (French is the default: see
+    test_imports_bad_input's command-line test and test_i18n)."""
+    from app.i18n import reset_language, set_language
+
+    token = set_language("en")
+    yield
+    reset_language(token)
+
+
 # Bruz's bounding box (WGS84) per the data README: lon -1.783..-1.712, lat 47.982..48.068.
 BRUZ_BBOX = (-1.7835, 47.9815, -1.7115, 48.0685)
 
@@ -201,8 +213,10 @@ async def test_sample_import_and_reimport(make_db, tmp_path, monkeypatch, capsys
     load_sample(urls.owner, quiet=True)
     printed = capsys.readouterr().out
     assert list(scratch.iterdir()) == []
-    assert "92019_0020 has results but no contour" in printed
-    assert "are listed in" not in printed
+    # (French: the sample's imports run in their own threads, in the default language)
+    assert "le bureau de vote 92019_0020 a des résultats mais pas de contour" in printed
+    assert "sont listées dans" not in printed  # nothing rejected: no report named
+    assert "0 rejetées" in printed
     assert "Tile-to-district allocation refreshed" in printed
     after = await snapshot(urls.owner)
     assert {k: v for k, v in after.items() if k != "import_run"} == {

@@ -27,6 +27,17 @@ from tests.fixtures_imports import (
 )
 
 
+@pytest.fixture(autouse=True)
+def _english():
+    """The messages are asserted in English here (French is the default: the CLI test below and
+    test_i18n check it)."""
+    from app.i18n import reset_language, set_language
+
+    token = set_language("en")
+    yield
+    reset_language(token)
+
+
 async def refused(urls, coro, *patterns: str) -> ImportFailed:
     """Run an import that must be refused; check the message and that nothing changed."""
     before = await snapshot(urls.owner)
@@ -228,7 +239,8 @@ async def test_cli_exit_code_and_message(loaded_db, tmp_path, monkeypatch):
     before = await snapshot(loaded_db.owner)
     result = await _invoke(cli, ["import", "addresses", str(f)])
     assert result.exit_code == 1
-    assert "Import refused" in result.output and "wrong delimiter" in result.output
+    # French by default on the command line
+    assert "Import refusé" in result.output and "mauvais séparateur" in result.output
     assert await snapshot(loaded_db.owner) == before
     good = bal_to_ban(tmp_path / "ok.csv", prefix="t", limit=5)
     result = await _invoke(cli, ["import", "addresses", str(good), "--json"])

@@ -56,7 +56,7 @@ async def test_invite_flow_open_use_revoke(access_app, aworld, access_owner, acc
         rv = await c.delete(w.url(f"/invites/{inv['id']}"), headers=w.headers["organiser"])
         assert rv.status_code == 204
         after = await c.get(w.url(), headers=h)
-        assert after.status_code == 401 and "revoked" in after.json()["detail"]
+        assert after.status_code == 401 and "révoqué" in after.json()["detail"]
         assert (await c.post("/auth/invite", json={"token": token})).status_code == 401
         assert (await c.get(w.url("/invites"), headers=w.headers["admin"])).json() == []
         every = await c.get(

@@ -104,6 +104,17 @@ async def test_adding_a_member_answers_the_same_whether_the_account_exists(
     # Only the mailbox's owner learns what to do: sign in, or choose a password.
     assert "sign in with your account" in _body(existing)
     assert "choose a password" in _body(nobody)
+    # The e-mail is in the language of who invites: French by default, roles by name.
+    french = new_email()
+    async with client_for(access_app) as c:
+        r = await c.post(
+            w.url("/members"), headers=w.headers["admin"], json={"email": french, "role": "analyst"}
+        )
+        assert r.status_code == 202, r.text
+    mail_sink().wait_for(french)
+    assert str(mail_sink().to(french)[-1]["Subject"]).startswith("Invitation à rejoindre")
+    assert "vous invite à rejoindre la campagne" in _body(french)
+    assert "avec le rôle analyste" in _body(french)
     # Nothing joined yet.
     async with access_owner.connect() as conn:
         n = (

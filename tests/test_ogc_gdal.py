@@ -229,7 +229,7 @@ async def test_refused_callers_get_a_gdal_error(served):
         OGRINFO, "-ro", "-so", f"OAPIF:{served.url}", headers=served.world.headers["volunteer"]
     )
     assert volunteer.returncode != 0 and "403" in volunteer.stderr
-    assert "The volunteer role may not do this" in volunteer.stderr
+    assert "Le rôle bénévole ne permet pas de faire cela" in volunteer.stderr
     anonymous = gdal(OGRINFO, "-ro", "-so", f"OAPIF:{served.url}")
     assert anonymous.returncode != 0 and "401" in anonymous.stderr
     outsider = bearer(served.settings, await make_user(served.engine))

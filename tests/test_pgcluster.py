@@ -99,7 +99,7 @@ def test_db_start_in_an_unreachable_folder_says_what_to_do(tmp_path, monkeypatch
         if os.geteuid() == 0:  # the server runs as `porte`, which cannot enter `private`
             assert result.exit_code != 0
             assert "PORTE_DB_DIR" in result.output and str(private) in result.output
-            assert "initdb failed" not in result.output
+            assert "initdb" not in result.output
             assert not (private / "db" / "pgdata").exists()
         else:  # as an ordinary user the folder is ours: refuse a read-only one instead
             os.chmod(private, stat.S_IRUSR | stat.S_IXUSR)

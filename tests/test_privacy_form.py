@@ -88,7 +88,9 @@ async def test_a_withdrawal_waits_for_the_link_sent_to_the_held_address(app, wor
         (message,) = mail_sink().wait_for(email)
         assert str(message["To"]) == email
         link = [u for u in mail_sink().links(email) if "#code=" in u][0]
-        assert link.startswith(f"http://127.0.0.1:8000/privacy/{world.campaign_id}/confirm#code=")
+        assert link.startswith(
+            f"http://127.0.0.1:8000/privacy/{world.campaign_id}/confirm?lang=en#code="
+        )
         code = _code(link)
 
         page = await c.get(f"/privacy/{world.campaign_id}/confirm", headers=EN)
@@ -509,3 +511,45 @@ async def test_a_volunteers_do_not_knock_makes_a_form_flag_theirs(app, world, ow
         )
         assert r.json() == {"reverted": 1, "doors_unflagged": 0}
     assert await _flags(owner_engine, world) == {door.id}
+
+
+# ---------------------------------------------------------------- languages
+async def test_the_notice_and_its_pages_speak_the_readers_language(app, world):
+    """French by default; English from the browser (Accept-Language) or the page's EN link
+    (?lang=en, which wins); every text of the notice follows, none stays in the other language."""
+    async with client_for(app) as c:
+        fr = await c.get(f"/privacy/{world.campaign_id}")
+        assert fr.status_code == 200 and '<html lang="fr">' in fr.text
+        assert "Responsable du traitement" in fr.text and "Vos droits" in fr.text
+        assert "Envoyez-moi une copie de mes données" in fr.text
+        assert "Your rights" not in fr.text and "Send me a copy" not in fr.text
+        en = await c.get(f"/privacy/{world.campaign_id}", headers=EN)
+        assert '<html lang="en">' in en.text and "Controller:" in en.text
+        assert "Your rights" in en.text and "Send me a copy of my data" in en.text
+        assert "Responsable du traitement" not in en.text and "Vos droits" not in en.text
+        asked = await c.get(
+            f"/privacy/{world.campaign_id}?lang=en", headers={"Accept-Language": "fr"}
+        )
+        assert "Your rights" in asked.text
+        # the form's answer, in the language the form was sent in
+        done = await c.post(
+            f"/privacy/{world.campaign_id}/objection?lang=en",
+            data={"kind": "objection", "address": "1 chemin inconnu, 35170 Bruz"},
+        )
+        assert done.status_code == 200 and "Your request is recorded" in done.text
+
+
+async def test_the_confirmation_mail_is_in_the_requesters_language(app, world):
+    email = _email("lang")
+    async with client_for(app) as c:
+        await _supporter(c, world, email, n=2100)
+        r = await c.post(
+            f"/privacy/{world.campaign_id}/objection", data={"kind": "export", "email": email}
+        )
+        assert r.status_code == 200, r.text
+        (message,) = mail_sink().wait_for(email)
+        assert str(message["Subject"]).startswith("Confirmez votre demande")
+        link = [u for u in mail_sink().links(email) if "#code=" in u][0]
+        assert f"/privacy/{world.campaign_id}/confirm#code=" in link  # French: no ?lang
+        page = await c.get(link.split("#", 1)[0].replace("http://127.0.0.1:8000", ""))
+        assert "Confirmez votre demande" in page.text

@@ -14,6 +14,8 @@ from app.services.access.crypto import Cipher, DecryptionFailed, aad
 from tests.conftest import make_settings
 from tests.fixtures_supporters import CONSENT, person
 
+EN = {"Accept-Language": "en"}
+
 
 async def _count(owner_engine, cid) -> int:
     async with owner_engine.connect() as conn:
@@ -245,7 +247,7 @@ async def test_import_is_all_or_nothing_with_a_report(client, world, owner_engin
     reasons = {x["row"]: (x["field"], x["reason"]) for x in rep["rejected"]}
     assert reasons[3][0] == "email" and reasons[4][0] == "phone"
     assert reasons[5][0] == "consent" and "consent" in reasons[5][1]
-    assert "duplicate" in reasons[6][1] and "row 2" in reasons[6][1]
+    assert "doublon" in reasons[6][1] and "ligne 2" in reasons[6][1]
     assert rep["ignored_columns"] == ["Commentaire"]
     assert await _count(owner_engine, world.campaign_id) == 0
 
@@ -273,7 +275,7 @@ async def test_import_is_all_or_nothing_with_a_report(client, world, owner_engin
         data={"mapping": MAPPING, "valid_rows_only": "true"},
     )
     assert r.json()["loaded"] == 0
-    assert any("as supporter" in x["reason"] for x in r.json()["rejected"])
+    assert any("que le sympathisant" in x["reason"] for x in r.json()["rejected"])
 
 
 async def test_import_bad_mapping_and_huge_files(client, world):
@@ -289,11 +291,13 @@ async def test_import_bad_mapping_and_huge_files(client, world):
     r = await client.post(
         world.url("/supporters/import"), headers=h, files=files, data={"mapping": bad}
     )
-    assert r.status_code == 422 and "not in the file's header" in r.json()["detail"]
-    # one million rows: refused up front with the limit and what to do
+    assert r.status_code == 422 and "absente de l'en-tête du fichier" in r.json()["detail"]
+    # one million rows: refused up front with the limit and what to do (read in English)
     big = b"name\n" + b"x\n" * 1_000_000
     r = await client.post(
-        world.url("/supporters/import"), headers=h, files={"file": ("big.csv", big, "text/csv")}
+        world.url("/supporters/import"),
+        headers={**h, **EN},
+        files={"file": ("big.csv", big, "text/csv")},
     )
     assert r.status_code == 413
     assert "50,000 rows" in r.json()["detail"] and "Split" in r.json()["detail"]
@@ -408,4 +412,46 @@ async def test_french_dates_and_labels_are_read(client, world, owner_engine):
         json=person(30, consent={**CONSENT, "given_at": "01/13/2026"}),
     )
     assert bad.status_code == 422 and bad.json()["field"] == "consent.given_at"
-    assert "dd/mm/yyyy" in bad.json()["detail"]
+    assert "jj/mm/aaaa" in bad.json()["detail"]
+
+
+async def test_review_list_leaves_out_who_refused_mapping_and_says_so(client, world):
+    """Issue 19 point 6: a supporter who did not agree to 'mapping' is not offered for placing
+    (no suggested door the server would then refuse); the list says how many it leaves out and
+    why, and so does the refusal to place them by hand."""
+    h = world.headers["admin"]
+    street_only = "rue des Acacias, 35170 Bruz"  # a known street, no number: waits for review
+    mapped = person(40, address=street_only)
+    refused = person(41, address=street_only, consent={**CONSENT, "purposes": ["contact"]})
+    ids = {}
+    for key, body in (("mapped", mapped), ("refused", refused)):
+        r = await client.post(world.url("/supporters"), json=body, headers=h)
+        assert r.status_code == 201, r.text
+        ids[key] = r.json()["id"]
+    r = await client.get(world.url("/supporters/review"), headers=h)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    listed = {i["id"] for i in body["items"]}
+    assert ids["mapped"] in listed
+    assert ids["refused"] not in listed
+    assert body["left_out"] == {"no_mapping_consent": 1}
+    assert "cartographie" in body["note"] and "1 " in body["note"]
+    en = (await client.get(world.url("/supporters/review"), headers={**h, **EN})).json()
+    assert "did not agree to 'mapping'" in en["note"]
+    # placing them by hand is refused, naming the purpose that is missing
+    door = (await client.get(world.url("/supporters/review"), headers=h)).json()["items"][0]
+    assert door["street_doors"], "the suggestion offers the street's doors"
+    r = await client.patch(
+        world.url(f"/supporters/{ids['refused']}"),
+        json={"address_id": door["street_doors"][0]["id"]},
+        headers=h,
+    )
+    assert r.status_code == 422 and r.json()["field"] == "address_id"
+    assert "« mapping »" in r.json()["detail"]
+
+
+async def test_empty_review_list_says_why(client, world):
+    h = world.headers["admin"]
+    body = (await client.get(world.url("/supporters/review"), headers=h)).json()
+    assert body["items"] == [] and body["left_out"] == {"no_mapping_consent": 0}
+    assert body["note"].startswith("Aucun sympathisant")

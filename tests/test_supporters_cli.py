@@ -95,13 +95,13 @@ def _env(sample_db, settings) -> dict[str, str]:
     }
 
 
-async def _porte(sample_db, settings, *args: str, lang: str | None = None):
-    """Run ``porte supporters import ...`` (in a thread: the command runs its own event loop),
-    in the default language (French) or ``lang``."""
+async def _porte(sample_db, settings, *args: str, lang: str = "en"):
+    """Run ``porte --lang en supporters import ...`` (in a thread: the command runs its own event
+    loop); the English messages are asserted here, French is the default (test_i18n)."""
     return await asyncio.to_thread(
         CliRunner().invoke,
         cli,
-        [*(["--lang", lang] if lang else []), "supporters", "import", *args],
+        ["--lang", lang, "supporters", "import", *args],
         env=_env(sample_db, settings),
     )
 
@@ -230,7 +230,7 @@ async def test_one_invalid_row_stores_nothing_then_valid_rows_only(
     ]
     res = await _porte(sample_db, settings, *args)
     assert res.exit_code == 1, res.output
-    assert "1 of 600 rows is invalid, so nothing was imported" in res.output
+    assert "1 of 600 row(s) invalid, so nothing was imported" in res.output
     assert "--valid-rows-only" in res.output and str(report) in res.output
     assert "checking only: nothing will be stored" in res.output
     assert (await _counts(owner_engine, world.campaign_id))["n"] == 0
@@ -242,7 +242,10 @@ async def test_one_invalid_row_stores_nothing_then_valid_rows_only(
 
     res = await _porte(sample_db, settings, *args, "--valid-rows-only")
     assert res.exit_code == 3, res.output
-    assert "Imported 599 of 600 rows" in res.output and "1 row was rejected" in res.output
+    assert (
+        "Imported 599 of 600 rows" in res.output
+        and "1 row(s) rejected and not stored" in res.output
+    )
     got = await _counts(owner_engine, world.campaign_id)
     assert got["n"] == 599 and got["consents"] == 599 + 60
     assert [r[:2] for r in _report(report)[1:]] == [[str(bad_line), "email"]]
@@ -276,7 +279,7 @@ async def test_duplicates_across_chunks_and_with_stored_supporters(
     rows = {r[0]: r for r in _report(Path(str(src) + ".rejects.csv"))[1:]}
     assert set(rows) == {"290", "350"}
     assert rows["290"][1:] == ["email", "duplicate: same e-mail as row 12"]
-    assert rows["350"][1:] == ["phone", "duplicate: same phone as row 5"]
+    assert rows["350"][1:] == ["phone", "duplicate: same phone number as row 5"]
     assert (await _counts(owner_engine, world.campaign_id))["n"] == 0
 
     res = await _porte(
@@ -302,7 +305,7 @@ async def test_only_an_active_admin_of_the_campaign_may_import(
     mapping = tmp_path / "mapping.json"
     mapping.write_text(json.dumps(MAPPING), encoding="utf-8")
 
-    async def run(campaign: str, who: str):
+    async def run(campaign: str, who: str, lang: str = "en"):
         return await _porte(
             sample_db,
             settings,
@@ -313,6 +316,7 @@ async def test_only_an_active_admin_of_the_campaign_may_import(
             who,
             "--mapping",
             str(mapping),
+            lang=lang,
         )
 
     cid = str(world.campaign_id)
@@ -326,6 +330,8 @@ async def test_only_an_active_admin_of_the_campaign_may_import(
     res = await run(cid, emails["organiser"])
     assert res.exit_code == 1 and "has the organiser role" in res.output, res.output
     assert "not admin" in res.output
+    res = await run(cid, emails["organiser"], lang="fr")  # French by default, roles by name
+    assert "a le rôle organisateur dans la campagne" in res.output, res.output
     res = await run(cid, "nobody-" + uuid.uuid4().hex[:6] + "@example.test")
     assert res.exit_code == 1 and "No account" in res.output, res.output
     # an admin of ANOTHER campaign does not even see this one (row-level security)

@@ -131,19 +131,25 @@ def register(cli: typer.Typer) -> None:
             except ClusterError as exc:
                 typer.secho(str(exc), fg="red", err=True)
                 raise typer.Exit(1) from exc
-            typer.echo(f"PostGIS cluster running on 127.0.0.1:{cluster.port} ({cluster.data_dir}).")
+            typer.echo(
+                _("PostGIS cluster running on 127.0.0.1:{port} (data in {data_dir}).").format(
+                    port=cluster.port, data_dir=cluster.data_dir
+                )
+            )
         owner_url = resolve_urls(settings)[1]
         upgrade(owner_url)
-        typer.echo("Database schema is up to date.")
+        typer.echo(_("Database schema is up to date."))
 
         from app.commands.progress import progress_bar
         from app.services.reference.imports.sample import load_sample
 
         if reload_sample or not sample_loaded(owner_url):
-            typer.echo("Loading the 92-13 sample (INSEE tiles, polling stations, results, doors)")
+            typer.echo(
+                _("Loading the 92-13 sample (INSEE tiles, polling stations, results, doors)")
+            )
             load_sample(owner_url, on_progress=progress_bar(False))
         else:
-            typer.echo("Sample data already loaded (use --reload-sample to re-import).")
+            typer.echo(_("Sample data already loaded (use --reload-sample to re-import)."))
 
         _demo_basemap(settings, owner_url, rebuild=reload_sample)
 
@@ -160,12 +166,15 @@ def register(cli: typer.Typer) -> None:
             update={"database_url": app_url, "owner_database_url": owner_url}
         )
         info = asyncio.run(_seed(settings, owner_url, password))
-        typer.secho("\nDemo campaign ready: " + info["name"], bold=True)
-        typer.echo(f"  campaign id : {info['campaign_id']} (election {info['election_date']})")
+        typer.secho("\n" + _("Demo campaign ready: {name}").format(name=info["name"]), bold=True)
+        typer.echo(
+            _("  campaign id: {cid} (election {date})").format(
+                cid=info["campaign_id"], date=info["election_date"]
+            )
+        )
         for email in info["accounts"]:
-            typer.echo(f"  {email:<24} password: {password}")
+            typer.echo(f"  {email:<24} " + _("password: {password}").format(password=password))
         from app.commands.demo_seed import DEMO_SIDE
-        from app.i18n import _
 
         typer.echo(
             _(
@@ -189,11 +198,17 @@ def register(cli: typer.Typer) -> None:
                 "count. Choose yours: GET /elections/{{id}}/sides, PUT /campaigns/{cid}/weights."
             ).format(side=DEMO_SIDE, cid=info["campaign_id"])
         )
-        typer.echo(f"  API docs    : {base}/docs")
-        typer.echo(f"  organiser map: {base}/organiser/   analyst map: {base}/analyst/")
+        typer.echo(_("  API docs: {url}").format(url=f"{base}/docs"))
+        typer.echo(
+            _("  organiser map: {organiser}   analyst map: {analyst}").format(
+                organiser=f"{base}/organiser/", analyst=f"{base}/analyst/"
+            )
+        )
         typer.secho(
-            "  Door points of 92-13 are SYNTHETIC (generated from INSEE household counts); "
-            "import your département's BAN file to replace them.",
+            _(
+                "  Door points of 92-13 are SYNTHETIC (generated from INSEE household counts); "
+                "import your département's BAN file to replace them."
+            ),
             fg="yellow",
         )
         typer.secho(

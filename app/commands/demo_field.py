@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.db import make_engine
+from app.i18n import _
 
 DEMO_DISTRICT = "92071_0001"  # Sceaux, bureau 1: a few hundred (synthetic) doors
 INVITE_LABEL = "Démo : lien bénévole (tournée 2)"
@@ -33,7 +34,11 @@ class DemoSetupError(RuntimeError):
 
 def _ok(resp: httpx.Response, what: str) -> Any:
     if resp.status_code >= 400:
-        raise DemoSetupError(f"{what} failed ({resp.status_code}): {resp.text[:300]}")
+        raise DemoSetupError(
+            _("{what} failed ({status}): {answer}").format(
+                what=what, status=resp.status_code, answer=resp.text[:300]
+            )
+        )
     return resp.json() if resp.content else None
 
 
@@ -57,23 +62,23 @@ async def seed_field(settings: Settings, campaign_id: str, password: str) -> dic
                     "/auth/token",
                     data={"username": "organiser@demo.local", "password": password},
                 ),
-                "Signing in as organiser@demo.local",
+                _("Signing in as organiser@demo.local"),
             )["access_token"]
             c.headers["Authorization"] = f"Bearer {token}"
-            turfs = _ok(await c.get(f"/campaigns/{cid}/turfs"), "Listing turfs")["turfs"]
+            turfs = _ok(await c.get(f"/campaigns/{cid}/turfs"), _("Listing turfs"))["turfs"]
             if not turfs:
                 _ok(
                     await c.post(
                         f"/campaigns/{cid}/districts/{DEMO_DISTRICT}/cut",
                         json={"turf_size": HOUSEHOLDS_PER_TURF, "name_prefix": "Sceaux 1"},
                     ),
-                    f"Cutting {DEMO_DISTRICT} into turfs",
+                    _("Cutting {district} into turfs").format(district=DEMO_DISTRICT),
                 )
-                turfs = _ok(await c.get(f"/campaigns/{cid}/turfs"), "Listing turfs")["turfs"]
+                turfs = _ok(await c.get(f"/campaigns/{cid}/turfs"), _("Listing turfs"))["turfs"]
             turf_ids = [t["id"] for t in turfs]  # the list holds active turfs only
             active = _ok(
                 await c.get(f"/campaigns/{cid}/assignments", params={"active": "true"}),
-                "Listing assignments",
+                _("Listing assignments"),
             )["assignments"]
             ends = (datetime.now(UTC) + timedelta(days=14)).isoformat()
             if not any(str(a["volunteer_user_id"]) == str(volunteer_id) for a in active):
@@ -88,9 +93,9 @@ async def seed_field(settings: Settings, campaign_id: str, password: str) -> dic
                                 "ends_at": ends,
                             },
                         ),
-                        "Assigning a turf to volunteer@demo.local",
+                        _("Assigning a turf to volunteer@demo.local"),
                     )
-            invites = _ok(await c.get(f"/campaigns/{cid}/invites"), "Listing invites")
+            invites = _ok(await c.get(f"/campaigns/{cid}/invites"), _("Listing invites"))
             mine = [i for i in invites if i["label"] == INVITE_LABEL and i["status"] == "active"]
             if mine:
                 token = invite_token(settings, uuid.UUID(cid), uuid.UUID(mine[0]["id"]))
@@ -101,14 +106,14 @@ async def seed_field(settings: Settings, campaign_id: str, password: str) -> dic
                         f"/campaigns/{cid}/assignments",
                         json={"turf_id": turf_ids[1 % len(turf_ids)], "ends_at": ends},
                     ),
-                    "Creating an assignment for the invite link",
+                    _("Creating an assignment for the invite link"),
                 )
                 invite = _ok(
                     await c.post(
                         f"/campaigns/{cid}/invites",
                         json={"assignment_id": assignment["id"], "label": INVITE_LABEL},
                     ),
-                    "Creating the volunteer invite link",
+                    _("Creating the volunteer invite link"),
                 )
                 link = invite["link"]
             visits = await _synthetic_visits(c, cid, password)
@@ -122,27 +127,27 @@ async def _synthetic_visits(c: httpx.AsyncClient, cid: str, password: str) -> di
     """SYNTHETIC visits by volunteer@demo.local over two rounds (once: skipped when a second
     round exists). Round 1 visits most doors of the account's turfs; round 2, started by the
     organiser, revisits half of the doors where nobody answered."""
-    rounds = _ok(await c.get(f"/campaigns/{cid}/rounds"), "Listing rounds")["rounds"]
+    rounds = _ok(await c.get(f"/campaigns/{cid}/rounds"), _("Listing rounds"))["rounds"]
     if len(rounds) >= 2:
         return {"visits": 0, "rounds": len(rounds)}
     vol = _ok(
         await c.post(
             "/auth/token", data={"username": "volunteer@demo.local", "password": password}
         ),
-        "Signing in as volunteer@demo.local",
+        _("Signing in as volunteer@demo.local"),
     )["access_token"]
     as_volunteer = {"Authorization": f"Bearer {vol}"}
     mine = _ok(
         await c.get(
             f"/campaigns/{cid}/assignments", params={"active": "true"}, headers=as_volunteer
         ),
-        "Listing the volunteer's assignments",
+        _("Listing the volunteer's assignments"),
     )["assignments"]
     doors: list[int] = []
     for a in mine:
         payload = _ok(
             await c.get(f"/campaigns/{cid}/assignments/{a['id']}/doors", headers=as_volunteer),
-            "Reading the volunteer's doors",
+            _("Reading the volunteer's doors"),
         )
         doors += [f["id"] for f in payload["features"]]
     rng = random.Random(2032)  # the same story at every run
@@ -161,14 +166,14 @@ async def _synthetic_visits(c: httpx.AsyncClient, cid: str, password: str) -> di
                     json={"visits": batch[start : start + 500]},
                     headers=as_volunteer,
                 ),
-                "Recording the demo's synthetic visits",
+                _("Recording the demo's synthetic visits"),
             )
 
     first = [(d, rng.choices(outcomes, weights)[0]) for d in doors if rng.random() < 0.7]
     await record(first)
     _ok(
         await c.post(f"/campaigns/{cid}/rounds", json={"name": None}),
-        "Starting the second round",
+        _("Starting the second round"),
     )
     again = [d for d, o in first if o == "not_home" and rng.random() < 0.5]
     second = [(d, rng.choices(["talked", "not_home", "refused"], [55, 35, 10])[0]) for d in again]

@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.authz import ROLES
+from app.i18n import _
 from app.security import hash_password, token_hash
 
 DEMO_NAME = "Démo 92-13"
@@ -164,7 +165,7 @@ def create_demo_campaign(owner_url: str, password: str) -> dict[str, Any]:
 
     settings = get_settings()
     if settings.mode == "production":
-        raise RuntimeError("The demo creates known accounts: it never runs in production mode.")
+        raise RuntimeError(_("The demo creates known accounts: it never runs in production mode."))
 
     async def _run() -> dict[str, Any]:
         engine = make_engine(_asyncpg(owner_url))

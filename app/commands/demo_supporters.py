@@ -28,6 +28,7 @@ from sqlalchemy import text
 from app.commands.demo_field import DemoSetupError, _ok
 from app.config import Settings
 from app.db import make_engine
+from app.i18n import _
 
 SEED = 9213
 COUNT = 360
@@ -78,7 +79,7 @@ async def _doors(owner_url: str, rng: random.Random) -> list[Any]:
     finally:
         await engine.dispose()
     if not rows:
-        raise DemoSetupError("No synthetic doors loaded: load the sample first (porte demo).")
+        raise DemoSetupError(_("No synthetic doors loaded: load the sample first (porte demo)."))
     stations = sorted({r.district for r in rows if r.code_insee == DENSE_COMMUNE})[:DENSE_STATIONS]
     dense = [r for r in rows if r.district in stations] or rows
     sparse = [r for r in rows if r.district not in stations] or rows
@@ -160,7 +161,7 @@ async def seed_supporters(
         await client.post(
             "/auth/token", data={"username": "admin@demo.local", "password": password}
         ),
-        "Signing in as admin@demo.local",
+        _("Signing in as admin@demo.local"),
     )["access_token"]
     report = _ok(
         await client.post(
@@ -168,6 +169,6 @@ async def seed_supporters(
             headers={"Authorization": f"Bearer {token}"},
             files={"file": ("supporters-SYNTHETIQUES.csv", body, "text/csv")},
         ),
-        "Importing the synthetic supporters",
+        _("Importing the synthetic supporters"),
     )
     return {"supporters": len(doors), "supporters_created": len(doors), "import": report}

@@ -37,18 +37,27 @@ def _owner_url() -> str:
 
 def _run(coro, as_json: bool) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
     err = Console(stderr=True)
     try:
         report = asyncio.run(coro)
     except ImportFailed as exc:
-        err.print(f"[bold red]Import refused:[/] {exc.detail}", highlight=False)
+        err.print(
+            _("[bold red]Import refused:[/] {detail}").format(detail=escape(exc.detail)),
+            highlight=False,
+        )
         raise typer.Exit(1) from None
     except KeyboardInterrupt:
-        err.print("[bold red]Interrupted:[/] nothing was imported.")
+        err.print(_("[bold red]Interrupted:[/] nothing was imported."))
         raise typer.Exit(130) from None
     except OSError as exc:
-        err.print(f"[bold red]Import failed:[/] {exc}. Nothing was imported.", highlight=False)
+        err.print(
+            _("[bold red]Import failed:[/] {error}. Nothing was imported.").format(
+                error=escape(str(exc))
+            ),
+            highlight=False,
+        )
         raise typer.Exit(1) from None
     except Exception as exc:
         if not lost_connection(exc):
@@ -264,5 +273,7 @@ def register(cli: typer.Typer) -> None:
         try:
             load_sample(_owner_url(), quiet=quiet, on_progress=progress_bar(quiet))
         except ImportFailed as exc:
-            typer.secho(f"Import refused: {exc.detail}", fg="red", err=True)
+            typer.secho(
+                _("Import refused: {problem}").format(problem=exc.detail), fg="red", err=True
+            )
             raise typer.Exit(1) from None

@@ -11,6 +11,7 @@ import typer
 
 from app.config import DEFAULT_SECRET, get_settings
 from app.dburl import resolve_urls
+from app.i18n import _, number
 
 
 def register(cli: typer.Typer) -> None:
@@ -34,17 +35,27 @@ def register(cli: typer.Typer) -> None:
         kmap = dict(s.data_key_map)
         kmap[kid] = generate_key()
         typer.echo(
-            "# Put these in the service's environment, restart it, then run "
-            "`porte keys rotate`. Keep the old keys until the rotation has finished."
+            "# "
+            + _(
+                "Put these in the service's environment, restart it, then run "
+                "`porte keys rotate`. Keep the old keys until the rotation has finished."
+            )
         )
         if s.local_secrets is not None:
-            typer.echo(f"# Values not in the environment come from {s.local_secrets.path}.")
+            typer.echo(
+                "# "
+                + _("Values not in the environment come from {path}.").format(
+                    path=s.local_secrets.path
+                )
+            )
         typer.echo(f"PORTE_DATA_KEYS='{json.dumps(kmap)}'")
         typer.echo(f"PORTE_DATA_KEY_ID={kid}")
         if not given.hmac_key:
             typer.echo(f"PORTE_HMAC_KEY={s.hmac_key or secrets.token_urlsafe(48)}")
         else:
-            typer.echo("# PORTE_HMAC_KEY is set: keep it (duplicate detection depends on it).")
+            typer.echo(
+                "# " + _("PORTE_HMAC_KEY is set: keep it (duplicate detection depends on it).")
+            )
         if given.secret_key == DEFAULT_SECRET:
             current = s.secret_key if s.secret_key != DEFAULT_SECRET else None
             typer.echo(f"PORTE_SECRET_KEY={current or secrets.token_urlsafe(48)}")
@@ -64,7 +75,9 @@ def register(cli: typer.Typer) -> None:
                     owner_url,
                     s,
                     batch=batch,
-                    progress=lambda d: typer.echo(f"  {d} rows re-encrypted…"),
+                    progress=lambda d: typer.echo(
+                        _("  {n} rows re-encrypted…").format(n=number(d))
+                    ),
                 )
             )
             accounts = asyncio.run(
@@ -72,18 +85,24 @@ def register(cli: typer.Typer) -> None:
                     owner_url,
                     s,
                     batch=batch,
-                    progress=lambda d: typer.echo(f"  {d} two-factor secrets re-encrypted…"),
+                    progress=lambda d: typer.echo(
+                        _("  {n} two-factor secrets re-encrypted…").format(n=number(d))
+                    ),
                 )
             )
         except (DecryptionFailed, KeyError_) as exc:
             typer.secho(
-                f"Rotation stopped: {exc}. Rows done so far stay valid; fix the keys "
-                "and run it again.",
+                _(
+                    "Rotation stopped: {error}. Rows done so far stay valid; fix the keys and "
+                    "run it again."
+                ).format(error=exc),
                 fg="red",
                 err=True,
             )
             raise typer.Exit(1) from None
         typer.echo(
-            f"Done: {n} rows and {accounts} account(s) with two-factor sign-in now use key "
-            f"{s.data_key_id}. Old keys can be removed from PORTE_DATA_KEYS."
+            _(
+                "Done: {n} rows and {accounts} account(s) with two-factor sign-in now use key "
+                "{key}. Old keys can be removed from PORTE_DATA_KEYS."
+            ).format(n=number(n), accounts=number(accounts), key=s.data_key_id)
         )

@@ -11,6 +11,7 @@ import os
 import sys
 from typing import Any
 
+from app.i18n import _
 from app.importrun import ImportProgress
 
 
@@ -58,7 +59,7 @@ class ProgressBar:
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             DownloadColumn(),
-            TextColumn("{task.fields[rows]:>12,} rows"),
+            TextColumn("{task.fields[rows]:>12,} " + _("rows")),
             TimeElapsedColumn(),
             TimeRemainingColumn(),
             console=Console(stderr=True),

@@ -77,14 +77,22 @@ class _ReportFile:
 
 
 def _progress(event: Any) -> None:
+    from app.i18n import _, number
+
     if event.finished:
         return
     run, elapsed = event.run, event.run.seconds
-    doomed = " · checking only: nothing will be stored" if run.doomed else ""
-    _say(
-        f"  {run.rows:>9,} rows read · {run.rejected_count:,} rejected · "
-        f"{run.geocoded_total:,} geocoded · {run.rows / max(elapsed, 1e-6):,.0f} rows/s{doomed}"
+    line = _(
+        "  {rows} rows read · {rejected} rejected · {geocoded} geocoded · {rate} rows/s"
+    ).format(
+        rows=number(run.rows).rjust(9),
+        rejected=number(run.rejected_count),
+        geocoded=number(run.geocoded_total),
+        rate=number(run.rows / max(elapsed, 1e-6)),
     )
+    if run.doomed:
+        line += _(" · checking only: nothing will be stored")
+    _say(line)
 
 
 async def _import(
@@ -307,13 +315,18 @@ def register(cli: typer.Typer) -> None:
         from sqlalchemy.exc import DBAPIError
 
         from app.errors import ImportFailed, PorteError
-        from app.i18n import _
+        from app.i18n import _, number
 
         report_file = _ReportFile(report or file.with_name(file.name + ".rejects.csv"))
         try:
             mapping_text = mapping.read_text(encoding="utf-8-sig") if mapping else None
         except (OSError, UnicodeDecodeError) as exc:
-            _say(f"Cannot read the mapping {mapping}: {exc}. Nothing was imported.", fg="red")
+            _say(
+                _("Cannot read the mapping {path}: {error}. Nothing was imported.").format(
+                    path=mapping, error=exc
+                ),
+                fg="red",
+            )
             raise typer.Exit(1) from None
         t0 = time.perf_counter()
         try:
@@ -333,26 +346,32 @@ def register(cli: typer.Typer) -> None:
                 )
             )
         except KeyboardInterrupt:
-            _say("Interrupted: nothing was imported (the transaction was rolled back).", fg="red")
+            _say(
+                _("Interrupted: nothing was imported (the transaction was rolled back)."), fg="red"
+            )
             raise typer.Exit(130) from None
         except ImportFailed as exc:
-            msg = f"Import refused: {_problem(exc)}"
+            msg = _("Import refused: {problem}").format(problem=_problem(exc))
             if report_file.rows:
-                msg += (
-                    f" The rejected {'row is' if report_file.rows == 1 else 'rows are'} listed "
-                    f"in {report_file.path} "
-                    "(row = line in the file, field, reason). Fix them and run the command "
-                    "again, or add --valid-rows-only to import the valid rows only."
-                )
+                msg += " " + _(
+                    "The rejected row(s) are listed in {path} (row = line in the file, field, "
+                    "reason). Fix them and run the command again, or add --valid-rows-only to "
+                    "import the valid rows only."
+                ).format(path=report_file.path)
             _say(msg, fg="red")
             raise typer.Exit(1) from None
         except PorteError as exc:
-            _say(f"Import refused: {_problem(exc)} Nothing was imported.", fg="red")
+            _say(
+                _("Import refused: {problem} Nothing was imported.").format(problem=_problem(exc)),
+                fg="red",
+            )
             raise typer.Exit(1) from None
         except OSError as exc:
             _say(
-                f"Import failed: {exc}. Nothing was imported. Is the database running "
-                "(`porte db status`) and PORTE_OWNER_DATABASE_URL right?",
+                _(
+                    "Import failed: {error}. Nothing was imported. Is the database running "
+                    "(`porte db status`) and PORTE_OWNER_DATABASE_URL right?"
+                ).format(error=exc),
                 fg="red",
             )
             raise typer.Exit(1) from None
@@ -368,8 +387,10 @@ def register(cli: typer.Typer) -> None:
                 raise typer.Exit(1) from None
             # e.g. the same person added through the API while the import ran (unique index)
             _say(
-                f"Import failed: the database refused it ({type(exc.orig).__name__}: "
-                f"{str(exc.orig).splitlines()[0]}). Nothing was imported; run the command again.",
+                _(
+                    "Import failed: the database refused it ({error}). Nothing was imported; "
+                    "run the command again."
+                ).format(error=f"{type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}"),
                 fg="red",
             )
             raise typer.Exit(1) from None
@@ -401,21 +422,33 @@ def register(cli: typer.Typer) -> None:
                 )
                 raise typer.Exit(1)
             return
-        levels = ", ".join(f"{k} {v:,}" for k, v in sorted(run.geocoded.items())) or "none"
+        levels = ", ".join(f"{k} {number(v)}" for k, v in sorted(run.geocoded.items())) or _("none")
         _say(
-            f"Imported {run.loaded:,} of {run.rows:,} rows into campaign "
-            f"{ctx.extras['campaign_name']!r} in {time.perf_counter() - t0:,.0f} s. "
-            f"Geocoding levels: {levels}.",
+            _(
+                "Imported {loaded} of {rows} rows into campaign {name!r} in {seconds} s. "
+                "Geocoding levels: {levels}."
+            ).format(
+                loaded=number(run.loaded),
+                rows=number(run.rows),
+                name=ctx.extras["campaign_name"],
+                seconds=number(time.perf_counter() - t0),
+                levels=levels,
+            ),
             err=False,
         )
         if run.needs_review:
             _say(
-                f"{run.needs_review:,} supporters are not placed at a door: review them with "
-                f"GET /campaigns/{ctx.campaign_id}/supporters/review.",
+                _(
+                    "{n} supporter(s) are not placed at a door: review them with "
+                    "GET /campaigns/{cid}/supporters/review."
+                ).format(n=number(run.needs_review), cid=ctx.campaign_id),
                 err=False,
             )
         if run.ignored_columns and run.reader is None:
-            _say(f"Columns not stored: {', '.join(run.ignored_columns)}.", err=False)
+            _say(
+                _("Columns not stored: {columns}.").format(columns=", ".join(run.ignored_columns)),
+                err=False,
+            )
         if run.refused_count:
             _say(
                 _(
@@ -425,15 +458,18 @@ def register(cli: typer.Typer) -> None:
                 err=False,
             )
         _say(
-            f"Recorded in the campaign's audit log (supporter.import, by {ctx.extras['email']}, "
-            "from the command line).",
+            _(
+                "Recorded in the campaign's audit log (supporter.import, by {email}, from the "
+                "command line)."
+            ).format(email=ctx.extras["email"]),
             err=False,
         )
         if run.rejected_count:
             n = run.rejected_count
             _say(
-                f"{n:,} {'row was' if n == 1 else 'rows were'} rejected and not stored: see "
-                f"{report_file.path} (row, field, reason).",
+                _("{n} row(s) rejected and not stored: see {path} (row, field, reason).").format(
+                    n=number(n), path=report_file.path
+                ),
                 fg="yellow",
             )
             raise typer.Exit(EXIT_PARTIAL)

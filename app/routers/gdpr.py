@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Body
 
 from app.errors import InvalidInput
+from app.i18n import _
 from app.security import CampaignScope
 from app.services.people import gdpr
 
@@ -37,7 +38,7 @@ async def withdraw_consent(
     if purposes is not None and (
         not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes)
     ):
-        raise InvalidInput("must be a list of purposes, or absent for all", field="purposes")
+        raise InvalidInput(_("must be a list of purposes, or absent for all"), field="purposes")
     return await gdpr.withdraw(ctx, supporter_id, channel=channel, purposes=purposes)
 
 

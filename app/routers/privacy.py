@@ -12,6 +12,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from app.errors import InvalidInput
+from app.i18n import _
 from app.security import CampaignScope, DatabaseDep, Session, SettingsDep, client_address
 from app.services.people import door_objections, privacy, privacy_form
 
@@ -110,7 +111,7 @@ async def resolve_privacy_request(
     """Close a pending objection: flag the door picked by the admin (or none); forget the text."""
     raw = (body or {}).get("address_id")
     if raw is not None and not isinstance(raw, int):
-        raise InvalidInput("must be a door id (integer) or null", field="address_id")
+        raise InvalidInput(_("must be a door id (integer) or null"), field="address_id")
     return await privacy.resolve_request(ctx, request_id, raw)
 
 

@@ -10,10 +10,12 @@
 --    city of an arrondissement), the communes of the postcode, of a postcode one digit away,
 --    of the postal département, then of the country (names of about the same length sharing
 --    the first or last three letters); a misspelt name counts only within one edit (two: a swap of letters, or a name of 9 letters
---    or more; three: 15 or more). Kept: the best candidate and those within 0.03 of it.
+--    or more; three: 15 or more). Kept: the best candidate and those within 0.03 of it. Found
+--    once per distinct (postcode, commune) of the batch ("places").
 -- 2. Street within those communes: normalised name, then the name without its type, then the
 --    best trigram similarity or edit distance among the commune's own streets (never a national
---    search); a misspelt commune name needs its street exactly.
+--    search; the streets a slip or two away first); a misspelt commune name needs its street
+--    exactly.
 -- 3. Door: exact number and suffix, else interpolated between same-side neighbours.
 -- A best street found in two cities with close scores (namesakes typed with no postcode) is an
 -- ambiguity, unless only one of them holds the number typed: no door, no commune.
@@ -39,15 +41,29 @@ input AS (
            nullif(t.suf, '') AS suf, nullif(t.suf_alt, '') AS suf_alt,
            coalesce(t.street, '') AS street_norm, coalesce(t.core, '') AS street_core,
            nullif(t.postcode, '') AS postcode, nullif(t.city, '') AS city_norm,
-           nullif(t.dept, '') AS dept
+           nullif(t.dept, '') AS dept,
+           -- one number per distinct (postcode, commune) typed
+           dense_rank() OVER (ORDER BY nullif(t.postcode, ''), nullif(t.city, '')) AS place,
+           -- edits within which a street name scores >= 0.75 by edits alone (street_fuzzy):
+           -- the whole name (1 - e / length), the name without its type (0.95 (1 - e / length),
+           -- times 0.9 when a type was typed)
+           least(3, floor(0.25 * greatest(length(coalesce(t.street, '')), 4)))::int AS near_edits,
+           least(2, floor(CASE WHEN coalesce(t.core, '') = coalesce(t.street, '')
+                               THEN 1 - 0.75 / 0.95 ELSE 1 - 0.75 / (0.95 * 0.9) END
+                          * greatest(length(coalesce(t.core, '')), 4)))::int AS near_core_edits
     FROM arrays a, unnest(a.idx, a.num, a.suf, a.suf_alt, a.street, a.core, a.postcode, a.city,
                           a.dept) AS t(idx, num, suf, suf_alt, street, core, postcode, city, dept)
+),
+-- The communes depend only on the postcode and the commune typed: they are found once per
+-- distinct pair of the batch ("places"; an import holds many supporters of the same communes).
+places AS (
+    SELECT DISTINCT ON (place) place, postcode, city_norm, dept FROM input ORDER BY place
 ),
 -- the name exactly: commune, former commune, or the city of an arrondissement ("Paris").
 -- (OFFSET 0 keeps each lookup a probe of its index, per address, whatever the batch size.)
 by_name AS (
-    SELECT i.idx, c.code_insee, c.code_postal, c.nom_commune, c.city_code, c.dept, c.ancienne
-    FROM input i CROSS JOIN LATERAL (
+    SELECT i.place, c.code_insee, c.code_postal, c.nom_commune, c.city_code, c.dept, c.ancienne
+    FROM places i CROSS JOIN LATERAL (
         SELECT c.*, '' AS ancienne FROM geocode_commune c WHERE c.commune_norm = i.city_norm
         UNION
         SELECT c.*, '' FROM geocode_commune c WHERE c.city_norm = i.city_norm
@@ -61,7 +77,7 @@ named_ok AS (
     -- a postcode typed that is not the commune's, one digit away (wrong, missing, two swapped)
     -- nor of its département says the name is a namesake elsewhere: left out
     SELECT * FROM (
-        SELECT b.idx, b.code_insee, b.nom_commune, b.city_code, b.ancienne, true AS exact,
+        SELECT b.place, b.code_insee, b.nom_commune, b.city_code, b.ancienne, true AS exact,
                CASE WHEN i.postcode IS NULL THEN 0.95
                     WHEN b.code_postal = i.postcode THEN 1.0
                     -- a BAL gives no postcode: the typed one's département is all we can check
@@ -72,14 +88,32 @@ named_ok AS (
                              AND porte_letters(b.code_postal) = porte_letters(i.postcode)))
                          THEN 0.96
                     WHEN b.dept = i.dept OR b.code_postal = '' THEN 0.95 END AS cscore
-        FROM by_name b JOIN input i USING (idx)) x
+        FROM by_name b JOIN places i USING (place)) x
     WHERE cscore IS NOT NULL
 ),
-named AS (SELECT DISTINCT idx FROM named_ok),
+named AS (SELECT DISTINCT place FROM named_ok),
+-- communes of the typed postcode (names not found as typed)
+at_postcode AS (
+    SELECT i.place, c.*, 3 AS pcm
+    FROM places i CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c WHERE c.code_postal = i.postcode OFFSET 0) c
+    WHERE i.place NOT IN (SELECT place FROM named)
+),
+postcode_fits_one AS (
+    -- rows whose typed postcode has a commune one edit from the name typed: a commune of a
+    -- postcode one digit away would score at most 0.96 of it, below the 0.03 kept (see
+    -- communes), so those postcodes are not looked at
+    SELECT DISTINCT o.place FROM at_postcode o JOIN places i USING (place)
+    WHERE least(CASE WHEN o.city_norm <> '' THEN levenshtein_less_equal(o.city_norm, i.city_norm, 1) END,
+                CASE WHEN o.commune_norm <> ''
+                     THEN levenshtein_less_equal(o.commune_norm, i.city_norm, 1) END,
+                CASE WHEN o.ancienne_norm <> ''
+                     THEN levenshtein_less_equal(o.ancienne_norm, i.city_norm, 1) END) <= 1
+),
 near AS (
     -- postcodes one digit away from a typed one, for names not found as typed
-    SELECT DISTINCT i.idx, v.pc
-    FROM input i CROSS JOIN LATERAL (
+    SELECT DISTINCT i.place, v.pc
+    FROM places i CROSS JOIN LATERAL (
         SELECT overlay(i.postcode PLACING d::text FROM p FOR 1) AS pc  -- a digit wrong
         FROM generate_series(1, 5) p, generate_series(0, 9) d WHERE length(i.postcode) = 5
         UNION ALL
@@ -89,22 +123,31 @@ near AS (
         UNION ALL
         SELECT overlay(i.postcode PLACING d::text FROM p FOR 0)  -- a digit missing
         FROM generate_series(1, 5) p, generate_series(0, 9) d WHERE length(i.postcode) = 4) v
-    WHERE i.city_norm IS NOT NULL AND v.pc <> i.postcode AND i.idx NOT IN (SELECT idx FROM named)
+    WHERE i.city_norm IS NOT NULL AND v.pc <> i.postcode AND i.place NOT IN (SELECT place FROM named)
+      AND i.place NOT IN (SELECT place FROM postcode_fits_one)
 ),
--- other communes, first those of the typed postcode and of a postcode one digit away
+-- other communes, first those of the typed postcode and of a postcode one digit away; with a
+-- name typed, only those with a name within three edits of it (the most fuzzy accepts)
 by_postcode AS (
-    SELECT i.idx, c.*, 3 AS pcm
-    FROM input i CROSS JOIN LATERAL (
-        SELECT * FROM geocode_commune c WHERE c.code_postal = i.postcode OFFSET 0) c
-    WHERE i.idx NOT IN (SELECT idx FROM named)
+    SELECT o.* FROM at_postcode o JOIN places i USING (place)
+    WHERE i.city_norm IS NULL
+       OR least(levenshtein_less_equal(o.city_norm, i.city_norm, 3),
+                levenshtein_less_equal(o.commune_norm, i.city_norm, 3),
+                CASE WHEN o.ancienne_norm <> ''
+                     THEN levenshtein_less_equal(o.ancienne_norm, i.city_norm, 3) END) <= 3
     UNION ALL
-    SELECT n.idx, c.*, 2
-    FROM near n CROSS JOIN LATERAL (
-        SELECT * FROM geocode_commune c WHERE c.code_postal = n.pc OFFSET 0) c
+    SELECT n.place, c.*, 2
+    FROM near n JOIN places i USING (place) CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c WHERE c.code_postal = n.pc
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                    levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                    CASE WHEN c.ancienne_norm <> ''
+                         THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
+        OFFSET 0) c
 ),
 postcode_fits AS (
     -- rows whose (near) postcode has a commune within two edits of the name typed
-    SELECT DISTINCT o.idx FROM by_postcode o JOIN input i USING (idx)
+    SELECT DISTINCT o.place FROM by_postcode o JOIN places i USING (place)
     WHERE least(levenshtein_less_equal(o.city_norm, i.city_norm, 2),
                 levenshtein_less_equal(o.commune_norm, i.city_norm, 2),
                 CASE WHEN o.ancienne_norm <> ''
@@ -116,48 +159,76 @@ postcode_fits AS (
 others AS (
     SELECT * FROM by_postcode
     UNION ALL
-    SELECT i.idx, c.*, 1
-    FROM input i CROSS JOIN LATERAL (
-        SELECT * FROM geocode_commune c WHERE c.dept = i.dept OFFSET 0) c
-    WHERE i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
-      AND i.idx NOT IN (SELECT idx FROM postcode_fits)
+    SELECT i.place, c.*, 1
+    FROM places i CROSS JOIN LATERAL (
+        SELECT * FROM geocode_commune c WHERE c.dept = i.dept AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
+        OFFSET 0) c
+    WHERE i.city_norm IS NOT NULL AND i.place NOT IN (SELECT place FROM named)
+      AND i.place NOT IN (SELECT place FROM postcode_fits)
     UNION ALL
-    SELECT i.idx, c.*, 0
-    FROM input i CROSS JOIN LATERAL (
+    SELECT i.place, c.*, 0
+    FROM places i CROSS JOIN LATERAL (
         SELECT * FROM geocode_commune c
         WHERE left(c.city_norm, 3) = left(i.city_norm, 3)
           AND length(c.city_norm) BETWEEN length(i.city_norm) - 3 AND length(i.city_norm) + 3
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE right(c.city_norm, 3) = right(i.city_norm, 3)
           AND length(c.city_norm) BETWEEN length(i.city_norm) - 3 AND length(i.city_norm) + 3
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE left(c.city_norm, 2) = left(i.city_norm, 2)
           AND right(c.city_norm, 2) = right(i.city_norm, 2) AND length(i.city_norm) <= 7
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE porte_letters(c.city_norm) = porte_letters(i.city_norm)
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE left(c.ancienne_norm, 3) = left(i.city_norm, 3) AND c.ancienne_norm <> ''
           AND length(c.ancienne_norm) BETWEEN length(i.city_norm) - 3
                                           AND length(i.city_norm) + 3
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         UNION
         SELECT * FROM geocode_commune c
         WHERE right(c.ancienne_norm, 3) = right(i.city_norm, 3) AND c.ancienne_norm <> ''
           AND length(c.ancienne_norm) BETWEEN length(i.city_norm) - 3
                                           AND length(i.city_norm) + 3
+          AND least(levenshtein_less_equal(c.city_norm, i.city_norm, 3),
+                        levenshtein_less_equal(c.commune_norm, i.city_norm, 3),
+                        CASE WHEN c.ancienne_norm <> ''
+                             THEN levenshtein_less_equal(c.ancienne_norm, i.city_norm, 3) END) <= 3
         OFFSET 0) c
-    WHERE i.dept IS NULL AND i.city_norm IS NOT NULL AND i.idx NOT IN (SELECT idx FROM named)
+    WHERE i.dept IS NULL AND i.city_norm IS NOT NULL AND i.place NOT IN (SELECT place FROM named)
 ),
 fuzzy AS (
     -- edits between the typed name and each name of the commune (its own, its city's, former)
-    SELECT o.idx, o.code_insee, o.code_postal, o.nom_commune, o.city_code, o.pcm,
+    SELECT o.place, o.code_insee, o.code_postal, o.nom_commune, o.city_code, o.pcm,
            CASE WHEN n.former THEN o.nom_ancienne ELSE '' END AS ancienne,
            levenshtein_less_equal(n.name, i.city_norm, 3) AS e,
            length(i.city_norm) AS len, n.name, i.city_norm
-    FROM others o JOIN input i USING (idx)
+    FROM others o JOIN places i USING (place)
     CROSS JOIN LATERAL (VALUES (o.commune_norm, false), (o.city_norm, false),
                                (o.ancienne_norm, true)) AS n(name, former)
     WHERE n.name <> '' AND abs(length(n.name) - length(i.city_norm)) <= 3
@@ -166,12 +237,12 @@ candidates AS (
     SELECT * FROM named_ok
     UNION ALL
     -- a commune of the postcode, no name typed
-    SELECT o.idx, o.code_insee, o.nom_commune, o.city_code, '', false, 0.9
-    FROM others o JOIN input i USING (idx)
+    SELECT o.place, o.code_insee, o.nom_commune, o.city_code, '', false, 0.9
+    FROM others o JOIN places i USING (place)
     WHERE i.city_norm IS NULL AND o.pcm = 3
     UNION ALL
     -- a name one edit away (two: a swap, or 9 letters or more; three: 15 or more)
-    SELECT f.idx, f.code_insee, f.nom_commune, f.city_code, f.ancienne, false,
+    SELECT f.place, f.code_insee, f.nom_commune, f.city_code, f.ancienne, false,
            (0.8 + 0.15 * (1 - f.e::float8 / greatest(f.len, 1)))
            * CASE f.pcm WHEN 3 THEN 1.0 WHEN 2 THEN 0.96 ELSE 0.95 END
     FROM fuzzy f
@@ -179,12 +250,16 @@ candidates AS (
        OR (f.e = 2 AND (f.len >= 9 OR porte_letters(f.name) = porte_letters(f.city_norm)))
        OR (f.e = 3 AND f.len >= 15)
 ),
-communes AS (
+place_communes AS (
     -- per commune its best reading; kept when within 0.03 of the best commune
-    SELECT idx, code_insee, nom_commune, city_code, ancienne, exact, cscore FROM (
-        SELECT DISTINCT ON (idx, code_insee) *, max(cscore) OVER (PARTITION BY idx) AS best
-        FROM candidates ORDER BY idx, code_insee, cscore DESC, exact DESC, ancienne DESC) x
+    SELECT place, code_insee, nom_commune, city_code, ancienne, exact, cscore FROM (
+        SELECT DISTINCT ON (place, code_insee) *, max(cscore) OVER (PARTITION BY place) AS best
+        FROM candidates ORDER BY place, code_insee, cscore DESC, exact DESC, ancienne DESC) x
     WHERE cscore >= best - 0.03
+),
+communes AS (
+    SELECT i.idx, c.code_insee, c.nom_commune, c.city_code, c.ancienne, c.exact, c.cscore
+    FROM place_communes c JOIN input i USING (place)
 ),
 street_exact AS (
     SELECT c.idx, s.code_insee, s.nom_voie, s.n, c.nom_commune, c.city_code, c.ancienne,
@@ -205,29 +280,54 @@ street_exact AS (
       AND (c.exact OR s.voie_norm = i.street_norm OR i.street_core = i.street_norm)
 ),
 street_fuzzy AS (
-    -- only rows without an exact street: the best trigram match among each commune's streets
+    -- only rows without an exact street: the best match among each commune's streets. Scored
+    -- on the whole name by trigrams and by edits (short names: "le Clps" for "le Clos" share
+    -- few trigrams), and on the name without its type likewise, worth less when a type was
+    -- typed. Streets a slip or two away (scoring >= 0.75 by edits alone) are scored first and
+    -- the best of them taken; only when there is none is every street of the commune scored
+    -- (trigrams cost ~5 us a street: 15 ms in a city of 3,000 streets).
     SELECT c.idx, f.code_insee, f.nom_voie, f.n, c.nom_commune, c.city_code, c.ancienne,
            c.cscore, f.sim
     FROM communes c JOIN input i USING (idx)
     CROSS JOIN LATERAL (
-        -- the whole name by trigrams and by edits (short names: "le Clps" for "le Clos" share
-        -- few trigrams); the name without its type likewise, worth less when a type was typed
-        SELECT s.code_insee, s.nom_voie, s.n,
+        (SELECT s.code_insee, s.nom_voie, s.n,
                greatest(similarity(s.voie_norm, i.street_norm),
-                        CASE WHEN levenshtein_less_equal(s.voie_norm, i.street_norm, 3) <= 3
-                             THEN 1 - levenshtein_less_equal(s.voie_norm, i.street_norm, 3)
-                                      ::float8 / greatest(length(i.street_norm), 4)
-                             ELSE 0 END,
-                        CASE WHEN i.street_core = i.street_norm THEN 1 ELSE 0.9 END * greatest(
-                            similarity(s.voie_core, i.street_core),
-                            CASE WHEN levenshtein_less_equal(s.voie_core, i.street_core, 2) <= 2
-                                 THEN 0.95 * (1 - levenshtein_less_equal(s.voie_core,
-                                                                         i.street_core, 2)
-                                                  ::float8 / greatest(length(i.street_core), 4))
-                                 ELSE 0 END)) AS sim
-        FROM geocode_street s
-        WHERE s.code_insee = c.code_insee
-        ORDER BY sim DESC, s.n DESC LIMIT 1) f
+                         CASE WHEN levenshtein_less_equal(s.voie_norm, i.street_norm, 3) <= 3
+                              THEN 1 - levenshtein_less_equal(s.voie_norm, i.street_norm, 3)
+                                       ::float8 / greatest(length(i.street_norm), 4)
+                              ELSE 0 END,
+                         CASE WHEN i.street_core = i.street_norm THEN 1 ELSE 0.9 END * greatest(
+                             similarity(s.voie_core, i.street_core),
+                             CASE WHEN levenshtein_less_equal(s.voie_core, i.street_core, 2) <= 2
+                                  THEN 0.95 * (1 - levenshtein_less_equal(s.voie_core,
+                                                                          i.street_core, 2)
+                                                   ::float8 / greatest(length(i.street_core), 4))
+                                  ELSE 0 END)) AS sim
+         FROM geocode_street s
+         WHERE s.code_insee = c.code_insee
+           AND (levenshtein_less_equal(s.voie_norm, i.street_norm, i.near_edits)
+                    <= i.near_edits
+                OR levenshtein_less_equal(s.voie_core, i.street_core, i.near_core_edits)
+                    <= i.near_core_edits)
+         ORDER BY sim DESC, s.n DESC LIMIT 1)
+        UNION ALL
+        (SELECT s.code_insee, s.nom_voie, s.n,
+               greatest(similarity(s.voie_norm, i.street_norm),
+                         CASE WHEN levenshtein_less_equal(s.voie_norm, i.street_norm, 3) <= 3
+                              THEN 1 - levenshtein_less_equal(s.voie_norm, i.street_norm, 3)
+                                       ::float8 / greatest(length(i.street_norm), 4)
+                              ELSE 0 END,
+                         CASE WHEN i.street_core = i.street_norm THEN 1 ELSE 0.9 END * greatest(
+                             similarity(s.voie_core, i.street_core),
+                             CASE WHEN levenshtein_less_equal(s.voie_core, i.street_core, 2) <= 2
+                                  THEN 0.95 * (1 - levenshtein_less_equal(s.voie_core,
+                                                                          i.street_core, 2)
+                                                   ::float8 / greatest(length(i.street_core), 4))
+                                  ELSE 0 END)) AS sim
+         FROM geocode_street s
+         WHERE s.code_insee = c.code_insee
+         ORDER BY sim DESC, s.n DESC LIMIT 1)
+        LIMIT 1) f
     WHERE i.street_norm <> '' AND f.sim >= 0.45 AND c.exact
       AND c.idx NOT IN (SELECT idx FROM street_exact)
 ),

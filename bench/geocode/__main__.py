@@ -85,21 +85,28 @@ def unloaded(cases, answers) -> dict:
 # ---------------------------------------------------------------- ours
 async def run_ours(owner_url: str, cases, extra) -> dict:
     """Geocode with ours: one batch (set-based SQL), then one query at a time."""
+    from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from app.services.people.geocoder import geocode
+    from bench.geocode.national import CpuClock, spent
 
     engine = create_async_engine(owner_url, pool_size=1)
     queries = [c.typed for c in cases]
     async with engine.connect() as conn:
+        clock = CpuClock((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
         await geocode(conn, queries[:50])  # warm-up (plans, caches)
-        t0 = time.perf_counter()
+        for q in queries[:20]:
+            await geocode(conn, [q])
+        t0 = clock.read()
         res = await geocode(conn, queries)
-        batch_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        batch = spent(t0, clock.read())
+        batch_s = batch["wall"]
+        t0 = clock.read()
         for q in queries:
             await geocode(conn, [q])
-        single_s = time.perf_counter() - t0
+        single = spent(t0, clock.read())
+        single_s = single["wall"]
         res_extra = await geocode(conn, [c.typed for c in extra])
     await engine.dispose()
 
@@ -111,6 +118,8 @@ async def run_ours(owner_url: str, cases, extra) -> dict:
         "per_s_batch": len(queries) / batch_s,
         "per_s_single": len(queries) / single_s,
         "unloaded": unloaded(extra, [conv(r) for r in res_extra]),
+        "cpu_single": {k: v / len(queries) for k, v in single.items()},
+        "cpu_batch": {k: v / len(queries) for k, v in batch.items()},
     }
 
 
@@ -337,6 +346,7 @@ def main() -> None:
             flush=True,
         )
         ours = asyncio.run(run_ours(owner, cases, extra))
+        loads = [os.getloadavg()[0]]
         py, how = addok_python()
         addok, why = None, how
         if py:
@@ -344,10 +354,11 @@ def main() -> None:
                 addok = run_addok(py, tmp, doors, cases, extra)
             except Exception as exc:  # report, still print our figures
                 why = f"addok failed: {exc}"
-        load = os.getloadavg()[0]
+        loads.append(os.getloadavg()[0])
         print(
-            f"Machine: {os.cpu_count()} CPUs, load average {load:.1f} during the run "
-            "(throughput figures drop when other jobs share the CPUs).\n"
+            f"Machine: {os.cpu_count()} CPUs, load average {loads[0]:.1f} after our run, "
+            f"{loads[1]:.1f} after addok's (throughput figures drop when other jobs share the "
+            "CPUs).\n"
         )
         report(ours, addok, why)
     finally:
@@ -378,6 +389,11 @@ def report(ours: dict, addok: dict | None, why: str) -> None:
         "{:.0f}",
     )
     row("addresses/s, batch (import path)", ours["per_s_batch"], None, "{:.0f}")
+    for name, c in (("one at a time", ours["cpu_single"]), ("in a batch", ours["cpu_batch"])):
+        print(
+            f"  CPU per address, {name}: client {1000 * c['client_cpu']:.2f} ms + PostgreSQL "
+            f"{1000 * c['db_cpu']:.2f} ms (wall {1000 * c['wall']:.2f} ms)"
+        )
     print("  doors NOT loaded:")
     for k in ours["unloaded"]:
         row(f"  {k}", ours["unloaded"][k], addok and addok["unloaded"][k], "{:d}")

@@ -14,7 +14,20 @@
    loaded, throughput one at a time (with p50/p99) and in batches, and the ratios to addok.
 
 Options: --doors N (default 6,000,000 asked, ≈5.3 M made: small communes get 20), --queries N
-per kind (default 2,000), --keep DIR (keep the generated files there).
+per kind (default 2,000), --no-addok, --single N (queries timed one at a time).
+
+Reruns: ``--data DIR`` keeps the run's material in DIR — the generated BAN file, addok's
+documents, the queries (``queries.json``), the loaded PostGIS cluster (``db/``) and addok's Redis
+dump (``redis/dump.rdb``) — and a later run with the same DIR (and the same --doors/--queries)
+generates nothing again and reuses addok's dump instead of indexing (≈20 min saved). The doors are
+imported again into a fresh cluster unless ``--reuse`` is given: then the cluster loaded by the
+previous run is reused as it is (migrations applied), and a porte-only rerun
+(``--data DIR --reuse --no-addok``) takes a few minutes. Without --data everything is made in a
+temporary directory and removed (one command, ≈45 min).
+
+Besides wall-clock figures, the run prints the CPU time per query of the client (this process)
+and of the PostgreSQL backend serving it (from /proc): on a shared machine wall-clock time
+depends on the other jobs, CPU time much less.
 """
 
 from __future__ import annotations
@@ -26,11 +39,11 @@ import json
 import os
 import random
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 import unicodedata
+from dataclasses import asdict
 from pathlib import Path
 
 from bench.geocode.__main__ import ADDOK_CONFIG, addok_python, free_port, metres
@@ -243,8 +256,33 @@ def build(tmp: Path, total: int, per_kind: int):
 
 
 # ---------------------------------------------------------------- ours
+def proc_cpu(pid: int) -> float:
+    """CPU seconds used so far by process ``pid``: /proc/PID/schedstat (nanoseconds), else
+    /proc/PID/stat's user + system (clock ticks, 10 ms: fine for a total, not per query)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuClock:
+    """Wall, client CPU and PostgreSQL backend CPU between two reads."""
+
+    def __init__(self, backend_pid: int):
+        self.pid = backend_pid
+
+    def read(self) -> tuple[float, float, float]:
+        return time.perf_counter(), time.process_time(), proc_cpu(self.pid)
+
+
+def spent(a: tuple[float, float, float], b: tuple[float, float, float]) -> dict[str, float]:
+    return {"wall": b[0] - a[0], "client_cpu": b[1] - a[1], "db_cpu": b[2] - a[2]}
+
+
 async def run_ours(owner_url: str, loaded, out_q, single_n: int) -> dict:
     """Batch (all queries), then one at a time (``single_n`` of them, every kind)."""
+    from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
     from app.services.people.geocoder import geocode
@@ -252,19 +290,24 @@ async def run_ours(owner_url: str, loaded, out_q, single_n: int) -> dict:
     engine = create_async_engine(owner_url, pool_size=1)
     queries = [q for _k, q, _d in loaded]
     async with engine.connect() as conn:
+        clock = CpuClock((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
         await geocode(conn, queries[:100])
         for q in queries[:20]:
             await geocode(conn, [q])
-        t0 = time.perf_counter()
+        t0 = clock.read()
         res = await geocode(conn, queries)
-        batch_s = time.perf_counter() - t0
+        batch = spent(t0, clock.read())
         res_out = await geocode(conn, [q for _k, q, _d in out_q])
         step = max(1, len(queries) // single_n)
-        lat = []
+        lat, cpu = [], []
+        t0 = clock.read()
         for q in queries[::step]:
-            t = time.perf_counter()
+            a = clock.read()
             await geocode(conn, [q])
-            lat.append(time.perf_counter() - t)
+            b = clock.read()
+            lat.append(b[0] - a[0])
+            cpu.append(b[1] - a[1] + b[2] - a[2])
+        single = spent(t0, clock.read())
     await engine.dispose()
 
     def conv(r):
@@ -273,23 +316,32 @@ async def run_ours(owner_url: str, loaded, out_q, single_n: int) -> dict:
     return {
         "answers": [conv(r) for r in res],
         "answers_out": [conv(r) for r in res_out],
-        "per_s_batch": len(queries) / batch_s,
+        "per_s_batch": len(queries) / batch["wall"],
         "latencies": lat,
+        "cpu_per_query": cpu,
+        "cpu_batch": {k: v / len(queries) for k, v in batch.items()},
+        "cpu_single": {k: v / len(lat) for k, v in single.items()},
     }
 
 
 # ---------------------------------------------------------------- addok
 def run_addok(py: str, tmp: Path, docs_path: Path, loaded, out_q, single_n: int) -> dict:
-    """Index the documents in addok on a private Redis, query one at a time, stop Redis."""
+    """Index the documents in addok on a private Redis (or load the Redis dump a previous run
+    left in ``tmp/redis``), query one at a time, save the dump, stop Redis."""
     redis = shutil.which("redis-server")
     if not redis:
         raise RuntimeError("redis-server not found: apt-get install -y redis-server")
     port = free_port()
     rdir = tmp / "redis"
-    rdir.mkdir()
+    rdir.mkdir(exist_ok=True)
+    dump = rdir / "dump.rdb"
+    indexed = rdir / "indexed.json"  # written once the dump holds a whole index
+    reuse = dump.exists() and indexed.exists()
+    if not reuse:
+        dump.unlink(missing_ok=True)
     proc = subprocess.Popen(
         [redis, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(rdir)],
+         "--dir", str(rdir), "--dbfilename", dump.name],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -301,18 +353,22 @@ def run_addok(py: str, tmp: Path, docs_path: Path, loaded, out_q, single_n: int)
         )
         env = {**os.environ, "ADDOK_CONFIG_MODULE": str(conf)}
         addok = str(Path(py).parent / "addok")
-        for _ in range(50):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        t0 = time.perf_counter()
-        print("Indexing the same doors in addok (takes a while)…", flush=True)
-        for args in (["batch", str(docs_path)], ["ngrams"]):
-            r = subprocess.run([addok, *args], env=env, capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError(f"addok {args[0]} failed: {r.stderr.strip()[-500:]}")
-        index_s = time.perf_counter() - t0
+        _wait_redis(port, reuse)
+        if reuse:
+            index_s = json.loads(indexed.read_text())["index_s"]
+            print(f"addok: reusing the index of a previous run ({dump}).", flush=True)
+        else:
+            t0 = time.perf_counter()
+            print("Indexing the same doors in addok (takes a while)…", flush=True)
+            for args in (["batch", str(docs_path)], ["ngrams"]):
+                r = subprocess.run([addok, *args], env=env, capture_output=True, text=True)
+                if r.returncode != 0:
+                    raise RuntimeError(f"addok {args[0]} failed: {r.stderr.strip()[-500:]}")
+            index_s = time.perf_counter() - t0
+            r = subprocess.run(["redis-cli", "-p", str(port), "save"], capture_output=True,
+                               text=True)  # fmt: skip
+            if r.returncode == 0 and "OK" in r.stdout:
+                indexed.write_text(json.dumps({"index_s": index_s}))
         side = Path(__file__).with_name("addok_side.py")
         answers = {}
         step = max(1, len(loaded) // single_n)
@@ -342,11 +398,23 @@ def run_addok(py: str, tmp: Path, docs_path: Path, loaded, out_q, single_n: int)
             "latencies": main["latencies"][::step],
             "per_s_single": len(loaded) / main["seconds"],
             "index_s": index_s,
+            "index_reused": reuse,
             "redis_memory": mem,
         }
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def _wait_redis(port: int, loading: bool) -> None:
+    """Until Redis answers (and, after a dump, has loaded it: PING says LOADING until then)."""
+    deadline = time.monotonic() + (600 if loading else 10)
+    while time.monotonic() < deadline:
+        r = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
+        if r.stdout.strip() == "PONG":
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"Redis on port {port} did not become ready")
 
 
 # ---------------------------------------------------------------- figures
@@ -426,15 +494,59 @@ def report(stats, ours, fo, addok, fa, fa60, why) -> None:
         "{:.1f}")  # fmt: skip
     row("addresses/s, batches of 1,000", ours["per_s_batch"], addok and addok["per_s_single"],
         "{:.0f}")  # fmt: skip
+    cq = ours["cpu_per_query"]
+    print(f"  CPU per query one at a time (client + PostgreSQL backend): "
+          f"p50 {pct(cq, 0.5):.1f} ms, p99 {pct(cq, 0.99):.1f} ms")  # fmt: skip
+    for name, c in (("one at a time", ours["cpu_single"]), ("in batches", ours["cpu_batch"])):
+        print(f"  CPU per address, {name}: client {1000 * c['client_cpu']:.2f} ms + PostgreSQL "
+              f"{1000 * c['db_cpu']:.2f} ms (wall {1000 * c['wall']:.2f} ms)")  # fmt: skip
     if fa60:
         print(f"\naddok with a minimum score of 0.6 (a user's usual filter): match "
               f"{fa60['all'] * 100:.1f} %, doors not loaded: {fa60['out_answered']} answered, "
               f"{fa60['out_wrong']} wrong communes.")  # fmt: skip
     if addok:
-        print(f"addok index build {addok['index_s']:.0f} s, Redis memory {addok['redis_memory']} "
-              f"({why}).")  # fmt: skip
+        again = ", reused from a previous run's dump" if addok.get("index_reused") else ""
+        print(f"addok index build {addok['index_s']:.0f} s{again}, Redis memory "
+              f"{addok['redis_memory']} ({why}).")  # fmt: skip
     else:
         print(f"\naddok figures unavailable: {why}")
+
+
+def _door_rows(qs) -> list:
+    return [[k, q, asdict(d)] for k, q, d in qs]
+
+
+def _doors(rows) -> list:
+    return [(k, q, Door(**d)) for k, q, d in rows]
+
+
+def prepare_data(data: Path, doors: int, per_kind: int):
+    """The generated files and queries: made in ``data``, or reused from a previous run there
+    (when made with the same --doors and --queries)."""
+    manifest = data / "queries.json"
+    want = {"doors": doors, "queries": per_kind, "format": 1}
+    csv_path, docs_path = data / "ban-synthetic-france.csv", data / "addok-docs.ndjson"
+    if manifest.exists() and csv_path.exists() and docs_path.exists():
+        m = json.loads(manifest.read_text())
+        if m["params"] == want:
+            print(f"Reusing the SYNTHETIC national BAN and queries in {data}.", flush=True)
+            return csv_path, docs_path, _doors(m["loaded"]), _doors(m["out"]), m["stats"], True
+        raise SystemExit(
+            f"{data} holds a run made with {m['params']}, not {want}: use another --data "
+            "directory, or the same --doors/--queries."
+        )
+    print("Generating the SYNTHETIC national BAN (real communes, made-up doors)…", flush=True)
+    csv_path, docs_path, loaded, out_q, stats = build(data, doors, per_kind)
+    for stale in (data / "db", data / "redis"):  # made from other doors
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp_manifest = manifest.with_suffix(".tmp")
+    tmp_manifest.write_text(
+        json.dumps(
+            {"params": want, "stats": stats, "loaded": _door_rows(loaded), "out": _door_rows(out_q)}
+        )
+    )
+    tmp_manifest.replace(manifest)  # fmt: skip
+    return csv_path, docs_path, loaded, out_q, stats, False
 
 
 def main(argv: list[str]) -> None:
@@ -448,29 +560,66 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--queries", type=int, default=2000, help="per typo kind")
     ap.add_argument("--single", type=int, default=3000, help="queries timed one at a time")
     ap.add_argument("--no-addok", action="store_true")
-    args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="porte-bench-geonat-", dir="/tmp"))
+    ap.add_argument(
+        "--data",
+        type=Path,
+        help="keep the generated files, the loaded database "
+        "and addok's Redis dump in DIR; reused by the next run with the same DIR",
+    )
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="with --data: reuse the PostGIS "
+        "database a previous run loaded (no import: a porte-only rerun in minutes)",
+    )
+    args = ap.parse_args(argv)  # fmt: skip
+    if args.reuse and not args.data:
+        ap.error("--reuse needs --data DIR (where a previous run kept its material)")
+    if args.data:
+        tmp = args.data.resolve()
+        tmp.mkdir(parents=True, exist_ok=True)
+    else:
+        tmp = Path(tempfile.mkdtemp(prefix="porte-bench-geonat-", dir="/tmp"))
     os.chmod(tmp, 0o755)
-    cluster = Cluster(tmp / "db", free_port())
+    db_dir = tmp / "db"
+    loaded_mark = db_dir / "loaded.json"  # written once the import has finished
     loads = []
+    cluster = None
     try:
         t0 = time.perf_counter()
-        print("Generating the SYNTHETIC national BAN (real communes, made-up doors)…", flush=True)
-        csv_path, docs_path, loaded, out_q, stats = build(tmp, args.doors, args.queries)
+        csv_path, docs_path, loaded, out_q, stats, _same = prepare_data(
+            tmp, args.doors, args.queries
+        )
         print(f"  {stats['doors']:,} doors in {stats['communes']:,} communes loaded; "
               f"{stats['left_out_doors']:,} doors of left-out communes; "
               f"{len(loaded):,} + {len(out_q):,} queries ({time.perf_counter() - t0:.0f} s)",
               flush=True)  # fmt: skip
+        reuse_db = args.reuse and loaded_mark.exists()
+        if args.reuse and not reuse_db:
+            print(f"  no loaded database in {db_dir} yet: importing the doors.", flush=True)
+        if not reuse_db:
+            shutil.rmtree(db_dir, ignore_errors=True)
+        port = free_port()
+        cluster = Cluster(db_dir, port)
+        if reuse_db:  # another port may be free this time: the last `port =` line wins
+            with (cluster.pgdata / "postgresql.conf").open("a") as fh:
+                fh.write(f"port = {port}\n")
         cluster.start()
-        cluster.create_database("bench")
         owner = cluster.url("owner", "bench")
-        upgrade(owner)
-        from app.services.reference.imports.addresses import import_addresses
+        if reuse_db:
+            upgrade(owner)
+            print(f"  reusing the doors loaded in {db_dir} by a previous run", flush=True)
+        else:
+            cluster.create_database("bench")
+            upgrade(owner)
+            from app.services.reference.imports.addresses import import_addresses
 
-        t0 = time.perf_counter()
-        rep = asyncio.run(import_addresses(owner, csv_path, source="synthetic"))
-        print(f"  imported into PostGIS in {time.perf_counter() - t0:.0f} s "
-              f"({rep.rows_loaded:,} doors)", flush=True)  # fmt: skip
+            t0 = time.perf_counter()
+            rep = asyncio.run(import_addresses(owner, csv_path, source="synthetic"))
+            print(f"  imported into PostGIS in {time.perf_counter() - t0:.0f} s "
+                  f"({rep.rows_loaded:,} doors)", flush=True)  # fmt: skip
+            if args.data:
+                loaded_mark.write_text(json.dumps({"doors": rep.rows_loaded}))
         sizes = asyncio.run(_sizes(owner))
         print("  sizes: " + ", ".join(f"{k} {v}" for k, v in sizes.items()), flush=True)
         loads.append(os.getloadavg()[0])
@@ -495,8 +644,14 @@ def main(argv: list[str]) -> None:
               "work; throughput figures drop when other jobs run).\n")  # fmt: skip
         report(stats, ours, fo, addok, fa, fa60, why)
     finally:
-        cluster.destroy()
-        shutil.rmtree(tmp, ignore_errors=True)
+        if args.data:
+            if cluster is not None:
+                cluster.stop()
+            print(f"\nKept in {tmp} for the next run (--data {args.data} [--reuse]).")
+        else:
+            if cluster is not None:
+                cluster.destroy()
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 async def _sizes(owner: str) -> dict[str, str]:

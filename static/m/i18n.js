@@ -3,6 +3,7 @@ window.PORTE_MESSAGES = {
   fr: {
     "app.title": "Porte-à-porte",
     "net.offline": "Hors ligne",
+    "tools.label": "Outils",
     "tool.locate": "Me localiser",
     "tool.list": "Liste",
     "tool.map": "Carte",
@@ -75,6 +76,7 @@ window.PORTE_MESSAGES = {
   en: {
     "app.title": "Door to door",
     "net.offline": "Offline",
+    "tools.label": "Tools",
     "tool.locate": "Locate me",
     "tool.list": "List",
     "tool.map": "Map",

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from app.config import Settings
 from app.errors import InvalidInput, PorteError
+from app.i18n import N_, _
 
 VERSION = b"\x01"
 NONCE = 12
@@ -37,7 +38,7 @@ class KeyError_(PorteError):
     """Encryption keys are missing or wrong (a configuration problem, 500)."""
 
     status = 500
-    title = "Encryption keys not configured"
+    title = N_("Encryption keys not configured")
 
 
 class DecryptionFailed(Exception):
@@ -53,9 +54,13 @@ def _decode_key(kid: str, b64: str) -> bytes:
     try:
         raw = base64.b64decode(b64, validate=True)
     except ValueError as exc:
-        raise KeyError_(f"Data key {kid!r} in PORTE_DATA_KEYS is not valid base64.") from exc
+        raise KeyError_(
+            _("Data key {kid!r} in PORTE_DATA_KEYS is not valid base64.").format(kid=kid)
+        ) from exc
     if len(raw) != 32:
-        raise KeyError_(f"Data key {kid!r} must be 32 bytes (AES-256), got {len(raw)}.")
+        raise KeyError_(
+            _("Data key {kid!r} must be 32 bytes (AES-256), got {n}.").format(kid=kid, n=len(raw))
+        )
     return raw
 
 
@@ -85,13 +90,18 @@ class Cipher:
         kmap = settings.data_key_map
         if not kmap or not settings.data_key_id:
             raise KeyError_(
-                "Personal data cannot be stored or read: PORTE_DATA_KEYS and PORTE_DATA_KEY_ID are "
-                "not set. Generate them with `porte keys generate` and restart the service."
+                _(
+                    "Personal data cannot be stored or read: PORTE_DATA_KEYS and "
+                    "PORTE_DATA_KEY_ID are not set. Generate them with `porte keys generate` and "
+                    "restart the service."
+                )
             )
         if settings.data_key_id not in kmap:
             raise KeyError_(
-                f"PORTE_DATA_KEY_ID is {settings.data_key_id!r} but PORTE_DATA_KEYS has no such "
-                f"key (it has {sorted(kmap)}). Add the key or fix the id."
+                _(
+                    "PORTE_DATA_KEY_ID is {kid!r} but PORTE_DATA_KEYS has no such key (it has "
+                    "{kids}). Add the key or fix the id."
+                ).format(kid=settings.data_key_id, kids=", ".join(sorted(kmap)))
             )
         return cls({k: _decode_key(k, v) for k, v in kmap.items()}, settings.data_key_id)
 
@@ -110,16 +120,18 @@ class Cipher:
         key = self.keys.get(key_id)
         if key is None:
             raise DecryptionFailed(
-                f"key {key_id!r} is not in PORTE_DATA_KEYS: keep old keys until "
-                "`porte keys rotate` has finished"
+                _(
+                    "key {kid!r} is not in PORTE_DATA_KEYS: keep old keys until "
+                    "`porte keys rotate` has finished"
+                ).format(kid=key_id)
             )
         blob = bytes(blob)
         if blob[:1] != VERSION:
-            raise DecryptionFailed("unknown ciphertext version")
+            raise DecryptionFailed(_("unknown ciphertext version"))
         try:
             return AESGCM(key).decrypt(blob[1 : 1 + NONCE], blob[1 + NONCE :], ad).decode("utf-8")
         except InvalidTag as exc:
-            raise DecryptionFailed("wrong key or tampered value") from exc
+            raise DecryptionFailed(_("wrong key or tampered value")) from exc
 
 
 # ---------------------------------------------------------------- normalisation + HMAC
@@ -134,7 +146,9 @@ def normalise_email(value: str, field: str = "email") -> str:
     v = unicodedata.normalize("NFKC", value).strip().lower()
     v = re.sub(r"\s+", "", v)
     if not v or len(v) > 254 or not EMAIL_RE.match(v) or len(v.split("@")[0]) > 64:
-        raise InvalidInput("is not a valid e-mail address (expected name@domain.tld)", field=field)
+        raise InvalidInput(
+            _("is not a valid e-mail address (expected name@domain.tld)"), field=field
+        )
     return v
 
 
@@ -143,7 +157,7 @@ def normalise_phone(value: str, field: str = "phone") -> str:
     v = unicodedata.normalize("NFKC", value).strip()
     if re.search(r"[^\d\s.+()\-/]", v):
         raise InvalidInput(
-            "is not a phone number (only digits, spaces, dots, dashes and a leading + allowed)",
+            _("is not a phone number (only digits, spaces, dots, dashes and a leading + allowed)"),
             field=field,
         )
     digits = re.sub(r"\D", "", v)
@@ -155,14 +169,16 @@ def normalise_phone(value: str, field: str = "phone") -> str:
         e164 = "+33" + digits[1:]
     else:
         raise InvalidInput(
-            "is not a phone number: expected 10 digits starting with 0 (e.g. 06 12 34 56 78) "
-            "or an international number starting with +",
+            _(
+                "is not a phone number: expected 10 digits starting with 0 (e.g. 06 12 34 56 78) "
+                "or an international number starting with +"
+            ),
             field=field,
         )
     if e164.startswith("+330"):
         e164 = "+33" + e164[4:]
     if not 9 <= len(e164) <= 16 or (e164.startswith("+33") and len(e164) != 12):
-        raise InvalidInput("has the wrong number of digits for a phone number", field=field)
+        raise InvalidInput(_("has the wrong number of digits for a phone number"), field=field)
     return e164
 
 
@@ -177,8 +193,10 @@ class Hasher:
         """The HMAC key of ``PORTE_HMAC_KEY``."""
         if not settings.hmac_key:
             raise KeyError_(
-                "PORTE_HMAC_KEY is not set: duplicates cannot be detected. Generate one with "
-                "`porte keys generate`."
+                _(
+                    "PORTE_HMAC_KEY is not set: duplicates cannot be detected. Generate one with "
+                    "`porte keys generate`."
+                )
             )
         return cls(settings.hmac_key.encode())
 

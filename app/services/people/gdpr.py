@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import text
 
 from app.errors import Conflict, InvalidInput, NotFound
+from app.i18n import _
 from app.services.access import audit
 from app.services.access.crypto import Cipher
 from app.services.people.supporters.core import _ROW, decrypt_location, decrypt_row, tags_of
@@ -38,7 +39,7 @@ _AUDIT = text(
 async def _row(ctx: Any, supporter_id: uuid.UUID) -> Any:
     r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
     if r is None:
-        raise NotFound("No such supporter in this campaign (erased, or never stored).")
+        raise NotFound(_("No such supporter in this campaign (erased, or never stored)."))
     return r
 
 
@@ -74,10 +75,10 @@ async def export_data(
         "door_objection_recorded_at": flagged,
         "processing_log": events,
         "purposes_meaning": {
-            "contact": "be contacted by the campaign",
-            "mapping": "be counted, by place, in anonymous statistics (≥ k per area)",
-            "volunteering": "be asked to volunteer",
-            "newsletter": "receive the campaign's news",
+            "contact": _("be contacted by the campaign"),
+            "mapping": _("be counted, by place, in anonymous statistics (≥ k per area)"),
+            "volunteering": _("be asked to volunteer"),
+            "newsletter": _("receive the campaign's news"),
         },
     }
 
@@ -86,7 +87,7 @@ async def export(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     """Everything held about one supporter (GDPR art. 15 and 20), as JSON (admin; audited)."""
     out = await export_data(ctx.session, ctx.settings, ctx.campaign_id, supporter_id)
     if out is None:
-        raise NotFound("No such supporter in this campaign (erased, or never stored).")
+        raise NotFound(_("No such supporter in this campaign (erased, or never stored)."))
     await audit.record(ctx, action="gdpr.export", object=f"supporter:{supporter_id}", rows=1)
     return out
 
@@ -144,7 +145,7 @@ async def withdraw(
     """
     r = await _row(ctx, supporter_id)
     if r.status != "active":
-        raise Conflict("This supporter's consent was already withdrawn.")
+        raise Conflict(_("This supporter's consent was already withdrawn."))
     standing = set(
         (
             await ctx.session.execute(
@@ -162,7 +163,10 @@ async def withdraw(
         unknown = [p for p in purposes if p not in standing]
         if unknown:
             raise InvalidInput(
-                f"no standing consent for {unknown[0]!r} (standing: {', '.join(sorted(standing))})",
+                _(
+                    "no standing consent for {purpose!r}: the person did not give it, or "
+                    "withdrew it (standing: {standing})"
+                ).format(purpose=unknown[0], standing=", ".join(sorted(standing)) or "-"),
                 field="purposes",
             )
     if not purposes or set(purposes) >= standing:
@@ -231,13 +235,15 @@ async def flag_door(
 async def object_to_visits(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     """Objection to door-to-door visits (GDPR art. 21): flag the supporter's door."""
     r = await _row(ctx, supporter_id)
-    address_id, _, _ = decrypt_location(
+    address_id, _lon, _lat = decrypt_location(
         Cipher.from_settings(ctx.settings), ctx.campaign_id, supporter_id, r.key_id, r._mapping
     )
     if address_id is None:
         raise Conflict(
-            "This supporter is not placed on a door yet: pick their door in the review list "
-            "(PATCH address_id), then record the objection.",
+            _(
+                "This supporter is not placed on a door yet: pick their door in the review list "
+                "(PATCH address_id), then record the objection."
+            ),
             field="address_id",
         )
     await flag_door(ctx.session, ctx.campaign_id, address_id)

@@ -30,6 +30,15 @@ _env = Environment(
 )
 _env.globals["_"] = _  # new texts of the pages are English in ``_()``, like the code's
 _env.globals["lang"] = current
+
+
+def day(d: date) -> str:
+    """A date as the reader writes it: 01/03/2026 in French, 1 March 2026 in English."""
+    if current() == "fr":
+        return d.strftime("%d/%m/%Y")
+    return f"{d.day} {d:%B %Y}"
+
+
 _CAMPAIGN = text(
     "SELECT c.id, c.name, c.election_date, c.visit_retention_date, c.supporter_retention_months, "
     "c.k_threshold, p.controller, p.contact_email, p.postal_address, p.dpo_contact, "
@@ -42,7 +51,7 @@ async def _campaign(session: Any, campaign_id: uuid.UUID) -> Any:
     await set_tenant(session, campaign_id)
     row = (await session.execute(_CAMPAIGN, {"c": campaign_id})).first()
     if row is None:
-        raise NotFound("No such campaign.")
+        raise NotFound(_("No such campaign."))
     return row
 
 
@@ -62,7 +71,8 @@ def visit_retention(election: date, explicit: date | None) -> date:
 
 
 async def notice_html(session: Any, campaign_id: uuid.UUID, link_hours: int = 48) -> str:
-    """The French privacy notice page (``link_hours``: validity of the form's e-mailed links)."""
+    """The privacy notice page in the reader's language (``link_hours``: validity of the form's
+    e-mailed links)."""
     c = await _campaign(session, campaign_id)
     return _env.get_template("privacy.html").render(
         campaign=c,
@@ -72,9 +82,7 @@ async def notice_html(session: Any, campaign_id: uuid.UUID, link_hours: int = 48
         dpo_contact=c.dpo_contact,
         notice_version=c.notice_version or "v1",
         k=c.k_threshold,
-        visit_retention=visit_retention(c.election_date, c.visit_retention_date).strftime(
-            "%d/%m/%Y"
-        ),
+        visit_retention=day(visit_retention(c.election_date, c.visit_retention_date)),
         supporter_months=c.supporter_retention_months,
         link_hours=link_hours,
     )
@@ -131,7 +139,7 @@ async def throttle(db: Any, client: str | None, *, now: datetime | None = None) 
         ).scalar_one()
     if n >= FORM_LIMIT:
         raise TooManyRequests(
-            "Too many requests from your connection: wait a minute and send the form again.",
+            _("Too many requests from your connection: wait a minute and send the form again."),
             retry_after=60,
         )
 
@@ -141,7 +149,7 @@ async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
     ctrl = (body.get("controller") or "").strip()
     email = (body.get("contact_email") or "").strip()
     if not ctrl:
-        raise InvalidInput("is required: the person or party responsible", field="controller")
+        raise InvalidInput(_("is required: the person or party responsible"), field="controller")
     email = normalise_email(email, field="contact_email")
     await ctx.session.execute(
         text(
@@ -226,9 +234,9 @@ async def resolve_request(
         )
     ).first()
     if row is None:
-        raise NotFound("No such privacy request in this campaign.")
+        raise NotFound(_("No such privacy request in this campaign."))
     if row.status != "pending":
-        raise InvalidInput("this request is already handled", field="request_id")
+        raise InvalidInput(_("this request is already handled"), field="request_id")
     if address_id is not None:
         door = (
             await ctx.session.execute(
@@ -236,7 +244,7 @@ async def resolve_request(
             )
         ).first()
         if door is None:
-            raise InvalidInput("no such door", field="address_id")
+            raise InvalidInput(_("no such door"), field="address_id")
         await flag_door(ctx.session, ctx.campaign_id, address_id)
     outcome = "door_flagged_by_admin" if address_id is not None else "closed_no_door"
     await ctx.session.execute(

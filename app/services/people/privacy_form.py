@@ -29,7 +29,7 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.errors import InvalidInput, ServiceUnavailable, TooManyRequests
-from app.i18n import _
+from app.i18n import _, current
 from app.security import token_hash
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher, aad, normalise_email
@@ -190,9 +190,9 @@ async def _objection(
                 ),
                 {"c": campaign_id, "i": rid},
             )
-        msg = (
-            "C'est noté : cette porte ne sera plus proposée aux bénévoles de la campagne. "
-            "Aucune donnée vous identifiant n'a été enregistrée."
+        msg = _(
+            "Noted: this door will no longer be offered to the campaign's volunteers. No data "
+            "identifying you was recorded."
         )
         outcome = "door_flagged"
     else:
@@ -212,9 +212,9 @@ async def _objection(
                 origin=origin,
             ),
         )
-        msg = (
-            "Votre demande est enregistrée. Nous n'avons pas pu situer exactement cette "
-            "adresse : l'équipe de la campagne la traitera à la main sous un mois."
+        msg = _(
+            "Your request is recorded. We could not place this address exactly: the campaign's "
+            "team will handle it by hand within a month."
         )
     await audit.write_event(
         session,
@@ -312,7 +312,11 @@ async def _by_email(
         to = cipher.decrypt(
             held.email_enc, key_id=held.key_id, ad=aad(campaign_id, held.id, "email")
         )
-    link = f"{settings.base_url}/privacy/{campaign_id}/confirm#code={token}"
+    # the page opens in the language of the request (the mail is written in it too)
+    page = f"{settings.base_url}/privacy/{campaign_id}/confirm" + (
+        "" if current() == "fr" else f"?lang={current()}"
+    )
+    link = f"{page}#code={token}"
     subject = _("Confirm your request to the campaign \u201c{name}\u201d").format(name=c.name)
     body = _(
         "Hello,\n\n"
@@ -326,7 +330,7 @@ async def _by_email(
         what=_what(kind),
         hours=hours,
         link=link,
-        page=f"{settings.base_url}/privacy/{campaign_id}/confirm",
+        page=page,
         code=token,
     )
     return msg, Outgoing(campaign_id, rid, to, subject, body)

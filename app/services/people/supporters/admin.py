@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import text
 
 from app.errors import ImportFailed, NotFound
+from app.i18n import _, role_name
 
 _ACCOUNT = text("SELECT id, is_active, token_version FROM app_user WHERE email = :e")
 _CAMPAIGNS = text(
@@ -33,11 +34,15 @@ async def admin_context(
     account = (await session.execute(_ACCOUNT, {"e": email})).first()
     if account is None:
         raise NotFound(
-            f"No account {email}. The import is made in the name of an admin of the campaign: "
-            "give the e-mail they sign in with."
+            _(
+                "No account {email}. The import is made in the name of an admin of the "
+                "campaign: give the e-mail they sign in with."
+            ).format(email=email)
         )
     if not account.is_active:
-        raise ImportFailed(f"The account {email} is disabled; it cannot import supporters.")
+        raise ImportFailed(
+            _("The account {email} is disabled; it cannot import supporters.").format(email=email)
+        )
     from app.db import set_tenant
 
     await set_tenant(session, None, account.id)  # row-level security: this account's campaigns
@@ -50,15 +55,29 @@ async def admin_context(
     ).all()
     if not found:
         raise NotFound(
-            f"{email} is not a member of any campaign "
-            + (f"with id {cid}" if cid else f"named {campaign.strip()!r} (exact name, with case)")
-            + ". Check it, or give the campaign id (GET /campaigns lists the campaigns of a "
-            "signed-in account)."
+            (
+                _(
+                    "{email} is not a member of any campaign with id {cid}. Check it, or give the "
+                    "campaign id (GET /campaigns lists the campaigns of a signed-in account)."
+                )
+                if cid
+                else _(
+                    "{email} is not a member of any campaign named {name!r} (exact name, with "
+                    "case). Check it, or give the campaign id (GET /campaigns lists the campaigns "
+                    "of a signed-in account)."
+                )
+            ).format(email=email, cid=cid, name=campaign.strip())
         )
     if len(found) > 1:
         raise ImportFailed(
-            f"{len(found)} campaigns of {email} are named {campaign.strip()!r}: give the campaign "
-            f"id instead ({', '.join(str(r.id) for r in found)})."
+            _(
+                "{n} campaigns of {email} are named {name!r}: give the campaign id instead ({ids})."
+            ).format(
+                n=len(found),
+                email=email,
+                name=campaign.strip(),
+                ids=", ".join(str(r.id) for r in found),
+            )
         )
     cid, name = found[0].id, found[0].name
     standing = (
@@ -74,10 +93,12 @@ async def admin_context(
     if standing is None or standing["role"] != "admin":
         role = standing["role"] if standing else "no"
         raise ImportFailed(
-            f"{email} has the {role} role in campaign {name!r}, not admin: only an admin of the "
-            "campaign, accountable for its supporter file, may import supporters. An admin can "
-            "change roles (PATCH /campaigns/{cid}/members/{user_id}), or give another admin's "
-            "e-mail."
+            _(
+                "{email} has the {role} role in campaign {name!r}, not admin: only an admin of "
+                "the campaign, accountable for its supporter file, may import supporters. An "
+                "admin can change roles (PATCH /campaigns/{{cid}}/members/{{user_id}}), or give "
+                "another admin's e-mail."
+            ).format(email=email, role=role_name(role) if standing else _("no"), name=name)
         )
     ctx = CampaignContext(
         campaign_id=cid,

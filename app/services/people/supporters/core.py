@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from app.db import CUSTOM_PLAN_FROM, custom_plans
 from app.errors import Conflict, InvalidInput, NotFound
 from app.frenchdata import CHANNEL_LABELS, PURPOSE_LABELS, parse_datetime, to_code
+from app.i18n import N_, _
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
 from app.services.people.geocoder import (
@@ -112,8 +113,10 @@ def validate(raw: dict[str, Any], *, prefix: str = "") -> NewSupporter:
     c = raw.get("consent")
     if not isinstance(c, dict):
         raise InvalidInput(
-            "a supporter cannot be stored without the consent given by the person "
-            "(when, purposes, channel, wording and notice versions, who collected it)",
+            _(
+                "a supporter cannot be stored without the consent given by the person "
+                "(when, purposes, channel, wording and notice versions, who collected it)"
+            ),
             field=f"{prefix}consent",
         )
     consent = validate_consent(c, prefix=f"{prefix}consent.")
@@ -125,14 +128,16 @@ def validate_person(raw: dict[str, Any], consent: Consent, *, prefix: str = "") 
     vals = {k: _clean(raw.get(k)) for k in PERSONAL}
     for k, v in vals.items():
         if v is not None and len(v) > MAX_LEN[k]:
-            raise InvalidInput(f"is longer than {MAX_LEN[k]} characters", field=f"{prefix}{k}")
+            raise InvalidInput(
+                _("is longer than {n} characters").format(n=MAX_LEN[k]), field=f"{prefix}{k}"
+            )
     if vals["email"] is not None:
         vals["email"] = normalise_email(vals["email"], field=f"{prefix}email")
     if vals["phone"] is not None:
         vals["phone"] = normalise_phone(vals["phone"], field=f"{prefix}phone")
     if not (vals["name"] or vals["email"] or vals["phone"]):
         raise InvalidInput(
-            "give at least a name, an e-mail or a phone number", field=f"{prefix}name"
+            _("give at least a name, an e-mail or a phone number"), field=f"{prefix}name"
         )
     lc = raw.get("last_contact_at")
     return NewSupporter(
@@ -150,14 +155,16 @@ def _datetime(value: Any, fieldname: str) -> datetime:
             dt = parse_datetime(str(value))
         except ValueError as exc:
             raise InvalidInput(
-                "is not a date (expected dd/mm/yyyy, e.g. 01/03/2026 or 01/03/2026 18:30, "
-                "or ISO 8601, e.g. 2026-03-01)",
+                _(
+                    "is not a date (expected dd/mm/yyyy, e.g. 01/03/2026 or 01/03/2026 18:30, "
+                    "or ISO 8601, e.g. 2026-03-01)"
+                ),
                 field=fieldname,
             ) from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
     if dt > datetime.now(UTC):
-        raise InvalidInput("is in the future", field=fieldname)
+        raise InvalidInput(_("is in the future"), field=fieldname)
     return dt
 
 
@@ -168,8 +175,10 @@ def validate_consent(c: dict[str, Any], *, prefix: str = "consent.") -> Consent:
         given_by = given_by.strip().lower() in ("1", "true", "yes", "oui", "y", "o")
     if given_by is not True:
         raise InvalidInput(
-            "consent must be given by the person themself (given_by_subject = true); a "
-            "supporter whose consent was not given by them cannot be stored",
+            _(
+                "consent must be given by the person themself (given_by_subject = true); a "
+                "supporter whose consent was not given by them cannot be stored"
+            ),
             field=f"{prefix}given_by_subject",
         )
     purposes = c.get("purposes")
@@ -179,31 +188,40 @@ def validate_consent(c: dict[str, Any], *, prefix: str = "consent.") -> Consent:
         purposes = [to_code(str(p), PURPOSE_LABELS) or p for p in purposes]
     if not purposes:
         raise InvalidInput(
-            f"list at least one purpose the person agreed to ({', '.join(PURPOSES)})",
+            _("list at least one purpose the person agreed to ({purposes})").format(
+                purposes=", ".join(PURPOSES)
+            ),
             field=f"{prefix}purposes",
         )
     bad = [p for p in purposes if p not in PURPOSES]
     if bad:
         raise InvalidInput(
-            f"unknown purpose {bad[0]!r}; allowed: {', '.join(PURPOSES)}", field=f"{prefix}purposes"
+            _("unknown purpose {purpose!r}; allowed: {purposes}").format(
+                purpose=bad[0], purposes=", ".join(PURPOSES)
+            ),
+            field=f"{prefix}purposes",
         )
     channel = _clean(c.get("channel"))
     channel = (to_code(channel, CHANNEL_LABELS) or channel) if channel else channel
     if channel not in CHANNELS:
         raise InvalidInput(
-            f"must be one of {', '.join(CHANNELS)} (where the consent was collected)",
+            _("must be one of {channels} (where the consent was collected)").format(
+                channels=", ".join(CHANNELS)
+            ),
             field=f"{prefix}channel",
         )
     out = {}
     for k in ("wording_version", "notice_version", "collected_by"):
         v = _clean(c.get(k))
         if not v:
-            raise InvalidInput("is required to prove the consent", field=f"{prefix}{k}")
+            raise InvalidInput(_("is required to prove the consent"), field=f"{prefix}{k}")
         if len(v) > (200 if k == "collected_by" else 100):
-            raise InvalidInput("is too long", field=f"{prefix}{k}")
+            raise InvalidInput(_("is too long"), field=f"{prefix}{k}")
         out[k] = v
     if not c.get("given_at"):
-        raise InvalidInput("is required: when the person gave consent", field=f"{prefix}given_at")
+        raise InvalidInput(
+            _("is required: when the person gave consent"), field=f"{prefix}given_at"
+        )
     given_at = _datetime(c["given_at"], f"{prefix}given_at")
     return Consent(sorted(set(purposes)), given_at, channel, **out)
 
@@ -292,6 +310,25 @@ def decrypt_location(
     return address_id, lon, lat
 
 
+_SAME = {
+    ("e-mail", "supporter"): N_("same e-mail as supporter {ref}"),
+    ("phone", "supporter"): N_("same phone number as supporter {ref}"),
+    ("e-mail", "row"): N_("same e-mail as row {ref}"),
+    ("phone", "row"): N_("same phone number as row {ref}"),
+    ("e-mail", "item"): N_("same e-mail as item {ref}"),
+    ("phone", "item"): N_("same phone number as item {ref}"),
+}
+
+
+def explain_duplicate(found: str) -> str:
+    """``same e-mail as row 3`` (the internal description of ``find_duplicates`` and the
+    import's rows) in the language of the reader."""
+    parts = found.split(" ")
+    if len(parts) == 5 and parts[0] == "same" and (parts[1], parts[3]) in _SAME:
+        return _(_SAME[(parts[1], parts[3])]).format(ref=parts[4])
+    return found
+
+
 def hash_identifiers(hasher: Hasher, campaign_id: uuid.UUID, items: list[NewSupporter]) -> None:
     """Fill the HMACs of the normalised e-mail and phone."""
     for s in items:
@@ -346,10 +383,20 @@ async def geocode_items(session: Any, items: list[NewSupporter]) -> None:
         s.geo = g
 
 
+def no_placement_note(has_address: bool) -> str:
+    """Why a supporter is not placed when no geocoding was tried: no address, or no 'mapping'."""
+    if not has_address:
+        return _("no address")
+    return _(
+        "not placed: the person did not agree to 'mapping' (being placed on the map); "
+        "record that consent, given by the person, to place them"
+    )
+
+
 def _geo_columns(s: NewSupporter) -> tuple:
     g = s.geo
     if g is None:
-        note = "no mapping consent" if s.address else "no address"
+        note = no_placement_note(bool(s.address))
         return None, None, None, "none", None, note
     placed = g.level in PLACED_LEVELS
     return (
@@ -455,7 +502,7 @@ async def store(ctx: Any, items: list[NewSupporter]) -> None:
     except DBAPIError as exc:
         if "supporter_requires_consent" in str(exc) or "no consent given" in str(exc):
             raise InvalidInput(
-                "a supporter cannot be stored without the consent given by the person",
+                _("a supporter cannot be stored without the consent given by the person"),
                 field="consent",
             ) from None
         raise
@@ -497,8 +544,9 @@ def summary(s: NewSupporter) -> dict[str, Any]:
         "id": str(s.id),
         "geocode_level": g.level if g else "none",
         "geocode_score": g.score if g else None,
-        "needs_review": (g.level != "housenumber") if g else bool(s.address),
-        "geocode_note": g.reason if g else ("no mapping consent" if s.address else None),
+        # without 'mapping' nobody may place them: not for review (the note says why)
+        "needs_review": (g.level != "housenumber") if g else False,
+        "geocode_note": g.reason if g else (no_placement_note(True) if s.address else None),
         "consent_purposes": s.purposes,
     }
 
@@ -511,8 +559,10 @@ async def create_one(ctx: Any, raw: dict[str, Any]) -> dict[str, Any]:
     if dups:
         dup_id = dups[0].rsplit(" ", 1)[-1]
         raise Conflict(
-            f"This person is already a supporter ({dups[0]}). Nothing was stored: update the "
-            "existing supporter (PATCH) instead.",
+            _(
+                "This person is already a supporter ({duplicate}). Nothing was stored: update "
+                "the existing supporter (PATCH) instead."
+            ).format(duplicate=explain_duplicate(dups[0])),
             field="email" if "e-mail" in dups[0] else "phone",
             extra={"duplicate_of": dup_id},
         )
@@ -564,7 +614,7 @@ async def get_one(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     """One supporter, decrypted (admin; audited)."""
     r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
     if r is None:
-        raise NotFound("No such supporter in this campaign (erased, or never stored).")
+        raise NotFound(_("No such supporter in this campaign (erased, or never stored)."))
     out = decrypt_row(Cipher.from_settings(ctx.settings), ctx.campaign_id, r)
     out["tags"] = (await tags_of(ctx.session, ctx.campaign_id, [supporter_id])).get(out["id"], [])
     await audit.record(ctx, action="supporter.read", object=f"supporter:{supporter_id}", rows=1)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from app.errors import InvalidInput, PorteError
-from app.i18n import _
+from app.i18n import N_, _, number
 
 MAX_ROWS = 50_000
 MAX_BYTES = 20 * 1024 * 1024
@@ -32,17 +32,19 @@ class TooLarge(PorteError):
     """The upload is over the size or row limit (413)."""
 
     status = 413
-    title = "File too large"
+    title = N_("File too large")
 
 
 def too_large(what: str) -> TooLarge:
     """The 413 error for an upload over a limit."""
     return TooLarge(
-        f"{what}. One upload holds at most {MAX_ROWS:,} rows and {MAX_BYTES // 2**20} MB. Split "
-        "the file into parts under these limits (keep the header line in each part) and import "
-        "them one after the other (with valid_rows_only=false each part is all or nothing); or, "
-        "for a big member file, the campaign admin imports it whole on the server, streamed in "
-        f"one transaction with no size limit: `{CLI_COMMAND}`.",
+        _(
+            "{what}. One upload holds at most {rows} rows and {mb} MB. Split the file into parts "
+            "under these limits (keep the header line in each part) and import them one after "
+            "the other (with valid_rows_only=false each part is all or nothing); or, for a big "
+            "member file, the campaign admin imports it whole on the server, streamed in one "
+            "transaction with no size limit: `{command}`."
+        ).format(what=what, rows=number(MAX_ROWS), mb=MAX_BYTES // 2**20, command=CLI_COMMAND),
         extra={"max_rows": MAX_ROWS, "max_bytes": MAX_BYTES, "command": CLI_COMMAND},
     )
 
@@ -50,8 +52,8 @@ def too_large(what: str) -> TooLarge:
 # ---------------------------------------------------------------- reading CSV
 ENCODING_LABELS = {
     "utf-8": "UTF-8",
-    "utf-8-sig": "UTF-8 with a byte-order mark",
-    "utf-16": "UTF-16 (with its byte-order mark)",
+    "utf-8-sig": N_("UTF-8 with a byte-order mark"),
+    "utf-16": N_("UTF-16 (with its byte-order mark)"),
     "cp1252": "Windows-1252 (Latin-1)",
     "latin-1": "ISO-8859-1 (Latin-1)",
 }
@@ -71,7 +73,7 @@ class CsvInfo:
         """For the report."""
         names = {",": "comma", ";": "semicolon", "\t": "tab"}
         return {
-            "encoding": ENCODING_LABELS.get(self.encoding, self.encoding),
+            "encoding": _(ENCODING_LABELS.get(self.encoding, self.encoding)),
             "delimiter": names.get(self.delimiter, self.delimiter),
             "duplicated_columns": self.duplicates,
         }
@@ -87,7 +89,7 @@ def _unique_header(names: list[str]) -> tuple[list[str], list[str], dict[str, in
     """Unique column names: a repeated name gets ' (2)', ' (3)'...; empty names are numbered."""
     base = [n.strip() or f"(column {i + 1})" for i, n in enumerate(names)]
     if not any(n.strip() for n in names):
-        raise InvalidInput("is empty: expected a header line and rows", field="file")
+        raise InvalidInput(_("is empty: expected a header line and rows"), field="file")
     seen: Counter = Counter()
     unique = []
     for n in base:
@@ -152,13 +154,13 @@ def _rows(reader: Any, header: list[str]) -> Iterator[Row]:
 def read_csv(fh: IO[bytes], size: int | None) -> tuple[CsvInfo, list[Row]]:
     """Header and (line number, row) of an uploaded CSV (``;``, ``,`` or tab), within limits."""
     if size is not None and size > MAX_BYTES:
-        raise too_large(f"The file is {size / 2**20:.1f} MB")
+        raise too_large(_("The file is {mb} MB").format(mb=number(size / 2**20, 1)))
     data = fh.read(MAX_BYTES + 1)
     if len(data) > MAX_BYTES:
-        raise too_large("The file is larger than the limit")
+        raise too_large(_("The file is larger than the limit"))
     lines = data.count(b"\n")
     if lines > MAX_ROWS + 1:
-        raise too_large(f"The file has {lines:,} lines")
+        raise too_large(_("The file has {n} lines").format(n=number(lines)))
     textdata, encoding = _decode(data)
     delimiter = _delimiter(textdata.split("\n", 1)[0])
     reader = csv.reader(io.StringIO(textdata, newline=""), delimiter=delimiter)
@@ -166,13 +168,16 @@ def read_csv(fh: IO[bytes], size: int | None) -> tuple[CsvInfo, list[Row]]:
         header, base, dups = _unique_header(next(reader))
         rows = list(_rows(reader, header))
     except StopIteration:
-        raise InvalidInput("is empty: expected a header line and rows", field="file") from None
+        raise InvalidInput(_("is empty: expected a header line and rows"), field="file") from None
     except csv.Error as exc:
         raise InvalidInput(
-            f"cannot be read as CSV after line {reader.line_num} ({exc})", field="file"
+            _("cannot be read as CSV after line {line} ({error})").format(
+                line=reader.line_num, error=exc
+            ),
+            field="file",
         ) from exc
     if len(rows) > MAX_ROWS:
-        raise too_large(f"The file has {len(rows):,} rows")
+        raise too_large(_("The file has {n} rows").format(n=number(len(rows))))
     return CsvInfo(header, base, dups, encoding, delimiter), rows
 
 
@@ -192,7 +197,7 @@ class CsvStream:
                 header, base, dups = _unique_header(next(self.reader))
             except StopIteration:
                 raise InvalidInput(
-                    "is empty: expected a header line and rows", field="file"
+                    _("is empty: expected a header line and rows"), field="file"
                 ) from None
             self.info = CsvInfo(header, base, dups, encoding, _delimiter(first))
             self.header = header
@@ -227,7 +232,10 @@ class CsvStream:
             ) from exc
         except csv.Error as exc:
             raise InvalidInput(
-                f"cannot be read as CSV after line {reader.line_num} ({exc})", field="file"
+                _("cannot be read as CSV after line {line} ({error})").format(
+                    line=reader.line_num, error=exc
+                ),
+                field="file",
             ) from exc
         if chunk:
             yield chunk

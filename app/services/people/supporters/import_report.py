@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from app.i18n import _
+from app.i18n import _, number
 from app.services.people.supporters import basis
 
 REPORT_COLUMNS = ("row", "field", "reason")
@@ -52,10 +52,12 @@ def source_report(run: Any) -> dict[str, Any]:
 
 def refused(rejected: int, rows: int, *, how: str) -> str:
     """What to tell when an all-or-nothing import met invalid rows."""
-    verb = "is" if rejected == 1 else "are"
     return (
-        f"{rejected:,} of {rows:,} rows {verb} invalid, so nothing was imported (all or nothing). "
-        f"{how}"
+        _("{rejected} of {rows} row(s) invalid, so nothing was imported (all or nothing).").format(
+            rejected=number(rejected), rows=number(rows)
+        )
+        + " "
+        + how
     ).strip()
 
 

@@ -27,6 +27,7 @@ from app.services.access.crypto import Cipher, Hasher
 from app.services.people.supporters import basis, sources
 from app.services.people.supporters.core import (
     NewSupporter,
+    explain_duplicate,
     find_duplicates,
     geocode_items,
     hash_identifiers,
@@ -176,9 +177,11 @@ class SupporterImport(ImportRun):
                     await ctx.session.execute(_SEEN_CREATE)
             except DBAPIError as exc:
                 raise ImportFailed(
-                    "The database role of this import may not create the temporary table it "
-                    "uses to find duplicates across the file; nothing was imported. Grant it: "
-                    "GRANT TEMPORARY ON DATABASE <database> TO <role>."
+                    _(
+                        "The database role of this import may not create the temporary table "
+                        "it uses to find duplicates across the file; nothing was imported. "
+                        "Grant it: GRANT TEMPORARY ON DATABASE <database> TO <role>."
+                    )
                 ) from exc
         return run
 
@@ -241,7 +244,7 @@ class SupporterImport(ImportRun):
                     {
                         "row": line,
                         "field": "email" if "e-mail" in reason else "phone",
-                        "reason": f"duplicate: {reason}",
+                        "reason": _("duplicate: {reason}").format(reason=explain_duplicate(reason)),
                     }
                 )
             else:
@@ -261,7 +264,7 @@ class SupporterImport(ImportRun):
         self.loaded += len(kept)
         self.geocoded.update(s.geo.level if s.geo else "none" for s in kept)
         self.needs_review += sum(
-            1 for s in kept if s.address and (not s.geo or s.geo.level != "housenumber")
+            1 for s in kept if s.address and s.geo and s.geo.level != "housenumber"
         )
         for s in kept:
             bases = {c.basis for c in s.bases}
@@ -399,8 +402,10 @@ async def import_csv(
             refused(
                 run.rejected_count,
                 len(rows),
-                how="Fix the rows listed in 'rejected', or send valid_rows_only=true to import "
-                "the valid rows only.",
+                how=_(
+                    "Fix the rows listed in 'rejected', or send valid_rows_only=true to import "
+                    "the valid rows only."
+                ),
             ),
             extra={"report": report},
         )
@@ -451,7 +456,7 @@ async def import_stream(
         run.progress(run.rows, run.rows)
     run.progress_finished()
     if run.rows == 0:
-        raise ImportFailed("The file has a header line but no rows: nothing to import.")
+        raise ImportFailed(_("The file has a header line but no rows: nothing to import."))
     if dry_run:
         return run
     if run.doomed:

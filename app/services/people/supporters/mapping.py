@@ -24,32 +24,42 @@ def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], d
         try:
             m = json.loads(raw)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
+            raise InvalidInput(
+                _("is not valid JSON ({error})").format(error=exc.msg), field="mapping"
+            ) from exc
         if not isinstance(m, dict):
-            raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
+            raise InvalidInput(
+                _('must be {{"columns": {{...}}, "defaults": {{...}}}}').format(), field="mapping"
+            )
         columns = m.get("columns", {}) or {}
         defaults = m.get("defaults", {}) or {}
         if not isinstance(columns, dict) or not isinstance(defaults, dict):
-            raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
+            raise InvalidInput(_("columns and defaults must be JSON objects"), field="mapping")
     else:
         columns = {h: h for h in header if h in FIELDS}
         defaults = {}
     for col, fld in columns.items():
         if fld not in FIELDS:
             raise InvalidInput(
-                f"column {col!r} is mapped to unknown field {fld!r}; fields: {', '.join(FIELDS)}",
+                _("column {col!r} is mapped to unknown field {fld!r}; fields: {fields}").format(
+                    col=col, fld=fld, fields=", ".join(FIELDS)
+                ),
                 field="mapping.columns",
             )
         if col not in header:
             raise InvalidInput(
-                f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
+                _("maps column {col!r}, which is not in the file's header ({header})").format(
+                    col=col, header=", ".join(header)
+                ),
                 field="mapping.columns",
             )
     for fld in defaults:
         if fld not in FIELDS or fld in PERSONAL:
             raise InvalidInput(
-                f"unknown or personal field {fld!r} in defaults (only consent_* fields and "
-                "last_contact_at may have a file-wide default)",
+                _(
+                    "unknown or personal field {fld!r} in defaults (only consent_* fields and "
+                    "last_contact_at may have a file-wide default)"
+                ).format(fld=fld),
                 field="mapping.defaults",
             )
     return columns, defaults
@@ -81,12 +91,16 @@ def parse_source_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, 
     try:
         m = json.loads(raw)
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"is not valid JSON ({exc.msg})", field="mapping") from exc
+        raise InvalidInput(
+            _("is not valid JSON ({error})").format(error=exc.msg), field="mapping"
+        ) from exc
     if not isinstance(m, dict):
-        raise InvalidInput('must be {"columns": {...}, "defaults": {...}}', field="mapping")
+        raise InvalidInput(
+            _('must be {{"columns": {{...}}, "defaults": {{...}}}}').format(), field="mapping"
+        )
     columns, defaults = m.get("columns", {}) or {}, m.get("defaults", {}) or {}
     if not isinstance(columns, dict) or not isinstance(defaults, dict):
-        raise InvalidInput("columns and defaults must be JSON objects", field="mapping")
+        raise InvalidInput(_("columns and defaults must be JSON objects"), field="mapping")
     for col, fld in columns.items():
         if fld not in sources.CANONICAL:
             raise InvalidInput(
@@ -97,7 +111,9 @@ def parse_source_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, 
             )
         if col not in header:
             raise InvalidInput(
-                f"maps column {col!r}, which is not in the file's header ({', '.join(header)})",
+                _("maps column {col!r}, which is not in the file's header ({header})").format(
+                    col=col, header=", ".join(header)
+                ),
                 field="mapping.columns",
             )
     for fld in defaults:

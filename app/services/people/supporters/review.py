@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import text
 
 from app.errors import InvalidInput, NotFound
+from app.i18n import _, number
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, normalise_phone
 from app.services.people.geocoder import geocode
@@ -20,13 +21,27 @@ from app.services.people.supporters.core import (
     _datetime,
     decrypt_row,
     encrypt_location,
+    no_placement_note,
 )
 
+# Waiting for a door: an address below housenumber level, and the person agreed to 'mapping'
+# (without it the server refuses to place them: offering a door would be a dead end).
+_WAITING = (
+    "FROM supporter s WHERE s.campaign_id = :c AND s.status = 'active' "
+    "AND s.address_enc IS NOT NULL AND s.geocode_level NOT IN ('housenumber', 'manual') "
+)
+_MAPPING_OK = (
+    "EXISTS (SELECT 1 FROM supporter_consent k WHERE k.campaign_id = s.campaign_id "
+    "AND k.supporter_id = s.id AND k.purpose = 'mapping' AND k.withdrawn_at IS NULL)"
+)
 _REVIEW = text(
-    f"SELECT {ROW_COLUMNS} FROM supporter "
-    "WHERE campaign_id = :c AND status = 'active' AND address_enc IS NOT NULL "
-    "AND geocode_level NOT IN ('housenumber', 'manual') "
-    "ORDER BY geocode_score NULLS FIRST, created_at, id LIMIT :lim OFFSET :off"
+    f"SELECT {', '.join('s.' + c.strip() for c in ROW_COLUMNS.split(','))} "
+    f"{_WAITING} AND {_MAPPING_OK} "
+    "ORDER BY s.geocode_score NULLS FIRST, s.created_at, s.id LIMIT :lim OFFSET :off"
+)
+_LEFT_OUT = text(
+    f"SELECT count(*) FILTER (WHERE {_MAPPING_OK}) AS waiting, "
+    f"count(*) FILTER (WHERE NOT {_MAPPING_OK}) AS no_mapping {_WAITING}"
 )
 _STREET_DOORS = text(
     "SELECT id, numero, suffixe, lon, lat FROM address WHERE code_insee = :ci AND nom_voie = :v "
@@ -53,8 +68,38 @@ async def review_list(ctx: Any, *, limit: int = 50, offset: int = 0) -> dict[str
                 )
             ]
         item["street_doors"] = doors
+    counts = (await ctx.session.execute(_LEFT_OUT, {"c": ctx.campaign_id})).one()
     await audit.record(ctx, action="supporter.review", object="supporters", rows=len(items))
-    return {"items": items, "limit": limit, "offset": offset}
+    return {
+        "items": items,
+        "limit": limit,
+        "offset": offset,
+        "total": counts.waiting,
+        "left_out": {"no_mapping_consent": counts.no_mapping},
+        "note": _review_note(counts.waiting, counts.no_mapping),
+    }
+
+
+def _review_note(waiting: int, no_mapping: int) -> str:
+    """What the list holds and what it leaves out, for people (the empty list says why)."""
+    if waiting:
+        head = _("{n} supporter(s) wait for a door: pick one for each.").format(n=number(waiting))
+    else:
+        head = _(
+            "No supporter waits for a door: every supporter with an address and the 'mapping' "
+            "consent is placed."
+        )
+    if not no_mapping:
+        return head
+    return (
+        head
+        + " "
+        + _(
+            "{n} supporter(s) with an address are left out: they did not agree to 'mapping' "
+            "(being placed on the map), so they cannot be placed. Record that consent, given "
+            "by the person, to place them."
+        ).format(n=number(no_mapping))
+    )
 
 
 _DOOR = text("SELECT id, lon, lat FROM address WHERE id = :id")
@@ -83,14 +128,14 @@ async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> di
     """Rectify personal fields, fix the address text (re-geocoded) or pick a door (admin)."""
     r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
     if r is None or r.status != "active":
-        raise NotFound("No such active supporter in this campaign.")
+        raise NotFound(_("No such active supporter in this campaign."))
     cipher = Cipher.from_settings(ctx.settings)
     cur = decrypt_row(cipher, ctx.campaign_id, r)
     for f in PERSONAL:
         if f in patch:
             v = (patch[f] or "").strip() or None
             if v and len(v) > MAX_LEN[f]:
-                raise InvalidInput(f"is longer than {MAX_LEN[f]} characters", field=f)
+                raise InvalidInput(_("is longer than {n} characters").format(n=MAX_LEN[f]), field=f)
             if v and f == "email":
                 v = normalise_email(v)
             if v and f == "phone":
@@ -104,12 +149,18 @@ async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> di
     if patch.get("address_id") is not None:
         if not mapping:
             raise InvalidInput(
-                "this supporter did not agree to 'mapping': they cannot be placed on the map",
+                _(
+                    "this supporter did not agree to 'mapping' (being placed on the map): they "
+                    "cannot be placed on a door. Record that consent, given by the person, first."
+                ),
                 field="address_id",
             )
         d = (await ctx.session.execute(_DOOR, {"id": int(patch["address_id"])})).first()
         if d is None:
-            raise InvalidInput("no such door", field="address_id")
+            raise InvalidInput(
+                _("no such door: give the id of a loaded door (see street_doors)"),
+                field="address_id",
+            )
         aid, lon, lat, lvl, sc, note = d.id, d.lon, d.lat, "manual", 1.0, None
     elif "address" in patch:
         if cur["address"] and mapping:
@@ -120,7 +171,7 @@ async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> di
         else:
             aid = lon = lat = None
             lvl, sc = "none", None
-            note = "no mapping consent" if cur["address"] else "no address"
+            note = no_placement_note(bool(cur["address"]))
     hasher = Hasher.from_settings(ctx.settings)
     aid_enc, point_enc = encrypt_location(cipher, ctx.campaign_id, supporter_id, aid, lon, lat)
     params = {
@@ -158,7 +209,7 @@ async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> di
             from app.errors import Conflict
 
             raise Conflict(
-                "Another supporter already has this e-mail or phone number.",
+                _("Another supporter already has this e-mail or phone number."),
                 field="email" if "email" in str(exc) else "phone",
             ) from None
         raise

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from app.i18n import _
 from app.services.reference.imports.csvinput import SplitReader
 
 BAL_NO_NUMBER = "99999"  # BAL convention: a named place or street with no address
@@ -103,31 +104,41 @@ class AddressRows:
             if not (-180.0 <= flon <= 180.0 and -90.0 <= flat <= 90.0):
                 raise ValueError
         except ValueError:
-            self.log.reject(line, "lon/lat", f"no valid WGS84 point ({lon!r}, {lat!r})")
+            self.log.reject(
+                line,
+                "lon/lat",
+                _("no valid WGS84 point ({lon!r}, {lat!r})").format(lon=lon, lat=lat),
+            )
             return False
         if not row[c["id"]]:
-            self.log.reject(line, "id", "empty id")
+            self.log.reject(line, "id", _("empty id"))
             return False
         if code not in self.commune_codes:
             if not COMMUNE.match(code):
-                self.log.reject(line, "code_insee", f"{code!r} is not an INSEE code")
+                self.log.reject(
+                    line, "code_insee", _("{code!r} is not an INSEE code").format(code=code)
+                )
                 return False
             self.commune_codes.add(code)
         i_hh = c.get("households")
         if i_hh is not None and not (row[i_hh].isascii() and _positive(row[i_hh])):
-            self.log.reject(line, "households", f"{row[i_hh]!r} is not a positive number")
+            self.log.reject(
+                line, "households", _("{value!r} is not a positive number").format(value=row[i_hh])
+            )
             return False
         return True
 
     def _bad_number(self, line: int, num: str) -> None:
         if num == BAL_NO_NUMBER:
-            self.log.skip(line, "numero", "named place without a number (BAL 99999)")
+            self.log.skip(line, "numero", _("named place without a number (BAL 99999)"))
         elif num == "":
-            self.log.reject(line, "numero", "empty house number")
+            self.log.reject(line, "numero", _("empty house number"))
         elif num.isascii() and num.isdigit():
-            self.log.reject(line, "numero", f"{num!r} is too large a house number")
+            self.log.reject(
+                line, "numero", _("{value!r} is too large a house number").format(value=num)
+            )
         else:
-            self.log.reject(line, "numero", f"{num!r} is not a house number")
+            self.log.reject(line, "numero", _("{value!r} is not a house number").format(value=num))
 
     def _slow(self, block: str | bytes, line: int) -> pa.Table:
         """Row by row (quotes, blank lines, wrong field counts): the table to load."""
@@ -148,7 +159,9 @@ class AddressRows:
                     continue
                 self.log.reject(
                     reader.line_num, "",
-                    f"{len(row)} fields instead of {ncols} (wrong delimiter or unquoted value?)",
+                    _(
+                        "{n} fields instead of {expected} (wrong delimiter or unquoted value?)"
+                    ).format(n=len(row), expected=ncols),
                 )  # fmt: skip
                 continue
             ok = self.accept(row, reader.line_num)

@@ -21,6 +21,7 @@ from pathlib import Path
 import asyncpg
 
 from app.errors import ImportFailed
+from app.i18n import _, number
 from app.importrun import OnProgress
 from app.services.reference.imports.address_bulk import (
     ID_SEQUENCE,
@@ -99,7 +100,9 @@ def parse_communes(value: str | None) -> frozenset[str] | None:
     bad = sorted(c for c in codes if not COMMUNE.match(c))
     if bad:
         raise ImportFailed(
-            f"--commune: {', '.join(bad)} is not a 5-character INSEE commune code (e.g. 92002).",
+            _("--commune: {codes} is not a 5-character INSEE commune code (e.g. 92002).").format(
+                codes=", ".join(bad)
+            ),
             extra={"field": "commune"},
         )
     return codes
@@ -125,9 +128,11 @@ def _detect_format(path: Path, header: list[str]) -> str:
     shown = ", ".join(header[:10])
     raise fail(
         path,
-        "not a BAN or BAL address file: expected the BAN columns (id, numero, rep, nom_voie, "
-        "code_insee, lon, lat, …) or the BAL columns (cle_interop, numero, suffixe, voie_nom, "
-        f"commune_insee, long, lat, …). The header has: {shown}.",
+        _(
+            "not a BAN or BAL address file: expected the BAN columns (id, numero, rep, nom_voie, "
+            "code_insee, lon, lat, …) or the BAL columns (cle_interop, numero, suffixe, "
+            "voie_nom, commune_insee, long, lat, …). The header has: {shown}."
+        ).format(shown=shown),
         line=1,
     )
 
@@ -170,7 +175,7 @@ async def import_addresses(
         cols = find_columns(path, inp.header, BAL_SPEC if fmt == "bal" else BAN_SPEC, REQUIRED)
         src = source or fmt
         if src not in ("ban", "bal", "synthetic"):
-            raise fail(path, f"source {src!r} must be ban, bal or synthetic.")
+            raise fail(path, _("source {src!r} must be ban, bal or synthetic.").format(src=src))
         run.start_progress(inp.size)
         rows = AddressRows(inp, cols, fmt, communes, run, src, fault, BLOCK_CHARS, CHUNK_ROWS)
 
@@ -192,13 +197,18 @@ async def _finish(
     the report, and the run's record."""
     run.check_rejects()
     if rows.read == 0:
-        raise run.fail("the file has a header but no rows.", line=2)
+        raise run.fail(_("the file has a header but no rows."), line=2)
     communes = rows.communes
     if loaded == 0:
         raise run.fail(
-            "no door to load: every row was skipped, rejected or filtered out"
-            + (f" by --commune {','.join(sorted(communes))}" if communes else "")
-            + "."
+            (
+                _(
+                    "no door to load: every row was skipped, rejected or filtered out by "
+                    "--commune {communes}."
+                )
+                if communes
+                else _("no door to load: every row was skipped, rejected or filtered out.")
+            ).format(communes=",".join(sorted(communes or ())))
         )
     replaced = (
         await conn.execute(
@@ -217,8 +227,9 @@ async def _finish(
     n_replaced = int(replaced.split()[-1])
     if n_replaced:
         report.notes.append(
-            f"{n_replaced:,} synthetic demo doors of {', '.join(sorted(rows.commune_codes))} "
-            "were replaced by these real doors."
+            _("{n} synthetic demo doors of {communes} were replaced by these real doors.").format(
+                n=number(n_replaced), communes=", ".join(sorted(rows.commune_codes))
+            )
         )
     await run.record(conn, source=src)
 
@@ -298,15 +309,19 @@ async def _duplicate(conn, path: Path, exc, delimiter: str, encoding: str) -> Im
     if len(lines) > 1:
         return fail(
             path,
-            f"duplicated id {ident!r} on lines {', '.join(map(str, lines[:10]))}: every door id "
-            "must be unique. Remove the duplicates and import again.",
+            _(
+                "duplicated id {ident!r} on lines {lines}: every door id must be unique. Remove "
+                "the duplicates and import again."
+            ).format(ident=ident, lines=", ".join(map(str, lines[:10]))),
             line=lines[1],
         )
     other = await conn.fetchval("SELECT source_file FROM address WHERE ban_id = $1", ident)
     return fail(
         path,
-        f"id {ident!r} (line {lines[0] if lines else '?'}) is already loaded from "
-        f"{other or 'another file'}; a door id may come from one file only.",
+        _(
+            "id {ident!r} (line {line}) is already loaded from {other}; a door id may come from "
+            "one file only."
+        ).format(ident=ident, line=lines[0] if lines else "?", other=other or _("another file")),
         line=lines[0] if lines else None,
     )
 

@@ -38,6 +38,7 @@ import asyncpg
 
 from app.csvsafe import SafeWriter
 from app.errors import ImportFailed
+from app.i18n import _, number
 from app.importrun import ImportRun, OnProgress
 
 REPORT_SUFFIX = ".rejects.csv"
@@ -86,16 +87,28 @@ class ImportReport:
 
     def summary(self) -> str:
         """A few lines for people."""
-        lines = [
-            f"{self.kind}: {self.path.name}: {self.rows_read:,} rows read, "
-            f"{self.rows_loaded:,} loaded, {self.rows_skipped:,} skipped, "
-            f"{self.rows_rejected:,} rejected"
-            + (f", {self.rows_filtered:,} filtered out" if self.rows_filtered else "")
-            + f" in {self.seconds:.2f} s ({self.rows_per_second:,.0f} rows/s).",
-        ]
+        counts = _(
+            "{kind}: {file}: {read} rows read, {loaded} loaded, {skipped} skipped, "
+            "{rejected} rejected"
+        ).format(
+            kind=self.kind,
+            file=self.path.name,
+            read=number(self.rows_read),
+            loaded=number(self.rows_loaded),
+            skipped=number(self.rows_skipped),
+            rejected=number(self.rows_rejected),
+        )
+        if self.rows_filtered:
+            counts += _(", {n} filtered out").format(n=number(self.rows_filtered))
+        counts += _(" in {seconds} s ({rate} rows/s).").format(
+            seconds=number(self.seconds, 2), rate=number(self.rows_per_second)
+        )
+        lines = [counts]
         lines += [f"  {n}" for n in self.notes]
         if self.report_path and (self.rows_skipped or self.rows_rejected):
-            lines.append(f"  Skipped/rejected rows are listed in {self.report_path}")
+            lines.append(
+                _("  Skipped/rejected rows are listed in {path}").format(path=self.report_path)
+            )
         return "\n".join(lines)
 
 
@@ -148,13 +161,22 @@ class RejectLog:
         """Refuse the import when there are more rejected rows than allowed."""
         if self.rejected > max_rejects:
             listed = "; ".join(
-                f"line {ln}, column {col or '-'}: {why}" for ln, col, why in self.first
-            )
+                _("line {line}, column {column}: {reason}").format(
+                    line=ln, column=col or "-", reason=why
+                )
+                for ln, col, why in self.first
+            ) + ("; …" if self.rejected > len(self.first) else "")
             raise ImportFailed(
-                f"{self.path}: {self.rejected:,} row(s) rejected ({listed}"
-                + ("; …" if self.rejected > len(self.first) else "")
-                + f"). Nothing was imported. All rejected rows are listed in {self.report_path}; "
-                "fix them, or pass --max-rejects N to load the other rows anyway.",
+                _(
+                    "{file}: {n} row(s) rejected ({listed}). Nothing was imported. All rejected "
+                    "rows are listed in {report}; fix them, or pass --max-rejects N to load the "
+                    "other rows anyway."
+                ).format(
+                    file=self.path,
+                    n=number(self.rejected),
+                    listed=listed,
+                    report=self.report_path,
+                ),
                 extra={"file": str(self.path), "line": self.first[0][0] if self.first else None},
             )
 
@@ -169,9 +191,9 @@ def default_report_path(path: Path) -> Path:
 
 def fail(path: Path, reason: str, line: int | None = None, **extra: Any) -> ImportFailed:
     """An ImportFailed naming the file (and line) with what to do next."""
-    where = f"{path}" + (f", line {line}" if line else "")
+    where = f"{path}" + (_(", line {line}").format(line=line) if line else "")
     return ImportFailed(
-        f"{where}: {reason} Nothing was imported.",
+        _("{where}: {reason} Nothing was imported.").format(where=where, reason=reason),
         extra={"file": str(path), "line": line, **extra},
     )
 
@@ -309,14 +331,19 @@ def translate_db_error(path: Path, exc: asyncpg.PostgresError) -> ImportFailed:
     if full is not None:
         return full
     if isinstance(exc, asyncpg.ForeignKeyViolationError):
-        table = getattr(exc, "table_name", None) or "campaign data"
+        table = getattr(exc, "table_name", None) or _("campaign data")
         return fail(
             path,
-            f"rows this import would remove or replace are still used by {table} ({detail}). "
-            "Campaign data (turfs, assignments, visits, flags) keeps the doors and districts it "
-            "refers to: keep those rows in the file, or end what uses them first.",
+            _(
+                "rows this import would remove or replace are still used by {table} ({detail}). "
+                "Campaign data (turfs, assignments, visits, flags) keeps the doors and districts "
+                "it refers to: keep those rows in the file, or end what uses them first."
+            ).format(table=table, detail=detail),
         )
-    return fail(path, f"the database refused the data: {exc}. {detail}".strip())
+    return fail(
+        path,
+        (_("the database refused the data: {error}.").format(error=exc) + f" {detail}").strip(),
+    )
 
 
 Fault = Callable[[int], None] | None

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.i18n import _
 from app.services.reference.imports.common import fail
 
 csv.field_size_limit(1 << 24)
@@ -141,9 +142,9 @@ def open_csv(
     ``delimiter`` forces one.
     """
     if not path.exists():
-        raise fail(path, "no such file.")
+        raise fail(path, _("no such file."))
     if path.stat().st_size == 0:
-        raise fail(path, "the file is empty (0 bytes).")
+        raise fail(path, _("the file is empty (0 bytes)."))
     raw = open(path, "rb")  # noqa: SIM115
     counter = _Counting(raw)
     buffered = io.BufferedReader(counter, buffer_size=1 << 20)
@@ -158,9 +159,9 @@ def open_csv(
             line = first_undecodable_line(path, encoding) or 1
             raise fail(path, _encoding_reason(exc, encoding), line=line) from None
         except (gzip.BadGzipFile, EOFError, OSError) as exc:
-            raise fail(path, f"cannot be read as gzip ({exc}).") from None
+            raise fail(path, _("cannot be read as gzip ({error}).").format(error=exc)) from None
         if not first.strip():
-            raise fail(path, "the file is empty (no header line).", line=1)
+            raise fail(path, _("the file is empty (no header line)."), line=1)
         found = {d: first.count(d) for d in (";", ",", "\t", "|")}
         if delimiter is None:
             allowed = [d for d in delimiters if found.get(d, 0) > 0]
@@ -169,9 +170,15 @@ def open_csv(
                 if found[other] > 0:
                     raise fail(
                         path,
-                        f"wrong delimiter: the header is separated by {_show(other)}, "
-                        f"this format uses {' or '.join(_show(d) for d in delimiters)}. "
-                        f"Convert the file or pass --delimiter '{other}' if that is intended.",
+                        _(
+                            "wrong delimiter: the header is separated by {found}, this format "
+                            "uses {allowed}. Convert the file or pass --delimiter '{other}' if "
+                            "that is intended."
+                        ).format(
+                            found=_show(other),
+                            allowed=_(" or ").join(_show(d) for d in delimiters),
+                            other=other,
+                        ),
                         line=1,
                     )
                 delimiter = delimiters[0]
@@ -185,8 +192,10 @@ def open_csv(
             if found[other] > 0 and other != delimiter:
                 raise fail(
                     path,
-                    f"wrong delimiter: the header is one column when split on {_show(delimiter)}"
-                    f" but is separated by {_show(other)}.",
+                    _(
+                        "wrong delimiter: the header is one column when split on {used} but is "
+                        "separated by {found}."
+                    ).format(used=_show(delimiter), found=_show(other)),
                     line=1,
                 )
         reader = csv.reader(text, delimiter=delimiter)
@@ -206,16 +215,16 @@ def open_csv(
 
 
 def _show(d: str) -> str:
-    return {"\t": "tabs", ";": "';'", ",": "','", "|": "'|'"}.get(d, repr(d))
+    return {"\t": _("tabs"), ";": "';'", ",": "','", "|": "'|'"}.get(d, repr(d))
 
 
 def _encoding_reason(exc: UnicodeDecodeError, encoding: str) -> str:
     bad = exc.object[exc.start : exc.start + 1].hex() if exc.object else "?"
-    return (
-        f"unknown encoding: byte 0x{bad} is not valid {encoding.replace('-sig', '')}. "
-        "Convert the file to UTF-8 (e.g. `iconv -f cp1252 -t utf-8`) or pass --encoding cp1252 "
-        "(or latin-1) if you know its encoding."
-    )
+    return _(
+        "unknown encoding: byte 0x{byte} is not valid {encoding}. Convert the file to UTF-8 "
+        "(e.g. `iconv -f cp1252 -t utf-8`) or pass --encoding cp1252 (or latin-1) if you know "
+        "its encoding."
+    ).format(byte=bad, encoding=encoding.replace("-sig", ""))
 
 
 def first_undecodable_line(path: Path, encoding: str) -> int | None:
@@ -238,8 +247,8 @@ def _explain(path: Path, encoding: str, line_num: int, exc: Exception) -> Except
         line = first_undecodable_line(path, encoding) or line_num + 1
         return fail(path, _encoding_reason(exc, encoding), line=line)
     if isinstance(exc, csv.Error):
-        return fail(path, f"malformed CSV ({exc}).", line=line_num + 1)
-    return fail(path, f"the file is truncated or corrupt ({exc}).")
+        return fail(path, _("malformed CSV ({error}).").format(error=exc), line=line_num + 1)
+    return fail(path, _("the file is truncated or corrupt ({error}).").format(error=exc))
 
 
 class SplitReader:
@@ -268,7 +277,7 @@ class SplitReader:
             while buf.count('"') % 2:  # a quoted value runs over the next line
                 more = next(text, None)
                 if more is None:
-                    raise csv.Error("unexpected end of file inside a quoted value")
+                    raise csv.Error(_("unexpected end of file inside a quoted value"))
                 buf += more
                 n += 1
             yield next(csv.reader(io.StringIO(buf, newline=""), delimiter=delim))
@@ -312,9 +321,15 @@ class _LineReader:
                 line = first_undecodable_line(self._path, self._encoding) or self.line_num + 1
                 raise fail(self._path, _encoding_reason(exc, self._encoding), line=line) from None
             except csv.Error as exc:
-                raise fail(self._path, f"malformed CSV ({exc}).", line=self.line_num + 1) from None
+                raise fail(
+                    self._path,
+                    _("malformed CSV ({error}).").format(error=exc),
+                    line=self.line_num + 1,
+                ) from None
             except (EOFError, OSError) as exc:
-                raise fail(self._path, f"the file is truncated or corrupt ({exc}).") from None
+                raise fail(
+                    self._path, _("the file is truncated or corrupt ({error}).").format(error=exc)
+                ) from None
             yield row
 
 
@@ -341,11 +356,15 @@ def find_columns(
                 break
     missing = [n for n in required if n not in found]
     if missing:
-        wanted = ", ".join(f"{n} (one of: {'/'.join(spec[n])})" for n in missing)
+        wanted = ", ".join(
+            _("{name} (one of: {names})").format(name=n, names="/".join(spec[n])) for n in missing
+        )
         shown = ", ".join(header[:12]) + (", …" if len(header) > 12 else "")
         raise fail(
             path,
-            f"missing required column(s): {wanted}. The header has: {shown}.",
+            _("missing required column(s): {wanted}. The header has: {shown}.").format(
+                wanted=wanted, shown=shown
+            ),
             line=line,
         )
     return found

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from app.i18n import N_, _
 from app.importrun import OnProgress
 from app.services.reference.imports.common import (
     ImportReport,
@@ -53,7 +54,9 @@ def _pick(columns: list[str], wanted: str | None, candidates: list[str], path: P
         if wanted.lower() not in lower:
             raise fail(
                 path,
-                f"the {what} field {wanted!r} is not in the file (fields: {', '.join(columns)}).",
+                _("the {what} field {wanted!r} is not in the file (fields: {fields}).").format(
+                    what=_(what), wanted=wanted, fields=", ".join(columns)
+                ),
             )
         return lower[wanted.lower()]
     for c in candidates:
@@ -73,9 +76,12 @@ def _check_crs(path: Path, crs, bounds) -> None:
         if not (-180 <= xmin <= xmax <= 180 and -90 <= ymin <= ymax <= 90):
             raise fail(
                 path,
-                f"unexpected CRS: the coordinates ({xmin:.0f}, {ymin:.0f}) … ({xmax:.0f}, "
-                f"{ymax:.0f}) are not longitudes/latitudes although the file declares "
-                f"{crs.to_string()}. Pass --crs with the real CRS (e.g. EPSG:2154).",
+                _(
+                    "unexpected CRS: the coordinates {box} are not longitudes/latitudes although "
+                    "the file declares {crs}. Pass --crs with the real CRS (e.g. EPSG:2154)."
+                ).format(
+                    box=f"({xmin:.0f}, {ymin:.0f}) … ({xmax:.0f}, {ymax:.0f})", crs=crs.to_string()
+                ),
             )
         return
     aou = crs.area_of_use
@@ -92,10 +98,14 @@ def _check_crs(path: Path, crs, bounds) -> None:
     if not inside:
         raise fail(
             path,
-            f"unexpected CRS: the coordinates ({xmin:g}, {ymin:g}) … ({xmax:g}, {ymax:g}) lie "
-            f"outside the area of use of the declared {crs.to_string()}"
-            f" ({aou.name if aou else 'unknown'})."
-            " Pass --crs with the file's real CRS.",
+            _(
+                "unexpected CRS: the coordinates {box} lie outside the area of use of the "
+                "declared {crs} ({area}). Pass --crs with the file's real CRS."
+            ).format(
+                box=f"({xmin:g}, {ymin:g}) … ({xmax:g}, {ymax:g})",
+                crs=crs.to_string(),
+                area=aou.name if aou else _("unknown"),
+            ),
         )
 
 
@@ -111,7 +121,9 @@ def _open(path: Path, layer: str | None) -> dict:
             path, layer=layer, force_feature_count=True, force_total_bounds=True
         )
     except Exception as exc:  # pyogrio's DataSourceError & co.
-        raise fail(path, f"cannot be read as GeoJSON or GeoPackage ({exc}).") from None
+        raise fail(
+            path, _("cannot be read as GeoJSON or GeoPackage ({error}).").format(error=exc)
+        ) from None
 
 
 def _polygonal(g, line: int, log: RejectLog, report: ImportReport):
@@ -121,7 +133,7 @@ def _polygonal(g, line: int, log: RejectLog, report: ImportReport):
 
     gtype = g.geom_type
     if gtype not in ("Polygon", "MultiPolygon", "GeometryCollection"):
-        log.reject(line, "geometry", f"a {gtype} is not a polygon")
+        log.reject(line, "geometry", _("a {type} is not a polygon").format(type=gtype))
         return None
     if not g.is_valid:
         why = shapely.is_valid_reason(g)
@@ -133,15 +145,19 @@ def _polygonal(g, line: int, log: RejectLog, report: ImportReport):
             elif p.geom_type == "Polygon":
                 parts.append(p)
         if not parts or sum(p.area for p in parts) == 0:
-            log.reject(line, "geometry", f"invalid geometry, cannot be repaired: {why}")
+            log.reject(
+                line, "geometry", _("invalid geometry, cannot be repaired: {why}").format(why=why)
+            )
             return None
-        log.note(line, "geometry", "repaired", f"invalid geometry repaired: {why}")
+        log.note(
+            line, "geometry", "repaired", _("invalid geometry repaired: {why}").format(why=why)
+        )
         report.details["repaired"] = report.details.get("repaired", 0) + 1
         return shapely.MultiPolygon(parts)
     if gtype == "GeometryCollection":
         parts = [p for p in shapely.get_parts(g) if p.geom_type == "Polygon"]
         if not parts:
-            log.reject(line, "geometry", "the collection holds no polygon")
+            log.reject(line, "geometry", _("the collection holds no polygon"))
             return None
         return shapely.MultiPolygon(parts)
     return g
@@ -170,7 +186,7 @@ async def import_districts(
         "districts", path, report_path=report_path, max_rejects=max_rejects, on_progress=on_progress
     ) as run:
         if kind not in ("bureau_de_vote", "iris"):
-            raise fail(path, f"--kind {kind!r} must be bureau_de_vote or iris.")
+            raise fail(path, _("--kind {kind!r} must be bureau_de_vote or iris.").format(kind=kind))
         layout = _layout(path, layer, code_field, name_field, crs)
         run.start_progress(layout.total)
         counter = {"loaded": 0}
@@ -181,7 +197,7 @@ async def import_districts(
             run.progress_finished()
             run.check_rejects()
             if not counter["loaded"]:
-                raise fail(path, "no district to load: every feature was rejected.")
+                raise fail(path, _("no district to load: every feature was rejected."))
             await conn.execute(
                 "DELETE FROM district d WHERE d.source_file = $1 AND NOT EXISTS"
                 " (SELECT 1 FROM district_stage s WHERE s.code = d.code)",
@@ -190,13 +206,16 @@ async def import_districts(
             await conn.execute(UPSERT, kind, path.name)
             empty = await conn.fetchval("SELECT count(*) FROM district WHERE ST_IsEmpty(geom)")
             if empty:
-                raise fail(path, f"{empty} district(s) became empty after reprojection.")
+                raise fail(
+                    path,
+                    _("{n} district(s) became empty after reprojection.").format(n=empty),
+                )
             report = run.report
             run.counted(loaded=counter["loaded"])
             report.details.update(crs=layout.crs.to_string(), code_field=layout.fields[0])
             if report.details.get("repaired"):
                 repaired = report.details["repaired"]
-                report.notes.append(f"{repaired} invalid geometries were repaired.")
+                report.notes.append(_("{n} invalid geometries were repaired.").format(n=repaired))
             await run.record(conn, source=kind)
     return run.report
 
@@ -224,33 +243,38 @@ def _layout(
     from pyproj import CRS
 
     if not path.exists():
-        raise fail(path, "no such file.")
+        raise fail(path, _("no such file."))
     if path.stat().st_size == 0:
-        raise fail(path, "the file is empty (0 bytes).")
+        raise fail(path, _("the file is empty (0 bytes)."))
     info = _open(path, layer)
     total = int(info.get("features") or 0)
     if total <= 0:
-        raise fail(path, "the layer has no features.")
+        raise fail(path, _("the layer has no features."))
     columns = [str(c) for c in info["fields"]]
-    code_col = _pick(columns, code_field, CODE_FIELDS, path, "code")
+    code_col = _pick(columns, code_field, CODE_FIELDS, path, N_("code"))
     if code_col is None:
         raise fail(
             path,
-            f"no code field found (tried {', '.join(CODE_FIELDS)}); the fields are "
-            f"{', '.join(columns)}. Name it with --code-field.",
+            _(
+                "no code field found (tried {tried}); the fields are {fields}. Name it with "
+                "--code-field."
+            ).format(tried=", ".join(CODE_FIELDS), fields=", ".join(columns)),
         )
-    name_col = _pick(columns, name_field, NAME_FIELDS, path, "name")
-    commune_col = _pick(columns, None, COMMUNE_FIELDS, path, "commune")
-    commune_name_col = _pick(columns, None, COMMUNE_NAME_FIELDS, path, "commune name")
+    name_col = _pick(columns, name_field, NAME_FIELDS, path, N_("name"))
+    commune_col = _pick(columns, None, COMMUNE_FIELDS, path, N_("commune"))
+    commune_name_col = _pick(columns, None, COMMUNE_NAME_FIELDS, path, N_("commune name"))
     declared = info.get("crs")
     file_crs = (
         CRS.from_user_input(crs) if crs else CRS.from_user_input(declared) if declared else None
     )
     if file_crs is None:
-        raise fail(path, "the file declares no CRS. Pass --crs (e.g. EPSG:2154).")
+        raise fail(path, _("the file declares no CRS. Pass --crs (e.g. EPSG:2154)."))
     epsg = file_crs.to_epsg()
     if epsg is None:
-        raise fail(path, f"the CRS {file_crs.to_string()} has no EPSG code; pass --crs.")
+        raise fail(
+            path,
+            _("the CRS {crs} has no EPSG code; pass --crs.").format(crs=file_crs.to_string()),
+        )
     bounds = info.get("total_bounds")
     if bounds is not None and all(b == b for b in bounds):  # NaN: no geometry at all
         _check_crs(path, file_crs, bounds)
@@ -276,7 +300,9 @@ async def _records(
                 open_arrow(path, layer=layer, columns=wanted, use_pyarrow=True, batch_size=BATCH)
             )
         except Exception as exc:  # pyogrio's DataSourceError & co.
-            raise fail(path, f"cannot be read as GeoJSON or GeoPackage ({exc}).") from None
+            raise fail(
+                path, _("cannot be read as GeoJSON or GeoPackage ({error}).").format(error=exc)
+            ) from None
         geom_name = meta.get("geometry_name") or "wkb_geometry"
         for batch in reader:
             data = batch.to_pydict()
@@ -288,18 +314,20 @@ async def _records(
                 raw = data[code_col][i]
                 code = str(raw).strip() if raw is not None else ""
                 if not code:
-                    log.reject(line, code_col, "empty district code")
+                    log.reject(line, code_col, _("empty district code"))
                     continue
                 if code in seen:
                     raise fail(
                         path,
-                        f"duplicated district code {code!r} in features {seen[code]} and {line}. "
-                        "Each district must appear once (check --code-field).",
+                        _(
+                            "duplicated district code {code!r} in features {first} and {line}. "
+                            "Each district must appear once (check --code-field)."
+                        ).format(code=code, first=seen[code], line=line),
                         line=line,
                     )
                 seen[code] = line
                 if not present[i]:
-                    log.reject(line, "geometry", "no geometry")
+                    log.reject(line, "geometry", _("no geometry"))
                     continue
                 g = _polygonal(geoms[i], line, log, report)
                 if g is None:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import asyncpg
 
+from app.i18n import _
 from app.importrun import OnProgress
 from app.services.reference.imports.common import ImportReport, ReferenceImport, fail
 from app.services.reference.imports.csvinput import open_csv
@@ -74,7 +75,7 @@ def _int(value: str) -> int | None:
     if f is None:
         return None
     if not f.is_integer():
-        raise ValueError(f"{value!r} is not a whole number")
+        raise ValueError(_("{value!r} is not a whole number").format(value=value))
     return int(f)
 
 
@@ -121,14 +122,15 @@ def detect_layout(path: Path, header: list[str]) -> Layout:
     if key is None and (commune is None or bv is None):
         raise fail(
             path,
-            "missing required column: the polling-station code (codeBureauVote), or the commune "
-            f"and station columns (Code commune + Code BV). The header has: "
-            f"{', '.join(header[:12])}{', …' if len(header) > 12 else ''}.",
+            _(
+                "missing required column: the polling-station code (codeBureauVote), or the "
+                "commune and station columns (Code commune + Code BV). The header has: {shown}."
+            ).format(shown=", ".join(header[:12]) + (", …" if len(header) > 12 else "")),
             line=1,
         )
     totals = {k: first(v) for k, v in TOTALS.items()}
     if totals["inscrits"] is None:
-        raise fail(path, "missing required column: Inscrits.", line=1)
+        raise fail(path, _("missing required column: Inscrits."), line=1)
     totals = {k: v for k, v in totals.items() if v is not None}
 
     split = [_split(h) for h in header]
@@ -160,7 +162,7 @@ def detect_layout(path: Path, header: list[str]) -> Layout:
     if "voix" not in cand:
         raise fail(
             path,
-            "missing required column: Voix (long format) or Voix 1, Voix 2, … (wide format).",
+            _("missing required column: Voix (long format) or Voix 1, Voix 2, … (wide format)."),
             line=1,
         )
     return Layout("long", key, commune, dep, bv, totals, {0: cand})
@@ -243,7 +245,7 @@ async def import_results(
             run.progress_finished()
         run.check_rejects()
         if run.report.rows_read == 0:
-            raise fail(path, "the file has a header but no rows.", line=2)
+            raise fail(path, _("the file has a header but no rows."), line=2)
         async with run.transaction(owner_url) as conn:
             await _store(conn, run, name, lay, found)
     return run.report
@@ -255,11 +257,15 @@ def _read_row(
     """One row: its station's totals and its candidates' votes, or a rejected row."""
     log, stations, candidates = run.log, found.stations, found.candidates
     if len(row) != n:
-        log.reject(line, "", f"{len(row)} fields instead of {n}")
+        log.reject(
+            line,
+            "",
+            _("{n} fields instead of {expected}").format(n=len(row), expected=n),
+        )
         return
     code = _station(row, lay)
     if not KEY.match(code):
-        why = f"{code!r} is not a polling-station code like 92002_0001"
+        why = _("{code!r} is not a polling-station code like 92002_0001").format(code=code)
         log.reject(line, "codeBureauVote", why)
         return
     try:
@@ -270,8 +276,10 @@ def _read_row(
     if lay.fmt == "wide" and code in stations:
         raise fail(
             run.path,
-            f"duplicated polling station {code} on lines {found.station_line[code]} and "
-            f"{line}: a wide results file has one row per station.",
+            _(
+                "duplicated polling station {code} on lines {first} and {line}: a wide results "
+                "file has one row per station."
+            ).format(code=code, first=found.station_line[code], line=line),
             line=line,
         )
     if code not in stations:
@@ -294,7 +302,9 @@ def _read_row(
             if (code, position) in candidates:
                 raise fail(
                     run.path,
-                    f"duplicated candidate {position} for polling station {code}.",
+                    _("duplicated candidate {position} for polling station {code}.").format(
+                        position=position, code=code
+                    ),
                     line=line,
                 )
             nuance = row[cols["nuance"]].strip() if "nuance" in cols else None
@@ -319,15 +329,20 @@ async def _store(
     if not known:
         raise fail(
             path,
-            "no district is loaded yet: import the districts first (porte import districts FILE).",
+            _(
+                "no district is loaded yet: import the districts first "
+                "(porte import districts FILE)."
+            ),
         )
     unmatched = sorted(set(stations) - known)
     if len(unmatched) == len(stations):
         raise fail(
             path,
-            f"none of the {len(stations)} polling-station codes matches a loaded "
-            f"district (e.g. {unmatched[0]}). Check that the file covers the same "
-            "area as the districts and that the codes look like 92002_0001.",
+            _(
+                "none of the {n} polling-station codes matches a loaded district "
+                "(e.g. {example}). Check that the file covers the same area as the "
+                "districts and that the codes look like 92002_0001."
+            ).format(n=len(stations), example=unmatched[0]),
         )
     eid = await conn.fetchval(
         "INSERT INTO election (name, source_file) VALUES ($1, $2)"
@@ -353,7 +368,7 @@ async def _store(
             found.station_line[code],
             "codeBureauVote",
             "unmatched",
-            f"polling station {code} has results but no contour (kept)",
+            _("polling station {code} has results but no contour (kept)").format(code=code),
         )
     run.counted(loaded=run.report.rows_read - run.log.rejected - run.log.skipped)
     matched = len(stations) - len(unmatched)
@@ -366,10 +381,10 @@ async def _store(
         unmatched=unmatched,
         candidates=len(found.candidates),
     )
-    run.report.notes.append(
-        f"election {name!r}: {len(stations)} polling stations ({lay.fmt} format), "
-        f"{matched} joined to a district"
-        + (f"; no contour for {', '.join(unmatched)} (kept)" if unmatched else "")
-        + "."
-    )
+    note = _(
+        "election {name!r}: {n} polling stations ({format} format), {joined} joined to a district"
+    ).format(name=name, n=len(stations), format=lay.fmt, joined=matched)
+    if unmatched:
+        note += _("; no contour for {codes} (kept)").format(codes=", ".join(unmatched))
+    run.report.notes.append(note + ".")
     await run.record(conn, source="interieur")

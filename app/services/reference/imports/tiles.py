@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from app.geo.insee import TileIdError, parse_tile_id
+from app.i18n import _, number
 from app.importrun import OnProgress
 from app.services.reference.imports.common import (
     Fault,
@@ -75,7 +76,7 @@ def _num(value, line: int, column: str, log: RejectLog) -> float | None | bool:
         try:
             return float(v.replace("\u202f", "").replace(" ", "").replace(",", "."))
         except ValueError:
-            log.reject(line, column, f"{value!r} is not a number")
+            log.reject(line, column, _("{value!r} is not a number").format(value=value))
             return False
 
 
@@ -104,7 +105,7 @@ def _records(
         try:
             i_est = None if est in (None, "") else int(float(est))  # type: ignore[arg-type]
         except ValueError:
-            log.reject(line, "i_est_200", f"{est!r} is not 0 or 1")
+            log.reject(line, "i_est_200", _("{value!r} is not 0 or 1").format(value=est))
             continue
         lcog = values.get("lcog_geo")
         if isinstance(lcog, float) and lcog.is_integer():
@@ -143,17 +144,17 @@ def _gpkg_rows(path: Path, layer: str | None, log: RejectLog):
     try:
         info = pyogrio.read_info(path, layer=layer)
     except Exception as exc:  # pyogrio raises DataSourceError, DataLayerError, ...
-        raise fail(path, f"cannot be read as a GIS file ({exc}).") from None
+        raise fail(path, _("cannot be read as a GIS file ({error}).").format(error=exc)) from None
     total = int(info.get("features") or 0)
     if total == 0:
-        raise fail(path, "the layer has no features.")
+        raise fail(path, _("the layer has no features."))
     header = [str(f) for f in info["fields"]]
     cols = find_columns(path, header, SPEC, REQUIRED, line=None)
     names = {k: header[i] for k, i in cols.items()}
     squares = None
     if info.get("geometry_type") not in (None, "None"):
         if info.get("crs") is None:
-            raise fail(path, "the layer declares no CRS; cannot check the squares.")
+            raise fail(path, _("the layer declares no CRS; cannot check the squares."))
         file_crs = CRS.from_user_input(info["crs"])
         squares = _Squares(
             Transformer.from_crs(CRS.from_epsg(3035), file_crs, always_xy=True),
@@ -216,9 +217,10 @@ def _gpkg_features(path: Path, layer: str | None, names: dict, squares: _Squares
                 if first and checked.any() and (mismatch[checked] > MAX_SQUARE_MISMATCH_M2).all():
                     raise fail(
                         path,
-                        "none of the squares derived from the tile ids matches the file's "
-                        f"geometry in its declared CRS ({squares.crs}): the CRS is probably "
-                        "wrong.",
+                        _(
+                            "none of the squares derived from the tile ids matches the file's "
+                            "geometry in its declared CRS ({crs}): the CRS is probably wrong."
+                        ).format(crs=squares.crs),
                     )
                 first = False
             for i in range(batch.num_rows):
@@ -226,8 +228,9 @@ def _gpkg_features(path: Path, layer: str | None, names: dict, squares: _Squares
                 if squares is not None and mismatch[i] > MAX_SQUARE_MISMATCH_M2:
                     log.reject(
                         line, "geometry",
-                        f"INSEE's geometry differs from the square of its id by "
-                        f"{mismatch[i]:.1f} m²",
+                        _(
+                            "INSEE's geometry differs from the square of its id by {m2} m²"
+                        ).format(m2=number(mismatch[i], 1)),
                     )  # fmt: skip
                     continue
                 yield line, {k: data[names[k]][i] for k in names}
@@ -254,7 +257,7 @@ async def import_tiles(
         counter = {"read": 0, "sent": 0}
         if gis:
             if not path.exists():
-                raise fail(path, "no such file.")
+                raise fail(path, _("no such file."))
             total, rows = _gpkg_rows(path, layer, run.log)
             run.start_progress(total)
             await _load(owner_url, run, _records(rows, run.log, counter), counter, fault)
@@ -276,7 +279,13 @@ async def import_tiles(
 def _checked_csv_rows(inp, cols, log):
     for line, values in _csv_rows(inp, cols):
         if "_fields" in values:
-            log.reject(line, "", f"{values['_fields']} fields instead of {len(inp.header)}")
+            log.reject(
+                line,
+                "",
+                _("{n} fields instead of {expected}").format(
+                    n=values["_fields"], expected=len(inp.header)
+                ),
+            )
             continue
         yield line, values
 
@@ -306,7 +315,7 @@ async def _load(
         await conn.copy_records_to_table("tile_stage", records=batches(), columns=STAGE_COLUMNS)
         run.check_rejects()
         if counter["read"] == 0:
-            raise run.fail("the file has a header but no rows.", line=2)
+            raise run.fail(_("the file has a header but no rows."), line=2)
         await _refuse_duplicates(conn, run)
         await conn.execute(
             "DELETE FROM insee_tile t WHERE t.source_file = $1 AND NOT EXISTS"
@@ -322,8 +331,15 @@ async def _load(
             name,
         )
         run.report.notes.append(
-            f"{tot['n']:,} tiles from this file: {tot['ind'] or 0:,.1f} individuals, "
-            f"{tot['men'] or 0:,.1f} households, {tot['imputed']:,} imputed tiles."
+            _(
+                "{n} tiles from this file: {ind} individuals, {men} households, "
+                "{imputed} imputed tiles."
+            ).format(
+                n=number(tot["n"]),
+                ind=number(tot["ind"] or 0, 1),
+                men=number(tot["men"] or 0, 1),
+                imputed=number(tot["imputed"]),
+            )
         )
         await run.record(conn, source="insee")
 
@@ -335,8 +351,11 @@ async def _refuse_duplicates(conn: asyncpg.Connection, run: ReferenceImport) -> 
         " GROUP BY id HAVING count(*) > 1 ORDER BY min(line) LIMIT 5"
     )
     if dups:
-        listed = "; ".join(f"{d['id']} on lines {', '.join(map(str, d['lines']))}" for d in dups)
+        listed = "; ".join(
+            _("{id} on lines {lines}").format(id=d["id"], lines=", ".join(map(str, d["lines"])))
+            for d in dups
+        )
         raise run.fail(
-            f"duplicated tile id(s): {listed}. Each tile must appear once.",
+            _("duplicated tile id(s): {listed}. Each tile must appear once.").format(listed=listed),
             line=dups[0]["lines"][1],
         )
