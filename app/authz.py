@@ -32,7 +32,7 @@ ADMIN_ONLY = frozenset({ADMIN})
 Rule = str | frozenset[str]
 
 ROUTE_ROLES: dict[tuple[str, str], Rule] = {
-    # ---- foundation (issue 3): public reference data, no personal data
+    # ---- foundation: public reference data, no personal data
     ("GET", "/health"): PUBLIC,
     ("GET", "/health/ready"): PUBLIC,
     ("GET", "/health/live"): PUBLIC,
@@ -40,7 +40,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/districts/{code}"): PUBLIC,
     ("GET", "/elections"): PUBLIC,
     ("GET", "/elections/{election}/sides"): PUBLIC,
-    # ---- access (issue 4)
+    # ---- access
     ("POST", "/auth/token"): PUBLIC,
     ("POST", "/auth/refresh"): PUBLIC,
     ("POST", "/auth/logout"): PUBLIC,
@@ -75,7 +75,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/campaigns/{campaign_id}/invites/{invite_id}/qr.svg"): STAFF,
     ("GET", "/campaigns/{campaign_id}/invites/{invite_id}/link"): STAFF,
     ("GET", "/campaigns/{campaign_id}/audit"): ADMIN_ONLY,
-    # ---- supporters and GDPR (issue 5)
+    # ---- supporters and GDPR
     ("POST", "/campaigns/{campaign_id}/supporters"): ADMIN_ONLY,
     ("POST", "/campaigns/{campaign_id}/supporters/import"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/supporters/review"): ADMIN_ONLY,
@@ -90,7 +90,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/privacy/{campaign_id}"): PUBLIC,
     ("GET", "/privacy/{campaign_id}/qr.svg"): PUBLIC,
     ("POST", "/privacy/{campaign_id}/objection"): PUBLIC,
-    # ---- the public form cannot be used against people (issue 12)
+    # ---- the public form cannot be used against people
     ("GET", "/privacy/{campaign_id}/confirm"): PUBLIC,
     ("POST", "/privacy/{campaign_id}/confirm"): PUBLIC,
     ("GET", "/campaigns/{campaign_id}/door-objections"): ADMIN_ONLY,
@@ -98,7 +98,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/campaigns/{campaign_id}/privacy-requests"): ADMIN_ONLY,
     ("POST", "/campaigns/{campaign_id}/privacy-requests/{request_id}/resolve"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/supporters"): ADMIN_ONLY,
-    # ---- ranking and exports (issue 6)
+    # ---- ranking and exports
     ("GET", "/campaigns/{campaign_id}/ranking"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/districts/{code}"): PLANNERS,
     ("GET", "/campaigns/{campaign_id}/weights"): PLANNERS,
@@ -114,7 +114,7 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("GET", "/campaigns/{campaign_id}/ogc/collections/{collection_id}/items/{feature_id}"): (
         PLANNERS
     ),
-    # ---- turf, assignments, visits (issue 7)
+    # ---- turf, assignments, visits
     ("GET", "/campaigns/{campaign_id}/turfs"): STAFF,
     ("POST", "/campaigns/{campaign_id}/turfs"): STAFF,
     ("GET", "/campaigns/{campaign_id}/turfs/{turf_id}"): STAFF,
@@ -135,9 +135,9 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
         {ADMIN, ORGANISER, VOLUNTEER}
     ),
     ("GET", "/campaigns/{campaign_id}/progress"): PLANNERS,
-    # ---- maps (issue 8)
+    # ---- maps
     ("GET", "/m/config.json"): PUBLIC,  # which basemap the map pages draw
-    # ---- the campaign's own basemap (issue 14): open map data, same origin
+    # ---- the campaign's own basemap: open map data, same origin
     ("GET", "/basemap/{z}/{x}/{y}.mvt"): PUBLIC,
     ("GET", "/campaigns/{campaign_id}/tiles/doors/{z}/{x}/{y}.mvt"): frozenset(
         {ADMIN, ORGANISER, VOLUNTEER}

@@ -12,6 +12,7 @@ import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 
 import asyncpg
 from sqlalchemy import text
@@ -20,47 +21,40 @@ from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
-    create_async_engine,
 )
 
 from app.config import Settings
 from app.dburl import CLIENT_CHECK_MS, _asyncpg, resolve_urls  # noqa: F401 (re-exported)
+from app.engine import make_engine  # noqa: F401 (re-exported: app.db.make_engine)
+
+if TYPE_CHECKING:
+    from app.replica import Replica
+
+# What a service that runs SQL takes when it needs no campaign context: a session (a request's,
+# or a command's) or a connection (``async with engine.begin() as conn``).
+Executor = AsyncSession | AsyncConnection
 
 
-def make_engine(
-    url: str,
-    *,
-    pool_size: int = 10,
-    statement_timeout_s: float | None = None,
-    pool_timeout_s: float = 30,
-    application_name: str = "porte",
-    connect_timeout_s: float | None = None,
-) -> AsyncEngine:
-    """An asyncpg engine; JIT off (short queries), app name for pg_stat_activity.
-
-    Every engine of the service and its commands is made here (tests/test_db_errors.py checks).
-    Bound parameters never appear in error messages or logs (``hide_parameters``): they may be
-    a supporter's address. ``statement_timeout_s`` caps every statement (None: the server's).
-    """
-    server_settings = {
-        "jit": "off",
-        "application_name": application_name,
-        "client_connection_check_interval": CLIENT_CHECK_MS,
-    }
-    if statement_timeout_s:
-        server_settings["statement_timeout"] = str(int(statement_timeout_s * 1000))
-    connect_args: dict = {"server_settings": server_settings}
-    if connect_timeout_s:
-        connect_args["timeout"] = connect_timeout_s
-    return create_async_engine(
-        url,
+@asynccontextmanager
+async def owner_engine(
+    settings: Settings, *, pool_size: int = 1, statement_timeout_s: float | None = None
+) -> AsyncIterator[AsyncEngine]:
+    """The schema owner's engine, for the commands and maintenance work (migrations aside): the
+    one way to reach the database as the owner. The URL is the settings' owner URL, else the
+    private cluster's (``resolve_urls``); the pool and connect waits are the settings'; the
+    engine is disposed on leaving. Services receive the engine (or a connection of it), never a
+    URL. The owner bypasses row-level security: never serve a request with it."""
+    engine = make_engine(
+        resolve_urls(settings)[1],
         pool_size=pool_size,
-        max_overflow=pool_size,
-        pool_pre_ping=False,
-        pool_timeout=pool_timeout_s,
-        hide_parameters=True,
-        connect_args=connect_args,
+        statement_timeout_s=statement_timeout_s,
+        pool_timeout_s=settings.pool_timeout_s,
+        application_name="porte-owner",
     )
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
 
 
 async def statement_timeout(conn: AsyncSession | AsyncConnection, seconds: float) -> None:
@@ -91,7 +85,7 @@ class Database:
     standing, no ORM work (see ``app.security.hot_campaign_context``).
     """
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, *, replica: Replica | None = None):
         self.url, self.owner_url = resolve_urls(settings)
         self.settings = settings
         self.engine = make_engine(
@@ -104,12 +98,9 @@ class Database:
         self._hot_size = max(2, settings.db_pool_size // 2)
         self._hot: asyncpg.Pool | None = None
         self._hot_lock = asyncio.Lock()
-        # Reads that tolerate lag may go to a streaming replica (app.replica, docs/scale.md).
-        self.replica = None
-        if settings.replica_url:
-            from app.replica import Replica
-
-            self.replica = Replica(settings)
+        # Reads that tolerate lag may go to a streaming replica (app.replica, docs/scale.md),
+        # given by the app when PORTE_REPLICA_URL is set (app.replica builds on this module).
+        self.replica = replica
 
     async def hot_pool(self) -> asyncpg.Pool:
         """The asyncpg pool of the hot paths, opened on first use."""

@@ -14,6 +14,8 @@ import contextvars
 from functools import cache
 from importlib import resources
 
+from app.authz import ADMIN, ANALYST, ORGANISER, VOLUNTEER
+
 SUPPORTED = ("fr", "en")
 DEFAULT = "fr"
 _current: contextvars.ContextVar[str] = contextvars.ContextVar("porte_lang", default=DEFAULT)
@@ -70,10 +72,10 @@ def N_(message: str) -> str:
 
 
 _ROLES = {
-    "admin": N_("admin"),
-    "organiser": N_("organiser"),
-    "analyst": N_("analyst"),
-    "volunteer": N_("volunteer"),
+    ADMIN: N_("admin"),
+    ORGANISER: N_("organiser"),
+    ANALYST: N_("analyst"),
+    VOLUNTEER: N_("volunteer"),
 }
 
 

@@ -28,6 +28,7 @@ from app.db import Database, service_role_problems
 from app.errors import install_error_handlers
 from app.i18n import _, negotiate, reset_language, set_language
 from app.local_secrets import announce_once, check_secrets, with_local_secrets
+from app.replica import Replica
 
 log = logging.getLogger("porte")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]")
@@ -266,7 +267,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = with_local_secrets(settings or get_settings())
     check_secrets(settings)
     announce_once(settings, log.warning)
-    db = Database(settings)
+    db = Database(settings, replica=Replica(settings) if settings.replica_url else None)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

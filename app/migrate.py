@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from alembic import command
 from alembic.config import Config
 
@@ -22,9 +24,20 @@ def upgrade(owner_url: str, revision: str = "head", settings: Settings | None = 
     server's retention policy from the settings (``PORTE_VISIT_RETENTION_MAX_*``)."""
     command.upgrade(alembic_config(owner_url), revision)
     if revision == "head":
-        from app.services.people.purge import apply_retention_policy_sync
+        asyncio.run(_retention_policy(owner_url, settings or get_settings()))
 
-        apply_retention_policy_sync(owner_url, settings or get_settings())
+
+async def _retention_policy(owner_url: str, settings: Settings) -> None:
+    """Write the server's retention policy (``apply_retention_policy``) as the owner."""
+    from app.db import _asyncpg, make_engine
+    from app.services.people.purge import apply_retention_policy
+
+    engine = make_engine(_asyncpg(owner_url), pool_size=1, pool_timeout_s=settings.pool_timeout_s)
+    try:
+        async with engine.begin() as conn:
+            await apply_retention_policy(conn, settings)
+    finally:
+        await engine.dispose()
 
 
 def downgrade(owner_url: str, revision: str = "base") -> None:

@@ -107,7 +107,7 @@ class Replica:
     """The replica's engine and hot pool, and what this worker knows of its health."""
 
     def __init__(self, settings: Settings):
-        from app.db import make_engine
+        from app.engine import make_engine
 
         self.settings = settings
         self.url = _asyncpg(settings.replica_url)

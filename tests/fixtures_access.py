@@ -1,4 +1,4 @@
-"""Fixtures for the access tests (issue 4): one migrated database, its app, owner engine, worlds.
+"""Fixtures for the access tests: one migrated database, its app, owner engine, worlds.
 
 Import them in a test module with ``from tests.fixtures_access import *  # noqa: F403``.
 The sign-in throttle counts failures per client address: give each test its own address with

@@ -1,7 +1,7 @@
 """Fixtures of the ranking tests: a small hand-built area, the real 92-13 tiles and contours.
 
-Until issue 3's migration creates the reference tables, ``ensure_reference_schema`` creates them
-from the shared schema contract (COMMON.md) with ``IF NOT EXISTS``: once issue 3 lands, the real
+Where the migrations have not created the reference tables, ``ensure_reference_schema`` creates
+them from the shared schema contract (COMMON.md) with ``IF NOT EXISTS``; where they have, the real
 tables are used unchanged.
 
 The hand-built area (EPSG:3035, origin E0 = 3756000, N0 = 2875800, tiles of 200 m)::
@@ -110,7 +110,7 @@ REFERENCE = (
 
 
 async def ensure_reference_schema(engine: AsyncEngine) -> None:
-    """Create the contract's reference tables when issue 3's migration has not (owner)."""
+    """Create the contract's reference tables when the migrations have not (owner)."""
     async with engine.begin() as conn:
         for ddl in CONTRACT_DDL:
             await conn.execute(text(ddl))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from datetime import UTC, datetime, timedelta
@@ -154,7 +153,7 @@ async def test_purge_keeps_twelve_months(access_urls, access_owner, aworld):
             ),
             {"c": w.campaign_id},
         )
-    deleted = await asyncio.to_thread(purge_audit, access_urls.owner)
+    deleted = await purge_audit(access_owner)  # the default retention: 365 days
     assert deleted >= 1
     async with access_owner.connect() as conn:
         left = (
@@ -173,7 +172,7 @@ async def test_purge_keeps_twelve_months(access_urls, access_owner, aworld):
 async def test_audit_csv_cannot_start_a_formula_in_any_spreadsheet(
     access_app, aworld, access_owner, access_settings
 ):
-    """Issue 12 §6: only a cell's first character was neutralised. An account's e-mail such as
+    """Only a cell's first character was neutralised. An account's e-mail such as
     ``x;=HYPERLINK(..)@…`` became a formula in a spreadsheet splitting on ';' (French locale)."""
     w = aworld
     email = 'x;=hyperlink("http://evil.test")@example.test'

@@ -1,4 +1,4 @@
-"""Sign-in, tokens, refresh rotation, throttling, TOTP, production hardening (issue 4)."""
+"""Sign-in, tokens, refresh rotation, throttling, TOTP, production hardening."""
 
 from __future__ import annotations
 

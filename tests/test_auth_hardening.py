@@ -1,4 +1,4 @@
-"""Sign-in hardening (issue 4, follow-up): TOTP secrets encrypted at rest, atomic throttle."""
+"""Sign-in hardening: TOTP secrets encrypted at rest, atomic throttle."""
 
 from __future__ import annotations
 

@@ -246,7 +246,7 @@ async def test_admin_updates_settings_audited(access_app, aworld, access_owner, 
 async def test_visit_retention_is_capped_in_the_api_and_the_database(
     access_app, aworld, access_owner, access_settings
 ):
-    """Issue 12 §6: 2099 was accepted. Now at most election + 1 month 7 days (the default
+    """2099 was accepted. Now at most election + 1 month 7 days (the default
     policy), refused with 422 by the API and by a trigger whoever writes."""
     import pytest
     from sqlalchemy import text

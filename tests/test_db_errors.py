@@ -1,4 +1,4 @@
-"""Database errors never put personal data in the logs or in the answer (issue 12 §6).
+"""Database errors never put personal data in the logs or in the answer.
 
 A database error's text used to carry the values bound to the statement ("[parameters: ...]"):
 a failed geocoding logged the supporter's address. Engines hide the binds (``hide_parameters``)

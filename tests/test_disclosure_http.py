@@ -1,4 +1,4 @@
-"""No hidden count can be worked out from everything one analyst can read (issue 12, part 1).
+"""No hidden count can be worked out from everything one analyst can read.
 
 A property over random small campaigns, through the real database and the real HTTP app: turfs
 over a few polling stations of the sample (and Bruz's doors, outside every station), random

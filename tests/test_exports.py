@@ -183,7 +183,7 @@ async def test_a_column_blank_everywhere_keeps_its_number_type(env, ext):
     assert types["supporters"].lower().startswith("int"), types["supporters"]  # blank: < k
 
 
-# ---------------------------------------------------------------- issue 12 §6
+# ---------------------------------------------------------------- smaller holes
 RISKY = ("=", "+", "-", "@", "\t", "\r")
 FORMULAS = {  # district letter -> (name, commune name) from a hostile file, and as exported
     "A": (

@@ -28,7 +28,7 @@ def metres(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
 async def doors(owner_engine):
     async with owner_engine.connect() as conn:
         rows = await load_doors(conn)
-    assert len(rows) > 5000, "Bruz's BAL doors must be loaded by the sample (issue 3)"
+    assert len(rows) > 5000, "Bruz's BAL doors must be loaded by the sample"
     return rows
 
 

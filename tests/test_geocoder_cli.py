@@ -43,7 +43,7 @@ def test_purge_dry_run_changes_nothing(sample_db):
 
 def test_geocode_output_cannot_start_a_formula(sample_db, tmp_path):
     """`porte geocode` writes the file back for a spreadsheet: cells of the file (a hostile
-    supporter form) and of the geocoder are neutralised (issue 12 §6)."""
+    supporter form) and of the geocoder are neutralised."""
     src = tmp_path / "in.csv"
     src.write_text(
         'ref;adresse\n"=HYPERLINK(""http://evil.test"")";12 rue Maurice Ravel, 35170 Bruz\n',

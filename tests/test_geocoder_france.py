@@ -1,4 +1,4 @@
-"""The geocoder across communes (issue 18): typos in the commune or postcode, arrondissements,
+"""The geocoder across communes: typos in the commune or postcode, arrondissements,
 former communes, streets typed without or with odd types, suffixes glued or spaced, and the
 honesty rule (no door in another commune when the commune cannot be told apart).
 

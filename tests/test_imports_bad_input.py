@@ -544,7 +544,7 @@ async def test_reimport_cannot_remove_doors_still_referenced(make_db, tmp_path):
 
 def test_reject_reports_cannot_start_a_formula(tmp_path):
     """Reports quote the file's column names and values: a cell (or, for a spreadsheet that
-    splits on ',' or ';', a piece of one) starting with = + - @ is neutralised (issue 12 §6)."""
+    splits on ',' or ';', a piece of one) starting with = + - @ is neutralised."""
     import csv as csv_module
 
     from app.services.reference.imports.common import RejectLog

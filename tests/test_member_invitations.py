@@ -1,5 +1,5 @@
-"""Who may create campaigns, and members who join by an invitation they accept (issue 12 §4;
-issue 19: organisers invite volunteers by e-mail, no shell needed). Mail goes through a real
+"""Who may create campaigns, and members who join by an invitation they accept; organisers
+invite volunteers by e-mail, no shell needed. Mail goes through a real
 SMTP sink (tests/fixtures_mail.py) and the links are read from it."""
 
 from __future__ import annotations
@@ -385,7 +385,7 @@ async def test_purge_forgets_invitations_a_month_after_they_stopped_working(make
                     ),
                     {"c": cid, "e": email, "u": uid, "cr": created, "ex": expires, "ac": accepted},
                 )
-        done = await purge(urls.owner)
+        done = await purge(engine)
         assert done[str(cid)]["member_invitations"] == 2
         async with engine.connect() as conn:
             left = {

@@ -66,7 +66,7 @@ async def test_upgrade_downgrade_upgrade_on_an_empty_database(pg_cluster):
 
 
 async def test_smaller_holes_migration_cleans_existing_rows(pg_cluster):
-    """0017 (issue 12 §6) meets rows the old schema allowed and fixes them instead of failing:
+    """0017 meets rows the old schema allowed and fixes them instead of failing:
     flats that are notes become NULL (the visit stays), request ids and client addresses that
     are texts become NULL, retention dates past election + 1 month 7 days come back to it."""
     name = "migrations_0017"

@@ -1,4 +1,4 @@
-"""The public privacy form cannot be used against people (issue 12, section 3).
+"""The public privacy form cannot be used against people.
 
 - a withdrawal, an export or an erasure asked on the form takes effect only once the person opens
   the single-use link sent to the e-mail held for them (real SMTP: the suite's aiosmtpd sink);

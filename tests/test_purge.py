@@ -118,13 +118,13 @@ async def test_purge_removes_what_is_due_and_keeps_door_flags(make_db):
             )
 
     today = date(2026, 11, 26)
-    dry = await purge(urls.owner, dry_run=True, today=today)
+    dry = await purge(engine, dry_run=True, today=today)
     assert dry[str(past)]["visits"] == 3 and dry[str(future)]["visits"] == 0
     assert dry[str(past)]["supporters"] == 1 and dry[str(past)]["withdrawal_proofs"] == 1
     async with engine.connect() as conn:
         assert (await _counts(conn, past))["visits"] == 3  # dry run changed nothing
 
-    done = await purge(urls.owner, today=today)
+    done = await purge(engine, today=today)
     assert done[str(past)] == {**dry[str(past)]}
     async with engine.connect() as conn:
         p, f = await _counts(conn, past), await _counts(conn, future)
@@ -157,13 +157,13 @@ async def test_purge_removes_what_is_due_and_keeps_door_flags(make_db):
     assert archive == {"talked": 1, "not_home": 2}
     assert event["visits"] == 3 and event["supporters"] == 1
 
-    again = await purge(urls.owner, today=today)  # idempotent
+    again = await purge(engine, today=today)  # idempotent
     assert all(v == 0 for k, v in again[str(past)].items() if k != "visits_due")
     await engine.dispose()
 
 
 async def test_unhandled_privacy_requests_are_deleted_after_a_month(make_db):
-    """Issue 12 §6: a pending request (it holds the person's address, encrypted) was kept for
+    """A pending request (it holds the person's address, encrypted) was kept for
     ever. `porte purge` deletes requests not handled within 30 days; handled ones follow the
     audit retention as before; the run's audit event counts them."""
     urls = make_db("purge_pending")
@@ -180,7 +180,7 @@ async def test_unhandled_privacy_requests_are_deleted_after_a_month(make_db):
                 ),
                 {"c": cid, "s": status, "d": days},
             )
-    done = await purge(urls.owner)
+    done = await purge(engine)
     assert done[str(cid)]["privacy_requests_unhandled"] == 1
     async with engine.connect() as conn:
         left = (
@@ -226,7 +226,7 @@ async def test_the_retention_policy_follows_the_settings(make_db, english):
             text("UPDATE campaign SET visit_retention_date = '2026-06-15' WHERE id = :c"),
             {"c": cid},
         )
-    await purge(urls.owner, settings=Settings())  # back to the default: 1 month 7 days
+    await purge(engine, settings=Settings())  # back to the default: 1 month 7 days
     async with engine.connect() as conn:
         kept = (
             await conn.execute(

@@ -1,4 +1,4 @@
-"""Lag-tolerant reads on a REAL streaming replica (issue 13, "beyond one server").
+"""Lag-tolerant reads on a REAL streaming replica (beyond one server).
 
 The standby is made by ``pg_basebackup -R`` from a throwaway primary cluster
 (``Cluster.create_standby``, as the ``porte_replicator`` role over TCP) and streams from it.

@@ -1,4 +1,4 @@
-"""Secure defaults whatever the mode (issue 12 §4): no public secret outside test mode, keys
+"""Secure defaults whatever the mode: no public secret outside test mode, keys
 generated and kept in development and demo, refused at start in production, and a service
 database role that could read across campaigns refused in production."""
 

@@ -1,6 +1,6 @@
-"""Sign-in and sessions (issue 12 §5): throttling that cannot lock the owner out, codes throttled
+"""Sign-in and sessions: throttling that cannot lock the owner out, codes throttled
 like passwords, sign-ins that end at once, refresh chains that end, the real client behind a
-proxy, and `porte admin` without a prompt (issue 19)."""
+proxy, and `porte admin` without a prompt."""
 
 from __future__ import annotations
 

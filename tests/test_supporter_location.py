@@ -290,7 +290,7 @@ async def test_rotation_re_encrypts_the_door(make_db):
     new = make_settings(
         urls, data_keys=json.dumps({**old.data_key_map, "test2": new_key}), data_key_id="test2"
     )
-    assert await rotate(urls.owner, new) == 1
+    assert await rotate(engine, new) == 1
     async with engine.connect() as conn:
         row = (
             await conn.execute(

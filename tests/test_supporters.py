@@ -343,7 +343,7 @@ async def test_rotation_keeps_every_row_readable(make_db):
     new_key = base64.b64encode(b"n" * 32).decode()
     keys = {**old.data_key_map, "test2": new_key}
     new = make_settings(urls, data_keys=json.dumps(keys), data_key_id="test2")
-    done = await rotate(urls.owner, new, batch=3)
+    done = await rotate(engine, new, batch=3)
     assert done == 7 + 1
     async with engine.connect() as conn:
         req = (await conn.execute(text("SELECT key_id, address_enc FROM privacy_request"))).one()
@@ -369,7 +369,7 @@ async def test_rotation_keeps_every_row_readable(make_db):
         Cipher.from_settings(old).decrypt(
             rows[0].email_enc, key_id="test1", ad=aad(rows[0].campaign_id, rows[0].id, "email")
         )
-    assert await rotate(urls.owner, new) == 0  # idempotent
+    assert await rotate(engine, new) == 0  # idempotent
     await engine.dispose()
 
 
@@ -416,7 +416,7 @@ async def test_french_dates_and_labels_are_read(client, world, owner_engine):
 
 
 async def test_review_list_leaves_out_who_refused_mapping_and_says_so(client, world):
-    """Issue 19 point 6: a supporter who did not agree to 'mapping' is not offered for placing
+    """A supporter who did not agree to 'mapping' is not offered for placing
     (no suggested door the server would then refuse); the list says how many it leaves out and
     why, and so does the refusal to place them by hand."""
     h = world.headers["admin"]

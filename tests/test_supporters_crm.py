@@ -1,4 +1,4 @@
-"""Moving in from NationBuilder, CiviCRM and DigitaleBox (issue 17): one command per export, a
+"""Moving in from NationBuilder, CiviCRM and DigitaleBox: one command per export, a
 lawful basis per row or the row does not come, opinions and notes dropped, a dry run first.
 
 The three files of tests/data/crm/ are SYNTHETIC (made-up people at example.test; the street

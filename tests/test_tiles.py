@@ -61,7 +61,7 @@ async def test_door_tile_status_and_role_filtering(client, tw, owner_engine):
 
 
 async def test_invite_session_sees_only_its_assignment(client, tw):
-    """An invite-link session (issue 4) gets the doors of the invite's assignment only."""
+    """An invite-link session gets the doors of the invite's assignment only."""
     h = tw.world.headers
     body = {"assignment_id": str(tw.assignment_b)}
     made = await client.post(tw.world.url("/invites"), json=body, headers=h["organiser"])
@@ -167,7 +167,7 @@ def _frozen(app, settings, **overrides):
 async def test_door_tiles_are_audited_per_viewer_minute_with_count_and_box(
     client, app, tw, owner_engine, settings
 ):
-    """Issue 12 §6: the minute's event named one tile, hiding a crawl. Now one event per viewer
+    """The minute's event named one tile, hiding a crawl. Now one event per viewer
     and minute with the number of tiles, the doors they held and their bounding box."""
     h = tw.world.headers["organiser"]
     asked = [(17, SPOT_A), (17, SPOT_B), (16, SPOT_A), (17, SPOT_A)]

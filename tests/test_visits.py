@@ -198,7 +198,7 @@ async def test_analysts_cannot_record_and_staff_can_anywhere(client, world, owne
     assert r.json()["created"] == 1
 
 
-# A flat is named, never described (issue 12 §6): the API and the database hold the same rule.
+# A flat is named, never described: the API and the database hold the same rule.
 FLATS_OK = {"12": "12", "3b": "3B", " a ": "A", "A-12": "A-12", "12bis": "12BIS", "-1": "-1"}
 FLATS_REFUSED = ["vote RN", "RN", "contre", "POUR", "LFI", "1234567", "3 B", "é1", "", "12;1"]
 

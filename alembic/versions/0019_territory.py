@@ -25,7 +25,7 @@ refreshes its supporter factor when it moves. ``campaign_change.turfs`` does the
 the doors of active turfs only (app/services/field/progress.py).
 
 Revision ID: 0019_territory
-Revises: 0031_allocation_step_plan
+Revises: 0030_door_status
 """
 
 from alembic import op
@@ -33,7 +33,7 @@ from alembic import op
 from app.migration_helpers import APP_ROLE, reference_table, run_script
 
 revision = "0019_territory"
-down_revision = "0031_allocation_step_plan"
+down_revision = "0030_door_status"
 branch_labels = None
 depends_on = None
 

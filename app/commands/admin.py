@@ -14,16 +14,17 @@ import uuid
 
 import typer
 
+from app.authz import ADMIN
+from app.config import Settings
 from app.i18n import _, role_name
 
 MIN_PASSWORD = 10
 
 
-def _owner_url() -> str:
+def _settings() -> Settings:
     from app.config import get_settings
-    from app.dburl import resolve_urls
 
-    return resolve_urls(get_settings())[1]
+    return get_settings()
 
 
 def read_password_stdin() -> str:
@@ -71,7 +72,7 @@ def ask_password() -> str:
 
 
 async def create_account(
-    owner_url: str,
+    settings: Settings,
     email: str,
     password_hash: str,
     *,
@@ -88,10 +89,9 @@ async def create_account(
     ``app_user_sign_ins_end``)."""
     from sqlalchemy import text
 
-    from app.db import make_engine
+    from app.db import owner_engine
 
-    engine = make_engine(owner_url)
-    try:
+    async with owner_engine(settings) as engine:
         async with engine.begin() as conn:
             existing = (
                 await conn.execute(text("SELECT id FROM app_user WHERE email = :e"), {"e": email})
@@ -157,38 +157,29 @@ async def create_account(
                         "INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, :r) "
                         "ON CONFLICT (campaign_id, user_id) DO UPDATE SET role = EXCLUDED.role"
                     ),
-                    {"c": campaign, "u": uid, "r": role or "admin"},
+                    {"c": campaign, "u": uid, "r": role or ADMIN},
                 )
         return uid, not existing
-    finally:
-        await engine.dispose()
 
 
-async def account_exists(owner_url: str, email: str) -> bool:
+async def account_exists(settings: Settings, email: str) -> bool:
     """Whether an account uses this e-mail."""
     from sqlalchemy import text
 
-    from app.db import make_engine
+    from app.db import owner_engine
 
-    engine = make_engine(owner_url)
-    try:
-        async with engine.connect() as conn:
-            found = await conn.execute(
-                text("SELECT 1 FROM app_user WHERE email = :e"), {"e": email}
-            )
-            return found.scalar() is not None
-    finally:
-        await engine.dispose()
+    async with owner_engine(settings) as engine, engine.connect() as conn:
+        found = await conn.execute(text("SELECT 1 FROM app_user WHERE email = :e"), {"e": email})
+        return found.scalar() is not None
 
 
-async def reset_second_factor(owner_url: str, email: str) -> bool:
+async def reset_second_factor(settings: Settings, email: str) -> bool:
     """Clear an account's TOTP and end its sign-ins; False when there is no such account."""
     from sqlalchemy import text
 
-    from app.db import make_engine
+    from app.db import owner_engine
 
-    engine = make_engine(owner_url)
-    try:
+    async with owner_engine(settings) as engine:
         async with engine.begin() as conn:
             uid = (
                 await conn.execute(
@@ -209,12 +200,10 @@ async def reset_second_factor(owner_url: str, email: str) -> bool:
                 {"u": uid},
             )
         return True
-    finally:
-        await engine.dispose()
 
 
 async def set_rights(
-    owner_url: str,
+    settings: Settings,
     email: str,
     *,
     can_create_campaigns: bool | None,
@@ -223,25 +212,21 @@ async def set_rights(
     """Change an account's server-level rights (None: leave as is); None when no such account."""
     from sqlalchemy import text
 
-    from app.db import make_engine
+    from app.db import owner_engine
 
-    engine = make_engine(owner_url)
-    try:
-        async with engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        "UPDATE app_user SET "
-                        "can_create_campaigns = coalesce(:cc, can_create_campaigns), "
-                        "server_admin = coalesce(:sa, server_admin) WHERE email = :e "
-                        "RETURNING can_create_campaigns, server_admin"
-                    ),
-                    {"e": email, "cc": can_create_campaigns, "sa": server_admin},
-                )
-            ).first()
-            return dict(row._mapping) if row else None
-    finally:
-        await engine.dispose()
+    async with owner_engine(settings) as engine, engine.begin() as conn:
+        row = (
+            await conn.execute(
+                text(
+                    "UPDATE app_user SET "
+                    "can_create_campaigns = coalesce(:cc, can_create_campaigns), "
+                    "server_admin = coalesce(:sa, server_admin) WHERE email = :e "
+                    "RETURNING can_create_campaigns, server_admin"
+                ),
+                {"e": email, "cc": can_create_campaigns, "sa": server_admin},
+            )
+        ).first()
+        return dict(row._mapping) if row else None
 
 
 def _valid_email(email: str) -> str:
@@ -305,7 +290,7 @@ def register(cli: typer.Typer) -> None:
         if role is not None and campaign is None:
             typer.secho(_("--role needs --campaign."), fg="red", err=True)
             raise typer.Exit(2)
-        if asyncio.run(account_exists(_owner_url(), email)):
+        if asyncio.run(account_exists(_settings(), email)):
             typer.secho(
                 _(
                     "{email} already has an account. Reset its password with "
@@ -319,7 +304,7 @@ def register(cli: typer.Typer) -> None:
         try:
             uid, _created = asyncio.run(
                 create_account(
-                    _owner_url(),
+                    _settings(),
                     email,
                     hash_password(password),
                     campaign=campaign,
@@ -335,7 +320,7 @@ def register(cli: typer.Typer) -> None:
         if campaign:
             typer.echo(
                 _("Account {email} created (id {uid}) as {role} of campaign {campaign}.").format(
-                    email=email, uid=uid, role=role_name(role or "admin"), campaign=campaign
+                    email=email, uid=uid, role=role_name(role or ADMIN), campaign=campaign
                 )
             )
         else:
@@ -370,7 +355,7 @@ def register(cli: typer.Typer) -> None:
         from app.security import hash_password
 
         email = _valid_email(email)
-        if not asyncio.run(account_exists(_owner_url(), email)):
+        if not asyncio.run(account_exists(_settings(), email)):
             typer.secho(
                 _("No account {email}; create it with `porte admin create {email}`.").format(
                     email=email
@@ -383,7 +368,7 @@ def register(cli: typer.Typer) -> None:
         try:
             asyncio.run(
                 create_account(
-                    _owner_url(), email, hash_password(new), campaign=None, role=None, reset=True
+                    _settings(), email, hash_password(new), campaign=None, role=None, reset=True
                 )
             )
         except ValueError as exc:
@@ -412,7 +397,7 @@ def register(cli: typer.Typer) -> None:
         email = _valid_email(email)
         row = asyncio.run(
             set_rights(
-                _owner_url(),
+                _settings(),
                 email,
                 can_create_campaigns=can_create_campaigns,
                 server_admin=server_admin,
@@ -434,7 +419,7 @@ def register(cli: typer.Typer) -> None:
     def reset_2fa(email: str = typer.Argument(..., help="E-mail of the account.")) -> None:
         """Turn two-factor sign-in off for an account that lost its authenticator."""
         email = _valid_email(email)
-        if not asyncio.run(reset_second_factor(_owner_url(), email)):
+        if not asyncio.run(reset_second_factor(_settings(), email)):
             typer.secho(_("No account {email}.").format(email=email), fg="red", err=True)
             raise typer.Exit(1)
         typer.echo(
@@ -454,7 +439,17 @@ def register(cli: typer.Typer) -> None:
         ),
     ) -> None:
         """Delete audit events older than the retention period."""
+        from app.config import get_settings
+        from app.db import owner_engine
         from app.services.access.audit import purge_audit
 
-        n = purge_audit(_owner_url(), days)
+        settings = get_settings()
+
+        async def run() -> int:
+            async with owner_engine(settings) as engine:
+                return await purge_audit(
+                    engine, days=days if days is not None else settings.audit_retention_days
+                )
+
+        n = asyncio.run(run())
         typer.echo(_("{n} audit events older than the retention period deleted.").format(n=n))

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.authz import ROLES
+from app.authz import ADMIN, ORGANISER, ROLES
 from app.i18n import _
 from app.security import hash_password, token_hash
 
@@ -58,7 +58,7 @@ async def create_demo_campaign_async(
                         "RETURNING id"
                     ),
                     # The demo's admin may create campaigns of its own, to try that too.
-                    {"e": email, "h": pw_hash, "cc": role == "admin"},
+                    {"e": email, "h": pw_hash, "cc": role == ADMIN},
                 )
             ).scalar_one()
         cid = (
@@ -80,7 +80,7 @@ async def create_demo_campaign_async(
                         "n": DEMO_NAME,
                         "d": NEXT_MUNICIPAL_ELECTION,
                         "r": one_month_after(NEXT_MUNICIPAL_ELECTION),
-                        "u": user_ids["admin"],
+                        "u": user_ids[ADMIN],
                     },
                 )
             ).scalar_one()
@@ -120,7 +120,7 @@ async def create_demo_campaign_async(
                         "c": cid,
                         "i": inv_id,
                         "l": INVITE_LABEL,
-                        "u": user_ids["organiser"],
+                        "u": user_ids[ORGANISER],
                         "h": token_hash(invite_token_for(secret_key, cid, inv_id)),
                         "e": datetime.now(UTC) + timedelta(days=7),
                     },

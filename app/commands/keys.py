@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import typer
 
 from app.config import DEFAULT_SECRET, get_settings
-from app.dburl import resolve_urls
+from app.db import owner_engine
 from app.i18n import _, number
 
 
@@ -68,28 +68,29 @@ def register(cli: typer.Typer) -> None:
         from app.services.access.crypto import rotate as run
 
         s = get_settings()
-        owner_url = resolve_urls(s)[1]
-        try:
-            n = asyncio.run(
-                run(
-                    owner_url,
+
+        async def both() -> tuple[int, int]:
+            async with owner_engine(s) as engine:
+                rows = await run(
+                    engine,
                     s,
                     batch=batch,
                     progress=lambda d: typer.echo(
                         _("  {n} rows re-encrypted…").format(n=number(d))
                     ),
                 )
-            )
-            accounts = asyncio.run(
-                rotate_account_secrets(
-                    owner_url,
+                secrets_done = await rotate_account_secrets(
+                    engine,
                     s,
                     batch=batch,
                     progress=lambda d: typer.echo(
                         _("  {n} two-factor secrets re-encrypted…").format(n=number(d))
                     ),
                 )
-            )
+            return rows, secrets_done
+
+        try:
+            n, accounts = asyncio.run(both())
         except (DecryptionFailed, KeyError_) as exc:
             typer.secho(
                 _(

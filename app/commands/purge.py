@@ -16,7 +16,7 @@ import time
 import typer
 
 from app.config import get_settings
-from app.dburl import resolve_urls
+from app.db import owner_engine
 from app.i18n import N_, _
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$")
@@ -108,15 +108,17 @@ def _run_once(dry_run: bool) -> None:
             )
         )
 
-    res = asyncio.run(
-        run(
-            resolve_urls(settings)[1],
-            dry_run=dry_run,
-            audit_days=settings.audit_retention_days,
-            settings=settings,
-            progress=show,
-        )
-    )
+    async def with_owner() -> dict:
+        async with owner_engine(settings) as engine:
+            return await run(
+                engine,
+                dry_run=dry_run,
+                audit_days=settings.audit_retention_days,
+                settings=settings,
+                progress=show,
+            )
+
+    res = asyncio.run(with_owner())
     total = sum(sum(v for k, v in c.items() if k != "visits_due") for c in res.values())
     if dry_run:
         message = _(

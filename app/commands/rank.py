@@ -20,14 +20,12 @@ async def _rank(
 
     from app import disclosure
     from app.config import get_settings
-    from app.db import make_engine, resolve_urls, set_tenant
+    from app.db import owner_engine, set_tenant
     from app.i18n import _
     from app.services.ranking import service as ranking
 
     settings = get_settings()
-    owner_url = resolve_urls(settings)[1]
-    engine = make_engine(owner_url, pool_size=1)
-    try:
+    async with owner_engine(settings) as engine:
         async with engine.connect() as conn, conn.begin():
             row = (
                 await conn.execute(
@@ -52,8 +50,6 @@ async def _rank(
             )
         result["districts"] = [disclosure.apply_k(d, row.k_threshold) for d in result["districts"]]
         return result, row.name
-    finally:
-        await engine.dispose()
 
 
 def register(cli: typer.Typer) -> None:

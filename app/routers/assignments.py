@@ -3,39 +3,37 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Header
 from fastapi.responses import Response
 
-from app.routers.turfs import committed, json_response
+from app.schemas.field import AssignmentCreate
 from app.security import CampaignScope
 from app.services.field import assignments, doors
 
 router = APIRouter(tags=["assignments"])
 
 
-_json = json_response
-
-
 @router.post("/campaigns/{campaign_id}/assignments", status_code=201)
-async def create_assignment(body: assignments.AssignmentCreate, ctx: CampaignScope) -> Response:
+async def create_assignment(body: AssignmentCreate, ctx: CampaignScope) -> dict[str, Any]:
     """Assign a turf (its door list is frozen now); a previous assignment of it is ended."""
-    return await committed(ctx, await assignments.create_assignment(ctx, body), 201)
+    return await assignments.create_assignment(ctx, body)
 
 
 @router.get("/campaigns/{campaign_id}/assignments")
 async def list_assignments(
     ctx: CampaignScope, turf_id: uuid.UUID | None = None, active: bool = False
-) -> Response:
+) -> dict[str, Any]:
     """Staff: all assignments; volunteers: only their own (invite sessions: the invite's)."""
     rows = await assignments.list_assignments(ctx, turf_id=turf_id, active_only=active)
-    return _json({"assignments": rows})
+    return {"assignments": rows}
 
 
 @router.post("/campaigns/{campaign_id}/assignments/{assignment_id}/end")
-async def end_assignment(assignment_id: uuid.UUID, ctx: CampaignScope) -> Response:
+async def end_assignment(assignment_id: uuid.UUID, ctx: CampaignScope) -> dict[str, Any]:
     """End an assignment now; its history and visits stay."""
-    return await committed(ctx, await assignments.end_assignment(ctx, assignment_id))
+    return await assignments.end_assignment(ctx, assignment_id)
 
 
 @router.get("/campaigns/{campaign_id}/assignments/{assignment_id}/doors")
@@ -49,5 +47,4 @@ async def assignment_doors(
     headers = {"ETag": payload.etag, "Cache-Control": "private, no-cache"}
     if payload.body is None:
         return Response(status_code=304, headers=headers)
-    await ctx.session.commit()  # the audit event is durable before the doors leave
     return Response(payload.body, media_type=doors.MEDIA_TYPE, headers=headers)

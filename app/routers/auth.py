@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request, Response
+from fastapi import APIRouter, Depends, Form, Request
 from fastapi.security import OAuth2PasswordRequestForm
 
 from app.schemas import (
@@ -75,11 +75,10 @@ async def refresh(data: RefreshIn, db: DatabaseDep, settings: SettingsDep) -> To
 
 
 @router.post("/logout", status_code=204)
-async def logout(data: RefreshIn, db: DatabaseDep) -> Response:
+async def logout(data: RefreshIn, db: DatabaseDep) -> None:
     """End a sign-in: its refresh tokens stop working, and every access token of the account
     at once (other sign-ins of the account get a new one at their next refresh)."""
     await service.logout(db, token=data.refresh_token)
-    return Response(status_code=204)
 
 
 @router.post("/password", response_model=TokenOut)
@@ -162,14 +161,13 @@ async def totp_confirm(
     session: Session,
     db: DatabaseDep,
     settings: SettingsDep,
-) -> Response:
+) -> None:
     """Turn two-factor sign-in on with a first code; sign in again to get a 2FA session.
 
     Wrong codes are throttled like passwords (429 with ``Retry-After``)."""
     await service.totp_confirm(
         db, session, settings, user_id=user_id, code=data.code, client=client_address(request)
     )
-    return Response(status_code=204)
 
 
 @router.post("/totp/disable", status_code=204)
@@ -180,10 +178,9 @@ async def totp_disable(
     session: Session,
     db: DatabaseDep,
     settings: SettingsDep,
-) -> Response:
+) -> None:
     """Turn two-factor sign-in off (needs a current code); ends every sign-in of the account,
     this one included. Wrong codes are throttled like passwords."""
     await service.totp_disable(
         db, session, settings, user_id=user_id, code=data.code, client=client_address(request)
     )
-    return Response(status_code=204)

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter
 
-from app.errors import InvalidInput
-from app.i18n import _
+from app.schemas.people import WithdrawalIn
 from app.security import CampaignScope
 from app.services.people import gdpr
 
@@ -29,17 +27,12 @@ async def erase_supporter(ctx: CampaignScope, supporter_id: uuid.UUID) -> dict:
 
 @router.post("/campaigns/{campaign_id}/supporters/{supporter_id}/withdraw")
 async def withdraw_consent(
-    ctx: CampaignScope, supporter_id: uuid.UUID, body: dict[str, Any] | None = Body(None)
+    ctx: CampaignScope, supporter_id: uuid.UUID, body: WithdrawalIn | None = None
 ) -> dict:
     """Record the withdrawal of consent; identity wiped, the withdrawal kept as proof."""
-    body = body or {}
-    channel = str(body.get("channel") or "admin")[:50]
-    purposes = body.get("purposes")
-    if purposes is not None and (
-        not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes)
-    ):
-        raise InvalidInput(_("must be a list of purposes, or absent for all"), field="purposes")
-    return await gdpr.withdraw(ctx, supporter_id, channel=channel, purposes=purposes)
+    body = body or WithdrawalIn()
+    channel = (body.channel or "admin")[:50]
+    return await gdpr.withdraw(ctx, supporter_id, channel=channel, purposes=body.purposes)
 
 
 @router.post("/campaigns/{campaign_id}/supporters/{supporter_id}/objection")

@@ -28,10 +28,9 @@ async def list_invites(ctx: CampaignScope, include_inactive: bool = False) -> li
 
 
 @router.delete("/campaigns/{campaign_id}/invites/{invite_id}", status_code=204)
-async def revoke_invite(invite_id: uuid.UUID, ctx: CampaignScope) -> Response:
+async def revoke_invite(invite_id: uuid.UUID, ctx: CampaignScope) -> None:
     """Revoke an invite: phones using it lose access at their next request."""
     await service.revoke_invite(ctx, invite_id=invite_id)
-    return Response(status_code=204)
 
 
 @router.get("/campaigns/{campaign_id}/invites/{invite_id}/link", response_model=InviteOut)

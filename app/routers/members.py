@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Request
 
 from app.schemas import (
     InvitationAcceptedOut,
@@ -56,10 +56,9 @@ async def list_invitations(ctx: CampaignScope, include_inactive: bool = False) -
 
 
 @router.delete("/campaigns/{campaign_id}/member-invitations/{invitation_id}", status_code=204)
-async def revoke_invitation(invitation_id: uuid.UUID, ctx: CampaignScope) -> Response:
+async def revoke_invitation(invitation_id: uuid.UUID, ctx: CampaignScope) -> None:
     """Revoke a pending invitation: its link stops working."""
     await invitations.revoke_invitation(ctx, invitation_id=invitation_id)
-    return Response(status_code=204)
 
 
 @router.post("/invitations/preview", response_model=InvitationPreviewOut)
@@ -118,7 +117,6 @@ async def change_role(user_id: uuid.UUID, data: MemberPatch, ctx: CampaignScope)
 
 
 @router.delete("/campaigns/{campaign_id}/members/{user_id}", status_code=204)
-async def remove_member(user_id: uuid.UUID, ctx: CampaignScope) -> Response:
+async def remove_member(user_id: uuid.UUID, ctx: CampaignScope) -> None:
     """Remove a member; the last admin cannot be removed."""
     await service.remove_member(ctx, user_id=user_id)
-    return Response(status_code=204)

@@ -1,4 +1,4 @@
-"""OGC API - Features (read-only) of reference data and priority zones, for QGIS (issue 6).
+"""OGC API - Features (read-only) of reference data and priority zones, for QGIS.
 
 Mounted under the campaign (``/campaigns/{id}/ogc``) so that the same role checks (ReplicaScope)
 and k-suppression apply; in QGIS add an "API header" authentication with the bearer token.
@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from app.routers.responses import json_as
 from app.security import ReplicaScope
 from app.services.ranking import ogc as service
 
@@ -36,9 +37,7 @@ def _base(request: Request, ctx: ReplicaScope) -> str:
 
 
 def _json(body: dict, media_type: str = service.JSON) -> JSONResponse:
-    return JSONResponse(
-        body, media_type=media_type, headers={"Cache-Control": "private, max-age=60"}
-    )
+    return json_as(body, media_type, headers={"Cache-Control": "private, max-age=60"})
 
 
 @router.get(PREFIX)

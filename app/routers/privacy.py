@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Body, Form, Query, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi import APIRouter, BackgroundTasks, Form, Query, Request
+from fastapi.responses import HTMLResponse, Response
 
-from app.errors import InvalidInput
-from app.i18n import _
+from app.routers.responses import json_as
+from app.schemas.people import DoorObjectionRevert, PrivacyRequestResolve
 from app.security import CampaignScope, DatabaseDep, Session, SettingsDep, client_address
 from app.services.people import door_objections, privacy, privacy_form
 
@@ -83,8 +82,9 @@ async def privacy_confirm(
     await privacy.throttle(db, client)
     done = await privacy_form.confirm(session, settings, campaign_id, code, client)
     if done.export is not None:
-        return JSONResponse(
-            jsonable_encoder(done.export),
+        return json_as(
+            done.export,
+            "application/json",
             headers={
                 "Content-Disposition": f'attachment; filename="my-data-{campaign_id}.json"',
                 "Cache-Control": "no-store",
@@ -106,13 +106,10 @@ async def list_privacy_requests(
 
 @router.post("/campaigns/{campaign_id}/privacy-requests/{request_id}/resolve")
 async def resolve_privacy_request(
-    ctx: CampaignScope, request_id: uuid.UUID, body: dict[str, Any] | None = Body(None)
+    ctx: CampaignScope, request_id: uuid.UUID, body: PrivacyRequestResolve | None = None
 ) -> dict:
     """Close a pending objection: flag the door picked by the admin (or none); forget the text."""
-    raw = (body or {}).get("address_id")
-    if raw is not None and not isinstance(raw, int):
-        raise InvalidInput(_("must be a door id (integer) or null"), field="address_id")
-    return await privacy.resolve_request(ctx, request_id, raw)
+    return await privacy.resolve_request(ctx, request_id, body.address_id if body else None)
 
 
 @router.get("/campaigns/{campaign_id}/door-objections")
@@ -133,7 +130,7 @@ async def list_door_objections(
 
 
 @router.post("/campaigns/{campaign_id}/door-objections/revert")
-async def revert_door_objections(ctx: CampaignScope, body: dict[str, Any] = Body(...)) -> dict:
+async def revert_door_objections(ctx: CampaignScope, body: DoorObjectionRevert) -> dict:
     """Undo form objections in bulk: ``{"ids": [...]}`` and/or ``{"origin", "since", "until"}``;
     only flags the form created are removed (admin; audited)."""
     return await door_objections.revert(ctx, body)

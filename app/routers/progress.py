@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter
-from fastapi.responses import Response
 
-from app.routers.turfs import json_response
 from app.security import CampaignScope
 from app.services.field import progress
 
@@ -19,7 +17,6 @@ async def get_progress(
     ctx: CampaignScope,
     level: Literal["campaign", "district", "turf"] | None = None,
     district: str | None = None,
-) -> Response:
+) -> dict[str, Any]:
     """Doors, visited, flagged, outcomes, by round; analysts: districts and campaign, >= k."""
-    data = await progress.progress(ctx, level=level, district=district)
-    return json_response(data)
+    return await progress.progress(ctx, level=level, district=district)

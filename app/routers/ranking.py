@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
 
 from app.errors import InvalidInput
 from app.i18n import _
+from app.schemas.ranking import WeightsIn
 from app.security import CampaignScope, ReplicaScope
 from app.services.ranking import service
 
@@ -42,28 +42,6 @@ SwingFrom = Annotated[
         "recent other loaded election with the side)"
     ),
 ]
-
-
-class WeightsIn(BaseModel):
-    """Custom weights (factor -> weight), optionally on top of a preset."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: dict[str, Any] = Field(default_factory=dict)
-    preset: str | None = None
-    election: str | None = None
-    swing_from: str | None = None
-    side: str | None = Field(
-        default=None,
-        max_length=200,
-        description="Our side: a nuance code, a party or list name, or a candidate's name "
-        "(comma-separated for an alliance); stored as the codes and labels it resolves to.",
-    )
-    communes: list[str] | None = Field(
-        default=None,
-        description="No longer a ranking setting: the campaign's territory (PUT "
-        "/campaigns/{campaign_id}/territory) limits every list and map.",
-    )
 
 
 @router.get("/campaigns/{campaign_id}/ranking")

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.dbfaults import Unavailable, classify
 from app.i18n import _
+from app.routers.responses import json_as
 from app.security import DatabaseDep, Session
 from app.services.reference import public as service
 
@@ -67,10 +68,10 @@ async def list_districts(
     body = await service.list_districts(
         session, bbox=bbox, commune=commune, limit=limit, offset=offset
     )
-    return JSONResponse(body, media_type=GEOJSON)
+    return json_as(body, GEOJSON)
 
 
 @router.get("/districts/{code}", response_class=JSONResponse)
 async def get_district(session: Session, code: str) -> JSONResponse:
     """One district as a GeoJSON Feature with the totals of every loaded election."""
-    return JSONResponse(await service.get_district(session, code), media_type=GEOJSON)
+    return json_as(await service.get_district(session, code), GEOJSON)

@@ -1,12 +1,13 @@
-"""Supporters: create, import, review, rectify, aggregates ≥ k (issue 5). Thin: see services."""
+"""Supporters: create, import, review, rectify, aggregates ≥ k. Thin: see services."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, File, Form, Query, UploadFile
+from fastapi import APIRouter, File, Form, Query, UploadFile
 
+from app.schemas.people import PrivacyNoticeIn, SupporterIn, SupporterPatch
 from app.security import CampaignScope, ReplicaScope
 from app.services.people import privacy as privacy_service
 from app.services.people.supporters import core, imports, review
@@ -16,9 +17,9 @@ router = APIRouter(tags=["supporters"])
 
 
 @router.post("/campaigns/{campaign_id}/supporters", status_code=201)
-async def create_supporter(ctx: CampaignScope, body: dict[str, Any] = Body(...)) -> dict:
+async def create_supporter(ctx: CampaignScope, body: SupporterIn) -> dict:
     """Store one supporter with the consent they gave (409 names an existing duplicate)."""
-    return await core.create_one(ctx, body)
+    return await core.create_one(ctx, body.model_dump(exclude_unset=True))
 
 
 @router.get("/campaigns/{campaign_id}/supporters")
@@ -105,13 +106,13 @@ async def get_supporter(ctx: CampaignScope, supporter_id: uuid.UUID) -> dict:
 
 @router.patch("/campaigns/{campaign_id}/supporters/{supporter_id}")
 async def patch_supporter(
-    ctx: CampaignScope, supporter_id: uuid.UUID, body: dict[str, Any] = Body(...)
+    ctx: CampaignScope, supporter_id: uuid.UUID, body: SupporterPatch
 ) -> dict:
     """Rectify fields, fix the address text (re-geocoded) or pick a door (address_id)."""
-    return await review.update(ctx, supporter_id, body)
+    return await review.update(ctx, supporter_id, body.model_dump(exclude_unset=True))
 
 
 @router.put("/campaigns/{campaign_id}/privacy-notice")
-async def put_privacy_notice(ctx: CampaignScope, body: dict[str, Any] = Body(...)) -> dict:
+async def put_privacy_notice(ctx: CampaignScope, body: PrivacyNoticeIn) -> dict:
     """Set the controller and contacts shown on the public privacy notice."""
     return await privacy_service.set_notice(ctx, body)

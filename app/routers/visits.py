@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-from fastapi.responses import Response
+from typing import Any
 
-from app.routers.turfs import committed
+from fastapi import APIRouter
+
+from app.schemas.field import BulkNotHome, VisitBatch
 from app.security import CampaignScope
 from app.services.field import visits
 
@@ -13,14 +14,12 @@ router = APIRouter(tags=["visits"])
 
 
 @router.post("/campaigns/{campaign_id}/visits")
-async def record_visits(body: visits.VisitBatch, ctx: CampaignScope) -> Response:
+async def record_visits(body: VisitBatch, ctx: CampaignScope) -> dict[str, Any]:
     """Record a batch: per visit created, already_recorded, or rejected with a reason."""
-    data = await visits.record_visits(ctx, body.visits)
-    return await committed(ctx, data)
+    return await visits.record_visits(ctx, body.visits)
 
 
 @router.post("/campaigns/{campaign_id}/visits/bulk-not-home")
-async def bulk_not_home(body: visits.BulkNotHome, ctx: CampaignScope) -> Response:
+async def bulk_not_home(body: BulkNotHome, ctx: CampaignScope) -> dict[str, Any]:
     """'Nobody home' at many doors (a building, a street segment) as one action."""
-    data = await visits.bulk_not_home(ctx, body)
-    return await committed(ctx, data)
+    return await visits.bulk_not_home(ctx, body)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import Response
 
-from app.routers.turfs import json_response
 from app.security import CampaignScope
 from app.services.field import volunteers
 
@@ -22,6 +20,6 @@ async def list_volunteers(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
-) -> Response:
+) -> dict[str, Any]:
     """The campaign's volunteers: name, e-mail, active assignments (nothing about supporters)."""
-    return json_response(await volunteers.list_volunteers(ctx, q=q, limit=limit, offset=offset))
+    return await volunteers.list_volunteers(ctx, q=q, limit=limit, offset=offset)

@@ -1,18 +1,15 @@
--- The doors of one assignment in walking order, with their status (COMMON.md rule) and, when
+-- The doors of one assignment in walking order, with their status (door_status(): f flagged,
+-- v visited in the current round, p pending) and, when
 -- the caller recorded one, the outcome of the caller's own latest visit in the current round.
 -- Binds: :c campaign id, :a assignment id, :me caller's account (NULL for invite sessions),
 -- :invite caller's invite (NULL for accounts), :staff (admin, organiser: anyone's outcome).
 WITH cur AS (
-    SELECT id, number FROM canvass_round WHERE campaign_id = :c ORDER BY number DESC LIMIT 1
+    SELECT id, number FROM current_round(:c)
 )
 SELECT ad.seq, a.id, round(a.lon::numeric, 5)::float8 AS lon, round(a.lat::numeric, 5)::float8 AS lat,
        concat_ws(' ', a.numero::text, a.suffixe) AS num, a.nom_voie AS street,
        greatest(1, round(a.households))::int AS households,
-       CASE WHEN f.address_id IS NOT NULL THEN 'f'
-            WHEN EXISTS (SELECT 1 FROM visit v WHERE v.campaign_id = :c
-                           AND v.round_id = (SELECT id FROM cur) AND v.address_id = a.id)
-                 THEN 'v'
-            ELSE 'p' END AS status,
+       left(s.status, 1) AS status,
        (SELECT v.outcome FROM visit v
         WHERE v.campaign_id = :c AND v.round_id = (SELECT id FROM cur) AND v.address_id = a.id
           AND (:staff OR v.volunteer_user_id = :me OR v.invite_id = :invite)
@@ -20,6 +17,6 @@ SELECT ad.seq, a.id, round(a.lon::numeric, 5)::float8 AS lon, round(a.lat::numer
        (SELECT number FROM cur) AS round_number
 FROM assignment_door ad
 JOIN address a ON a.id = ad.address_id
-LEFT JOIN door_flag f ON f.campaign_id = :c AND f.address_id = a.id
+CROSS JOIN LATERAL door_status(:c, a.id) s
 WHERE ad.campaign_id = :c AND ad.assignment_id = :a
 ORDER BY ad.seq

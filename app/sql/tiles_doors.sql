@@ -1,15 +1,12 @@
 -- Door points with their status for one tile (organiser and admin: every door in the tile).
 -- Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer, $7 feature cap.
--- Status rule (COMMON.md): 'flagged' if a door_flag exists, else 'visited' if a visit exists in
--- the campaign's current round (highest number), else 'pending'.
+-- Status: door_status() (migration 0030_door_status): flagged, visited in the current round, or
+-- pending.
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
            -- doors are stored in 4326: query them with the (buffered) envelope in 4326 so the
            -- GiST index on address.geom is used; a mercator tile is a lon/lat rectangle.
            ST_Transform(ST_TileEnvelope($2::int, $3::int, $4::int, margin => $6::float8 / $5::int), 4326) AS env4326
-),
-cur_round AS (
-    SELECT id FROM canvass_round WHERE campaign_id = $1 ORDER BY number DESC LIMIT 1
 ),
 doors AS (
     SELECT a.id, a.geom, a.households
@@ -20,19 +17,11 @@ doors AS (
 mvt AS (
     SELECT ST_AsMVTGeom(ST_Transform(d.geom, 3857), b.env, $5::int, $6::int, true) AS geom,
            d.id,
-           CASE
-               WHEN f.address_id IS NOT NULL THEN 'flagged'
-               WHEN EXISTS (
-                   SELECT 1 FROM visit v
-                   WHERE v.campaign_id = $1 AND v.round_id = (SELECT id FROM cur_round)
-                     AND v.address_id = d.id
-               ) THEN 'visited'
-               ELSE 'pending'
-           END AS status,
+           s.status,
            CASE WHEN d.households > 1 THEN round(d.households)::int END AS households
     FROM doors d
     CROSS JOIN bounds b
-    LEFT JOIN door_flag f ON f.campaign_id = $1 AND f.address_id = d.id
+    CROSS JOIN LATERAL door_status($1, d.id) s
 )
 SELECT ST_AsMVT(mvt.*, 'doors', $5::int, 'geom') AS tile, count(mvt.geom) AS doors
 FROM mvt

@@ -8,25 +8,14 @@ WITH bounds AS (
            ST_Transform(env, 4326) AS env4326
     FROM (SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env) t
 ),
-cur_round AS (
-    SELECT id FROM canvass_round WHERE campaign_id = $1 ORDER BY number DESC LIMIT 1
-),
 doors AS (
     -- Web-mercator x/y from lon/lat by formula: cheaper than ST_Transform on every door.
     SELECT a.lon * 20037508.342789244 / 180 AS mx,
            ln(tan(pi() / 4 + radians(a.lat) / 2)) * 6378137 AS my,
-           CASE
-               WHEN f.address_id IS NOT NULL THEN 'flagged'
-               WHEN EXISTS (
-                   SELECT 1 FROM visit v
-                   WHERE v.campaign_id = $1 AND v.round_id = (SELECT id FROM cur_round)
-                     AND v.address_id = a.id
-               ) THEN 'visited'
-               ELSE 'pending'
-           END AS status
+           s.status
     FROM address a
     CROSS JOIN bounds b
-    LEFT JOIN door_flag f ON f.campaign_id = $1 AND f.address_id = a.id
+    CROSS JOIN LATERAL door_status($1, a.id) s
     WHERE a.geom && b.env4326
 ),
 cells AS (

@@ -5,9 +5,6 @@ WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
            ST_Transform(ST_TileEnvelope($2::int, $3::int, $4::int, margin => $6::float8 / $5::int), 4326) AS env4326
 ),
-cur_round AS (
-    SELECT id FROM canvass_round WHERE campaign_id = $1 ORDER BY number DESC LIMIT 1
-),
 mine AS (
     SELECT s.id FROM assignment s
     WHERE s.campaign_id = $1 AND s.ended_at IS NULL
@@ -29,19 +26,11 @@ mvt AS (
     SELECT ST_AsMVTGeom(ST_Transform(d.geom, 3857), b.env, $5::int, $6::int, true) AS geom,
            d.id,
            d.seq,
-           CASE
-               WHEN f.address_id IS NOT NULL THEN 'flagged'
-               WHEN EXISTS (
-                   SELECT 1 FROM visit v
-                   WHERE v.campaign_id = $1 AND v.round_id = (SELECT id FROM cur_round)
-                     AND v.address_id = d.id
-               ) THEN 'visited'
-               ELSE 'pending'
-           END AS status,
+           s.status,
            CASE WHEN d.households > 1 THEN round(d.households)::int END AS households
     FROM doors d
     CROSS JOIN bounds b
-    LEFT JOIN door_flag f ON f.campaign_id = $1 AND f.address_id = d.id
+    CROSS JOIN LATERAL door_status($1, d.id) s
 )
 SELECT ST_AsMVT(mvt.*, 'doors', $5::int, 'geom') AS tile, count(mvt.geom) AS doors
 FROM mvt

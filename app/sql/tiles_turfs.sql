@@ -6,9 +6,6 @@ WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
            ST_Transform(ST_TileEnvelope($2::int, $3::int, $4::int, margin => $6::float8 / $5::int), 4326) AS env4326
 ),
-cur_round AS (
-    SELECT id FROM canvass_round WHERE campaign_id = $1 ORDER BY number DESC LIMIT 1
-),
 active AS (
     SELECT s.id, s.turf_id, s.volunteer_user_id FROM assignment s
     WHERE s.campaign_id = $1 AND s.ended_at IS NULL
@@ -26,14 +23,10 @@ t AS (
 stats AS (
     SELECT td.turf_id,
            count(*) AS doors,
-           count(*) FILTER (WHERE f.address_id IS NULL AND EXISTS (
-               SELECT 1 FROM visit v
-               WHERE v.campaign_id = $1 AND v.round_id = (SELECT id FROM cur_round)
-                 AND v.address_id = td.address_id
-           )) AS visited,
-           count(f.address_id) AS flagged
+           count(*) FILTER (WHERE s.status = 'visited') AS visited,
+           count(*) FILTER (WHERE s.status = 'flagged') AS flagged
     FROM turf_door td
-    LEFT JOIN door_flag f ON f.campaign_id = $1 AND f.address_id = td.address_id
+    CROSS JOIN LATERAL door_status($1, td.address_id) s
     WHERE td.campaign_id = $1 AND td.active AND td.turf_id IN (SELECT id FROM t)
     GROUP BY td.turf_id
 ),

@@ -1,6 +1,6 @@
 """`python -m bench.import_national`: the national reference files import in bounded memory.
 
-Issue 13 ("imports at national size"): the national BAN file (26 M doors, gzip), the national
+Imports at national size: the national BAN file (26 M doors, gzip), the national
 Filosofi tiles (2.3 M) and the polling-station contours (69,000) each import with the progress bar
 in less than 500 MB of peak memory (RSS of the importing process).
 

@@ -14,7 +14,6 @@ the sender's coarse network (``coarse_client``), and flagged once the campaign r
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import json
 import logging
@@ -257,32 +256,12 @@ def to_csv(events: list[dict[str, Any]]) -> str:
 
 
 # ---------------------------------------------------------------- retention
-async def purge_audit_async(engine: AsyncEngine, *, days: int = 365) -> int:
-    """Delete audit events older than ``days`` (owner connection: bypasses RLS)."""
+async def purge_audit(engine: AsyncEngine, *, days: int = 365) -> int:
+    """Delete audit events older than ``days`` on the owner's ``engine`` (``app.db.owner_engine``:
+    the owner bypasses row-level security, so every campaign's old events go)."""
     async with engine.begin() as conn:
         result = await conn.execute(
             text("DELETE FROM audit_event WHERE at < now() - make_interval(days => :d)"),
             {"d": days},
         )
     return result.rowcount
-
-
-def purge_audit(owner_url: str, days: int | None = None) -> int:
-    """Apply the audit log's retention (default ``settings.audit_retention_days``); return count.
-
-    Synchronous, for the CLI (``porte audit purge``, ``porte purge``); from async code use
-    ``purge_audit_async``.
-    """
-    from app.config import get_settings
-    from app.db import _asyncpg, make_engine
-
-    days = days if days is not None else get_settings().audit_retention_days
-
-    async def _run() -> int:
-        engine = make_engine(_asyncpg(owner_url))
-        try:
-            return await purge_audit_async(engine, days=days)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(_run())

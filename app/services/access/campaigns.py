@@ -8,6 +8,7 @@ from datetime import date
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.authz import ADMIN
 from app.context import CampaignContext
 from app.db import set_tenant
 from app.errors import InvalidInput
@@ -66,7 +67,7 @@ async def get_campaign(ctx: CampaignContext) -> CampaignOut:
             text(f"SELECT {_COLUMNS} FROM campaign c WHERE c.id = :c"), {"c": ctx.campaign_id}
         )
     ).one()
-    flagged = await flagged_count(ctx.session, ctx.campaign_id) if ctx.role == "admin" else None
+    flagged = await flagged_count(ctx.session, ctx.campaign_id) if ctx.role == ADMIN else None
     return CampaignOut(**row._mapping, role=ctx.role, flagged_audit_events=flagged)
 
 
@@ -137,7 +138,7 @@ async def create_campaign(
         k_threshold=data.k_threshold,
         require_2fa=data.require_2fa,
         supporter_cells=data.supporter_cells,
-        role="admin",
+        role=ADMIN,
         flagged_audit_events=0,
     )
 

@@ -21,7 +21,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -29,6 +29,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from app.config import Settings
 from app.errors import InvalidInput, PorteError
 from app.i18n import N_, _
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 VERSION = b"\x01"
 NONCE = 12
@@ -248,15 +251,12 @@ ACCOUNT_SECRETS = _Encrypted(
 
 
 async def _reencrypt(
-    owner_url: str, settings: Settings, where: _Encrypted, *, batch: int, progress=None
+    engine: AsyncEngine, settings: Settings, where: _Encrypted, *, batch: int, progress=None
 ) -> int:
     """Re-encrypt ``where``'s rows that are not under the current key, batch by batch (each its
     own short transaction, rows locked with SKIP LOCKED so the service keeps running); a row
     whose key changed meanwhile is left alone. Returns the rows done."""
     from sqlalchemy import text
-
-    from app.db import make_engine
-    from app.dburl import _asyncpg
 
     cipher = Cipher.from_settings(settings)
     cols = list(where.columns)
@@ -271,46 +271,43 @@ async def _reencrypt(
         + " AND ".join(f"{i} = :{i}" for i in where.ids)
         + f" AND {where.key_col} = :old"
     )
-    engine = make_engine(_asyncpg(owner_url), pool_size=1)
     done = 0
-    try:
-        while True:
-            async with engine.begin() as conn:
-                rows = (await conn.execute(select, {"k": cipher.current, "n": batch})).all()
-                for r in rows:
-                    old = getattr(r, where.key_col)
-                    new = {}
-                    for c, ad_of in where.columns.items():
-                        ad = ad_of(r)
-                        new[c] = cipher.encrypt(
-                            cipher.decrypt(getattr(r, c), key_id=old, ad=ad), ad=ad
-                        )
-                    ids = {i: getattr(r, i) for i in where.ids}
-                    await conn.execute(update, {"k": cipher.current, "old": old, **ids, **new})
-            done += len(rows)
-            if progress and rows:
-                progress(done)
-            if not rows:
-                return done
-    finally:
-        await engine.dispose()
+    while True:
+        async with engine.begin() as conn:
+            rows = (await conn.execute(select, {"k": cipher.current, "n": batch})).all()
+            for r in rows:
+                old = getattr(r, where.key_col)
+                new = {}
+                for c, ad_of in where.columns.items():
+                    ad = ad_of(r)
+                    new[c] = cipher.encrypt(cipher.decrypt(getattr(r, c), key_id=old, ad=ad), ad=ad)
+                ids = {i: getattr(r, i) for i in where.ids}
+                await conn.execute(update, {"k": cipher.current, "old": old, **ids, **new})
+        done += len(rows)
+        if progress and rows:
+            progress(done)
+        if not rows:
+            return done
 
 
-async def rotate(owner_url: str, settings: Settings, *, batch: int = 500, progress=None) -> int:
+async def rotate(
+    engine: AsyncEngine, settings: Settings, *, batch: int = 500, progress=None
+) -> int:
     """Re-encrypt supporters' personal data (their exact door included) and privacy requests'
-    typed addresses under the current key (see ``_reencrypt``). Returns rows done."""
-    done = await _reencrypt(owner_url, settings, SUPPORTERS, batch=batch, progress=progress)
+    typed addresses under the current key (see ``_reencrypt``), on the owner's ``engine``
+    (``app.db.owner_engine``). Returns rows done."""
+    done = await _reencrypt(engine, settings, SUPPORTERS, batch=batch, progress=progress)
 
     def more(d: int) -> None:
         if progress:
             progress(done + d)
 
-    more_done = await _reencrypt(owner_url, settings, PRIVACY_REQUESTS, batch=batch, progress=more)
+    more_done = await _reencrypt(engine, settings, PRIVACY_REQUESTS, batch=batch, progress=more)
     return done + more_done
 
 
 async def rotate_account_secrets(
-    owner_url: str, settings: Settings, *, batch: int = 500, progress=None
+    engine: AsyncEngine, settings: Settings, *, batch: int = 500, progress=None
 ) -> int:
     """Re-encrypt accounts' TOTP secrets under the current key (see ``_reencrypt``)."""
-    return await _reencrypt(owner_url, settings, ACCOUNT_SECRETS, batch=batch, progress=progress)
+    return await _reencrypt(engine, settings, ACCOUNT_SECRETS, batch=batch, progress=progress)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 import segno
 from sqlalchemy import text
 
+from app.authz import VOLUNTEER
 from app.config import Settings
 from app.context import CampaignContext
 from app.db import Database, set_tenant
@@ -61,7 +62,7 @@ def _out(ctx: CampaignContext, row: dict, *, token: str | None = None) -> dict:
 
 
 async def _assignment_end(ctx: CampaignContext, assignment_id: uuid.UUID) -> datetime | None:
-    """When the assignment ends (issue 7's ``assignment`` table; None when open-ended)."""
+    """When the assignment ends (the ``assignment`` table; None when open-ended)."""
     exists = (await ctx.session.execute(text("SELECT to_regclass('assignment')"))).scalar()
     if exists is None:
         raise InvalidInput(
@@ -244,7 +245,7 @@ async def open_invite(
                 campaign_id=campaign_id,
                 user_id=None,
                 invite_id=row.id,
-                role="volunteer",
+                role=VOLUNTEER,
                 action="access.invite.open",
                 request_id=request_id,
                 client=client,

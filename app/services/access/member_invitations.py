@@ -30,6 +30,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.authz import ADMIN, VOLUNTEER
 from app.config import Settings
 from app.context import CampaignContext
 from app.db import Database, set_tenant
@@ -72,7 +73,7 @@ def invitation_link(settings: Settings, token: str) -> str:
 
 
 def _may_invite(ctx: CampaignContext, role: str) -> None:
-    if ctx.role != "admin" and role != "volunteer":
+    if ctx.role != ADMIN and role != VOLUNTEER:
         raise Forbidden(
             _("Organisers invite volunteers only; ask an admin of the campaign for other roles."),
             field="role",
@@ -202,7 +203,7 @@ async def list_invitations(ctx: CampaignContext, *, include_inactive: bool) -> l
         if include_inactive
         else (" AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > now()")
     )
-    if ctx.role != "admin":
+    if ctx.role != ADMIN:
         where += " AND role = 'volunteer'"
     rows = await ctx.session.execute(
         text(
@@ -222,7 +223,7 @@ async def revoke_invitation(ctx: CampaignContext, *, invitation_id: uuid.UUID) -
             {"c": ctx.campaign_id, "i": invitation_id},
         )
     ).first()
-    if row is None or (ctx.role != "admin" and row.role != "volunteer"):
+    if row is None or (ctx.role != ADMIN and row.role != VOLUNTEER):
         raise NotFound(_("No such invitation in this campaign."), field="invitation_id")
     await ctx.session.execute(
         text(

@@ -8,6 +8,7 @@ import uuid
 
 from sqlalchemy import text
 
+from app.authz import ADMIN
 from app.context import CampaignContext
 from app.errors import Conflict, NotFound
 from app.i18n import _
@@ -56,7 +57,7 @@ async def _keep_an_admin(ctx: CampaignContext, user_id: uuid.UUID) -> None:
 async def change_role(ctx: CampaignContext, *, user_id: uuid.UUID, role: str) -> dict:
     """Change a member's role (never removing the last admin)."""
     member = await _member(ctx, user_id)
-    if member["role"] == "admin" and role != "admin":
+    if member["role"] == ADMIN and role != ADMIN:
         await _keep_an_admin(ctx, user_id)
     await ctx.session.execute(
         text("UPDATE membership SET role = :r WHERE campaign_id = :c AND user_id = :u"),
@@ -74,7 +75,7 @@ async def change_role(ctx: CampaignContext, *, user_id: uuid.UUID, role: str) ->
 async def remove_member(ctx: CampaignContext, *, user_id: uuid.UUID) -> None:
     """Remove a member from the campaign (never the last admin)."""
     member = await _member(ctx, user_id)
-    if member["role"] == "admin":
+    if member["role"] == ADMIN:
         await _keep_an_admin(ctx, user_id)
     await ctx.session.execute(
         text("DELETE FROM membership WHERE campaign_id = :c AND user_id = :u"),

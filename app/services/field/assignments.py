@@ -6,41 +6,18 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 from sqlalchemy import text
 
 from app.authz import VOLUNTEER
 from app.context import CampaignContext
 from app.errors import Conflict, InvalidInput, NotFound
 from app.i18n import _
-from app.schemas import Email
+from app.schemas.field import AssignmentCreate
 from app.services.field.rounds import start_round
 
 ACTIVE_SQL = (
     "(a.ended_at IS NULL AND a.starts_at <= now() AND (a.ends_at IS NULL OR a.ends_at > now()))"
 )
-
-
-class AssignmentCreate(BaseModel):
-    """Give a turf to a volunteer account, to an existing invite, or to an invite made later."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    turf_id: uuid.UUID
-    volunteer_user_id: uuid.UUID | None = None
-    volunteer_email: Email | None = None
-    invite_id: uuid.UUID | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> AssignmentCreate:
-        given = [self.volunteer_user_id, self.volunteer_email, self.invite_id]
-        if sum(v is not None for v in given) > 1:
-            raise ValueError(_("give one of volunteer_email, volunteer_user_id or invite_id"))
-        if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
-            raise ValueError(_("ends_at must be after starts_at"))
-        return self
 
 
 _SELECT = f"""

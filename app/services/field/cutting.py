@@ -10,100 +10,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import shapely
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import text
 
 from app.context import CampaignContext
 from app.errors import Conflict, InvalidInput, NotFound
 from app.geo.turf_split import CutPlan, cut_plan
-from app.i18n import N_, _
+from app.i18n import _
+from app.schemas.field import CutRequest
 from app.services.access import territory
 from app.services.field.turfs import DoorRows, archive_turfs, insert_turf, parse_polygon
-
-MIN_DOORS_PER_TURF, MAX_DOORS_PER_TURF = 5, 2000
-MAX_DISTRICTS = 200
-Measure = Literal["households", "doors", "minutes"]
-# The bounds of a turf's size in each measure (minutes: 15 min to 12 h of canvassing).
-SIZE_BOUNDS: dict[str, tuple[float, float]] = {
-    "doors": (MIN_DOORS_PER_TURF, MAX_DOORS_PER_TURF),
-    "households": (MIN_DOORS_PER_TURF, 20_000),
-    "minutes": (15, 720),
-}
-
-
-class CutRequest(BaseModel):
-    """Cut options: the measure to balance and a turf's size in it.
-
-    ``balance`` is what each turf holds about the same amount of: ``households`` (the default:
-    in flats, the work is the households), ``doors``, or estimated ``minutes`` of canvassing
-    (``seconds_per_door`` to reach each door plus ``seconds_per_household`` at it).
-    ``doors_per_turf`` is the older shortcut for ``{"balance": "doors", "turf_size": N}``.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    balance: Measure | None = None
-    turf_size: float | None = Field(default=None, gt=0)
-    doors_per_turf: int | None = Field(default=None, ge=MIN_DOORS_PER_TURF, le=MAX_DOORS_PER_TURF)
-    seconds_per_door: float = Field(default=30, ge=0, le=3600)
-    seconds_per_household: float = Field(default=90, ge=0, le=3600)
-    replace: bool = False
-    name_prefix: str | None = Field(default=None, max_length=100)
-
-    @model_validator(mode="after")
-    def _one_size(self) -> CutRequest:
-        if self.doors_per_turf is not None:
-            if self.turf_size is not None or self.balance not in (None, "doors"):
-                raise ValueError(
-                    _("give either 'doors_per_turf', or 'balance' with 'turf_size', not both")
-                )
-            self.balance, self.turf_size = "doors", float(self.doors_per_turf)
-        if self.turf_size is None:
-            raise ValueError(
-                _(
-                    "give the size of a turf: 'turf_size' (in households by default, or in the "
-                    "measure named by 'balance': doors, households, minutes)"
-                )
-            )
-        self.balance = self.balance or "households"
-        low, high = SIZE_BOUNDS[self.balance]
-        if not low <= self.turf_size <= high:
-            raise ValueError(
-                _("turf_size must be between {low:g} and {high:g} {unit} for a turf").format(
-                    low=low, high=high, unit=_(MEASURE_UNITS[self.balance])
-                )
-            )
-        return self
-
-    def weights(self, doors: DoorRows) -> np.ndarray:
-        """Each door's share of the balanced measure."""
-        if self.balance == "doors":
-            return np.ones(len(doors.ids))
-        if self.balance == "households":
-            return doors.households
-        return (self.seconds_per_door + self.seconds_per_household * doors.households) / 60.0
-
-    def minutes(self, door_count: int, households: float) -> float:
-        """Estimated minutes of canvassing for a turf."""
-        return (self.seconds_per_door * door_count + self.seconds_per_household * households) / 60
-
-
-class CutManyRequest(CutRequest):
-    """Cut a list of districts, or a drawn area."""
-
-    districts: list[str] | None = Field(default=None, min_length=1, max_length=MAX_DISTRICTS)
-    area: dict[str, Any] | None = None
-
-    @model_validator(mode="after")
-    def _one_target(self) -> CutManyRequest:
-        if (self.districts is None) == (self.area is None):
-            raise ValueError(_("give either 'districts' (a list of codes) or 'area' (a polygon)"))
-        return self
-
 
 _DISTRICT_DOORS = text(
     """
@@ -135,7 +54,15 @@ _AREA_DOORS = text(
     """
 )
 MAX_AREA_DOORS = 200_000
-MEASURE_UNITS = {"doors": N_("doors"), "households": N_("households"), "minutes": N_("minutes")}
+
+
+def door_weights(req: CutRequest, doors: DoorRows) -> np.ndarray:
+    """Each door's share of the measure the cut balances."""
+    if req.balance == "doors":
+        return np.ones(len(doors.ids))
+    if req.balance == "households":
+        return doors.households
+    return (req.seconds_per_door + req.seconds_per_household * doors.households) / 60.0
 
 
 async def _try_lock(ctx: CampaignContext, key: str, what: str) -> None:
@@ -165,7 +92,7 @@ async def _plan(rows: list[Any], req: CutRequest) -> tuple[DoorRows, CutPlan]:
         streets=doors.streets,
         parity=doors.parity,
         households=doors.households,
-        weights=req.weights(doors),
+        weights=door_weights(req, doors),
     )
     return doors, plan
 

@@ -1,8 +1,8 @@
 """Live progress per turf, district and campaign: doors, visited, flagged, outcomes, by round.
 
 Computed on request from the visit table, so it moves as visits arrive. A door counts for the
-turf whose door list holds it (a door is in at most one active turf). Status rule (COMMON.md):
-flagged beats visited; visited = a visit in the current round.
+turf whose door list holds it (a door is in at most one active turf). Status rule (docs/field.md,
+SQL ``door_status()``): flagged beats visited; visited = a visit in the current round.
 
 Admins and organisers see every door of the campaign's territory, so their progress is exact,
 per turf, per turf's district and for the campaign. Analysts see aggregates only, decided by
@@ -21,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -31,6 +31,9 @@ from app.context import CampaignContext
 from app.errors import Forbidden
 from app.i18n import _
 from app.services.access import territory
+
+if TYPE_CHECKING:
+    from app.db import Executor
 
 OUTCOMES = ("not_home", "talked", "refused", "moved", "no_access", "do_not_knock")
 
@@ -291,12 +294,12 @@ def _protected_round(key: tuple, rnd: int, k: int) -> disclosure.ProgressPublica
     return disclosure.protect_progress(doors, counts, rounds=[rnd], outcomes=OUTCOMES, k=k)
 
 
-async def published_visited(session: Any, campaign_id: uuid.UUID, k: int) -> dict[str, int]:
+async def published_visited(session: Executor, campaign_id: uuid.UUID, k: int) -> dict[str, int]:
     """Doors visited in the current round per district, as analysts may read them (published
     counts only): what the ranking's coverage and its visited_doors are made of."""
     current = (
         await session.execute(
-            text("SELECT max(number) FROM canvass_round WHERE campaign_id = :c"),
+            text("SELECT number FROM current_round(:c)"),
             {"c": campaign_id},
         )
     ).scalar()

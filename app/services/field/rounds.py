@@ -5,25 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.context import CampaignContext
 from app.i18n import _
 
+# current_round(): the rule, once, in SQL (migration 0030_door_status).
 _CURRENT = text(
-    "SELECT id, number, name, started_at FROM canvass_round WHERE campaign_id = :c "
-    "ORDER BY number DESC LIMIT 1"
+    "SELECT r.id, r.number, r.name, r.started_at FROM current_round(:c) cur "
+    "JOIN canvass_round r ON r.campaign_id = :c AND r.id = cur.id"
 )
-
-
-class RoundCreate(BaseModel):
-    """A new round."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, max_length=200)
 
 
 async def current_round(session: AsyncSession, campaign_id: uuid.UUID) -> Any | None:
@@ -83,10 +75,11 @@ async def list_rounds(ctx: CampaignContext) -> list[dict[str, Any]]:
     rows = (
         await ctx.session.execute(
             text(
-                "SELECT id, number, name, started_at FROM canvass_round WHERE campaign_id = :c "
-                "ORDER BY number"
+                "SELECT r.id, r.number, r.name, r.started_at, "
+                "r.id = (SELECT id FROM current_round(:c)) AS current "
+                "FROM canvass_round r WHERE r.campaign_id = :c ORDER BY r.number"
             ),
             {"c": ctx.campaign_id},
         )
     ).all()
-    return [_out(r, current=i == len(rows) - 1) for i, r in enumerate(rows)]
+    return [_out(r, current=r.current) for r in rows]

@@ -26,6 +26,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
+from app.authz import ANALYST, STAFF, VOLUNTEER
 from app.db import tenant_transaction
 from app.errors import Forbidden, InvalidInput
 from app.i18n import _
@@ -39,7 +40,6 @@ MAX_ZOOM = 22
 DOORS_MIN_ZOOM = 10  # below this a door tile would cover a whole département: ask to zoom in
 GRID_MAX_ZOOM = 14  # doors are aggregated per cell at and below this zoom
 GRID_CELLS = 32  # cells per tile side when aggregated: at most 1,024 features per tile
-STAFF = frozenset({"admin", "organiser"})
 
 
 @dataclass(frozen=True)
@@ -106,7 +106,7 @@ async def doors_tile(
     counts, not locations, and are not audited.
     """
     check_tile(z, x, y)
-    if ctx.role not in STAFF and ctx.role != "volunteer":
+    if ctx.role not in STAFF and ctx.role != VOLUNTEER:
         raise Forbidden(_("Analysts see aggregates only: the door layer is not available to them."))
     if z < DOORS_MIN_ZOOM:
         raise InvalidInput(
@@ -129,7 +129,7 @@ async def doors_tile(
 
 async def _build_doors_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     params = _mvt_params(ctx, z, x, y)
-    volunteer = ctx.role == "volunteer"
+    volunteer = ctx.role == VOLUNTEER
     if z <= GRID_MAX_ZOOM:
         name = "tiles_doors_grid_volunteer" if volunteer else "tiles_doors_grid"
         params.append(GRID_CELLS)
@@ -148,13 +148,13 @@ async def _build_doors_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Til
 async def turfs_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     """The turf layer: outlines with progress; volunteers get only their own turfs."""
     check_tile(z, x, y)
-    if ctx.role == "analyst":
+    if ctx.role == ANALYST:
         raise Forbidden(_("Analysts see district aggregates only, not turfs."))
     async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
         data = await conn.fetchval(
             sql("tiles_turfs"),
             *_mvt_params(ctx, z, x, y),
-            ctx.role == "volunteer",
+            ctx.role == VOLUNTEER,
             ctx.principal.user_id,
             ctx.assignment_id,
         )
@@ -204,7 +204,7 @@ async def districts_tile(
 ) -> Tile:
     """The district layer of the territory with the map's ranking; not for volunteers."""
     check_tile(z, x, y)
-    if ctx.role == "volunteer":
+    if ctx.role == VOLUNTEER:
         raise Forbidden(_("District scores are for organisers and analysts."))
     key = ("districts", ctx.campaign_id, z, x, y)
     async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:

@@ -10,7 +10,6 @@ from typing import Any
 
 import numpy as np
 import shapely
-from pydantic import BaseModel, ConfigDict, Field
 from shapely.geometry import shape
 from shapely.ops import transform
 from shapely.validation import explain_validity
@@ -22,6 +21,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.geo.turf_split import compactness, project_local, turf_shape
 from app.geo.walk import path_length, walk_order
 from app.i18n import _
+from app.schemas.field import TurfDraw
 
 MAX_VERTICES = 5000
 MAX_DOORS_PER_TURF = 3000
@@ -34,16 +34,6 @@ WGS84_NAMES = {
     "CRS84",
     "OGC:CRS84",
 }
-
-
-class TurfDraw(BaseModel):
-    """A turf drawn by hand."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    geometry: dict[str, Any]
-    district_code: str | None = Field(default=None, max_length=40)
 
 
 # ---------------------------------------------------------------- geometry validation (pure)
@@ -476,22 +466,23 @@ async def list_turfs(
     rows = await ctx.session.execute(
         text(
             f"""
-            WITH cur AS (SELECT id FROM canvass_round WHERE campaign_id = :c
-                         ORDER BY number DESC LIMIT 1),
-            seen AS (SELECT DISTINCT v.address_id FROM visit v
-                     WHERE v.campaign_id = :c AND v.round_id = (SELECT id FROM cur))
+            WITH t AS (
+                SELECT * FROM turf t
+                WHERE t.campaign_id = :c
+                  AND (CAST(:d AS text) IS NULL OR t.district_code = :d)
+                  AND (:s = 'all' OR t.status = :s)
+            ),
+            statuses AS (
+                SELECT td.turf_id,
+                       count(*) FILTER (WHERE s.status = 'visited') AS visited,
+                       count(*) FILTER (WHERE s.status = 'flagged') AS flagged
+                FROM turf_door td CROSS JOIN LATERAL door_status(:c, td.address_id) s
+                WHERE td.campaign_id = :c AND td.turf_id IN (SELECT id FROM t)
+                GROUP BY td.turf_id
+            )
             SELECT {_TURF_COLUMNS},
-                   (SELECT count(*) FROM turf_door td JOIN seen s USING (address_id)
-                    WHERE td.campaign_id = :c AND td.turf_id = t.id
-                      AND NOT EXISTS (SELECT 1 FROM door_flag f WHERE f.campaign_id = :c
-                                      AND f.address_id = td.address_id)) AS visited,
-                   (SELECT count(*) FROM turf_door td JOIN door_flag f
-                      ON f.campaign_id = td.campaign_id AND f.address_id = td.address_id
-                    WHERE td.campaign_id = :c AND td.turf_id = t.id) AS flagged
-            FROM turf t
-            WHERE t.campaign_id = :c
-              AND (CAST(:d AS text) IS NULL OR t.district_code = :d)
-              AND (:s = 'all' OR t.status = :s)
+                   coalesce(st.visited, 0) AS visited, coalesce(st.flagged, 0) AS flagged
+            FROM t LEFT JOIN statuses st ON st.turf_id = t.id
             ORDER BY t.district_code NULLS LAST, t.name
             """
         ),

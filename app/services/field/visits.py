@@ -9,30 +9,16 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 from importlib import resources
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from sqlalchemy import text
 
 from app.authz import ADMIN, ORGANISER
 from app.context import CampaignContext
 from app.errors import PorteError
-from app.frenchdata import OUTCOME_LABELS, to_code
 from app.i18n import N_, _
-from app.schemas import Flat
+from app.schemas.field import MAX_BATCH, BulkNotHome, VisitIn
 
-OutcomeCode = Literal["not_home", "talked", "refused", "moved", "no_access", "do_not_knock"]
-
-
-def _outcome_code(value: object) -> object:
-    """French words beside the codes ("absent" for not_home); anything else left to refuse."""
-    if isinstance(value, str):
-        return to_code(value, OUTCOME_LABELS) or value
-    return value
-
-
-Outcome = Annotated[OutcomeCode, BeforeValidator(_outcome_code)]
-MAX_BATCH = 10_000
 CLOCK_SKEW = timedelta(minutes=5)
 
 REASONS = {
@@ -60,47 +46,6 @@ class BatchTooLarge(PorteError):
 
     status = 413
     title = N_("Batch too large")
-
-
-class VisitIn(BaseModel):
-    """One visit (or one action over several doors), as the phone records it."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: uuid.UUID
-    door: int | None = Field(default=None, ge=1)
-    doors: list[int] | None = Field(default=None, min_length=1, max_length=MAX_BATCH)
-    outcome: Outcome
-    visited_at: AwareDatetime
-    flat: Flat | None = Field(
-        default=None, description="A flat of the building: 12, 3B, A-12 or one letter (A)."
-    )
-    assignment_id: uuid.UUID | None = None
-
-    @model_validator(mode="after")
-    def _one_target(self) -> VisitIn:
-        if (self.door is None) == (self.doors is None):
-            raise ValueError(_("give either 'door' (one door id) or 'doors' (a list of door ids)"))
-        return self
-
-
-class VisitBatch(BaseModel):
-    """A batch of visits."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    visits: list[VisitIn] = Field(min_length=1)
-
-
-class BulkNotHome(BaseModel):
-    """'Nobody home' for a whole building or street segment: one action, many doors."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    id: uuid.UUID
-    doors: list[int] = Field(min_length=1, max_length=MAX_BATCH)
-    visited_at: AwareDatetime
-    assignment_id: uuid.UUID | None = None
 
 
 def expand(batch: list[VisitIn]) -> list[tuple[uuid.UUID, int, VisitIn]]:

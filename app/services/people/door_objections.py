@@ -16,11 +16,12 @@ from typing import Any
 
 from sqlalchemy import text
 
+from app.context import CampaignContext
 from app.errors import InvalidInput
 from app.i18n import _
+from app.schemas.people import DoorObjectionRevert
 from app.services.access import audit
 
-MAX_IDS = 5000
 STATUSES = ("active", "reverted", "all")
 
 _WHERE = """
@@ -64,7 +65,7 @@ def _params(
 
 
 async def list_objections(
-    ctx: Any,
+    ctx: CampaignContext,
     *,
     origin: str | None = None,
     since: datetime | None = None,
@@ -118,37 +119,9 @@ _REVERT = text(
 )
 
 
-def _ids(raw: Any) -> list[uuid.UUID] | None:
-    if raw is None:
-        return None
-    if not isinstance(raw, list) or len(raw) > MAX_IDS:
-        raise InvalidInput(
-            _("must be a list of at most {n} objection ids").format(n=MAX_IDS), field="ids"
-        )
-    try:
-        return [uuid.UUID(str(v)) for v in raw]
-    except ValueError:
-        raise InvalidInput(_("every item must be an objection id (UUID)"), field="ids") from None
-
-
-def _when(raw: Any, field: str) -> datetime | None:
-    if raw in (None, ""):
-        return None
-    try:
-        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(
-            _("is not a date and time (ISO 8601, e.g. 2026-03-01T18:30:00+01:00)"), field=field
-        ) from None
-
-
-async def revert(ctx: Any, body: dict[str, Any]) -> dict[str, int]:
+async def revert(ctx: CampaignContext, body: DoorObjectionRevert) -> dict[str, int]:
     """Undo form objections chosen by ``ids`` and/or by ``origin``, ``since``, ``until``."""
-    ids = _ids(body.get("ids"))
-    origin = body.get("origin")
-    if origin is not None and not isinstance(origin, str):
-        raise InvalidInput(_("must be a network as listed, e.g. 203.0.113.0/24"), field="origin")
-    since, until = _when(body.get("since"), "since"), _when(body.get("until"), "until")
+    ids, origin, since, until = body.ids, body.origin, body.since, body.until
     if ids is None and not (origin or since or until):
         raise InvalidInput(
             _(

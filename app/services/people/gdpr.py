@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -23,6 +23,11 @@ from app.i18n import _
 from app.services.access import audit
 from app.services.access.crypto import Cipher
 from app.services.people.supporters.core import _ROW, decrypt_location, decrypt_row, tags_of
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.context import CampaignContext
+    from app.db import Executor
 
 _CONSENTS = text(
     "SELECT purpose, given_at, given_by_subject, channel, wording_version, notice_version, "
@@ -44,7 +49,7 @@ async def _row(ctx: Any, supporter_id: uuid.UUID) -> Any:
 
 
 async def export_data(
-    session: Any, settings: Any, campaign_id: uuid.UUID, supporter_id: uuid.UUID
+    session: Executor, settings: Settings, campaign_id: uuid.UUID, supporter_id: uuid.UUID
 ) -> dict[str, Any] | None:
     """Everything held about one supporter (GDPR art. 15 and 20), or None when there is nobody.
     Not audited here: the caller records who asked (the admin, or the person by the form)."""
@@ -83,7 +88,7 @@ async def export_data(
     }
 
 
-async def export(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
+async def export(ctx: CampaignContext, supporter_id: uuid.UUID) -> dict[str, Any]:
     """Everything held about one supporter (GDPR art. 15 and 20), as JSON (admin; audited)."""
     out = await export_data(ctx.session, ctx.settings, ctx.campaign_id, supporter_id)
     if out is None:
@@ -92,7 +97,7 @@ async def export(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
     return out
 
 
-async def erase(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
+async def erase(ctx: CampaignContext, supporter_id: uuid.UUID) -> dict[str, Any]:
     """Delete the supporter and the consents (GDPR art. 17)."""
     await _row(ctx, supporter_id)
     await ctx.session.execute(
@@ -124,7 +129,7 @@ _WITHDRAW_TAGS = text(
 )
 
 
-async def withdraw_ids(session: Any, campaign_id: uuid.UUID, ids: list, channel: str) -> int:
+async def withdraw_ids(session: Executor, campaign_id: uuid.UUID, ids: list, channel: str) -> int:
     """Record the withdrawal of every consent of these supporters; wipe what identifies them."""
     if not ids:
         return 0
@@ -136,7 +141,11 @@ async def withdraw_ids(session: Any, campaign_id: uuid.UUID, ids: list, channel:
 
 
 async def withdraw(
-    ctx: Any, supporter_id: uuid.UUID, *, channel: str, purposes: list[str] | None = None
+    ctx: CampaignContext,
+    supporter_id: uuid.UUID,
+    *,
+    channel: str,
+    purposes: list[str] | None = None,
 ) -> dict[str, Any]:
     """Withdrawal of consent (GDPR art. 7(3)), for some purposes or all; kept as proof.
 
@@ -205,7 +214,11 @@ async def withdraw(
 
 
 async def flag_door(
-    session: Any, campaign_id: uuid.UUID, address_id: int, *, request_id: uuid.UUID | None = None
+    session: Executor,
+    campaign_id: uuid.UUID,
+    address_id: int,
+    *,
+    request_id: uuid.UUID | None = None,
 ) -> bool:
     """A door the residents asked not to be visited at (no identity, kept after purges); True
     when this call created the flag.
@@ -232,7 +245,7 @@ async def flag_door(
     return bool(created)
 
 
-async def object_to_visits(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
+async def object_to_visits(ctx: CampaignContext, supporter_id: uuid.UUID) -> dict[str, Any]:
     """Objection to door-to-door visits (GDPR art. 21): flag the supporter's door."""
     r = await _row(ctx, supporter_id)
     address_id, _lon, _lat = decrypt_location(

@@ -23,13 +23,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asyncpg.exceptions import InvalidCachedStatementError
 from sqlalchemy import text
 
 from app.db import CUSTOM_PLAN_FROM
 from app.i18n import _
+
+if TYPE_CHECKING:
+    from app.db import Executor
 
 LEVELS = ("housenumber", "interpolated", "street", "commune", "none")
 BATCH = 1000
@@ -238,7 +241,7 @@ def _is_postcode(s: str, m: re.Match) -> bool:
     return bool(after) and not after[0].isdigit() and not _DATE_BEFORE.search(s[: m.start()])
 
 
-async def geocode_parsed(conn: Any, items: Sequence[ParsedAddress]) -> list[GeocodeResult]:
+async def geocode_parsed(conn: Executor, items: Sequence[ParsedAddress]) -> list[GeocodeResult]:
     """Geocode parsed addresses, one SQL pass per batch of ``BATCH``; results in input order.
     An address typed the same way twice in a batch (a household) is looked up once."""
     out: list[GeocodeResult] = []
@@ -263,7 +266,7 @@ def _same_address(p: ParsedAddress) -> tuple:
     return (p.housenumber, p.suffix, p.street, p.postcode, p.city)
 
 
-async def _geocode_batch(conn: Any, batch: list[ParsedAddress]) -> list[GeocodeResult]:
+async def _geocode_batch(conn: Executor, batch: list[ParsedAddress]) -> list[GeocodeResult]:
     binds = _binds(batch)
     if len(batch) < CUSTOM_PLAN_FROM:
         # a few addresses: PostgreSQL's generic plan, after five runs (see _SQL_ONE)
@@ -276,7 +279,7 @@ async def _geocode_batch(conn: Any, batch: list[ParsedAddress]) -> list[GeocodeR
     return [_result(p, r) for p, r in zip(batch, rows, strict=True)]
 
 
-async def geocode(conn: Any, lines: Iterable[str]) -> list[GeocodeResult]:
+async def geocode(conn: Executor, lines: Iterable[str]) -> list[GeocodeResult]:
     """Geocode one-line addresses (``conn``: an AsyncSession or AsyncConnection)."""
     return await geocode_parsed(conn, [parse_address(x) for x in lines])
 
@@ -432,7 +435,7 @@ def throughput(n: int, seconds: float) -> str:
     return f"{n} addresses in {seconds:.1f} s ({rate:.0f}/s)"
 
 
-async def geocode_timed(conn: Any, lines: Sequence[str]) -> tuple[list[GeocodeResult], float]:
+async def geocode_timed(conn: Executor, lines: Sequence[str]) -> tuple[list[GeocodeResult], float]:
     """Geocode and return the elapsed seconds (benchmarks, CLI)."""
     t0 = time.perf_counter()
     res = await geocode(conn, lines)

@@ -10,19 +10,24 @@ import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import segno
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import text
 
+from app.context import CampaignContext
 from app.db import set_tenant
 from app.errors import InvalidInput, NotFound, TooManyRequests
 from app.i18n import _, current
+from app.schemas.people import PrivacyNoticeIn
 from app.services.access import audit
 from app.services.access.crypto import Cipher, aad, normalise_email
 from app.services.people.gdpr import flag_door
 from app.services.people.geocoder import geocode
+
+if TYPE_CHECKING:
+    from app.db import Database, Executor
 
 _env = Environment(
     loader=FileSystemLoader(str(resources.files("app") / "templates")),
@@ -70,7 +75,7 @@ def visit_retention(election: date, explicit: date | None) -> date:
     return election + timedelta(days=31)
 
 
-async def notice_html(session: Any, campaign_id: uuid.UUID, link_hours: int = 48) -> str:
+async def notice_html(session: Executor, campaign_id: uuid.UUID, link_hours: int = 48) -> str:
     """The privacy notice page in the reader's language (``link_hours``: validity of the form's
     e-mailed links)."""
     c = await _campaign(session, campaign_id)
@@ -88,7 +93,7 @@ async def notice_html(session: Any, campaign_id: uuid.UUID, link_hours: int = 48
     )
 
 
-async def qr_svg(session: Any, campaign_id: uuid.UUID, base_url: str) -> str:
+async def qr_svg(session: Executor, campaign_id: uuid.UUID, base_url: str) -> str:
     """An SVG QR code pointing at the notice, for door leaflets."""
     await _campaign(session, campaign_id)
     buf = io.BytesIO()
@@ -121,7 +126,7 @@ _THROTTLE = text(
 )
 
 
-async def throttle(db: Any, client: str | None, *, now: datetime | None = None) -> None:
+async def throttle(db: Database, client: str | None, *, now: datetime | None = None) -> None:
     """Refuse a flood of form submissions from one address (the form needs no account).
 
     Counted in PostgreSQL (``rate_event``), in a transaction of its own committed at once, so
@@ -144,10 +149,10 @@ async def throttle(db: Any, client: str | None, *, now: datetime | None = None) 
         )
 
 
-async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
+async def set_notice(ctx: CampaignContext, body: PrivacyNoticeIn) -> dict[str, Any]:
     """Set the controller's identity and contacts shown on the notice (admin)."""
-    ctrl = (body.get("controller") or "").strip()
-    email = (body.get("contact_email") or "").strip()
+    ctrl = body.controller.strip()
+    email = body.contact_email.strip()
     if not ctrl:
         raise InvalidInput(_("is required: the person or party responsible"), field="controller")
     email = normalise_email(email, field="contact_email")
@@ -164,15 +169,15 @@ async def set_notice(ctx: Any, body: dict[str, Any]) -> dict[str, Any]:
             "c": ctx.campaign_id,
             "ctrl": ctrl,
             "e": email,
-            "pa": body.get("postal_address"),
-            "dpo": body.get("dpo_contact"),
-            "v": body.get("notice_version") or "v1",
+            "pa": body.postal_address,
+            "dpo": body.dpo_contact,
+            "v": body.notice_version or "v1",
         },
     )
     return {
         "controller": ctrl,
         "contact_email": email,
-        "notice_version": body.get("notice_version") or "v1",
+        "notice_version": body.notice_version or "v1",
     }
 
 
@@ -185,7 +190,7 @@ _PENDING = text(
 
 
 async def list_requests(
-    ctx: Any, *, include_done: bool = False, limit: int = 50, offset: int = 0
+    ctx: CampaignContext, *, include_done: bool = False, limit: int = 50, offset: int = 0
 ) -> dict[str, Any]:
     """Requests from the public form; pending objections with their address decrypted (admin)."""
     rows = (
@@ -224,7 +229,7 @@ async def list_requests(
 
 
 async def resolve_request(
-    ctx: Any, request_id: uuid.UUID, address_id: int | None
+    ctx: CampaignContext, request_id: uuid.UUID, address_id: int | None
 ) -> dict[str, Any]:
     """Close a pending objection: flag the chosen door (or none), then forget the address."""
     row = (

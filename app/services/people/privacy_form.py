@@ -23,7 +23,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -36,6 +36,9 @@ from app.services.access.crypto import Cipher, Hasher, aad, normalise_email
 from app.services.people.gdpr import export_data, flag_door, withdraw_ids
 from app.services.people.geocoder import geocode
 from app.services.people.privacy import _campaign, _env
+
+if TYPE_CHECKING:
+    from app.db import Database, Executor
 
 log = logging.getLogger("porte.privacy")
 
@@ -90,7 +93,7 @@ def _request(campaign_id: uuid.UUID, rid: uuid.UUID, kind: str, status: str, out
 
 
 async def public_request(
-    session: Any,
+    session: Executor,
     settings: Settings,
     campaign_id: uuid.UUID,
     *,
@@ -336,7 +339,7 @@ async def _by_email(
     return msg, Outgoing(campaign_id, rid, to, subject, body)
 
 
-async def deliver(db: Any, settings: Settings, mail: Outgoing) -> None:
+async def deliver(db: Database, settings: Settings, mail: Outgoing) -> None:
     """Send a confirmation link (after the answer); when the mail server refuses or hangs, say so
     on the request (the admin sees ``mail_failed`` in the list) and in the log, never who."""
     from app.db import set_tenant
@@ -385,7 +388,7 @@ class Confirmed:
     export: dict[str, Any] | None = None
 
 
-async def confirm_page(session: Any, settings: Settings, campaign_id: uuid.UUID) -> str:
+async def confirm_page(session: Executor, settings: Settings, campaign_id: uuid.UUID) -> str:
     """The page the link opens (404 when there is no such campaign): the person confirms with a
     button, so a link checker or a mailbox's preview that opens the link changes nothing."""
     c = await _campaign(session, campaign_id)
@@ -399,7 +402,7 @@ def _page(c: Any, title: str, message: str) -> str:
 
 
 async def confirm(
-    session: Any, settings: Settings, campaign_id: uuid.UUID, code: str, client: str | None
+    session: Executor, settings: Settings, campaign_id: uuid.UUID, code: str, client: str | None
 ) -> Confirmed:
     """Carry out the request of a valid code, once (see ``Confirmed``)."""
     c = await _campaign(session, campaign_id)

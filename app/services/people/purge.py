@@ -19,16 +19,14 @@ server's longest visit retention (``apply_retention_policy``).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import Settings
-from app.db import _asyncpg, make_engine
 from app.services.people.privacy import visit_retention
 
 _STEPS: list[tuple[str, str]] = [
@@ -158,22 +156,8 @@ async def apply_retention_policy(conn: AsyncConnection, settings: Settings) -> i
     return result.rowcount
 
 
-def apply_retention_policy_sync(owner_url: str, settings: Settings) -> int:
-    """``apply_retention_policy`` for synchronous callers (``app.migrate.upgrade``)."""
-
-    async def _run() -> int:
-        engine = make_engine(_asyncpg(owner_url), pool_size=1)
-        try:
-            async with engine.begin() as conn:
-                return await apply_retention_policy(conn, settings)
-        finally:
-            await engine.dispose()
-
-    return asyncio.run(_run())
-
-
 async def purge(
-    owner_url: str,
+    engine: AsyncEngine,
     *,
     dry_run: bool = False,
     today: date | None = None,
@@ -181,39 +165,36 @@ async def purge(
     settings: Settings | None = None,
     progress: Any = None,
 ) -> dict[str, dict[str, Any]]:
-    """Apply the retention rules to every campaign; campaign id -> counts (deleted or due)."""
+    """Apply the retention rules to every campaign on the owner's ``engine``
+    (``app.db.owner_engine``); campaign id -> counts (deleted or due)."""
     today = today or datetime.now(UTC).date()
     settings = settings or Settings()
-    engine = make_engine(_asyncpg(owner_url), pool_size=1)
     out: dict[str, dict[str, Any]] = {}
-    try:
-        if not dry_run:
-            async with engine.begin() as conn:
-                await apply_retention_policy(conn, settings)
-        async with engine.connect() as conn:
-            camps = (
-                await conn.execute(
-                    text(
-                        "SELECT id, name, election_date, visit_retention_date, "
-                        "supporter_retention_months FROM campaign ORDER BY created_at, id"
-                    )
+    if not dry_run:
+        async with engine.begin() as conn:
+            await apply_retention_policy(conn, settings)
+    async with engine.connect() as conn:
+        camps = (
+            await conn.execute(
+                text(
+                    "SELECT id, name, election_date, visit_retention_date, "
+                    "supporter_retention_months FROM campaign ORDER BY created_at, id"
                 )
-            ).all()
-            await conn.commit()
-        for camp in camps:
-            async with engine.begin() as conn:
-                out[str(camp.id)] = await _purge_campaign(
-                    conn,
-                    camp,
-                    today=today,
-                    audit_days=audit_days,
-                    pending_days=settings.privacy_request_pending_days,
-                    dry_run=dry_run,
-                )
-            if progress:
-                progress(camp, out[str(camp.id)])
-    finally:
-        await engine.dispose()
+            )
+        ).all()
+        await conn.commit()
+    for camp in camps:
+        async with engine.begin() as conn:
+            out[str(camp.id)] = await _purge_campaign(
+                conn,
+                camp,
+                today=today,
+                audit_days=audit_days,
+                pending_days=settings.privacy_request_pending_days,
+                dry_run=dry_run,
+            )
+        if progress:
+            progress(camp, out[str(camp.id)])
     return out
 
 

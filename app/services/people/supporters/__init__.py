@@ -1,1 +1,1 @@
-"""Consented supporters (issue 5): storage (core), CSV import, review, aggregates ≥ k."""
+"""Consented supporters: storage (core), CSV import, review, aggregates ≥ k."""

@@ -4,12 +4,18 @@ in the name of an admin of the campaign, checked as the API checks a caller."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
+from app.authz import ADMIN
 from app.errors import ImportFailed, NotFound
 from app.i18n import _, role_name
+
+if TYPE_CHECKING:
+    from app.config import Settings
+    from app.context import CampaignContext
+    from app.db import Executor
 
 _ACCOUNT = text("SELECT id, is_active, token_version FROM app_user WHERE email = :e")
 _CAMPAIGNS = text(
@@ -20,8 +26,8 @@ _CAMPAIGNS = text(
 
 
 async def admin_context(
-    session: Any, settings: Any, *, campaign: str, admin_email: str, client: str
-) -> Any:
+    session: Executor, settings: Settings, *, campaign: str, admin_email: str, client: str
+) -> CampaignContext:
     """The campaign context of an import run on the server in the name of ``admin_email``.
 
     The account must exist and be active, and be an admin member of the campaign (given by id
@@ -90,7 +96,7 @@ async def admin_context(
         .mappings()
         .first()
     )
-    if standing is None or standing["role"] != "admin":
+    if standing is None or standing["role"] != ADMIN:
         role = standing["role"] if standing else "no"
         raise ImportFailed(
             _(
@@ -102,7 +108,7 @@ async def admin_context(
         )
     ctx = CampaignContext(
         campaign_id=cid,
-        role="admin",
+        role=ADMIN,
         principal=Principal(user_id=account.id),
         session=session,
         k_threshold=standing["k_threshold"],

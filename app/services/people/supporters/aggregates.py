@@ -29,7 +29,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import text
 
@@ -39,6 +39,9 @@ from app.errors import InvalidInput
 from app.i18n import _
 from app.services.access import territory
 from app.services.people.supporters.cells import ensure_cells
+
+if TYPE_CHECKING:
+    from app.db import Executor
 
 PARTITIONS = ("district", "tile")
 
@@ -96,7 +99,7 @@ class SupporterCounts:
         return {c.key: c.count for c in self.cells}
 
 
-async def partition(session: Any, campaign_id: uuid.UUID) -> str:
+async def partition(session: Executor, campaign_id: uuid.UUID) -> str:
     """The campaign's partition of supporter counts: 'district' or 'tile'."""
     return (await session.execute(_PARTITION, {"c": campaign_id})).scalar_one()
 
@@ -110,7 +113,7 @@ async def _raw_by_district(
 
 
 async def published_district_counts(
-    session: Any, campaign_id: uuid.UUID, k: int, settings: Settings | None = None
+    session: Executor, campaign_id: uuid.UUID, k: int, settings: Settings | None = None
 ) -> dict[str, int] | None:
     """Published supporter counts per district ({code: n}, hidden ones left out), or None when
     the campaign publishes tiles instead. What the ranking's supporter factor is made of.
@@ -123,7 +126,7 @@ async def published_district_counts(
 
 
 async def supporter_counts(
-    session: Any,
+    session: Executor,
     campaign_id: uuid.UUID,
     *,
     k: int,

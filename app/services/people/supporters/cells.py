@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
 from app.config import Settings
 from app.services.access.crypto import Cipher, aad
+
+if TYPE_CHECKING:
+    from app.db import Executor
 
 log = logging.getLogger("porte.supporters")
 BATCH = 5000
@@ -42,7 +45,7 @@ _UPDATE = text(
 
 
 async def ensure_cells(
-    session: Any, campaign_id: uuid.UUID, settings: Settings | None = None
+    session: Executor, campaign_id: uuid.UUID, settings: Settings | None = None
 ) -> int:
     """Recompute the district codes of this campaign's supporters placed before the last contour
     import; return how many rows changed. ``session`` is scoped to the campaign (RLS tenant set).

@@ -12,7 +12,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -29,6 +29,10 @@ from app.services.people.geocoder import (
     geocode_parsed,
     parse_address,
 )
+
+if TYPE_CHECKING:
+    from app.context import CampaignContext
+    from app.db import Executor
 
 PURPOSES = ("contact", "mapping", "volunteering", "newsletter")
 CHANNELS = ("door", "form", "event", "membership")
@@ -337,7 +341,7 @@ def hash_identifiers(hasher: Hasher, campaign_id: uuid.UUID, items: list[NewSupp
 
 
 async def find_duplicates(
-    session: Any, campaign_id: uuid.UUID, items: list[NewSupporter]
+    session: Executor, campaign_id: uuid.UUID, items: list[NewSupporter]
 ) -> dict[int, str]:
     """Index in ``items`` -> description of the duplicate (stored supporter id, or earlier row)."""
     out: dict[int, str] = {}
@@ -368,7 +372,7 @@ async def find_duplicates(
     return out
 
 
-async def geocode_items(session: Any, items: list[NewSupporter]) -> None:
+async def geocode_items(session: Executor, items: list[NewSupporter]) -> None:
     """Geocode the addresses of supporters who agreed to 'mapping' (one SQL pass per batch)."""
     todo = []
     for s in items:
@@ -409,7 +413,7 @@ def _geo_columns(s: NewSupporter) -> tuple:
     )
 
 
-async def store(ctx: Any, items: list[NewSupporter]) -> None:
+async def store(ctx: CampaignContext, items: list[NewSupporter]) -> None:
     """Encrypt and insert supporters and their consents in the request's transaction."""
     if not items:
         return
@@ -529,7 +533,7 @@ _TAGS_OF = text(
 )
 
 
-async def tags_of(session: Any, campaign_id: uuid.UUID, ids: list) -> dict[str, list[str]]:
+async def tags_of(session: Executor, campaign_id: uuid.UUID, ids: list) -> dict[str, list[str]]:
     """The tags of these supporters (id as text -> sorted tags)."""
     if not ids:
         return {}
@@ -551,7 +555,7 @@ def summary(s: NewSupporter) -> dict[str, Any]:
     }
 
 
-async def create_one(ctx: Any, raw: dict[str, Any]) -> dict[str, Any]:
+async def create_one(ctx: CampaignContext, raw: dict[str, Any]) -> dict[str, Any]:
     """Store one supporter with its consent; 409 naming the duplicate's id."""
     s = validate(raw)
     hash_identifiers(Hasher.from_settings(ctx.settings), ctx.campaign_id, [s])
@@ -610,7 +614,7 @@ def decrypt_row(cipher: Cipher, campaign_id: uuid.UUID, r: Any) -> dict[str, Any
     return out
 
 
-async def get_one(ctx: Any, supporter_id: uuid.UUID) -> dict[str, Any]:
+async def get_one(ctx: CampaignContext, supporter_id: uuid.UUID) -> dict[str, Any]:
     """One supporter, decrypted (admin; audited)."""
     r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
     if r is None:
@@ -629,7 +633,7 @@ _LIST = text(
 
 
 async def list_supporters(
-    ctx: Any,
+    ctx: CampaignContext,
     *,
     status: str = "active",
     level: str | None = None,

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
@@ -51,6 +51,9 @@ from app.services.people.supporters.mapping import (
     row_to_raw,
 )
 
+if TYPE_CHECKING:
+    from app.context import CampaignContext
+
 __all__ = ["CHUNK_ROWS", "MAX_BYTES", "MAX_ROWS", "CsvStream", "TooLarge", "import_csv"]
 
 
@@ -84,7 +87,7 @@ class SupporterImport(ImportRun):
     stores nothing.
     """
 
-    ctx: Any
+    ctx: CampaignContext
     info: CsvInfo
     columns: dict[str, str]
     defaults: dict[str, Any]
@@ -123,7 +126,7 @@ class SupporterImport(ImportRun):
     @classmethod
     async def start(
         cls,
-        ctx: Any,
+        ctx: CampaignContext,
         info: CsvInfo,
         mapping: str | None,
         *,
@@ -363,7 +366,7 @@ def _why_none_of(s: NewSupporter) -> str:
 
 
 async def import_csv(
-    ctx: Any,
+    ctx: CampaignContext,
     fh: IO[bytes],
     *,
     size: int | None,
@@ -414,7 +417,7 @@ async def import_csv(
 
 
 async def import_stream(
-    ctx: Any,
+    ctx: CampaignContext,
     stream: CsvStream,
     *,
     mapping: str | None,

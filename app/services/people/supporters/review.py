@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
 
@@ -23,6 +23,9 @@ from app.services.people.supporters.core import (
     encrypt_location,
     no_placement_note,
 )
+
+if TYPE_CHECKING:
+    from app.context import CampaignContext
 
 # Waiting for a door: an address below housenumber level, and the person agreed to 'mapping'
 # (without it the server refuses to place them: offering a door would be a dead end).
@@ -49,7 +52,7 @@ _STREET_DOORS = text(
 )
 
 
-async def review_list(ctx: Any, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+async def review_list(ctx: CampaignContext, *, limit: int = 50, offset: int = 0) -> dict[str, Any]:
     """Supporters whose address is below housenumber level, with suggested doors (admin)."""
     cipher = Cipher.from_settings(ctx.settings)
     rows = (
@@ -124,7 +127,9 @@ _HAS_MAPPING = text(
 )
 
 
-async def update(ctx: Any, supporter_id: uuid.UUID, patch: dict[str, Any]) -> dict[str, Any]:
+async def update(
+    ctx: CampaignContext, supporter_id: uuid.UUID, patch: dict[str, Any]
+) -> dict[str, Any]:
     """Rectify personal fields, fix the address text (re-geocoded) or pick a door (admin)."""
     r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
     if r is None or r.status != "active":

@@ -1,4 +1,12 @@
-"""Request and response models shared across routers."""
+"""Request and response models of the API: every request body is one of these.
+
+This package holds the models of accounts and campaigns (here) and, by domain, the request
+bodies of the field (``app.schemas.field``: turfs, cuts, assignments, rounds, visits), of people
+(``app.schemas.people``: supporters, GDPR rights, privacy) and of the ranking
+(``app.schemas.ranking``). Routers take them as parameters (FastAPI answers 422 naming the field);
+services receive them typed. Rules shared with file imports (a supporter's consent) stay in the
+services, which the CSV rows go through too.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +18,11 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from app.authz import ADMIN, ANALYST, ORGANISER, VOLUNTEER
 from app.i18n import _
 
-Role = Literal["admin", "organiser", "analyst", "volunteer"]
+# The campaign roles (app.authz.ROLES), as a type for the API.
+Role = Literal[ADMIN, ORGANISER, ANALYST, VOLUNTEER]
 
 # A flat (apartment) as a volunteer can name it: 1 to 6 capital letters, digits or hyphens, with at
 # least one digit (12, 3B, A-12, 12BIS, -1), or one letter alone (a staircase or building: A).
@@ -64,7 +74,7 @@ class CampaignOut(BaseModel):
     )
 
 
-# ---------------------------------------------------------------- access (issue 4)
+# ---------------------------------------------------------------- access
 CampaignName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
 ]
