@@ -57,6 +57,8 @@ ROUTE_ROLES: dict[tuple[str, str], Rule] = {
     ("PATCH", "/server/accounts/{user_id}"): SERVER_ADMIN,
     ("GET", "/campaigns/{campaign_id}"): ALL,
     ("PATCH", "/campaigns/{campaign_id}"): ADMIN_ONLY,
+    ("GET", "/campaigns/{campaign_id}/territory"): PLANNERS,
+    ("PUT", "/campaigns/{campaign_id}/territory"): ADMIN_ONLY,
     ("GET", "/campaigns/{campaign_id}/members"): ADMIN_ONLY,
     # Adding a member is an invitation by e-mail: admins any role, organisers volunteers only.
     ("POST", "/campaigns/{campaign_id}/members"): STAFF,

@@ -33,3 +33,24 @@ def reference_table(table: str) -> None:
 def grant_sequences() -> None:
     """Let the service use every sequence (identity columns) of the schema."""
     op.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {APP_ROLE}")
+
+
+def run_script(script: str) -> None:
+    """Execute a SQL script statement by statement (``;`` at end of line, outside ``$$`` bodies).
+
+    The asyncpg driver prepares each statement, so a string holding several cannot be sent at once.
+    """
+    buf: list[str] = []
+    in_body = False
+    for line in script.splitlines():
+        buf.append(line)
+        if line.count("$$") % 2:
+            in_body = not in_body
+        if not in_body and line.rstrip().endswith(";"):
+            stmt = "\n".join(buf).strip().rstrip(";")
+            if stmt and not all(ln.strip().startswith("--") for ln in stmt.splitlines()):
+                op.execute(stmt)
+            buf = []
+    rest = "\n".join(buf).strip()
+    if rest and not all(ln.strip().startswith("--") for ln in rest.splitlines()):
+        op.execute(rest)

@@ -170,13 +170,15 @@ class HandArea:
 
 
 async def load_hand_area(
-    engine: AsyncEngine, prefix: str = "99001", election: bool = True
+    engine: AsyncEngine, prefix: str = "99001", election: bool = True, dx: int = 0
 ) -> HandArea:
-    """Insert the hand-built tiles, districts, doors (and election) above; refresh allocation."""
+    """Insert the hand-built tiles, districts, doors (and election) above; refresh allocation.
+
+    ``dx`` (a multiple of 200 m) moves the whole area east, so that several can be loaded."""
     await ensure_reference_schema(engine)
     async with engine.begin() as conn:
-        for name, (dx, men) in TILES.items():
-            x = E0 + dx
+        for name, (offset, men) in TILES.items():
+            x = E0 + dx + offset
             values = {c: 0.0 for c in TILE_COLUMNS}
             values.update(
                 ind=2 * men,
@@ -206,7 +208,7 @@ async def load_hand_area(
                     f"INSERT INTO district (code, kind, name, commune_code, commune_name, geom, "
                     f"geom_3035, source_file) SELECT :code, 'bureau_de_vote', :name, :commune, "
                     f"'Fixture', ST_Multi(ST_Transform(g, 4326)), ST_Multi(g), 'hand-built' "
-                    f"FROM (SELECT {geom} AS g) s"
+                    f"FROM (SELECT ST_Translate({geom}, {dx}, 0) AS g) s"
                 ),
                 {"code": f"{prefix}_{letter}", "name": f"District {letter}", "commune": prefix},
             )
@@ -218,7 +220,7 @@ async def load_hand_area(
                     "'synthetic', 'hand-built fixture' FROM "
                     "(SELECT ST_Transform(ST_SetSRID(ST_MakePoint(:x, :y), 3035), 4326) AS p) s"
                 ),
-                {"ban": f"{prefix}_door_{i}", "n": i + 1, "commune": prefix, "x": x, "y": y},
+                {"ban": f"{prefix}_door_{i}", "n": i + 1, "commune": prefix, "x": x + dx, "y": y},
             )
         if election:
             await _insert_election(
@@ -344,5 +346,28 @@ async def ranking_env(make_db):
     app = create_app(settings)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         yield c, world, area, engine, settings
+    await app.state.db.dispose()
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+async def two_areas_env(make_db):
+    """Two hand-built areas 10 km apart in their own database: 99001 with its elections, 99002
+    with none; an HTTP client. For territories (constituency files, a territory without
+    results)."""
+    import httpx
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from app.main import create_app
+    from tests.conftest import make_settings
+
+    urls = make_db("areas")
+    engine = create_async_engine(urls.owner, pool_size=2)
+    voted = await load_hand_area(engine, "99001")
+    unvoted = await load_hand_area(engine, "99002", election=False, dx=10_000)
+    settings = make_settings(urls)
+    app = create_app(settings)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
+        yield c, voted, unvoted, engine, settings, urls.owner
     await app.state.db.dispose()
     await engine.dispose()

@@ -142,9 +142,13 @@ async def test_html_export_is_offline_and_draws_the_map_in_chromium(env):
     assert not re.search(r"<script[^>]*\ssrc=", page, re.I)
     assert not re.search(r"<link[^>]*href=[\"']?https?:", page, re.I)
     assert "L.map(" in page or "L.map (" in page
-    assert "porte-legend" in page and "Why (largest contributions)" in page
+    # in French by default (the reader's language): legend, tooltips, numbers
+    assert "porte-legend" in page and "Pourquoi (plus fortes contributions)" in page
     # Supporters below k are shown as hidden in the tooltips, like the blank cells elsewhere.
-    assert len(re.findall(r"(&lt;|<|\\u003c) 11 \(hidden\)", page)) >= 4, page[-3000:]
+    hidden = r"(&lt;|<|\\u003c) 11 \(masqu(é|\\u00e9)\)"
+    assert len(re.findall(hidden, page)) >= 4, page[-3000:]
+    # the explanation, with French numbers: "Score de notre camp 70,0 % (1,4 écart-type ..."
+    assert re.search(r"Score de notre camp \d+,\d %", page), page[-3000:]
     if not CHROMIUM.exists():  # noqa: ASYNC240
         pytest.skip("Debian chromium is not installed")
     dom, err = await asyncio.to_thread(_dump_dom, page)
@@ -239,3 +243,25 @@ async def test_html_export_never_runs_on_the_app_origin(env):
     assert "allow-same-origin" not in sandbox and "allow-top-navigation" not in sandbox
     assert "default-src 'none'" in csp and "frame-ancestors 'none'" in csp
     assert not any("connect-src" in p and "'self'" in p for p in csp)
+
+
+async def test_reasons_and_factor_names_in_french_by_default_english_on_request(env):
+    """The same explanation in the reader's language, numbers written its way."""
+    client, world, *_ = env
+    url, h = world.url("/exports/priority-zones.csv"), world.headers["analyst"]
+    fr = pd.read_csv(io.BytesIO((await client.get(url, params=PARAMS, headers=h)).content))
+    en = pd.read_csv(
+        io.BytesIO(
+            (await client.get(url, params=PARAMS, headers={**h, "Accept-Language": "en"})).content
+        )
+    )
+    assert list(fr["code"]) == list(en["code"])
+    assert fr["reasons"].str.contains(r"Score de notre camp \d+,\d % \(\d+,\d écart-type").any()
+    assert (
+        en["reasons"].str.contains(r"Our side's score \d+\.\d % \(\d+\.\d sd (?:above|below)").any()
+    )
+    body = (await client.get(world.url("/weights"), headers=h)).json()
+    labels = {f["name"]: f["label"] for f in body["factors"]}
+    assert labels["side_score"] == "Score de notre camp"
+    body = (await client.get(world.url("/weights"), headers={**h, "Accept-Language": "en"})).json()
+    assert {f["name"]: f["label"] for f in body["factors"]}["side_score"] == "Our side's score"

@@ -130,7 +130,7 @@ async def test_supporter_counts_on_one_partition_only_tiles_when_chosen(
     # the ranking then has no supporter factor, and says why
     r = await client.get(w.url("/ranking"), headers=w.headers["analyst"])
     factor = next(f for f in r.json()["factors"] if f["name"] == "supporters")
-    assert factor["status"] == "absent" and "tile" in factor["reason"]
+    assert factor["status"] == "absent" and "supporter_cells" in factor["reason"]
     assert all(d["counts"]["supporters"] is None for d in r.json()["districts"])
 
 

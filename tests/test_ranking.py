@@ -10,6 +10,8 @@ from sqlalchemy import text
 from tests.factories import make_world
 from tests.fixtures_ranking import ranking_env  # noqa: F401
 
+EN = {"Accept-Language": "en"}  # these tests read English messages (French is the default)
+
 
 @pytest.fixture
 def env(ranking_env):  # noqa: F811
@@ -33,7 +35,7 @@ async def test_mobilisation_preset_gives_the_hand_computed_order(env):
     r = await client.get(
         world.url("/ranking"),
         params={"preset": "mobilisation", "side": "ENS"},
-        headers=world.headers["analyst"],
+        headers={**world.headers["analyst"], **EN},
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -64,7 +66,7 @@ async def test_persuasion_preset_gives_the_hand_computed_order(env):
     r = await client.get(
         world.url("/ranking"),
         params={"preset": "persuasion", "side": "ENS"},
-        headers=world.headers["organiser"],
+        headers={**world.headers["organiser"], **EN},
     )
     body = r.json()
     assert _order(body) == ["A", "B", "C", "D"]
@@ -82,7 +84,7 @@ async def test_contributions_add_up_to_the_score(env):
         r = await client.get(
             world.url("/ranking"),
             params={"preset": preset, "side": "ENS"},
-            headers=world.headers["admin"],
+            headers={**world.headers["admin"], **EN},
         )
         for d in r.json()["districts"]:
             total = sum(c["contribution"] for c in d["contributions"])
@@ -96,7 +98,7 @@ async def test_contributions_add_up_to_the_score(env):
 async def test_changing_one_weight_moves_the_expected_districts(env):
     """Dropping abstention leaves the side's score alone: D (70 %) rises to first, A falls."""
     client, world, _, _, _ = env
-    h = world.headers["organiser"]
+    h = {**world.headers["organiser"], **EN}
     r = await client.put(
         world.url("/weights"),
         json={"preset": "mobilisation", "weights": {"abstention_rate": 0}, "side": "ENS"},
@@ -119,14 +121,14 @@ async def test_unknown_factor_is_refused_naming_it(env):
     r = await client.put(
         world.url("/weights"),
         json={"weights": {"turnout_magic": 2}},
-        headers=world.headers["admin"],
+        headers={**world.headers["admin"], **EN},
     )
     assert r.status_code == 422
     body = r.json()
     assert body["field"] == "weights.turnout_magic"
     assert "turnout_magic" in body["detail"]
     r = await client.get(
-        world.url("/ranking"), params={"preset": "nope"}, headers=world.headers["admin"]
+        world.url("/ranking"), params={"preset": "nope"}, headers={**world.headers["admin"], **EN}
     )
     assert r.status_code == 422 and r.json()["field"] == "preset"
 
@@ -139,7 +141,9 @@ async def test_absent_data_is_left_out_and_said(env):
             text("DELETE FROM ranking_settings WHERE campaign_id = :c"), {"c": world.campaign_id}
         )
     r = await client.get(
-        world.url("/ranking"), params={"preset": "mobilisation"}, headers=world.headers["analyst"]
+        world.url("/ranking"),
+        params={"preset": "mobilisation"},
+        headers={**world.headers["analyst"], **EN},
     )
     report = {f["name"]: f for f in r.json()["factors"]}
     assert report["side_score"]["status"] == "absent"
@@ -155,19 +159,23 @@ async def test_district_breakdown_and_roles(env):
     r = await client.get(
         world.url(f"/districts/{area.code('C')}"),
         params={"preset": "mobilisation", "side": "ENS"},
-        headers=world.headers["analyst"],
+        headers={**world.headers["analyst"], **EN},
     )
     assert r.status_code == 200, r.text
     d = r.json()["district"]
     assert d["rank"] == 4
     # C has 4 doors (< k = 11): the count is blank and flagged, the score still explained.
     assert d["counts"]["doors"] is None and d["counts"]["doors_suppressed"] is True
-    missing = await client.get(world.url("/districts/nope"), headers=world.headers["analyst"])
+    missing = await client.get(
+        world.url("/districts/nope"), headers={**world.headers["analyst"], **EN}
+    )
     assert missing.status_code == 404
-    vol = await client.get(world.url("/ranking"), headers=world.headers["volunteer"])
+    vol = await client.get(world.url("/ranking"), headers={**world.headers["volunteer"], **EN})
     assert vol.status_code == 403
     analyst_put = await client.put(
-        world.url("/weights"), json={"weights": {"coverage": -1}}, headers=world.headers["analyst"]
+        world.url("/weights"),
+        json={"weights": {"coverage": -1}},
+        headers={**world.headers["analyst"], **EN},
     )
     assert analyst_put.status_code == 403
 
@@ -178,7 +186,7 @@ async def test_cache_is_used_then_invalidated_by_visits(env):
     the ones analysts may read in the progress (doors of active turfs, app.disclosure)."""
     client, _, area, engine, settings = env
     world = await make_world(engine, settings, k=2)
-    h = world.headers["organiser"]
+    h = {**world.headers["organiser"], **EN}
     params = {"preset": "mobilisation", "side": "ENS"}
     first = (await client.get(world.url("/ranking"), params=params, headers=h)).json()
     second = (await client.get(world.url("/ranking"), params=params, headers=h)).json()
@@ -246,7 +254,7 @@ async def test_real_sample_ranking_with_a_side_in_a_loaded_election(client, worl
             "side": "ENS",
             "limit": 5,
         },
-        headers=world.headers["analyst"],
+        headers={**world.headers["analyst"], **EN},
     )
     assert r.status_code == 200, r.text
     body = r.json()

@@ -15,6 +15,8 @@ def test_porte_rank_prints_top_districts_with_reasons(ranking_env, monkeypatch):
     result = CliRunner().invoke(
         cli,
         [
+            "--lang",
+            "en",
             "rank",
             "--campaign",
             str(world.campaign_id),
@@ -36,6 +38,8 @@ def test_porte_rank_prints_top_districts_with_reasons(ranking_env, monkeypatch):
     swing = CliRunner().invoke(
         cli,
         [
+            "--lang",
+            "en",
             "rank",
             "--campaign",
             str(world.campaign_id),
@@ -55,5 +59,28 @@ def test_porte_rank_prints_top_districts_with_reasons(ranking_env, monkeypatch):
     assert area.code("A") in swing.output and area.code("B") not in swing.output
     assert f"swing from: fixture {area.prefix} reference" in swing.output
     assert "Swing (absolute) 20.0 pts" in swing.output
-    bad = CliRunner().invoke(cli, ["rank", "--campaign", str(world.campaign_id), "--preset", "x"])
+    bad = CliRunner().invoke(
+        cli, ["--lang", "en", "rank", "--campaign", str(world.campaign_id), "--preset", "x"]
+    )
     assert bad.exit_code == 2 and "Unknown preset" in bad.output
+    # French by default: the same explanation, French words and numbers (decimal comma)
+    fr = CliRunner().invoke(
+        cli,
+        [
+            "rank",
+            "--campaign",
+            str(world.campaign_id),
+            "--preset",
+            "persuasion",
+            "--side",
+            "ENS",
+            "--swing-from",
+            f"fixture {area.prefix} reference",
+            "--limit",
+            "1",
+        ],
+        env={"COLUMNS": "200"},
+    )
+    assert fr.exit_code == 0, fr.output
+    assert "Bascule (absolue) 20,0 pts" in fr.output, fr.output
+    assert "où frapper en premier" in fr.output

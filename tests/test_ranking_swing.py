@@ -9,6 +9,8 @@ from app.config import REPO_ROOT
 from tests.factories import make_world
 from tests.fixtures_ranking import ranking_env  # noqa: F401
 
+EN = {"Accept-Language": "en"}  # these tests read English messages (French is the default)
+
 SAMPLE = REPO_ROOT / "data" / "sample_insee"
 
 
@@ -43,7 +45,7 @@ async def test_swing_hand_computed_values_and_their_effect_on_persuasion(env):
     A, where ENS gained 20 points, overtakes B, the closest result.
     """
     client, world, area, engine, settings = env
-    h = world.headers["analyst"]
+    h = {**world.headers["analyst"], **EN}
     r = await client.get(
         world.url("/ranking"), params={"preset": "persuasion", "side": "ENS"}, headers=h
     )
@@ -87,10 +89,12 @@ async def test_swing_hand_computed_values_and_their_effect_on_persuasion(env):
     put = await client.put(
         fresh.url("/weights"),
         json={"preset": "persuasion", "weights": {"swing": 0}, "side": "ENS"},
-        headers=fresh.headers["organiser"],
+        headers={**fresh.headers["organiser"], **EN},
     )
     assert put.status_code == 200, put.text
-    without = (await client.get(fresh.url("/ranking"), headers=fresh.headers["analyst"])).json()
+    without = (
+        await client.get(fresh.url("/ranking"), headers={**fresh.headers["analyst"], **EN})
+    ).json()
     assert _order(without) == ["B", "A", "C", "D"]
     assert {k: v["score"] for k, v in _by_letter(without).items()} == pytest.approx(
         {"A": 0.7067, "B": 0.8983, "C": 0.0359, "D": -1.6409}, abs=1e-3
@@ -101,7 +105,7 @@ async def test_swing_reference_in_campaign_settings_and_bad_references(env):
     """PUT /weights stores swing_from; unknown or same-as-chosen references are 422."""
     client, _, _, engine, settings = env
     world = await make_world(engine, settings)
-    h = world.headers["organiser"]
+    h = {**world.headers["organiser"], **EN}
     r = await client.put(
         world.url("/weights"),
         json={"preset": "persuasion", "side": "ENS", "swing_from": "fixture 99001 reference"},
@@ -165,7 +169,7 @@ async def test_real_sample_swing_of_ens_between_2022_and_2024(client, world):
             "swing_from": "legislatives_2022_t2",
             "side": "ENS",
         },
-        headers=world.headers["analyst"],
+        headers={**world.headers["analyst"], **EN},
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -192,7 +196,7 @@ async def test_real_sample_swing_of_ens_between_2022_and_2024(client, world):
     default = await client.get(
         world.url("/ranking"),
         params={"preset": "persuasion", "election": "legislatives_2024_t2", "side": "ENS"},
-        headers=world.headers["analyst"],
+        headers={**world.headers["analyst"], **EN},
     )
     assert default.json()["swing_from"]["name"] == "legislatives_2024_t1"
 
@@ -202,7 +206,7 @@ async def test_real_sample_swing_absent_when_no_reference_has_the_side(client, w
     r = await client.get(
         world.url("/ranking"),
         params={"preset": "persuasion", "election": "legislatives_2022_t2", "side": "NUP"},
-        headers=world.headers["analyst"],
+        headers={**world.headers["analyst"], **EN},
     )
     assert r.status_code == 200, r.text
     body = r.json()
@@ -223,7 +227,7 @@ async def test_real_sample_swing_absent_when_no_reference_has_the_side(client, w
             "swing_from": "europeennes_2024",
             "side": "ENS",
         },
-        headers=world.headers["analyst"],
+        headers={**world.headers["analyst"], **EN},
     )
     assert named.status_code == 200, named.text
     swing = next(f for f in named.json()["factors"] if f["name"] == "swing")

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import text
 
 from app.services.field import tiles as tiles_service
+from tests.factories import make_world
 from tests.fixtures_browser import SPOT_A, SPOT_B, add_visits, make_turf_world, tile_of
 
 
@@ -233,8 +234,12 @@ async def test_turf_tile_progress_by_role(client, tw, owner_engine):
     assert (await client.get(url(tw, "turfs", 12, SPOT_A), headers=h["analyst"])).status_code == 403
 
 
-async def test_district_tile_scores_with_k(client, tw, owner_engine):
-    """Districts carry the latest ranking's score; counts below k are left out."""
+async def test_district_tile_scores_with_k(client, owner_engine, settings):
+    """Districts carry the campaign's own ranking (score, rank); counts below k are left out.
+
+    Written first against the precomputed ranking (the old test wrote a ranking_cache row)."""
+    world = await make_world(owner_engine, settings, k=150)
+    h = world.headers["analyst"]
     async with owner_engine.connect() as conn:
         d = (
             await conn.execute(
@@ -244,38 +249,135 @@ async def test_district_tile_scores_with_k(client, tw, owner_engine):
                 )
             )
         ).one()
-    result = {
-        "districts": [
-            {
-                "code": d.code,
-                "rank": 1,
-                "score": 1.23456,
-                "counts": {
-                    "doors": 5,
-                    "supporters": 40,
-                    "visited_doors": 12,
-                    "visited_doors_suppressed": True,
-                },
-            }
-        ]
-    }
-    async with owner_engine.begin() as conn:
-        await conn.execute(
-            text(
-                "INSERT INTO ranking_cache (campaign_id, cache_key, fingerprint, result) "
-                "VALUES (:c, 'test', 'test', CAST(:r AS jsonb))"
-            ),
-            {"c": tw.world.campaign_id, "r": __import__("json").dumps(result)},
-        )
     x, y = tile_of(d.lon, d.lat, 13)
-    resp = await client.get(
-        tw.world.url(f"/tiles/districts/13/{x}/{y}.mvt"), headers=tw.world.headers["analyst"]
+    tile_url = world.url(f"/tiles/districts/13/{x}/{y}.mvt")
+    before = features(await client.get(tile_url, headers=h), "districts")
+    assert before and all("score" not in f["properties"] for f in before)  # no ranking yet
+    r = await client.get(world.url("/ranking"), params={"limit": 1000}, headers=h)
+    assert r.status_code == 200, r.text
+    ranked = {x["code"]: x for x in r.json()["districts"]}
+    props = {
+        f["properties"]["code"]: f["properties"]
+        for f in features(await client.get(tile_url, headers=h), "districts")
+    }
+    assert d.code in props
+    for code, p in props.items():
+        assert p["score"] == pytest.approx(round(ranked[code]["score"], 3), abs=1e-9)
+        assert p["rank"] == ranked[code]["rank"]
+        doors = ranked[code]["counts"]["doors"]  # blank below k = 150 in the API too
+        assert p.get("doors") == doors
+        assert "supporters" not in p and "visited_doors" not in p  # none, or below k
+    assert any("doors" in p for p in props.values())
+    assert any("doors" not in p for p in props.values())
+    # another preset does not change what the map draws: the campaign's own ranking
+    await client.get(world.url("/ranking"), params={"preset": "coverage"}, headers=h)
+    again = {
+        f["properties"]["code"]: f["properties"]["score"]
+        for f in features(await client.get(tile_url, headers=h), "districts")
+    }
+    assert again == {c: p["score"] for c, p in props.items()}
+    # new campaign weights: once the campaign's ranking is computed again, the map follows
+    # (the cached tile is keyed on the ranking it draws)
+    r = await client.put(
+        world.url("/weights"),
+        json={"weights": {"door_count": 1}},
+        headers=world.headers["admin"],
     )
-    props = {f["properties"]["code"]: f["properties"] for f in features(resp, "districts")}
-    p = props[d.code]
-    assert p["score"] == pytest.approx(1.235) and p["rank"] == 1
-    assert p["supporters"] == 40
-    assert "doors" not in p  # 5 < k = 11
-    assert "visited_doors" not in p  # suppressed by the ranking itself
-    others = [v for k, v in props.items() if k != d.code]
-    assert all("score" not in v for v in others)
+    assert r.status_code == 200, r.text
+    reranked = {
+        x["code"]: x
+        for x in (
+            await client.get(world.url("/ranking"), params={"limit": 1000}, headers=h)
+        ).json()["districts"]
+    }
+    moved = {
+        f["properties"]["code"]: f["properties"]
+        for f in features(await client.get(tile_url, headers=h), "districts")
+    }
+    for code, p in moved.items():
+        assert p["score"] == pytest.approx(round(reranked[code]["score"], 3), abs=1e-9)
+        assert p["rank"] == reranked[code]["rank"]
+    assert moved != props
+
+
+async def test_low_zoom_district_tiles_are_merged_by_commune(client, owner_engine, settings):
+    """A national campaign's map at z <= 8 draws communes (mean score, best rank, counts only
+    when every district shows them); at z 9-12 simplified districts; a municipal campaign keeps
+    its districts at every zoom."""
+    world = await make_world(owner_engine, settings)
+    h = world.headers["analyst"]
+    r = await client.get(world.url("/ranking"), params={"limit": 1000}, headers=h)
+    ranked = r.json()["districts"]
+    by_commune: dict[str, list[dict]] = {}
+    for d in ranked:
+        by_commune.setdefault(d["commune_code"], []).append(d)
+    lon, lat = 2.29, 48.755  # Antony
+    x, y = tile_of(lon, lat, 8)
+    low = features(
+        await client.get(world.url(f"/tiles/districts/8/{x}/{y}.mvt"), headers=h), "districts"
+    )
+    communes = {f["properties"]["code"]: f["properties"] for f in low}
+    assert set(communes) == set(by_commune)
+    for code, p in communes.items():
+        ds = by_commune[code]
+        assert p["kind"] == "commune" and p["districts"] == len(ds)
+        mean = sum(d["score"] for d in ds) / len(ds)
+        assert p["score"] == pytest.approx(round(mean, 3), abs=1e-9)
+        assert p["rank"] == min(d["rank"] for d in ds)
+        if all(d["counts"]["doors"] is not None for d in ds):
+            assert p["doors"] == sum(d["counts"]["doors"] for d in ds)
+        else:
+            assert "doors" not in p
+    x, y = tile_of(lon, lat, 10)
+    mid = features(
+        await client.get(world.url(f"/tiles/districts/10/{x}/{y}.mvt"), headers=h), "districts"
+    )
+    assert {f["properties"]["kind"] for f in mid} == {"bureau_de_vote"}
+    assert len(mid) == len(ranked)
+    r = await client.put(
+        world.url("/territory"),
+        json={"kind": "communes", "codes": ["92071"]},
+        headers=world.headers["admin"],
+    )
+    assert r.status_code == 200, r.text
+    x, y = tile_of(lon, lat, 8)
+    town = features(
+        await client.get(world.url(f"/tiles/districts/8/{x}/{y}.mvt"), headers=h), "districts"
+    )
+    assert {f["properties"]["code"][:5] for f in town} == {"92071"}
+    assert len(town) == len(by_commune["92071"])
+
+
+async def test_stored_map_features_draw_the_same_tiles_as_cutting_them_now(
+    client, owner_engine, settings
+):
+    """The features cut in advance (map_tile_feature) and the same tile cut at request time from
+    the simplified shapes give the same features, attributes and geometries."""
+    import asyncpg
+
+    world = await make_world(owner_engine, settings)
+    h = world.headers["analyst"]
+    assert (await client.get(world.url("/ranking"), headers=h)).status_code == 200
+    conn = await asyncpg.connect(settings.database_url.replace("+asyncpg", ""))
+    try:
+        await conn.execute(
+            "SELECT set_config('porte.campaign_id', $1, false)", str(world.campaign_id)
+        )
+        for z, stored, live, level in (
+            (10, "tiles_districts_stored", "tiles_districts", 10),
+            (12, "tiles_districts_stored", "tiles_districts", 12),
+            (8, "tiles_communes_stored", "tiles_communes", 8),
+        ):
+            x, y = tile_of(2.29, 48.755, z)
+            cid = world.campaign_id
+            a = await conn.fetchval(tiles_service.sql(stored), cid, z, x, y, 11)
+            b = await conn.fetchval(tiles_service.sql(live), cid, z, x, y, 4096, 64, 11, level)
+            fa = mapbox_vector_tile.decode(a)["districts"]["features"]
+            fb = mapbox_vector_tile.decode(b)["districts"]["features"]
+            key = lambda f: f["properties"]["code"]  # noqa: E731
+            assert len(fa) == len(fb) > 0
+            for f, g in zip(sorted(fa, key=key), sorted(fb, key=key), strict=True):
+                assert f["properties"] == g["properties"]
+                assert f["geometry"] == g["geometry"]
+    finally:
+        await conn.close()

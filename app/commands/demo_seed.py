@@ -84,6 +84,7 @@ async def create_demo_campaign_async(
                     },
                 )
             ).scalar_one()
+            await _demo_territory(conn, cid, user_ids["admin"])
         for role, uid in user_ids.items():
             await conn.execute(
                 text(
@@ -134,6 +135,18 @@ async def create_demo_campaign_async(
         "roles": accounts,
         "invite_path": invite_path,
     }
+
+
+async def _demo_territory(conn: Any, cid: uuid.UUID, admin: uuid.UUID) -> None:
+    """The demo campaign covers the sample's constituency, 92-13 (the whole country otherwise)."""
+    from app.errors import InvalidInput
+    from app.services.access import territory
+
+    try:
+        chosen = await territory.validate(conn, "constituency", ["92-13"])
+    except InvalidInput:
+        return  # the sample's constituency file is not loaded: keep the whole country
+    await territory.save(conn, cid, admin, chosen)
 
 
 def invite_token_for(secret_key: str, campaign_id: uuid.UUID, invite_id: uuid.UUID) -> str:

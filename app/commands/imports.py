@@ -1,4 +1,4 @@
-"""`porte import tiles | addresses | districts | results | sample`: load public reference data.
+"""`porte import tiles | addresses | districts | constituencies | results | sample`: public data.
 
 Each import is one transaction (all or nothing), streamed with COPY, shows a progress bar and ends
 with a summary; skipped/rejected rows are listed in ``<FILE>.rejects.csv`` next to the input.
@@ -84,6 +84,27 @@ def _run(coro, as_json: bool) -> None:
     if not as_json:
         err.print(_("Refreshing the tile-to-district allocation used by the ranking..."))
     run_refresh(quiet=as_json)
+    if not as_json:
+        err.print(_("Refreshing district shapes for the maps and the campaigns' territories..."))
+    asyncio.run(refresh_maps_and_territories(_owner_url()))
+
+
+async def refresh_maps_and_territories(owner_url: str) -> dict[str, int]:
+    """After an import (as the owner): simplified district shapes of the districts that changed,
+    each district's constituency, every campaign's district list (territory)."""
+    from sqlalchemy import text
+
+    from app.db import make_engine
+    from app.services.access import territory
+
+    engine = make_engine(owner_url, pool_size=1)
+    try:
+        async with engine.begin() as conn:
+            shapes = (await conn.execute(text("SELECT porte_refresh_district_shapes()"))).scalar()
+            campaigns = await territory.refresh_all(conn)
+    finally:
+        await engine.dispose()
+    return {"districts_reshaped": shapes or 0, "campaigns_refreshed": campaigns}
 
 
 class _Common(NamedTuple):
@@ -179,6 +200,39 @@ def register(cli: typer.Typer) -> None:
             name_field=name_field,
             kind=kind,
             crs=crs,
+        )
+
+    @imp.command()
+    def constituencies(
+        file: Path = FileArg,
+        layer: str = typer.Option(None, help="Layer (GeoPackage)."),
+        code_field: str = typer.Option(None, help="Field holding the constituency code."),
+        delimiter: str = typer.Option(None, help="Force the CSV delimiter."),
+        encoding: str = typer.Option("utf-8-sig", help="Text encoding of a CSV."),
+        crs: str = typer.Option(None, help="Override the file's CRS (e.g. EPSG:2154)."),
+        max_rejects: int = MaxRejects,
+        report: Path = Report,
+        quiet: bool = Quiet,
+        as_json: bool = AsJson,
+    ) -> None:
+        """Legislative constituencies: contours, or polling stations or communes with their
+        constituency (data.gouv.fr / Ministry of the Interior files)."""
+        from app.services.reference.imports.constituencies import import_constituencies
+
+        _run(
+            import_constituencies(
+                _owner_url(),
+                file,
+                layer=layer,
+                code_field=code_field,
+                delimiter=delimiter,
+                encoding=encoding,
+                crs=crs,
+                max_rejects=max_rejects,
+                report_path=report,
+                on_progress=progress_bar(quiet),
+            ),
+            as_json,
         )
 
     @imp.command()

@@ -21,6 +21,7 @@ async def _rank(
     from app import disclosure
     from app.config import get_settings
     from app.db import owner_engine, set_tenant
+    from app.i18n import _
     from app.services.ranking import service as ranking
 
     settings = get_settings()
@@ -32,7 +33,9 @@ async def _rank(
                 )
             ).first()
             if row is None:
-                raise typer.BadParameter(f"No campaign {campaign}.", param_hint="--campaign")
+                raise typer.BadParameter(
+                    _("No campaign {campaign}.").format(campaign=campaign), param_hint="--campaign"
+                )
             await set_tenant(conn, campaign)  # type: ignore[arg-type]
             result = await ranking.ranking(
                 conn,
@@ -42,10 +45,11 @@ async def _rank(
                 election=election,
                 side=side,
                 swing_from=swing_from,
+                limit=limit,
                 settings=settings,
             )
         result["districts"] = [disclosure.apply_k(d, row.k_threshold) for d in result["districts"]]
-        return ranking.top(result, limit), row.name
+        return result, row.name
 
 
 def register(cli: typer.Typer) -> None:
@@ -60,7 +64,11 @@ def register(cli: typer.Typer) -> None:
             help="mobilisation | persuasion | coverage (default: campaign weights)",
         ),
         election: str = typer.Option(None, help="Loaded election id or name (default: latest)."),
-        side: str = typer.Option(None, help="Nuance code(s) or candidate label of our side."),
+        side: str = typer.Option(
+            None,
+            help="Our side: a nuance code, a party, list or candidate name (comma-separated for "
+            "an alliance).",
+        ),
         swing_from: str = typer.Option(
             None,
             "--swing-from",
@@ -74,27 +82,39 @@ def register(cli: typer.Typer) -> None:
         from rich.table import Table
 
         from app.errors import PorteError
-        from app.services.ranking.service import reasons
+        from app.i18n import _, number
+        from app.services.ranking.factors import FACTORS, reasons, signed
 
         console = Console()
         try:
             result, name = asyncio.run(_rank(campaign, preset, election, side, limit, swing_from))
         except PorteError as exc:
-            console.print(f"[red]{exc.detail}[/red]")
+            console.print(f"[red]{exc.detail}[/red]", highlight=False)
             raise typer.Exit(2) from exc
-        weights = ", ".join(f"{k} {v:+g}" for k, v in result["weights"].items())
+        weights = ", ".join(
+            f"{_(FACTORS[k].label) if k in FACTORS else k} {signed(v)}"
+            for k, v in result["weights"].items()
+        )
+        none = _("none")
         table = Table(
-            title=f"{name}: where to knock first ({result.get('weights_from') or 'cached'})",
-            caption=f"weights: {weights} | election: {result['election']['name'] or 'none'} | "
-            f"side: {result['side'] or 'none'} | swing from: "
-            f"{(result.get('swing_from') or {}).get('name') or 'none'}",
+            title=_("{name}: where to knock first ({weights_from})").format(
+                name=name, weights_from=result.get("weights_from") or _("stored")
+            ),
+            caption=_(
+                "weights: {weights} | election: {election} | side: {side} | swing from: {swing}"
+            ).format(
+                weights=weights,
+                election=result["election"]["name"] or none,
+                side=result["side"] or none,
+                swing=(result.get("swing_from") or {}).get("name") or none,
+            ),
         )
         for col, kw in (
             ("#", {"justify": "right"}),
-            ("District", {}),
-            ("Name", {}),
-            ("Score", {"justify": "right"}),
-            ("Why (largest contributions)", {}),
+            (_("District"), {}),
+            (_("Name"), {}),
+            (_("Score"), {"justify": "right"}),
+            (_("Why (largest contributions)"), {}),
         ):
             table.add_column(col, **kw)
         for d in result["districts"]:
@@ -102,14 +122,31 @@ def register(cli: typer.Typer) -> None:
                 str(d["rank"]),
                 d["code"],
                 d["name"] or "",
-                f"{d['score']:+.2f}",
-                "\n".join(reasons(d)) or "no factor with data",
+                signed(d["score"]),
+                "\n".join(reasons(d)) or _("no factor with data"),
             )
+        if result.get("empty"):  # nothing to rank: why, and what to do
+            console.print(
+                f"[yellow]{result['empty']['detail']}[/yellow] {result['empty']['action']}",
+                highlight=False,
+            )
+            return
         console.print(table)
         absent = [f for f in result["factors"] if f["weight"] and f["status"] != "used"]
         for f in absent:
-            console.print(f"[yellow]Left out[/yellow] {f['name']}: {f['reason']}")
+            console.print(
+                "[yellow]" + _("Left out") + f"[/yellow] {f['label']}: {f['reason']}",
+                highlight=False,
+            )
         console.print(
-            f"{result['total_districts']} districts ranked. Explain one with "
-            f"GET /campaigns/{campaign}/districts/<code>."
+            _(
+                "{n} districts ranked (territory: {kind} {codes}). Explain one with "
+                "GET /campaigns/{cid}/districts/<code>."
+            ).format(
+                n=number(result["total_districts"]),
+                kind=result["territory"]["kind"],
+                codes=" ".join(result["territory"]["codes"]),
+                cid=campaign,
+            ),
+            highlight=False,
         )

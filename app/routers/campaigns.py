@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from app.schemas import CampaignCreate, CampaignOut, CampaignPatch
+from app.schemas import CampaignCreate, CampaignOut, CampaignPatch, TerritoryIn, TerritoryOut
 from app.security import CampaignScope, CurrentUserId, ServerRight, Session
 from app.services.access import campaigns as service
+from app.services.access import territory
 
 router = APIRouter(tags=["campaigns"])
 
@@ -36,3 +37,19 @@ async def get_campaign(ctx: CampaignScope) -> CampaignOut:
 async def update_campaign(data: CampaignPatch, ctx: CampaignScope) -> CampaignOut:
     """Change the campaign's name, dates, k threshold or two-factor rule (admins)."""
     return await service.update_campaign(ctx, data=data)
+
+
+@router.get("/campaigns/{campaign_id}/territory", response_model=TerritoryOut)
+async def get_territory(ctx: CampaignScope) -> dict:
+    """What the campaign covers: its communes, constituency, département or the whole country."""
+    return await territory.describe(ctx.session, ctx.campaign_id)
+
+
+@router.put("/campaigns/{campaign_id}/territory", response_model=TerritoryOut)
+async def put_territory(data: TerritoryIn, ctx: CampaignScope) -> dict:
+    """Change what the campaign covers (admins; audited). Unknown codes: 422 naming them.
+
+    Ranking, district tiles, exports, OGC collections, progress and supporter aggregates are
+    limited to the territory's districts from the next request.
+    """
+    return await territory.set_territory(ctx, data.kind, data.codes)

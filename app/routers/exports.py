@@ -6,6 +6,7 @@ from fastapi import APIRouter, Query, Response
 from starlette.concurrency import run_in_threadpool
 
 from app.db import statement_timeout
+from app.i18n import _
 from app.security import ReplicaScope
 from app.services.access import audit
 from app.services.ranking import exports as service
@@ -20,8 +21,12 @@ async def priority_zones(
     preset: str | None = Query(None, description="mobilisation | persuasion | coverage"),
     election: str | None = None,
     side: str | None = None,
+    limit: int | None = Query(
+        None, ge=1, description="Only the first N districts (default: the whole territory)"
+    ),
 ) -> Response:
-    """District polygons with rank, score, contributions and aggregates; counts below k blank."""
+    """District polygons of the campaign's territory with rank, score, contributions and
+    aggregates; counts below k blank."""
     media_type = service.check_format(ext)
     await statement_timeout(ctx.session, ctx.settings.export_statement_timeout_s)
     gdf, meta = await service.priority_zones_frame(
@@ -31,16 +36,22 @@ async def priority_zones(
         preset=preset,
         election=election,
         side=side,
+        limit=limit,
         settings=ctx.settings,
     )
-    title = f"Priority zones - campaign {ctx.campaign_id}"
+    title = _("Priority zones - campaign {cid}").format(cid=ctx.campaign_id)
     body = await run_in_threadpool(service.render, gdf, meta, ext, title=title)
     await audit.record(
         ctx,
         action="export.priority_zones",
         object=f"priority-zones.{ext}",
         rows=len(gdf),
-        details={"preset": preset, "election": meta["election"]["name"], "side": meta["side"]},
+        details={
+            "preset": preset,
+            "election": meta["election"]["name"],
+            "side": meta["side"],
+            "limit": limit,
+        },
     )
     filename = f"priority-zones.{ext}"
     headers = {

@@ -61,7 +61,7 @@ async def conformance(ctx: ReplicaScope, f: Fmt = None) -> JSONResponse:
 @router.get(PREFIX + "/collections")
 async def collections(request: Request, ctx: ReplicaScope, f: Fmt = None) -> JSONResponse:
     """The collections: districts, tiles, priority-zones."""
-    return _json(await service.collections(ctx.session, _base(request, ctx)))
+    return _json(await service.collections(ctx, _base(request, ctx)))
 
 
 @router.get(PREFIX + "/collections/{collection_id}")
@@ -69,7 +69,7 @@ async def collection(
     collection_id: str, request: Request, ctx: ReplicaScope, f: Fmt = None
 ) -> JSONResponse:
     """One collection's metadata and extent."""
-    return _json(await service.collection(ctx.session, _base(request, ctx), collection_id))
+    return _json(await service.collection(ctx, _base(request, ctx), collection_id))
 
 
 @router.get(PREFIX + "/collections/{collection_id}/schema")

@@ -1,16 +1,25 @@
-"""Ranking of districts: where to knock first, and why."""
+"""Ranking of districts: where to knock first, and why (paginated; one district explained)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+import orjson
+from fastapi import APIRouter, Query, Response
 
+from app.errors import InvalidInput
+from app.i18n import _
 from app.schemas.ranking import WeightsIn
 from app.security import CampaignScope, ReplicaScope
 from app.services.ranking import service
 
 router = APIRouter(tags=["ranking"])
+
+
+def _json(data: dict) -> Response:
+    """orjson: a page of 1,000 districts is serialised in milliseconds, not tens of them."""
+    return Response(orjson.dumps(data, default=str), media_type="application/json")
+
 
 Preset = Annotated[
     str | None,
@@ -18,7 +27,13 @@ Preset = Annotated[
 ]
 Election = Annotated[str | None, Query(description="Loaded election id or name (default: latest)")]
 Side = Annotated[
-    str | None, Query(description="Nuance code(s) or candidate label, comma-separated")
+    str | None,
+    Query(
+        max_length=200,
+        description="Our side: a nuance code (ENS), a party or list name (Ensemble), or a "
+        "candidate's name; several separated by commas (an alliance). Unknown or ambiguous: 422 "
+        "with the close matches. GET /elections/{id}/sides lists them.",
+    ),
 ]
 SwingFrom = Annotated[
     str | None,
@@ -35,12 +50,28 @@ async def get_ranking(
     preset: Preset = None,
     election: Election = None,
     side: Side = None,
-    limit: Annotated[int | None, Query(ge=1, le=100000)] = None,
+    limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE, description="Districts per page")] = 100,
+    offset: Annotated[int, Query(ge=0, description="Districts to skip (ranks 1..offset)")] = 0,
+    after: Annotated[
+        int | None,
+        Query(ge=0, description="Keyset paging: districts ranked after this rank (next_after)"),
+    ] = None,
     swing_from: SwingFrom = None,
-) -> dict:
-    """Ranked districts, each with its score and per-factor contributions (they add up)."""
-    return await service.ranking_for(
-        ctx, preset=preset, election=election, side=side, limit=limit, swing_from=swing_from
+) -> Response:
+    """A page of ranked districts, each with its score and per-factor contributions (they add
+    up); ``total_districts`` and ``next_after`` tell what is left. No geometry: the map reads
+    the district vector tiles."""
+    return _json(
+        await service.ranking_for(
+            ctx,
+            preset=preset,
+            election=election,
+            side=side,
+            limit=limit,
+            offset=offset,
+            after=after,
+            swing_from=swing_from,
+        )
     )
 
 
@@ -52,10 +83,12 @@ async def get_district(
     election: Election = None,
     side: Side = None,
     swing_from: SwingFrom = None,
-) -> dict:
+) -> Response:
     """One district's rank, score and the full breakdown of its score."""
-    return await service.district_for(
-        ctx, code, preset=preset, election=election, side=side, swing_from=swing_from
+    return _json(
+        await service.district_for(
+            ctx, code, preset=preset, election=election, side=side, swing_from=swing_from
+        )
     )
 
 
@@ -68,6 +101,14 @@ async def get_weights(ctx: CampaignScope) -> dict:
 @router.put("/campaigns/{campaign_id}/weights")
 async def put_weights(data: WeightsIn, ctx: CampaignScope) -> dict:
     """Set custom weights (unknown factor -> 422 naming it); the ranking is recomputed."""
+    if data.communes is not None:
+        raise InvalidInput(
+            _(
+                "communes is no longer a ranking setting: set the campaign's territory with "
+                'PUT /campaigns/{cid}/territory {{"kind": "communes", "codes": [...]}}.'
+            ).format(cid=ctx.campaign_id),
+            field="communes",
+        )
     return await service.save_settings(
         ctx.session,
         ctx.campaign_id,
@@ -76,6 +117,5 @@ async def put_weights(data: WeightsIn, ctx: CampaignScope) -> dict:
         preset=data.preset,
         election=data.election,
         side=data.side,
-        communes=data.communes,
         swing_from=data.swing_from,
     )

@@ -55,6 +55,7 @@ async def turfs_tile(ctx: HotCampaignScope, request: Request, z: int, x: int, y:
 async def districts_tile(
     ctx: HotReplicaScope, request: Request, z: int, x: int, y: int
 ) -> Response:
-    """District outlines with the ranking score and aggregates (>= k) when computed."""
-    tile = await service.districts_tile(ctx, z, x, y)
+    """District outlines of the campaign's territory with its ranking's score and aggregates
+    (>= k); merged by commune at zoom 8 and below for a national or départemental campaign."""
+    tile = await service.districts_tile(ctx, z, x, y, tile_cache=request.app.state.tile_cache)
     return tile_response(request, tile, "private, max-age=60")

@@ -80,6 +80,32 @@ CampaignName = Annotated[
 ]
 
 
+class TerritoryIn(BaseModel):
+    """What a campaign covers: communes, constituencies, départements, or the whole country."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["country", "departement", "constituency", "communes"] = Field(
+        description="country (every district loaded), departement, constituency or communes"
+    )
+    codes: list[Annotated[str, StringConstraints(max_length=20)]] = Field(
+        default_factory=list,
+        max_length=5000,
+        description="INSEE commune codes (92002), département codes (92, 2A, 971), constituency "
+        "codes (92-13); empty for the whole country",
+    )
+
+
+class TerritoryOut(BaseModel):
+    """A campaign's territory and what it covers."""
+
+    kind: str
+    codes: list[str]
+    districts: int = Field(description="Districts (polling stations, IRIS) in the territory")
+    communes: int
+    updated_at: datetime | None = None
+
+
 class CampaignCreate(BaseModel):
     """A new campaign; its creator becomes its admin."""
 
@@ -100,6 +126,9 @@ class CampaignCreate(BaseModel):
     supporter_cells: Literal["district", "tile"] = Field(
         "district",
         description="The one partition supporter counts are published on (docs/privacy.md).",
+    )
+    territory: TerritoryIn | None = Field(
+        None, description="What the campaign covers (default: the whole country)."
     )
 
 

@@ -16,5 +16,14 @@ class WeightsIn(BaseModel):
     preset: str | None = None
     election: str | None = None
     swing_from: str | None = None
-    side: str | None = Field(default=None, max_length=200)
-    communes: list[str] | None = None
+    side: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Our side: a nuance code, a party or list name, or a candidate's name "
+        "(comma-separated for an alliance); stored as the codes and labels it resolves to.",
+    )
+    communes: list[str] | None = Field(
+        default=None,
+        description="No longer a ranking setting: the campaign's territory (PUT "
+        "/campaigns/{campaign_id}/territory) limits every list and map.",
+    )

@@ -1,44 +1,37 @@
--- District outlines (polling stations, IRIS) with the campaign's ranking score and aggregates.
--- The score comes from the campaign's latest ranking (the ranking_cache: computed by
--- GET /ranking; districts have no score until it ran once). Its counts are the published ones
--- (app/disclosure.py: supporters and visited doors hidden there are already blank); counts
--- below k are left out too, as in the ranking API (apply_k). Binds: $1 campaign_id uuid, $2 z,
--- $3 x, $4 y, $5 extent, $6 buffer, $7 k.
+-- District outlines (polling stations, IRIS) of the campaign's territory with the score, rank and
+-- aggregates of the campaign's own ranking (ranking_default: its saved weights and election, as
+-- the analyst map lists it; districts have no score until that ranking ran once). Geometries are
+-- the ones simplified for the zoom (district_shape, zooms 9-12; $8 NULL or a district without a
+-- shape yet: the full polygon). Its counts are the published ones (app/disclosure.py: supporters
+-- and visited doors hidden there are already blank); counts below k are left out too, as in the
+-- ranking API (apply_k).
+-- Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer, $7 k, $8 shape level.
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
            ST_Transform(ST_TileEnvelope($2::int, $3::int, $4::int, margin => $6::float8 / $5::int), 4326) AS env4326
 ),
-latest AS (
-    SELECT result FROM ranking_cache WHERE campaign_id = $1 ORDER BY computed_at DESC LIMIT 1
-),
-ranked AS (
-    SELECT e->>'code' AS code,
-           (e->>'score')::float8 AS score,
-           (e->>'rank')::int AS rank,
-           e->'counts' AS counts
-    FROM latest, jsonb_array_elements(latest.result->'districts') AS e
-),
 mvt AS (
-    SELECT ST_AsMVTGeom(ST_Transform(d.geom, 3857), b.env, $5::int, $6::int, true) AS geom,
+    SELECT ST_AsMVTGeom(coalesce(s.geom, ST_Transform(d.geom, 3857)), b.env, $5::int, $6::int, true)
+               AS geom,
            d.code, d.name, d.kind, d.commune_name,
-           round(r.score::numeric, 3)::float8 AS score,
-           r.rank,
-           -- a count is shown only when >= k and not already suppressed by the ranking
-           CASE WHEN (r.counts->>'doors')::float8 >= $7::int
-                     AND NOT coalesce((r.counts->>'doors_suppressed')::boolean, false)
-                THEN round((r.counts->>'doors')::numeric)::int END AS doors,
-           CASE WHEN (r.counts->>'households')::float8 >= $7::int
-                     AND NOT coalesce((r.counts->>'households_suppressed')::boolean, false)
-                THEN round((r.counts->>'households')::numeric)::int END AS households,
-           CASE WHEN (r.counts->>'supporters')::float8 >= $7::int
-                     AND NOT coalesce((r.counts->>'supporters_suppressed')::boolean, false)
-                THEN round((r.counts->>'supporters')::numeric)::int END AS supporters,
-           CASE WHEN (r.counts->>'visited_doors')::float8 >= $7::int
-                     AND NOT coalesce((r.counts->>'visited_doors_suppressed')::boolean, false)
-                THEN round((r.counts->>'visited_doors')::numeric)::int END AS visited_doors
+           round(sc.score::numeric, 3)::float8 AS score,
+           sc.rank,
+           CASE WHEN v.doors >= $7::int THEN v.doors END AS doors,
+           CASE WHEN v.households >= $7::int THEN round(v.households)::int END AS households,
+           -- supporter and visit counts are stored blank below k (and flagged): never shown then
+           CASE WHEN v.supporters >= $7::int AND NOT v.supporters_suppressed
+                THEN v.supporters END AS supporters,
+           CASE WHEN v.visited_doors >= $7::int AND NOT v.visited_doors_suppressed
+                THEN v.visited_doors END AS visited_doors
     FROM district d
+    JOIN campaign_district cd ON cd.campaign_id = $1 AND cd.district_code = d.code
     CROSS JOIN bounds b
-    LEFT JOIN ranked r ON r.code = d.code
+    LEFT JOIN district_shape s ON s.district_code = d.code AND s.level = $8::int
+    LEFT JOIN ranking_default m ON m.campaign_id = $1
+    LEFT JOIN ranking_score sc ON sc.campaign_id = $1 AND sc.scoring_id = m.scoring_id
+                              AND sc.district_code = d.code
+    LEFT JOIN ranking_value v ON v.campaign_id = $1 AND v.snapshot_id = m.snapshot_id
+                             AND v.district_code = d.code
     WHERE d.geom && b.env4326
 )
 SELECT ST_AsMVT(mvt.*, 'districts', $5::int, 'geom') FROM mvt

@@ -19,7 +19,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from app.authz import ROLES
 from app.tables.meta import (
@@ -138,6 +138,39 @@ campaign_change = Table(
     metadata,
     *tenant_key(),
     Column("doors", BigInteger, nullable=False, server_default=text("0")),
+    Column("supporters", BigInteger, nullable=False, server_default=text("0")),
+    Column("turfs", BigInteger, nullable=False, server_default=text("0")),
+)
+
+
+# What the campaign covers (migration 0019): the whole country, départements, constituencies or
+# communes; campaign_district lists its districts (written by porte_refresh_territory()).
+campaign_territory = Table(
+    "campaign_territory",
+    metadata,
+    *tenant_key(),
+    Column("kind", Text, nullable=False, server_default=text("'country'::text")),
+    Column("codes", ARRAY(Text()), nullable=False, server_default=text("'{}'::text[]")),
+    Column("version", BigInteger, nullable=False, server_default=text("0")),
+    Column("refreshed_for", Text, nullable=False, server_default=text("''::text")),
+    at("updated_at"),
+    Column("updated_by", Uuid),
+    CheckConstraint(
+        "kind = ANY (ARRAY['country'::text, 'departement'::text, 'constituency'::text, "
+        "'communes'::text])",
+        name="campaign_territory_kind_check",
+    ),
+    CheckConstraint(
+        "(kind = 'country'::text) = (cardinality(codes) = 0)", name="campaign_territory_check"
+    ),
+)
+
+
+campaign_district = Table(
+    "campaign_district",
+    metadata,
+    *tenant_key(),
+    Column("district_code", Text, primary_key=True),
 )
 
 

@@ -124,6 +124,7 @@ district = Table(
     Column("source_file", Text, nullable=False),
     one_of("kind", "bureau_de_vote", "iris"),
     Index("district_commune", "commune_code"),
+    Index("district_departement", text("porte_departement(commune_code)")),
     Index("district_geom", "geom", postgresql_using="gist"),
     Index("district_geom_3035", "geom_3035", postgresql_using="gist"),
 )
@@ -350,4 +351,112 @@ allocation_dirty_district = Table(
     "allocation_dirty_district",
     metadata,
     Column("district_code", Text, primary_key=True),
+)
+
+
+# ---------------------------------------------------------------- territories (migration 0019)
+constituency = Table(
+    "constituency",
+    metadata,
+    Column("code", Text, primary_key=True),
+    Column("departement", Text, nullable=False),
+    Column("number", SmallInteger, nullable=False),
+    Column("name", Text),
+    Column("geom", Geometry("MULTIPOLYGON", 4326, spatial_index=False)),
+    Column("source_file", Text),
+    at("loaded_at"),
+    CheckConstraint("code ~ '^[0-9A-Z]{2,3}-[0-9]{2}$'::text", name="constituency_code_check"),
+    CheckConstraint("number >= 1 AND number <= 99", name="constituency_number_check"),
+    Index("constituency_geom", "geom", postgresql_using="gist"),
+    Index("constituency_source", "source_file"),
+)
+
+
+constituency_part = Table(
+    "constituency_part",
+    metadata,
+    Column("constituency_code", Text, primary_key=True),
+    Column("level", Text, primary_key=True),
+    Column("code", Text, primary_key=True),
+    CheckConstraint(
+        "level = ANY (ARRAY['district'::text, 'commune'::text])",
+        name="constituency_part_level_check",
+    ),
+    ForeignKeyConstraint(["constituency_code"], ["constituency.code"], ondelete="CASCADE"),
+    Index("constituency_part_code", "level", "code"),
+)
+
+
+district_constituency = Table(
+    "district_constituency",
+    metadata,
+    Column("district_code", Text, primary_key=True),
+    Column("constituency_code", Text, nullable=False),
+    Column("method", Text, nullable=False),
+    CheckConstraint(
+        "method = ANY (ARRAY['district'::text, 'contour'::text, 'commune'::text])",
+        name="district_constituency_method_check",
+    ),
+    Index("district_constituency_code", "constituency_code"),
+)
+
+
+# Counters bumped by statement triggers when districts, constituencies or election results
+# change; ``mapped``: the counters district_constituency was resolved for; ``shaped``: the
+# district counter the map's shapes were built for (0020).
+reference_state = Table(
+    "reference_state",
+    metadata,
+    Column("id", SmallInteger, primary_key=True, server_default=text("1")),
+    Column("districts", BigInteger, nullable=False, server_default=text("0")),
+    Column("constituencies", BigInteger, nullable=False, server_default=text("0")),
+    Column("elections", BigInteger, nullable=False, server_default=text("0")),
+    Column("mapped", Text, nullable=False, server_default=text("''::text")),
+    Column("shaped", BigInteger, nullable=False, server_default=text("'-1'::integer")),
+    CheckConstraint("id = 1", name="reference_state_id_check"),
+)
+
+
+# ---------------------------------------------------------------- map shapes (migration 0020)
+district_shape_source = Table(
+    "district_shape_source",
+    metadata,
+    Column("district_code", Text, primary_key=True),
+    Column("commune_code", Text),
+    Column("geom_hash", Text, nullable=False),
+)
+
+
+map_tile_feature = Table(
+    "map_tile_feature",
+    metadata,
+    Column("z", SmallInteger, primary_key=True),
+    Column("x", Integer, primary_key=True),
+    Column("y", Integer, primary_key=True),
+    Column("code", Text, primary_key=True),
+    Column("kind", Text, nullable=False),
+    Column("name", Text),
+    Column("commune_name", Text),
+    Column("geom", Geometry(spatial_index=False), nullable=False),
+    Index("map_tile_feature_code", "code"),
+)
+
+
+district_shape = Table(
+    "district_shape",
+    metadata,
+    Column("district_code", Text, primary_key=True),
+    Column("level", SmallInteger, primary_key=True),
+    Column("geom", Geometry("GEOMETRY", 3857, spatial_index=False), nullable=False),
+)
+
+
+commune_shape = Table(
+    "commune_shape",
+    metadata,
+    Column("commune_code", Text, primary_key=True),
+    Column("level", SmallInteger, primary_key=True),
+    Column("commune_name", Text),
+    Column("geom", Geometry("GEOMETRY", 3857, spatial_index=False), nullable=False),
+    Index("commune_shape_geom", "geom", postgresql_using="gist"),
 )

@@ -17,7 +17,8 @@
           score: "Score", rank: "Rang", factor: "Facteur", value: "Valeur", contribution: "Contribution",
           no_score: "Pas encore de score", hidden: "masqué (< k)", doors: "Portes",
           supporters: "Sympathisants", visited_doors: "Portes faites", households: "Ménages",
-          legend: "Score (plus haut = plus prioritaire)", no_ranking: "Classement indisponible : {detail}" },
+          legend: "Score (plus haut = plus prioritaire)", no_ranking: "Classement indisponible : {detail}",
+          commune: "Commune ({n} bureaux) : score moyen {score}, meilleur rang {rank}. Zoomez pour voir ses bureaux." },
     en: {
           hello: "Hello {name}", hello_anonymous: "Hello",
           role_admin: "admin", role_organiser: "organiser", role_analyst: "analyst",
@@ -32,7 +33,8 @@
           score: "Score", rank: "Rank", factor: "Factor", value: "Value", contribution: "Contribution",
           no_score: "No score yet", hidden: "hidden (< k)", doors: "Doors", supporters: "Supporters",
           visited_doors: "Doors done", households: "Households",
-          legend: "Score (higher = higher priority)", no_ranking: "Ranking unavailable: {detail}" },
+          legend: "Score (higher = higher priority)", no_ranking: "Ranking unavailable: {detail}",
+          commune: "Commune ({n} stations): mean score {score}, best rank {rank}. Zoom in to see its stations." },
   });
   const $ = (id) => document.getElementById(id);
   // ColorBrewer RdYlBu (reversed), colour-blind safe: blue = low priority, red = high.
@@ -90,13 +92,25 @@
         ol.appendChild(li);
       }
       first = (r.districts || [])[0];
+      if (r.empty) {  // nothing to rank: the server says why and what to do (its language)
+        $("notice").hidden = false; $("notice").textContent = `${r.empty.detail} ${r.empty.action}`;
+      }
     } catch (e) {
       $("notice").hidden = false; $("notice").textContent = t("no_ranking", { detail: e.message });
     }
     const layer = PorteStaff.mvtLayer(s, "districts", {
       districts: (p) => ({ color: "#222", weight: 1, fill: true, fillOpacity: 0.7, fillColor: colour(p.score) }),
     });
-    layer.on("click", (ev) => explain(s, ev.layer.properties.code));
+    layer.on("click", (ev) => {
+      const p = ev.layer.properties;
+      if (p.kind === "commune") {  // national map below zoom 9: districts merged by commune
+        $("detail").innerHTML = `<h2>${Porte.escapeHtml(p.name || p.code)}</h2><p>${Porte.escapeHtml(
+          t("commune", { n: p.districts ?? "—", score: fmt(p.score), rank: p.rank ?? "—" }))}</p>`;
+        map.setView(ev.latlng, Math.max(map.getZoom() + 2, 9));
+        return;
+      }
+      explain(s, p.code);
+    });
     layer.addTo(map);
     PorteStaff.keepFresh(s, () => {
       layer.options.fetchOptions.headers.Authorization = "Bearer " + s.token;

@@ -14,8 +14,8 @@ from app.db import set_tenant
 from app.errors import InvalidInput
 from app.i18n import _
 from app.schemas import CampaignCreate, CampaignOut, CampaignPatch
-from app.services.access import audit
-from app.services.access.audit import flagged_count
+from app.services.access import audit, territory
+from app.services.access.audit import flagged_count, write_event
 
 _COLUMNS = (
     "c.id, c.name, c.election_date, c.visit_retention_date, c.supporter_retention_months, "
@@ -89,6 +89,9 @@ async def create_campaign(
     """Create a campaign whose first admin is its creator."""
     retention = data.visit_retention_date or one_month_after(data.election_date)
     await check_visit_retention(session, data.election_date, retention)
+    chosen = None
+    if data.territory is not None:
+        chosen = await territory.validate(session, data.territory.kind, data.territory.codes)
     cid = uuid.uuid4()
     await set_tenant(session, cid, user_id)  # RLS: new rows must belong to the current campaign
     await session.execute(
@@ -113,6 +116,19 @@ async def create_campaign(
         text("INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, 'admin')"),
         {"c": cid, "u": user_id},
     )
+    if chosen is not None and chosen.kind != "country":
+        districts = await territory.save(session, cid, user_id, chosen)
+        await write_event(
+            session,
+            campaign_id=cid,
+            user_id=user_id,
+            invite_id=None,
+            role="admin",
+            action="access.campaign.territory",
+            object=str(cid),
+            rows=districts,
+            details={"from": None, "to": chosen.as_dict()},
+        )
     return CampaignOut(
         id=cid,
         name=data.name,

@@ -21,6 +21,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.geo.turf_split import CutPlan, cut_plan
 from app.i18n import _
 from app.schemas.field import CutRequest
+from app.services.access import territory
 from app.services.field.turfs import DoorRows, archive_turfs, insert_turf, parse_polygon
 
 _DISTRICT_DOORS = text(
@@ -194,6 +195,14 @@ async def cut_districts(
         raise NotFound(
             _("Unknown district(s): {codes}. List them with GET /districts.").format(
                 codes=", ".join(missing[:10])
+            ),
+            field="code" if len(codes) == 1 else "districts",
+        )
+    away = await territory.outside(ctx.session, ctx.campaign_id, codes)
+    if away:
+        raise InvalidInput(
+            _("Outside the campaign's territory: {codes}. Change the territory first.").format(
+                codes=", ".join(away[:10])
             ),
             field="code" if len(codes) == 1 else "districts",
         )

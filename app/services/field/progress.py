@@ -4,12 +4,16 @@ Computed on request from the visit table, so it moves as visits arrive. A door c
 turf whose door list holds it (a door is in at most one active turf). Status rule (docs/field.md,
 SQL ``door_status()``): flagged beats visited; visited = a visit in the current round.
 
-Admins and organisers see every door of the campaign, so their progress is exact, per turf,
-per turf's district and for the campaign. Analysts see aggregates only, decided by
+Admins and organisers see every door of the campaign's territory, so their progress is exact,
+per turf, per turf's district and for the campaign. Analysts see aggregates only, decided by
 app.disclosure: per district *of the door* (the partition the ranking uses, so that the
 ranking's visited doors are the same published counts) and for the campaign, per round, visited
 doors and doors by latest outcome, with primary and complementary suppression; districts where
 the campaign has fewer than k doors are left out (docs/privacy.md).
+
+Campaign and district figures cover the campaign's territory (``campaign_district``): for
+organisers the turfs of its districts, for analysts the doors of its districts (doors and turfs
+outside every district count only when the territory is the whole country).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from app.authz import ANALYST
 from app.context import CampaignContext
 from app.errors import Forbidden
 from app.i18n import _
+from app.services.access import territory
 
 if TYPE_CHECKING:
     from app.db import Executor
@@ -38,6 +43,12 @@ _TURF_DOORS = """
         WHERE campaign_id = :c
           AND (CASE WHEN CAST(:turf AS uuid) IS NULL THEN status = 'active' ELSE id = :turf END)
           AND (CAST(:district AS text) IS NULL OR district_code = :district)
+          AND (CAST(:turf AS uuid) IS NOT NULL
+               OR EXISTS (SELECT 1 FROM campaign_district cd WHERE cd.campaign_id = :c
+                          AND cd.district_code = turf.district_code)
+               OR (district_code IS NULL AND EXISTS (
+                   SELECT 1 FROM campaign_territory ct WHERE ct.campaign_id = :c
+                   AND ct.kind = 'country')))
     ),
     d AS (
         SELECT td.turf_id, td.address_id,
@@ -124,6 +135,8 @@ async def _per_turf(
     ctx: CampaignContext, *, turf_id: uuid.UUID | None = None, district: str | None = None
 ) -> tuple[dict[uuid.UUID, dict[str, Any]], int | None, list[Any]]:
     params = {"c": ctx.campaign_id, "turf": turf_id, "district": district}
+    if turf_id is None:
+        await territory.ensure(ctx.session, ctx.campaign_id)
     rounds = (await ctx.session.execute(_ROUNDS_LIST, params)).all()
     current = rounds[-1].number if rounds else None
     turfs: dict[uuid.UUID, dict[str, Any]] = {}
@@ -198,29 +211,36 @@ async def progress(
 
 
 # ---------------------------------------------------------------- analysts (app.disclosure)
+# A door of the campaign's territory: its district is one of the territory's, or it lies outside
+# every district and the territory is the whole country.
+_IN_TERRITORY = """(
+    EXISTS (SELECT 1 FROM campaign_district cd WHERE cd.campaign_id = :c
+            AND cd.district_code = dd.district_code)
+    OR (dd.district_code IS NULL AND EXISTS (
+        SELECT 1 FROM campaign_territory ct WHERE ct.campaign_id = :c AND ct.kind = 'country')))"""
 # Doors of the active turfs by the district of the door ('-' outside every district), with the
 # number of active turfs holding them.
 _AREA_DOORS = text(
-    """
+    f"""
     SELECT coalesce(dd.district_code, '-') AS area, count(*) AS doors,
            count(DISTINCT td.turf_id) AS turfs
     FROM turf_door td
     JOIN turf t ON t.campaign_id = td.campaign_id AND t.id = td.turf_id AND t.status = 'active'
     LEFT JOIN door_district dd ON dd.address_id = td.address_id
-    WHERE td.campaign_id = :c AND td.active
+    WHERE td.campaign_id = :c AND td.active AND {_IN_TERRITORY}
     GROUP BY 1
     """
 )
 # Doors of the active turfs by district, round and latest outcome in that round.
 _AREA_OUTCOMES = text(
-    """
+    f"""
     WITH d AS (
         SELECT td.address_id, coalesce(dd.district_code, '-') AS area
         FROM turf_door td
         JOIN turf t ON t.campaign_id = td.campaign_id AND t.id = td.turf_id
                    AND t.status = 'active'
         LEFT JOIN door_district dd ON dd.address_id = td.address_id
-        WHERE td.campaign_id = :c AND td.active
+        WHERE td.campaign_id = :c AND td.active AND {_IN_TERRITORY}
     ),
     latest AS (
         SELECT DISTINCT ON (v.round_id, v.address_id) v.round_id, v.address_id, v.outcome
@@ -243,7 +263,8 @@ async def _area_counts(
     session: Any, campaign_id: uuid.UUID, only_round: int | None = None
 ) -> tuple[dict[str, int], dict[str, int], dict[str, dict[int, dict[str, int]]]]:
     """Raw counts (never returned as such): doors and turfs per area, and per area, round and
-    outcome the doors whose latest outcome in that round it is."""
+    outcome the doors whose latest outcome in that round it is (the territory's doors only)."""
+    await territory.ensure(session, campaign_id)
     doors: dict[str, int] = {}
     turfs: dict[str, int] = {}
     for r in await session.execute(_AREA_DOORS, {"c": campaign_id}):

@@ -9,24 +9,25 @@ standing. A tile is served from here only if its version is the campaign's curre
 map is never staler than the database.
 
 Only the admin and organiser door layer is cached: it is the same for every staff member of a
-campaign. Volunteer tiles depend on the caller's assignment and its time window, turf tiles on
-``now()``, and are always built.
+campaign. The districts layer is cached too (key ``("districts", campaign, z, x, y)``), with the
+version of what it draws (territory, the map's ranking, the districts: see
+app/services/field/tiles.py). Volunteer tiles depend on the caller's assignment and its time
+window, turf tiles on ``now()``, and are always built.
 
 Bounded by bytes (least recently used out first); ``PORTE_TILE_CACHE_MB=0`` turns it off.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-Key = tuple[uuid.UUID, int, int, int]  # campaign, z, x, y
+Key = tuple[Any, ...]  # (campaign, z, x, y) for doors, ("districts", campaign, z, x, y)
 
 
 class _Entry(NamedTuple):
-    version: int
+    version: Any  # an int (doors) or a tuple (districts): compared with ==, and > on a race
     tile: Any
     size: int
 
@@ -56,7 +57,7 @@ class TileCache:
     def __len__(self) -> int:
         return len(self._items)
 
-    def get(self, key: Key, version: int) -> Any | None:
+    def get(self, key: Key, version: Any) -> Any | None:
         """The tile stored for ``key`` if it was built at this door version, else None."""
         item = self._items.get(key)
         if item is None:
@@ -69,7 +70,7 @@ class TileCache:
         self.stats.hits += 1
         return item.tile
 
-    def put(self, key: Key, version: int, tile: Any, size: int) -> None:
+    def put(self, key: Key, version: Any, tile: Any, size: int) -> None:
         """Store a tile built at ``version`` (``size`` bytes), evicting the least recently used."""
         if not self.enabled or size > self.max_bytes // 4:
             return

@@ -12,7 +12,10 @@ Who gets what:
   At z <= ``GRID_MAX_ZOOM`` doors are aggregated into counts by status per grid cell.
 - turfs: outlines with progress; volunteers only their assigned turfs; analysts none (as in the
   field API, docs/field.md).
-- districts: outlines, with the ranking score when the ranking's cache has one (not for volunteers).
+- districts: outlines of the campaign's territory with its own ranking's score and aggregates
+  (>= k), not for volunteers. Shapes simplified per zoom (zooms 9-12); at zoom 8 and below, a
+  national or départemental campaign gets districts merged by commune. Kept in memory per worker
+  while the territory, the ranking and the districts are unchanged (same cache as the doors).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from app.authz import ANALYST, STAFF, VOLUNTEER
 from app.db import tenant_transaction
 from app.errors import Forbidden, InvalidInput
+from app.i18n import _
 
 if TYPE_CHECKING:
     from app.context import CampaignContext
@@ -61,12 +65,24 @@ def sql(name: str) -> str:
 def check_tile(z: int, x: int, y: int) -> None:
     """Refuse tile coordinates outside the web-mercator pyramid, naming the field."""
     if not 0 <= z <= MAX_ZOOM:
-        raise InvalidInput(f"Zoom must be between 0 and {MAX_ZOOM}, got {z}.", field="z")
+        raise InvalidInput(
+            _("Zoom must be between 0 and {max}, got {z}.").format(max=MAX_ZOOM, z=z), field="z"
+        )
     side = 1 << z
     if not 0 <= x < side:
-        raise InvalidInput(f"At zoom {z}, x must be between 0 and {side - 1}, got {x}.", field="x")
+        raise InvalidInput(
+            _("At zoom {z}, x must be between 0 and {max}, got {x}.").format(
+                z=z, max=side - 1, x=x
+            ),
+            field="x",
+        )
     if not 0 <= y < side:
-        raise InvalidInput(f"At zoom {z}, y must be between 0 and {side - 1}, got {y}.", field="y")
+        raise InvalidInput(
+            _("At zoom {z}, y must be between 0 and {max}, got {y}.").format(
+                z=z, max=side - 1, y=y
+            ),
+            field="y",
+        )
 
 
 def _tile(data: bytes | None, doors: int = 0) -> Tile:
@@ -91,10 +107,13 @@ async def doors_tile(
     """
     check_tile(z, x, y)
     if ctx.role not in STAFF and ctx.role != VOLUNTEER:
-        raise Forbidden("Analysts see aggregates only: the door layer is not available to them.")
+        raise Forbidden(_("Analysts see aggregates only: the door layer is not available to them."))
     if z < DOORS_MIN_ZOOM:
         raise InvalidInput(
-            f"The door layer starts at zoom {DOORS_MIN_ZOOM}; zoom in (got {z}).", field="z"
+            _("The door layer starts at zoom {min}; zoom in (got {z}).").format(
+                min=DOORS_MIN_ZOOM, z=z
+            ),
+            field="z",
         )
     staff = ctx.role in STAFF
     key = (ctx.campaign_id, z, x, y)
@@ -130,7 +149,7 @@ async def turfs_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     """The turf layer: outlines with progress; volunteers get only their own turfs."""
     check_tile(z, x, y)
     if ctx.role == ANALYST:
-        raise Forbidden("Analysts see district aggregates only, not turfs.")
+        raise Forbidden(_("Analysts see district aggregates only, not turfs."))
     async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
         data = await conn.fetchval(
             sql("tiles_turfs"),
@@ -142,13 +161,81 @@ async def turfs_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     return _tile(data)
 
 
-async def districts_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
-    """The district layer (with scores when the ranking cache has them); not for volunteers."""
+DISTRICT_SHAPES = (9, 12)  # zooms with simplified district shapes (district_shape.level)
+COMMUNE_SHAPES = (5, 8)  # zooms where large territories are drawn by commune (commune_shape)
+LARGE_TERRITORIES = frozenset({"country", "departement"})
+# What a district tile shows depends on: the territory (kind and district list), the ranking the
+# map draws (when it was last computed, and its stored values' counts), the districts themselves.
+# The same query turns parallel workers off for the tile: their start-up costs more than a tile.
+_MAP_VERSION = """
+SELECT set_config('max_parallel_workers_per_gather', '0', true) AS serial,
+       t.kind, t.version, r.districts, r.shaped, m.scoring_id,
+       extract(epoch FROM s.computed_at)::float8 AS computed, sn.version AS values_version
+FROM campaign_territory t
+CROSS JOIN reference_state r
+LEFT JOIN ranking_default m ON m.campaign_id = t.campaign_id
+LEFT JOIN ranking_scoring s ON s.campaign_id = m.campaign_id AND s.id = m.scoring_id
+LEFT JOIN ranking_snapshot sn ON sn.campaign_id = m.campaign_id AND sn.id = m.snapshot_id
+WHERE t.campaign_id = $1
+"""
+
+
+STORED = (4096, 64)  # extent and buffer of the features cut in advance (map_tile_feature)
+
+
+def district_layer(z: int, kind: str, stored: bool = True) -> tuple[str, int | None]:
+    """Which statement (and shape level) draw the districts layer at zoom ``z``: features cut
+    in advance for zooms 5-12 when the tile settings are the defaults (``stored``), else cut now
+    from the shapes simplified for the zoom, or from the full polygons above zoom 12."""
+    if z <= COMMUNE_SHAPES[1] and kind in LARGE_TERRITORIES:
+        level = max(z, COMMUNE_SHAPES[0])
+        return (
+            ("tiles_communes_stored", None) if stored and z >= level else ("tiles_communes", level)
+        )
+    if z > DISTRICT_SHAPES[1]:
+        return "tiles_districts", None  # full polygons: a tile covers a few streets
+    if stored and z >= DISTRICT_SHAPES[0]:
+        return "tiles_districts_stored", None
+    return "tiles_districts", max(z, DISTRICT_SHAPES[0])
+
+
+async def districts_tile(
+    ctx: CampaignContext, z: int, x: int, y: int, *, tile_cache: TileCache | None = None
+) -> Tile:
+    """The district layer of the territory with the map's ranking; not for volunteers."""
     check_tile(z, x, y)
     if ctx.role == VOLUNTEER:
-        raise Forbidden("District scores are for organisers and analysts.")
+        raise Forbidden(_("District scores are for organisers and analysts."))
+    key = ("districts", ctx.campaign_id, z, x, y)
     async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
-        data = await conn.fetchval(
-            sql("tiles_districts"), *_mvt_params(ctx, z, x, y), ctx.k_threshold
-        )
-    return _tile(data)
+        state = await conn.fetchrow(_MAP_VERSION, ctx.campaign_id)
+        kind = state["kind"] if state else "country"
+        version = (
+            (
+                state["version"],
+                state["districts"],
+                state["shaped"],
+                state["scoring_id"] or 0,
+                state["computed"] or 0,
+                state["values_version"] or 0,
+            )
+            if state
+            else (0, 0, 0, 0, 0, 0)
+        ) + (ctx.k_threshold,)
+        cache = tile_cache if tile_cache is not None and tile_cache.enabled else None
+        tile = cache.get(key, version) if cache else None
+        if tile is not None:
+            return tile
+        settings = (ctx.settings.mvt_extent, ctx.settings.mvt_buffer)
+        # features cut in advance only while they were built for the districts as they are
+        current = state is not None and state["shaped"] == state["districts"]
+        name, level = district_layer(z, kind, stored=settings == STORED and current)
+        if name.endswith("_stored"):
+            data = await conn.fetchval(sql(name), ctx.campaign_id, z, x, y, ctx.k_threshold)
+        else:
+            params = _mvt_params(ctx, z, x, y)
+            data = await conn.fetchval(sql(name), *params, ctx.k_threshold, level)
+    tile = _tile(data)
+    if cache:
+        cache.put(key, version, tile, len(tile.data) + 200)
+    return tile

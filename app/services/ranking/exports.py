@@ -27,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.config import Settings
 from app.csvsafe import frame_to_csv
 from app.disclosure import COUNT_FACTORS, COUNTS, apply_k
-from app.errors import InvalidInput
+from app.errors import Conflict, InvalidInput
+from app.i18n import _, number
 from app.services.ranking import service as rk
 
 FORMATS = {
@@ -52,6 +53,51 @@ _GEOMS = text(
 )
 
 
+def weighted_factors(meta: dict[str, Any]) -> list[str]:
+    """The factors with a weight (each gets a ``c_<factor>`` contribution column)."""
+    return [f["name"] for f in meta["factors"] if f["weight"]]
+
+
+def zone_columns(weighted: list[str]) -> list[str]:
+    """The columns of a priority zone, in order (without the geometry)."""
+    columns = ["rank", "code", "name", "commune_code", "commune_name", "score", "damping"]
+    columns += ["reasons"] + [f"c_{name}" for name in weighted]
+    columns += [f"v_{name}" for name in rk.FACTORS if name not in COUNT_FACTORS]
+    for name in COUNTS:
+        columns += [name, f"{name}_suppressed"]
+    return columns
+
+
+def zone_record(d: dict[str, Any], weighted: list[str]) -> dict[str, Any]:
+    """One ranked district (counts below k already blank) as a flat priority-zone record."""
+    rec: dict[str, Any] = {
+        "rank": d["rank"],
+        "code": d["code"],
+        "name": d["name"],
+        "commune_code": d["commune_code"],
+        "commune_name": d["commune_name"],
+        "score": round(d["score"], 6),
+        "damping": round(d["damping"], 6),
+        "reasons": "; ".join(rk.reasons(d)),
+    }
+    contrib = {c["factor"]: c for c in d["contributions"]}
+    for name in weighted:
+        c = contrib.get(name)
+        rec[f"c_{name}"] = round(c["contribution"], 6) if c else 0.0
+    for name in rk.FACTORS:
+        if name in COUNT_FACTORS:
+            continue  # the count itself is a column below
+        value = d["values"].get(name)
+        rec[f"v_{name}"] = None if value is None else round(value, 6)
+    for name in COUNTS:
+        value = d["counts"].get(name)
+        if value is not None and name not in INTEGER_COUNTS:
+            value = round(value, 1)
+        rec[name] = value
+        rec[f"{name}_suppressed"] = bool(d["counts"][f"{name}_suppressed"])
+    return rec
+
+
 async def priority_zones_frame(
     session: AsyncSession,
     campaign_id: uuid.UUID,
@@ -60,44 +106,34 @@ async def priority_zones_frame(
     preset: str | None = None,
     election: str | None = None,
     side: str | None = None,
+    limit: int | None = None,
     settings: Settings | None = None,
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
-    """The campaign's ranked districts as one flat table (EPSG:4326), counts below k blank."""
+    """The campaign's ranked districts (the first ``limit``, or every district of its
+    territory) as one flat table (EPSG:4326), counts below k blank."""
     result = await rk.ranking(
-        session, campaign_id, k=k, preset=preset, election=election, side=side, settings=settings
+        session,
+        campaign_id,
+        k=k,
+        preset=preset,
+        election=election,
+        side=side,
+        limit=limit,
+        settings=settings,
     )
+    if result["empty"] is not None:  # nothing to export: say why, and what to do
+        raise Conflict(
+            _("Nothing to export: {detail} {action}").format(
+                detail=result["empty"]["detail"], action=result["empty"]["action"]
+            ),
+            extra={"empty": result["empty"]},
+        )
     districts = [apply_k(d, k) for d in result["districts"]]
     geoms = dict((await session.execute(_GEOMS, {"codes": [d["code"] for d in districts]})).all())
-    weighted = [f["name"] for f in result["factors"] if f["weight"]]
-    records = []
-    for d in districts:
-        rec: dict[str, Any] = {
-            "rank": d["rank"],
-            "code": d["code"],
-            "name": d["name"],
-            "commune_code": d["commune_code"],
-            "commune_name": d["commune_name"],
-            "score": round(d["score"], 6),
-            "damping": round(d["damping"], 6),
-            "reasons": "; ".join(rk.reasons(d)),
-        }
-        contrib = {c["factor"]: c for c in d["contributions"]}
-        for name in weighted:
-            c = contrib.get(name)
-            rec[f"c_{name}"] = round(c["contribution"], 6) if c else 0.0
-        for name in rk.FACTORS:
-            if name in COUNT_FACTORS:
-                continue  # the count itself is a column below
-            value = d["values"].get(name)
-            rec[f"v_{name}"] = None if value is None else round(value, 6)
-        for name in COUNTS:
-            value = d["counts"].get(name)
-            if value is not None and name not in INTEGER_COUNTS:
-                value = round(value, 1)
-            rec[name] = value
-            rec[f"{name}_suppressed"] = bool(d["counts"][f"{name}_suppressed"])
-        records.append(rec)
-    frame = pd.DataFrame.from_records(records)
+    weighted = weighted_factors(result)
+    frame = pd.DataFrame.from_records(
+        [zone_record(d, weighted) for d in districts], columns=zone_columns(weighted)
+    )
     # Typed columns even when every value is blank (no side chosen, every count below k): a
     # column of None alone would be written as text and read back as such by GIS tools.
     for column in frame.columns:
@@ -111,7 +147,17 @@ async def priority_zones_frame(
     gdf = gpd.GeoDataFrame(frame, geometry=geometry, crs=4326)
     meta = {
         key: result[key]
-        for key in ("weights", "election", "side", "factors", "rules", "k", "current_round")
+        for key in (
+            "weights",
+            "election",
+            "side",
+            "factors",
+            "rules",
+            "k",
+            "current_round",
+            "territory",
+            "total_districts",
+        )
     }
     return gdf, meta
 
@@ -120,7 +166,10 @@ def check_format(ext: str) -> str:
     """The media type of an export format; 422 naming the field for an unknown one."""
     if ext not in FORMATS:
         raise InvalidInput(
-            f"Unknown export format {ext!r}. Choose one of: {', '.join(FORMATS)}.", field="format"
+            _("Unknown export format {ext!r}. Choose one of: {formats}.").format(
+                ext=ext, formats=", ".join(FORMATS)
+            ),
+            field="format",
         )
     return FORMATS[ext]
 
@@ -196,13 +245,17 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
         return PALETTE[min(idx, len(PALETTE) - 1)]
 
     data["fill"] = [colour(s) for s in data["score"]]
+    of = number(meta["total_districts"])
     data["explain"] = [
-        f"Rank {r} of {len(gdf)} - score {s:.2f}" + (f" (x{d:.2f} for coverage)" if d < 1 else "")
+        _("Rank {rank} of {of} - score {score}").format(rank=number(r), of=of, score=number(s, 2))
+        + (_(" (x{damping} for coverage)").format(damping=number(d, 2)) if d < 1 else "")
         for r, s, d in zip(data["rank"], data["score"], data["damping"], strict=True)
     ]
     data["why"] = data["reasons"].fillna("").str.replace("; ", "<br>", regex=False)
     data["supporters_txt"] = [
-        f"< {meta['k']} (hidden)" if hidden else ("" if v is None or pd.isna(v) else str(v))
+        _("< {k} (hidden)").format(k=meta["k"])
+        if hidden
+        else ("" if v is None or pd.isna(v) else number(v))
         for v, hidden in zip(data["supporters"], data["supporters_suppressed"], strict=True)
     ]
     keep = ["code", "name", "explain", "why", "supporters_txt", "fill", "geometry"]
@@ -221,7 +274,7 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
     root.header.add_child(folium.Element(f"<title>{html.escape(title)}</title>"), name="title")
     folium.GeoJson(
         json.loads(data.to_json(na="null")),
-        name="Priority zones",
+        name=_("Priority zones"),
         style_function=lambda f: {
             "fillColor": f["properties"]["fill"],
             "color": "#333333",
@@ -231,7 +284,13 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
         highlight_function=lambda f: {"weight": 3},
         tooltip=folium.GeoJsonTooltip(
             fields=["code", "name", "explain", "why", "supporters_txt"],
-            aliases=["District", "Name", "Score", "Why (largest contributions)", "Supporters"],
+            aliases=[
+                _("District"),
+                _("Name"),
+                _("Score"),
+                _("Why (largest contributions)"),
+                _("Supporters"),
+            ],
             sticky=True,
         ),
     ).add_to(m)
@@ -242,29 +301,41 @@ def html_map(gdf: gpd.GeoDataFrame, meta: dict[str, Any], *, title: str) -> str:
 
 
 def _legend(bins: list[float], meta: dict[str, Any]) -> str:
-    edges = ["lowest"] + [f"{b:.2f}" for b in bins]
+    edges = [html.escape(_("lowest"))] + [number(b, 2) for b in bins]
+    above = html.escape(_("score >"))
     rows = "".join(
         f'<div><span style="background:{c};display:inline-block;width:14px;height:14px;'
-        f'border:1px solid #333;margin-right:6px"></span>score &gt; {e}</div>'
+        f'border:1px solid #333;margin-right:6px"></span>{above} {e}</div>'
         if i
         else f'<div><span style="background:{c};display:inline-block;width:14px;height:14px;'
         f'border:1px solid #333;margin-right:6px"></span>{e}</div>'
         for i, (c, e) in enumerate(zip(PALETTE, edges, strict=False))
     )
-    weights = ", ".join(f"{html.escape(n)} {w:+g}" for n, w in meta["weights"].items())
+    weights = ", ".join(
+        f"{html.escape(_(rk.FACTORS[n].label) if n in rk.FACTORS else n)} "
+        f"{'+' if w >= 0 else '-'}{number(abs(w), 2)}"
+        for n, w in meta["weights"].items()
+    )
     absent = "; ".join(
-        f"{html.escape(f['name'])}: {html.escape(f['reason'] or '')}"
+        f"{html.escape(f['label'])}: {html.escape(f['reason'] or '')}"
         for f in meta["factors"]
         if f["status"] == "absent" and f["weight"]
     )
-    election = meta["election"]["name"] or "none"
+    election = meta["election"]["name"] or _("none")
+    heading = html.escape(_("Priority score")) + " " + html.escape(_("(darker = visit first)"))
     return (
         '<div id="porte-legend" style="position:fixed;bottom:20px;left:20px;z-index:1000;'
         "background:white;padding:8px 10px;border:1px solid #999;font:12px sans-serif;"
         'max-width:320px">'
-        "<b>Priority score</b> (darker = visit first)"
+        f"<b>{heading}</b>"
         + rows
-        + f"<div style='margin-top:6px'>Weights: {weights}<br>Election: {html.escape(election)}"
-        + (f"<br>Left out: {absent}" if absent else "")
-        + f"<br>Counts below {meta['k']} are hidden.</div></div>"
+        + "<div style='margin-top:6px'>"
+        + html.escape(_("Weights:"))
+        + f" {weights}<br>"
+        + html.escape(_("Election:"))
+        + f" {html.escape(election)}"
+        + (f"<br>{html.escape(_('Left out:'))} {absent}" if absent else "")
+        + "<br>"
+        + html.escape(_("Counts below {k} are hidden.").format(k=meta["k"]))
+        + "</div></div>"
     )

@@ -32,9 +32,22 @@ import shapely
 from sqlalchemy import text
 
 from app import disclosure
+from app.context import CampaignContext
 from app.errors import InvalidInput, NotFound
-from app.services.access import audit
+from app.i18n import N_, _
+from app.services.access import audit, territory
 from app.services.ranking import exports
+from app.services.ranking import service as rk
+from app.services.ranking import sql as ranking_sql
+from app.services.ranking.ogc_openapi import (  # noqa: F401  (the router reads them here)
+    DEFAULT_LIMIT,
+    GEOJSON,
+    JSON,
+    JSON_SCHEMA,
+    MAX_LIMIT,
+    OPENAPI,
+)
+from app.services.ranking.ogc_openapi import api_document as _api_document
 
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
@@ -42,11 +55,8 @@ CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
 ]
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
-GEOJSON, JSON = "application/geo+json", "application/json"
-OPENAPI = "application/vnd.oai.openapi+json;version=3.0"
-JSON_SCHEMA = "application/schema+json"
+
 SCHEMA_REL = "http://www.opengis.net/def/rel/ogc/1.0/schema"
-DEFAULT_LIMIT, MAX_LIMIT = 100, 10000
 TILE_COUNTS = ("ind", "men", "men_pauv", "log_soc")
 
 # Property types (JSON Schema) of the two reference collections; priority zones: _zone_type.
@@ -74,39 +84,59 @@ GEOMETRY_FORMAT = {
 
 COLLECTIONS: dict[str, dict[str, str]] = {
     "districts": {
-        "title": "Districts (polling stations / IRIS)",
-        "description": "Reference polygons with code, name and commune (public data).",
+        "title": N_("Districts (polling stations / IRIS)"),
+        "description": N_("Reference polygons with code, name and commune (public data)."),
     },
     "tiles": {
-        "title": "INSEE Filosofi 200 m tiles",
-        "description": "Population, households, poor households, social dwellings, mean standard "
-        "of living; counts below the campaign's k are blank with a *_suppressed flag.",
+        "title": N_("INSEE Filosofi 200 m tiles"),
+        "description": N_(
+            "Population, households, poor households, social dwellings, mean standard of "
+            "living; counts below the campaign's k are blank with a *_suppressed flag."
+        ),
     },
     "priority-zones": {
-        "title": "Priority zones (this campaign's ranking)",
-        "description": "Districts with rank, score, contributions and aggregates; counts below k "
-        "are blank with a *_suppressed flag. Never door points.",
+        "title": N_("Priority zones (this campaign's ranking)"),
+        "description": N_(
+            "Districts with rank, score, contributions and aggregates; counts below k are blank "
+            "with a *_suppressed flag. Never door points."
+        ),
     },
 }
 
-_EXTENT = {
-    "districts": "SELECT ST_Extent(geom) FROM district",
-    "tiles": "SELECT ST_Extent(ST_Transform(geom, 4326)) FROM insee_tile",
-    "priority-zones": "SELECT ST_Extent(geom) FROM district",
-}
-_DISTRICTS = text(
-    "SELECT code, kind, name, commune_code, commune_name, ST_AsGeoJSON(geom, 7) AS g, "
-    "count(*) OVER () AS matched FROM district "
-    "WHERE (CAST(:code AS text) IS NULL OR code = :code) AND (CAST(:x0 AS float8) IS NULL OR "
-    "geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) ORDER BY code LIMIT :limit OFFSET :offset"
+# Every collection is limited to the campaign's territory (campaign_district). The tiles' extent
+# is the districts' one widened by a tile (200 m): exact enough, and no pass over 2 million tiles.
+_EXTENT = text(
+    "SELECT ST_AsText(ST_Expand(ST_Extent(d.geom)::geometry, :margin)) FROM district d "
+    "JOIN campaign_district cd ON cd.campaign_id = :c AND cd.district_code = d.code"
 )
+_DISTRICTS = text(
+    "SELECT d.code, d.kind, d.name, d.commune_code, d.commune_name, "
+    "ST_AsGeoJSON(d.geom, 7) AS g, count(*) OVER () AS matched FROM district d "
+    "JOIN campaign_district cd ON cd.campaign_id = :c AND cd.district_code = d.code "
+    "WHERE (CAST(:code AS text) IS NULL OR d.code = :code) AND (CAST(:x0 AS float8) IS NULL OR "
+    "d.geom && ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326)) "
+    "ORDER BY d.code LIMIT :limit OFFSET :offset"
+)
+# A tile belongs to the territory when some of it is allocated to one of its districts.
 _TILES = text(
     "SELECT id, ind, men, men_pauv, log_soc, ind_snv / nullif(ind, 0) AS living_standard, "
     "i_est_200, ST_AsGeoJSON(ST_Transform(geom, 4326), 7) AS g, count(*) OVER () AS matched "
     "FROM insee_tile WHERE (CAST(:code AS text) IS NULL OR id = :code) AND "
     "(CAST(:x0 AS float8) IS NULL OR geom && "
     "ST_Transform(ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326), 3035)) "
+    "AND (:country OR id IN (SELECT al.tile_id FROM district_alloc al JOIN campaign_district cd "
+    "     ON cd.campaign_id = :c AND cd.district_code = al.district_code)) "
     "ORDER BY id LIMIT :limit OFFSET :offset"
+)
+_ZONES = text(
+    ranking_sql.ROW
+    + ", ST_AsGeoJSON(d.geom, 7) AS g, count(*) OVER () AS matched "
+    + ranking_sql.ROW_FROM
+    + "WHERE sc.campaign_id = :c AND sc.scoring_id = :s "
+    "AND (CAST(:code AS text) IS NULL OR sc.district_code = :code) "
+    "AND (CAST(:x0 AS float8) IS NULL OR "
+    "ST_Intersects(d.geom, ST_MakeEnvelope(:x0, :y0, :x1, :y1, 4326))) "
+    "ORDER BY sc.rank LIMIT :limit OFFSET :offset"
 )
 
 
@@ -119,19 +149,23 @@ def _link(href: str, rel: str, type_: str = JSON, title: str | None = None) -> d
 
 def _check(cid: str) -> None:
     if cid not in COLLECTIONS:
-        raise NotFound(f"No collection {cid!r}. Collections: {', '.join(COLLECTIONS)}.")
+        raise NotFound(
+            _("No collection {cid!r}. Collections: {known}.").format(
+                cid=cid, known=", ".join(COLLECTIONS)
+            )
+        )
 
 
 def landing(base: str) -> dict[str, Any]:
     """The landing page: what this service is and where its parts are (absolute links)."""
     return {
-        "title": "Porte-à-porte - OGC API Features",
-        "description": "Reference data and this campaign's priority zones (read-only).",
+        "title": _("Porte-à-porte - OGC API Features"),
+        "description": _("Reference data and this campaign's priority zones (read-only)."),
         "links": [
-            _link(f"{base}", "self", title="This document"),
-            _link(f"{base}/api", "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
-            _link(f"{base}/conformance", "conformance", title="Conformance classes"),
-            _link(f"{base}/collections", "data", title="Collections"),
+            _link(f"{base}", "self", title=_("This document")),
+            _link(f"{base}/api", "service-desc", OPENAPI, _("The API definition (OpenAPI 3.0)")),
+            _link(f"{base}/conformance", "conformance", title=_("Conformance classes")),
+            _link(f"{base}/collections", "data", title=_("Collections")),
         ],
     }
 
@@ -141,114 +175,30 @@ def conformance() -> dict[str, Any]:
     return {"conformsTo": CONFORMANCE}
 
 
-def _param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "style": "form",
-        "explode": False,
-        "description": description,
-        "schema": schema,
-    }
-
-
-def _get(summary: str, media_type: str, parameters: list[dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "get": {
-            "summary": summary,
-            "parameters": parameters,
-            "responses": {
-                "200": {"description": summary, "content": {media_type: {}}},
-                "401": {"description": "No or expired bearer token."},
-                "403": {"description": "Your role in this campaign may not read it."},
-                "404": {"description": "No such campaign, collection or feature."},
-            },
-        }
-    }
-
-
 def api_document(base: str) -> dict[str, Any]:
-    """OpenAPI 3.0 definition of this campaign's OGC API (QGIS reads the limit maximum here)."""
-    ref = {name: {"$ref": f"#/components/parameters/{name}"} for name in ("limit", "bbox")}
-    collection = {"name": "collectionId", "in": "path", "required": True}
-    collection["schema"] = {"type": "string", "enum": list(COLLECTIONS)}
-    feature = {"name": "featureId", "in": "path", "required": True, "schema": {"type": "string"}}
-    offset = _param(
-        "offset",
-        {"type": "integer", "minimum": 0, "maximum": 2_000_000_000, "default": 0},
-        "Features to skip (paging).",
-    )
-    return {
-        "openapi": "3.0.3",
-        "info": {
-            "title": "Porte-à-porte - OGC API Features",
-            "version": "1.0.0",
-            "description": "Read-only reference data and this campaign's priority zones. Every "
-            "request needs the header Authorization: Bearer <token> of an admin, organiser or "
-            "analyst of the campaign.",
-        },
-        "servers": [{"url": base}],
-        "security": [{"bearer": []}],
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "parameters": {
-                "limit": _param(
-                    "limit",
-                    {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                    f"Features per page; above {MAX_LIMIT} is lowered to {MAX_LIMIT}.",
-                ),
-                "bbox": _param(
-                    "bbox",
-                    {
-                        "type": "array",
-                        "minItems": 4,
-                        "maxItems": 4,
-                        "items": {"type": "number"},
-                    },
-                    "minx,miny,maxx,maxy in longitude/latitude (CRS84).",
-                ),
-            },
-        },
-        "paths": {
-            "/": _get("Landing page", JSON, []),
-            "/api": _get("This API definition", OPENAPI, []),
-            "/conformance": _get("Conformance classes", JSON, []),
-            "/collections": _get("Collections", JSON, []),
-            "/collections/{collectionId}": _get("One collection", JSON, [collection]),
-            "/collections/{collectionId}/schema": _get(
-                "Properties of the collection's features", JSON_SCHEMA, [collection]
-            ),
-            "/collections/{collectionId}/items": _get(
-                "Features (paged with limit/offset, next links)",
-                GEOJSON,
-                [collection, ref["limit"], ref["bbox"], offset],
-            ),
-            "/collections/{collectionId}/items/{featureId}": _get(
-                "One feature", GEOJSON, [collection, feature]
-            ),
-        },
-    }
+    """OpenAPI 3.0 definition of this campaign's OGC API (``ogc_openapi``)."""
+    return _api_document(base, list(COLLECTIONS))
 
 
-async def _extent(session: Any, cid: str) -> list[float] | None:
-    box = (await session.execute(text(f"SELECT ST_AsText(({_EXTENT[cid]}))"))).scalar()
+async def _extent(ctx: CampaignContext, cid: str) -> list[float] | None:
+    margin = 0.003 if cid == "tiles" else 0.0
+    box = (await ctx.session.execute(_EXTENT, {"c": ctx.campaign_id, "margin": margin})).scalar()
     if not box:
         return None
     return list(shapely.from_wkt(box).bounds)
 
 
-async def collection(session: Any, base: str, cid: str) -> dict[str, Any]:
-    """One collection's metadata, with links to its items and its schema."""
+async def collection(ctx: CampaignContext, base: str, cid: str) -> dict[str, Any]:
+    """One collection's metadata (extent: the campaign's territory), links to items and schema."""
     _check(cid)
-    meta = COLLECTIONS[cid]
-    bbox = await _extent(session, cid)
+    await territory.ensure(ctx.session, ctx.campaign_id)
+    meta = {key: _(text_) for key, text_ in COLLECTIONS[cid].items()}
+    bbox = await _extent(ctx, cid)
     here = f"{base}/collections/{cid}"
+    if cid == "priority-zones":  # an empty territory: say why, and what to do
+        empty = await territory.why_empty(ctx.session, ctx.campaign_id)
+        if empty is not None:
+            meta["description"] += " " + empty["detail"] + " " + empty["action"]
     out: dict[str, Any] = {
         "id": cid,
         **meta,
@@ -257,8 +207,8 @@ async def collection(session: Any, base: str, cid: str) -> dict[str, Any]:
         "storageCrs": CRS84,
         "links": [
             _link(here, "self"),
-            _link(f"{here}/items", "items", GEOJSON, "The features (GeoJSON)"),
-            _link(f"{here}/schema", SCHEMA_REL, JSON_SCHEMA, "Properties and their types"),
+            _link(f"{here}/items", "items", GEOJSON, _("The features (GeoJSON)")),
+            _link(f"{here}/schema", SCHEMA_REL, JSON_SCHEMA, _("Properties and their types")),
             # GDAL <= 3.8 reads field types from this older relation, as a GeoJSON Feature schema.
             _link(f"{here}/schema?shape=feature", "describedBy", JSON_SCHEMA),
         ],
@@ -268,11 +218,11 @@ async def collection(session: Any, base: str, cid: str) -> dict[str, Any]:
     return out
 
 
-async def collections(session: Any, base: str) -> dict[str, Any]:
+async def collections(ctx: CampaignContext, base: str) -> dict[str, Any]:
     """Every collection."""
     return {
         "links": [_link(f"{base}/collections", "self")],
-        "collections": [await collection(session, base, cid) for cid in COLLECTIONS],
+        "collections": [await collection(ctx, base, cid) for cid in COLLECTIONS],
     }
 
 
@@ -287,34 +237,37 @@ def _zone_type(name: str) -> str:
     return "string"
 
 
-async def _fields(ctx: Any, cid: str) -> dict[str, str]:
+async def _fields(ctx: CampaignContext, cid: str) -> dict[str, str]:
     if cid == "districts":
         return DISTRICT_FIELDS
     if cid == "tiles":
         return TILE_FIELDS
-    gdf, _ = await exports.priority_zones_frame(
+    prepared = await rk.prepare(
         ctx.session, ctx.campaign_id, k=ctx.k_threshold, settings=ctx.settings
     )
-    return {name: _zone_type(name) for name in gdf.columns if name != "geometry"}
+    columns = exports.zone_columns(exports.weighted_factors(prepared["header"]))
+    return {name: _zone_type(name) for name in columns}
 
 
-async def schema(ctx: Any, base: str, cid: str, shape: str | None) -> dict[str, Any]:
+async def schema(ctx: CampaignContext, base: str, cid: str, shape: str | None) -> dict[str, Any]:
     """JSON Schema of a collection's features: Part 5 "returnables" or a GeoJSON Feature."""
     _check(cid)
     if shape not in (None, "feature"):
-        raise InvalidInput("shape must be 'feature' or absent.", field="shape")
+        raise InvalidInput(_("shape must be 'feature' or absent."), field="shape")
     fields = await _fields(ctx, cid)
     props: dict[str, Any] = {}
     for seq, (name, type_) in enumerate(fields.items(), start=1):
         props[name] = {"type": type_, "x-ogc-propertySeq": seq}
         if name.endswith("_suppressed"):
             counted = name.removesuffix("_suppressed")
-            props[name]["description"] = f"True when {counted} is below k and left blank."
+            props[name]["description"] = _("True when {count} is below k and left blank.").format(
+                count=counted
+            )
     url = f"{base}/collections/{cid}/schema"
     doc: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": url if shape is None else f"{url}?shape=feature",
-        "title": COLLECTIONS[cid]["title"],
+        "title": _(COLLECTIONS[cid]["title"]),
         "type": "object",
     }
     if shape is None:
@@ -341,8 +294,10 @@ def parse_bbox(bbox: str | None) -> tuple[float, float, float, float] | None:
         parts = []
     if len(parts) != 4 or parts[0] > parts[2] or parts[1] > parts[3]:
         raise InvalidInput(
-            "bbox must be four numbers minx,miny,maxx,maxy (longitude/latitude, CRS84) with "
-            "min <= max.",
+            _(
+                "bbox must be four numbers minx,miny,maxx,maxy (longitude/latitude, CRS84) with "
+                "min <= max."
+            ),
             field="bbox",
         )
     return parts[0], parts[1], parts[2], parts[3]
@@ -375,19 +330,94 @@ def _suppress_tile(row: Any, k: int) -> dict[str, Any]:
     return props
 
 
-async def _zones(ctx: Any, box: Any, feature_id: str | None) -> Any:
-    gdf, _ = await exports.priority_zones_frame(
+async def _zones(ctx: CampaignContext, binds: dict[str, Any]) -> tuple[list[dict], int]:
+    """A page of priority zones (by rank, in the bbox), as GeoJSON features; how many match."""
+    prepared = await rk.prepare(
         ctx.session, ctx.campaign_id, k=ctx.k_threshold, settings=ctx.settings
     )
-    if feature_id is not None:
-        gdf = gdf[gdf["code"] == feature_id]
-    if box:
-        gdf = gdf[gdf.intersects(shapely.box(*box))]
-    return gdf
+    snap, scoring, header = prepared["snapshot"], prepared["scoring"], prepared["header"]
+    weighted = exports.weighted_factors(header)
+    fields = {name: _zone_type(name) for name in exports.zone_columns(weighted)}
+    rows = (
+        await ctx.session.execute(
+            _ZONES, {**binds, "c": ctx.campaign_id, "s": scoring.id, "snap": snap.id}
+        )
+    ).all()
+    features, matched = [], 0
+    for row in rows:
+        matched = row.matched
+        d = disclosure.apply_k(
+            rk.district_from_row(row, snap.names, header["weights"], scoring.weights),
+            ctx.k_threshold,
+        )
+        props = _typed(exports.zone_record(d, weighted), fields)
+        features.append(
+            {"type": "Feature", "id": d["code"], "geometry": json.loads(row.g), "properties": props}
+        )
+    if not rows and binds["offset"]:
+        first = (
+            await ctx.session.execute(
+                _ZONES,
+                {
+                    **binds,
+                    "c": ctx.campaign_id,
+                    "s": scoring.id,
+                    "snap": snap.id,
+                    "offset": 0,
+                    "limit": 1,
+                },
+            )
+        ).first()
+        matched = first.matched if first else 0
+    return features, matched
+
+
+async def _reference_items(
+    ctx: CampaignContext, cid: str, binds: dict[str, Any]
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of districts or tiles of the territory, as features; how many match."""
+    sql = _DISTRICTS if cid == "districts" else _TILES
+    kind = await territory.ensure_kind(ctx.session, ctx.campaign_id)
+    binds = {**binds, "c": ctx.campaign_id, "country": kind == "country"}
+    rows = (await ctx.session.execute(sql, binds)).all()
+    features, matched = [], 0
+    for row in rows:
+        matched = row.matched
+        if cid == "districts":
+            fid = row.code
+            props = {name: getattr(row, name) for name in DISTRICT_FIELDS}
+        else:
+            fid = row.id
+            props = _typed(_suppress_tile(row, ctx.k_threshold), TILE_FIELDS)
+        features.append(
+            {"type": "Feature", "id": fid, "geometry": json.loads(row.g), "properties": props}
+        )
+    if not rows and binds["offset"]:
+        first = (await ctx.session.execute(sql, {**binds, "offset": 0, "limit": 1})).first()
+        matched = first.matched if first else 0
+    return features, matched
+
+
+def _page_links(
+    base: str, cid: str, bbox: str | None, limit: int, offset: int, matched: int
+) -> list[dict[str, str]]:
+    here = f"{base}/collections/{cid}/items"
+    extra = f"&bbox={bbox}" if bbox else ""
+    links = [
+        _link(f"{here}?limit={limit}&offset={offset}{extra}", "self", GEOJSON),
+        _link(f"{base}/collections/{cid}", "collection"),
+    ]
+    if offset + limit < matched:
+        links.append(_link(f"{here}?limit={limit}&offset={offset + limit}{extra}", "next", GEOJSON))
+    if offset > 0:
+        links.append(
+            _link(f"{here}?limit={limit}&offset={max(offset - limit, 0)}{extra}", "prev", GEOJSON)
+        )
+    return links
 
 
 async def items(
-    ctx: Any,
+    ctx: CampaignContext,
     base: str,
     cid: str,
     *,
@@ -417,17 +447,8 @@ async def items(
     }
     if box:
         binds.update(zip(("x0", "y0", "x1", "y1"), box, strict=True))
-    features: list[dict[str, Any]] = []
-    matched = 0
     if cid == "priority-zones":
-        gdf = await _zones(ctx, box, feature_id)
-        fields = {name: _zone_type(name) for name in gdf.columns if name != "geometry"}
-        matched = len(gdf)
-        page = gdf.iloc[offset : offset + limit]
-        for feature in json.loads(page.to_json(na="null", drop_id=True))["features"]:
-            feature["id"] = feature["properties"]["code"]
-            feature["properties"] = _typed(feature["properties"], fields)
-            features.append(feature)
+        features, matched = await _zones(ctx, binds)
         if offset == 0 and (feature_id is None or features):
             await audit.record(
                 ctx,
@@ -437,43 +458,21 @@ async def items(
                 details={"bbox": bbox, "limit": limit},
             )
     else:
-        sql = _DISTRICTS if cid == "districts" else _TILES
-        rows = (await ctx.session.execute(sql, binds)).all()
-        for row in rows:
-            matched = row.matched
-            if cid == "districts":
-                fid = row.code
-                props = {name: getattr(row, name) for name in DISTRICT_FIELDS}
-            else:
-                fid = row.id
-                props = _typed(_suppress_tile(row, ctx.k_threshold), TILE_FIELDS)
-            features.append(
-                {"type": "Feature", "id": fid, "geometry": json.loads(row.g), "properties": props}
-            )
-        if not rows and offset:
-            matched = (await ctx.session.execute(sql, {**binds, "offset": 0, "limit": 1})).first()
-            matched = matched.matched if matched else 0
+        features, matched = await _reference_items(ctx, cid, binds)
     if feature_id is not None:
         if not features:
-            raise NotFound(f"No feature {feature_id!r} in collection {cid!r}.")
+            raise NotFound(
+                _("No feature {feature!r} in collection {cid!r}.").format(
+                    feature=feature_id, cid=cid
+                )
+            )
         feature = features[0]
         feature["links"] = [
             _link(f"{base}/collections/{cid}/items/{feature_id}", "self", GEOJSON),
             _link(f"{base}/collections/{cid}", "collection"),
         ]
         return feature
-    here = f"{base}/collections/{cid}/items"
-    extra = f"&bbox={bbox}" if bbox else ""
-    links = [
-        _link(f"{here}?limit={limit}&offset={offset}{extra}", "self", GEOJSON),
-        _link(f"{base}/collections/{cid}", "collection"),
-    ]
-    if offset + limit < matched:
-        links.append(_link(f"{here}?limit={limit}&offset={offset + limit}{extra}", "next", GEOJSON))
-    if offset > 0:
-        links.append(
-            _link(f"{here}?limit={limit}&offset={max(offset - limit, 0)}{extra}", "prev", GEOJSON)
-        )
+    links = _page_links(base, cid, bbox, limit, offset, matched)
     return {
         "type": "FeatureCollection",
         "features": features,

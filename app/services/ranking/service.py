@@ -1,448 +1,94 @@
-"""Ranking of a campaign's districts: where to knock first, and why (issue 6).
+"""Ranking of a campaign's districts: where to knock first, and why.
 
-The whole ranking is one SQL statement (``app/sql/ranking.sql``); this module picks the weights,
-the election, the side and the swing's reference election, splices in the optional inputs that
-exist (supporters, visits), caches the result per campaign with a fingerprint of its inputs, and
-shapes the explanation.
+The entry points behind the API, the exports and ``porte rank``. A ranking is read in three
+steps, each kept until its inputs change: the campaign's territory (``access.territory``), the
+per-factor values and z-scores of its districts (``snapshot``), one weighted sum of them ranked
+(``scoring``). A page is then an index range scan by rank, an explanation one row by code. The
+counts below k are blanked by ``app.disclosure.apply_k`` for every reader (API, exports, OGC,
+CLI).
 
-Supporters and visited doors enter the ranking as *published* counts only (app.disclosure:
-the supporter counts per district and the current round's visited doors per district that an
-analyst can read), never as raw counts: the score, its contributions, the factors' means and
-deviations, the coverage damping and every export are then functions of what is published, so
-none of them can reveal a hidden count.
+Supporters and visited doors enter the ranking as *published* counts only (app.disclosure: the
+supporter counts per district and the current round's visited doors per district that an analyst
+can read), never as raw counts: the score, its contributions, the factors' means and deviations,
+the coverage damping and every export are then functions of what is published, so none of them
+can reveal a hidden count (``snapshot._campaign_factors``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import uuid
-from dataclasses import dataclass, field
-from functools import cache
-from importlib import resources
 from typing import Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.disclosure import apply_k
+from app.context import CampaignContext
+from app.disclosure import COUNT_FACTORS, COUNTS, apply_k  # noqa: F401  (import surface)
 from app.errors import InvalidInput, NotFound
-from app.services.field.progress import published_visited
-from app.services.people.supporters.aggregates import published_district_counts
-from app.services.people.supporters.cells import ensure_cells
-from app.services.reference.allocation import ensure_allocation
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One thing the score may weigh: what it is, its unit and where it comes from."""
-
-    name: str
-    label: str
-    unit: str
-    source: str
-    needs: str = "tiles"  # tiles | doors | election | side | swing | supporters | round
-
-
-FILOSOFI = "INSEE Filosofi 2019, 200 m tiles allocated to districts by doors (area where none)"
-FACTORS: dict[str, Factor] = {
-    f.name: f
-    for f in (
-        Factor("population", "Population", "persons", FILOSOFI),
-        Factor("households", "Households", "households", FILOSOFI),
-        Factor("poor_share", "Poor households", "share of households", FILOSOFI),
-        Factor("social_housing_share", "Social housing", "share of dwellings", FILOSOFI),
-        Factor("owners_share", "Owner households", "share of households", FILOSOFI),
-        Factor("single_person_share", "Single-person households", "share of households", FILOSOFI),
-        Factor("large_family_share", "Households of 5+ persons", "share of households", FILOSOFI),
-        Factor(
-            "living_standard",
-            "Mean standard of living",
-            "EUR per person per year",
-            FILOSOFI + " (ind_snv / ind)",
-        ),
-        Factor("age_18_24_share", "Aged 18-24", "share of persons", FILOSOFI),
-        Factor("age_25_39_share", "Aged 25-39", "share of persons", FILOSOFI),
-        Factor("age_40_54_share", "Aged 40-54", "share of persons", FILOSOFI),
-        Factor("age_55_64_share", "Aged 55-64", "share of persons", FILOSOFI),
-        Factor("age_65_79_share", "Aged 65-79", "share of persons", FILOSOFI),
-        Factor("age_80p_share", "Aged 80+", "share of persons", FILOSOFI),
-        Factor(
-            "imputed_share",
-            "Households from imputed tiles",
-            "share of households",
-            FILOSOFI + " (i_est_200 = 1)",
-        ),
-        Factor("door_count", "Doors", "doors", "BAN/BAL addresses in the district", "doors"),
-        Factor(
-            "households_per_door",
-            "Households per door (flats)",
-            "households per door",
-            "Filosofi households / BAN doors",
-            "doors",
-        ),
-        Factor(
-            "registered",
-            "Registered voters",
-            "voters",
-            "Chosen election (Ministère de l'Intérieur results per polling station)",
-            "election",
-        ),
-        Factor(
-            "abstention_rate", "Abstention", "share of registered", "Chosen election", "election"
-        ),
-        Factor(
-            "side_score",
-            "Our side's score",
-            "share of votes cast",
-            "Chosen election, votes of the campaign's side",
-            "side",
-        ),
-        Factor(
-            "closeness",
-            "Closeness of the result",
-            "1 - |our share - best rival's share|",
-            "Chosen election, campaign's side vs best other candidate",
-            "side",
-        ),
-        Factor(
-            "swing",
-            "Swing (absolute)",
-            "points of % of votes cast, absolute: |our share now - our share then|",
-            "Chosen election vs the reference (earlier) election, votes of the campaign's side; "
-            "the signed change (positive = our side gained) is each district's swing_change",
-            "swing",
-        ),
-        Factor(
-            "supporters",
-            "Consented supporters",
-            "supporters (published counts only: below k, or hidden with them, count 0)",
-            "Campaign supporters, active and located",
-            "supporters",
-        ),
-        Factor(
-            "coverage",
-            "Coverage of the current round",
-            "share of doors visited",
-            "Campaign visits in the current round (published counts of visited doors only)",
-            "round",
-        ),
-    )
-}
-
-PRESETS: dict[str, dict[str, float]] = {
-    # Get our voters out: where our side scores high and many stayed home.
-    "mobilisation": {"side_score": 1.0, "abstention_rate": 1.0, "supporters": 0.5},
-    # Convince: where the result was close and votes moved most (either way), weighted by how many
-    # voters there are.
-    "persuasion": {"closeness": 1.0, "swing": 0.5, "registered": 0.25},
-    # Cover ground: least visited first, big districts first.
-    "coverage": {"coverage": -1.0, "door_count": 0.5},
-}
-DEFAULT_PRESET = "mobilisation"
-_SQL_DIR = resources.files("app") / "sql"
-_EMPTY = {
-    "ELECTION": "SELECT NULL::text AS district_code, NULL::int AS inscrits, "
-    "NULL::int AS abstentions, NULL::int AS exprimes WHERE false",
-    "CANDIDATES": "SELECT NULL::int AS election_id, NULL::text AS district_code, "
-    "NULL::text AS nuance, NULL::text AS label, NULL::int AS voix WHERE false",
-    "SWING": "SELECT NULL::text AS district_code, NULL::int AS exprimes WHERE false",
-    "SUPPORTERS": "SELECT NULL::text AS district_code, NULL::bigint AS n WHERE false",
-    "VISITED": "SELECT NULL::text AS district_code, NULL::bigint AS n WHERE false",
-}
-# Supporters and visited doors: the published counts, given as {district code: count}.
-_PUBLISHED = {
-    "SUPPORTERS": "SELECT key AS district_code, value::bigint AS n "
-    "FROM jsonb_each_text(CAST(:published_supporters AS jsonb))",
-    "VISITED": "SELECT key AS district_code, value::bigint AS n "
-    "FROM jsonb_each_text(CAST(:published_visited AS jsonb))",
-}
-
-
-@cache
-def _sql(name: str) -> str:
-    body = (_SQL_DIR / name).read_text()
-    return "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
-
-
-@cache
-def ranking_statement(election: bool, supporters: bool, visits: bool, swing: bool = False) -> str:
-    """The one-pass ranking SQL with the optional inputs spliced in (or empty relations)."""
-    sql = _sql("ranking.sql")
-    parts = {
-        "ELECTION": _sql("ranking_election.sql") if election else _EMPTY["ELECTION"],
-        "CANDIDATES": _sql("ranking_candidates.sql") if election else _EMPTY["CANDIDATES"],
-        "SWING": _sql("ranking_swing.sql") if election and swing else _EMPTY["SWING"],
-        "SUPPORTERS": _PUBLISHED["SUPPORTERS"] if supporters else _EMPTY["SUPPORTERS"],
-        "VISITED": _PUBLISHED["VISITED"] if visits else _EMPTY["VISITED"],
-    }
-    for key, fragment in parts.items():
-        sql = sql.replace(f"/*{key}*/", fragment)
-    return sql
-
-
-# ---------------------------------------------------------------- inputs
-@dataclass
-class Inputs:
-    """What the ranking can use right now, and why the rest is left out."""
-
-    tables: dict[str, bool]
-    election_id: int | None = None
-    election_name: str | None = None
-    election_reason: str | None = None
-    side: list[str] | None = None
-    side_text: str | None = None
-    swing_from_id: int | None = None
-    swing_from_name: str | None = None
-    swing_reason: str | None = None
-    has_round: bool = False
-    round_number: int | None = None
-    absent: dict[str, str] = field(default_factory=dict)
-    # the published counts (app.disclosure) the ranking may use, filled by publish()
-    supporters: dict[str, int] | None = None
-    visited: dict[str, int] | None = None
-    published: bool = False
-
-
-async def publish(
-    conn: AsyncConnection | AsyncSession, campaign_id: uuid.UUID, inputs: Inputs, k: int
-) -> None:
-    """Fill ``inputs`` with the supporter and visited-door counts analysts may read (and only
-    those); supporters are left out when the campaign publishes them per tile."""
-    if inputs.published:
-        return
-    if inputs.tables.get("supporter") and "supporters" not in inputs.absent:
-        counts = await published_district_counts(conn, campaign_id, k)
-        if counts is None:
-            inputs.absent["supporters"] = (
-                "this campaign publishes its supporter counts per 200 m tile (campaign setting "
-                "supporter_cells): a second set of counts per district would let small cells be "
-                "worked out by subtraction"
-            )
-        else:
-            inputs.supporters = counts
-    if inputs.has_round:
-        inputs.visited = await published_visited(conn, campaign_id, k)
-    inputs.published = True
-
-
-_TABLES = text("SELECT t, to_regclass(t) IS NOT NULL FROM unnest(CAST(:names AS text[])) AS t")
-_OPTIONAL_TABLES = [
-    "district",
-    "district_profile",
-    "election",
-    "election_result",
-    "election_candidate_result",
-    "supporter",
-    "canvass_round",
-    "visit",
-    "address",
-]
-
-
-def parse_side(side: str | None) -> list[str] | None:
-    """Side tokens (nuance codes or candidate labels), upper-cased; None when empty."""
-    if not side:
-        return None
-    tokens = [t.strip().upper() for t in re.split(r"[,;|]", side) if t.strip()]
-    return tokens or None
-
-
-async def _exists(conn: AsyncConnection | AsyncSession) -> dict[str, bool]:
-    rows = await conn.execute(_TABLES, {"names": _OPTIONAL_TABLES})
-    return {name: bool(ok) for name, ok in rows}
-
-
-_ELECTION_BY = text(
-    "SELECT id, name FROM election WHERE id::text = :e OR name = :e ORDER BY id LIMIT 1"
+from app.i18n import _
+from app.services.access import territory
+from app.services.ranking import scoring as scorings
+from app.services.ranking import snapshot as snapshots
+from app.services.ranking import sql
+from app.services.ranking.factors import (  # noqa: F401  (the import surface of exports/ogc/CLI)
+    DEFAULT_PRESET,
+    FACTORS,
+    PRESETS,
+    RULES,
+    join_side,
+    parse_side,
+    preset_weights,
+    reasons,
+    validate_weights,
 )
+from app.services.ranking.inputs import Conn, election_by, shown
+from app.services.reference.allocation import ensure_allocation
+from app.services.reference.elections import resolve_side
+
+MAX_PAGE = 1000
+
+# ---------------------------------------------------------------- side by name
+# What was typed -> the tokens it resolved to, per version of the imported results
+# (reference_state.elections): resolving reads every side of every election.
+_RESOLVED: dict[tuple[str, int], str] = {}
+_RESOLVED_MAX = 512
 
 
-async def _election_by(conn: AsyncConnection | AsyncSession, election: str, field_name: str) -> Any:
-    """The loaded election called or numbered ``election``; 422 naming ``field_name`` if none."""
-    row = (await conn.execute(_ELECTION_BY, {"e": str(election)})).first()
-    if row is None:
-        names = (await conn.execute(text("SELECT name FROM election ORDER BY id"))).scalars()
-        raise InvalidInput(
-            f"No loaded election is called or numbered {election!r}. Loaded: "
-            f"{', '.join(names) or 'none'}.",
-            field=field_name,
-        )
-    return row
+async def resolved_side(conn: Conn, side: str, elections: int | None = None) -> str:
+    """The side as the ranking matches and stores it: nuance codes and candidate or list labels
+    (``"Ensemble"`` -> ``"ENS, LENS"``, ``"Brégeon"`` -> ``"BREGEON MAUD"``), found by
+    ``resolve_side`` among the imported results; 422 (field ``side``) listing the close matches
+    when the name is unknown or fits several parties. ``elections``: the results' version, for the
+    cache (none: resolved again)."""
+    key = (side.strip(), elections if elections is not None else -1)
+    if elections is not None and key in _RESOLVED:
+        return _RESOLVED[key]
+    text_ = join_side(await resolve_side(conn, side))
+    if elections is not None:
+        if len(_RESOLVED) >= _RESOLVED_MAX:
+            _RESOLVED.clear()
+        _RESOLVED[key] = text_
+    return text_
 
 
-async def _resolve_swing(
-    conn: AsyncConnection | AsyncSession,
-    inp: Inputs,
-    swing_from: str | None,
-    settings_row: dict[str, Any],
-) -> None:
-    """Choose the swing's reference election (request, campaign setting, else default)."""
-    sql = text(_sql("ranking_swing_reference.sql"))
-    binds = {"chosen": inp.election_id, "side": inp.side}
-    side = inp.side_text
-    if swing_from:
-        ref = await _election_by(conn, swing_from, "swing_from")
-        if ref.id == inp.election_id:
-            raise InvalidInput(
-                f"swing_from {swing_from!r} is the chosen election itself: choose an earlier one.",
-                field="swing_from",
-            )
-        why, only = "chosen in the request", ref.id
-    elif settings_row.get("swing_from_id") not in (None, inp.election_id):
-        ref = (
-            await conn.execute(
-                text("SELECT id, name FROM election WHERE id = :e"),
-                {"e": settings_row["swing_from_id"]},
-            )
-        ).first()
-        why, only = "campaign setting", ref.id if ref else None
-    else:
-        ref, why, only = None, None, None
-    if ref is not None:
-        found = (await conn.execute(sql, {**binds, "only": only})).first()
-        if found is None:
-            inp.absent["swing"] = (
-                f"the side {side!r} has no candidate in {ref.name} (the swing's reference "
-                f"election, {why}): choose another with ?swing_from="
-            )
-            return
-        inp.swing_from_id, inp.swing_from_name, inp.swing_reason = found.id, found.name, why
-        return
-    found = (await conn.execute(sql, {**binds, "only": None})).first()
-    if found is None:
-        inp.absent["swing"] = (
-            f"no other loaded election has a candidate of the side {side!r}: load an earlier "
-            "election, or choose one with ?swing_from="
-        )
-        return
-    inp.swing_from_id, inp.swing_from_name = found.id, found.name
-    inp.swing_reason = "most recent other loaded election with the side (none chosen)"
-
-
-async def resolve_inputs(
-    conn: AsyncConnection | AsyncSession,
-    campaign_id: uuid.UUID,
-    *,
-    election: str | None,
-    side: str | None,
-    settings_row: dict[str, Any] | None,
-    swing_from: str | None = None,
-) -> Inputs:
-    """Choose the election, side and swing reference; say which factors have no data (and why)."""
-    tables = await _exists(conn)
-    inp = Inputs(tables=tables)
-    settings_row = settings_row or {}
-    has_election_tables = (
-        tables["election"] and tables["election_result"] and tables["election_candidate_result"]
-    )
-    if has_election_tables:
-        if election:
-            row = await _election_by(conn, election, "election")
-            inp.election_id, inp.election_name = row.id, row.name
-            inp.election_reason = "chosen in the request"
-        else:
-            eid = settings_row.get("election_id")
-            row = None
-            if eid is not None:
-                row = (
-                    await conn.execute(
-                        text("SELECT id, name FROM election WHERE id = :e"), {"e": eid}
-                    )
-                ).first()
-                inp.election_reason = "campaign setting"
-            if row is None:
-                row = (
-                    await conn.execute(
-                        text(
-                            "SELECT id, name FROM election ORDER BY loaded_at DESC, id DESC LIMIT 1"
-                        )
-                    )
-                ).first()
-                inp.election_reason = "latest loaded election (none chosen)"
-            if row is not None:
-                inp.election_id, inp.election_name = row.id, row.name
-    side_text = side or settings_row.get("side")
-    if not side_text:
-        side_text = (
-            await conn.execute(text("SELECT side FROM campaign WHERE id = :c"), {"c": campaign_id})
-        ).scalar()
-    inp.side, inp.side_text = parse_side(side_text), side_text or None
-
-    if not has_election_tables:
-        reason = "no election tables (reference data not installed)"
-    elif inp.election_id is None:
-        reason = "no election loaded"
-    else:
-        reason = None
-    if reason:
-        for name in ("registered", "abstention_rate", "side_score", "closeness", "swing"):
-            inp.absent[name] = reason
-    elif inp.side is None:
-        for name in ("side_score", "closeness", "swing"):
-            inp.absent[name] = (
-                'no side chosen: set it with PUT /campaigns/{cid}/weights {"side": "NUANCE"} '
-                "or ?side="
-            )
-    else:
-        await _resolve_swing(conn, inp, swing_from, settings_row)
-    if not tables["supporter"]:
-        inp.absent["supporters"] = "no supporter table (supporters module not installed)"
-    if tables["canvass_round"] and tables["visit"]:
-        inp.round_number = (
-            await conn.execute(
-                text("SELECT max(number) FROM canvass_round WHERE campaign_id = :c"),
-                {"c": campaign_id},
-            )
-        ).scalar()
-        inp.has_round = inp.round_number is not None
-        if not inp.has_round:
-            inp.absent["coverage"] = "no canvass round started yet"
-    else:
-        inp.absent["coverage"] = "no visit tables (visits module not installed)"
-    return inp
-
-
-# ---------------------------------------------------------------- weights
-def validate_weights(weights: dict[str, Any]) -> dict[str, float]:
-    """Weights keyed by known factor names with finite numbers; 422 naming the bad one."""
-    out: dict[str, float] = {}
-    for name, value in weights.items():
-        if name not in FACTORS:
-            raise InvalidInput(
-                f"Unknown factor {name!r}. Known factors: {', '.join(FACTORS)}.",
-                field=f"weights.{name}",
-            )
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InvalidInput(f"The weight of {name!r} must be a number.", field=f"weights.{name}")
-        if not -100 <= float(value) <= 100:
-            raise InvalidInput(
-                f"The weight of {name!r} must be between -100 and 100.", field=f"weights.{name}"
-            )
-        out[name] = float(value)
-    return out
-
-
-def preset_weights(preset: str) -> dict[str, float]:
-    """The weights of a named preset; 422 for an unknown one."""
-    if preset not in PRESETS:
-        raise InvalidInput(
-            f"Unknown preset {preset!r}. Choose one of: {', '.join(PRESETS)}.", field="preset"
-        )
-    return dict(PRESETS[preset])
-
-
+# ---------------------------------------------------------------- settings
 _SETTINGS = text(
-    "SELECT weights, base_preset, election_id, swing_from_id, side, communes, updated_at "
+    "SELECT weights, base_preset, election_id, swing_from_id, side, updated_at "
     "FROM ranking_settings WHERE campaign_id = :c"
 )
+_SAVE = text(
+    "INSERT INTO ranking_settings (campaign_id, weights, base_preset, election_id, "
+    "swing_from_id, side, updated_at, updated_by) VALUES (:c, CAST(:w AS jsonb), :p, :e, :sf, "
+    ":s, clock_timestamp(), :u) ON CONFLICT (campaign_id) DO UPDATE SET weights = "
+    "EXCLUDED.weights, base_preset = EXCLUDED.base_preset, election_id = EXCLUDED.election_id, "
+    "swing_from_id = EXCLUDED.swing_from_id, side = EXCLUDED.side, updated_at = "
+    "EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by"
+)
 
 
-async def load_settings(
-    conn: AsyncConnection | AsyncSession, campaign_id: uuid.UUID
-) -> dict | None:
+async def load_settings(conn: Conn, campaign_id: uuid.UUID) -> dict | None:
     """The campaign's saved ranking settings, or None."""
     row = (await conn.execute(_SETTINGS, {"c": campaign_id})).mappings().first()
     return dict(row) if row else None
@@ -457,38 +103,27 @@ async def save_settings(
     preset: str | None,
     election: str | None,
     side: str | None,
-    communes: list[str] | None,
     swing_from: str | None = None,
 ) -> dict[str, Any]:
-    """Validate and store custom weights (starting from a preset if given); clears the cache."""
+    """Validate and store custom weights (starting from a preset if given). ``side`` is stored
+    as it resolves (``resolved_side``: codes and labels), so that the ranking compares codes."""
     base = preset_weights(preset) if preset else {}
     base.update(validate_weights(weights or {}))
     if not base:
-        raise InvalidInput("Give at least one weight or a preset.", field="weights")
-    election_id = None
-    if election is not None:
-        inp = await resolve_inputs(
-            session, campaign_id, election=election, side=None, settings_row=None
-        )
-        election_id = inp.election_id
+        raise InvalidInput(_("Give at least one weight or a preset."), field="weights")
+    election_id = (await election_by(session, election, "election")).id if election else None
     swing_from_id = None
     if swing_from is not None:
-        swing_from_id = (await _election_by(session, swing_from, "swing_from")).id
+        swing_from_id = (await election_by(session, swing_from, "swing_from")).id
         if swing_from_id == election_id:
             raise InvalidInput(
-                "swing_from is the chosen election itself: choose an earlier one.",
+                _("swing_from is the chosen election itself: choose an earlier one."),
                 field="swing_from",
             )
+    side_asked = side.strip() if side and side.strip() else None
+    side = await resolved_side(session, side_asked) if side_asked else None
     await session.execute(
-        text(
-            "INSERT INTO ranking_settings (campaign_id, weights, base_preset, election_id, "
-            "swing_from_id, side, communes, updated_at, updated_by) VALUES (:c, CAST(:w AS jsonb), "
-            ":p, :e, :sf, :s, :cm, clock_timestamp(), :u) ON CONFLICT (campaign_id) DO UPDATE SET "
-            "weights = EXCLUDED.weights, base_preset = EXCLUDED.base_preset, election_id = "
-            "EXCLUDED.election_id, swing_from_id = EXCLUDED.swing_from_id, side = EXCLUDED.side, "
-            "communes = EXCLUDED.communes, "
-            "updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by"
-        ),
+        _SAVE,
         {
             "c": campaign_id,
             "w": json.dumps(base),
@@ -496,12 +131,8 @@ async def save_settings(
             "e": election_id,
             "sf": swing_from_id,
             "s": side,
-            "cm": communes,
             "u": user_id,
         },
-    )
-    await session.execute(
-        text("DELETE FROM ranking_cache WHERE campaign_id = :c"), {"c": campaign_id}
     )
     return {
         "weights": base,
@@ -509,88 +140,110 @@ async def save_settings(
         "election_id": election_id,
         "swing_from_id": swing_from_id,
         "side": side,
-        "communes": communes,
+        "side_asked": side_asked,
     }
 
 
-# ---------------------------------------------------------------- computing
-_FINGERPRINT_PARTS = {
-    "election": "(SELECT count(*) || ':' || coalesce(max(loaded_at)::text, '') FROM election)",
-    "canvass_round": "(SELECT count(*) || ':' || coalesce(max(number), 0) FROM canvass_round "
-    "WHERE campaign_id = :c)",
-}
+def choose_weights(preset: str | None, state: Any) -> tuple[dict[str, float], str]:
+    """The request's preset, else the campaign's weights, else the default preset."""
+    if preset:
+        return preset_weights(preset), _("preset {name}").format(name=preset)
+    if state.weights:
+        saved = state.weights if isinstance(state.weights, dict) else json.loads(state.weights)
+        return {n: float(w) for n, w in saved.items()}, _("campaign weights")
+    return preset_weights(DEFAULT_PRESET), _("preset {name} (default)").format(name=DEFAULT_PRESET)
 
 
-async def fingerprint(
-    conn: AsyncConnection | AsyncSession,
-    campaign_id: uuid.UUID,
-    tables: dict[str, bool],
-    published: str = "",
-) -> str:
-    """A digest of every input of the ranking (allocation version, elections, rounds, and the
-    published supporter and visited-door counts, given as ``published``)."""
-    parts = [
-        "CAST(:published AS text)",
-        "(SELECT version::text FROM allocation_state)",
-        "(SELECT coalesce(side, '') || ':' || k_threshold FROM campaign WHERE id = :c)",
-        "(SELECT coalesce(max(updated_at)::text, '') FROM ranking_settings WHERE campaign_id = :c)",
-    ]
-    parts += [sql for table, sql in _FINGERPRINT_PARTS.items() if tables.get(table)]
-    sql = "SELECT md5(concat_ws('|', " + ", ".join(parts) + "))"
-    return (await conn.execute(text(sql), {"c": campaign_id, "published": published})).scalar_one()
+# ---------------------------------------------------------------- shaping
+def _no_value_reason(name: str) -> str:
+    needs = FACTORS[name].needs
+    if needs == "tiles":
+        return _(
+            "no INSEE tile is allocated to this territory's districts: import the Filosofi 200 m "
+            "tiles of its communes (porte import tiles FILE, docs/data.md); the allocation "
+            "follows by itself"
+        )
+    if needs == "doors":
+        return _(
+            "no door (BAN/BAL address) in this territory's districts: import the addresses of "
+            "its communes (porte import addresses FILE, docs/data.md)"
+        )
+    return _("no value in any district of this territory")
 
 
-def _factor_report(
-    weights: dict[str, float], stats: dict[str, list], inp: Inputs, n_districts: int
-) -> list[dict[str, Any]]:
+def factor_report(weights: dict[str, float], snap: snapshots.Snapshot) -> list[dict[str, Any]]:
+    """Each factor: its weight, whether it was used, and if not why (and what to do); mean and
+    spread. In the reader's language."""
     report = []
+    stats = snap.stats()
     for name, f in FACTORS.items():
-        mean, sd, n = stats.get(name, [None, None, 0])
-        if name in inp.absent:
-            status, reason = "absent", inp.absent[name]
+        mean, sd, n = stats.get(name, (None, None, 0))
+        if name in snap.inputs.absent:
+            status, reason = "absent", shown(snap.inputs.absent[name])
         elif not n:
-            status, reason = "absent", "no value in any district"
-        elif not sd and name in ("supporters", "coverage") and not mean:
-            what = "supporters" if name == "supporters" else "visited doors"
+            status, reason = "absent", _no_value_reason(name)
+        elif not sd and name == "supporters" and not mean:
             status = "no_variation"
-            reason = f"no district has k or more {what} yet (counted as 0): contributes 0"
+            reason = _("no district has k or more supporters yet (counted as 0): contributes 0")
+        elif not sd and name == "coverage" and not mean:
+            status = "no_variation"
+            reason = _("no district has k or more visited doors yet (counted as 0): contributes 0")
+        elif not sd and f.needs == "doors" and not mean:
+            status, reason = "no_variation", _no_value_reason(name)
         elif not sd:
-            status, reason = "no_variation", "same value in every district: contributes 0"
+            status, reason = "no_variation", _("same value in every district: contributes 0")
         else:
             status, reason = "used", None
         report.append(
             {
-                "name": name,
-                "label": f.label,
-                "unit": f.unit,
-                "source": f.source,
+                **f.shown(),
                 "weight": weights.get(name, 0.0),
                 "status": status,
                 "reason": reason,
                 "mean": mean,
                 "sd": sd,
                 "districts_with_value": n,
-                "districts_missing": n_districts - n if n else n_districts,
+                "districts_missing": snap.districts - n,
             }
         )
     return report
 
 
-def _district(row: Any, weights: dict[str, float]) -> dict[str, Any]:
-    factors = row.factors if isinstance(row.factors, dict) else json.loads(row.factors)
-    counts = row.counts if isinstance(row.counts, dict) else json.loads(row.counts)
+_COUNT_COLUMNS = (
+    "population",
+    "households",
+    "poor_households",
+    "social_dwellings",
+    "doors",
+    "tiles",
+    "registered",
+    "abstentions",
+    "votes_cast",
+    "supporters",
+    "supporters_suppressed",
+    "visited_doors",
+    "visited_doors_suppressed",
+)
+
+
+def district_from_row(
+    row: Any, names: list[str], weights: dict[str, float], applied: dict[str, float]
+) -> dict[str, Any]:
+    """A ranked district with its contributions (largest first), values and counts."""
     contributions = []
-    for name, (value, z, weight, contribution) in factors.items():
-        if weight == 0 and name not in weights:
+    for i, name in enumerate(names):
+        if name not in applied and name not in weights:
             continue
+        weight = applied.get(name, 0.0)
+        z = row.z[i] or 0.0
         contributions.append(
             {
                 "factor": name,
-                "value": value,
+                "value": row.v[i],
                 "standardised": z,
                 "weight": weight,
-                "contribution": contribution,
-                "missing": value is None,
+                "contribution": weight * z * row.damping,
+                "missing": row.v[i] is None,
             }
         )
     contributions.sort(key=lambda c: -abs(c["contribution"]))
@@ -603,89 +256,17 @@ def _district(row: Any, weights: dict[str, float]) -> dict[str, Any]:
         "score": row.score,
         "damping": row.damping,
         "contributions": contributions,
-        "values": {name: v[0] for name, v in factors.items()},
+        "values": dict(zip(names, row.v, strict=True)),
         # signed swing in points of % of votes cast (positive = our side gained); the factor
         # "swing" is its absolute value
         "swing_change": row.swing_change,
-        "counts": counts,
+        "counts": {c: getattr(row, c) for c in _COUNT_COLUMNS},
     }
 
 
-async def compute(
-    conn: AsyncConnection | AsyncSession,
-    campaign_id: uuid.UUID,
-    *,
-    weights: dict[str, float],
-    inputs: Inputs,
-    k: int,
-    communes: list[str] | None = None,
-) -> dict[str, Any]:
-    """Run the one-pass ranking SQL and shape its rows (every district, best first)."""
-    await publish(conn, campaign_id, inputs, k)
-    effective = {n: w for n, w in weights.items() if n not in inputs.absent}
-    sql = ranking_statement(
-        inputs.election_id is not None,
-        inputs.supporters is not None,
-        inputs.has_round,
-        inputs.swing_from_id is not None,
-    )
-    rows = (
-        await conn.execute(
-            text(sql),
-            {
-                "campaign_id": campaign_id,
-                "k": k,
-                "weights": json.dumps(effective),
-                "election_id": inputs.election_id,
-                "swing_from_id": inputs.swing_from_id,
-                "side": inputs.side,
-                "communes": communes,
-                "has_supporters": inputs.supporters is not None,
-                "has_round": inputs.has_round,
-                "published_supporters": json.dumps(inputs.supporters or {}),
-                "published_visited": json.dumps(inputs.visited or {}),
-            },
-        )
-    ).all()
-    stats = {}
-    if rows:
-        stats = rows[0].stats if isinstance(rows[0].stats, dict) else json.loads(rows[0].stats)
-    districts = [_district(r, weights) for r in rows]
-    return {
-        "weights": weights,
-        "election": {
-            "id": inputs.election_id,
-            "name": inputs.election_name,
-            "why": inputs.election_reason,
-        },
-        "swing_from": {
-            "id": inputs.swing_from_id,
-            "name": inputs.swing_from_name,
-            "why": inputs.swing_reason,
-        },
-        "side": inputs.side_text,
-        "current_round": inputs.round_number,
-        "k": k,
-        "factors": _factor_report(weights, stats, inputs, len(rows)),
-        "rules": RULES,
-        "districts": districts,
-    }
-
-
-RULES = (
-    "Each factor is standardised across the campaign's districts (z = (value - mean) / standard "
-    "deviation). A district with no value for a factor counts as the mean (z = 0, flagged "
-    "'missing'); a factor with no data or no spread contributes 0 and is listed with its reason. "
-    "contribution = weight x z x damping, damping = 1 - coverage of the current round, and the "
-    "score is the sum of the contributions. Supporter and visited-door counts enter as published: "
-    "a count below k, or hidden with one (so that it cannot be worked out by subtraction), counts "
-    "as 0 and is shown blank."
-)
-
-
-# ---------------------------------------------------------------- the API's view
-async def ranking(
-    session: AsyncSession,
+# ---------------------------------------------------------------- computing
+async def prepare(
+    conn: Conn,
     campaign_id: uuid.UUID,
     *,
     k: int,
@@ -693,136 +274,194 @@ async def ranking(
     election: str | None = None,
     side: str | None = None,
     swing_from: str | None = None,
-    use_cache: bool = True,
+    weights: dict[str, float] | None = None,
+    refresh: bool = False,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """The campaign's full ranking, from the cache when none of its inputs changed.
+    """Territory, snapshot and scoring of a request, each refreshed if its inputs changed.
 
-    ``settings`` give the data keys in case supporters' district codes must be recomputed after a
-    contour import (``ensure_cells``; the environment's settings when omitted)."""
-    settings_row = await load_settings(session, campaign_id)
-    if preset:
-        weights, weights_from = preset_weights(preset), f"preset {preset}"
-    elif settings_row and settings_row["weights"]:
-        weights, weights_from = dict(settings_row["weights"]), "campaign weights"
+    ``weights`` (already validated) take the place of the preset and the campaign's weights;
+    ``refresh`` recomputes the snapshot and the scoring even when nothing changed (benchmarks);
+    ``settings`` give the data keys in case supporters' district codes must be recomputed after
+    a contour import (``ensure_cells``; the environment's settings when omitted).
+    """
+    await ensure_allocation(conn)
+    territory_version = await territory.ensure(conn, campaign_id)
+    state = (await conn.execute(sql.STATE, {"c": campaign_id})).one()
+    side_asked = side
+    if side is not None:
+        side = await resolved_side(conn, side, state.elections)
+    given = weights is not None
+    if weights is not None:
+        weights_from = _("given weights")
     else:
-        weights, weights_from = preset_weights(DEFAULT_PRESET), f"preset {DEFAULT_PRESET} (default)"
-    communes = settings_row["communes"] if settings_row else None
-    await ensure_allocation(session)
-    await ensure_cells(session, campaign_id, settings)
-    inputs = await resolve_inputs(
-        session,
+        weights, weights_from = choose_weights(preset, state)
+    snap = await snapshots.ensure(
+        conn,
         campaign_id,
+        state=state,
+        territory_version=territory_version,
+        k=k,
         election=election,
         side=side,
-        settings_row=settings_row,
         swing_from=swing_from,
+        force=refresh,
+        settings=settings,
     )
-    key = hashlib.md5(
-        json.dumps(
-            [weights, inputs.election_id, inputs.side, communes, k, inputs.swing_from_id],
-            sort_keys=True,
-        ).encode()
-    ).hexdigest()
-    await publish(session, campaign_id, inputs, k)
-    published = json.dumps(
-        [inputs.supporters, inputs.visited, sorted(inputs.absent)], sort_keys=True
+    scoring = await scorings.ensure(conn, campaign_id, snap, weights, k=k, force=refresh)
+    own = not (preset or election or side or swing_from or given)
+    if own and state.map_scoring != scoring.id:
+        await scorings.make_default(conn, campaign_id, scoring, snap)
+    inp = snap.inputs
+    return {
+        "snapshot": snap,
+        "scoring": scoring,
+        "header": {
+            "weights": weights,
+            "weights_from": weights_from,
+            "preset": preset,
+            "election": {
+                "id": inp.election_id,
+                "name": inp.election_name,
+                "why": shown(inp.election_reason),
+            },
+            "swing_from": {
+                "id": inp.swing_from_id,
+                "name": inp.swing_from_name,
+                "why": shown(inp.swing_reason),
+            },
+            "side": inp.side_text,
+            "side_asked": side_asked,
+            "current_round": inp.round_number,
+            "k": k,
+            "territory": {"kind": state.territory_kind, "codes": list(state.territory_codes)},
+            "factors": factor_report(weights, snap),
+            "rules": _(RULES),
+            "total_districts": snap.districts,
+            # why there is nothing to rank, and what to do (None when there is something)
+            "empty": await territory.why_empty(conn, campaign_id) if not snap.districts else None,
+            "computed_at": scoring.computed_at,
+            "cached": not snap.refreshed and not scoring.recomputed,
+        },
+    }
+
+
+async def ranking(
+    conn: Conn,
+    campaign_id: uuid.UUID,
+    *,
+    k: int,
+    preset: str | None = None,
+    election: str | None = None,
+    side: str | None = None,
+    swing_from: str | None = None,
+    limit: int | None = None,
+    after: int = 0,
+    weights: dict[str, float] | None = None,
+    refresh: bool = False,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """The campaign's ranked districts from rank ``after`` + 1 (all of them when no limit).
+
+    Counts are as stored (below-k supporter and visit counts already blank): readers apply
+    ``apply_k`` for the rest. ``weights`` and ``refresh``: see ``prepare``.
+    """
+    prepared = await prepare(
+        conn,
+        campaign_id,
+        k=k,
+        preset=preset,
+        election=election,
+        side=side,
+        swing_from=swing_from,
+        weights=weights,
+        refresh=refresh,
+        settings=settings,
     )
-    fp = await fingerprint(session, campaign_id, inputs.tables, published)
-    if use_cache:
-        cached = (
-            await session.execute(
-                text(
-                    "SELECT result FROM ranking_cache WHERE campaign_id = :c AND cache_key = :k "
-                    "AND fingerprint = :f"
-                ),
-                {"c": campaign_id, "k": key, "f": fp},
-            )
-        ).scalar()
-        if cached is not None:
-            result = cached if isinstance(cached, dict) else json.loads(cached)
-            # same election and reference, but perhaps chosen another way this time
-            result["election"]["why"] = inputs.election_reason
-            result["swing_from"]["why"] = inputs.swing_reason
-            result["cached"] = True
-            return result
-    result = await compute(
-        session, campaign_id, weights=weights, inputs=inputs, k=k, communes=communes
+    snap, scoring, result = prepared["snapshot"], prepared["scoring"], prepared["header"]
+    rows = await conn.execute(
+        sql.PAGE,
+        {
+            "c": campaign_id,
+            "s": scoring.id,
+            "snap": snap.id,
+            "after": after,
+            "limit": snap.districts if limit is None else limit,
+        },
     )
-    result["weights_from"] = weights_from
-    result["preset"] = preset
-    await session.execute(
-        text(
-            "INSERT INTO ranking_cache (campaign_id, cache_key, fingerprint, computed_at, result) "
-            "VALUES (:c, :k, :f, clock_timestamp(), CAST(:r AS jsonb)) ON CONFLICT (campaign_id, "
-            "cache_key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, computed_at = "
-            "EXCLUDED.computed_at, result = EXCLUDED.result"
-        ),
-        {"c": campaign_id, "k": key, "f": fp, "r": json.dumps(result)},
-    )
-    result["cached"] = False
+    result["districts"] = [
+        district_from_row(r, snap.names, result["weights"], scoring.weights) for r in rows
+    ]
+    last = result["districts"][-1]["rank"] if result["districts"] else after
+    result["next_after"] = last if last < snap.districts else None
     return result
 
 
-def top(result: dict[str, Any], limit: int | None) -> dict[str, Any]:
-    """The ranking cut to its first ``limit`` districts."""
-    out = dict(result)
-    out["total_districts"] = len(result["districts"])
-    if limit is not None:
-        out["districts"] = result["districts"][:limit]
-    return out
-
-
-def one_district(result: dict[str, Any], code: str) -> dict[str, Any]:
-    """One district's breakdown; 404 when the campaign has no such district."""
-    for d in result["districts"]:
-        if d["code"] == code:
-            out = {k: v for k, v in result.items() if k != "districts"}
-            out["district"] = d
-            out["total_districts"] = len(result["districts"])
-            return out
-    raise NotFound(f"No district {code!r} in this campaign's ranking.")
-
-
-def reasons(district: dict[str, Any], n: int = 3) -> list[str]:
-    """The district's first ``n`` reasons, in words (largest contributions first)."""
-    out = []
-    for c in district["contributions"]:
-        if c["contribution"] == 0:
-            continue
-        f = FACTORS[c["factor"]]
-        value = "n/a" if c["value"] is None else _fmt(c["value"], f.unit)
-        direction = "above" if c["standardised"] > 0 else "below"
-        out.append(
-            f"{f.label} {value} ({abs(c['standardised']):.1f} sd {direction} mean) "
-            f"{c['contribution']:+.2f}"
+async def explain(
+    conn: Conn,
+    campaign_id: uuid.UUID,
+    code: str,
+    *,
+    k: int,
+    preset: str | None = None,
+    election: str | None = None,
+    side: str | None = None,
+    swing_from: str | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    """One district's rank, score and full breakdown; 404 outside the territory."""
+    prepared = await prepare(
+        conn,
+        campaign_id,
+        k=k,
+        preset=preset,
+        election=election,
+        side=side,
+        swing_from=swing_from,
+        settings=settings,
+    )
+    snap, scoring, out = prepared["snapshot"], prepared["scoring"], prepared["header"]
+    row = (
+        await conn.execute(
+            sql.ONE, {"c": campaign_id, "s": scoring.id, "snap": snap.id, "code": code}
         )
-        if len(out) == n:
-            break
+    ).first()
+    if row is None:
+        empty = out["empty"]
+        if empty is not None:
+            raise NotFound(
+                _("No district {code!r} in this campaign's ranking: {detail} {action}").format(
+                    code=code, detail=empty["detail"], action=empty["action"]
+                ),
+                field="code",
+                extra={"empty": empty},
+            )
+        raise NotFound(
+            _(
+                "No district {code!r} in this campaign's ranking (its territory): GET "
+                "/campaigns/{cid}/ranking lists them, GET /campaigns/{cid}/territory says what "
+                "it covers."
+            ).format(code=code, cid=campaign_id),
+            field="code",
+        )
+    out["district"] = district_from_row(row, snap.names, out["weights"], scoring.weights)
     return out
-
-
-def _fmt(value: float, unit: str) -> str:
-    if unit.startswith("share") or unit.startswith("1 -"):
-        return f"{value * 100:.1f} %"
-    if unit.startswith("points"):
-        return f"{value:.1f} pts"
-    if value >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.2f}"
 
 
 # ---------------------------------------------------------------- request-level entry points
 async def ranking_for(
-    ctx: Any,
+    ctx: CampaignContext,
     *,
     preset: str | None,
     election: str | None,
     side: str | None,
-    limit: int | None,
+    limit: int,
+    offset: int = 0,
+    after: int | None = None,
     swing_from: str | None = None,
 ) -> dict[str, Any]:
-    """GET /ranking: the ranked districts (counts below k blank), cut to ``limit``."""
+    """GET /ranking: a page of ranked districts (counts below k blank), best first."""
+    start = max(offset, after or 0)
     result = await ranking(
         ctx.session,
         ctx.campaign_id,
@@ -831,15 +470,17 @@ async def ranking_for(
         election=election,
         side=side,
         swing_from=swing_from,
+        limit=min(limit, MAX_PAGE),
+        after=start,
         settings=ctx.settings,
     )
-    result = dict(result)
     result["districts"] = [apply_k(d, ctx.k_threshold) for d in result["districts"]]
-    return top(result, limit)
+    result["limit"], result["offset"] = min(limit, MAX_PAGE), start
+    return result
 
 
 async def district_for(
-    ctx: Any,
+    ctx: CampaignContext,
     code: str,
     *,
     preset: str | None,
@@ -848,9 +489,10 @@ async def district_for(
     swing_from: str | None = None,
 ) -> dict[str, Any]:
     """GET /districts/{code}: one district's full breakdown."""
-    result = await ranking(
+    out = await explain(
         ctx.session,
         ctx.campaign_id,
+        code,
         k=ctx.k_threshold,
         preset=preset,
         election=election,
@@ -858,12 +500,11 @@ async def district_for(
         swing_from=swing_from,
         settings=ctx.settings,
     )
-    out = one_district(result, code)
     out["district"] = apply_k(out["district"], ctx.k_threshold)
     return out
 
 
-async def weights_for(ctx: Any) -> dict[str, Any]:
+async def weights_for(ctx: CampaignContext) -> dict[str, Any]:
     """GET /weights: the campaign's weights, the presets and the catalogue of factors."""
     row = await load_settings(ctx.session, ctx.campaign_id)
     return {
@@ -872,11 +513,7 @@ async def weights_for(ctx: Any) -> dict[str, Any]:
         "election_id": row["election_id"] if row else None,
         "swing_from_id": row["swing_from_id"] if row else None,
         "side": row["side"] if row else None,
-        "communes": row["communes"] if row else None,
         "default_preset": DEFAULT_PRESET,
         "presets": PRESETS,
-        "factors": [
-            {"name": f.name, "label": f.label, "unit": f.unit, "source": f.source}
-            for f in FACTORS.values()
-        ],
+        "factors": [f.shown() for f in FACTORS.values()],
     }

@@ -3,7 +3,9 @@
 An organiser names their side the way they know it: a nuance code (``ENS``), a party name
 ("Ensemble", "Rassemblement national"), a list's label ("Besoin d'Europe") or a candidate's name
 ("Bregeon"). ``resolve_side`` turns that into the tokens the ranking matches (nuance codes and
-candidate labels), or refuses with the closest names that exist.
+candidate labels), or refuses with the closest names that exist, or, when the name fits several
+parties (two candidates called Dupont of different nuances, "Union" for UG, UDI, UD...), with the
+names it could mean.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.errors import InvalidInput, NotFound
 from app.i18n import _
-from app.services.reference.nuances import normalise, nuance_name
+from app.services.reference.nuances import LIST_PREFIX, NUANCES, normalise, nuance_name
 
 _ELECTIONS = text(
     """
@@ -112,6 +114,14 @@ class _Entry:
     words: str  # normalised
     shown: str  # as shown in "did you mean"
     tokens: tuple[str, ...]
+    party: str  # the political side it belongs to (two entries of one party are no ambiguity)
+
+
+def _party(code: str) -> str:
+    """A nuance's party: a list nuance is its candidates' one (``LENS`` -> ``ENS``)."""
+    if code.startswith(LIST_PREFIX) and code[1:] in NUANCES:
+        return code[1:]
+    return code
 
 
 async def _vocabulary(
@@ -120,37 +130,43 @@ async def _vocabulary(
     rows = (await conn.execute(_VOCABULARY, {"e": election_id})).all()
     entries: list[_Entry] = []
     by_code: dict[str, list[str]] = {}
+    parties: dict[str, set[str]] = {}  # label -> the parties it ran for
     for r in rows:
         if r.nuance:
             by_code.setdefault(r.nuance, [])
         if r.label:
-            entries.append(_Entry(normalise(r.label), r.label, (r.label.upper(),)))
-            for part in normalise(r.label).split():  # a candidate's surname, a list's key word
-                if len(part) >= 4:
-                    entries.append(_Entry(part, r.label, (r.label.upper(),)))
+            parties.setdefault(r.label, set()).add(_party(r.nuance) if r.nuance else r.label)
+    for label, of in parties.items():
+        party = next(iter(of)) if len(of) == 1 else label
+        codes = sorted({c for c in of if c != label})
+        shown = f"{label} ({', '.join(codes)})" if codes else label
+        entries.append(_Entry(normalise(label), shown, (label.upper(),), party))
+        for part in normalise(label).split():  # a candidate's surname, a list's key word
+            if len(part) >= 4:
+                entries.append(_Entry(part, shown, (label.upper(),), party))
     for code in by_code:
-        entries.append(_Entry(normalise(code), code, (code,)))
+        entries.append(_Entry(normalise(code), code, (code,), _party(code)))
         name = nuance_name(code)
         if name:
-            entries.append(_Entry(normalise(name), f"{name} ({code})", (code,)))
+            entries.append(_Entry(normalise(name), f"{name} ({code})", (code,), _party(code)))
     return entries
 
 
-def _matches(part: str, entries: list[_Entry]) -> set[str]:
-    """Tokens for one typed name: an exact code or label, else every name holding its words."""
-    exact = {t for e in entries if e.words == part for t in e.tokens}
+def _matches(part: str, entries: list[_Entry]) -> list[_Entry]:
+    """The names one typed name stands for: an exact code or label, else every name holding its
+    words."""
+    exact = [e for e in entries if e.words == part]
     if exact:
         return exact
     words = part.split()
     if not words or len(part) < 3:
-        return set()
-    return {
-        t
+        return []
+    return [
+        e
         for e in entries
         if " " in e.words or len(e.words) > 3  # whole names, not lone codes
         if all(w in e.words.split() for w in words)
-        for t in e.tokens
-    }
+    ]
 
 
 async def resolve_side(
@@ -164,7 +180,18 @@ async def resolve_side(
     tokens: list[str] = []
     for raw in [p for p in side.replace(";", ",").replace("|", ",").split(",") if p.strip()]:
         part = normalise(raw)
-        found = _matches(part, entries)
+        matched = _matches(part, entries)
+        if len({e.party for e in matched}) > 1:
+            meant = sorted({e.shown for e in matched})
+            raise InvalidInput(
+                _(
+                    "{side!r} fits several parties: {names}. Give the code or the full name of "
+                    "the one you mean (separate several with commas for an alliance)."
+                ).format(side=raw.strip(), names=", ".join(meant[:8])),
+                field="side",
+                extra={"close_matches": meant[:8]},
+            )
+        found = {t for e in matched for t in e.tokens}
         if not found:
             names = sorted({e.shown for e in entries})
             close = difflib.get_close_matches(part, [normalise(n) for n in names], n=5, cutoff=0.5)

@@ -16,6 +16,11 @@ partition and no total, the cells share no relation, and app.disclosure's rule f
 primary suppression: every cell below k, zero included, is hidden ("nobody" and "one supporter"
 read the same). The ranking's supporter factor uses these same published counts, or none when
 the campaign publishes tiles.
+
+Limited to the campaign's territory (``campaign_district``): districts outside it are not
+listed, and tiles count only supporters whose district is one of the territory's (every
+supporter when the territory is the whole country). A change of territory changes what is
+listed, not how a cell is counted (docs/privacy.md).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from app.config import Settings
 from app.disclosure import protect_partition
 from app.errors import InvalidInput
 from app.i18n import _
+from app.services.access import territory
 from app.services.people.supporters.cells import ensure_cells
 
 if TYPE_CHECKING:
@@ -48,14 +54,18 @@ def _by_district_sql() -> str:
 
 
 _DISTRICTS = text(
-    "SELECT code FROM district WHERE (CAST(:kind AS text) IS NULL OR kind = :kind) "
-    "AND (CAST(:codes AS text[]) IS NULL OR code = ANY(:codes)) ORDER BY code"
+    "SELECT d.code FROM district d JOIN campaign_district cd ON cd.campaign_id = :c "
+    "AND cd.district_code = d.code WHERE (CAST(:kind AS text) IS NULL OR d.kind = :kind) "
+    "AND (CAST(:codes AS text[]) IS NULL OR d.code = ANY(:codes)) ORDER BY d.code"
 )
 _BY_TILE = text(
     """
     SELECT s.tile_id AS key, count(*)::int AS n
     FROM supporter s
     WHERE s.campaign_id = :c AND s.status = 'active' AND s.tile_id IS NOT NULL
+      AND (:country OR EXISTS (
+          SELECT 1 FROM campaign_district cd WHERE cd.campaign_id = :c
+          AND cd.district_code = least(s.bv_code, s.iris_code)))
     GROUP BY 1 ORDER BY 1
     """
 )
@@ -147,17 +157,21 @@ async def supporter_counts(
             field="by",
         )
     out = SupporterCounts(by=by, k=k)
+    kind = await territory.ensure_kind(session, campaign_id)
     if by == "district":
         raw = await _raw_by_district(session, campaign_id, settings)
         listed = (
-            await session.execute(_DISTRICTS, {"kind": district_kind, "codes": codes})
+            await session.execute(
+                _DISTRICTS, {"c": campaign_id, "kind": district_kind, "codes": codes}
+            )
         ).scalars()
         shown = protect_partition(raw, k)
         for code in listed:
             n = shown.get(code) if code in raw else None
             out.cells.append(Cell(code, n, n is None))
     else:
-        raw = {r.key: r.n for r in await session.execute(_BY_TILE, {"c": campaign_id})}
+        binds = {"c": campaign_id, "country": kind == "country"}
+        raw = {r.key: r.n for r in await session.execute(_BY_TILE, binds)}
         for key, n in protect_partition(raw, k).items():
             if n is not None:
                 out.cells.append(Cell(key, n, False))

@@ -18,6 +18,8 @@ ADDRESSES_DIR = DATA_DIR / "addresses"
 TILES = SAMPLE_DIR / "filosofi2019_carreaux_200m_9213.csv"
 TILES_GPKG = SAMPLE_DIR / "filosofi2019_carreaux_200m_9213.gpkg"
 DISTRICTS = SAMPLE_DIR / "contours_bv_9213.geojson"
+# Every polling station of 92-13 with its constituency (the same data.gouv.fr file, as CSV).
+CONSTITUENCIES = SAMPLE_DIR / "bureaux_de_vote_9213.csv"
 # Loaded in this order: the last one is "the last loaded election" shown by /districts.
 ELECTIONS = [
     ("legislatives_2022_t2", SAMPLE_DIR / "legislatives_2022_t2_bv_9213.csv"),
@@ -65,6 +67,7 @@ async def _load(
     owner_url: str, *, progress: OnProgress | None, report_dir: Path, keep: bool
 ) -> dict[str, Any]:
     from app.services.reference.imports.addresses import import_addresses
+    from app.services.reference.imports.constituencies import import_constituencies
     from app.services.reference.imports.districts import import_districts
     from app.services.reference.imports.results import import_results
     from app.services.reference.imports.synthetic import generate_doors
@@ -90,6 +93,11 @@ async def _load(
     show(
         await import_districts(
             owner_url, DISTRICTS, on_progress=progress, report_path=rp(DISTRICTS)
+        )
+    )
+    show(
+        await import_constituencies(
+            owner_url, CONSTITUENCIES, on_progress=progress, report_path=rp(CONSTITUENCIES)
         )
     )
     for name, path in ELECTIONS:
@@ -118,6 +126,10 @@ async def _load(
 
     state = await refresh_if_stale(owner_url)
     print(f"Tile-to-district allocation refreshed ({state.pairs or 0:,} tile/district pairs).")
+    from app.services.reference.imports.common import connect
+
+    async with connect(owner_url) as conn:
+        await conn.execute("SELECT porte_refresh_district_shapes()")
     return out
 
 

@@ -1,0 +1,1 @@
+"""National benchmark (SYNTHETIC data): see __main__.py."""
