@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import typer
 
 from app.commands import (
@@ -63,22 +65,16 @@ def _root(
     ctx.call_on_close(lambda: reset_language(token))
 
 
-# Each command module registers its commands with ``register(cli)``.
-for _module in (
-    admin,
-    allocation,
-    basemap,
-    db,
-    demo,
-    geocode,
-    imports,
-    keys,
-    purge,
-    rank,
-    serve,
-    supporters,
-):
-    _module.register(cli)
+def _register(*modules: ModuleType) -> None:
+    """Each command module registers its commands with ``register(cli)``; ``--help`` lists
+    them in this order."""
+    for module in modules:
+        module.register(cli)
+
+
+_register(
+    admin, allocation, basemap, db, demo, geocode, imports, keys, purge, rank, serve, supporters
+)
 
 
 def main() -> None:

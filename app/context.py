@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from sqlalchemy import Row, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.errors import NotFound
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,14 @@ class CampaignContext:
     @property
     def user_id(self) -> uuid.UUID | None:
         return self.principal.user_id
+
+    async def one(self, sql: str, *, missing: str, field: str, **params: Any) -> Row:
+        """The row ``sql`` finds in this campaign (``:c`` is the campaign's id, the other
+        parameters are ``params``); none: 404 with ``missing`` for the request's ``field``."""
+        row = (await self.session.execute(text(sql), {"c": self.campaign_id, **params})).first()
+        if row is None:
+            raise NotFound(missing, field=field)
+        return row
 
     async def write_session(self) -> AsyncSession:
         """Where this request writes (audit events...): ``session``, or the primary's session

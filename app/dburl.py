@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import asyncpg
+
     from app.config import Settings
 
 # How often (ms) a backend running a long statement checks that its client is still there. A
@@ -27,6 +29,27 @@ def resolve_urls(settings: Settings) -> tuple[str, str]:
         app_url = app_url or cluster.url("app")
         owner_url = owner_url or (settings.database_url or cluster.url("owner"))
     return _asyncpg(app_url), _asyncpg(owner_url)
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A libpq-style DSN from a SQLAlchemy URL (drops the +driver part)."""
+    scheme, sep, rest = url.partition("://")
+    return "postgresql://" + rest if sep else url
+
+
+async def connect_long_job(url: str, application_name: str) -> asyncpg.Connection:
+    """A raw asyncpg connection for a long job of the owner (an import, an allocation refresh):
+    JIT off, and its backend stops within ``CLIENT_CHECK_MS`` if the job is killed."""
+    import asyncpg
+
+    return await asyncpg.connect(
+        asyncpg_dsn(url),
+        server_settings={
+            "application_name": application_name,
+            "jit": "off",
+            "client_connection_check_interval": CLIENT_CHECK_MS,
+        },
+    )
 
 
 def _asyncpg(url: str) -> str:

@@ -20,10 +20,21 @@ PROBLEM = "application/problem+json"
 
 
 class PorteError(Exception):
-    """Base of every error a user can be told about."""
+    """Base of every error a user can be told about. A subclass says its HTTP status and the
+    problem's title in its class line: ``class Gone(PorteError, status=410, title=N_("Gone"))``
+    (or as class attributes)."""
 
     status = 400
     title = N_("Bad request")
+
+    def __init_subclass__(
+        cls, *, status: int | None = None, title: str | None = None, **kwargs: Any
+    ) -> None:
+        super().__init_subclass__(**kwargs)
+        if status is not None:
+            cls.status = status
+        if title is not None:
+            cls.title = title
 
     def __init__(
         self, detail: str, *, field: str | None = None, extra: dict[str, Any] | None = None
@@ -34,68 +45,44 @@ class PorteError(Exception):
         self.extra = extra or {}
 
 
-class InvalidInput(PorteError):
+class InvalidInput(PorteError, status=422, title=N_("Invalid input")):
     """The request is well-formed but a value is wrong (422)."""
 
-    status = 422
-    title = N_("Invalid input")
 
-
-class NotFound(PorteError):
+class NotFound(PorteError, status=404, title=N_("Not found")):
     """Nothing there, or nothing the caller may know of (404)."""
 
-    status = 404
-    title = N_("Not found")
 
-
-class Conflict(PorteError):
+class Conflict(PorteError, status=409, title=N_("Conflict")):
     """The request clashes with what is stored (409)."""
 
-    status = 409
-    title = N_("Conflict")
 
-
-class Unauthorized(PorteError):
+class Unauthorized(PorteError, status=401, title=N_("Not signed in")):
     """No valid credentials (401)."""
 
-    status = 401
-    title = N_("Not signed in")
 
-
-class Forbidden(PorteError):
+class Forbidden(PorteError, status=403, title=N_("Forbidden")):
     """Signed in, but this role may not do that (403)."""
 
-    status = 403
-    title = N_("Forbidden")
 
-
-class TooManyRequests(PorteError):
+class TooManyRequests(PorteError, status=429, title=N_("Too many requests")):
     """Rate limit reached (429)."""
-
-    status = 429
-    title = N_("Too many requests")
 
     def __init__(self, detail: str, *, retry_after: int):
         super().__init__(detail)
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(PorteError):
+class ServiceUnavailable(PorteError, status=503, title=N_("Service unavailable")):
     """A part the service needs (database, mail server) is unavailable for now (503)."""
-
-    status = 503
-    title = N_("Service unavailable")
 
     def __init__(self, detail: str, *, retry_after: int = 5):
         super().__init__(detail)
         self.retry_after = retry_after
 
 
-class ImportFailed(PorteError):
+class ImportFailed(PorteError, status=422, title=N_("Import refused")):
     """An import was refused; nothing was stored."""
-
-    status = 422
-    title = N_("Import refused")
 
 
 def problem(

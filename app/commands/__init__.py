@@ -1,1 +1,12 @@
 """CLI command groups; each module defines ``register(cli: typer.Typer)``."""
+
+from __future__ import annotations
+
+import typer
+
+
+def command_group(cli: typer.Typer, name: str, help: str) -> typer.Typer:
+    """The group of commands ``porte <name> ...``; called alone, it shows its help."""
+    group = typer.Typer(help=help, no_args_is_help=True)
+    cli.add_typer(group, name=name)
+    return group

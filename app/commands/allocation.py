@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from app.commands import command_group
 from app.i18n import _
 
 
@@ -157,11 +158,9 @@ def run_refresh(
 
 def register(cli: typer.Typer) -> None:
     """Add the ``allocation`` group."""
-    group = typer.Typer(
-        help=_("The tile-to-district allocation the ranking reads (refresh, status)."),
-        no_args_is_help=True,
+    group = command_group(
+        cli, "allocation", _("The tile-to-district allocation the ranking reads (refresh, status).")
     )
-    cli.add_typer(group, name="allocation")
 
     @group.command()
     def refresh(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 
+from app.commands import command_group
 from app.i18n import _
 
 
@@ -53,11 +54,11 @@ def import_basemap(
 
 def register(cli: typer.Typer) -> None:
     """Add ``basemap``."""
-    bm = typer.Typer(
-        help="The vector basemap the service serves itself (PMTiles): import, info, placeholder.",
-        no_args_is_help=True,
+    bm = command_group(
+        cli,
+        "basemap",
+        "The vector basemap the service serves itself (PMTiles): import, info, placeholder.",
     )
-    cli.add_typer(bm, name="basemap")
 
     @bm.command("import")
     def import_(

@@ -29,6 +29,7 @@ from app.commands.demo_field import DemoSetupError, _ok
 from app.config import Settings
 from app.db import make_engine
 from app.i18n import _
+from app.services.people.supporters.core import CHANNELS, CONSENT_FIELDS_OF_ROW
 
 SEED = 9213
 COUNT = 360
@@ -38,7 +39,6 @@ DENSE_SHARE = 0.7
 COLLECTED_BY = "Démo (données SYNTHÉTIQUES)"
 FIRST = ["Camille", "Dominique", "Claude", "Alix", "Sacha", "Charlie", "Lou", "Noa", "Eden", "Maé"]
 LAST = ["Martin", "Bernard", "Petit", "Durand", "Leroy", "Moreau", "Simon", "Laurent", "Michel"]
-CHANNELS = ("door", "form", "event", "membership")
 COLUMNS = [
     "name",
     "email",
@@ -49,13 +49,7 @@ COLUMNS = [
     "city",
     "notes",
     "last_contact_at",
-    "consent_given_at",
-    "consent_purposes",
-    "consent_channel",
-    "consent_wording_version",
-    "consent_notice_version",
-    "consent_collected_by",
-    "consent_given_by_subject",
+    *CONSENT_FIELDS_OF_ROW,
 ]
 
 

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import typer
 
+from app.commands import command_group
 from app.commands.progress import progress_bar
 from app.errors import ImportFailed
 from app.i18n import _
@@ -104,13 +107,34 @@ async def refresh_maps_and_territories(owner_url: str) -> dict[str, int]:
     return {"districts_reshaped": shapes or 0, "campaigns_refreshed": campaigns}
 
 
+class _Common(NamedTuple):
+    """The options every import takes."""
+
+    max_rejects: int
+    report: Path | None
+    quiet: bool
+    as_json: bool
+
+
+def _import(importer: Callable[..., Any], file: Path, common: _Common, **options: Any) -> None:
+    """Run ``importer`` on ``file`` as the schema owner, with a progress bar unless ``--quiet``,
+    then show its summary (``_run``)."""
+    coro = importer(
+        _owner_url(),
+        file,
+        max_rejects=common.max_rejects,
+        report_path=common.report,
+        on_progress=progress_bar(common.quiet),
+        **options,
+    )
+    _run(coro, common.as_json)
+
+
 def register(cli: typer.Typer) -> None:
     """Add the ``import`` group."""
-    imp = typer.Typer(
-        help="Import public reference data (one transaction each; re-importing replaces).",
-        no_args_is_help=True,
+    imp = command_group(
+        cli, "import", "Import public reference data (one transaction each; re-importing replaces)."
     )
-    cli.add_typer(imp, name="import")
 
     @imp.command()
     def tiles(
@@ -126,19 +150,8 @@ def register(cli: typer.Typer) -> None:
         """INSEE Filosofi 200 m tiles: CSV (.csv/.csv.gz) or GeoPackage, any vintage."""
         from app.services.reference.imports.tiles import import_tiles
 
-        _run(
-            import_tiles(
-                _owner_url(),
-                file,
-                layer=layer,
-                delimiter=delimiter,
-                encoding=encoding,
-                max_rejects=max_rejects,
-                report_path=report,
-                on_progress=progress_bar(quiet),
-            ),
-            as_json,
-        )
+        common = _Common(max_rejects, report, quiet, as_json)
+        _import(import_tiles, file, common, layer=layer, delimiter=delimiter, encoding=encoding)
 
     @imp.command()
     def addresses(
@@ -156,18 +169,9 @@ def register(cli: typer.Typer) -> None:
         """Doors from a BAN CSV (.csv or .csv.gz) or a BAL CSV (Base Adresse Locale)."""
         from app.services.reference.imports.addresses import import_addresses
 
-        _run(
-            import_addresses(
-                _owner_url(),
-                file,
-                communes=commune,
-                delimiter=delimiter,
-                encoding=encoding,
-                max_rejects=max_rejects,
-                report_path=report,
-                on_progress=progress_bar(quiet),
-            ),
-            as_json,
+        common = _Common(max_rejects, report, quiet, as_json)
+        _import(
+            import_addresses, file, common, communes=commune, delimiter=delimiter, encoding=encoding
         )
 
     @imp.command()
@@ -186,20 +190,16 @@ def register(cli: typer.Typer) -> None:
         """Polling-station (or IRIS) polygons from GeoJSON or GeoPackage, any CRS."""
         from app.services.reference.imports.districts import import_districts
 
-        _run(
-            import_districts(
-                _owner_url(),
-                file,
-                layer=layer,
-                code_field=code_field,
-                name_field=name_field,
-                kind=kind,
-                crs=crs,
-                max_rejects=max_rejects,
-                report_path=report,
-                on_progress=progress_bar(quiet),
-            ),
-            as_json,
+        common = _Common(max_rejects, report, quiet, as_json)
+        _import(
+            import_districts,
+            file,
+            common,
+            layer=layer,
+            code_field=code_field,
+            name_field=name_field,
+            kind=kind,
+            crs=crs,
         )
 
     @imp.command()
@@ -251,18 +251,9 @@ def register(cli: typer.Typer) -> None:
         """Ministry of the Interior results per polling station (wide or long format)."""
         from app.services.reference.imports.results import import_results
 
-        _run(
-            import_results(
-                _owner_url(),
-                file,
-                election=election,
-                delimiter=delimiter,
-                encoding=encoding,
-                max_rejects=max_rejects,
-                report_path=report,
-                on_progress=progress_bar(quiet),
-            ),
-            as_json,
+        common = _Common(max_rejects, report, quiet, as_json)
+        _import(
+            import_results, file, common, election=election, delimiter=delimiter, encoding=encoding
         )
 
     @imp.command()

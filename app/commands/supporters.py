@@ -25,6 +25,8 @@ from typing import Any
 
 import typer
 
+from app.commands import command_group
+
 EXIT_PARTIAL = 3
 
 
@@ -260,11 +262,9 @@ def _print_source_report(run: Any, *, dry_run: bool) -> None:
 
 def register(cli: typer.Typer) -> None:
     """Add the ``supporters`` group."""
-    group = typer.Typer(
-        help="Consented supporters: import a big member file on the server.",
-        no_args_is_help=True,
+    group = command_group(
+        cli, "supporters", "Consented supporters: import a big member file on the server."
     )
-    cli.add_typer(group, name="supporters")
 
     @group.command("import")
     def import_(

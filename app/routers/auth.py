@@ -165,8 +165,9 @@ async def totp_confirm(
     """Turn two-factor sign-in on with a first code; sign in again to get a 2FA session.
 
     Wrong codes are throttled like passwords (429 with ``Retry-After``)."""
-    await service.totp_confirm(
-        db, session, settings, user_id=user_id, code=data.code, client=client_address(request)
+    client = client_address(request)
+    await service.totp_switch(
+        db, session, settings, user_id=user_id, code=data.code, client=client, on=True
     )
 
 
@@ -181,6 +182,7 @@ async def totp_disable(
 ) -> None:
     """Turn two-factor sign-in off (needs a current code); ends every sign-in of the account,
     this one included. Wrong codes are throttled like passwords."""
-    await service.totp_disable(
-        db, session, settings, user_id=user_id, code=data.code, client=client_address(request)
+    client = client_address(request)
+    await service.totp_switch(
+        db, session, settings, user_id=user_id, code=data.code, client=client, on=False
     )

@@ -34,8 +34,8 @@ class ConsentIn(BaseModel):
     given_by_subject: bool | str | None = None
 
 
-class SupporterIn(BaseModel):
-    """One supporter with the consent they gave."""
+class _SupporterFields(BaseModel):
+    """A supporter's personal fields, as a client sends them (checked by the service)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -45,21 +45,18 @@ class SupporterIn(BaseModel):
     address: str | None = None
     notes: str | None = None
     last_contact_at: datetime | str | None = None
+
+
+class SupporterIn(_SupporterFields):
+    """One supporter with the consent they gave."""
+
     consent: ConsentIn | None = None
 
 
-class SupporterPatch(BaseModel):
+class SupporterPatch(_SupporterFields):
     """Rectify personal fields (``null`` clears one), fix the address text (it is geocoded
     again) or pick the door by hand (``address_id``). Only the fields sent change."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    address: str | None = None
-    notes: str | None = None
-    last_contact_at: datetime | str | None = None
     address_id: int | None = Field(default=None, ge=1)
 
 

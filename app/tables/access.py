@@ -10,8 +10,6 @@ from sqlalchemy import (
     CheckConstraint,
     Column,
     Date,
-    ForeignKeyConstraint,
-    Identity,
     Index,
     Integer,
     LargeBinary,
@@ -23,7 +21,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from app.tables.meta import TZ, at, metadata, tenant_key, uuid_id
+from app.authz import ROLES
+from app.tables.meta import (
+    TZ,
+    at,
+    length_between,
+    metadata,
+    one_of,
+    serial_id,
+    tenant_key,
+    tenant_ref,
+    user_ref,
+    uuid_id,
+)
 
 app_user = Table(
     "app_user",
@@ -41,18 +51,16 @@ app_user = Table(
     Column("can_create_campaigns", Boolean, nullable=False, server_default=text("false")),
     Column("server_admin", Boolean, nullable=False, server_default=text("false")),
     Column("display_name", Text),
-    CheckConstraint("(totp_secret_enc IS NULL) = (totp_key_id IS NULL)", name="app_user_totp_key"),
+    CheckConstraint("(totp_secret_enc IS NULL) = (totp_key_id IS NULL)", name="totp_key"),
     CheckConstraint(
         (
             "display_name IS NULL OR char_length(display_name) >= 1 AND "
             "char_length(display_name) <= 80 AND display_name !~ '[[:cntrl:]]'::text AND "
             "display_name = btrim(display_name)"
         ),
-        name="app_user_display_name_short",
+        name="display_name_short",
     ),
-    CheckConstraint(
-        "email = lower(email) AND email ~~ '%%_@_%%'::text", name="app_user_email_check"
-    ),
+    CheckConstraint("email = lower(email) AND email ~~ '%%_@_%%'::text", name="email_check"),
     UniqueConstraint("email"),
 )
 
@@ -62,7 +70,7 @@ refresh_token = Table(
     metadata,
     uuid_id(),
     Column("family_id", Uuid, nullable=False),
-    Column("user_id", Uuid, nullable=False),
+    *user_ref("user_id", ondelete="CASCADE", nullable=False),
     Column("token_hash", Text, nullable=False),
     Column("mfa", Boolean, nullable=False, server_default=text("false")),
     at("created_at"),
@@ -70,7 +78,6 @@ refresh_token = Table(
     Column("rotated_at", TZ),
     Column("revoked_at", TZ),
     at("session_started_at"),
-    ForeignKeyConstraint(["user_id"], ["app_user.id"], ondelete="CASCADE"),
     UniqueConstraint("token_hash"),
     Index("refresh_token_family", "family_id"),
     Index("refresh_token_user", "user_id"),
@@ -80,7 +87,7 @@ refresh_token = Table(
 auth_failure = Table(
     "auth_failure",
     metadata,
-    Column("id", BigInteger, Identity(always=True), primary_key=True, autoincrement=True),
+    serial_id(),
     at("at"),
     Column("account_key", Text),
     Column("client", Text),
@@ -110,20 +117,19 @@ campaign = Table(
     Column("k_threshold", Integer, nullable=False, server_default=text("11")),
     Column("require_2fa", Boolean, nullable=False, server_default=text("false")),
     Column("side", Text),
-    Column("created_by", Uuid),
+    *user_ref("created_by", ondelete=None),
     at("created_at"),
     Column("supporter_cells", Text, nullable=False, server_default=text("'district'::text")),
-    CheckConstraint("k_threshold >= 2 AND k_threshold <= 1000", name="campaign_k_threshold_check"),
-    CheckConstraint("length(name) >= 1 AND length(name) <= 200", name="campaign_name_check"),
+    CheckConstraint("k_threshold >= 2 AND k_threshold <= 1000", name="k_threshold_check"),
+    length_between("name", 1, 200),
     CheckConstraint(
         "supporter_cells = ANY (ARRAY['district'::text, 'tile'::text])",
-        name="campaign_supporter_cells",
+        name="supporter_cells",
     ),
     CheckConstraint(
         "supporter_retention_months >= 1 AND supporter_retention_months <= 120",
-        name="campaign_supporter_retention_months_check",
+        name="supporter_retention_months_check",
     ),
-    ForeignKeyConstraint(["created_by"], ["app_user.id"]),
 )
 
 
@@ -172,14 +178,10 @@ membership = Table(
     "membership",
     metadata,
     *tenant_key(),
-    Column("user_id", Uuid, primary_key=True),
+    *user_ref("user_id", ondelete="CASCADE", primary_key=True),
     Column("role", Text, nullable=False),
     at("created_at"),
-    CheckConstraint(
-        "role = ANY (ARRAY['admin'::text, 'organiser'::text, 'analyst'::text, 'volunteer'::text])",
-        name="membership_role_check",
-    ),
-    ForeignKeyConstraint(["user_id"], ["app_user.id"], ondelete="CASCADE"),
+    one_of("role", *ROLES),
     Index("membership_user", "user_id"),
 )
 
@@ -192,24 +194,19 @@ member_invitation = Table(
     Column("email", Text, nullable=False),
     Column("role", Text, nullable=False),
     Column("token_hash", Text, nullable=False),
-    Column("invited_by", Uuid),
+    *user_ref("invited_by"),
     Column("invited_by_role", Text, nullable=False),
     at("created_at"),
     Column("expires_at", TZ, nullable=False),
     Column("accepted_at", TZ),
-    Column("accepted_by", Uuid),
+    *user_ref("accepted_by"),
     Column("revoked_at", TZ),
     CheckConstraint(
         "email = lower(email) AND email ~~ '%%_@_%%'::text AND length(email) <= 254",
-        name="member_invitation_email_check",
+        name="email_check",
     ),
-    CheckConstraint("expires_at > created_at", name="member_invitation_check"),
-    CheckConstraint(
-        "role = ANY (ARRAY['admin'::text, 'organiser'::text, 'analyst'::text, 'volunteer'::text])",
-        name="member_invitation_role_check",
-    ),
-    ForeignKeyConstraint(["accepted_by"], ["app_user.id"], ondelete="SET NULL"),
-    ForeignKeyConstraint(["invited_by"], ["app_user.id"], ondelete="SET NULL"),
+    CheckConstraint("expires_at > created_at", name="check"),
+    one_of("role", *ROLES),
     UniqueConstraint("campaign_id", "token_hash"),
     Index("member_invitation_created", "campaign_id", "created_at"),
     Index("member_invitation_email", "campaign_id", "email"),
@@ -224,20 +221,16 @@ invite = Table(
     Column("token_hash", Text, nullable=False),
     Column("assignment_id", Uuid),
     Column("label", Text),
-    Column("created_by", Uuid),
+    *user_ref("created_by"),
     at("created_at"),
     Column("expires_at", TZ, nullable=False),
     Column("revoked_at", TZ),
-    CheckConstraint("expires_at > created_at", name="invite_check"),
-    CheckConstraint("length(label) <= 200", name="invite_label_check"),
-    ForeignKeyConstraint(
-        ["campaign_id", "assignment_id"],
-        ["assignment.campaign_id", "assignment.id"],
-        ondelete="SET NULL (assignment_id)",
-        name="invite_assignment_fk",
-        use_alter=True,
-    ),  # assignment refers to invite too
-    ForeignKeyConstraint(["created_by"], ["app_user.id"], ondelete="SET NULL"),
+    CheckConstraint("expires_at > created_at", name="check"),
+    CheckConstraint("length(label) <= 200", name="label_check"),
+    # assignment refers to invite too: one of the two keys is added after both tables
+    tenant_ref(
+        "assignment_id", "assignment", "SET NULL", name="invite_assignment_fk", use_alter=True
+    ),
     UniqueConstraint("campaign_id", "token_hash", name="invite_token_hash_key"),
     Index("invite_assignment", "campaign_id", "assignment_id"),
 )
@@ -247,7 +240,7 @@ audit_event = Table(
     "audit_event",
     metadata,
     *tenant_key(),
-    Column("id", BigInteger, Identity(always=True), primary_key=True, autoincrement=True),
+    serial_id(),
     at("at"),
     Column("actor_user_id", Uuid),
     Column("actor_invite_id", Uuid),
@@ -259,12 +252,8 @@ audit_event = Table(
     Column("client", Text),
     Column("flagged", Boolean, nullable=False, server_default=text("false")),
     Column("details", JSONB),
-    CheckConstraint(
-        "client ~ '^[-0-9A-Za-z:._%%/]{1,100}$'::text", name="audit_event_client_token"
-    ),
-    CheckConstraint(
-        "request_id ~ '^[-A-Za-z0-9._]{1,64}$'::text", name="audit_event_request_id_token"
-    ),
+    CheckConstraint("client ~ '^[-0-9A-Za-z:._%%/]{1,100}$'::text", name="client_token"),
+    CheckConstraint("request_id ~ '^[-A-Za-z0-9._]{1,64}$'::text", name="request_id_token"),
     Index("audit_event_actor", "campaign_id", "actor_user_id", "at"),
     Index("audit_event_at", "campaign_id", "at"),
     Index("audit_event_invite", "campaign_id", "actor_invite_id", "at"),

@@ -10,8 +10,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    ForeignKeyConstraint,
-    Identity,
     Index,
     LargeBinary,
     Table,
@@ -21,7 +19,17 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import INTERVAL, JSONB
 
-from app.tables.meta import TZ, at, metadata, tenant_key, uuid_id
+from app.tables.meta import (
+    TZ,
+    at,
+    child_key,
+    length_between,
+    metadata,
+    one_of,
+    serial_id,
+    tenant_key,
+    uuid_id,
+)
 
 supporter = Table(
     "supporter",
@@ -50,20 +58,14 @@ supporter = Table(
     Column("bv_code", Text),
     Column("iris_code", Text),
     Column("cells_version", BigInteger),
-    CheckConstraint(
-        (
-            "geocode_level = ANY (ARRAY['housenumber'::text, 'interpolated'::text, "
-            "'street'::text, 'commune'::text, 'none'::text, 'manual'::text])"
-        ),
-        name="supporter_geocode_level_check",
-    ),
+    one_of("geocode_level", "housenumber", "interpolated", "street", "commune", "none", "manual"),
     CheckConstraint(
         (
             "key_id IS NOT NULL OR name_enc IS NULL AND email_enc IS NULL AND phone_enc IS "
             "NULL AND address_enc IS NULL AND notes_enc IS NULL AND address_id_enc IS NULL "
             "AND point_enc IS NULL"
         ),
-        name="supporter_ciphertext_has_key",
+        name="ciphertext_has_key",
     ),
     CheckConstraint(
         (
@@ -72,11 +74,9 @@ supporter = Table(
             " AND point_enc IS NULL AND tile_id IS NULL AND bv_code IS NULL AND iris_code IS "
             "NULL AND withdrawn_at IS NOT NULL"
         ),
-        name="supporter_withdrawn_has_no_identity",
+        name="withdrawn_has_no_identity",
     ),
-    CheckConstraint(
-        "status = ANY (ARRAY['active'::text, 'withdrawn'::text])", name="supporter_status_check"
-    ),
+    one_of("status", "active", "withdrawn"),
     Index(
         "supporter_cells",
         "campaign_id",
@@ -112,8 +112,7 @@ supporter = Table(
 supporter_consent = Table(
     "supporter_consent",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("supporter_id", Uuid, primary_key=True),
+    *child_key("supporter", "supporter_id"),
     Column("purpose", Text, primary_key=True),
     Column("given_at", TZ, nullable=False),
     Column("given_by_subject", Boolean, nullable=False),
@@ -135,67 +134,26 @@ supporter_consent = Table(
             " AND wording_version IS NOT NULL AND notice_version IS NOT NULL"
             " ELSE NOT given_by_subject AND evidence IS NOT NULL AND source IS NOT NULL END"
         ),
-        name="supporter_consent_given_by_subject_or_evidence",
+        name="given_by_subject_or_evidence",
     ),
-    CheckConstraint(
-        (
-            "basis = ANY (ARRAY['consent'::text, 'member'::text, 'former_member'::text, "
-            "'regular_contact'::text])"
-        ),
-        name="supporter_consent_basis_check",
-    ),
-    CheckConstraint(
-        "channel = ANY (ARRAY['door'::text, 'form'::text, 'event'::text, 'membership'::text])",
-        name="supporter_consent_channel_check",
-    ),
-    CheckConstraint(
-        "given_at <= (recorded_at + '1 day'::interval)", name="supporter_consent_check"
-    ),
-    CheckConstraint(
-        "length(collected_by) >= 1 AND length(collected_by) <= 200",
-        name="supporter_consent_collected_by_check",
-    ),
-    CheckConstraint(
-        "length(evidence) >= 1 AND length(evidence) <= 300", name="supporter_consent_evidence_check"
-    ),
-    CheckConstraint(
-        "length(notice_version) >= 1 AND length(notice_version) <= 100",
-        name="supporter_consent_notice_version_check",
-    ),
-    CheckConstraint(
-        "length(source) >= 1 AND length(source) <= 100", name="supporter_consent_source_check"
-    ),
-    CheckConstraint(
-        "length(wording_version) >= 1 AND length(wording_version) <= 100",
-        name="supporter_consent_wording_version_check",
-    ),
-    CheckConstraint(
-        (
-            "purpose = ANY (ARRAY['contact'::text, 'mapping'::text, 'volunteering'::text, "
-            "'newsletter'::text])"
-        ),
-        name="supporter_consent_purpose_check",
-    ),
-    ForeignKeyConstraint(
-        ["campaign_id", "supporter_id"],
-        ["supporter.campaign_id", "supporter.id"],
-        ondelete="CASCADE",
-    ),
+    one_of("basis", "consent", "member", "former_member", "regular_contact"),
+    one_of("channel", "door", "form", "event", "membership"),
+    CheckConstraint("given_at <= (recorded_at + '1 day'::interval)", name="check"),
+    length_between("collected_by", 1, 200),
+    length_between("evidence", 1, 300),
+    length_between("notice_version", 1, 100),
+    length_between("source", 1, 100),
+    length_between("wording_version", 1, 100),
+    one_of("purpose", "contact", "mapping", "volunteering", "newsletter"),
 )
 
 
 supporter_tag = Table(
     "supporter_tag",
     metadata,
-    Column("campaign_id", Uuid, primary_key=True),
-    Column("supporter_id", Uuid, primary_key=True),
+    *child_key("supporter", "supporter_id"),
     Column("tag", Text, primary_key=True),
-    CheckConstraint("tag ~ '^[a-z0-9][a-z0-9_.-]{0,39}$'::text", name="supporter_tag_tag_check"),
-    ForeignKeyConstraint(
-        ["campaign_id", "supporter_id"],
-        ["supporter.campaign_id", "supporter.id"],
-        ondelete="CASCADE",
-    ),
+    CheckConstraint("tag ~ '^[a-z0-9][a-z0-9_.-]{0,39}$'::text", name="tag_check"),
 )
 
 
@@ -223,23 +181,11 @@ privacy_request = Table(
             "(status = 'unconfirmed'::text) = (token_hash IS NOT NULL) AND (token_hash IS "
             "NULL OR expires_at IS NOT NULL AND supporter_id IS NOT NULL)"
         ),
-        name="privacy_request_token_single_use",
+        name="token_single_use",
     ),
-    CheckConstraint("address_enc IS NULL OR key_id IS NOT NULL", name="privacy_request_check"),
-    CheckConstraint(
-        (
-            "kind = ANY (ARRAY['objection'::text, 'withdrawal'::text, 'export'::text, "
-            "'erasure'::text])"
-        ),
-        name="privacy_request_kind_check",
-    ),
-    CheckConstraint(
-        (
-            "status = ANY (ARRAY['pending'::text, 'done'::text, 'unconfirmed'::text, "
-            "'reverted'::text])"
-        ),
-        name="privacy_request_status_check",
-    ),
+    CheckConstraint("address_enc IS NULL OR key_id IS NOT NULL", name="check"),
+    one_of("kind", "objection", "withdrawal", "export", "erasure"),
+    one_of("status", "pending", "done", "unconfirmed", "reverted"),
     Index("privacy_request_key", "key_id", postgresql_where="(address_enc IS NOT NULL)"),
     Index("privacy_request_recent", "campaign_id", "kind", "received_at"),
     Index(
@@ -262,13 +208,8 @@ campaign_privacy = Table(
     Column("dpo_contact", Text),
     Column("notice_version", Text, nullable=False, server_default=text("'v1'::text")),
     at("updated_at"),
-    CheckConstraint(
-        "contact_email ~~ '%%_@_%%'::text", name="campaign_privacy_contact_email_check"
-    ),
-    CheckConstraint(
-        "length(controller) >= 1 AND length(controller) <= 300",
-        name="campaign_privacy_controller_check",
-    ),
+    CheckConstraint("contact_email ~~ '%%_@_%%'::text", name="contact_email_check"),
+    length_between("controller", 1, 300),
 )
 
 
@@ -278,10 +219,10 @@ retention_policy = Table(
     Column("id", Boolean, primary_key=True, server_default=text("true")),
     Column("visit_max", INTERVAL, nullable=False, server_default=text("'1 mon 7 days'::interval")),
     at("updated_at"),
-    CheckConstraint("id", name="retention_policy_id_check"),
+    CheckConstraint("id", name="id_check"),
     CheckConstraint(
         "visit_max >= '1 mon'::interval AND visit_max <= '6 mons'::interval",
-        name="retention_policy_visit_max_check",
+        name="visit_max_check",
     ),
 )
 
@@ -290,7 +231,7 @@ retention_archive = Table(
     "retention_archive",
     metadata,
     *tenant_key(),
-    Column("id", BigInteger, Identity(always=True), primary_key=True, autoincrement=True),
+    serial_id(),
     at("purged_at"),
     Column("kind", Text, nullable=False),
     Column("counts", JSONB, nullable=False),

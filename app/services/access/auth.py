@@ -16,7 +16,7 @@ The limits (``PORTE_LOGIN_FAILURES_PER_MINUTE`` each, default 5 a minute):
 
 A correct sign-in deletes the failures of its (account, address) pair, its own attempt included;
 the right password without the second-factor code is not counted either. Turning two-factor
-sign-in on or off (``totp_confirm`` / ``totp_disable``) and changing one's password are throttled
+sign-in on or off (``totp_switch``) and changing one's password are throttled
 the same way.
 
 Every access token carries the account's token version (``app_user.token_version``, see
@@ -566,7 +566,7 @@ async def _check_code(
     )
 
 
-async def _throttled_code(
+async def totp_switch(
     db: Database,
     session: AsyncSession,
     settings: Settings,
@@ -574,8 +574,13 @@ async def _throttled_code(
     user_id: uuid.UUID,
     code: str,
     client: str | None,
+    on: bool,
 ) -> None:
-    """Check a code like sign-in checks a password: the attempt is counted (in its own,
+    """Turn two-factor sign-in on once the first code from the app checks out, or off (needs a
+    current code). Turning it off ends every sign-in of the account, this one included (trigger
+    ``app_user_sign_ins_end``: refresh tokens revoked, token version bumped).
+
+    The code is checked like sign-in checks a password: the attempt is counted (in its own,
     committed transaction) before the check, and un-counted in the request's when it is right,
     so a stolen session cannot try the million codes to turn two-factor off."""
     async with db.transaction() as counting:
@@ -584,41 +589,9 @@ async def _throttled_code(
         )
     await _check_code(session, settings, user_id, code)
     await session.execute(text("DELETE FROM auth_failure WHERE id = :i"), {"i": attempt})
-
-
-async def totp_confirm(
-    db: Database,
-    session: AsyncSession,
-    settings: Settings,
-    *,
-    user_id: uuid.UUID,
-    code: str,
-    client: str | None,
-) -> None:
-    """Turn two-factor sign-in on once the first code from the app checks out."""
-    await _throttled_code(db, session, settings, user_id=user_id, code=code, client=client)
-    await session.execute(
-        text("UPDATE app_user SET totp_enabled = true WHERE id = :u"), {"u": user_id}
+    switch = (
+        "totp_enabled = true"
+        if on
+        else "totp_enabled = false, totp_secret_enc = NULL, totp_key_id = NULL"
     )
-
-
-async def totp_disable(
-    db: Database,
-    session: AsyncSession,
-    settings: Settings,
-    *,
-    user_id: uuid.UUID,
-    code: str,
-    client: str | None,
-) -> None:
-    """Turn two-factor sign-in off (needs a current code). Every sign-in of the account ends,
-    this one included (trigger ``app_user_sign_ins_end``: refresh tokens revoked, token version
-    bumped)."""
-    await _throttled_code(db, session, settings, user_id=user_id, code=code, client=client)
-    await session.execute(
-        text(
-            "UPDATE app_user SET totp_enabled = false, totp_secret_enc = NULL, totp_key_id = NULL "
-            "WHERE id = :u"
-        ),
-        {"u": user_id},
-    )
+    await session.execute(text(f"UPDATE app_user SET {switch} WHERE id = :u"), {"u": user_id})

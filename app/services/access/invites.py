@@ -22,7 +22,7 @@ from app.authz import VOLUNTEER
 from app.config import Settings
 from app.context import CampaignContext
 from app.db import Database, set_tenant
-from app.errors import Conflict, InvalidInput, NotFound, Unauthorized
+from app.errors import Conflict, InvalidInput, Unauthorized
 from app.i18n import N_, _
 from app.security import invite_session_token, token_hash
 from app.services.access import audit
@@ -72,14 +72,12 @@ async def _assignment_end(ctx: CampaignContext, assignment_id: uuid.UUID) -> dat
             ),
             field="assignment_id",
         )
-    row = (
-        await ctx.session.execute(
-            text("SELECT ends_at, ended_at FROM assignment WHERE campaign_id = :c AND id = :a"),
-            {"c": ctx.campaign_id, "a": assignment_id},
-        )
-    ).first()
-    if row is None:
-        raise NotFound(_("No such assignment in this campaign."), field="assignment_id")
+    row = await ctx.one(
+        "SELECT ends_at, ended_at FROM assignment WHERE campaign_id = :c AND id = :a",
+        a=assignment_id,
+        missing=_("No such assignment in this campaign."),
+        field="assignment_id",
+    )
     if row.ended_at is not None or (row.ends_at is not None and row.ends_at <= datetime.now(UTC)):
         raise InvalidInput(_("This assignment is already over."), field="assignment_id")
     return row.ends_at
@@ -149,14 +147,12 @@ async def list_invites(ctx: CampaignContext, *, include_inactive: bool = False) 
 
 
 async def _get(ctx: CampaignContext, invite_id: uuid.UUID) -> dict:
-    row = (
-        await ctx.session.execute(
-            text(f"SELECT {_COLUMNS}, token_hash FROM invite WHERE campaign_id = :c AND id = :i"),
-            {"c": ctx.campaign_id, "i": invite_id},
-        )
-    ).first()
-    if row is None:
-        raise NotFound(_("No such invite in this campaign."), field="invite_id")
+    row = await ctx.one(
+        f"SELECT {_COLUMNS}, token_hash FROM invite WHERE campaign_id = :c AND id = :i",
+        i=invite_id,
+        missing=_("No such invite in this campaign."),
+        field="invite_id",
+    )
     return dict(row._mapping)
 
 

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -254,37 +256,41 @@ _PENDING = text(
 )
 
 
+@asynccontextmanager
 async def _pending(
-    session: AsyncSession, settings: Settings, token: str, client: str | None, *, lock: bool
-) -> tuple[Any, int]:
-    """The invitation of a live link, after counting the attempt against the address (429 when
-    over the limit); raise the same 401 for any link that does not work."""
-    attempt = await reserve_attempt(session, settings, key=None, client=client)
-    cid = _campaign_of(token)
-    row = None
-    if cid is not None:
-        await set_tenant(session, cid, None)
-        sql = _PENDING.text + (" FOR UPDATE OF i" if lock else "")
-        row = (await session.execute(text(sql), {"c": cid, "h": token_hash(token.strip())})).first()
-    return row, attempt
+    db: Database, settings: Settings, token: str, client: str | None, *, lock: bool
+) -> AsyncIterator[tuple[AsyncSession, Any, int]]:
+    """(transaction, invitation, attempt) for a live link, after counting the attempt against
+    the address (429 when over the limit); the block runs in that transaction (the invitation
+    locked when ``lock``). Any link that does not work gets the same 401, once the counted
+    attempt is committed."""
+    async with db.transaction() as session:
+        attempt = await reserve_attempt(session, settings, key=None, client=client)
+        cid = _campaign_of(token)
+        row = None
+        if cid is not None:
+            await set_tenant(session, cid, None)
+            sql = _PENDING.text + (" FOR UPDATE OF i" if lock else "")
+            params = {"c": cid, "h": token_hash(token.strip())}
+            row = (await session.execute(text(sql), params)).first()
+        if row is not None:
+            yield session, row, attempt
+            return
+    await forget_old_failures(db)
+    raise invalid_link()
 
 
 async def preview(
     db: Database, settings: Settings, *, token: str, client: str | None
 ) -> dict[str, Any]:
     """What the link offers (campaign, role, address, whether that address has an account)."""
-    async with db.transaction() as session:
-        row, attempt = await _pending(session, settings, token, client, lock=False)
-        if row is not None:
-            exists = (
-                await session.execute(
-                    text("SELECT EXISTS (SELECT 1 FROM app_user WHERE email = :e AND is_active)"),
-                    {"e": row.email},
-                )
-            ).scalar_one()
-    if row is None:
-        await forget_old_failures(db)
-        raise invalid_link()
+    async with _pending(db, settings, token, client, lock=False) as (session, row, attempt):
+        exists = (
+            await session.execute(
+                text("SELECT EXISTS (SELECT 1 FROM app_user WHERE email = :e AND is_active)"),
+                {"e": row.email},
+            )
+        ).scalar_one()
     await release_attempt(db, attempt)
     return {
         "campaign_id": row.campaign_id,
@@ -357,33 +363,26 @@ async def accept(
     request_id: str | None,
 ) -> dict[str, Any]:
     """Accept with the signed-in account, which must be the one the invitation was sent to."""
-    async with db.transaction() as session:
-        row, attempt = await _pending(session, settings, token, client, lock=True)
-        if row is not None:
-            email = (
-                await session.execute(
-                    text("SELECT email FROM app_user WHERE id = :u"), {"u": user_id}
+    async with _pending(db, settings, token, client, lock=True) as (session, row, attempt):
+        email = (
+            await session.execute(text("SELECT email FROM app_user WHERE id = :u"), {"u": user_id})
+        ).scalar_one()
+        if email != row.email:
+            raise Forbidden(
+                _(
+                    "This invitation was sent to another e-mail address: sign in with the "
+                    "account of that address to accept it."
                 )
-            ).scalar_one()
-            if email != row.email:
-                raise Forbidden(
-                    _(
-                        "This invitation was sent to another e-mail address: sign in with the "
-                        "account of that address to accept it."
-                    )
-                )
-            await _join(
-                session,
-                row,
-                user_id=user_id,
-                attempt=attempt,
-                client=client,
-                request_id=request_id,
-                created_account=False,
             )
-    if row is None:
-        await forget_old_failures(db)
-        raise invalid_link()
+        await _join(
+            session,
+            row,
+            user_id=user_id,
+            attempt=attempt,
+            client=client,
+            request_id=request_id,
+            created_account=False,
+        )
     return {"campaign_id": row.campaign_id, "campaign_name": row.campaign_name, "role": row.role}
 
 
@@ -403,38 +402,33 @@ async def register(
             _("Use at least {n} characters.").format(n=MIN_PASSWORD), field="password"
         )
     password_hash = await hash_password_async(password)  # before the transaction: it takes a while
-    async with db.transaction() as session:
-        row, attempt = await _pending(session, settings, token, client, lock=True)
-        if row is not None:
-            created = (
-                await session.execute(
-                    text(
-                        "INSERT INTO app_user (email, password_hash, display_name) "
-                        "VALUES (:e, :h, :n) ON CONFLICT (email) DO NOTHING RETURNING id"
-                    ),
-                    {"e": row.email, "h": password_hash, "n": display_name},
-                )
-            ).scalar()
-            if created is None:
-                raise Conflict(
-                    _(
-                        "An account already uses this address: sign in with it and accept the "
-                        "invitation."
-                    ),
-                    extra={"account_exists": True},
-                )
-            await _join(
-                session,
-                row,
-                user_id=created,
-                attempt=attempt,
-                client=client,
-                request_id=request_id,
-                created_account=True,
+    async with _pending(db, settings, token, client, lock=True) as (session, row, attempt):
+        created = (
+            await session.execute(
+                text(
+                    "INSERT INTO app_user (email, password_hash, display_name) "
+                    "VALUES (:e, :h, :n) ON CONFLICT (email) DO NOTHING RETURNING id"
+                ),
+                {"e": row.email, "h": password_hash, "n": display_name},
             )
-            pair = await issue_tokens(session, settings, user_id=created, mfa=False)
-    if row is None:
-        await forget_old_failures(db)
-        raise invalid_link()
+        ).scalar()
+        if created is None:
+            raise Conflict(
+                _(
+                    "An account already uses this address: sign in with it and accept the "
+                    "invitation."
+                ),
+                extra={"account_exists": True},
+            )
+        await _join(
+            session,
+            row,
+            user_id=created,
+            attempt=attempt,
+            client=client,
+            request_id=request_id,
+            created_account=True,
+        )
+        pair = await issue_tokens(session, settings, user_id=created, mfa=False)
     joined = {"campaign_id": row.campaign_id, "campaign_name": row.campaign_name, "role": row.role}
     return joined, pair

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from app.authz import ADMIN
 from app.context import CampaignContext
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
 from app.i18n import _
 from app.services.access import audit
 
@@ -29,14 +29,12 @@ async def list_members(ctx: CampaignContext) -> list[dict]:
 
 
 async def _member(ctx: CampaignContext, user_id: uuid.UUID) -> dict:
-    row = (
-        await ctx.session.execute(
-            text(_SELECT + " AND m.user_id = :u FOR UPDATE OF m"),
-            {"c": ctx.campaign_id, "u": user_id},
-        )
-    ).first()
-    if row is None:
-        raise NotFound(_("No such member in this campaign."), field="user_id")
+    row = await ctx.one(
+        _SELECT + " AND m.user_id = :u FOR UPDATE OF m",
+        u=user_id,
+        missing=_("No such member in this campaign."),
+        field="user_id",
+    )
     return dict(row._mapping)
 
 

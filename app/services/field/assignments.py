@@ -34,14 +34,12 @@ _SELECT = f"""
 async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dict[str, Any]:
     """Create the assignment, freeze the turf's doors into it, end the turf's previous one."""
     s, c = ctx.session, ctx.campaign_id
-    turf = (
-        await s.execute(
-            text("SELECT status, name FROM turf WHERE campaign_id = :c AND id = :t FOR UPDATE"),
-            {"c": c, "t": body.turf_id},
-        )
-    ).first()
-    if turf is None:
-        raise NotFound(_("No such turf in this campaign."), field="turf_id")
+    turf = await ctx.one(
+        "SELECT status, name FROM turf WHERE campaign_id = :c AND id = :t FOR UPDATE",
+        t=body.turf_id,
+        missing=_("No such turf in this campaign."),
+        field="turf_id",
+    )
     if turf.status != "active":
         raise Conflict(
             _("The turf {name!r} is archived; assign an active turf.").format(name=turf.name),
@@ -158,14 +156,13 @@ async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dic
 
 async def get_assignment(ctx: CampaignContext, assignment_id: uuid.UUID) -> dict[str, Any]:
     """One assignment (staff: any; volunteers: their own, else 404)."""
-    row = (
-        await ctx.session.execute(
-            text(_SELECT + " WHERE a.campaign_id = :c AND a.id = :a" + _mine_clause(ctx)),
-            {"c": ctx.campaign_id, "a": assignment_id, **_mine_params(ctx)},
-        )
-    ).first()
-    if row is None:
-        raise NotFound(_("No such assignment (or it is not yours)."), field="assignment_id")
+    row = await ctx.one(
+        _SELECT + " WHERE a.campaign_id = :c AND a.id = :a" + _mine_clause(ctx),
+        a=assignment_id,
+        **_mine_params(ctx),
+        missing=_("No such assignment (or it is not yours)."),
+        field="assignment_id",
+    )
     return dict(row._mapping)
 
 

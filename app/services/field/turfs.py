@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
 from app.context import CampaignContext
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput
 from app.geo.turf_split import compactness, project_local, turf_shape
 from app.geo.walk import path_length, walk_order
 from app.i18n import _
@@ -436,14 +436,12 @@ async def get_turf(ctx: CampaignContext, turf_id: uuid.UUID) -> dict[str, Any]:
     """One turf with its live progress and its assignments (newest first)."""
     from app.services.field.progress import turf_progress
 
-    row = (
-        await ctx.session.execute(
-            text(f"SELECT {_TURF_COLUMNS} FROM turf t WHERE t.campaign_id = :c AND t.id = :t"),
-            {"c": ctx.campaign_id, "t": turf_id},
-        )
-    ).first()
-    if row is None:
-        raise NotFound(_("No such turf in this campaign."), field="turf_id")
+    row = await ctx.one(
+        f"SELECT {_TURF_COLUMNS} FROM turf t WHERE t.campaign_id = :c AND t.id = :t",
+        t=turf_id,
+        missing=_("No such turf in this campaign."),
+        field="turf_id",
+    )
     out = _turf_out(row)
     out["progress"] = await turf_progress(ctx, turf_id)
     assignments = await ctx.session.execute(
@@ -528,14 +526,12 @@ async def archive_turfs(ctx: CampaignContext, turf_ids: list[uuid.UUID]) -> int:
     )
     archived = [r.id for r in res]
     if len(turf_ids) == 1 and not archived:
-        exists = (
-            await ctx.session.execute(
-                text("SELECT 1 FROM turf WHERE campaign_id = :c AND id = :t"),
-                {"c": ctx.campaign_id, "t": turf_ids[0]},
-            )
-        ).first()
-        if exists is None:
-            raise NotFound(_("No such turf in this campaign."), field="turf_id")
+        await ctx.one(
+            "SELECT 1 FROM turf WHERE campaign_id = :c AND id = :t",
+            t=turf_ids[0],
+            missing=_("No such turf in this campaign."),
+            field="turf_id",
+        )
     await ctx.session.execute(
         text(
             "UPDATE turf_door SET active = false WHERE campaign_id = :c AND turf_id = ANY(:ids) "

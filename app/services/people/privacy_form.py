@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.errors import InvalidInput, ServiceUnavailable, TooManyRequests
@@ -219,12 +220,9 @@ async def _objection(
             "Your request is recorded. We could not place this address exactly: the campaign's "
             "team will handle it by hand within a month."
         )
-    await audit.write_event(
+    await _public_event(
         session,
-        campaign_id=campaign_id,
-        user_id=None,
-        invite_id=None,
-        role="public",
+        campaign_id,
         action="privacy.objection",
         object=f"privacy_request:{rid}",
         rows=1,
@@ -233,6 +231,13 @@ async def _objection(
         flag=alert,
     )
     return msg
+
+
+async def _public_event(session: AsyncSession, campaign_id: uuid.UUID, **event: Any) -> None:
+    """Audit what someone of the public did through the form (no account, no invite)."""
+    await audit.write_event(
+        session, campaign_id=campaign_id, user_id=None, invite_id=None, role="public", **event
+    )
 
 
 # ---------------------------------------------------------------- by e-mail, confirmed by link
@@ -444,12 +449,9 @@ async def confirm(
         msg = _("The campaign holds nothing about you any more.")
     await session.execute(_CLOSE, {"o": outcome, "confirmed": True, "c": campaign_id, "i": req.id})
     if outcome != "nothing_to_do":
-        await audit.write_event(
+        await _public_event(
             session,
-            campaign_id=campaign_id,
-            user_id=None,
-            invite_id=None,
-            role="public",
+            campaign_id,
             action=action,
             object=f"supporter:{sid}",
             rows=1,

@@ -32,7 +32,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.dburl import CLIENT_CHECK_MS
+from app.dburl import asyncpg_dsn as _dsn
+from app.dburl import connect_long_job
 
 SOURCE_TABLES = ("insee_tile", "address", "district")
 LAZY_MAX_BLOCKS = 64  # a request refreshes inline at most this many 10 km blocks
@@ -145,11 +146,6 @@ async def _free_to_refresh(conn: AsyncConnection | AsyncSession) -> bool:
     ).scalar_one()
 
 
-def _dsn(url: str) -> str:
-    scheme, sep, rest = url.partition("://")
-    return "postgresql://" + rest if sep else url
-
-
 async def refresh_in_steps(
     owner_url: str,
     *,
@@ -167,14 +163,7 @@ async def refresh_in_steps(
     """
     report = RefreshReport()
     t0 = time.perf_counter()
-    conn = await asyncpg.connect(
-        _dsn(owner_url),
-        server_settings={
-            "application_name": "porte-allocation",
-            "jit": "off",
-            "client_connection_check_interval": CLIENT_CHECK_MS,
-        },
-    )
+    conn = await connect_long_job(owner_url, "porte-allocation")
     try:
         if full:
             await conn.execute("UPDATE allocation_state SET full_pending = true, stale = true")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -413,91 +414,72 @@ def _geo_columns(s: NewSupporter) -> tuple:
     )
 
 
+def _columnar(names: str, rows: Iterable[tuple]) -> dict[str, list]:
+    """``rows`` as the array parameters of an ``INSERT ... SELECT FROM unnest(...)``: one list
+    per name (``names``: the parameters, space-separated, in the order of a row's values)."""
+    keys = names.split()
+    cols: dict[str, list] = {k: [] for k in keys}
+    for row in rows:
+        for k, v in zip(keys, row, strict=True):
+            cols[k].append(v)
+    return cols
+
+
+def _supporter_row(cipher: Cipher, cid: uuid.UUID, s: NewSupporter) -> tuple:
+    """One supporter's values for ``_INSERT``: identity encrypted, location encrypted, the
+    geocoder's level, score and note in clear."""
+    enc = {f: cipher.encrypt(getattr(s, f), ad=aad(cid, s.id, f)) for f in PERSONAL}
+    aid, lon, lat, lvl, sc, note = _geo_columns(s)
+    aid_enc, point_enc = encrypt_location(cipher, cid, s.id, aid, lon, lat)
+    identity = (enc["name"], enc["email"], enc["phone"], enc["address"], enc["notes"])
+    return (
+        s.id,
+        *identity,
+        s.email_hmac,
+        s.phone_hmac,
+        aid_enc,
+        point_enc,
+        lon,
+        lat,
+        lvl,
+        sc,
+        note,
+        s.last_contact_at,
+    )
+
+
 async def store(ctx: CampaignContext, items: list[NewSupporter]) -> None:
     """Encrypt and insert supporters and their consents in the request's transaction."""
     if not items:
         return
     cipher = Cipher.from_settings(ctx.settings)
     cid = ctx.campaign_id
-    cols: dict[str, list] = {
-        k: []
-        for k in (
-            "id",
-            "n",
-            "e",
-            "p",
-            "a",
-            "o",
-            "eh",
-            "ph",
-            "aid",
-            "pt",
-            "lon",
-            "lat",
-            "lvl",
-            "sc",
-            "note",
-            "lc",
-        )
-    }
-    for s in items:
-        enc = {f: cipher.encrypt(getattr(s, f), ad=aad(cid, s.id, f)) for f in PERSONAL}
-        aid, lon, lat, lvl, sc, note = _geo_columns(s)
-        aid_enc, point_enc = encrypt_location(cipher, cid, s.id, aid, lon, lat)
-        for k, v in (
-            ("id", s.id),
-            ("n", enc["name"]),
-            ("e", enc["email"]),
-            ("p", enc["phone"]),
-            ("a", enc["address"]),
-            ("o", enc["notes"]),
-            ("eh", s.email_hmac),
-            ("ph", s.phone_hmac),
-            ("aid", aid_enc),
-            ("pt", point_enc),
-            ("lon", lon),
-            ("lat", lat),
-            ("lvl", lvl),
-            ("sc", sc),
-            ("note", note),
-            ("lc", s.last_contact_at),
-        ):
-            cols[k].append(v)
-    cons: dict[str, list] = {
-        k: []
-        for k in (
-            "sid",
-            "purpose",
-            "given_at",
-            "gbs",
-            "channel",
-            "wv",
-            "nv",
-            "cb",
-            "basis",
-            "ev",
-            "ev_at",
-            "src",
-        )
-    }
-    for s in items:
-        for c in s.bases:
-            for p in c.purposes:
-                for k, v in (
-                    ("sid", s.id),
-                    ("purpose", p),
-                    ("given_at", c.given_at),
-                    ("gbs", c.given_by_subject),
-                    ("channel", c.channel),
-                    ("wv", c.wording_version),
-                    ("nv", c.notice_version),
-                    ("cb", c.collected_by),
-                    ("basis", c.basis),
-                    ("ev", c.evidence),
-                    ("ev_at", c.evidence_at),
-                    ("src", c.source),
-                ):
-                    cons[k].append(v)
+    cols = _columnar(
+        "id n e p a o eh ph aid pt lon lat lvl sc note lc",
+        (_supporter_row(cipher, cid, s) for s in items),
+    )
+    cons = _columnar(
+        "sid purpose given_at gbs channel wv nv cb basis ev ev_at src",
+        (
+            (
+                s.id,
+                p,
+                c.given_at,
+                c.given_by_subject,
+                c.channel,
+                c.wording_version,
+                c.notice_version,
+                c.collected_by,
+                c.basis,
+                c.evidence,
+                c.evidence_at,
+                c.source,
+            )
+            for s in items
+            for c in s.bases
+            for p in c.purposes
+        ),
+    )
     try:
         async with ctx.session.begin_nested():
             await ctx.session.execute(

@@ -151,6 +151,16 @@ def _rows(reader: Any, header: list[str]) -> Iterator[Row]:
         yield reader.line_num, dict(zip(header, values, strict=False))
 
 
+def _unreadable(reader: Any, exc: csv.Error) -> InvalidInput:
+    """The 422 for a file the CSV reader gave up on, naming the line it reached."""
+    return InvalidInput(
+        _("cannot be read as CSV after line {line} ({error})").format(
+            line=reader.line_num, error=exc
+        ),
+        field="file",
+    )
+
+
 def read_csv(fh: IO[bytes], size: int | None) -> tuple[CsvInfo, list[Row]]:
     """Header and (line number, row) of an uploaded CSV (``;``, ``,`` or tab), within limits."""
     if size is not None and size > MAX_BYTES:
@@ -170,12 +180,7 @@ def read_csv(fh: IO[bytes], size: int | None) -> tuple[CsvInfo, list[Row]]:
     except StopIteration:
         raise InvalidInput(_("is empty: expected a header line and rows"), field="file") from None
     except csv.Error as exc:
-        raise InvalidInput(
-            _("cannot be read as CSV after line {line} ({error})").format(
-                line=reader.line_num, error=exc
-            ),
-            field="file",
-        ) from exc
+        raise _unreadable(reader, exc) from exc
     if len(rows) > MAX_ROWS:
         raise too_large(_("The file has {n} rows").format(n=number(len(rows))))
     return CsvInfo(header, base, dups, encoding, delimiter), rows
@@ -231,12 +236,7 @@ class CsvStream:
                 field="file",
             ) from exc
         except csv.Error as exc:
-            raise InvalidInput(
-                _("cannot be read as CSV after line {line} ({error})").format(
-                    line=reader.line_num, error=exc
-                ),
-                field="file",
-            ) from exc
+            raise _unreadable(reader, exc) from exc
         if chunk:
             yield chunk
 

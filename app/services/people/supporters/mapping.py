@@ -18,31 +18,31 @@ CONSENT_FIELDS = CONSENT_FIELDS_OF_ROW
 FIELDS = (*PERSONAL, *ADDRESS_PARTS, "last_contact_at", *CONSENT_FIELDS)
 
 
-def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
-    """(csv column -> field, defaults) from the JSON mapping; identity when no mapping is given."""
-    if raw:
-        try:
-            m = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(
-                _("is not valid JSON ({error})").format(error=exc.msg), field="mapping"
-            ) from exc
-        if not isinstance(m, dict):
-            raise InvalidInput(
-                _('must be {{"columns": {{...}}, "defaults": {{...}}}}').format(), field="mapping"
-            )
-        columns = m.get("columns", {}) or {}
-        defaults = m.get("defaults", {}) or {}
-        if not isinstance(columns, dict) or not isinstance(defaults, dict):
-            raise InvalidInput(_("columns and defaults must be JSON objects"), field="mapping")
-    else:
-        columns = {h: h for h in header if h in FIELDS}
-        defaults = {}
+def _load(raw: str) -> tuple[dict, dict]:
+    """The ``columns`` and ``defaults`` objects of a JSON ``--mapping`` / ``mapping`` value."""
+    try:
+        m = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(
+            _("is not valid JSON ({error})").format(error=exc.msg), field="mapping"
+        ) from exc
+    if not isinstance(m, dict):
+        raise InvalidInput(
+            _('must be {{"columns": {{...}}, "defaults": {{...}}}}').format(), field="mapping"
+        )
+    columns, defaults = m.get("columns", {}) or {}, m.get("defaults", {}) or {}
+    if not isinstance(columns, dict) or not isinstance(defaults, dict):
+        raise InvalidInput(_("columns and defaults must be JSON objects"), field="mapping")
+    return columns, defaults
+
+
+def _check_columns(columns: dict[str, str], header: list[str], fields: tuple[str, ...]) -> None:
+    """Each mapped column is in the file's header and names one of ``fields``."""
     for col, fld in columns.items():
-        if fld not in FIELDS:
+        if fld not in fields:
             raise InvalidInput(
                 _("column {col!r} is mapped to unknown field {fld!r}; fields: {fields}").format(
-                    col=col, fld=fld, fields=", ".join(FIELDS)
+                    col=col, fld=fld, fields=", ".join(fields)
                 ),
                 field="mapping.columns",
             )
@@ -53,6 +53,16 @@ def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], d
                 ),
                 field="mapping.columns",
             )
+
+
+def parse_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, str], dict[str, Any]]:
+    """(csv column -> field, defaults) from the JSON mapping; identity when no mapping is given."""
+    if raw:
+        columns, defaults = _load(raw)
+    else:
+        columns = {h: h for h in header if h in FIELDS}
+        defaults = {}
+    _check_columns(columns, header, FIELDS)
     for fld in defaults:
         if fld not in FIELDS or fld in PERSONAL:
             raise InvalidInput(
@@ -88,34 +98,8 @@ def parse_source_mapping(raw: str | None, header: list[str]) -> tuple[dict[str, 
     the built-in mapping), defaults for consent fields only."""
     if not raw:
         return {}, {}
-    try:
-        m = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(
-            _("is not valid JSON ({error})").format(error=exc.msg), field="mapping"
-        ) from exc
-    if not isinstance(m, dict):
-        raise InvalidInput(
-            _('must be {{"columns": {{...}}, "defaults": {{...}}}}').format(), field="mapping"
-        )
-    columns, defaults = m.get("columns", {}) or {}, m.get("defaults", {}) or {}
-    if not isinstance(columns, dict) or not isinstance(defaults, dict):
-        raise InvalidInput(_("columns and defaults must be JSON objects"), field="mapping")
-    for col, fld in columns.items():
-        if fld not in sources.CANONICAL:
-            raise InvalidInput(
-                _("column {col!r} is mapped to unknown field {fld!r}; fields: {fields}").format(
-                    col=col, fld=fld, fields=", ".join(sources.CANONICAL)
-                ),
-                field="mapping.columns",
-            )
-        if col not in header:
-            raise InvalidInput(
-                _("maps column {col!r}, which is not in the file's header ({header})").format(
-                    col=col, header=", ".join(header)
-                ),
-                field="mapping.columns",
-            )
+    columns, defaults = _load(raw)
+    _check_columns(columns, header, sources.CANONICAL)
     for fld in defaults:
         if fld not in sources.CONSENT:
             raise InvalidInput(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from app.errors import InvalidInput
 from app.frenchdata import _key
 from app.i18n import _
+from app.services.people.supporters.core import CONSENT_FIELDS_OF_ROW
 
 SYSTEMS = ("nationbuilder", "civicrm", "digitalebox")
 SYSTEM_NAMES = {
@@ -73,15 +74,7 @@ EVIDENCE = (
     "is_volunteer",
 )
 TAGS = ("tags", "groups")
-CONSENT = (
-    "consent_given_at",
-    "consent_purposes",
-    "consent_channel",
-    "consent_wording_version",
-    "consent_notice_version",
-    "consent_collected_by",
-    "consent_given_by_subject",
-)
+CONSENT = tuple(CONSENT_FIELDS_OF_ROW)  # the consent columns of a plain import
 CANONICAL = (*PERSON, *ADDRESS, *FLAGS, *EVIDENCE, *TAGS, *CONSENT)
 
 # Why a column is not stored (codes; the text is ``drop_reason``).

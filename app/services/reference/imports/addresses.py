@@ -17,12 +17,12 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Unpack
 
 import asyncpg
 
 from app.errors import ImportFailed
 from app.i18n import _, number
-from app.importrun import OnProgress
 from app.services.reference.imports.address_bulk import (
     ID_SEQUENCE,
     add_geocode_counts,
@@ -35,6 +35,7 @@ from app.services.reference.imports.common import (
     Fault,
     ImportReport,
     ReferenceImport,
+    RunOptions,
     fail,
     now,
     translate_db_error,
@@ -145,24 +146,16 @@ async def import_addresses(
     source: str | None = None,
     delimiter: str | None = None,
     encoding: str = "utf-8-sig",
-    max_rejects: int = 0,
-    report_path: Path | None = None,
-    on_progress: OnProgress | None = None,
     fault: Fault = None,
     defer_indexes: bool | None = None,
+    **options: Unpack[RunOptions],
 ) -> ImportReport:
     """Import a BAN or BAL CSV (``;``, .csv or .csv.gz) in one transaction; return the report."""
     path = Path(path)
     if isinstance(communes, str) or communes is None:
         communes = parse_communes(communes)
     with (
-        ReferenceImport(
-            "addresses",
-            path,
-            report_path=report_path,
-            max_rejects=max_rejects,
-            on_progress=on_progress,
-        ) as run,
+        ReferenceImport("addresses", path, **options) as run,
         open_csv(
             path,
             delimiters=[";"],

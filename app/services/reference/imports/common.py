@@ -32,11 +32,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import asyncpg
 
 from app.csvsafe import SafeWriter
+from app.dburl import asyncpg_dsn, connect_long_job  # noqa: F401 (asyncpg_dsn: tests use it here)
 from app.errors import ImportFailed
 from app.i18n import _, number
 from app.importrun import ImportRun, OnProgress
@@ -198,28 +199,32 @@ def fail(path: Path, reason: str, line: int | None = None, **extra: Any) -> Impo
     )
 
 
+def pick_field(
+    columns: list[str], wanted: str | None, candidates: list[str], path: Path, what: str
+) -> str | None:
+    """The file's field for ``what`` (a name marked with ``N_``): ``wanted`` when given (any
+    case; refused when the file has no such field), else the first of ``candidates`` the file
+    has (None when it has none)."""
+    lower = {c.lower(): c for c in columns}
+    if wanted:
+        if wanted.lower() not in lower:
+            raise fail(
+                path,
+                _("the {what} field {wanted!r} is not in the file (fields: {fields}).").format(
+                    what=_(what), wanted=wanted, fields=", ".join(columns)
+                ),
+            )
+        return lower[wanted.lower()]
+    return next((lower[c.lower()] for c in candidates if c.lower() in lower), None)
+
+
 # ---------------------------------------------------------------- database
-
-
-def asyncpg_dsn(url: str) -> str:
-    """A libpq-style DSN from a SQLAlchemy URL (drops the +driver part)."""
-    scheme, sep, rest = url.partition("://")
-    return "postgresql://" + rest if sep else url
 
 
 @asynccontextmanager
 async def connect(owner_url: str):
     """A raw asyncpg connection as the schema owner."""
-    from app.dburl import CLIENT_CHECK_MS
-
-    conn = await asyncpg.connect(
-        asyncpg_dsn(owner_url),
-        server_settings={
-            "application_name": "porte-import",
-            "jit": "off",
-            "client_connection_check_interval": CLIENT_CHECK_MS,
-        },
-    )
+    conn = await connect_long_job(owner_url, "porte-import")
     try:
         yield conn
     finally:
@@ -246,6 +251,17 @@ async def record_run(
         report.rows_rejected,
         json.dumps({"notes": report.notes, **report.details}),
     )
+
+
+class RunOptions(TypedDict, total=False):
+    """What every reference importer takes for its run and hands to ``ReferenceImport``:
+    ``max_rejects`` (rows that may be rejected and the good ones still loaded; default 0),
+    ``report_path`` (where the rejected rows go; default ``<file>.rejects.csv``) and
+    ``on_progress`` (the commands' progress display)."""
+
+    max_rejects: int
+    report_path: Path | None
+    on_progress: OnProgress | None
 
 
 class ReferenceImport(ImportRun):

@@ -12,15 +12,16 @@ from collections.abc import AsyncIterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 from app.i18n import N_, _
-from app.importrun import OnProgress
 from app.services.reference.imports.common import (
     ImportReport,
     ReferenceImport,
     RejectLog,
+    RunOptions,
     fail,
+    pick_field,
 )
 
 CODE_FIELDS = ["codeBureauVote", "code_bv", "code_bureau_vote", "code", "CODE_IRIS", "code_iris"]
@@ -46,23 +47,6 @@ ON CONFLICT (code) DO UPDATE SET
     commune_name = excluded.commune_name, geom = excluded.geom, geom_3035 = excluded.geom_3035,
     source_file = excluded.source_file
 """
-
-
-def _pick(columns: list[str], wanted: str | None, candidates: list[str], path: Path, what: str):
-    lower = {c.lower(): c for c in columns}
-    if wanted:
-        if wanted.lower() not in lower:
-            raise fail(
-                path,
-                _("the {what} field {wanted!r} is not in the file (fields: {fields}).").format(
-                    what=_(what), wanted=wanted, fields=", ".join(columns)
-                ),
-            )
-        return lower[wanted.lower()]
-    for c in candidates:
-        if c.lower() in lower:
-            return lower[c.lower()]
-    return None
 
 
 def _check_crs(path: Path, crs, bounds) -> None:
@@ -172,9 +156,7 @@ async def import_districts(
     name_field: str | None = None,
     kind: str = "bureau_de_vote",
     crs: str | None = None,
-    max_rejects: int = 0,
-    report_path: Path | None = None,
-    on_progress: OnProgress | None = None,
+    **options: Unpack[RunOptions],
 ) -> ImportReport:
     """Import district polygons (GeoJSON/GeoPackage, any CRS) in one transaction.
 
@@ -182,9 +164,7 @@ async def import_districts(
     COPY as they come: memory does not grow with the file (69,000 national polling stations).
     """
     path = Path(path)
-    with ReferenceImport(
-        "districts", path, report_path=report_path, max_rejects=max_rejects, on_progress=on_progress
-    ) as run:
+    with ReferenceImport("districts", path, **options) as run:
         if kind not in ("bureau_de_vote", "iris"):
             raise fail(path, _("--kind {kind!r} must be bureau_de_vote or iris.").format(kind=kind))
         layout = _layout(path, layer, code_field, name_field, crs)
@@ -251,7 +231,7 @@ def _layout(
     if total <= 0:
         raise fail(path, _("the layer has no features."))
     columns = [str(c) for c in info["fields"]]
-    code_col = _pick(columns, code_field, CODE_FIELDS, path, N_("code"))
+    code_col = pick_field(columns, code_field, CODE_FIELDS, path, N_("code"))
     if code_col is None:
         raise fail(
             path,
@@ -260,9 +240,9 @@ def _layout(
                 "--code-field."
             ).format(tried=", ".join(CODE_FIELDS), fields=", ".join(columns)),
         )
-    name_col = _pick(columns, name_field, NAME_FIELDS, path, N_("name"))
-    commune_col = _pick(columns, None, COMMUNE_FIELDS, path, N_("commune"))
-    commune_name_col = _pick(columns, None, COMMUNE_NAME_FIELDS, path, N_("commune name"))
+    name_col = pick_field(columns, name_field, NAME_FIELDS, path, N_("name"))
+    commune_col = pick_field(columns, None, COMMUNE_FIELDS, path, N_("commune"))
+    commune_name_col = pick_field(columns, None, COMMUNE_NAME_FIELDS, path, N_("commune name"))
     declared = info.get("crs")
     file_crs = (
         CRS.from_user_input(crs) if crs else CRS.from_user_input(declared) if declared else None

@@ -15,12 +15,12 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Unpack
 
 import asyncpg
 
 from app.i18n import _
-from app.importrun import OnProgress
-from app.services.reference.imports.common import ImportReport, ReferenceImport, fail
+from app.services.reference.imports.common import ImportReport, ReferenceImport, RunOptions, fail
 from app.services.reference.imports.csvinput import open_csv
 
 KEY = re.compile(r"^\d[\dAB]\d{3}_\w{4}$")
@@ -213,18 +213,14 @@ async def import_results(
     election: str | None = None,
     delimiter: str | None = None,
     encoding: str = "utf-8-sig",
-    max_rejects: int = 0,
-    report_path: Path | None = None,
-    on_progress: OnProgress | None = None,
+    **options: Unpack[RunOptions],
 ) -> ImportReport:
     """Import one election's results per polling station in one transaction."""
     path = Path(path)
     name = (election or election_name_from(path)).strip()
     if not name or len(name) > 100:
         raise fail(path, "--election must be a name of 1 to 100 characters.")
-    with ReferenceImport(
-        "results", path, report_path=report_path, max_rejects=max_rejects, on_progress=on_progress
-    ) as run:
+    with ReferenceImport("results", path, **options) as run:
         found = _Results()
         with open_csv(
             path,

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import asyncpg
 
 from app.geo.insee import TileIdError, parse_tile_id
 from app.i18n import _, number
-from app.importrun import OnProgress
 from app.services.reference.imports.common import (
     Fault,
     ImportReport,
     ReferenceImport,
     RejectLog,
+    RunOptions,
     fail,
 )
 from app.services.reference.imports.csvinput import find_columns, open_csv
@@ -243,17 +243,13 @@ async def import_tiles(
     layer: str | None = None,
     delimiter: str | None = None,
     encoding: str = "utf-8-sig",
-    max_rejects: int = 0,
-    report_path: Path | None = None,
-    on_progress: OnProgress | None = None,
     fault: Fault = None,
+    **options: Unpack[RunOptions],
 ) -> ImportReport:
     """Import Filosofi tiles from a CSV (.csv/.csv.gz) or a GeoPackage in one transaction."""
     path = Path(path)
     gis = path.suffix.lower() in (".gpkg", ".geojson", ".json", ".shp", ".fgb")
-    with ReferenceImport(
-        "tiles", path, report_path=report_path, max_rejects=max_rejects, on_progress=on_progress
-    ) as run:
+    with ReferenceImport("tiles", path, **options) as run:
         counter = {"read": 0, "sent": 0}
         if gis:
             if not path.exists():
