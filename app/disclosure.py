@@ -571,19 +571,11 @@ def blank_below(value: float | None, k: int) -> float | None:
 # Counts shown per district in the ranking, its exports, OGC items and district tiles. The
 # confidential ones (supporters, visited_doors) reach the ranking already protected (only
 # published counts enter it, see app/services/ranking/service.py); the public ones are blanked
-# below k. Each has a ``<count>_suppressed`` flag.
-COUNTS = (
-    "population",
-    "households",
-    "poor_households",
-    "social_dwellings",
-    "doors",
-    "registered",
-    "abstentions",
-    "votes_cast",
-    "supporters",
-    "visited_doors",
-)
+# below k. Each has a ``<count>_suppressed`` flag. The estimated ones (INSEE's tiles shared out
+# between districts) have fractions; the others count whole doors, voters or people.
+ESTIMATED_COUNTS = ("population", "households", "poor_households", "social_dwellings")
+INTEGER_COUNTS = ("doors", "registered", "abstentions", "votes_cast", "supporters", "visited_doors")
+COUNTS = ESTIMATED_COUNTS + INTEGER_COUNTS
 # Factors whose value is one of those counts (blanked with it).
 COUNT_FACTORS = {
     "population": "population",

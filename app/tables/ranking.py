@@ -10,7 +10,6 @@ from sqlalchemy import (
     Boolean,
     Column,
     Double,
-    ForeignKeyConstraint,
     Identity,
     Index,
     Integer,
@@ -22,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
-from app.tables.meta import at, metadata, tenant_key
+from app.tables.meta import at, metadata, tenant_key, tenant_ref
 
 ranking_settings = Table(
     "ranking_settings",
@@ -81,11 +80,7 @@ ranking_value = Table(
     Column("supporters_suppressed", Boolean, nullable=False, server_default=text("false")),
     Column("visited_doors", Integer),
     Column("visited_doors_suppressed", Boolean, nullable=False, server_default=text("false")),
-    ForeignKeyConstraint(
-        ["campaign_id", "snapshot_id"],
-        ["ranking_snapshot.campaign_id", "ranking_snapshot.id"],
-        ondelete="CASCADE",
-    ),
+    tenant_ref("snapshot_id", "ranking_snapshot", "CASCADE"),
 )
 
 
@@ -100,21 +95,9 @@ ranking_scoring = Table(
     Column("snapshot_version", BigInteger, nullable=False),
     at("computed_at", "clock_timestamp()"),
     UniqueConstraint("campaign_id", "snapshot_id", "weights_key"),
-    ForeignKeyConstraint(
-        ["campaign_id", "snapshot_id"],
-        ["ranking_snapshot.campaign_id", "ranking_snapshot.id"],
-        ondelete="CASCADE",
-    ),
+    tenant_ref("snapshot_id", "ranking_snapshot", "CASCADE"),
     Index("ranking_scoring_snapshot", "campaign_id", "snapshot_id"),
 )
-
-
-def _scoring_key() -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(
-        ["campaign_id", "scoring_id"],
-        ["ranking_scoring.campaign_id", "ranking_scoring.id"],
-        ondelete="CASCADE",
-    )
 
 
 ranking_score = Table(
@@ -126,7 +109,7 @@ ranking_score = Table(
     Column("district_code", Text, nullable=False),
     Column("score", Double, nullable=False),
     UniqueConstraint("campaign_id", "scoring_id", "district_code"),
-    _scoring_key(),
+    tenant_ref("scoring_id", "ranking_scoring", "CASCADE"),
 )
 
 
@@ -143,7 +126,7 @@ ranking_commune_score = Table(
     Column("households", Double),
     Column("supporters", Integer),
     Column("visited_doors", Integer),
-    _scoring_key(),
+    tenant_ref("scoring_id", "ranking_scoring", "CASCADE"),
 )
 
 
@@ -154,5 +137,5 @@ ranking_default = Table(
     Column("scoring_id", BigInteger, nullable=False),
     Column("snapshot_id", BigInteger, nullable=False),
     at("set_at", "clock_timestamp()"),
-    _scoring_key(),
+    tenant_ref("scoring_id", "ranking_scoring", "CASCADE"),
 )

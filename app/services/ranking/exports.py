@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
 from app.csvsafe import frame_to_csv
-from app.disclosure import COUNT_FACTORS, COUNTS, apply_k
+from app.disclosure import COUNT_FACTORS, COUNTS, INTEGER_COUNTS, apply_k
 from app.errors import Conflict, InvalidInput
 from app.i18n import _, number
 from app.services.ranking import service as rk
@@ -38,14 +38,6 @@ FORMATS = {
     "csv": "text/csv; charset=utf-8",
     "html": "text/html; charset=utf-8",
 }
-INTEGER_COUNTS = (
-    "doors",
-    "registered",
-    "abstentions",
-    "votes_cast",
-    "supporters",
-    "visited_doors",
-)
 
 
 _GEOMS = text(

@@ -35,6 +35,7 @@ from app.services.reference.imports.common import (
     ReferenceImport,
     RejectLog,
     fail,
+    pick_field,
 )
 
 CODE_FIELDS = [
@@ -90,20 +91,6 @@ ON CONFLICT (code) DO UPDATE SET
     geom = coalesce(excluded.geom, constituency.geom),
     source_file = excluded.source_file, loaded_at = now()
 """
-
-
-def _pick(columns: list[str], wanted: str | None, candidates: list[str], path: Path, what: str):
-    lower = {c.lower(): c for c in columns}
-    if wanted:
-        if wanted.lower() not in lower:
-            raise fail(
-                path,
-                _("the {what} field {wanted!r} is not in the file (fields: {fields}).").format(
-                    what=_(what), wanted=wanted, fields=", ".join(columns)
-                ),
-            )
-        return lower[wanted.lower()]
-    return next((lower[c.lower()] for c in candidates if c.lower() in lower), None)
 
 
 def _read(path: Path, layer: str | None, delimiter: str | None, encoding: str) -> Any:
@@ -220,7 +207,7 @@ def _layout(df: Any, code_field: str | None, path: Path) -> dict[str, Any]:
     """Which columns hold what, and what the file lists: contours (level None), polling
     stations ("district") or communes ("commune")."""
     columns = [c for c in df.columns if c != "geometry"]
-    code_col = _pick(columns, code_field, CODE_FIELDS, path, N_("code"))
+    code_col = pick_field(columns, code_field, CODE_FIELDS, path, N_("code"))
     if code_col is None:
         raise fail(
             path,
@@ -229,8 +216,8 @@ def _layout(df: Any, code_field: str | None, path: Path) -> dict[str, Any]:
                 "it with --code-field."
             ).format(tried=", ".join(CODE_FIELDS), fields=", ".join(columns)),
         )
-    station_col = _pick(columns, None, STATION_FIELDS, path, N_("polling station"))
-    commune_col = _pick(columns, None, COMMUNE_FIELDS, path, N_("commune"))
+    station_col = pick_field(columns, None, STATION_FIELDS, path, N_("polling station"))
+    commune_col = pick_field(columns, None, COMMUNE_FIELDS, path, N_("commune"))
     has_geometry = "geometry" in getattr(df, "columns", []) and station_col is None
     level = "district" if station_col else None if has_geometry else "commune"
     if level == "commune" and commune_col is None:
@@ -247,8 +234,8 @@ def _layout(df: Any, code_field: str | None, path: Path) -> dict[str, Any]:
         )
     return {
         "code_col": code_col,
-        "name_col": _pick(columns, None, NAME_FIELDS, path, N_("name")),
-        "dep_col": _pick(columns, None, DEPARTEMENT_FIELDS, path, N_("département")),
+        "name_col": pick_field(columns, None, NAME_FIELDS, path, N_("name")),
+        "dep_col": pick_field(columns, None, DEPARTEMENT_FIELDS, path, N_("département")),
         "level": level,
         "part_col": station_col or commune_col,
         "has_geometry": has_geometry,
