@@ -219,20 +219,16 @@ def register(cli: typer.Typer) -> None:
         constituency (data.gouv.fr / Ministry of the Interior files)."""
         from app.services.reference.imports.constituencies import import_constituencies
 
-        _run(
-            import_constituencies(
-                _owner_url(),
-                file,
-                layer=layer,
-                code_field=code_field,
-                delimiter=delimiter,
-                encoding=encoding,
-                crs=crs,
-                max_rejects=max_rejects,
-                report_path=report,
-                on_progress=progress_bar(quiet),
-            ),
-            as_json,
+        common = _Common(max_rejects, report, quiet, as_json)
+        _import(
+            import_constituencies,
+            file,
+            common,
+            layer=layer,
+            code_field=code_field,
+            delimiter=delimiter,
+            encoding=encoding,
+            crs=crs,
         )
 
     @imp.command()

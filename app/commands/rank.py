@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import TYPE_CHECKING
 
 import typer
 
+if TYPE_CHECKING:
+    from app.services.ranking.service import Choice
 
-async def _rank(
-    campaign: uuid.UUID,
-    preset: str | None,
-    election: str | None,
-    side: str | None,
-    limit: int,
-    swing_from: str | None = None,
-) -> tuple[dict, str]:
+
+async def _rank(campaign: uuid.UUID, choice: Choice, limit: int) -> tuple[dict, str]:
     from sqlalchemy import text
 
     from app import disclosure
@@ -38,15 +35,7 @@ async def _rank(
                 )
             await set_tenant(conn, campaign)  # type: ignore[arg-type]
             result = await ranking.ranking(
-                conn,
-                campaign,
-                k=row.k_threshold,
-                preset=preset,
-                election=election,
-                side=side,
-                swing_from=swing_from,
-                limit=limit,
-                settings=settings,
+                conn, campaign, k=row.k_threshold, choice=choice, limit=limit, settings=settings
             )
         result["districts"] = [disclosure.apply_k(d, row.k_threshold) for d in result["districts"]]
         return result, row.name
@@ -84,10 +73,12 @@ def register(cli: typer.Typer) -> None:
         from app.errors import PorteError
         from app.i18n import _, number
         from app.services.ranking.factors import FACTORS, reasons, signed
+        from app.services.ranking.service import Choice
 
         console = Console()
         try:
-            result, name = asyncio.run(_rank(campaign, preset, election, side, limit, swing_from))
+            choice = Choice(preset, election, side, swing_from)
+            result, name = asyncio.run(_rank(campaign, choice, limit))
         except PorteError as exc:
             console.print(f"[red]{exc.detail}[/red]", highlight=False)
             raise typer.Exit(2) from exc

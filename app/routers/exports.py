@@ -10,6 +10,7 @@ from app.i18n import _
 from app.security import ReplicaScope
 from app.services.access import audit
 from app.services.ranking import exports as service
+from app.services.ranking.service import Choice
 
 router = APIRouter(tags=["exports"])
 
@@ -33,9 +34,7 @@ async def priority_zones(
         ctx.session,
         ctx.campaign_id,
         k=ctx.k_threshold,
-        preset=preset,
-        election=election,
-        side=side,
+        choice=Choice(preset, election, side),
         limit=limit,
         settings=ctx.settings,
     )

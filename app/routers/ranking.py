@@ -64,13 +64,10 @@ async def get_ranking(
     return _json(
         await service.ranking_for(
             ctx,
-            preset=preset,
-            election=election,
-            side=side,
+            service.Choice(preset, election, side, swing_from),
             limit=limit,
             offset=offset,
             after=after,
-            swing_from=swing_from,
         )
     )
 
@@ -86,9 +83,7 @@ async def get_district(
 ) -> Response:
     """One district's rank, score and the full breakdown of its score."""
     return _json(
-        await service.district_for(
-            ctx, code, preset=preset, election=election, side=side, swing_from=swing_from
-        )
+        await service.district_for(ctx, code, service.Choice(preset, election, side, swing_from))
     )
 
 

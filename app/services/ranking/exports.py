@@ -95,23 +95,14 @@ async def priority_zones_frame(
     campaign_id: uuid.UUID,
     *,
     k: int,
-    preset: str | None = None,
-    election: str | None = None,
-    side: str | None = None,
+    choice: rk.Choice = rk.OWN,
     limit: int | None = None,
     settings: Settings | None = None,
 ) -> tuple[gpd.GeoDataFrame, dict[str, Any]]:
     """The campaign's ranked districts (the first ``limit``, or every district of its
     territory) as one flat table (EPSG:4326), counts below k blank."""
     result = await rk.ranking(
-        session,
-        campaign_id,
-        k=k,
-        preset=preset,
-        election=election,
-        side=side,
-        limit=limit,
-        settings=settings,
+        session, campaign_id, k=k, choice=choice, limit=limit, settings=settings
     )
     if result["empty"] is not None:  # nothing to export: say why, and what to do
         raise Conflict(

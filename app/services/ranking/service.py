@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -48,6 +49,20 @@ from app.services.reference.allocation import ensure_allocation
 from app.services.reference.elections import resolve_side
 
 MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a reader asked of a ranking; each left None takes the campaign's own setting: the
+    weights' preset, the election, our side, the swing's reference (earlier) election."""
+
+    preset: str | None = None
+    election: str | None = None
+    side: str | None = None
+    swing_from: str | None = None
+
+
+OWN = Choice()
 
 # ---------------------------------------------------------------- side by name
 # What was typed -> the tokens it resolved to, per version of the imported results
@@ -270,10 +285,7 @@ async def prepare(
     campaign_id: uuid.UUID,
     *,
     k: int,
-    preset: str | None = None,
-    election: str | None = None,
-    side: str | None = None,
-    swing_from: str | None = None,
+    choice: Choice = OWN,
     weights: dict[str, float] | None = None,
     refresh: bool = False,
     settings: Settings | None = None,
@@ -288,28 +300,28 @@ async def prepare(
     await ensure_allocation(conn)
     territory_version = await territory.ensure(conn, campaign_id)
     state = (await conn.execute(sql.STATE, {"c": campaign_id})).one()
-    side_asked = side
+    side_asked = side = choice.side
     if side is not None:
         side = await resolved_side(conn, side, state.elections)
     given = weights is not None
     if weights is not None:
         weights_from = _("given weights")
     else:
-        weights, weights_from = choose_weights(preset, state)
+        weights, weights_from = choose_weights(choice.preset, state)
     snap = await snapshots.ensure(
         conn,
         campaign_id,
         state=state,
         territory_version=territory_version,
         k=k,
-        election=election,
+        election=choice.election,
         side=side,
-        swing_from=swing_from,
+        swing_from=choice.swing_from,
         force=refresh,
         settings=settings,
     )
     scoring = await scorings.ensure(conn, campaign_id, snap, weights, k=k, force=refresh)
-    own = not (preset or election or side or swing_from or given)
+    own = not (choice.preset or choice.election or side or choice.swing_from or given)
     if own and state.map_scoring != scoring.id:
         await scorings.make_default(conn, campaign_id, scoring, snap)
     inp = snap.inputs
@@ -319,7 +331,7 @@ async def prepare(
         "header": {
             "weights": weights,
             "weights_from": weights_from,
-            "preset": preset,
+            "preset": choice.preset,
             "election": {
                 "id": inp.election_id,
                 "name": inp.election_name,
@@ -351,10 +363,7 @@ async def ranking(
     campaign_id: uuid.UUID,
     *,
     k: int,
-    preset: str | None = None,
-    election: str | None = None,
-    side: str | None = None,
-    swing_from: str | None = None,
+    choice: Choice = OWN,
     limit: int | None = None,
     after: int = 0,
     weights: dict[str, float] | None = None,
@@ -370,10 +379,7 @@ async def ranking(
         conn,
         campaign_id,
         k=k,
-        preset=preset,
-        election=election,
-        side=side,
-        swing_from=swing_from,
+        choice=choice,
         weights=weights,
         refresh=refresh,
         settings=settings,
@@ -403,23 +409,11 @@ async def explain(
     code: str,
     *,
     k: int,
-    preset: str | None = None,
-    election: str | None = None,
-    side: str | None = None,
-    swing_from: str | None = None,
+    choice: Choice = OWN,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
     """One district's rank, score and full breakdown; 404 outside the territory."""
-    prepared = await prepare(
-        conn,
-        campaign_id,
-        k=k,
-        preset=preset,
-        election=election,
-        side=side,
-        swing_from=swing_from,
-        settings=settings,
-    )
+    prepared = await prepare(conn, campaign_id, k=k, choice=choice, settings=settings)
     snap, scoring, out = prepared["snapshot"], prepared["scoring"], prepared["header"]
     row = (
         await conn.execute(
@@ -451,14 +445,11 @@ async def explain(
 # ---------------------------------------------------------------- request-level entry points
 async def ranking_for(
     ctx: CampaignContext,
+    choice: Choice,
     *,
-    preset: str | None,
-    election: str | None,
-    side: str | None,
     limit: int,
     offset: int = 0,
     after: int | None = None,
-    swing_from: str | None = None,
 ) -> dict[str, Any]:
     """GET /ranking: a page of ranked districts (counts below k blank), best first."""
     start = max(offset, after or 0)
@@ -466,10 +457,7 @@ async def ranking_for(
         ctx.session,
         ctx.campaign_id,
         k=ctx.k_threshold,
-        preset=preset,
-        election=election,
-        side=side,
-        swing_from=swing_from,
+        choice=choice,
         limit=min(limit, MAX_PAGE),
         after=start,
         settings=ctx.settings,
@@ -479,26 +467,10 @@ async def ranking_for(
     return result
 
 
-async def district_for(
-    ctx: CampaignContext,
-    code: str,
-    *,
-    preset: str | None,
-    election: str | None,
-    side: str | None,
-    swing_from: str | None = None,
-) -> dict[str, Any]:
+async def district_for(ctx: CampaignContext, code: str, choice: Choice) -> dict[str, Any]:
     """GET /districts/{code}: one district's full breakdown."""
     out = await explain(
-        ctx.session,
-        ctx.campaign_id,
-        code,
-        k=ctx.k_threshold,
-        preset=preset,
-        election=election,
-        side=side,
-        swing_from=swing_from,
-        settings=ctx.settings,
+        ctx.session, ctx.campaign_id, code, k=ctx.k_threshold, choice=choice, settings=ctx.settings
     )
     out["district"] = apply_k(out["district"], ctx.k_threshold)
     return out

@@ -199,6 +199,14 @@ def fail(path: Path, reason: str, line: int | None = None, **extra: Any) -> Impo
     )
 
 
+def check_file(path: Path) -> None:
+    """Refuse a file that is missing or empty (0 bytes)."""
+    if not path.exists():
+        raise fail(path, _("no such file."))
+    if path.stat().st_size == 0:
+        raise fail(path, _("the file is empty (0 bytes)."))
+
+
 def pick_field(
     columns: list[str], wanted: str | None, candidates: list[str], path: Path, what: str
 ) -> str | None:

@@ -23,17 +23,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import asyncpg
 
 from app.i18n import N_, _, number
-from app.importrun import OnProgress
 from app.services.reference.codes import normalise_constituency
 from app.services.reference.imports.common import (
     ImportReport,
     ReferenceImport,
     RejectLog,
+    RunOptions,
+    check_file,
     fail,
     pick_field,
 )
@@ -151,23 +152,12 @@ async def import_constituencies(
     delimiter: str | None = None,
     encoding: str = "utf-8-sig",
     crs: str | None = None,
-    max_rejects: int = 0,
-    report_path: Path | None = None,
-    on_progress: OnProgress | None = None,
+    **options: Unpack[RunOptions],
 ) -> ImportReport:
     """Import constituency contours or memberships (stations, communes) in one transaction."""
     path = Path(path)
-    with ReferenceImport(
-        "constituencies",
-        path,
-        report_path=report_path,
-        max_rejects=max_rejects,
-        on_progress=on_progress,
-    ) as run:
-        if not path.exists():
-            raise fail(path, _("no such file."))
-        if path.stat().st_size == 0:
-            raise fail(path, _("the file is empty (0 bytes)."))
+    with ReferenceImport("constituencies", path, **options) as run:
+        check_file(path)
         df = _read(path, layer, delimiter, encoding)
         if len(df) == 0:
             raise fail(path, _("the file has no rows."))

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from app.i18n import _
-from app.services.reference.imports.common import fail
+from app.services.reference.imports.common import check_file, fail
 
 csv.field_size_limit(1 << 24)
 
@@ -141,10 +141,7 @@ def open_csv(
     ``delimiters`` are those the format allows (the first one found in the header wins);
     ``delimiter`` forces one.
     """
-    if not path.exists():
-        raise fail(path, _("no such file."))
-    if path.stat().st_size == 0:
-        raise fail(path, _("the file is empty (0 bytes)."))
+    check_file(path)
     raw = open(path, "rb")  # noqa: SIM115
     counter = _Counting(raw)
     buffered = io.BufferedReader(counter, buffer_size=1 << 20)

@@ -20,6 +20,7 @@ from app.services.reference.imports.common import (
     ReferenceImport,
     RejectLog,
     RunOptions,
+    check_file,
     fail,
     pick_field,
 )
@@ -222,10 +223,7 @@ def _layout(
     refuse a file without features, code field or usable CRS."""
     from pyproj import CRS
 
-    if not path.exists():
-        raise fail(path, _("no such file."))
-    if path.stat().st_size == 0:
-        raise fail(path, _("the file is empty (0 bytes)."))
+    check_file(path)
     info = _open(path, layer)
     total = int(info.get("features") or 0)
     if total <= 0:
