@@ -1,18 +1,12 @@
 -- Door points of the caller's active assignments only (volunteer accounts and invite sessions),
 -- with their walking order. Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer,
 -- $7 feature cap, $8 volunteer user id (NULL for invite sessions), $9 the invite's assignment id.
+-- The slot "mine": tiles_doors_mine.sql, filled in by app/services/field/tiles.py.
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
            ST_Transform(ST_TileEnvelope($2::int, $3::int, $4::int, margin => $6::float8 / $5::int), 4326) AS env4326
 ),
-mine AS (
-    SELECT s.id FROM assignment s
-    WHERE s.campaign_id = $1 AND s.ended_at IS NULL
-      AND (s.starts_at IS NULL OR s.starts_at <= now())
-      AND (s.ends_at IS NULL OR s.ends_at > now())
-      AND (s.volunteer_user_id = $8 OR s.id = $9)
-),
-doors AS (
+{mine}doors AS (
     SELECT a.id, a.geom, a.households, min(ad.seq) AS seq
     FROM assignment_door ad
     JOIN address a ON a.id = ad.address_id

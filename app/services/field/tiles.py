@@ -62,6 +62,27 @@ def sql(name: str) -> str:
     return resources.files("app.sql").joinpath(f"{name}.sql").read_text(encoding="utf-8")
 
 
+# The volunteer's doors in the grid layer: those of the assignments of ``mine``.
+_ONLY_MINE = """
+      AND a.id IN (
+          SELECT ad.address_id FROM assignment_door ad
+          WHERE ad.campaign_id = $1 AND ad.assignment_id IN (SELECT id FROM mine)
+      )"""
+
+
+@cache
+def doors_sql(grid: bool, volunteer: bool) -> str:
+    """The door layer's statement: aggregated per cell (``grid``) or door by door, for a
+    volunteer (the doors of their active assignments: ``tiles_doors_mine.sql`` fills the slot
+    ``mine``) or for staff (every door)."""
+    if not volunteer:
+        return sql("tiles_doors_grid").format(mine="", only_mine="") if grid else sql("tiles_doors")
+    mine = sql("tiles_doors_mine")
+    if grid:
+        return sql("tiles_doors_grid").format(mine=mine, only_mine=_ONLY_MINE)
+    return sql("tiles_doors_volunteer").format(mine=mine)
+
+
 def check_tile(z: int, x: int, y: int) -> None:
     """Refuse tile coordinates outside the web-mercator pyramid, naming the field."""
     if not 0 <= z <= MAX_ZOOM:
@@ -130,18 +151,15 @@ async def doors_tile(
 async def _build_doors_tile(ctx: CampaignContext, z: int, x: int, y: int) -> Tile:
     params = _mvt_params(ctx, z, x, y)
     volunteer = ctx.role == VOLUNTEER
-    if z <= GRID_MAX_ZOOM:
-        name = "tiles_doors_grid_volunteer" if volunteer else "tiles_doors_grid"
-        params.append(GRID_CELLS)
-    else:
-        name = "tiles_doors_volunteer" if volunteer else "tiles_doors"
-        params.append(ctx.settings.mvt_max_features)
+    grid = z <= GRID_MAX_ZOOM
+    params.append(GRID_CELLS if grid else ctx.settings.mvt_max_features)
     if volunteer:
         params += [ctx.principal.user_id, ctx.assignment_id]
+    statement = doors_sql(grid, volunteer)
     async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
-        if z <= GRID_MAX_ZOOM:
-            return _tile(await conn.fetchval(sql(name), *params))
-        row = await conn.fetchrow(sql(name), *params)
+        if grid:
+            return _tile(await conn.fetchval(statement, *params))
+        row = await conn.fetchrow(statement, *params)
     return _tile(row["tile"], row["doors"])
 
 
