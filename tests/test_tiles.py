@@ -60,6 +60,22 @@ async def test_door_tile_status_and_role_filtering(client, tw, owner_engine):
     assert analyst.headers["content-type"].startswith("application/problem+json")
 
 
+async def test_door_grid_counts_only_the_volunteers_doors(client, tw, owner_engine):
+    """At z <= 14 doors are counts per cell: a volunteer's cells count only the doors of their
+    assignment (the organiser's, every door of the tile), with the visited ones as visited."""
+    h = tw.world.headers
+    await add_visits(owner_engine, tw, tw.doors_a[:2])
+
+    def counted(resp) -> dict[str, int]:
+        cells = [f["properties"] for f in features(resp, "doors")]
+        return {key: sum(c[key] for c in cells) for key in ("doors", "visited", "pending")}
+
+    vol = counted(await client.get(url(tw, "doors", 14, SPOT_A), headers=h["volunteer"]))
+    assert vol == {"doors": len(tw.doors_a), "visited": 2, "pending": len(tw.doors_a) - 2}
+    org = counted(await client.get(url(tw, "doors", 14, SPOT_A), headers=h["organiser"]))
+    assert org["doors"] > vol["doors"] and org["visited"] >= 2
+
+
 async def test_invite_session_sees_only_its_assignment(client, tw):
     """An invite-link session gets the doors of the invite's assignment only."""
     h = tw.world.headers
