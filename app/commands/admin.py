@@ -15,6 +15,7 @@ import uuid
 import typer
 
 from app.authz import ADMIN
+from app.commands import failed
 from app.config import Settings
 from app.i18n import _, role_name
 
@@ -33,17 +34,14 @@ def read_password_stdin() -> str:
     line = sys.stdin.readline()
     password = line.rstrip("\r\n")
     if not password:
-        typer.secho(_("No password on standard input."), fg="red", err=True)
-        raise typer.Exit(2)
+        raise failed(_("No password on standard input."), 2)
     if len(password) < MIN_PASSWORD:
-        typer.secho(
+        raise failed(
             _("The password on standard input is shorter than {n} characters.").format(
                 n=MIN_PASSWORD
             ),
-            fg="red",
-            err=True,
+            2,
         )
-        raise typer.Exit(2)
     return password
 
 
@@ -67,8 +65,7 @@ def ask_password() -> str:
             typer.secho(_("The two passwords differ; try again."), fg="red", err=True)
             continue
         return first
-    typer.secho(_("No password set."), fg="red", err=True)
-    raise typer.Exit(1)
+    raise failed(_("No password set."))
 
 
 async def create_account(
@@ -232,10 +229,7 @@ async def set_rights(
 def _valid_email(email: str) -> str:
     email = email.strip().lower()
     if "@" not in email or email.startswith("@") or email.endswith("@") or " " in email:
-        typer.secho(
-            _("'{email}' is not an e-mail address.").format(email=email), fg="red", err=True
-        )
-        raise typer.Exit(2)
+        raise failed(_("'{email}' is not an e-mail address.").format(email=email), 2)
     return email
 
 
@@ -276,30 +270,23 @@ def register(cli: typer.Typer) -> None:
         email = _valid_email(email)
         name = (name or "").strip() or None
         if name is not None and (len(name) > 80 or any(ord(c) < 32 or ord(c) == 127 for c in name)):
-            typer.secho(_("--name: one line of at most 80 characters."), fg="red", err=True)
-            raise typer.Exit(2)
+            raise failed(_("--name: one line of at most 80 characters."), 2)
         if role is not None and role not in ROLES:
-            typer.secho(
+            raise failed(
                 _("Unknown role '{role}': use one of {roles}.").format(
                     role=role, roles=", ".join(ROLES)
                 ),
-                fg="red",
-                err=True,
+                2,
             )
-            raise typer.Exit(2)
         if role is not None and campaign is None:
-            typer.secho(_("--role needs --campaign."), fg="red", err=True)
-            raise typer.Exit(2)
+            raise failed(_("--role needs --campaign."), 2)
         if asyncio.run(account_exists(_settings(), email)):
-            typer.secho(
+            raise failed(
                 _(
                     "{email} already has an account. Reset its password with "
                     "`porte admin password {email}`."
-                ).format(email=email),
-                fg="red",
-                err=True,
+                ).format(email=email)
             )
-            raise typer.Exit(1)
         password = new_password(password_stdin)
         try:
             uid, _created = asyncio.run(
@@ -315,8 +302,7 @@ def register(cli: typer.Typer) -> None:
                 )
             )
         except ValueError as exc:
-            typer.secho(str(exc), fg="red", err=True)
-            raise typer.Exit(1) from exc
+            raise failed(str(exc)) from exc
         if campaign:
             typer.echo(
                 _("Account {email} created (id {uid}) as {role} of campaign {campaign}.").format(
@@ -356,14 +342,11 @@ def register(cli: typer.Typer) -> None:
 
         email = _valid_email(email)
         if not asyncio.run(account_exists(_settings(), email)):
-            typer.secho(
+            raise failed(
                 _("No account {email}; create it with `porte admin create {email}`.").format(
                     email=email
-                ),
-                fg="red",
-                err=True,
+                )
             )
-            raise typer.Exit(1)
         new = new_password(password_stdin)
         try:
             asyncio.run(
@@ -372,8 +355,7 @@ def register(cli: typer.Typer) -> None:
                 )
             )
         except ValueError as exc:
-            typer.secho(str(exc), fg="red", err=True)
-            raise typer.Exit(1) from exc
+            raise failed(str(exc)) from exc
         typer.echo(_("Password of {email} changed.").format(email=email))
 
         typer.echo(_("Every sign-in of this account has ended."))
@@ -404,8 +386,7 @@ def register(cli: typer.Typer) -> None:
             )
         )
         if row is None:
-            typer.secho(_("No account {email}.").format(email=email), fg="red", err=True)
-            raise typer.Exit(1)
+            raise failed(_("No account {email}.").format(email=email))
         yes, no = _("yes"), _("no")
         typer.echo(
             _("{email}: may create campaigns: {cc}; server admin: {sa}.").format(
@@ -420,8 +401,7 @@ def register(cli: typer.Typer) -> None:
         """Turn two-factor sign-in off for an account that lost its authenticator."""
         email = _valid_email(email)
         if not asyncio.run(reset_second_factor(_settings(), email)):
-            typer.secho(_("No account {email}.").format(email=email), fg="red", err=True)
-            raise typer.Exit(1)
+            raise failed(_("No account {email}.").format(email=email))
         typer.echo(
             _(
                 "Two-factor sign-in of {email} is off and its sign-ins are ended. It can enrol "

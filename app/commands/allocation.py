@@ -12,7 +12,7 @@ import sys
 
 import typer
 
-from app.commands import command_group
+from app.commands import command_group, failed
 from app.i18n import _
 
 
@@ -102,41 +102,33 @@ def run_refresh(
         )
     except KeyboardInterrupt:
         bar.close()
-        typer.secho(
+        raise failed(
             _(
                 "Interrupted: the blocks already rebuilt are kept; run the same command again to "
                 "finish."
             ),
-            fg="red",
-            err=True,
-        )
-        raise typer.Exit(130) from None
+            130,
+        ) from None
     except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         bar.close()
         from app.dbfaults import disk_full_advice, is_disk_full
 
         if is_disk_full(exc):
-            typer.secho(
+            raise failed(
                 _("The allocation refresh stopped: {error}.").format(
                     error=str(exc).splitlines()[0].rstrip(".")
                 )
                 + " "
                 + disk_full_advice()
                 + " "
-                + _("Blocks already rebuilt are kept: `porte allocation refresh` continues."),
-                fg="red",
-                err=True,
-            )
-            raise typer.Exit(1) from None
-        typer.secho(
+                + _("Blocks already rebuilt are kept: `porte allocation refresh` continues.")
+            ) from None
+        raise failed(
             _(
                 "The allocation refresh stopped: {error}. What was rebuilt is kept; run `porte "
                 "allocation refresh` again to finish."
-            ).format(error=exc),
-            fg="red",
-            err=True,
-        )
-        raise typer.Exit(1) from None
+            ).format(error=exc)
+        ) from None
     bar.close()
     if quiet:
         return

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from app.commands import command_group
+from app.commands import command_group, failed
 from app.i18n import _
 
 
@@ -81,11 +81,9 @@ def register(cli: typer.Typer) -> None:
             info = import_basemap(file, settings.basemap, owner_url, campaign)
         except BasemapError as exc:
             msg = _("Basemap refused: {detail}").format(detail=exc.detail)
-            typer.secho(msg, fg="red", err=True)
-            raise typer.Exit(1) from None
+            raise failed(msg) from None
         except OSError as exc:
-            typer.secho(_("Basemap not installed: {reason}").format(reason=exc), fg="red", err=True)
-            raise typer.Exit(1) from None
+            raise failed(_("Basemap not installed: {reason}").format(reason=exc)) from None
         w, s, e, n = info["bounds"]
         typer.echo(
             _(
@@ -120,8 +118,7 @@ def register(cli: typer.Typer) -> None:
         try:
             archive = open_archive(settings.basemap)
         except BasemapError as exc:
-            typer.secho(exc.detail, fg="red", err=True)
-            raise typer.Exit(1) from None
+            raise failed(exc.detail) from None
         try:
             typer.echo(json.dumps(archive.info(), ensure_ascii=False, indent=2))
         finally:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import typer
 
+from app.commands import failed
 from app.config import get_settings
 from app.i18n import _
 from app.pgcluster import Cluster, ClusterError
@@ -18,8 +19,7 @@ def _cluster() -> Cluster:
 
 
 def _fail(exc: Exception) -> None:
-    typer.secho(str(exc), fg="red", err=True)
-    raise typer.Exit(1)
+    raise failed(str(exc))
 
 
 def register(cli: typer.Typer) -> None:

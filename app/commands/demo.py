@@ -8,6 +8,7 @@ import secrets
 
 import typer
 
+from app.commands import failed
 from app.i18n import _
 
 
@@ -129,8 +130,7 @@ def register(cli: typer.Typer) -> None:
             try:
                 cluster.start(install=True)
             except ClusterError as exc:
-                typer.secho(str(exc), fg="red", err=True)
-                raise typer.Exit(1) from exc
+                raise failed(str(exc)) from exc
             typer.echo(
                 _("PostGIS cluster running on 127.0.0.1:{port} (data in {data_dir}).").format(
                     port=cluster.port, data_dir=cluster.data_dir

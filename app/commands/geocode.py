@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from app.commands import failed
 from app.config import get_settings
 from app.dburl import resolve_urls
 from app.i18n import _
@@ -51,14 +52,12 @@ def register(cli: typer.Typer) -> None:
             rows = list(reader)
             header = list(reader.fieldnames or [])
         if column not in header:
-            typer.secho(
+            raise failed(
                 _(
                     "Column {column!r} not found; the header has: {columns}. Use --column NAME."
                 ).format(column=column, columns=", ".join(header)),
-                fg="red",
-                err=True,
+                2,
             )
-            raise typer.Exit(2)
 
         async def run():
             engine = make_engine(resolve_urls(get_settings())[0], pool_size=1)

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import typer
 
-from app.commands import command_group
+from app.commands import command_group, failed
 from app.commands.progress import progress_bar
 from app.errors import ImportFailed
 from app.i18n import _
@@ -260,7 +260,4 @@ def register(cli: typer.Typer) -> None:
         try:
             load_sample(_owner_url(), quiet=quiet, on_progress=progress_bar(quiet))
         except ImportFailed as exc:
-            typer.secho(
-                _("Import refused: {problem}").format(problem=exc.detail), fg="red", err=True
-            )
-            raise typer.Exit(1) from None
+            raise failed(_("Import refused: {problem}").format(problem=exc.detail)) from None

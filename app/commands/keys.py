@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 
 import typer
 
+from app.commands import failed
 from app.config import DEFAULT_SECRET, get_settings
 from app.db import owner_engine
 from app.i18n import _, number
@@ -92,15 +93,12 @@ def register(cli: typer.Typer) -> None:
         try:
             n, accounts = asyncio.run(both())
         except (DecryptionFailed, KeyError_) as exc:
-            typer.secho(
+            raise failed(
                 _(
                     "Rotation stopped: {error}. Rows done so far stay valid; fix the keys and "
                     "run it again."
-                ).format(error=exc),
-                fg="red",
-                err=True,
-            )
-            raise typer.Exit(1) from None
+                ).format(error=exc)
+            ) from None
         typer.echo(
             _(
                 "Done: {n} rows and {accounts} account(s) with two-factor sign-in now use key "
