@@ -25,7 +25,7 @@ from typing import Any
 
 import typer
 
-from app.commands import command_group
+from app.commands import command_group, failed
 
 EXIT_PARTIAL = 3
 
@@ -260,6 +260,152 @@ def _print_source_report(run: Any, *, dry_run: bool) -> None:
     _say(rep["legal_note"], err=False)
 
 
+def _read_mapping(mapping: Path | None) -> str | None:
+    """The text of ``--mapping`` (None without one); exit 1 when it cannot be read."""
+    from app.i18n import _
+
+    try:
+        return mapping.read_text(encoding="utf-8-sig") if mapping else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise failed(
+            _("Cannot read the mapping {path}: {error}. Nothing was imported.").format(
+                path=mapping, error=exc
+            )
+        ) from None
+
+
+def _refused(exc: Exception, report_file: _ReportFile) -> typer.Exit:
+    """Say why nothing was imported (a refused file or row, an unreachable or refusing
+    database) and give the exit (1) to raise; any other error is raised again."""
+    from sqlalchemy.exc import DBAPIError
+
+    from app.dbfaults import disk_full_advice, is_disk_full
+    from app.errors import ImportFailed, PorteError
+    from app.i18n import _
+
+    if isinstance(exc, ImportFailed):
+        msg = _("Import refused: {problem}").format(problem=_problem(exc))
+        if report_file.rows:
+            msg += " " + _(
+                "The rejected row(s) are listed in {path} (row = line in the file, field, "
+                "reason). Fix them and run the command again, or add --valid-rows-only to "
+                "import the valid rows only."
+            ).format(path=report_file.path)
+        return failed(msg)
+    if isinstance(exc, PorteError):
+        return failed(
+            _("Import refused: {problem} Nothing was imported.").format(problem=_problem(exc))
+        )
+    if isinstance(exc, OSError):
+        return failed(
+            _(
+                "Import failed: {error}. Nothing was imported. Is the database running "
+                "(`porte db status`) and PORTE_OWNER_DATABASE_URL right?"
+            ).format(error=exc)
+        )
+    if not isinstance(exc, DBAPIError):
+        raise exc
+    if is_disk_full(exc):
+        first = str(exc.orig).splitlines()[0]
+        return failed(_("Import failed: {error}.").format(error=first) + " " + disk_full_advice())
+    # e.g. the same person added through the API while the import ran (unique index)
+    return failed(
+        _(
+            "Import failed: the database refused it ({error}). Nothing was imported; "
+            "run the command again."
+        ).format(error=f"{type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}")
+    )
+
+
+def _print_dry_run(run: Any, report_file: _ReportFile) -> None:
+    """What a dry run would have stored; exit 1 when an all-or-nothing import would store
+    nothing."""
+    from app.i18n import _
+
+    if run.reader is None:
+        _say(
+            _("{ok:,} of {n:,} rows would be imported; {bad:,} rejected.").format(
+                ok=run.loaded, n=run.rows, bad=run.rejected_count
+            ),
+            err=False,
+        )
+    if report_file.rows:
+        _say(
+            _("The rows that would not come are listed in {path} (row, field, reason).").format(
+                path=report_file.path
+            ),
+            err=False,
+        )
+    _say(_("Dry run: nothing was stored."), err=False)
+    if run.doomed:
+        _say(
+            _(
+                "As asked (all or nothing), this import would store nothing: fix the "
+                "rejected rows or add --valid-rows-only."
+            ),
+            fg="yellow",
+        )
+        raise typer.Exit(1)
+
+
+def _print_imported(ctx: Any, run: Any, report_file: _ReportFile, *, seconds: float) -> None:
+    """What was stored, what to review, where the rejected rows are; exit ``EXIT_PARTIAL``
+    when some rows were rejected."""
+    from app.i18n import _, number
+
+    levels = ", ".join(f"{k} {number(v)}" for k, v in sorted(run.geocoded.items())) or _("none")
+    _say(
+        _(
+            "Imported {loaded} of {rows} rows into campaign {name!r} in {seconds} s. "
+            "Geocoding levels: {levels}."
+        ).format(
+            loaded=number(run.loaded),
+            rows=number(run.rows),
+            name=ctx.extras["campaign_name"],
+            seconds=number(seconds),
+            levels=levels,
+        ),
+        err=False,
+    )
+    if run.needs_review:
+        _say(
+            _(
+                "{n} supporter(s) are not placed at a door: review them with "
+                "GET /campaigns/{cid}/supporters/review."
+            ).format(n=number(run.needs_review), cid=ctx.campaign_id),
+            err=False,
+        )
+    if run.ignored_columns and run.reader is None:
+        _say(
+            _("Columns not stored: {columns}.").format(columns=", ".join(run.ignored_columns)),
+            err=False,
+        )
+    if run.refused_count:
+        _say(
+            _(
+                "{n:,} rows were refused (no lawful basis, or opted out) and not stored: "
+                "see {path} (row, field, reason)."
+            ).format(n=run.refused_count, path=report_file.path),
+            err=False,
+        )
+    _say(
+        _(
+            "Recorded in the campaign's audit log (supporter.import, by {email}, from the "
+            "command line)."
+        ).format(email=ctx.extras["email"]),
+        err=False,
+    )
+    if run.rejected_count:
+        n = run.rejected_count
+        _say(
+            _("{n} row(s) rejected and not stored: see {path} (row, field, reason).").format(
+                n=number(n), path=report_file.path
+            ),
+            fg="yellow",
+        )
+        raise typer.Exit(EXIT_PARTIAL)
+
+
 def register(cli: typer.Typer) -> None:
     """Add the ``supporters`` group."""
     group = command_group(
@@ -312,22 +458,10 @@ def register(cli: typer.Typer) -> None:
         ),
     ) -> None:
         """Import supporters (all or nothing unless --valid-rows-only); rejected rows to a CSV."""
-        from sqlalchemy.exc import DBAPIError
-
-        from app.errors import ImportFailed, PorteError
-        from app.i18n import _, number
+        from app.i18n import _
 
         report_file = _ReportFile(report or file.with_name(file.name + ".rejects.csv"))
-        try:
-            mapping_text = mapping.read_text(encoding="utf-8-sig") if mapping else None
-        except (OSError, UnicodeDecodeError) as exc:
-            _say(
-                _("Cannot read the mapping {path}: {error}. Nothing was imported.").format(
-                    path=mapping, error=exc
-                ),
-                fg="red",
-            )
-            raise typer.Exit(1) from None
+        mapping_text = _read_mapping(mapping)
         t0 = time.perf_counter()
         try:
             ctx, run = asyncio.run(
@@ -346,130 +480,14 @@ def register(cli: typer.Typer) -> None:
                 )
             )
         except KeyboardInterrupt:
-            _say(
-                _("Interrupted: nothing was imported (the transaction was rolled back)."), fg="red"
-            )
-            raise typer.Exit(130) from None
-        except ImportFailed as exc:
-            msg = _("Import refused: {problem}").format(problem=_problem(exc))
-            if report_file.rows:
-                msg += " " + _(
-                    "The rejected row(s) are listed in {path} (row = line in the file, field, "
-                    "reason). Fix them and run the command again, or add --valid-rows-only to "
-                    "import the valid rows only."
-                ).format(path=report_file.path)
-            _say(msg, fg="red")
-            raise typer.Exit(1) from None
-        except PorteError as exc:
-            _say(
-                _("Import refused: {problem} Nothing was imported.").format(problem=_problem(exc)),
-                fg="red",
-            )
-            raise typer.Exit(1) from None
-        except OSError as exc:
-            _say(
-                _(
-                    "Import failed: {error}. Nothing was imported. Is the database running "
-                    "(`porte db status`) and PORTE_OWNER_DATABASE_URL right?"
-                ).format(error=exc),
-                fg="red",
-            )
-            raise typer.Exit(1) from None
-        except DBAPIError as exc:
-            from app.dbfaults import disk_full_advice, is_disk_full
-
-            if is_disk_full(exc):
-                first = str(exc.orig).splitlines()[0]
-                _say(
-                    _("Import failed: {error}.").format(error=first) + " " + disk_full_advice(),
-                    fg="red",
-                )
-                raise typer.Exit(1) from None
-            # e.g. the same person added through the API while the import ran (unique index)
-            _say(
-                _(
-                    "Import failed: the database refused it ({error}). Nothing was imported; "
-                    "run the command again."
-                ).format(error=f"{type(exc.orig).__name__}: {str(exc.orig).splitlines()[0]}"),
-                fg="red",
-            )
-            raise typer.Exit(1) from None
+            raise failed(
+                _("Interrupted: nothing was imported (the transaction was rolled back)."), 130
+            ) from None
+        except Exception as exc:
+            raise _refused(exc, report_file) from None
         if run.reader is not None:
             _print_source_report(run, dry_run=dry_run)
         if dry_run:
-            if run.reader is None:
-                _say(
-                    _("{ok:,} of {n:,} rows would be imported; {bad:,} rejected.").format(
-                        ok=run.loaded, n=run.rows, bad=run.rejected_count
-                    ),
-                    err=False,
-                )
-            if report_file.rows:
-                _say(
-                    _(
-                        "The rows that would not come are listed in {path} (row, field, reason)."
-                    ).format(path=report_file.path),
-                    err=False,
-                )
-            _say(_("Dry run: nothing was stored."), err=False)
-            if run.doomed:
-                _say(
-                    _(
-                        "As asked (all or nothing), this import would store nothing: fix the "
-                        "rejected rows or add --valid-rows-only."
-                    ),
-                    fg="yellow",
-                )
-                raise typer.Exit(1)
-            return
-        levels = ", ".join(f"{k} {number(v)}" for k, v in sorted(run.geocoded.items())) or _("none")
-        _say(
-            _(
-                "Imported {loaded} of {rows} rows into campaign {name!r} in {seconds} s. "
-                "Geocoding levels: {levels}."
-            ).format(
-                loaded=number(run.loaded),
-                rows=number(run.rows),
-                name=ctx.extras["campaign_name"],
-                seconds=number(time.perf_counter() - t0),
-                levels=levels,
-            ),
-            err=False,
-        )
-        if run.needs_review:
-            _say(
-                _(
-                    "{n} supporter(s) are not placed at a door: review them with "
-                    "GET /campaigns/{cid}/supporters/review."
-                ).format(n=number(run.needs_review), cid=ctx.campaign_id),
-                err=False,
-            )
-        if run.ignored_columns and run.reader is None:
-            _say(
-                _("Columns not stored: {columns}.").format(columns=", ".join(run.ignored_columns)),
-                err=False,
-            )
-        if run.refused_count:
-            _say(
-                _(
-                    "{n:,} rows were refused (no lawful basis, or opted out) and not stored: "
-                    "see {path} (row, field, reason)."
-                ).format(n=run.refused_count, path=report_file.path),
-                err=False,
-            )
-        _say(
-            _(
-                "Recorded in the campaign's audit log (supporter.import, by {email}, from the "
-                "command line)."
-            ).format(email=ctx.extras["email"]),
-            err=False,
-        )
-        if run.rejected_count:
-            n = run.rejected_count
-            _say(
-                _("{n} row(s) rejected and not stored: see {path} (row, field, reason).").format(
-                    n=number(n), path=report_file.path
-                ),
-                fg="yellow",
-            )
-            raise typer.Exit(EXIT_PARTIAL)
+            _print_dry_run(run, report_file)
+        else:
+            _print_imported(ctx, run, report_file, seconds=time.perf_counter() - t0)
