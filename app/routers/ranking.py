@@ -109,8 +109,5 @@ async def put_weights(data: WeightsIn, ctx: CampaignScope) -> dict:
         ctx.campaign_id,
         ctx.user_id,
         weights=data.weights,
-        preset=data.preset,
-        election=data.election,
-        side=data.side,
-        swing_from=data.swing_from,
+        choice=service.Choice(data.preset, data.election, data.side, data.swing_from),
     )

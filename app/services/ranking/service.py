@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from typing import Any
 
 from sqlalchemy import text
@@ -115,13 +115,12 @@ async def save_settings(
     user_id: uuid.UUID | None,
     *,
     weights: dict[str, Any] | None,
-    preset: str | None,
-    election: str | None,
-    side: str | None,
-    swing_from: str | None = None,
+    choice: Choice,
 ) -> dict[str, Any]:
-    """Validate and store custom weights (starting from a preset if given). ``side`` is stored
-    as it resolves (``resolved_side``: codes and labels), so that the ranking compares codes."""
+    """Validate and store custom weights (starting from the chosen preset if any) and the
+    choice's election, side and swing reference as the campaign's own. The side is stored as it
+    resolves (``resolved_side``: codes and labels), so that the ranking compares codes."""
+    preset, election, side, swing_from = astuple(choice)
     base = preset_weights(preset) if preset else {}
     base.update(validate_weights(weights or {}))
     if not base:
