@@ -386,8 +386,10 @@ async def test_stored_map_features_draw_the_same_tiles_as_cutting_them_now(
         ):
             x, y = tile_of(2.29, 48.755, z)
             cid = world.campaign_id
-            a = await conn.fetchval(tiles_service.sql(stored), cid, z, x, y, 11)
-            b = await conn.fetchval(tiles_service.sql(live), cid, z, x, y, 4096, 64, 11, level)
+            a = await conn.fetchval(tiles_service.district_sql(stored), cid, z, x, y, 11)
+            b = await conn.fetchval(
+                tiles_service.district_sql(live), cid, z, x, y, 4096, 64, 11, level
+            )
             fa = mapbox_vector_tile.decode(a)["districts"]["features"]
             fb = mapbox_vector_tile.decode(b)["districts"]["features"]
             key = lambda f: f["properties"]["code"]  # noqa: E731

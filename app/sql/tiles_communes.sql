@@ -3,6 +3,7 @@
 -- campaign's own ranking (ranking_commune_score: mean score, best rank, districts; a count only
 -- when every district of the commune shows it, so nothing hidden can be recovered by
 -- subtraction). Communes with a district in the territory only.
+-- The score, rank and counts: slot "values" (tiles_commune_values.sql).
 -- Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer, $7 k, $8 shape level.
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
@@ -12,13 +13,7 @@ map AS (SELECT scoring_id FROM ranking_default WHERE campaign_id = $1),
 mvt AS (
     SELECT ST_AsMVTGeom(cs.geom, b.env, $5::int, $6::int, true) AS geom,
            cs.commune_code AS code, cs.commune_name AS name, 'commune' AS kind, rc.districts,
-           round(rc.score::numeric, 3)::float8 AS score,
-           rc.best_rank AS rank,
-           CASE WHEN rc.doors >= $7::int THEN rc.doors END AS doors,
-           CASE WHEN rc.households >= $7::int THEN round(rc.households)::int END AS households,
-           CASE WHEN rc.supporters >= $7::int THEN rc.supporters END AS supporters,
-           CASE WHEN rc.visited_doors >= $7::int THEN rc.visited_doors END AS visited_doors
-    FROM commune_shape cs
+{values}    FROM commune_shape cs
     CROSS JOIN bounds b
     LEFT JOIN map ON true
     LEFT JOIN ranking_commune_score rc ON rc.campaign_id = $1 AND rc.scoring_id = map.scoring_id

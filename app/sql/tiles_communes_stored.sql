@@ -2,17 +2,12 @@
 -- and encoded in advance for each tile (map_tile_feature: extent 4096, buffer 64), with the
 -- commune's summary of the campaign's own ranking (as tiles_communes.sql); only communes with a
 -- district in the territory.
+-- The score, rank and counts: slot "values" (tiles_commune_values.sql).
 -- Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 k.
 WITH map AS (SELECT scoring_id FROM ranking_default WHERE campaign_id = $1),
 mvt AS (
     SELECT f.geom, f.code, f.name, f.kind, rc.districts,
-           round(rc.score::numeric, 3)::float8 AS score,
-           rc.best_rank AS rank,
-           CASE WHEN rc.doors >= $5::int THEN rc.doors END AS doors,
-           CASE WHEN rc.households >= $5::int THEN round(rc.households)::int END AS households,
-           CASE WHEN rc.supporters >= $5::int THEN rc.supporters END AS supporters,
-           CASE WHEN rc.visited_doors >= $5::int THEN rc.visited_doors END AS visited_doors
-    FROM map_tile_feature f
+{values}    FROM map_tile_feature f
     LEFT JOIN map ON true
     LEFT JOIN ranking_commune_score rc ON rc.campaign_id = $1 AND rc.scoring_id = map.scoring_id
                                       AND rc.commune_code = f.code

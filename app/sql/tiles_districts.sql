@@ -5,6 +5,7 @@
 -- shape yet: the full polygon). Its counts are the published ones (app/disclosure.py: supporters
 -- and visited doors hidden there are already blank); counts below k are left out too, as in the
 -- ranking API (apply_k).
+-- The score, rank and counts: slot "values" (tiles_district_values.sql).
 -- Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer, $7 k, $8 shape level.
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
@@ -14,16 +15,7 @@ mvt AS (
     SELECT ST_AsMVTGeom(coalesce(s.geom, ST_Transform(d.geom, 3857)), b.env, $5::int, $6::int, true)
                AS geom,
            d.code, d.name, d.kind, d.commune_name,
-           round(sc.score::numeric, 3)::float8 AS score,
-           sc.rank,
-           CASE WHEN v.doors >= $7::int THEN v.doors END AS doors,
-           CASE WHEN v.households >= $7::int THEN round(v.households)::int END AS households,
-           -- supporter and visit counts are stored blank below k (and flagged): never shown then
-           CASE WHEN v.supporters >= $7::int AND NOT v.supporters_suppressed
-                THEN v.supporters END AS supporters,
-           CASE WHEN v.visited_doors >= $7::int AND NOT v.visited_doors_suppressed
-                THEN v.visited_doors END AS visited_doors
-    FROM district d
+{values}    FROM district d
     JOIN campaign_district cd ON cd.campaign_id = $1 AND cd.district_code = d.code
     CROSS JOIN bounds b
     LEFT JOIN district_shape s ON s.district_code = d.code AND s.level = $8::int

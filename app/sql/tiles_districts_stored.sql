@@ -2,19 +2,12 @@
 -- (map_tile_feature: extent 4096, buffer 64), with the campaign's own ranking (ranking_default)
 -- and its counts (>= k only); only the districts of the campaign's territory. Same attributes
 -- as tiles_districts.sql, which draws the other zooms and other extents.
+-- The score, rank and counts: slot "values" (tiles_district_values.sql).
 -- Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 k.
 WITH map AS (SELECT scoring_id, snapshot_id FROM ranking_default WHERE campaign_id = $1),
 mvt AS (
     SELECT f.geom, f.code, f.name, f.kind, f.commune_name,
-           round(sc.score::numeric, 3)::float8 AS score,
-           sc.rank,
-           CASE WHEN v.doors >= $5::int THEN v.doors END AS doors,
-           CASE WHEN v.households >= $5::int THEN round(v.households)::int END AS households,
-           CASE WHEN v.supporters >= $5::int AND NOT v.supporters_suppressed
-                THEN v.supporters END AS supporters,
-           CASE WHEN v.visited_doors >= $5::int AND NOT v.visited_doors_suppressed
-                THEN v.visited_doors END AS visited_doors
-    FROM map_tile_feature f
+{values}    FROM map_tile_feature f
     JOIN campaign_district cd ON cd.campaign_id = $1 AND cd.district_code = f.code
     LEFT JOIN map ON true
     LEFT JOIN ranking_score sc ON sc.campaign_id = $1 AND sc.scoring_id = map.scoring_id

@@ -217,6 +217,19 @@ def district_layer(z: int, kind: str, stored: bool = True) -> tuple[str, int | N
     return "tiles_districts", max(z, DISTRICT_SHAPES[0])
 
 
+@cache
+def district_sql(name: str) -> str:
+    """A statement of the districts layer (``district_layer``) with its score, rank and counts
+    filled in (slot ``values``): ``tiles_commune_values.sql`` for communes, else
+    ``tiles_district_values.sql``, with k at bind $5 of the statements on features cut in
+    advance (``_stored``), $7 of the others."""
+    values = (
+        "tiles_commune_values" if name.startswith("tiles_communes") else "tiles_district_values"
+    )
+    k = "$5::int" if name.endswith("_stored") else "$7::int"
+    return sql(name).format(values=sql(values).format(k=k))
+
+
 async def districts_tile(
     ctx: CampaignContext, z: int, x: int, y: int, *, tile_cache: TileCache | None = None
 ) -> Tile:
@@ -249,10 +262,12 @@ async def districts_tile(
         current = state is not None and state["shaped"] == state["districts"]
         name, level = district_layer(z, kind, stored=settings == STORED and current)
         if name.endswith("_stored"):
-            data = await conn.fetchval(sql(name), ctx.campaign_id, z, x, y, ctx.k_threshold)
+            data = await conn.fetchval(
+                district_sql(name), ctx.campaign_id, z, x, y, ctx.k_threshold
+            )
         else:
             params = _mvt_params(ctx, z, x, y)
-            data = await conn.fetchval(sql(name), *params, ctx.k_threshold, level)
+            data = await conn.fetchval(district_sql(name), *params, ctx.k_threshold, level)
     tile = _tile(data)
     if cache:
         cache.put(key, version, tile, len(tile.data) + 200)
