@@ -249,9 +249,10 @@ async def current_principal(
     return principal
 
 
-async def current_user_id(
-    principal: Annotated[Principal, Depends(current_principal)], session: Session
-) -> uuid.UUID:
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_user_id(principal: CurrentPrincipal, session: Session) -> uuid.UUID:
     """The signed-in account (invite sessions are refused); the session is scoped to it.
 
     The token's version must be the account's current one: logout, a new password or two-factor
@@ -390,7 +391,7 @@ def _context(
 async def campaign_context(
     request: Request,
     campaign_id: uuid.UUID,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: CurrentPrincipal,
     session: Session,
 ) -> CampaignContext:
     """Resolve the campaign and the caller's role; 404 if not theirs; 403 if role not allowed.
@@ -425,7 +426,7 @@ CampaignScope = Annotated[CampaignContext, Depends(campaign_context)]
 async def hot_campaign_context(
     request: Request,
     campaign_id: uuid.UUID,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: CurrentPrincipal,
 ) -> AsyncIterator[CampaignContext]:
     """``campaign_context`` for the map tiles: same rules and answers, plain asyncpg.
 
@@ -489,7 +490,7 @@ def _retry_on_primary(replica: Any, exc: Exception) -> None:
 async def replica_campaign_context(
     request: Request,
     campaign_id: uuid.UUID,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: CurrentPrincipal,
 ) -> AsyncIterator[CampaignContext]:
     """``campaign_context`` for reads that tolerate a few seconds of lag (app.replica).
 
@@ -545,7 +546,7 @@ _hot_primary = asynccontextmanager(hot_campaign_context)
 async def replica_hot_campaign_context(
     request: Request,
     campaign_id: uuid.UUID,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: CurrentPrincipal,
 ) -> AsyncIterator[CampaignContext]:
     """``hot_campaign_context`` for map tiles that tolerate lag: ``ctx.conn`` is a replica
     connection (the route opens its tenant transaction on it as usual); the standing is read on

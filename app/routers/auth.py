@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -19,13 +21,12 @@ from app.schemas import (
     TotpEnrolOut,
 )
 from app.security import (
+    CurrentPrincipal,
     CurrentUserId,
     DatabaseDep,
-    Principal,
     Session,
     SettingsDep,
     client_address,
-    current_principal,
 )
 from app.services.access import auth as service
 from app.services.access import invites as invite_service
@@ -86,7 +87,7 @@ async def change_password(
     request: Request,
     data: PasswordChangeIn,
     user_id: CurrentUserId,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: CurrentPrincipal,
     db: DatabaseDep,
     settings: SettingsDep,
 ) -> TokenOut:
@@ -126,7 +127,7 @@ async def open_invite(
 async def me(
     user_id: CurrentUserId,
     session: Session,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: CurrentPrincipal,
 ) -> dict:
     """The signed-in account."""
     return await service.me(session, user_id=user_id, mfa=principal.mfa)
@@ -137,7 +138,7 @@ async def update_me(
     data: MePatch,
     user_id: CurrentUserId,
     session: Session,
-    principal: Annotated[Principal, Depends(current_principal)],
+    principal: CurrentPrincipal,
 ) -> dict:
     """Set the name organisers see beside your e-mail (``null`` clears it)."""
     return await service.set_display_name(
@@ -153,36 +154,39 @@ async def totp_enrol(user_id: CurrentUserId, session: Session, settings: Setting
     return await service.totp_enrol(session, settings, user_id=user_id)
 
 
-@router.post("/totp/confirm", status_code=204)
-async def totp_confirm(
+def _totp_switch(
     request: Request,
     data: TotpCodeIn,
     user_id: CurrentUserId,
     session: Session,
     db: DatabaseDep,
     settings: SettingsDep,
-) -> None:
+) -> Callable[..., Awaitable[None]]:
+    """``service.totp_switch`` for the caller and the body's code: called with ``on``."""
+    return partial(
+        service.totp_switch,
+        db,
+        session,
+        settings,
+        user_id=user_id,
+        code=data.code,
+        client=client_address(request),
+    )
+
+
+TotpSwitch = Annotated[Callable[..., Awaitable[None]], Depends(_totp_switch)]
+
+
+@router.post("/totp/confirm", status_code=204)
+async def totp_confirm(switch: TotpSwitch) -> None:
     """Turn two-factor sign-in on with a first code; sign in again to get a 2FA session.
 
     Wrong codes are throttled like passwords (429 with ``Retry-After``)."""
-    client = client_address(request)
-    await service.totp_switch(
-        db, session, settings, user_id=user_id, code=data.code, client=client, on=True
-    )
+    await switch(on=True)
 
 
 @router.post("/totp/disable", status_code=204)
-async def totp_disable(
-    request: Request,
-    data: TotpCodeIn,
-    user_id: CurrentUserId,
-    session: Session,
-    db: DatabaseDep,
-    settings: SettingsDep,
-) -> None:
+async def totp_disable(switch: TotpSwitch) -> None:
     """Turn two-factor sign-in off (needs a current code); ends every sign-in of the account,
     this one included. Wrong codes are throttled like passwords."""
-    client = client_address(request)
-    await service.totp_switch(
-        db, session, settings, user_id=user_id, code=data.code, client=client, on=False
-    )
+    await switch(on=False)

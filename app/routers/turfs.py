@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Query, Response
 
 from app.schemas.field import CutManyRequest, CutRequest, TurfDraw
 from app.security import CampaignScope
@@ -13,7 +13,18 @@ from app.services.field import cutting, turfs
 
 router = APIRouter(tags=["turfs"])
 
-DryRun = Query(False, description="preview the turfs without saving them")
+
+def _dry_run(
+    response: Response,
+    dry_run: bool = Query(False, description="preview the turfs without saving them"),
+) -> bool:
+    """The ``dry_run`` query parameter; a dry run answers 200, not 201: it creates nothing."""
+    if dry_run:
+        response.status_code = 200
+    return dry_run
+
+
+DryRun = Annotated[bool, Depends(_dry_run)]
 
 
 @router.post("/campaigns/{campaign_id}/turfs", status_code=201)
@@ -46,30 +57,17 @@ async def archive_turf(turf_id: uuid.UUID, ctx: CampaignScope) -> dict[str, Any]
 
 @router.post("/campaigns/{campaign_id}/districts/{code}/cut", status_code=201)
 async def cut_district(
-    code: str,
-    body: CutRequest,
-    ctx: CampaignScope,
-    response: Response,
-    dry_run: bool = DryRun,
+    code: str, body: CutRequest, ctx: CampaignScope, dry_run: DryRun
 ) -> dict[str, Any]:
     """Cut one district into turfs of about N doors, each with a walking order (201; a dry run
     answers 200 and stores nothing)."""
-    if dry_run:
-        response.status_code = 200
     return await cutting.cut_districts(ctx, [code], body, dry_run=dry_run)
 
 
 @router.post("/campaigns/{campaign_id}/cut", status_code=201)
-async def cut_many(
-    body: CutManyRequest,
-    ctx: CampaignScope,
-    response: Response,
-    dry_run: bool = DryRun,
-) -> dict[str, Any]:
+async def cut_many(body: CutManyRequest, ctx: CampaignScope, dry_run: DryRun) -> dict[str, Any]:
     """Cut a list of districts, or the free doors of a drawn area, into turfs (201; a dry run
     answers 200 and stores nothing)."""
-    if dry_run:
-        response.status_code = 200
     if body.districts is not None:
         return await cutting.cut_districts(ctx, body.districts, body, dry_run=dry_run)
     return await cutting.cut_area(ctx, body.area or {}, body, dry_run=dry_run)
