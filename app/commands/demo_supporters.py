@@ -29,7 +29,7 @@ from app.commands.demo_field import DemoSetupError, _ok
 from app.config import Settings
 from app.db import make_engine
 from app.i18n import _
-from app.services.people.supporters.core import CHANNELS, CONSENT_FIELDS_OF_ROW
+from app.services.people.supporters.validation import CHANNELS, CONSENT_FIELDS_OF_ROW
 
 SEED = 9213
 COUNT = 360

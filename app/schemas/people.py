@@ -2,7 +2,7 @@
 
 The models say the shape of a body (types, sizes, no unknown field); the rules a supporter must
 meet (consent given by the person, known purposes, dates not in the future, e-mail and phone
-normalised) stay in ``app.services.people.supporters.core.validate``, which the rows of a CSV
+normalised) stay in ``app.services.people.supporters.validation.validate``, which the rows of a CSV
 import go through too, so that the API and an import accept and refuse the same people.
 """
 

@@ -38,7 +38,7 @@ from app.i18n import _
 from app.services.access.crypto import normalise_email, normalise_phone
 from app.services.people.geocoder import parse_address
 from app.services.people.supporters import sources
-from app.services.people.supporters.core import (
+from app.services.people.supporters.validation import (
     CONSENT_FIELDS_OF_ROW,
     Consent,
     NewSupporter,

@@ -26,13 +26,11 @@ from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher
 from app.services.people.supporters import basis, sources
 from app.services.people.supporters.core import (
-    NewSupporter,
     explain_duplicate,
     find_duplicates,
     geocode_items,
     hash_identifiers,
     store,
-    validate,
 )
 from app.services.people.supporters.csvfile import (
     CHUNK_ROWS,
@@ -50,6 +48,7 @@ from app.services.people.supporters.mapping import (
     parse_source_mapping,
     row_to_raw,
 )
+from app.services.people.supporters.validation import NewSupporter, validate
 
 if TYPE_CHECKING:
     from app.context import CampaignContext

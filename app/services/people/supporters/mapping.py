@@ -1,5 +1,5 @@
 """Which column of a supporter CSV is which field: the ``mapping`` of a plain import, the
-overrides of a CRM import (``--from``), and a row turned into the raw values ``core.validate``
+overrides of a CRM import (``--from``), and a row turned into the raw values ``validation.validate``
 checks.
 """
 
@@ -11,7 +11,7 @@ from typing import Any
 from app.errors import InvalidInput
 from app.i18n import _
 from app.services.people.supporters import sources
-from app.services.people.supporters.core import CONSENT_FIELDS_OF_ROW, PERSONAL
+from app.services.people.supporters.validation import CONSENT_FIELDS_OF_ROW, PERSONAL
 
 ADDRESS_PARTS = ("housenumber", "street", "postcode", "city")
 CONSENT_FIELDS = CONSENT_FIELDS_OF_ROW

@@ -14,15 +14,12 @@ from app.services.access.crypto import Cipher, Hasher, aad, normalise_email, nor
 from app.services.people.geocoder import geocode
 from app.services.people.supporters.core import (
     _ROW,
-    MAX_LEN,
-    PERSONAL,
-    PLACED_LEVELS,
     ROW_COLUMNS,
-    _datetime,
     decrypt_row,
     encrypt_location,
     no_placement_note,
 )
+from app.services.people.supporters.validation import MAX_LEN, PERSONAL, PLACED_LEVELS, _datetime
 
 if TYPE_CHECKING:
     from app.context import CampaignContext

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from app.errors import InvalidInput
 from app.frenchdata import _key
 from app.i18n import _
-from app.services.people.supporters.core import CONSENT_FIELDS_OF_ROW
 from app.services.people.supporters.crm_columns import (  # noqa: F401  (the codes are re-exported)
     AMOUNT,
     CIVI_COLUMNS,
@@ -43,6 +42,7 @@ from app.services.people.supporters.crm_columns import (  # noqa: F401  (the cod
     SOURCE_ID,
     UNKNOWN,
 )
+from app.services.people.supporters.validation import CONSENT_FIELDS_OF_ROW
 
 SYSTEMS = ("nationbuilder", "civicrm", "digitalebox")
 SYSTEM_NAMES = {
