@@ -10,7 +10,7 @@
 --        visits changed), :published_supporters and :published_visited jsonb ({district code:
 --        count}).
 --
--- Supporters and visited doors enter as PUBLISHED counts only (app/disclosure.py, computed by
+-- Supporters and visited doors enter as PUBLISHED counts only (app/disclosure/, computed by
 -- app/services/people/supporters/aggregates.py and app/services/field/progress.py, the same
 -- numbers analysts read there): a district whose count is hidden (below k, or hidden with one so
 -- that it cannot be worked out by subtraction) is absent from the binds, scored as 0 and stored

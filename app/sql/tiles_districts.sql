@@ -2,7 +2,7 @@
 -- aggregates of the campaign's own ranking (ranking_default: its saved weights and election, as
 -- the analyst map lists it; districts have no score until that ranking ran once). Geometries are
 -- the ones simplified for the zoom (district_shape, zooms 9-12; $8 NULL or a district without a
--- shape yet: the full polygon). Its counts are the published ones (app/disclosure.py: supporters
+-- shape yet: the full polygon). Its counts are the published ones (app/disclosure/: supporters
 -- and visited doors hidden there are already blank); counts below k are left out too, as in the
 -- ranking API (apply_k).
 -- The score, rank and counts: slot "values" (tiles_district_values.sql).
