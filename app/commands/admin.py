@@ -265,7 +265,7 @@ def register(cli: typer.Typer) -> None:
         """Create an account; the password is asked twice (or read from standard input with
         --password-stdin) and never shown."""
         from app.authz import ROLES
-        from app.security import hash_password
+        from app.credentials import hash_password
 
         email = _valid_email(email)
         name = (name or "").strip() or None
@@ -338,7 +338,7 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Set a new password for an account (asked twice, or read from standard input with
         --password-stdin; never shown). Every sign-in of the account ends at once."""
-        from app.security import hash_password
+        from app.credentials import hash_password
 
         email = _valid_email(email)
         if not asyncio.run(account_exists(_settings(), email)):

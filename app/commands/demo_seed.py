@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.authz import ADMIN, ORGANISER, ROLES
+from app.credentials import hash_password, token_hash
 from app.i18n import _
-from app.security import hash_password, token_hash
 
 DEMO_NAME = "Démo 92-13"
 # The demo's side: a real nuance of the sample's results, chosen only because it ran in every

@@ -45,16 +45,16 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
-from app.db import Database, set_tenant
-from app.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
-from app.i18n import N_, _
-from app.security import (
+from app.credentials import (
     DUMMY_HASH,
     access_token,
     hash_password_async,
     token_hash,
     verify_password_async,
 )
+from app.db import Database, set_tenant
+from app.errors import Conflict, InvalidInput, TooManyRequests, Unauthorized
+from app.i18n import N_, _
 from app.services.access.crypto import TOTP_COLUMN, Cipher, DecryptionFailed, KeyError_, account_aad
 
 log = logging.getLogger("porte.auth")

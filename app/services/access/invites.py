@@ -21,10 +21,10 @@ from sqlalchemy import text
 from app.authz import VOLUNTEER
 from app.config import Settings
 from app.context import CampaignContext
+from app.credentials import invite_session_token, token_hash
 from app.db import Database, set_tenant
 from app.errors import Conflict, InvalidInput, Unauthorized
 from app.i18n import N_, _
-from app.security import invite_session_token, token_hash
 from app.services.access import audit
 from app.services.access.audit import write_event
 from app.services.access.auth import forget_old_failures, reserve_attempt

@@ -35,11 +35,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.authz import ADMIN, VOLUNTEER
 from app.config import Settings
 from app.context import CampaignContext
+from app.credentials import hash_password_async, token_hash
 from app.db import Database, set_tenant
 from app.errors import Conflict, Forbidden, InvalidInput, NotFound, TooManyRequests, Unauthorized
 from app.i18n import _, role_name
 from app.mail import send_mail
-from app.security import hash_password_async, token_hash
 from app.services.access import audit
 from app.services.access.audit import write_event
 from app.services.access.auth import (

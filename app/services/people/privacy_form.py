@@ -29,9 +29,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.config import Settings
+from app.credentials import token_hash
 from app.errors import InvalidInput, ServiceUnavailable, TooManyRequests
 from app.i18n import _, current
-from app.security import token_hash
 from app.services.access import audit
 from app.services.access.crypto import Cipher, Hasher, aad, normalise_email
 from app.services.people.gdpr import export_data, flag_door, withdraw_ids
