@@ -27,7 +27,7 @@ from app.errors import Conflict, InvalidInput, Unauthorized
 from app.i18n import N_, _
 from app.services.access import audit
 from app.services.access.audit import write_event
-from app.services.access.auth import forget_old_failures, reserve_attempt
+from app.services.access.throttle import forget_old_failures, reserve_attempt
 
 DEFAULT_DAYS = 7
 INVALID_LINK = N_("This invite link is not valid, has expired or was revoked: ask your organiser.")

@@ -42,15 +42,9 @@ from app.i18n import _, role_name
 from app.mail import send_mail
 from app.services.access import audit
 from app.services.access.audit import write_event
-from app.services.access.auth import (
-    MIN_PASSWORD,
-    TokenPair,
-    forget_old_failures,
-    issue_tokens,
-    release_attempt,
-    reserve_attempt,
-)
+from app.services.access.auth import MIN_PASSWORD, TokenPair, issue_tokens
 from app.services.access.crypto import normalise_email
+from app.services.access.throttle import forget_old_failures, release_attempt, reserve_attempt
 
 _COLUMNS = (
     "id, email, role, invited_by, created_at, expires_at, accepted_at, "
