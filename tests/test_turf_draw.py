@@ -203,7 +203,7 @@ def test_any_json_polygon_is_either_accepted_or_refused_with_a_field():
     from hypothesis import strategies as st
 
     from app.errors import InvalidInput
-    from app.services.field.turfs import parse_polygon
+    from app.services.field.polygon import parse_polygon
 
     number = st.one_of(st.floats(allow_nan=True), st.integers(-(10**7), 10**7), st.text(max_size=3))
     position = st.lists(number, min_size=0, max_size=4)

@@ -22,7 +22,8 @@ from app.geo.turf_split import CutPlan, cut_plan
 from app.i18n import _
 from app.schemas.field import CutRequest
 from app.services.access import territory
-from app.services.field.turfs import DoorRows, archive_turfs, insert_turf, parse_polygon
+from app.services.field.polygon import parse_polygon
+from app.services.field.turfs import DoorRows, archive_turfs, insert_turf
 
 _DISTRICT_DOORS = text(
     """
