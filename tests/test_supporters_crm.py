@@ -21,7 +21,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from app.errors import InvalidInput
-from app.services.people.supporters import basis, sources
+from app.services.people.supporters import crm_cells, sources
 from app.services.people.supporters.csvfile import CsvStream, _decode, file_encoding
 from tests.test_supporters_cli import _admin_email
 from tests.test_supporters_cli import _porte as _porte_fr
@@ -440,15 +440,17 @@ def test_tags_allow_list_refuses_opinions(english):
     ],
 )
 def test_phone_forms(typed, e164):
-    assert basis._phone(typed, france=True) == e164
+    assert crm_cells.crm_phone(typed, france=True) == e164
 
 
 def test_street_line_of_a_three_line_address():
     lines = ["Résidence Les Tilleuls", "17 Rue Yves et Jean Tupin", "Bâtiment B"]
-    assert basis._street_line(lines) == "17 Rue Yves et Jean Tupin"
-    assert basis._street_line(["Bât. C", "Allée des Roses"]) == "Allée des Roses"
-    assert basis.is_france("FR") and basis.is_france("") and basis.is_france("La Réunion")
-    assert not basis.is_france("Belgique") and not basis.is_france("BE")
+    assert crm_cells.street_line(lines) == "17 Rue Yves et Jean Tupin"
+    assert crm_cells.street_line(["Bât. C", "Allée des Roses"]) == "Allée des Roses"
+    assert (
+        crm_cells.is_france("FR") and crm_cells.is_france("") and crm_cells.is_france("La Réunion")
+    )
+    assert not crm_cells.is_france("Belgique") and not crm_cells.is_france("BE")
 
 
 def test_encodings_bom_and_repeated_columns(tmp_path):

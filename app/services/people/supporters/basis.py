@@ -27,17 +27,28 @@ with no purpose is refused. Nothing here stores anything.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from app.errors import InvalidInput
-from app.frenchdata import _key, parse_datetime
+from app.frenchdata import _key
 from app.i18n import _
-from app.services.access.crypto import normalise_email, normalise_phone
+from app.services.access.crypto import normalise_email
 from app.services.people.geocoder import parse_address
 from app.services.people.supporters import sources
+from app.services.people.supporters.crm_cells import (
+    ACTIVE,
+    ENDED,
+    PENDING,
+    PERSON_TYPES,
+    crm_count,
+    crm_date,
+    crm_phone,
+    flag,
+    is_france,
+    street_line,
+)
 from app.services.people.supporters.validation import (
     CONSENT_FIELDS_OF_ROW,
     Consent,
@@ -47,82 +58,6 @@ from app.services.people.supporters.validation import (
 )
 
 PARTY_PURPOSES = ("contact", "mapping", "newsletter")
-_TRUE = {"1", "true", "yes", "oui", "y", "o", "x", "vrai", "t", "checked"}
-_FALSE = {"0", "false", "no", "non", "n", "faux", "f", "", "none", "null", "unchecked"}
-_ACTIVE = {
-    "new",
-    "current",
-    "grace",
-    "active",
-    "actif",
-    "active membership",
-    "en cours",
-    "a jour",
-    "valide",
-    "valid",
-    "nouveau",
-    "nouvelle",
-    "renouvele",
-    "renewed",
-}
-_ENDED = {
-    "expired",
-    "lapsed",
-    "cancelled",
-    "canceled",
-    "expire",
-    "expiree",
-    "echu",
-    "echue",
-    "resilie",
-    "resiliee",
-    "annule",
-    "annulee",
-    "ancien",
-    "ancienne",
-    "ancien adherent",
-    "former",
-    "inactive",
-    "inactif",
-    "radie",
-    "radiee",
-    "non renouvele",
-}
-_PENDING = {"pending", "en attente", "attente", "a valider"}
-_PERSON_TYPES = {"individual", "individu", "personne", "person", "particulier"}
-_FRANCE = {
-    "fr",
-    "fra",
-    "250",
-    "france",
-    "france metropolitaine",
-    "republique francaise",
-    # overseas départements and collectivities covered by the BAN
-    "gp",
-    "mq",
-    "gf",
-    "re",
-    "yt",
-    "pm",
-    "bl",
-    "mf",
-    "guadeloupe",
-    "martinique",
-    "guyane",
-    "guyane francaise",
-    "reunion",
-    "la reunion",
-    "mayotte",
-    "saint pierre et miquelon",
-    "saint barthelemy",
-    "saint martin",
-}
-_STREET_WORDS = re.compile(
-    r"(^| )(rue|avenue|av|boulevard|bd|place|pl|chemin|allee|impasse|route|rte|quai|cours|"
-    r"square|passage|voie|sentier|faubourg|lotissement|hameau|lieu dit|lieudit|promenade|"
-    r"rond point|esplanade|parvis|venelle|ruelle|traverse|montee|cite|residence)( |$)"
-)
-
 # Refusal codes (the report counts rows by code; the text says why).
 DECEASED, DELETED, NOT_PERSON, NO_BASIS, OPTED_OUT, TOO_OLD = (
     "deceased",
@@ -169,77 +104,6 @@ class Outcome:
     effects: list[str] = field(default_factory=list)
     tags_dropped: list[str] = field(default_factory=list)
     main_basis: str | None = None
-
-
-def flag(value: str | None) -> bool | None:
-    """A yes/no cell: None when empty; any value but a 'no' counts as yes (a date, 'Y', '1')."""
-    if value is None or not value.strip():
-        return None
-    return _key(value) not in _FALSE
-
-
-def crm_date(value: str | None, column: str) -> datetime | None:
-    """A date cell (ISO 8601, day-first French, or 'YYYY-MM-DD HH:MM:SS -0700'); InvalidInput."""
-    if value is None or not value.strip():
-        return None
-    v = value.strip()
-    try:
-        dt = parse_datetime(v)
-    except ValueError:
-        dt = None
-        for fmt in ("%Y-%m-%d %H:%M:%S %z", "%Y-%m-%d %H:%M %z", "%Y%m%d"):
-            try:
-                dt = datetime.strptime(v, fmt)
-                break
-            except ValueError:
-                continue
-        if dt is None:
-            raise InvalidInput(
-                _("is not a date (expected ISO 8601, e.g. 2024-03-01, or dd/mm/yyyy)"),
-                field=column,
-            ) from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def _count(value: str | None, column: str) -> int | None:
-    if value is None or not value.strip():
-        return None
-    try:
-        return int(float(value.strip().replace(",", ".")))
-    except ValueError:
-        raise InvalidInput(_("is not a number"), field=column) from None
-
-
-def is_france(country: str | None) -> bool:
-    """True for an empty country (France is assumed) and every spelling of France."""
-    return not country or _key(country) in _FRANCE
-
-
-def _phone(value: str | None, france: bool) -> str | None:
-    """A phone as CRM exports write it, in E.164; None when it is not a phone number."""
-    if not value:
-        return None
-    v = value.strip()
-    digits = re.sub(r"\D", "", v)
-    if not v.startswith(("+", "00")):
-        if len(digits) == 11 and digits.startswith("33"):
-            v = "+" + digits  # 33612345678: the country code without its +
-        elif france and len(digits) == 9 and digits[0] != "0":
-            v = "0" + digits  # 612345678: a spreadsheet dropped the leading zero
-    try:
-        return normalise_phone(v)
-    except InvalidInput:
-        return None
-
-
-def _street_line(lines: list[str]) -> str:
-    for line in lines:
-        if line[:1].isdigit():
-            return line
-    for line in lines:
-        if _STREET_WORDS.search(_key(line)):
-            return line
-    return lines[0]
 
 
 @dataclass
@@ -292,7 +156,7 @@ class RowReader:
         if flag(v(row, "deleted")):
             return self._refuse(out, DELETED, "deleted")
         ctype = v(row, "contact_type")
-        if ctype and _key(ctype) not in _PERSON_TYPES:
+        if ctype and _key(ctype) not in PERSON_TYPES:
             return self._refuse(out, NOT_PERSON, "contact_type")
         if flag(v(row, "deceased")) or v(row, "deceased_at"):
             return self._refuse(out, DECEASED, "deceased")
@@ -384,7 +248,7 @@ class RowReader:
         name = (v(row, "membership_name") or "").strip()[:60]
         label = f" '{name}'" if name else ""
         # the system's own status first (CiviCRM's Grace is still a member after the end date)
-        ended = status not in _ACTIVE and (status in _ENDED or (end is not None and end < self.now))
+        ended = status not in ACTIVE and (status in ENDED or (end is not None and end < self.now))
         if ended:
             if end is None:
                 reasons.append(_("a former member, but the file gives no end date"))
@@ -402,8 +266,8 @@ class RowReader:
                     )
                 )
                 latest.append(end)
-        elif status not in _PENDING and (
-            status in _ACTIVE or flag(v(row, "is_member")) or start is not None or name
+        elif status not in PENDING and (
+            status in ACTIVE or flag(v(row, "is_member")) or start is not None or name
         ):
             since = start or created
             text = (
@@ -419,8 +283,8 @@ class RowReader:
             current = True
 
         # regular contact: two dated positive steps or more
-        donations = _count(v(row, "donations_count"), self._col("donations_count"))
-        events = _count(v(row, "events_count"), self._col("events_count"))
+        donations = crm_count(v(row, "donations_count"), self._col("donations_count"))
+        events = crm_count(v(row, "events_count"), self._col("events_count"))
         d_last = self._date(row, "last_donated_at") or self._date(row, "first_donated_at")
         e_last = self._date(row, "last_event_at")
         steps = (donations if donations is not None else (1 if d_last else 0)) + (
@@ -472,7 +336,7 @@ class RowReader:
                 out.effects.append(PHONE_OPT_OUT)
         else:
             raw_phone = v(row, "phone")
-            phone = _phone(raw_phone, france)
+            phone = crm_phone(raw_phone, france)
             if raw_phone and phone is None:
                 out.effects.append(PHONE_INVALID)
         email = v(row, "email")
@@ -496,7 +360,7 @@ class RowReader:
                 ).format(country=country)
                 out.effects.append(NOT_FRANCE)
             elif lines:
-                parsed = parse_address(_street_line(lines), postcode=postcode, city=city)
+                parsed = parse_address(street_line(lines), postcode=postcode, city=city)
             else:
                 parsed = parse_address("", postcode=postcode, city=city)
         return {"name": name, "email": email, "phone": phone, "address": address}, parsed, no_geo
