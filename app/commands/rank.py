@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -41,6 +41,75 @@ async def _rank(campaign: uuid.UUID, choice: Choice, limit: int) -> tuple[dict, 
         return result, row.name
 
 
+def _print_ranking(console: Any, result: dict, name: str, campaign: uuid.UUID) -> None:
+    """The ranked districts as a table (weights, election, side and swing in its caption), the
+    weighted factors left out and why, or why there is nothing to rank."""
+    from rich.table import Table
+
+    from app.i18n import _, number
+    from app.services.ranking.factors import FACTORS, reasons, signed
+
+    weights = ", ".join(
+        f"{_(FACTORS[k].label) if k in FACTORS else k} {signed(v)}"
+        for k, v in result["weights"].items()
+    )
+    none = _("none")
+    table = Table(
+        title=_("{name}: where to knock first ({weights_from})").format(
+            name=name, weights_from=result.get("weights_from") or _("stored")
+        ),
+        caption=_(
+            "weights: {weights} | election: {election} | side: {side} | swing from: {swing}"
+        ).format(
+            weights=weights,
+            election=result["election"]["name"] or none,
+            side=result["side"] or none,
+            swing=(result.get("swing_from") or {}).get("name") or none,
+        ),
+    )
+    for col, kw in (
+        ("#", {"justify": "right"}),
+        (_("District"), {}),
+        (_("Name"), {}),
+        (_("Score"), {"justify": "right"}),
+        (_("Why (largest contributions)"), {}),
+    ):
+        table.add_column(col, **kw)
+    for d in result["districts"]:
+        table.add_row(
+            str(d["rank"]),
+            d["code"],
+            d["name"] or "",
+            signed(d["score"]),
+            "\n".join(reasons(d)) or _("no factor with data"),
+        )
+    if result.get("empty"):  # nothing to rank: why, and what to do
+        console.print(
+            f"[yellow]{result['empty']['detail']}[/yellow] {result['empty']['action']}",
+            highlight=False,
+        )
+        return
+    console.print(table)
+    absent = [f for f in result["factors"] if f["weight"] and f["status"] != "used"]
+    for f in absent:
+        console.print(
+            "[yellow]" + _("Left out") + f"[/yellow] {f['label']}: {f['reason']}",
+            highlight=False,
+        )
+    console.print(
+        _(
+            "{n} districts ranked (territory: {kind} {codes}). Explain one with "
+            "GET /campaigns/{cid}/districts/<code>."
+        ).format(
+            n=number(result["total_districts"]),
+            kind=result["territory"]["kind"],
+            codes=" ".join(result["territory"]["codes"]),
+            cid=campaign,
+        ),
+        highlight=False,
+    )
+
+
 def register(cli: typer.Typer) -> None:
     """Add the ``rank`` command."""
 
@@ -68,11 +137,8 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Print the districts to visit first, with the three largest reasons for each."""
         from rich.console import Console
-        from rich.table import Table
 
         from app.errors import PorteError
-        from app.i18n import _, number
-        from app.services.ranking.factors import FACTORS, reasons, signed
         from app.services.ranking.service import Choice
 
         console = Console()
@@ -82,62 +148,4 @@ def register(cli: typer.Typer) -> None:
         except PorteError as exc:
             console.print(f"[red]{exc.detail}[/red]", highlight=False)
             raise typer.Exit(2) from exc
-        weights = ", ".join(
-            f"{_(FACTORS[k].label) if k in FACTORS else k} {signed(v)}"
-            for k, v in result["weights"].items()
-        )
-        none = _("none")
-        table = Table(
-            title=_("{name}: where to knock first ({weights_from})").format(
-                name=name, weights_from=result.get("weights_from") or _("stored")
-            ),
-            caption=_(
-                "weights: {weights} | election: {election} | side: {side} | swing from: {swing}"
-            ).format(
-                weights=weights,
-                election=result["election"]["name"] or none,
-                side=result["side"] or none,
-                swing=(result.get("swing_from") or {}).get("name") or none,
-            ),
-        )
-        for col, kw in (
-            ("#", {"justify": "right"}),
-            (_("District"), {}),
-            (_("Name"), {}),
-            (_("Score"), {"justify": "right"}),
-            (_("Why (largest contributions)"), {}),
-        ):
-            table.add_column(col, **kw)
-        for d in result["districts"]:
-            table.add_row(
-                str(d["rank"]),
-                d["code"],
-                d["name"] or "",
-                signed(d["score"]),
-                "\n".join(reasons(d)) or _("no factor with data"),
-            )
-        if result.get("empty"):  # nothing to rank: why, and what to do
-            console.print(
-                f"[yellow]{result['empty']['detail']}[/yellow] {result['empty']['action']}",
-                highlight=False,
-            )
-            return
-        console.print(table)
-        absent = [f for f in result["factors"] if f["weight"] and f["status"] != "used"]
-        for f in absent:
-            console.print(
-                "[yellow]" + _("Left out") + f"[/yellow] {f['label']}: {f['reason']}",
-                highlight=False,
-            )
-        console.print(
-            _(
-                "{n} districts ranked (territory: {kind} {codes}). Explain one with "
-                "GET /campaigns/{cid}/districts/<code>."
-            ).format(
-                n=number(result["total_districts"]),
-                kind=result["territory"]["kind"],
-                codes=" ".join(result["territory"]["codes"]),
-                cid=campaign,
-            ),
-            highlight=False,
-        )
+        _print_ranking(console, result, name, campaign)
