@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from typing import Any
 
 import typer
 
@@ -102,6 +103,122 @@ def _demo_basemap(settings, owner_url: str, *, rebuild: bool) -> None:
     )
 
 
+def _start_database(reload_sample: bool) -> Any:
+    """Demo mode; the private PostGIS cluster started (unless a database URL is set), the schema
+    migrated, the sample loaded once (again with ``reload_sample``), the basemap; the settings."""
+    from app.commands.progress import progress_bar
+    from app.config import get_settings
+    from app.db import resolve_urls
+    from app.local_secrets import announce_once
+    from app.migrate import upgrade
+    from app.pgcluster import Cluster, ClusterError
+    from app.services.reference.imports.sample import load_sample
+
+    os.environ["PORTE_MODE"] = "demo"
+    settings = get_settings()
+    announce_once(settings, lambda m: typer.secho(m, fg="yellow"))
+    if settings.database_url is None:
+        cluster = Cluster(settings.db_dir, settings.db_port)
+        try:
+            cluster.start(install=True)
+        except ClusterError as exc:
+            raise failed(str(exc)) from exc
+        typer.echo(
+            _("PostGIS cluster running on 127.0.0.1:{port} (data in {data_dir}).").format(
+                port=cluster.port, data_dir=cluster.data_dir
+            )
+        )
+    owner_url = resolve_urls(settings)[1]
+    upgrade(owner_url)
+    typer.echo(_("Database schema is up to date."))
+
+    if reload_sample or not sample_loaded(owner_url):
+        typer.echo(_("Loading the 92-13 sample (INSEE tiles, polling stations, results, doors)"))
+        load_sample(owner_url, on_progress=progress_bar(False))
+    else:
+        typer.echo(_("Sample data already loaded (use --reload-sample to re-import)."))
+
+    _demo_basemap(settings, owner_url, rebuild=reload_sample)
+    return settings
+
+
+def _print_ready(info: dict, settings: Any, base: str, password: str, sink: Any) -> None:
+    """What the demo made and where to look: accounts, the invite link, the maps, what is
+    SYNTHETIC, where mail and secrets go."""
+    from app.commands.demo_field import DEMO_DISTRICT
+    from app.commands.demo_seed import DEMO_SIDE
+
+    typer.secho("\n" + _("Demo campaign ready: {name}").format(name=info["name"]), bold=True)
+    typer.echo(
+        _("  campaign id: {cid} (election {date})").format(
+            cid=info["campaign_id"], date=info["election_date"]
+        )
+    )
+    for email in info["accounts"]:
+        typer.echo(f"  {email:<24} " + _("password: {password}").format(password=password))
+
+    typer.echo(
+        _(
+            "  {turfs} turfs of about 150 households cut in polling station {district}; "
+            "three assigned to volunteer@demo.local, one to this invite link (open it on "
+            "a phone):"
+        ).format(turfs=info["turfs"], district=DEMO_DISTRICT)
+    )
+    typer.echo(f"  {info['invite_link']}")
+    if info.get("visits"):
+        typer.echo(
+            _(
+                "  {visits} SYNTHETIC visits recorded over {rounds} rounds by "
+                "volunteer@demo.local: grey doors on the maps, GET /campaigns/{cid}/progress."
+            ).format(visits=info["visits"], rounds=info["rounds"], cid=info["campaign_id"])
+        )
+    typer.echo(
+        _(
+            "  The campaign's side is {side} (a nuance of the sample's elections, chosen only "
+            "because it ran in all of them): the ranking's side, closeness and swing factors "
+            "count. Choose yours: GET /elections/{{id}}/sides, PUT /campaigns/{cid}/weights."
+        ).format(side=DEMO_SIDE, cid=info["campaign_id"])
+    )
+    typer.echo(_("  API docs: {url}").format(url=f"{base}/docs"))
+    typer.echo(
+        _("  organiser map: {organiser}   analyst map: {analyst}").format(
+            organiser=f"{base}/organiser/", analyst=f"{base}/analyst/"
+        )
+    )
+    typer.secho(
+        _(
+            "  Door points of 92-13 are SYNTHETIC (generated from INSEE household counts); "
+            "import your département's BAN file to replace them."
+        ),
+        fg="yellow",
+    )
+    typer.secho(
+        _(
+            "  {n} SYNTHETIC consented supporters (made-up people, consent recorded per "
+            "purpose): as admin@demo.local try GET /campaigns/{cid}/supporters/review, "
+            "/supporters/aggregates (cells below k suppressed) and the GDPR rights "
+            '(docs/privacy.md, "Trying them on the demo").'
+        ).format(n=info["supporters"], cid=info["campaign_id"]),
+        fg="yellow",
+    )
+    if sink is not None:
+        typer.echo(
+            _(
+                "  Mail is not sent out (no PORTE_SMTP_HOST): a local sink on 127.0.0.1:{port} "
+                "writes every message (invitations, the privacy form's confirmation links) "
+                "to {folder}, one .eml file each (plain text): open the newest to follow "
+                "its link."
+            ).format(port=sink.port, folder=sink.folder)
+        )
+    if settings.local_secrets is not None:
+        typer.echo(
+            _(
+                "  Secrets (token signing, data keys of the supporters): {path} - keep it "
+                "with the cluster."
+            ).format(path=settings.local_secrets.path)
+        )
+
+
 def register(cli: typer.Typer) -> None:
     """Add ``demo``."""
 
@@ -115,43 +232,10 @@ def register(cli: typer.Typer) -> None:
         ),
     ) -> None:
         """Start everything with the sample data loaded (demo mode: never for real data)."""
-        from app.commands.demo_field import DEMO_DISTRICT
         from app.config import get_settings
         from app.db import resolve_urls
-        from app.local_secrets import announce_once
-        from app.migrate import upgrade
-        from app.pgcluster import Cluster, ClusterError
 
-        os.environ["PORTE_MODE"] = "demo"
-        settings = get_settings()
-        announce_once(settings, lambda m: typer.secho(m, fg="yellow"))
-        if settings.database_url is None:
-            cluster = Cluster(settings.db_dir, settings.db_port)
-            try:
-                cluster.start(install=True)
-            except ClusterError as exc:
-                raise failed(str(exc)) from exc
-            typer.echo(
-                _("PostGIS cluster running on 127.0.0.1:{port} (data in {data_dir}).").format(
-                    port=cluster.port, data_dir=cluster.data_dir
-                )
-            )
-        owner_url = resolve_urls(settings)[1]
-        upgrade(owner_url)
-        typer.echo(_("Database schema is up to date."))
-
-        from app.commands.progress import progress_bar
-        from app.services.reference.imports.sample import load_sample
-
-        if reload_sample or not sample_loaded(owner_url):
-            typer.echo(
-                _("Loading the 92-13 sample (INSEE tiles, polling stations, results, doors)")
-            )
-            load_sample(owner_url, on_progress=progress_bar(False))
-        else:
-            typer.echo(_("Sample data already loaded (use --reload-sample to re-import)."))
-
-        _demo_basemap(settings, owner_url, rebuild=reload_sample)
+        settings = _start_database(reload_sample)
 
         password = os.environ.get("PORTE_DEMO_PASSWORD") or secrets.token_urlsafe(9)
         from app.config import base_url_for
@@ -166,76 +250,7 @@ def register(cli: typer.Typer) -> None:
             update={"database_url": app_url, "owner_database_url": owner_url}
         )
         info = asyncio.run(_seed(settings, owner_url, password))
-        typer.secho("\n" + _("Demo campaign ready: {name}").format(name=info["name"]), bold=True)
-        typer.echo(
-            _("  campaign id: {cid} (election {date})").format(
-                cid=info["campaign_id"], date=info["election_date"]
-            )
-        )
-        for email in info["accounts"]:
-            typer.echo(f"  {email:<24} " + _("password: {password}").format(password=password))
-        from app.commands.demo_seed import DEMO_SIDE
-
-        typer.echo(
-            _(
-                "  {turfs} turfs of about 150 households cut in polling station {district}; "
-                "three assigned to volunteer@demo.local, one to this invite link (open it on "
-                "a phone):"
-            ).format(turfs=info["turfs"], district=DEMO_DISTRICT)
-        )
-        typer.echo(f"  {info['invite_link']}")
-        if info.get("visits"):
-            typer.echo(
-                _(
-                    "  {visits} SYNTHETIC visits recorded over {rounds} rounds by "
-                    "volunteer@demo.local: grey doors on the maps, GET /campaigns/{cid}/progress."
-                ).format(visits=info["visits"], rounds=info["rounds"], cid=info["campaign_id"])
-            )
-        typer.echo(
-            _(
-                "  The campaign's side is {side} (a nuance of the sample's elections, chosen only "
-                "because it ran in all of them): the ranking's side, closeness and swing factors "
-                "count. Choose yours: GET /elections/{{id}}/sides, PUT /campaigns/{cid}/weights."
-            ).format(side=DEMO_SIDE, cid=info["campaign_id"])
-        )
-        typer.echo(_("  API docs: {url}").format(url=f"{base}/docs"))
-        typer.echo(
-            _("  organiser map: {organiser}   analyst map: {analyst}").format(
-                organiser=f"{base}/organiser/", analyst=f"{base}/analyst/"
-            )
-        )
-        typer.secho(
-            _(
-                "  Door points of 92-13 are SYNTHETIC (generated from INSEE household counts); "
-                "import your département's BAN file to replace them."
-            ),
-            fg="yellow",
-        )
-        typer.secho(
-            _(
-                "  {n} SYNTHETIC consented supporters (made-up people, consent recorded per "
-                "purpose): as admin@demo.local try GET /campaigns/{cid}/supporters/review, "
-                "/supporters/aggregates (cells below k suppressed) and the GDPR rights "
-                '(docs/privacy.md, "Trying them on the demo").'
-            ).format(n=info["supporters"], cid=info["campaign_id"]),
-            fg="yellow",
-        )
-        if sink is not None:
-            typer.echo(
-                _(
-                    "  Mail is not sent out (no PORTE_SMTP_HOST): a local sink on 127.0.0.1:{port} "
-                    "writes every message (invitations, the privacy form's confirmation links) "
-                    "to {folder}, one .eml file each (plain text): open the newest to follow "
-                    "its link."
-                ).format(port=sink.port, folder=sink.folder)
-            )
-        if settings.local_secrets is not None:
-            typer.echo(
-                _(
-                    "  Secrets (token signing, data keys of the supporters): {path} - keep it "
-                    "with the cluster."
-                ).format(path=settings.local_secrets.path)
-            )
+        _print_ready(info, settings, base, password, sink)
         try:
             if serve:
                 import uvicorn
