@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import sys
 import uuid
+from typing import Any
 
 import typer
 
@@ -138,25 +139,30 @@ async def create_account(
                     )
                 ).scalar_one()
             if campaign is not None:
-                found = (
-                    await conn.execute(
-                        text("SELECT 1 FROM campaign WHERE id = :c"), {"c": campaign}
-                    )
-                ).scalar()
-                if not found:
-                    raise ValueError(
-                        _(
-                            "No campaign {campaign}. List them with the API (GET /campaigns)."
-                        ).format(campaign=campaign)
-                    )
-                await conn.execute(
-                    text(
-                        "INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, :r) "
-                        "ON CONFLICT (campaign_id, user_id) DO UPDATE SET role = EXCLUDED.role"
-                    ),
-                    {"c": campaign, "u": uid, "r": role or ADMIN},
-                )
+                await _add_member(conn, campaign, uid, role or ADMIN)
         return uid, not existing
+
+
+async def _add_member(conn: Any, campaign: uuid.UUID, uid: uuid.UUID, role: str) -> None:
+    """Make the account a member of ``campaign`` with ``role`` (ValueError: no such campaign)."""
+    from sqlalchemy import text
+
+    found = (
+        await conn.execute(text("SELECT 1 FROM campaign WHERE id = :c"), {"c": campaign})
+    ).scalar()
+    if not found:
+        raise ValueError(
+            _("No campaign {campaign}. List them with the API (GET /campaigns).").format(
+                campaign=campaign
+            )
+        )
+    await conn.execute(
+        text(
+            "INSERT INTO membership (campaign_id, user_id, role) VALUES (:c, :u, :r) "
+            "ON CONFLICT (campaign_id, user_id) DO UPDATE SET role = EXCLUDED.role"
+        ),
+        {"c": campaign, "u": uid, "r": role},
+    )
 
 
 async def account_exists(settings: Settings, email: str) -> bool:
@@ -233,6 +239,60 @@ def _valid_email(email: str) -> str:
     return email
 
 
+def _checked_name_and_role(
+    name: str | None, role: str | None, campaign: uuid.UUID | None
+) -> str | None:
+    """``--name`` trimmed (None when empty); exit 2 for a name that is not one short line, an
+    unknown role, or a role without a campaign."""
+    from app.authz import ROLES
+
+    name = (name or "").strip() or None
+    if name is not None and (len(name) > 80 or any(ord(c) < 32 or ord(c) == 127 for c in name)):
+        raise failed(_("--name: one line of at most 80 characters."), 2)
+    if role is not None and role not in ROLES:
+        raise failed(
+            _("Unknown role '{role}': use one of {roles}.").format(
+                role=role, roles=", ".join(ROLES)
+            ),
+            2,
+        )
+    if role is not None and campaign is None:
+        raise failed(_("--role needs --campaign."), 2)
+    return name
+
+
+def _say_created(
+    email: str,
+    uid: uuid.UUID,
+    role: str | None,
+    campaign: uuid.UUID | None,
+    can_create_campaigns: bool,
+    server_admin: bool,
+) -> None:
+    """The account made, its membership, and whether it may create campaigns (or how to)."""
+    if campaign:
+        typer.echo(
+            _("Account {email} created (id {uid}) as {role} of campaign {campaign}.").format(
+                email=email, uid=uid, role=role_name(role or ADMIN), campaign=campaign
+            )
+        )
+    else:
+        typer.echo(_("Account {email} created (id {uid}).").format(email=email, uid=uid))
+
+    if server_admin:
+        typer.echo(_("It is a server admin: it may create campaigns and give that right."))
+    elif can_create_campaigns:
+        typer.echo(_("It may create campaigns: sign in (POST /auth/token), then POST /campaigns."))
+    elif campaign is None:
+        typer.echo(
+            _(
+                "It may not create campaigns: give it the right with `porte admin rights "
+                "{email} --can-create-campaigns`, or invite it to a campaign (POST "
+                "/campaigns/{{id}}/members)."
+            ).format(email=email)
+        )
+
+
 def register(cli: typer.Typer) -> None:
     """Add the ``admin`` and ``audit`` groups."""
     admin = typer.Typer(help="Accounts: create the first admin, reset a password.")
@@ -264,22 +324,10 @@ def register(cli: typer.Typer) -> None:
     ) -> None:
         """Create an account; the password is asked twice (or read from standard input with
         --password-stdin) and never shown."""
-        from app.authz import ROLES
         from app.credentials import hash_password
 
         email = _valid_email(email)
-        name = (name or "").strip() or None
-        if name is not None and (len(name) > 80 or any(ord(c) < 32 or ord(c) == 127 for c in name)):
-            raise failed(_("--name: one line of at most 80 characters."), 2)
-        if role is not None and role not in ROLES:
-            raise failed(
-                _("Unknown role '{role}': use one of {roles}.").format(
-                    role=role, roles=", ".join(ROLES)
-                ),
-                2,
-            )
-        if role is not None and campaign is None:
-            raise failed(_("--role needs --campaign."), 2)
+        name = _checked_name_and_role(name, role, campaign)
         if asyncio.run(account_exists(_settings(), email)):
             raise failed(
                 _(
@@ -303,29 +351,7 @@ def register(cli: typer.Typer) -> None:
             )
         except ValueError as exc:
             raise failed(str(exc)) from exc
-        if campaign:
-            typer.echo(
-                _("Account {email} created (id {uid}) as {role} of campaign {campaign}.").format(
-                    email=email, uid=uid, role=role_name(role or ADMIN), campaign=campaign
-                )
-            )
-        else:
-            typer.echo(_("Account {email} created (id {uid}).").format(email=email, uid=uid))
-
-        if server_admin:
-            typer.echo(_("It is a server admin: it may create campaigns and give that right."))
-        elif can_create_campaigns:
-            typer.echo(
-                _("It may create campaigns: sign in (POST /auth/token), then POST /campaigns.")
-            )
-        elif campaign is None:
-            typer.echo(
-                _(
-                    "It may not create campaigns: give it the right with `porte admin rights "
-                    "{email} --can-create-campaigns`, or invite it to a campaign (POST "
-                    "/campaigns/{{id}}/members)."
-                ).format(email=email)
-            )
+        _say_created(email, uid, role, campaign, can_create_campaigns, server_admin)
 
     @admin.command("password")
     def password(
