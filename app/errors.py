@@ -157,7 +157,10 @@ def describe_db_error(exc: BaseException) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the translations from exceptions to problem responses."""
+    """Register the translations from exceptions to problem responses.
+
+    Long because it declares one handler per family of exception (the service's own, validation,
+    HTTP, database, the rest), each a few lines, in the one place that says how errors answer."""
     from fastapi.exceptions import RequestValidationError
     from sqlalchemy.exc import DBAPIError
     from starlette.exceptions import HTTPException as StarletteHTTPException

@@ -257,17 +257,10 @@ async def _check_service_role(settings: Settings, db: Database) -> None:
     )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the application for these settings (tests pass their own).
-
-    Outside test mode the secrets are checked before anything else (missing, public, short or
-    malformed ones stop the start); development and demo take the missing ones from the local
-    secrets file and say so in the log.
-    """
-    settings = with_local_secrets(settings or get_settings())
-    check_secrets(settings)
-    announce_once(settings, log.warning)
-    db = Database(settings, replica=Replica(settings) if settings.replica_url else None)
+def _lifespan(settings: Settings, db: Database) -> Any:
+    """The app's lifespan: at start the collector frozen, the drain on SIGTERM, the service's
+    role checked (outside test mode), the tile pool opened, the tile audit's writer started; at
+    stop the running requests let finish (bounded), the audit flushed, the database closed."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -300,6 +293,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await tile_audit_writer
         await app.state.tile_audit.flush(everything=True)  # a clean stop loses no audit window
         await db.dispose()
+
+    return lifespan
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the application for these settings (tests pass their own).
+
+    Outside test mode the secrets are checked before anything else (missing, public, short or
+    malformed ones stop the start); development and demo take the missing ones from the local
+    secrets file and say so in the log.
+    """
+    settings = with_local_secrets(settings or get_settings())
+    check_secrets(settings)
+    announce_once(settings, log.warning)
+    db = Database(settings, replica=Replica(settings) if settings.replica_url else None)
+
+    lifespan = _lifespan(settings, db)
 
     app = FastAPI(
         title="Porte-à-porte",

@@ -23,7 +23,10 @@ def _fail(exc: Exception) -> None:
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the ``db`` group."""
+    """Add the ``db`` group.
+
+    Long only because it declares every command of the group with its options and help texts;
+    each command's own body is short (the work is in this module's functions and the services)."""
     db = typer.Typer(
         help="Manage the project's private PostGIS cluster (not needed with DATABASE_URL)."
     )

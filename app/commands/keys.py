@@ -16,7 +16,10 @@ from app.i18n import _, number
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the ``keys`` group."""
+    """Add the ``keys`` group.
+
+    Long only because it declares every command of the group with its options and help texts;
+    each command's own body is short (the work is in this module's functions and the services)."""
     keys = typer.Typer(
         help="Encryption keys for personal data and two-factor secrets (AES-256-GCM)."
     )
