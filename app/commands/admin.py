@@ -294,10 +294,7 @@ def _say_created(
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the ``admin`` and ``audit`` groups.
-
-    Long only because it declares every command of the group with its options and help texts;
-    each command's own body is short (the work is in this module's functions and the services)."""
+    """Add the ``admin`` and ``audit`` groups (long: it declares their commands, each short)."""
     admin = typer.Typer(help="Accounts: create the first admin, reset a password.")
     cli.add_typer(admin, name="admin")
 

@@ -53,10 +53,7 @@ def import_basemap(
 
 
 def register(cli: typer.Typer) -> None:
-    """Add ``basemap``.
-
-    Long only because it declares every command of the group with its options and help texts;
-    each command's own body is short (the work is in this module's functions and the services)."""
+    """Add ``basemap`` (long: it declares its commands and their options)."""
     bm = command_group(
         cli,
         "basemap",

@@ -23,10 +23,7 @@ def _fail(exc: Exception) -> None:
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the ``db`` group.
-
-    Long only because it declares every command of the group with its options and help texts;
-    each command's own body is short (the work is in this module's functions and the services)."""
+    """Add the ``db`` group (its length: six short commands declared)."""
     db = typer.Typer(
         help="Manage the project's private PostGIS cluster (not needed with DATABASE_URL)."
     )

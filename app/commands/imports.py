@@ -131,10 +131,7 @@ def _import(importer: Callable[..., Any], file: Path, common: _Common, **options
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the ``import`` group.
-
-    Long only because it declares every command of the group with its options and help texts;
-    each command's own body is short (the work is in this module's functions and the services)."""
+    """Add the ``import`` group (long: each format's options are declared here)."""
     imp = command_group(
         cli, "import", "Import public reference data (one transaction each; re-importing replaces)."
     )

@@ -16,10 +16,7 @@ from app.i18n import _, number
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the ``keys`` group.
-
-    Long only because it declares every command of the group with its options and help texts;
-    each command's own body is short (the work is in this module's functions and the services)."""
+    """Add the ``keys`` group (its length: the declarations of generate and rotate)."""
     keys = typer.Typer(
         help="Encryption keys for personal data and two-factor secrets (AES-256-GCM)."
     )

@@ -407,10 +407,7 @@ def _print_imported(ctx: Any, run: Any, report_file: _ReportFile, *, seconds: fl
 
 
 def register(cli: typer.Typer) -> None:
-    """Add the ``supporters`` group.
-
-    Long only because it declares every command of the group with its options and help texts;
-    each command's own body is short (the work is in this module's functions and the services)."""
+    """Add the ``supporters`` group (long: the import command's many options)."""
     group = command_group(
         cli, "supporters", "Consented supporters: import a big member file on the server."
     )

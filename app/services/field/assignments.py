@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from app.authz import VOLUNTEER
 from app.context import CampaignContext
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput
 from app.i18n import _
 from app.schemas.field import AssignmentCreate
 from app.services.field.rounds import start_round
@@ -31,22 +31,10 @@ _SELECT = f"""
 """
 
 
-async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dict[str, Any]:
-    """Create the assignment, freeze the turf's doors into it, end the turf's previous one."""
+async def _with_volunteer(ctx: CampaignContext, body: AssignmentCreate) -> AssignmentCreate:
+    """The request with its volunteer's account found by e-mail (``volunteer_email``); 422 when
+    the e-mail or the account is not a member of the campaign."""
     s, c = ctx.session, ctx.campaign_id
-    turf = await ctx.one(
-        "SELECT status, name FROM turf WHERE campaign_id = :c AND id = :t FOR UPDATE",
-        t=body.turf_id,
-        missing=_("No such turf in this campaign."),
-        field="turf_id",
-    )
-    if turf.status != "active":
-        raise Conflict(
-            _("The turf {name!r} is archived; assign an active turf.").format(name=turf.name),
-            field="turf_id",
-        )
-    if body.ends_at is not None and body.ends_at <= datetime.now(body.ends_at.tzinfo):
-        raise InvalidInput(_("ends_at is already past; give a future end."), field="ends_at")
     if body.volunteer_email is not None:
         found = (
             await s.execute(
@@ -81,32 +69,54 @@ async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dic
                 ),
                 field="volunteer_user_id",
             )
+    return body
+
+
+async def _check_invite(ctx: CampaignContext, invite_id: uuid.UUID) -> None:
+    """The invite the turf is assigned to must exist, be usable (not revoked or expired) and not
+    already be the link of an active assignment (404, 422, 409)."""
+    invite = await ctx.one(
+        "SELECT i.assignment_id, i.revoked_at, i.expires_at <= now() AS expired, "
+        f"(SELECT {ACTIVE_SQL} FROM assignment a WHERE a.campaign_id = i.campaign_id "
+        "AND a.id = i.assignment_id) AS bound_active "
+        "FROM invite i WHERE i.campaign_id = :c AND i.id = :i FOR UPDATE",
+        i=invite_id,
+        missing=_("No such invite in this campaign."),
+        field="invite_id",
+    )
+    if invite.revoked_at is not None or invite.expired:
+        raise InvalidInput(
+            _("This invite is revoked or expired; create a new one."), field="invite_id"
+        )
+    if invite.bound_active:
+        raise Conflict(
+            _(
+                "This invite is already used for the active assignment {assignment_id}; end it "
+                "first or create another invite."
+            ).format(assignment_id=invite.assignment_id),
+            field="invite_id",
+        )
+
+
+async def create_assignment(ctx: CampaignContext, body: AssignmentCreate) -> dict[str, Any]:
+    """Create the assignment, freeze the turf's doors into it, end the turf's previous one."""
+    s, c = ctx.session, ctx.campaign_id
+    turf = await ctx.one(
+        "SELECT status, name FROM turf WHERE campaign_id = :c AND id = :t FOR UPDATE",
+        t=body.turf_id,
+        missing=_("No such turf in this campaign."),
+        field="turf_id",
+    )
+    if turf.status != "active":
+        raise Conflict(
+            _("The turf {name!r} is archived; assign an active turf.").format(name=turf.name),
+            field="turf_id",
+        )
+    if body.ends_at is not None and body.ends_at <= datetime.now(body.ends_at.tzinfo):
+        raise InvalidInput(_("ends_at is already past; give a future end."), field="ends_at")
+    body = await _with_volunteer(ctx, body)
     if body.invite_id is not None:
-        invite = (
-            await s.execute(
-                text(
-                    "SELECT i.assignment_id, i.revoked_at, i.expires_at <= now() AS expired, "
-                    f"(SELECT {ACTIVE_SQL} FROM assignment a WHERE a.campaign_id = i.campaign_id "
-                    "AND a.id = i.assignment_id) AS bound_active "
-                    "FROM invite i WHERE i.campaign_id = :c AND i.id = :i FOR UPDATE"
-                ),
-                {"c": c, "i": body.invite_id},
-            )
-        ).first()
-        if invite is None:
-            raise NotFound(_("No such invite in this campaign."), field="invite_id")
-        if invite.revoked_at is not None or invite.expired:
-            raise InvalidInput(
-                _("This invite is revoked or expired; create a new one."), field="invite_id"
-            )
-        if invite.bound_active:
-            raise Conflict(
-                _(
-                    "This invite is already used for the active assignment {assignment_id}; end it "
-                    "first or create another invite."
-                ).format(assignment_id=invite.assignment_id),
-                field="invite_id",
-            )
+        await _check_invite(ctx, body.invite_id)
     ended = (
         await s.execute(
             text(
