@@ -124,25 +124,12 @@ _HAS_MAPPING = text(
 )
 
 
-async def update(
-    ctx: CampaignContext, supporter_id: uuid.UUID, patch: dict[str, Any]
-) -> dict[str, Any]:
-    """Rectify personal fields, fix the address text (re-geocoded) or pick a door (admin)."""
-    r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
-    if r is None or r.status != "active":
-        raise NotFound(_("No such active supporter in this campaign."))
-    cipher = Cipher.from_settings(ctx.settings)
-    cur = decrypt_row(cipher, ctx.campaign_id, r)
-    for f in PERSONAL:
-        if f in patch:
-            v = (patch[f] or "").strip() or None
-            if v and len(v) > MAX_LEN[f]:
-                raise InvalidInput(_("is longer than {n} characters").format(n=MAX_LEN[f]), field=f)
-            if v and f == "email":
-                v = normalise_email(v)
-            if v and f == "phone":
-                v = normalise_phone(v)
-            cur[f] = v
+async def _placement(
+    ctx: CampaignContext, supporter_id: uuid.UUID, cur: dict[str, Any], patch: dict[str, Any]
+) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """Where the rectified supporter stands (door id, lon, lat, geocode level, score, note): a
+    door picked by the admin, the new address text geocoded again, or as it was. Only for a
+    supporter who agreed to 'mapping' (422 for a picked door otherwise)."""
     mapping = (
         await ctx.session.execute(_HAS_MAPPING, {"c": ctx.campaign_id, "id": supporter_id})
     ).first() is not None
@@ -174,6 +161,29 @@ async def update(
             aid = lon = lat = None
             lvl, sc = "none", None
             note = no_placement_note(bool(cur["address"]))
+    return aid, lon, lat, lvl, sc, note
+
+
+async def update(
+    ctx: CampaignContext, supporter_id: uuid.UUID, patch: dict[str, Any]
+) -> dict[str, Any]:
+    """Rectify personal fields, fix the address text (re-geocoded) or pick a door (admin)."""
+    r = (await ctx.session.execute(_ROW, {"c": ctx.campaign_id, "id": supporter_id})).first()
+    if r is None or r.status != "active":
+        raise NotFound(_("No such active supporter in this campaign."))
+    cipher = Cipher.from_settings(ctx.settings)
+    cur = decrypt_row(cipher, ctx.campaign_id, r)
+    for f in PERSONAL:
+        if f in patch:
+            v = (patch[f] or "").strip() or None
+            if v and len(v) > MAX_LEN[f]:
+                raise InvalidInput(_("is longer than {n} characters").format(n=MAX_LEN[f]), field=f)
+            if v and f == "email":
+                v = normalise_email(v)
+            if v and f == "phone":
+                v = normalise_phone(v)
+            cur[f] = v
+    aid, lon, lat, lvl, sc, note = await _placement(ctx, supporter_id, cur, patch)
     hasher = Hasher.from_settings(ctx.settings)
     aid_enc, point_enc = encrypt_location(cipher, ctx.campaign_id, supporter_id, aid, lon, lat)
     params = {
