@@ -149,13 +149,10 @@ async def insert_turf(
     return turf_id
 
 
-async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
-    """Validate a hand-drawn polygon and make it a turf of the doors inside it."""
-    geom = parse_polygon(body.geometry)
-    gjson = json.dumps(shapely.geometry.mapping(geom))
-    session = ctx.session
+async def _check_loaded_near(session: Any, geom: Any, gjson: str, centre: Any) -> None:
+    """422 for a polygon far from every loaded door and district, saying so when it lands on
+    them with longitude and latitude exchanged."""
     near = (await session.execute(_LOADED_NEAR, {"g": gjson})).scalar()
-    centre = geom.representative_point()
     if not near:
         alt = json.dumps(shapely.geometry.mapping(swapped(geom)))
         if (await session.execute(_LOADED_NEAR, {"g": alt})).scalar():
@@ -175,31 +172,11 @@ async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
             field="geometry",
             extra={"where": [round(centre.x, 6), round(centre.y, 6)]},
         )
-    # Drawings of one campaign are serialised (the lock is held until commit), so two
-    # organisers drawing overlapping turfs at the same moment get 201 and a clear 422.
-    await session.execute(
-        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"),
-        {"k": f"draw:{ctx.campaign_id}"},
-    )
-    hit = (
-        await session.execute(
-            _OVERLAP, {"g": gjson, "c": ctx.campaign_id, "min_area": MIN_OVERLAP_M2}
-        )
-    ).first()
-    if hit is not None:
-        raise InvalidInput(
-            _(
-                "The polygon overlaps the active turf {name!r} ({id}) around longitude "
-                "{lon:.6f}, latitude {lat:.6f}. Redraw it beside that turf, or archive it."
-            ).format(name=hit.name, id=hit.id, lon=hit.lon, lat=hit.lat),
-            field="geometry",
-            extra={"turf_id": str(hit.id), "where": [round(hit.lon, 6), round(hit.lat, 6)]},
-        )
-    rows = (
-        await session.execute(
-            _DOORS_INSIDE, {"g": gjson, "c": ctx.campaign_id, "lim": MAX_DOORS_PER_TURF + 1}
-        )
-    ).all()
+
+
+def _check_doors(rows: list[Any], centre: Any) -> None:
+    """422 when doors inside already belong to an active turf, when there is none, or when they
+    are too many for one turf."""
     taken = [r for r in rows if r.taken_by is not None]
     if taken:
         r = taken[0]
@@ -231,6 +208,41 @@ async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
             ).format(max=MAX_DOORS_PER_TURF),
             field="geometry",
         )
+
+
+async def draw_turf(ctx: CampaignContext, body: TurfDraw) -> dict[str, Any]:
+    """Validate a hand-drawn polygon and make it a turf of the doors inside it."""
+    geom = parse_polygon(body.geometry)
+    gjson = json.dumps(shapely.geometry.mapping(geom))
+    session = ctx.session
+    centre = geom.representative_point()
+    await _check_loaded_near(session, geom, gjson, centre)
+    # Drawings of one campaign are serialised (the lock is held until commit), so two
+    # organisers drawing overlapping turfs at the same moment get 201 and a clear 422.
+    await session.execute(
+        text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 7))"),
+        {"k": f"draw:{ctx.campaign_id}"},
+    )
+    hit = (
+        await session.execute(
+            _OVERLAP, {"g": gjson, "c": ctx.campaign_id, "min_area": MIN_OVERLAP_M2}
+        )
+    ).first()
+    if hit is not None:
+        raise InvalidInput(
+            _(
+                "The polygon overlaps the active turf {name!r} ({id}) around longitude "
+                "{lon:.6f}, latitude {lat:.6f}. Redraw it beside that turf, or archive it."
+            ).format(name=hit.name, id=hit.id, lon=hit.lon, lat=hit.lat),
+            field="geometry",
+            extra={"turf_id": str(hit.id), "where": [round(hit.lon, 6), round(hit.lat, 6)]},
+        )
+    rows = (
+        await session.execute(
+            _DOORS_INSIDE, {"g": gjson, "c": ctx.campaign_id, "lim": MAX_DOORS_PER_TURF + 1}
+        )
+    ).all()
+    _check_doors(rows, centre)
     district = await _district_for(ctx, body.district_code, gjson)
     doors = DoorRows.from_rows(rows)
     xy, _scale = project_local(doors.lon, doors.lat)
