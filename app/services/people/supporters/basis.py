@@ -225,7 +225,6 @@ class RowReader:
         grants: list[Consent] = []
         reasons: list[str] = []
         latest: list[datetime] = []
-        current = False
         v = self._v
         volunteer = bool(flag(v(row, "is_volunteer")))
         party = [*PARTY_PURPOSES, *(["volunteering"] if volunteer else [])]
@@ -241,7 +240,27 @@ class RowReader:
             grants.append(consent)
             latest.append(consent.given_at)
 
-        # membership
+        current = self._membership(row, status, party, grants, reasons, latest)
+        self._regular_contact(row, party, grants, reasons, latest)
+        if not grants and not reasons:
+            reasons.append(
+                _("no consent date, no membership, no repeated donations or events in the file")
+            )
+        last_contact = None if current else (max(latest) if latest else None)
+        return grants, "; ".join(reasons), last_contact
+
+    def _membership(
+        self,
+        row: dict[str, str],
+        status: str,
+        party: list[str],
+        grants: list[Consent],
+        reasons: list[str],
+        latest: list[datetime],
+    ) -> bool:
+        """Membership: a current one (True) or one ended within the retention period is a
+        grant; one ended before it, or with no end date, a reason. Adds to the lists."""
+        v = self._v
         start = self._date(row, "membership_started_at")
         end = self._date(row, "membership_expires_at")
         created = self._date(row, "created_at")
@@ -280,9 +299,21 @@ class RowReader:
             if status:
                 text += _(" (status {status})").format(status=v(row, "membership_status"))
             grants.append(self._evidence("member", text, since, list(party)))
-            current = True
+            return True
 
-        # regular contact: two dated positive steps or more
+        return False
+
+    def _regular_contact(
+        self,
+        row: dict[str, str],
+        party: list[str],
+        grants: list[Consent],
+        reasons: list[str],
+        latest: list[datetime],
+    ) -> None:
+        """Regular contact: two dated positive steps or more (donations, events), the last one
+        within the retention period, is a grant; otherwise a reason. Adds to the lists."""
+        v = self._v
         donations = crm_count(v(row, "donations_count"), self._col("donations_count"))
         events = crm_count(v(row, "events_count"), self._col("events_count"))
         d_last = self._date(row, "last_donated_at") or self._date(row, "first_donated_at")
@@ -316,12 +347,6 @@ class RowReader:
             reasons.append(
                 _("a single donation or event is not regular contact (CNIL: frequent donors)")
             )
-        if not grants and not reasons:
-            reasons.append(
-                _("no consent date, no membership, no repeated donations or events in the file")
-            )
-        last_contact = None if current else (max(latest) if latest else None)
-        return grants, "; ".join(reasons), last_contact
 
     def _person(self, row: dict[str, str], out: Outcome) -> tuple[dict[str, Any], Any, Any]:
         v = self._v
