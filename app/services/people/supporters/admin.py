@@ -25,39 +25,17 @@ _CAMPAIGNS = text(
 )
 
 
-async def admin_context(
-    session: Executor, settings: Settings, *, campaign: str, admin_email: str, client: str
-) -> CampaignContext:
-    """The campaign context of an import run on the server in the name of ``admin_email``.
-
-    The account must exist and be active, and be an admin member of the campaign (given by id
-    or exact name, among the account's campaigns); the transaction's tenant is then that campaign.
-    """
-    from app.context import CampaignContext, Principal
-    from app.security import STANDING_TEXT
-
-    email = admin_email.strip().lower()
-    account = (await session.execute(_ACCOUNT, {"e": email})).first()
-    if account is None:
-        raise NotFound(
-            _(
-                "No account {email}. The import is made in the name of an admin of the "
-                "campaign: give the e-mail they sign in with."
-            ).format(email=email)
-        )
-    if not account.is_active:
-        raise ImportFailed(
-            _("The account {email} is disabled; it cannot import supporters.").format(email=email)
-        )
-    from app.db import set_tenant
-
-    await set_tenant(session, None, account.id)  # row-level security: this account's campaigns
+async def _campaign_named(
+    session: Executor, campaign: str, email: str, account_id: uuid.UUID
+) -> tuple[uuid.UUID, str]:
+    """The id and name of the account's campaign given by id or exact name (404 when it has
+    none, refused when several bear that name)."""
     try:
         cid: uuid.UUID | None = uuid.UUID(campaign.strip())
     except ValueError:
         cid = None
     found = (
-        await session.execute(_CAMPAIGNS, {"id": cid, "name": campaign.strip(), "u": account.id})
+        await session.execute(_CAMPAIGNS, {"id": cid, "name": campaign.strip(), "u": account_id})
     ).all()
     if not found:
         raise NotFound(
@@ -85,7 +63,37 @@ async def admin_context(
                 ids=", ".join(str(r.id) for r in found),
             )
         )
-    cid, name = found[0].id, found[0].name
+    return found[0].id, found[0].name
+
+
+async def admin_context(
+    session: Executor, settings: Settings, *, campaign: str, admin_email: str, client: str
+) -> CampaignContext:
+    """The campaign context of an import run on the server in the name of ``admin_email``.
+
+    The account must exist and be active, and be an admin member of the campaign (given by id
+    or exact name, among the account's campaigns); the transaction's tenant is then that campaign.
+    """
+    from app.context import CampaignContext, Principal
+    from app.security import STANDING_TEXT
+
+    email = admin_email.strip().lower()
+    account = (await session.execute(_ACCOUNT, {"e": email})).first()
+    if account is None:
+        raise NotFound(
+            _(
+                "No account {email}. The import is made in the name of an admin of the "
+                "campaign: give the e-mail they sign in with."
+            ).format(email=email)
+        )
+    if not account.is_active:
+        raise ImportFailed(
+            _("The account {email} is disabled; it cannot import supporters.").format(email=email)
+        )
+    from app.db import set_tenant
+
+    await set_tenant(session, None, account.id)  # row-level security: this account's campaigns
+    cid, name = await _campaign_named(session, campaign, email, account.id)
     standing = (
         (
             await session.execute(
