@@ -140,18 +140,11 @@ def _retry_after(oldest: datetime | None) -> int:
     return max(1, math.ceil(left))
 
 
-async def _objection(
-    session: Any,
-    settings: Settings,
-    campaign_id: uuid.UUID,
-    address: str | None,
-    client: str | None,
-) -> str:
-    if not address or len(address.strip()) < 5 or len(address) > 300:
-        raise InvalidInput(
-            _("give the address of the door (number, street, postcode, commune)"), field="address"
-        )
-    origin = audit.coarse_client(client)
+async def _objection_allowed(
+    session: Any, settings: Settings, campaign_id: uuid.UUID, origin: str | None
+) -> bool:
+    """Refuse (429) an objection past the hourly limits of its network or of the campaign;
+    whether it is past the campaign's alert level (the audit event is then flagged)."""
     # one objection at a time per campaign: the counts below cannot be raced past the limits
     await session.execute(
         text("SELECT pg_advisory_xact_lock(hashtext('porte_objection'), hashtext(:c))"),
@@ -174,7 +167,22 @@ async def _objection(
             ),
             retry_after=_retry_after(recent.oldest),
         )
-    alert = recent.campaign >= settings.privacy_objection_alert_per_hour
+    return recent.campaign >= settings.privacy_objection_alert_per_hour
+
+
+async def _objection(
+    session: Any,
+    settings: Settings,
+    campaign_id: uuid.UUID,
+    address: str | None,
+    client: str | None,
+) -> str:
+    if not address or len(address.strip()) < 5 or len(address) > 300:
+        raise InvalidInput(
+            _("give the address of the door (number, street, postcode, commune)"), field="address"
+        )
+    origin = audit.coarse_client(client)
+    alert = await _objection_allowed(session, settings, campaign_id, origin)
     rid = uuid.uuid4()
     g = (await geocode(session, [address]))[0]
     door = None
