@@ -93,39 +93,9 @@ async def create_demo_campaign_async(
                 ),
                 {"c": cid, "u": uid, "r": role},
             )
-        invite_path = None
-        if secret_key:
-            inv = (
-                await conn.execute(
-                    text(
-                        "SELECT id, token_hash FROM invite WHERE campaign_id = :c AND label = :l "
-                        "AND revoked_at IS NULL AND expires_at > now() + interval '1 day' "
-                        "ORDER BY created_at DESC LIMIT 1"
-                    ),
-                    {"c": cid, "l": INVITE_LABEL},
-                )
-            ).first()
-            if inv is not None and token_hash(invite_token_for(secret_key, cid, inv.id)) == (
-                inv.token_hash
-            ):
-                inv_id = inv.id
-            else:
-                inv_id = uuid.uuid4()
-                await conn.execute(
-                    text(
-                        "INSERT INTO invite (campaign_id, id, token_hash, label, created_by, "
-                        "expires_at) VALUES (:c, :i, :h, :l, :u, :e)"
-                    ),
-                    {
-                        "c": cid,
-                        "i": inv_id,
-                        "l": INVITE_LABEL,
-                        "u": user_ids[ORGANISER],
-                        "h": token_hash(invite_token_for(secret_key, cid, inv_id)),
-                        "e": datetime.now(UTC) + timedelta(days=7),
-                    },
-                )
-            invite_path = f"/m/#invite={invite_token_for(secret_key, cid, inv_id)}"
+        invite_path = (
+            await _demo_invite(conn, cid, user_ids[ORGANISER], secret_key) if secret_key else None
+        )
     return {
         "name": DEMO_NAME,
         "campaign_id": str(cid),
@@ -135,6 +105,42 @@ async def create_demo_campaign_async(
         "roles": accounts,
         "invite_path": invite_path,
     }
+
+
+async def _demo_invite(conn: Any, cid: uuid.UUID, organiser: uuid.UUID, secret_key: str) -> str:
+    """The path of the demo's invite link: the same invite while it is valid for a day more (its
+    token derives from the secret key), else a new one for a week."""
+    inv = (
+        await conn.execute(
+            text(
+                "SELECT id, token_hash FROM invite WHERE campaign_id = :c AND label = :l "
+                "AND revoked_at IS NULL AND expires_at > now() + interval '1 day' "
+                "ORDER BY created_at DESC LIMIT 1"
+            ),
+            {"c": cid, "l": INVITE_LABEL},
+        )
+    ).first()
+    if inv is not None and token_hash(invite_token_for(secret_key, cid, inv.id)) == (
+        inv.token_hash
+    ):
+        inv_id = inv.id
+    else:
+        inv_id = uuid.uuid4()
+        await conn.execute(
+            text(
+                "INSERT INTO invite (campaign_id, id, token_hash, label, created_by, "
+                "expires_at) VALUES (:c, :i, :h, :l, :u, :e)"
+            ),
+            {
+                "c": cid,
+                "i": inv_id,
+                "l": INVITE_LABEL,
+                "u": organiser,
+                "h": token_hash(invite_token_for(secret_key, cid, inv_id)),
+                "e": datetime.now(UTC) + timedelta(days=7),
+            },
+        )
+    return f"/m/#invite={invite_token_for(secret_key, cid, inv_id)}"
 
 
 async def _demo_territory(conn: Any, cid: uuid.UUID, admin: uuid.UUID) -> None:
