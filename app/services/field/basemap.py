@@ -170,6 +170,77 @@ class Archive:
         self._file.close()
 
 
+def _header(m: mmap.mmap, name: str) -> tuple[dict[str, Any], str]:
+    """The archive's header, checked (PMTiles version 3, vector tiles, gzip or no compression),
+    and the area it covers as words; BasemapError otherwise."""
+    try:
+        header = deserialize_header(m[0:127])
+    except MagicNumberNotFound:
+        raise BasemapError(
+            _(
+                "{path} is not a PMTiles archive (it does not start with 'PMTiles'). Convert "
+                "MBTiles with `pmtiles convert`, or cut an extract: see docs/maps.md."
+            ).format(path=name),
+            field="basemap",
+        ) from None
+    except (SpecVersionUnsupported, ValueError):
+        raise BasemapError(
+            _(
+                "{path} is a PMTiles archive of a version other than 3: convert it with a "
+                "current `pmtiles` tool."
+            ).format(path=name),
+            field="basemap",
+        ) from None
+    area = Bounds(
+        header["min_lon_e7"] / 1e7,
+        header["min_lat_e7"] / 1e7,
+        header["max_lon_e7"] / 1e7,
+        header["max_lat_e7"] / 1e7,
+    ).describe()
+    if header["tile_type"] != TileType.MVT:
+        raise BasemapError(
+            _(
+                "{path} holds {kind} images, not vector tiles: the pages need a vector "
+                "basemap (MVT) of the area ({area})."
+            ).format(path=name, kind=header["tile_type"].name, area=area),
+            field="basemap",
+        )
+    if header["tile_compression"] not in (Compression.NONE, Compression.GZIP):
+        raise BasemapError(
+            _(
+                "{path} compresses its tiles with {c}; only gzip or none can be served to "
+                "every browser. Re-cut it with `pmtiles extract` (gzip by default)."
+            ).format(path=name, c=header["tile_compression"].name),
+            field="basemap",
+        )
+    return header, area
+
+
+def _metadata(m: mmap.mmap, header: dict[str, Any], name: str, area: str) -> dict[str, Any]:
+    """The archive's metadata, checked: readable, with vector layers, and tiles in it."""
+    raw = m[header["metadata_offset"] : header["metadata_offset"] + header["metadata_length"]]
+    try:
+        if header["internal_compression"] == Compression.GZIP:
+            raw = gzip.decompress(raw)
+        metadata = json.loads(raw or b"{}")
+    except (OSError, ValueError):
+        raise BasemapError(
+            _("{path}: its metadata is unreadable (damaged file?).").format(path=name),
+            field="basemap",
+        ) from None
+    if not isinstance(metadata, dict) or not metadata.get("vector_layers"):
+        raise BasemapError(
+            _(
+                "{path} has no vector layer (its metadata lists no 'vector_layers'): nothing "
+                "could be drawn. It covers {area}."
+            ).format(path=name, area=area),
+            field="basemap",
+        )
+    if header["tile_entries_count"] == 0:
+        raise BasemapError(_("{path} holds no tile at all.").format(path=name), field="basemap")
+    return metadata
+
+
 def open_archive(path: Path) -> Archive:
     """Open and check a PMTiles archive of vector tiles; BasemapError says what is wrong."""
     path = Path(path)
@@ -192,66 +263,8 @@ def open_archive(path: Path) -> Archive:
         )
     m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     try:
-        try:
-            header = deserialize_header(m[0:127])
-        except MagicNumberNotFound:
-            raise BasemapError(
-                _(
-                    "{path} is not a PMTiles archive (it does not start with 'PMTiles'). Convert "
-                    "MBTiles with `pmtiles convert`, or cut an extract: see docs/maps.md."
-                ).format(path=name),
-                field="basemap",
-            ) from None
-        except (SpecVersionUnsupported, ValueError):
-            raise BasemapError(
-                _(
-                    "{path} is a PMTiles archive of a version other than 3: convert it with a "
-                    "current `pmtiles` tool."
-                ).format(path=name),
-                field="basemap",
-            ) from None
-        area = Bounds(
-            header["min_lon_e7"] / 1e7,
-            header["min_lat_e7"] / 1e7,
-            header["max_lon_e7"] / 1e7,
-            header["max_lat_e7"] / 1e7,
-        ).describe()
-        if header["tile_type"] != TileType.MVT:
-            raise BasemapError(
-                _(
-                    "{path} holds {kind} images, not vector tiles: the pages need a vector "
-                    "basemap (MVT) of the area ({area})."
-                ).format(path=name, kind=header["tile_type"].name, area=area),
-                field="basemap",
-            )
-        if header["tile_compression"] not in (Compression.NONE, Compression.GZIP):
-            raise BasemapError(
-                _(
-                    "{path} compresses its tiles with {c}; only gzip or none can be served to "
-                    "every browser. Re-cut it with `pmtiles extract` (gzip by default)."
-                ).format(path=name, c=header["tile_compression"].name),
-                field="basemap",
-            )
-        raw = m[header["metadata_offset"] : header["metadata_offset"] + header["metadata_length"]]
-        try:
-            if header["internal_compression"] == Compression.GZIP:
-                raw = gzip.decompress(raw)
-            metadata = json.loads(raw or b"{}")
-        except (OSError, ValueError):
-            raise BasemapError(
-                _("{path}: its metadata is unreadable (damaged file?).").format(path=name),
-                field="basemap",
-            ) from None
-        if not isinstance(metadata, dict) or not metadata.get("vector_layers"):
-            raise BasemapError(
-                _(
-                    "{path} has no vector layer (its metadata lists no 'vector_layers'): nothing "
-                    "could be drawn. It covers {area}."
-                ).format(path=name, area=area),
-                field="basemap",
-            )
-        if header["tile_entries_count"] == 0:
-            raise BasemapError(_("{path} holds no tile at all.").format(path=name), field="basemap")
+        header, area = _header(m, name)
+        metadata = _metadata(m, header, name, area)
     except BasemapError:
         m.close()
         f.close()
