@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import orjson
 from sqlalchemy import text
@@ -29,24 +30,20 @@ class DoorsPayload:
     doors: int
 
 
-async def assignment_doors(
-    ctx: CampaignContext, assignment_id: uuid.UUID, if_none_match: str | None
-) -> DoorsPayload:
-    """Doors of the assignment with status; volunteers only for their own active assignment."""
-    row = (
-        await ctx.session.execute(
-            text(
-                "SELECT a.id, a.volunteer_user_id, t.name AS turf, a.ends_at, "
-                "(a.ended_at IS NULL AND a.starts_at <= now() "
-                " AND (a.ends_at IS NULL OR a.ends_at > now())) AS active "
-                "FROM assignment a JOIN turf t ON t.campaign_id = a.campaign_id "
-                "AND t.id = a.turf_id WHERE a.campaign_id = :c AND a.id = :a"
-            ),
-            {"c": ctx.campaign_id, "a": assignment_id},
-        )
-    ).first()
-    if row is None:
-        raise NotFound(_("No such assignment in this campaign."), field="assignment_id")
+async def _assignment_for(ctx: CampaignContext, assignment_id: uuid.UUID) -> Any:
+    """The assignment (its volunteer, turf name, end, whether active) as this caller may see it:
+    404 outside the campaign or, for a volunteer, when it is not theirs; 403 when it is theirs
+    but not active."""
+    row = await ctx.one(
+        "SELECT a.id, a.volunteer_user_id, t.name AS turf, a.ends_at, "
+        "(a.ended_at IS NULL AND a.starts_at <= now() "
+        " AND (a.ends_at IS NULL OR a.ends_at > now())) AS active "
+        "FROM assignment a JOIN turf t ON t.campaign_id = a.campaign_id "
+        "AND t.id = a.turf_id WHERE a.campaign_id = :c AND a.id = :a",
+        a=assignment_id,
+        missing=_("No such assignment in this campaign."),
+        field="assignment_id",
+    )
     if ctx.role == VOLUNTEER:
         mine = (ctx.user_id is not None and row.volunteer_user_id == ctx.user_id) or (
             ctx.assignment_id == assignment_id
@@ -60,6 +57,14 @@ async def assignment_doors(
                     "shown. Ask your organiser for a new one."
                 )
             )
+    return row
+
+
+async def assignment_doors(
+    ctx: CampaignContext, assignment_id: uuid.UUID, if_none_match: str | None
+) -> DoorsPayload:
+    """Doors of the assignment with status; volunteers only for their own active assignment."""
+    row = await _assignment_for(ctx, assignment_id)
     staff = ctx.role in (ADMIN, ORGANISER)
     rows = (
         await ctx.session.execute(
