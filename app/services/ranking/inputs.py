@@ -186,6 +186,50 @@ async def _resolve_swing(
     inp.swing_reason = N_("most recent other loaded election with the side (none chosen)")
 
 
+async def _no_election_data(conn: Conn, campaign_id: uuid.UUID, inp: Inputs) -> Reason | None:
+    """Why the election factors have no data (the territory has no district, no election is
+    loaded or chosen, the chosen one has no result here), or None when they have."""
+    districts = (await conn.execute(_TERRITORY_SIZE, {"c": campaign_id})).scalar_one()
+    if not districts:
+        return because(
+            N_(
+                "the campaign's territory has no district: import the polling-station contours "
+                "of its communes (porte import districts FILE), or change the territory (PUT "
+                "/campaigns/{cid}/territory)"
+            ),
+            cid=str(campaign_id),
+        )
+    if inp.election_id is None:
+        names = list((await conn.execute(_ELECTION_NAMES)).scalars())
+        return (
+            because(
+                N_(
+                    "no loaded election has results for this territory's districts (loaded: "
+                    "{names}): import the results of its communes with porte import results FILE "
+                    "(docs/data.md)"
+                ),
+                names=", ".join(names),
+            )
+            if names
+            else N_(
+                "no election loaded: import the results of an election with porte import "
+                "results FILE (docs/data.md)"
+            )
+        )
+    if not (
+        await conn.execute(_RESULTS_HERE, {"e": inp.election_id, "c": campaign_id})
+    ).scalar_one():
+        return because(
+            N_(
+                "the election {name} has no result for this territory's districts: choose "
+                "another with ?election= (GET /elections says where each ran), or import its "
+                "results for these communes (porte import results FILE)"
+            ),
+            name=inp.election_name,
+        )
+    return None
+
+
 async def resolve(
     conn: Conn,
     campaign_id: uuid.UUID,
@@ -204,49 +248,8 @@ async def resolve(
     side_text = side or state.side or state.campaign_side
     inp.side, inp.side_text = parse_side(side_text), side_text or None
 
-    districts = (await conn.execute(_TERRITORY_SIZE, {"c": campaign_id})).scalar_one()
-    reason: Reason
-    if not districts:
-        reason = because(
-            N_(
-                "the campaign's territory has no district: import the polling-station contours "
-                "of its communes (porte import districts FILE), or change the territory (PUT "
-                "/campaigns/{cid}/territory)"
-            ),
-            cid=str(campaign_id),
-        )
-        for name in ELECTION_FACTORS:
-            inp.absent[name] = reason
-    elif inp.election_id is None:
-        names = list((await conn.execute(_ELECTION_NAMES)).scalars())
-        reason = (
-            because(
-                N_(
-                    "no loaded election has results for this territory's districts (loaded: "
-                    "{names}): import the results of its communes with porte import results FILE "
-                    "(docs/data.md)"
-                ),
-                names=", ".join(names),
-            )
-            if names
-            else N_(
-                "no election loaded: import the results of an election with porte import "
-                "results FILE (docs/data.md)"
-            )
-        )
-        for name in ELECTION_FACTORS:
-            inp.absent[name] = reason
-    elif not (
-        await conn.execute(_RESULTS_HERE, {"e": inp.election_id, "c": campaign_id})
-    ).scalar_one():
-        reason = because(
-            N_(
-                "the election {name} has no result for this territory's districts: choose "
-                "another with ?election= (GET /elections says where each ran), or import its "
-                "results for these communes (porte import results FILE)"
-            ),
-            name=inp.election_name,
-        )
+    reason = await _no_election_data(conn, campaign_id, inp)
+    if reason is not None:
         for name in ELECTION_FACTORS:
             inp.absent[name] = reason
     elif inp.side is None:
