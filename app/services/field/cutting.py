@@ -180,11 +180,8 @@ def _summary(plans: list[CutPlan], turfs: list[dict[str, Any]], req: CutRequest)
     }
 
 
-async def cut_districts(
-    ctx: CampaignContext, codes: list[str], req: CutRequest, *, dry_run: bool
-) -> dict[str, Any]:
-    """Cut each district into turfs of about ``doors_per_turf`` doors (or preview it)."""
-    codes = list(dict.fromkeys(codes))  # de-duplicate, keep order
+async def _check_districts(ctx: CampaignContext, codes: list[str]) -> None:
+    """Every district to cut exists (404) and is in the campaign's territory (422)."""
     known = {
         r.code: r.name
         for r in await ctx.session.execute(
@@ -207,6 +204,14 @@ async def cut_districts(
             ),
             field="code" if len(codes) == 1 else "districts",
         )
+
+
+async def cut_districts(
+    ctx: CampaignContext, codes: list[str], req: CutRequest, *, dry_run: bool
+) -> dict[str, Any]:
+    """Cut each district into turfs of about ``doors_per_turf`` doors (or preview it)."""
+    codes = list(dict.fromkeys(codes))  # de-duplicate, keep order
+    await _check_districts(ctx, codes)
     if not dry_run:
         for code in sorted(codes):
             await _try_lock(ctx, code, _("district {code}").format(code=code))
