@@ -108,14 +108,10 @@ def _mail(
     return subject, f"{intro}\n\n{how}\n{link}\n\n{end}\n"
 
 
-async def invite_member(ctx: CampaignContext, *, email: str, role: str) -> dict[str, Any]:
-    """Store an invitation and e-mail its link; the same answer whether the account exists."""
-    _may_invite(ctx, role)
-    email = normalise_email(email)
-    settings = ctx.settings
-    session = ctx.session
+async def _check_invitations_this_hour(ctx: CampaignContext) -> None:
+    """429 once the campaign sent its hourly number of invitations."""
     sent = (
-        await session.execute(
+        await ctx.session.execute(
             text(
                 "SELECT count(*) FROM member_invitation WHERE campaign_id = :c "
                 "AND created_at > now() - interval '1 hour'"
@@ -123,7 +119,7 @@ async def invite_member(ctx: CampaignContext, *, email: str, role: str) -> dict[
             {"c": ctx.campaign_id},
         )
     ).scalar_one()
-    if sent >= settings.member_invitations_per_hour:
+    if sent >= ctx.settings.member_invitations_per_hour:
         raise TooManyRequests(
             _(
                 "This campaign sent {n} invitations in the last hour, the most allowed "
@@ -131,6 +127,15 @@ async def invite_member(ctx: CampaignContext, *, email: str, role: str) -> dict[
             ).format(n=sent),
             retry_after=600,
         )
+
+
+async def invite_member(ctx: CampaignContext, *, email: str, role: str) -> dict[str, Any]:
+    """Store an invitation and e-mail its link; the same answer whether the account exists."""
+    _may_invite(ctx, role)
+    email = normalise_email(email)
+    settings = ctx.settings
+    session = ctx.session
+    await _check_invitations_this_hour(ctx)
     # A new invitation to the same address replaces the pending one (one live link per person).
     await session.execute(
         text(
