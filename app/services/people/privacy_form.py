@@ -268,6 +268,33 @@ def _what(kind: str) -> str:
     }[kind]
 
 
+def _confirmation_mail(settings: Settings, c: Any, kind: str, token: str) -> tuple[str, str]:
+    """The subject and body of the mail with the confirmation link, in the request's language."""
+    campaign_id, hours = c.id, settings.privacy_link_hours
+    # the page opens in the language of the request (the mail is written in it too)
+    page = f"{settings.base_url}/privacy/{campaign_id}/confirm" + (
+        "" if current() == "fr" else f"?lang={current()}"
+    )
+    link = f"{page}#code={token}"
+    subject = _("Confirm your request to the campaign \u201c{name}\u201d").format(name=c.name)
+    body = _(
+        "Hello,\n\n"
+        "Someone (you, we hope) asked the campaign \u201c{name}\u201d, on its privacy page, to "
+        "{what}.\n\n"
+        "If it was you, open this link within {hours} hours and confirm:\n\n{link}\n\n"
+        "(or open {page} and paste this code: {code})\n\n"
+        "If it was not you, ignore this message: nothing will change. The link works once.\n"
+    ).format(
+        name=c.name,
+        what=_what(kind),
+        hours=hours,
+        link=link,
+        page=page,
+        code=token,
+    )
+    return subject, body
+
+
 async def _by_email(
     session: Any, settings: Settings, c: Any, kind: str, email: str | None, client: str | None
 ) -> tuple[str, Outgoing | None]:
@@ -328,27 +355,7 @@ async def _by_email(
         to = cipher.decrypt(
             held.email_enc, key_id=held.key_id, ad=aad(campaign_id, held.id, "email")
         )
-    # the page opens in the language of the request (the mail is written in it too)
-    page = f"{settings.base_url}/privacy/{campaign_id}/confirm" + (
-        "" if current() == "fr" else f"?lang={current()}"
-    )
-    link = f"{page}#code={token}"
-    subject = _("Confirm your request to the campaign \u201c{name}\u201d").format(name=c.name)
-    body = _(
-        "Hello,\n\n"
-        "Someone (you, we hope) asked the campaign \u201c{name}\u201d, on its privacy page, to "
-        "{what}.\n\n"
-        "If it was you, open this link within {hours} hours and confirm:\n\n{link}\n\n"
-        "(or open {page} and paste this code: {code})\n\n"
-        "If it was not you, ignore this message: nothing will change. The link works once.\n"
-    ).format(
-        name=c.name,
-        what=_what(kind),
-        hours=hours,
-        link=link,
-        page=page,
-        code=token,
-    )
+    subject, body = _confirmation_mail(settings, c, kind, token)
     return msg, Outgoing(campaign_id, rid, to, subject, body)
 
 
