@@ -171,7 +171,36 @@ async def ensure(
         districts = row.districts
     supporters = full or stored.get("supporters") != now["supporters"]
     await _campaign_factors(conn, campaign_id, sid, inputs, k, (mean, sd, n), supporters, settings)
-    saved = (
+    saved = await _save(conn, campaign_id, sid, now, inputs, (mean, sd, n), districts)
+    if row is None:
+        await conn.execute(sql.OLD_SNAPSHOTS, {"c": campaign_id, "keep": KEEP})
+    return Snapshot(
+        id=sid,
+        version=saved.version,
+        inputs=inputs,
+        names=list(NAMES),
+        mean=mean,
+        sd=sd,
+        n=n,
+        districts=districts,
+        refreshed_at=saved.refreshed_at,
+        refreshed="full" if full else "campaign factors",
+    )
+
+
+async def _save(
+    conn: Conn,
+    campaign_id: uuid.UUID,
+    sid: int,
+    now: dict[str, Any],
+    inputs: Inputs,
+    stats: tuple[list, list, list],
+    districts: int,
+) -> Any:
+    """Store a snapshot's inputs, statistics and the versions it was made for; its new version
+    and refresh time."""
+    mean, sd, n = stats
+    return (
         await conn.execute(
             sql.SAVE_SNAPSHOT,
             {
@@ -187,20 +216,6 @@ async def ensure(
             },
         )
     ).one()
-    if row is None:
-        await conn.execute(sql.OLD_SNAPSHOTS, {"c": campaign_id, "keep": KEEP})
-    return Snapshot(
-        id=sid,
-        version=saved.version,
-        inputs=inputs,
-        names=list(NAMES),
-        mean=mean,
-        sd=sd,
-        n=n,
-        districts=districts,
-        refreshed_at=saved.refreshed_at,
-        refreshed="full" if full else "campaign factors",
-    )
 
 
 async def _refresh_round(conn: Conn, campaign_id: uuid.UUID, inputs: Inputs) -> None:

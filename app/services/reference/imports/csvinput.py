@@ -161,26 +161,7 @@ def open_csv(
             raise fail(path, _("the file is empty (no header line)."), line=1)
         found = {d: first.count(d) for d in (";", ",", "\t", "|")}
         if delimiter is None:
-            allowed = [d for d in delimiters if found.get(d, 0) > 0]
-            if not allowed:
-                other = max(found, key=lambda d: found[d])
-                if found[other] > 0:
-                    raise fail(
-                        path,
-                        _(
-                            "wrong delimiter: the header is separated by {found}, this format "
-                            "uses {allowed}. Convert the file or pass --delimiter '{other}' if "
-                            "that is intended."
-                        ).format(
-                            found=_show(other),
-                            allowed=_(" or ").join(_show(d) for d in delimiters),
-                            other=other,
-                        ),
-                        line=1,
-                    )
-                delimiter = delimiters[0]
-            else:
-                delimiter = max(allowed, key=lambda d: found[d])
+            delimiter = _choose_delimiter(path, found, delimiters)
         header = next(csv.reader([first], delimiter=delimiter))
         header = [h.lstrip("\ufeff").strip() for h in header]
         hints = {_norm(h) for h in hint_columns}
@@ -209,6 +190,31 @@ def open_csv(
         yield inp
     finally:
         text.close()
+
+
+def _choose_delimiter(path: Path, found: dict[str, int], delimiters: Sequence[str]) -> str:
+    """The delimiter of a header that holds ``found`` of each: the most frequent one the format
+    allows; the format's first when the header has none at all; refused when the header is
+    separated by a delimiter the format does not allow."""
+    allowed = [d for d in delimiters if found.get(d, 0) > 0]
+    if not allowed:
+        other = max(found, key=lambda d: found[d])
+        if found[other] > 0:
+            raise fail(
+                path,
+                _(
+                    "wrong delimiter: the header is separated by {found}, this format "
+                    "uses {allowed}. Convert the file or pass --delimiter '{other}' if "
+                    "that is intended."
+                ).format(
+                    found=_show(other),
+                    allowed=_(" or ").join(_show(d) for d in delimiters),
+                    other=other,
+                ),
+                line=1,
+            )
+        return delimiters[0]
+    return max(allowed, key=lambda d: found[d])
 
 
 def _show(d: str) -> str:
