@@ -2,6 +2,7 @@
 -- Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer, $7 feature cap.
 -- Status: door_status() (migration 0030_door_status): flagged, visited in the current round, or
 -- pending.
+-- The tile of the doors: slot "points" (tiles_doors_points.sql).
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
            -- doors are stored in 4326: query them with the (buffered) envelope in 4326 so the
@@ -14,14 +15,4 @@ doors AS (
     WHERE a.geom && b.env4326
     LIMIT $7
 ),
-mvt AS (
-    SELECT ST_AsMVTGeom(ST_Transform(d.geom, 3857), b.env, $5::int, $6::int, true) AS geom,
-           d.id,
-           s.status,
-           CASE WHEN d.households > 1 THEN round(d.households)::int END AS households
-    FROM doors d
-    CROSS JOIN bounds b
-    CROSS JOIN LATERAL door_status($1, d.id) s
-)
-SELECT ST_AsMVT(mvt.*, 'doors', $5::int, 'geom') AS tile, count(mvt.geom) AS doors
-FROM mvt
+{points}

@@ -2,6 +2,7 @@
 -- with their walking order. Binds: $1 campaign_id uuid, $2 z, $3 x, $4 y, $5 extent, $6 buffer,
 -- $7 feature cap, $8 volunteer user id (NULL for invite sessions), $9 the invite's assignment id.
 -- The slot "mine": tiles_doors_mine.sql, filled in by app/services/field/tiles.py.
+-- The tile of the doors: slot "points" (tiles_doors_points.sql).
 WITH bounds AS (
     SELECT ST_TileEnvelope($2::int, $3::int, $4::int) AS env,
            ST_Transform(ST_TileEnvelope($2::int, $3::int, $4::int, margin => $6::float8 / $5::int), 4326) AS env4326
@@ -16,15 +17,4 @@ WITH bounds AS (
     GROUP BY a.id, a.geom, a.households
     LIMIT $7
 ),
-mvt AS (
-    SELECT ST_AsMVTGeom(ST_Transform(d.geom, 3857), b.env, $5::int, $6::int, true) AS geom,
-           d.id,
-           d.seq,
-           s.status,
-           CASE WHEN d.households > 1 THEN round(d.households)::int END AS households
-    FROM doors d
-    CROSS JOIN bounds b
-    CROSS JOIN LATERAL door_status($1, d.id) s
-)
-SELECT ST_AsMVT(mvt.*, 'doors', $5::int, 'geom') AS tile, count(mvt.geom) AS doors
-FROM mvt
+{points}

@@ -231,9 +231,9 @@ async def bare_sql(app_url: str, cid: str, tiles: list, seconds: int, clients: i
     shape as the service: tenant set locally, then the tile): the ceiling without HTTP/Python."""
     import asyncpg
 
-    from app.services.field.tiles import sql
+    from app.services.field.tiles import doors_sql
 
-    query = sql("tiles_doors")
+    query = doors_sql(grid=False, volunteer=False)
     done = 0
     stop_at = time.monotonic() + seconds
 

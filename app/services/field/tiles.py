@@ -74,13 +74,16 @@ _ONLY_MINE = """
 def doors_sql(grid: bool, volunteer: bool) -> str:
     """The door layer's statement: aggregated per cell (``grid``) or door by door, for a
     volunteer (the doors of their active assignments: ``tiles_doors_mine.sql`` fills the slot
-    ``mine``) or for staff (every door)."""
-    if not volunteer:
-        return sql("tiles_doors_grid").format(mine="", only_mine="") if grid else sql("tiles_doors")
-    mine = sql("tiles_doors_mine")
+    ``mine``) or for staff (every door). Door by door, ``tiles_doors_points.sql`` fills the slot
+    ``points`` (with each door's walking order for a volunteer)."""
     if grid:
-        return sql("tiles_doors_grid").format(mine=mine, only_mine=_ONLY_MINE)
-    return sql("tiles_doors_volunteer").format(mine=mine)
+        if not volunteer:
+            return sql("tiles_doors_grid").format(mine="", only_mine="")
+        return sql("tiles_doors_grid").format(mine=sql("tiles_doors_mine"), only_mine=_ONLY_MINE)
+    if not volunteer:
+        return sql("tiles_doors").format(points=sql("tiles_doors_points").format(seq=""))
+    points = sql("tiles_doors_points").format(seq="\n           d.seq,")
+    return sql("tiles_doors_volunteer").format(mine=sql("tiles_doors_mine"), points=points)
 
 
 def check_tile(z: int, x: int, y: int) -> None:
