@@ -186,18 +186,29 @@ async def set_tenant(
 
 @asynccontextmanager
 async def tenant_transaction(
-    conn: asyncpg.Connection, campaign_id: uuid.UUID, user_id: uuid.UUID | None
+    conn: asyncpg.Connection,
+    campaign_id: uuid.UUID,
+    user_id: uuid.UUID | None,
+    *,
+    generic_plans: bool = False,
 ) -> AsyncIterator[asyncpg.Connection]:
     """A transaction on a hot-path connection scoped like ``set_tenant``, in one round trip.
 
     The ids are ``uuid.UUID`` values (their text is hex and dashes), so they can be written into
     the statement: BEGIN and the settings go together in one simple-protocol message.
+
+    ``generic_plans``: the connection's prepared statements run on their generic plan in this
+    transaction (``plan_cache_mode``). For small lookups repeated at every request: row-level
+    security's filters make PostgreSQL plan them anew each time otherwise (custom plans), and
+    that planning costs ten times the lookup (1.5 ms against 0.15 ms for the map's version).
+    ``generic_plan_off(conn)`` goes back to the default before heavier queries.
     """
     if not isinstance(campaign_id, uuid.UUID) or not isinstance(user_id, uuid.UUID | None):
         raise TypeError("tenant_transaction takes uuid.UUID ids")
+    plans = ", set_config('plan_cache_mode', 'force_generic_plan', true)" if generic_plans else ""
     await conn.execute(
         f"BEGIN; SELECT set_config('porte.campaign_id', '{campaign_id}', true), "
-        f"set_config('porte.user_id', '{user_id or ''}', true)"
+        f"set_config('porte.user_id', '{user_id or ''}', true){plans}"
     )
     try:
         yield conn
@@ -208,6 +219,11 @@ async def tenant_transaction(
             await conn.execute("ROLLBACK")
         raise
     await conn.execute("COMMIT")
+
+
+async def generic_plan_off(conn: asyncpg.Connection) -> None:
+    """Back to PostgreSQL's own choice of plan for the rest of the transaction."""
+    await conn.execute("SELECT set_config('plan_cache_mode', 'auto', true)")
 
 
 # ---------------------------------------------------------------- the service's own role

@@ -250,10 +250,13 @@ async def test_turf_tile_progress_by_role(client, tw, owner_engine):
     assert (await client.get(url(tw, "turfs", 12, SPOT_A), headers=h["analyst"])).status_code == 403
 
 
-async def test_district_tile_scores_with_k(client, owner_engine, settings):
+async def test_district_tile_scores_with_k(client, app, owner_engine, settings):
     """Districts carry the campaign's own ranking (score, rank); counts below k are left out.
+    The tile is served from the cache while what it draws is unchanged, built again when the
+    campaign's ranking changes.
 
     Written first against the precomputed ranking (the old test wrote a ranking_cache row)."""
+    cache = app.state.tile_cache
     world = await make_world(owner_engine, settings, k=150)
     h = world.headers["analyst"]
     async with owner_engine.connect() as conn:
@@ -292,6 +295,9 @@ async def test_district_tile_scores_with_k(client, owner_engine, settings):
         for f in features(await client.get(tile_url, headers=h), "districts")
     }
     assert again == {c: p["score"] for c, p in props.items()}
+    hits = cache.stats.hits
+    assert features(await client.get(tile_url, headers=h), "districts")
+    assert cache.stats.hits == hits + 1  # the same tile again: from the cache
     # new campaign weights: once the campaign's ranking is computed again, the map follows
     # (the cached tile is keyed on the ranking it draws)
     r = await client.put(
@@ -306,10 +312,12 @@ async def test_district_tile_scores_with_k(client, owner_engine, settings):
             await client.get(world.url("/ranking"), params={"limit": 1000}, headers=h)
         ).json()["districts"]
     }
+    stale = cache.stats.stale
     moved = {
         f["properties"]["code"]: f["properties"]
         for f in features(await client.get(tile_url, headers=h), "districts")
     }
+    assert cache.stats.stale == stale + 1  # the cached tile drew the old ranking: built again
     for code, p in moved.items():
         assert p["score"] == pytest.approx(round(reranked[code]["score"], 3), abs=1e-9)
         assert p["rank"] == reranked[code]["rank"]

@@ -27,7 +27,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 from app.authz import ANALYST, STAFF, VOLUNTEER
-from app.db import tenant_transaction
+from app.db import generic_plan_off, tenant_transaction
 from app.errors import Forbidden, InvalidInput
 from app.i18n import _
 
@@ -241,7 +241,9 @@ async def districts_tile(
     if ctx.role == VOLUNTEER:
         raise Forbidden(_("District scores are for organisers and analysts."))
     key = ("districts", ctx.campaign_id, z, x, y)
-    async with tenant_transaction(ctx.conn, ctx.campaign_id, ctx.principal.user_id) as conn:
+    user = ctx.principal.user_id
+    # the version on its generic plan: planned once per connection, not at every tile
+    async with tenant_transaction(ctx.conn, ctx.campaign_id, user, generic_plans=True) as conn:
         state = await conn.fetchrow(_MAP_VERSION, ctx.campaign_id)
         kind = state["kind"] if state else "country"
         version = (
@@ -257,9 +259,10 @@ async def districts_tile(
             else (0, 0, 0, 0, 0, 0)
         ) + (ctx.k_threshold,)
         cache = tile_cache if tile_cache is not None and tile_cache.enabled else None
-        tile = cache.get(key, version) if cache else None
+        tile = cache.get(key, version) if cache is not None else None
         if tile is not None:
             return tile
+        await generic_plan_off(conn)  # the tile's own query is planned for its tile
         settings = (ctx.settings.mvt_extent, ctx.settings.mvt_buffer)
         # features cut in advance only while they were built for the districts as they are
         current = state is not None and state["shaped"] == state["districts"]
@@ -272,6 +275,6 @@ async def districts_tile(
             params = _mvt_params(ctx, z, x, y)
             data = await conn.fetchval(district_sql(name), *params, ctx.k_threshold, level)
     tile = _tile(data)
-    if cache:
+    if cache is not None:  # (an empty cache is falsy: it has a length)
         cache.put(key, version, tile, len(tile.data) + 200)
     return tile
