@@ -36,41 +36,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.config import REPO_ROOT
+from app.geo.insee import FILOSOFI_COUNTS
 from app.migration_helpers import APP_ROLE
 
 E0, N0 = 3756000, 2875800
 SAMPLE = REPO_ROOT / "data" / "sample_insee"  # real INSEE tiles and contours, copied in the repo
 
-TILE_COLUMNS = [
-    "ind",
-    "men",
-    "men_pauv",
-    "men_1ind",
-    "men_5ind",
-    "men_prop",
-    "men_fmp",
-    "ind_snv",
-    "men_surf",
-    "men_coll",
-    "men_mais",
-    "log_av45",
-    "log_45_70",
-    "log_70_90",
-    "log_ap90",
-    "log_inc",
-    "log_soc",
-    "ind_0_3",
-    "ind_4_5",
-    "ind_6_10",
-    "ind_11_17",
-    "ind_18_24",
-    "ind_25_39",
-    "ind_40_54",
-    "ind_55_64",
-    "ind_65_79",
-    "ind_80p",
-    "ind_inc",
-]
+TILE_COLUMNS = FILOSOFI_COUNTS
 
 CONTRACT_DDL = [
     "CREATE TABLE IF NOT EXISTS insee_tile (id text PRIMARY KEY, geom geometry(Polygon, 3035), "

@@ -13,6 +13,14 @@ from typing import NamedTuple
 from app.i18n import _
 
 SRID = 3035
+# The counts of a Filosofi 200 m tile, as the published file names its columns (the table
+# insee_tile keeps the same names).
+FILOSOFI_COUNTS = (
+    "ind", "men", "men_pauv", "men_1ind", "men_5ind", "men_prop", "men_fmp", "ind_snv",
+    "men_surf", "men_coll", "men_mais", "log_av45", "log_45_70", "log_70_90", "log_ap90",
+    "log_inc", "log_soc", "ind_0_3", "ind_4_5", "ind_6_10", "ind_11_17", "ind_18_24",
+    "ind_25_39", "ind_40_54", "ind_55_64", "ind_65_79", "ind_80p", "ind_inc",
+)  # fmt: skip
 _ID = re.compile(r"^CRS3035RES(\d+)(m|km)N(\d+)E(\d+)$", re.IGNORECASE)
 
 

@@ -25,6 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
+from app.geo.insee import FILOSOFI_COUNTS
 from app.tables.meta import TZ, at, doubles, metadata, one_of, serial_id
 
 insee_tile = Table(
@@ -32,36 +33,7 @@ insee_tile = Table(
     metadata,
     Column("id", Text, primary_key=True),
     Column("geom", Geometry("POLYGON", 3035, spatial_index=False), nullable=False),
-    *doubles(
-        "ind",
-        "men",
-        "men_pauv",
-        "men_1ind",
-        "men_5ind",
-        "men_prop",
-        "men_fmp",
-        "ind_snv",
-        "men_surf",
-        "men_coll",
-        "men_mais",
-        "log_av45",
-        "log_45_70",
-        "log_70_90",
-        "log_ap90",
-        "log_inc",
-        "log_soc",
-        "ind_0_3",
-        "ind_4_5",
-        "ind_6_10",
-        "ind_11_17",
-        "ind_18_24",
-        "ind_25_39",
-        "ind_40_54",
-        "ind_55_64",
-        "ind_65_79",
-        "ind_80p",
-        "ind_inc",
-    ),
+    *doubles(*FILOSOFI_COUNTS),
     Column("i_est_200", SmallInteger),
     Column("lcog_geo", Text),
     Column("source_file", Text, nullable=False),

@@ -23,18 +23,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from app.geo.insee import FILOSOFI_COUNTS
+
 BAN_HEADER = [
     "id", "id_fantoir", "numero", "rep", "nom_voie", "code_postal", "code_insee", "nom_commune",
     "code_insee_ancienne_commune", "nom_ancienne_commune", "x", "y", "lon", "lat",
     "type_position", "alias", "nom_ld", "libelle_acheminement", "nom_afnor", "source_position",
     "source_nom_voie", "certification_commune", "cad_parcelles",
 ]  # fmt: skip
-TILE_COUNTS = [
-    "ind", "men", "men_pauv", "men_1ind", "men_5ind", "men_prop", "men_fmp", "ind_snv",
-    "men_surf", "men_coll", "men_mais", "log_av45", "log_45_70", "log_70_90", "log_ap90",
-    "log_inc", "log_soc", "ind_0_3", "ind_4_5", "ind_6_10", "ind_11_17", "ind_18_24",
-    "ind_25_39", "ind_40_54", "ind_55_64", "ind_65_79", "ind_80p", "ind_inc",
-]  # fmt: skip
+TILE_COUNTS = FILOSOFI_COUNTS
 COMMUNES = 35_000
 DOORS_PER_STREET = 12
 NAMES = 600_000  # distinct street names at most

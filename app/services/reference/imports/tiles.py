@@ -14,7 +14,7 @@ from typing import Any, Unpack
 
 import asyncpg
 
-from app.geo.insee import TileIdError, parse_tile_id
+from app.geo.insee import FILOSOFI_COUNTS, TileIdError, parse_tile_id
 from app.i18n import _, number
 from app.services.reference.imports.common import (
     Fault,
@@ -26,12 +26,7 @@ from app.services.reference.imports.common import (
 )
 from app.services.reference.imports.csvinput import find_columns, open_csv
 
-COUNTS = [
-    "ind", "men", "men_pauv", "men_1ind", "men_5ind", "men_prop", "men_fmp", "ind_snv",
-    "men_surf", "men_coll", "men_mais", "log_av45", "log_45_70", "log_70_90", "log_ap90",
-    "log_inc", "log_soc", "ind_0_3", "ind_4_5", "ind_6_10", "ind_11_17", "ind_18_24",
-    "ind_25_39", "ind_40_54", "ind_55_64", "ind_65_79", "ind_80p", "ind_inc",
-]  # fmt: skip
+COUNTS = FILOSOFI_COUNTS
 SPEC: dict[str, list[str]] = {
     "id": ["idcar_200m", "idinspire", "id_inspire", "idcar"],
     "i_est_200": ["i_est_200", "i_est_cr", "i_est"],
